@@ -1,0 +1,51 @@
+# statherd — top-level commands. Each target installs what it needs and builds first.
+#   make demo   agent + server + three Python writer processes, output you can read
+#   make test   every test: unit + integration (real carbon-cache), then unit tests under
+#               AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench  benchmarks, printed as tables
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all deps build build-asan test test-unit test-asan demo bench fuzz clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTATHERD_SANITIZE=ON -DSTATHERD_BENCH=OFF $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+test: build
+	@scripts/install-deps.sh all
+	cd $(BUILD) && ctest --output-on-failure --timeout 900
+	@$(MAKE) --no-print-directory test-asan
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+test-asan: build-asan
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L unit
+
+demo: build
+	@scripts/install-deps.sh all
+	@scripts/demo.sh $(BUILD)
+
+bench: build
+	@scripts/bench.sh $(BUILD)
+
+fuzz:
+	@scripts/install-deps.sh all
+	@CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTATHERD_FUZZ=ON -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF >/dev/null
+	@cmake --build build-fuzz -j$(JOBS)
+	@scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,0 +1,205 @@
+#include "agent/agent_config.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "agent/shipper.h"
+
+namespace statherd::agent {
+namespace {
+
+bool flag_takes_value(std::string_view flag) {
+  static constexpr std::string_view kValued[] = {
+      "--config",     "--server",          "--token-file",      "--interval",
+      "--mmstats-glob", "--counter-pattern", "--host",          "--spool-dir",
+      "--agent-id",   "--spool-max-bytes", "--ship-timeout"};
+  for (auto v : kValued)
+    if (v == flag) return true;
+  return false;
+}
+
+Error bad_flag(const std::string& flag, const std::string& message, const std::string& allowed) {
+  return make_error(flag + ": " + message, allowed.empty() ? "see --help" : allowed);
+}
+
+// Stores one "--flag value" pair; returns an error for an unknown flag or a bad value.
+Status store_valued_flag(const std::string& flag, const std::string& value, CommandLine& cli) {
+  if (flag == "--config") cli.config_file = value;
+  else if (flag == "--server") cli.server = value;
+  else if (flag == "--token-file") cli.token_file = value;
+  else if (flag == "--host") cli.host = value;
+  else if (flag == "--agent-id") cli.agent_id = value;
+  else if (flag == "--spool-dir") cli.spool_dir = value;
+  else if (flag == "--mmstats-glob") cli.mmstats_globs.push_back(value);
+  else if (flag == "--counter-pattern") cli.counter_patterns.push_back(value);
+  else if (flag == "--interval" || flag == "--ship-timeout") {
+    auto d = parse_duration(value);
+    if (!d) return bad_flag(flag, d.error().message, "a duration like 10s, 500ms, 5m");
+    (flag == "--interval" ? cli.interval : cli.ship_timeout) = *d;
+  } else if (flag == "--spool-max-bytes") {
+    auto b = parse_bytes(value);
+    if (!b) return bad_flag(flag, b.error().message, "a size like 256MiB, 10MB, 4096");
+    cli.spool_max_bytes = *b;
+  } else {
+    return bad_flag(flag, "unknown option", "");
+  }
+  return Ok{};
+}
+
+Status store_switch(const std::string& flag, CommandLine& cli) {
+  if (flag == "--once") cli.mode = CommandLine::Mode::Once;
+  else if (flag == "--check-config") cli.mode = CommandLine::Mode::CheckConfig;
+  else if (flag == "--help" || flag == "-h") cli.mode = CommandLine::Mode::Help;
+  else if (flag == "--version") cli.mode = CommandLine::Mode::Version;
+  else if (flag == "--verbose" || flag == "-v") cli.verbose = true;
+  else return bad_flag(flag, "unknown option", "");
+  return Ok{};
+}
+
+}  // namespace
+
+Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
+  CommandLine cli;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string flag = arg, value;
+    bool has_inline_value = false;
+    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_inline_value = true;
+    }
+    if (flag_takes_value(flag)) {
+      if (!has_inline_value) {
+        if (i + 1 >= argc) return bad_flag(flag, "needs a value", "");
+        value = argv[++i];
+      }
+      if (auto st = store_valued_flag(flag, value, cli); !st) return st.error();
+    } else {
+      if (has_inline_value) return bad_flag(flag, "takes no value", "");
+      if (auto st = store_switch(flag, cli); !st) return st.error();
+    }
+  }
+  return cli;
+}
+
+std::string usage_text() {
+  return "usage: statherd-agent [--config FILE] [--server URL] [--token-file FILE] [--interval 10s]\n"
+         "         [--mmstats-glob GLOB]... [--counter-pattern GLOB]... [--host NAME]\n"
+         "         [--spool-dir DIR] [--spool-max-bytes SIZE] [--agent-id ID]\n"
+         "         [--ship-timeout 5s] [--verbose]\n"
+         "       statherd-agent --once ...          read every source once, print JSON lines\n"
+         "       statherd-agent --check-config ...  validate the configuration and exit\n"
+         "       statherd-agent --help | --version\n"
+         "\n"
+         "Flags override the keys of the YAML file (documented in config/agent.yaml).\n"
+         "--counter-pattern given on the command line replaces the default patterns.\n"
+         "SIGTERM/SIGINT: stop scraping, try once to ship what is spooled, exit 0.\n";
+}
+
+void read_agent_yaml(YamlReader& r, AgentConfig& c) {
+  YAML::Node root = r.root();
+  if (!root || !root.IsMap()) return;
+  r.check_keys(root, {"server", "token_file", "interval", "host", "agent_id", "spool_dir",
+                      "spool_max_bytes", "mmstats", "ship_timeout"});
+  r.get_string(root, "server", c.server);
+  r.get_string(root, "token_file", c.token_file);
+  r.get_duration(root, "interval", c.interval);
+  r.get_string(root, "host", c.host);
+  r.get_string(root, "agent_id", c.agent_id);
+  r.get_string(root, "spool_dir", c.spool_dir);
+  r.get_bytes(root, "spool_max_bytes", c.spool_max_bytes);
+  r.get_duration(root, "ship_timeout", c.ship_timeout);
+  if (root["server"] && c.server.rfind("https://", 0) == 0)
+    r.error_at(root["server"], "server", "https is not supported by this agent",
+               "http://host:port[/path] (put a TLS-terminating proxy next to the agent)");
+  if (YAML::Node mm = r.get_map(root, "mmstats"); mm && mm.IsMap()) {
+    r.check_keys(mm, {"globs", "counter_patterns"}, "mmstats");
+    r.get_string_list(mm, "globs", c.mmstats_globs, "mmstats");
+    std::vector<std::string> patterns;
+    if (r.get_string_list(mm, "counter_patterns", patterns, "mmstats"))
+      c.counter_patterns = std::move(patterns);
+  }
+}
+
+void apply_command_line(const CommandLine& cli, AgentConfig& c) {
+  if (cli.server) c.server = *cli.server;
+  if (cli.token_file) c.token_file = *cli.token_file;
+  if (cli.host) c.host = *cli.host;
+  if (cli.agent_id) c.agent_id = *cli.agent_id;
+  if (cli.spool_dir) c.spool_dir = *cli.spool_dir;
+  if (cli.interval) c.interval = *cli.interval;
+  if (cli.ship_timeout) c.ship_timeout = *cli.ship_timeout;
+  if (cli.spool_max_bytes) c.spool_max_bytes = *cli.spool_max_bytes;
+  if (!cli.mmstats_globs.empty()) c.mmstats_globs = cli.mmstats_globs;
+  if (!cli.counter_patterns.empty()) c.counter_patterns = cli.counter_patterns;
+}
+
+void fill_defaults(AgentConfig& c) {
+  if (c.host.empty()) {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) == 0) c.host = name;
+    if (c.host.empty()) c.host = "localhost";
+  }
+  if (c.agent_id.empty()) c.agent_id = c.host;
+}
+
+std::vector<std::string> validate_agent_config(const AgentConfig& c, bool needs_server) {
+  std::vector<std::string> problems;
+  if (needs_server) {
+    if (auto url = parse_server_url(c.server); !url)
+      problems.push_back("server: " + url.error().to_string());
+    if (c.token_file.empty())
+      problems.push_back(
+          "token_file: no token file configured\nhint: pass --token-file FILE or set token_file "
+          "in the config; it holds the shared token of statherd-server");
+    if (c.spool_dir.empty())
+      problems.push_back("spool_dir: empty\nhint: pass --spool-dir DIR (a directory the agent "
+                         "owns; it is created with mode 0700)");
+  }
+  if (c.spool_max_bytes < 4096)
+    problems.push_back("spool_max_bytes: " + std::to_string(c.spool_max_bytes) +
+                       " is too small\nhint: use at least 4KiB, e.g. 256MiB");
+  return problems;
+}
+
+LoadedConfig load_agent_config(const CommandLine& cli) {
+  LoadedConfig loaded;
+  if (!cli.config_file.empty()) {
+    YamlReader reader(cli.config_file);
+    read_agent_yaml(reader, loaded.config);
+    for (const auto& e : reader.errors()) loaded.errors.push_back(e.to_string());
+  }
+  apply_command_line(cli, loaded.config);
+  fill_defaults(loaded.config);
+  bool needs_server = cli.mode != CommandLine::Mode::Once;
+  for (auto& p : validate_agent_config(loaded.config, needs_server))
+    loaded.errors.push_back(std::move(p));
+  return loaded;
+}
+
+Result<std::string> read_token_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return make_error("cannot read token file " + path + ": " + std::strerror(errno),
+                      "create it with the server's token (one line) and make it readable by the "
+                      "agent user only (chmod 600)");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string token = ss.str();
+  auto is_space = [](char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t'; };
+  while (!token.empty() && is_space(token.back())) token.pop_back();
+  size_t start = 0;
+  while (start < token.size() && is_space(token[start])) ++start;
+  token.erase(0, start);
+  if (token.empty())
+    return make_error("token file " + path + " is empty",
+                      "put the server's shared token in it (one line)");
+  return token;
+}
+
+}  // namespace statherd::agent

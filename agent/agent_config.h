@@ -1,0 +1,73 @@
+// statherd-agent configuration: YAML file (config/agent.yaml documents every key) overlaid by
+// command-line flags. Flags win over YAML keys; a repeated list flag (--mmstats-glob,
+// --counter-pattern) replaces the whole YAML list.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/yaml_util.h"
+
+namespace statherd::agent {
+
+inline constexpr uint64_t kDefaultSpoolMaxBytes = 256ull << 20;
+
+struct AgentConfig {
+  std::string server = "http://127.0.0.1:8470";  // http://host:port[/path]; https is refused
+  std::string token_file;                        // required unless --once
+  std::chrono::milliseconds interval{10'000};
+  std::string host;      // empty: gethostname()
+  std::string agent_id;  // empty: host
+  std::string spool_dir = "/var/lib/statherd-agent/spool";
+  uint64_t spool_max_bytes = kDefaultSpoolMaxBytes;
+  std::vector<std::string> mmstats_globs;  // empty: the source's default ($MMSTATS_GLOB/$TMPDIR)
+  // Labels matching one of these are counters. nullopt: the mmstats source's documented defaults.
+  std::optional<std::vector<std::string>> counter_patterns;
+  std::chrono::milliseconds ship_timeout{5'000};  // deadline of one HTTP request to the server
+};
+
+// What the command line asked for, before merging with the YAML file.
+struct CommandLine {
+  enum class Mode { Run, Once, CheckConfig, Help, Version };
+  Mode mode = Mode::Run;
+  std::string config_file;
+  std::optional<std::string> server, token_file, host, agent_id, spool_dir;
+  std::optional<std::chrono::milliseconds> interval, ship_timeout;
+  std::optional<uint64_t> spool_max_bytes;
+  std::vector<std::string> mmstats_globs;      // empty: not given
+  std::vector<std::string> counter_patterns;   // empty: not given
+  bool verbose = false;
+};
+
+// Parses argv (argv[0] is the program). Accepts "--flag value" and "--flag=value".
+Result<CommandLine> parse_command_line(int argc, const char* const* argv);
+std::string usage_text();
+
+// Reads the YAML keys of `reader` into `config`; errors stay in reader.errors().
+void read_agent_yaml(YamlReader& reader, AgentConfig& config);
+
+// Overlays command-line values onto `config`.
+void apply_command_line(const CommandLine& cli, AgentConfig& config);
+
+// Fills host (gethostname) and agent_id (host) when empty.
+void fill_defaults(AgentConfig& config);
+
+// Cross-field checks that need no I/O: server URL scheme, token file present for `Run`.
+// Returns human-readable problems (empty: fine).
+std::vector<std::string> validate_agent_config(const AgentConfig& config, bool needs_server);
+
+// Loads file (if any) + command line. Errors are "file:line:col: ..." lines, or plain lines for
+// command-line problems.
+struct LoadedConfig {
+  AgentConfig config;
+  std::vector<std::string> errors;
+};
+LoadedConfig load_agent_config(const CommandLine& cli);
+
+// Reads the bearer token: the file's content with surrounding whitespace trimmed.
+Result<std::string> read_token_file(const std::string& path);
+
+}  // namespace statherd::agent

@@ -1,0 +1,67 @@
+// Ships encoded batches to statherd-server: one synchronous HTTP/1.1 POST per batch
+// (POST {server}/api/v1/ingest). Beast lives in shipper.cpp only, to keep compile times down.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace statherd::agent {
+
+// http://host:port[/path]. https is refused with a hint (no TLS in the agent).
+struct ServerUrl {
+  std::string host;
+  uint16_t port = 80;
+  std::string path_prefix;  // "" or "/prefix" (no trailing slash)
+  std::string ingest_target() const { return path_prefix + "/api/v1/ingest"; }
+};
+Result<ServerUrl> parse_server_url(std::string_view url);
+
+enum class ShipOutcome {
+  Acked,          // 200: the server has it in its write-ahead log; remove from the spool
+  RetryLater,     // 5xx, 429, connection/timeout errors: keep, back off, retry
+  Unauthorized,   // 401/403: keep the batch, retry later; the token is probably wrong
+  Rejected,       // other 4xx: the server will never accept this batch; drop it
+};
+const char* ship_outcome_name(ShipOutcome o);
+
+struct ShipResult {
+  ShipOutcome outcome = ShipOutcome::RetryLater;
+  int http_status = 0;   // 0: no HTTP response (connect/write/read failed)
+  std::string detail;    // error text or the start of the response body
+};
+
+// Something that delivers one batch; HttpBatchSender in production, fakes in tests.
+class BatchSender {
+ public:
+  virtual ~BatchSender() = default;
+  virtual ShipResult send(uint64_t seq, std::string_view encoded_batch) = 0;
+};
+
+struct HttpSenderOptions {
+  ServerUrl url;
+  std::string token;
+  std::string agent_id;
+  std::chrono::milliseconds timeout{5'000};   // whole request: resolve+connect+write+read
+  size_t max_response_bytes = 64 * 1024;
+};
+
+// One connection per request (batches are few: one per interval), so no stale keep-alive state.
+class HttpBatchSender : public BatchSender {
+ public:
+  explicit HttpBatchSender(HttpSenderOptions options) : options_(std::move(options)) {}
+  ShipResult send(uint64_t seq, std::string_view encoded_batch) override;
+  // For the shutdown flush: a shorter deadline.
+  void set_timeout(std::chrono::milliseconds t) { options_.timeout = t; }
+
+ private:
+  HttpSenderOptions options_;
+};
+
+// Maps an HTTP status to what the agent does with the batch.
+ShipOutcome classify_http_status(int status);
+
+}  // namespace statherd::agent

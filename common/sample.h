@@ -1,0 +1,77 @@
+// The sample model shared by agent and server (see ../shared/DESIGN.md "Data model").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/sketch.h"
+
+namespace statherd {
+
+enum class Kind : uint8_t { Counter = 1, Gauge = 2, Distribution = 3, Text = 4 };
+
+const char* kind_name(Kind k);
+
+// Tags are kept sorted by key; keys are unique.
+using Tags = std::vector<std::pair<std::string, std::string>>;
+
+// Who produced a sample. A reused pid with another start time is another source.
+struct SourceIdentity {
+  std::string host;
+  std::string app;
+  int64_t pid = -1;            // -1: unknown (e.g. an HTTP endpoint)
+  int64_t start_time_ms = 0;   // process start, wall clock ms (from /proc); 0: unknown
+  std::string path;            // file path or URL the samples came from
+
+  // A stable key: host \0 app \0 pid \0 start \0 path.
+  std::string key() const;
+  bool operator==(const SourceIdentity&) const = default;
+};
+
+// A distribution value: either a mergeable sketch, Prometheus-style buckets, or a summary
+// that the source computed itself (quantiles over its own reservoir: not mergeable).
+struct Distribution {
+  enum class Form : uint8_t { Sketch = 1, Buckets = 2, Summary = 3 };
+  Form form = Form::Sketch;
+  Sketch sketch;                                   // Form::Sketch
+  std::vector<double> bucket_upper_bounds;         // Form::Buckets: ascending, last may be +Inf
+  std::vector<double> bucket_counts;               // Form::Buckets: non-cumulative counts
+  double count = 0;                                // Buckets and Summary
+  double sum = 0;                                  // Buckets and Summary
+  double min = 0, max = 0;                         // Summary (if known)
+  std::vector<std::pair<double, double>> quantiles;  // Summary: (q in [0,1], value)
+
+  bool operator==(const Distribution&) const = default;
+};
+
+struct Sample {
+  std::string name;   // dotted metric name as the source spells it, e.g. "requests.count"
+  Tags tags;
+  Kind kind = Kind::Gauge;
+  int64_t timestamp_ms = 0;  // when it was read
+  double value = 0;          // Counter (cumulative) and Gauge
+  std::string text;          // Text
+  std::shared_ptr<const Distribution> dist;  // Distribution
+
+  bool operator==(const Sample& o) const;
+};
+
+// All samples read from one source identity in one scrape.
+struct SourceSamples {
+  SourceIdentity id;
+  // The source appeared while the agent was watching (started since the previous scan), so the
+  // server counts its counters' whole value on first sighting instead of baselining them.
+  bool fresh = false;
+  std::vector<Sample> samples;
+};
+
+// A source that could not be read this scrape.
+struct SourceError {
+  std::string source;   // path or URL
+  std::string message;
+};
+
+}  // namespace statherd

@@ -1,0 +1,46 @@
+// The agent -> server wire codec: one Batch per HTTP POST, binary, little-endian.
+// Documented byte by byte in docs/FORMAT.md ("Agent batch"). Decoding is bounded: every length
+// is checked against the remaining bytes and against WireLimits, so a hostile payload yields an
+// Error and never reads past the span.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "common/sample.h"
+
+namespace statherd {
+
+inline constexpr char kBatchContentType[] = "application/x-statherd-batch";
+
+struct Batch {
+  std::string agent_id;
+  uint64_t seq = 0;        // per agent, strictly increasing across agent restarts
+  int64_t sent_ms = 0;     // when the agent built it (wall clock)
+  std::vector<SourceSamples> sources;
+  std::vector<SourceError> errors;  // sources that failed this scrape (shown in /api/v1/sources)
+
+  size_t sample_count() const;
+};
+
+struct WireLimits {
+  uint64_t max_sources = 100'000;
+  uint64_t max_samples = 10'000'000;   // over the whole batch
+  uint64_t max_string = 64 * 1024;     // bytes per string
+  uint64_t max_tags = 64;              // per sample
+  uint64_t max_buckets = 16'384;       // per sketch store / bucket list
+  uint64_t max_errors = 10'000;
+};
+
+std::string encode_batch(const Batch& batch);
+Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& limits = {});
+inline Result<Batch> decode_batch(std::string_view bytes, const WireLimits& limits = {}) {
+  return decode_batch(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                               bytes.size()),
+                      limits);
+}
+
+}  // namespace statherd

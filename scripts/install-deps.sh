@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages statherd needs to build, test and demo, if any are missing.
+# Idempotent and quiet when everything is there. Usage: scripts/install-deps.sh [build|test|all]
+set -euo pipefail
+
+what=${1:-all}
+build_pkgs=(cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-json3-dev
+            libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev)
+test_pkgs=(graphite-carbon python3-whisper python3 clang libclang-rt-14-dev)
+
+pkgs=("${build_pkgs[@]}")
+if [ "$what" != build ]; then pkgs+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

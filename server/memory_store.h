@@ -1,0 +1,70 @@
+// The in-memory store: the last `retention` of every Graphite path at interval resolution,
+// served with the JSON shapes of Graphite's /render and /metrics/find APIs. Fed like a sink.
+// Not thread-safe: the HTTP server feeds and queries it from its one io_context thread.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "server/sinks/sink.h"
+
+namespace statherd::server {
+
+struct MemoryStoreOptions {
+  std::chrono::seconds retention{3600};
+  uint64_t max_paths = 1'000'000;  // new paths beyond this are refused and counted
+  std::string prefix = "statherd"; // Graphite prefix, as the graphite sink uses it
+};
+
+// A Graphite time: "now", relative "-10min", "-1h", "-30s", "-2d", "-1w" (also "-5minutes",
+// "-2hours", ...), or absolute unix seconds. Returns unix seconds.
+Result<int64_t> parse_graphite_time(std::string_view text, int64_t now_s);
+
+class MemoryStore : public Sink {
+ public:
+  explicit MemoryStore(MemoryStoreOptions options);
+
+  std::string name() const override { return "memory"; }
+  // Stores every point (re-emission overwrites its slot) and forgets paths older than retention.
+  void emit(const IntervalOutput& out) override;
+
+  // /metrics/find: [{"text","id","leaf","expandable","allowChildren"}], one per distinct node.
+  nlohmann::json find(std::string_view query) const;
+  // /render: [{"target": PATH, "datapoints": [[VALUE|null, TS], ...]}] for every path matching
+  // any target; one datapoint per interval start in [from_s, until_s].
+  nlohmann::json render(const std::vector<std::string>& targets, int64_t from_s,
+                        int64_t until_s) const;
+
+  uint64_t path_count() const { return series_.size(); }
+  uint64_t refused_paths() const { return refused_paths_; }
+
+ private:
+  struct Slot {
+    int64_t ts = INT64_MIN;  // interval start held in this slot; INT64_MIN: empty
+    double value = 0;
+  };
+  struct Ring {
+    int64_t interval_s = 10;
+    int64_t newest_ts = INT64_MIN;
+    std::vector<Slot> slots;
+  };
+  void store(const std::string& path, int64_t ts, int64_t interval_s, double value);
+  void expire(int64_t newest_ts);
+  nlohmann::json datapoints(const Ring& ring, int64_t from_s, int64_t until_s) const;
+  template <class Fn>
+  void for_each_match(std::string_view pattern, Fn&& fn) const;
+
+  MemoryStoreOptions options_;
+  std::map<std::string, Ring, std::less<>> series_;
+  uint64_t refused_paths_ = 0;
+  int64_t last_expire_ts_ = INT64_MIN;
+};
+
+}  // namespace statherd::server

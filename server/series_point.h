@@ -1,0 +1,32 @@
+// What the rollup hands to sinks: one interval's rolled-up values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/sample.h"
+
+namespace statherd::server {
+
+enum class Level : uint8_t { Process = 0, Host = 1, App = 2 };
+
+struct SeriesPoint {
+  Level level = Level::App;
+  std::string app;
+  std::string host;     // Host and Process levels
+  int64_t pid = -1;     // Process level
+  std::string metric;   // dotted metric name as the source spelled it
+  Tags tags;
+  std::string stat;     // "count", "rate", "m1_rate", "min", "p99", ...
+  double value = 0;
+};
+
+struct IntervalOutput {
+  int64_t start_s = 0;      // interval start, unix seconds (the Graphite timestamp)
+  int64_t interval_s = 10;
+  bool reemit = false;      // late data changed an interval already emitted: full values again
+  std::vector<SeriesPoint> points;
+};
+
+}  // namespace statherd::server

@@ -1,0 +1,75 @@
+// GraphiteSink: Carbon's plaintext protocol, `path value timestamp\n`, over TCP (or to stdout
+// for address "-"). emit() only formats and queues (bounded, drop-oldest with a counter); a
+// sender thread batches, connects with a deadline, reconnects with exponential backoff, writes
+// with a deadline (so TCP backpressure slows the sender, never ingest) and paces the creation
+// of new series (Carbon drops creations beyond MAX_CREATES_PER_MINUTE silently).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "server/sinks/sink.h"
+
+namespace statherd::server {
+
+struct GraphiteSinkOptions {
+  std::string address;                      // "host:port", or "-" for stdout
+  std::string prefix = "statherd";          // first path component(s)
+  uint64_t queue_max_lines = 1'000'000;     // beyond: drop oldest, counted
+  uint64_t max_new_series_per_minute = 0;   // 0: unlimited; else lines of never-sent paths wait
+  size_t batch_bytes = 64 * 1024;           // one write() at most this large
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds write_timeout{10'000};
+  std::chrono::milliseconds stop_timeout{10'000};   // stop() flushes at most this long
+  std::chrono::milliseconds backoff_initial{250};
+  std::chrono::milliseconds backoff_max{30'000};
+  int stdout_fd = 1;                        // for "-" (tests pass a pipe)
+};
+
+// Shortest text that parses back to the same double ("0.1", "1e+21", "42"); nullopt for NaN/Inf.
+std::optional<std::string> format_graphite_value(double value);
+
+class GraphiteSink : public Sink {
+ public:
+  struct Counters {
+    uint64_t lines_queued = 0, lines_sent = 0, lines_dropped = 0, lines_delayed = 0;
+    uint64_t non_finite_skipped = 0, connects = 0, connect_failures = 0, write_failures = 0;
+    uint64_t queue_depth = 0;
+  };
+
+  explicit GraphiteSink(GraphiteSinkOptions options);
+  ~GraphiteSink() override;  // stop()s if still running
+
+  std::string name() const override { return "graphite"; }
+  void emit(const IntervalOutput& out) override;  // never blocks on the network
+  void stop() override;                           // flush with options.stop_timeout, join
+  Counters counters() const;
+
+ private:
+  struct Line {
+    std::string text;     // "path value ts\n"
+    uint32_t path_len;    // text.substr(0, path_len) is the path
+  };
+  class Sender;
+  void enqueue(std::string&& text, uint32_t path_len);
+
+  GraphiteSinkOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Line> queue_;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point stop_deadline_{};
+  Counters counters_;
+  std::thread thread_;
+  friend class Sender;
+};
+
+}  // namespace statherd::server

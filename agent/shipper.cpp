@@ -9,6 +9,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <charconv>
+#include <optional>
 
 #include "common/wire.h"
 
@@ -98,36 +99,68 @@ ShipResult connection_failure(const std::string& what, const beast::error_code& 
   return {ShipOutcome::RetryLater, 0, what + ": " + ec.message()};
 }
 
+// One POST, driven by async operations on one io_context so that the tcp_stream deadline
+// (expires_after only applies to async operations) covers connect, write and read.
+struct Exchange {
+  asio::io_context ioc;
+  asio::ip::tcp::resolver resolver{ioc};
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer{8192};
+  http::request<http::string_body> request;
+  http::response_parser<http::string_body> parser;
+  std::chrono::milliseconds timeout{};
+  std::optional<ShipResult> result;
+
+  void fail(const std::string& what, const beast::error_code& ec) {
+    if (!result) result = connection_failure(what, ec);
+  }
+  void start(const ServerUrl& url) {
+    resolver.async_resolve(url.host, std::to_string(url.port),
+                           [this, host = url.host](beast::error_code ec, auto endpoints) {
+                             if (ec) return fail("resolve " + host, ec);
+                             on_resolved(endpoints);
+                           });
+  }
+  void on_resolved(const asio::ip::tcp::resolver::results_type& endpoints) {
+    stream.expires_after(timeout);
+    stream.async_connect(endpoints, [this](beast::error_code ec, auto) {
+      if (ec) return fail("connect", ec);
+      stream.expires_after(timeout);
+      http::async_write(stream, request, [this](beast::error_code ec2, size_t) {
+        if (ec2) return fail("send", ec2);
+        stream.expires_after(timeout);
+        http::async_read(stream, buffer, parser, [this](beast::error_code ec3, size_t) {
+          if (ec3) return fail("read response", ec3);
+          on_response();
+        });
+      });
+    });
+  }
+  void on_response() {
+    beast::error_code ignored;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    const auto& res = parser.get();
+    int status = static_cast<int>(res.result_int());
+    result = ShipResult{classify_http_status(status), status, res.body().substr(0, 512)};
+  }
+};
+
 }  // namespace
 
 ShipResult HttpBatchSender::send(uint64_t seq, std::string_view encoded_batch) {
   try {
-    asio::io_context ioc;
-    asio::ip::tcp::resolver resolver(ioc);
-    beast::tcp_stream stream(ioc);
-    beast::error_code ec;
-    auto endpoints = resolver.resolve(options_.url.host, std::to_string(options_.url.port), ec);
-    if (ec) return connection_failure("resolve " + options_.url.host, ec);
-    // One deadline for the whole exchange: expires_after covers connect, write and read.
-    stream.expires_after(options_.timeout);
-    stream.connect(endpoints, ec);
-    if (ec) return connection_failure("connect", ec);
-    stream.expires_after(options_.timeout);
-    auto req = build_request(options_, seq, encoded_batch);
-    http::write(stream, req, ec);
-    if (ec) return connection_failure("send", ec);
-    stream.expires_after(options_.timeout);
-    beast::flat_buffer buffer(8192);
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(options_.max_response_bytes);
-    parser.header_limit(16 * 1024);
-    http::read(stream, buffer, parser, ec);
-    if (ec) return connection_failure("read response", ec);
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    const auto& res = parser.get();
-    int status = static_cast<int>(res.result_int());
-    std::string detail = res.body().substr(0, 512);
-    return {classify_http_status(status), status, std::move(detail)};
+    Exchange ex;
+    ex.timeout = options_.timeout;
+    ex.request = build_request(options_, seq, encoded_batch);
+    ex.parser.body_limit(options_.max_response_bytes);
+    ex.parser.header_limit(16 * 1024);
+    ex.start(options_.url);
+    // Backstop for name resolution, which the stream deadline does not cover.
+    ex.ioc.run_for(options_.timeout * 3 + std::chrono::seconds(1));
+    if (!ex.result)
+      return {ShipOutcome::RetryLater, 0,
+              "no answer from " + options_.url.host + " within the deadline"};
+    return std::move(*ex.result);
   } catch (const std::exception& e) {
     return {ShipOutcome::RetryLater, 0, std::string("HTTP client error: ") + e.what()};
   }

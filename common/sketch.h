@@ -21,7 +21,8 @@ class Sketch {
   static constexpr double kMinPositive = 1e-9;
   static constexpr int kDefaultMaxBuckets = 4096;
 
-  explicit Sketch(double alpha = kDefaultAlpha, int max_buckets = kDefaultMaxBuckets);
+  Sketch() : Sketch(kDefaultAlpha) {}
+  explicit Sketch(double alpha, int max_buckets = kDefaultMaxBuckets);
 
   void add(double value, double count = 1);
   // Exact merge: bucket counts, count, sum, min and max combine. Both sketches must share alpha.

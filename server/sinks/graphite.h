@@ -59,7 +59,6 @@ class GraphiteSink : public Sink {
     uint32_t path_len;    // text.substr(0, path_len) is the path
   };
   class Sender;
-  void enqueue(std::string&& text, uint32_t path_len);
 
   GraphiteSinkOptions options_;
   mutable std::mutex mutex_;

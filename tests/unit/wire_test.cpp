@@ -159,7 +159,9 @@ TEST(Wire, MutatedPayloadsNeverCrash) {
       m[pos] = static_cast<char>(state >> 24);
     }
     auto r = decode_batch(m);  // must not crash, leak or read out of bounds (ASan in CI)
-    if (r.ok()) EXPECT_LE(r->sample_count(), 6u);
+    if (r.ok()) {
+      EXPECT_LE(r->sample_count(), 6u);
+    }
   }
 }
 

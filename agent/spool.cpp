@@ -1,0 +1,222 @@
+#include "agent/spool.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace statherd::agent {
+namespace {
+
+constexpr std::string_view kBatchSuffix = ".batch";
+constexpr std::string_view kTmpPrefix = ".tmp-";
+constexpr size_t kSeqDigits = 20;
+
+Error io_error(const std::string& what, const std::string& path) {
+  return make_error(what + " " + path + ": " + std::strerror(errno),
+                    "check that the spool directory exists, is owned by the agent user and the "
+                    "disk is not full (--spool-dir DIR)");
+}
+
+bool parse_u64(std::string_view text, uint64_t& out) {
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && p == text.data() + text.size() && !text.empty();
+}
+
+// "00000000000000000042.batch" -> 42.
+bool parse_batch_name(std::string_view name, uint64_t& seq) {
+  if (name.size() != kSeqDigits + kBatchSuffix.size()) return false;
+  if (name.substr(kSeqDigits) != kBatchSuffix) return false;
+  return parse_u64(name.substr(0, kSeqDigits), seq);
+}
+
+Status write_all(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return io_error("cannot write", path);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Ok{};
+}
+
+void fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+Status write_file_atomically(const std::string& dir, const std::string& name,
+                             std::string_view data) {
+  const std::string tmp = dir + "/" + std::string(kTmpPrefix) + name;
+  const std::string final_path = dir + "/" + name;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return io_error("cannot create", tmp);
+  Status st = write_all(fd, data, tmp);
+  if (st && ::fsync(fd) != 0) st = io_error("cannot fsync", tmp);
+  ::close(fd);
+  if (st && ::rename(tmp.c_str(), final_path.c_str()) != 0) st = io_error("cannot rename", tmp);
+  if (!st) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  fsync_dir(dir);
+  return Ok{};
+}
+
+Result<std::unique_ptr<Spool>> Spool::open(std::string dir, uint64_t max_bytes, int64_t now_ms) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return io_error("cannot create", dir);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return make_error("spool path " + dir + " is not a directory",
+                      "point --spool-dir at a directory the agent owns");
+  if ((st.st_mode & 077) != 0) ::chmod(dir.c_str(), 0700);  // batches carry the fleet's stats
+  std::unique_ptr<Spool> spool(new Spool(dir, max_bytes));
+  if (auto s = spool->scan(); !s) return s.error();
+  if (auto s = spool->load_state(now_ms); !s) return s.error();
+  return spool;
+}
+
+Status Spool::scan() {
+  DIR* d = ::opendir(dir_.c_str());
+  if (!d) return io_error("cannot list", dir_);
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    uint64_t seq = 0;
+    if (name.rfind(kTmpPrefix, 0) == 0) {
+      // A write that never reached its rename: the batch was not acknowledged as stored.
+      ::unlink((dir_ + "/" + std::string(name)).c_str());
+    } else if (parse_batch_name(name, seq)) {
+      struct stat st {};
+      if (::stat(path_of(seq).c_str(), &st) == 0) {
+        batches_[seq] = static_cast<uint64_t>(st.st_size);
+        bytes_ += static_cast<uint64_t>(st.st_size);
+      }
+    }
+  }
+  ::closedir(d);
+  return Ok{};
+}
+
+Status Spool::load_state(int64_t now_ms) {
+  const std::string path = dir_ + "/state";
+  bool have_state = false;
+  if (FILE* f = std::fopen(path.c_str(), "re")) {
+    char key[32];
+    unsigned long long number = 0;
+    while (std::fscanf(f, "%31s %llu", key, &number) == 2) {
+      if (std::strcmp(key, "next_seq") == 0) {
+        next_seq_ = number;
+        have_state = true;
+      } else if (std::strcmp(key, "last_scrape_ms") == 0) {
+        last_scrape_ms_ = static_cast<int64_t>(number);
+      }
+    }
+    std::fclose(f);
+  }
+  if (!have_state) next_seq_ = now_ms > 0 ? static_cast<uint64_t>(now_ms) : 1;
+  // Never reuse a seq that is still spooled, whatever the state file says.
+  if (!batches_.empty() && batches_.rbegin()->first >= next_seq_)
+    next_seq_ = batches_.rbegin()->first + 1;
+  return Ok{};
+}
+
+Status Spool::save_state() {
+  std::string text = "next_seq " + std::to_string(next_seq_) + "\nlast_scrape_ms " +
+                     std::to_string(last_scrape_ms_ < 0 ? 0 : last_scrape_ms_) + "\n";
+  return write_file_atomically(dir_, "state", text);
+}
+
+Result<uint64_t> Spool::begin_batch(int64_t scrape_ms) {
+  uint64_t seq = next_seq_;
+  next_seq_ = seq + 1;
+  last_scrape_ms_ = scrape_ms;
+  if (auto st = save_state(); !st) return st.error();
+  return seq;
+}
+
+std::string Spool::path_of(uint64_t seq) const {
+  char name[kSeqDigits + 1];
+  std::snprintf(name, sizeof name, "%020llu", static_cast<unsigned long long>(seq));
+  return dir_ + "/" + name + std::string(kBatchSuffix);
+}
+
+void Spool::drop_oldest() {
+  auto it = batches_.begin();
+  ::unlink(path_of(it->first).c_str());
+  bytes_ -= it->second;
+  ++dropped_;
+  log::warn("spool " + dir_ + " is over its bound: dropped the oldest batch seq " +
+            std::to_string(it->first) + " (" + std::to_string(dropped_) +
+            " dropped so far)\nhint: the server has been unreachable for long; raise "
+            "--spool-max-bytes to keep more");
+  batches_.erase(it);
+}
+
+Status Spool::put(uint64_t seq, std::string_view encoded) {
+  if (encoded.size() > max_bytes_) {
+    ++dropped_;
+    return make_error("batch seq " + std::to_string(seq) + " (" + std::to_string(encoded.size()) +
+                          " bytes) is larger than the whole spool bound (" +
+                          std::to_string(max_bytes_) + " bytes); dropped",
+                      "raise --spool-max-bytes");
+  }
+  while (!batches_.empty() && bytes_ + encoded.size() > max_bytes_) drop_oldest();
+  std::string name = path_of(seq).substr(dir_.size() + 1);
+  if (auto st = write_file_atomically(dir_, name, encoded); !st) return st;
+  if (auto old = batches_.find(seq); old != batches_.end()) bytes_ -= old->second;
+  batches_[seq] = encoded.size();
+  bytes_ += encoded.size();
+  return Ok{};
+}
+
+std::vector<uint64_t> Spool::pending() const {
+  std::vector<uint64_t> out;
+  out.reserve(batches_.size());
+  for (const auto& [seq, size] : batches_) out.push_back(seq);
+  return out;
+}
+
+Result<std::string> Spool::read(uint64_t seq) const {
+  const std::string path = path_of(seq);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error("cannot open spooled batch", path);
+  std::string data;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Error e = io_error("cannot read spooled batch", path);
+      ::close(fd);
+      return e;
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return data;
+}
+
+void Spool::remove(uint64_t seq) {
+  auto it = batches_.find(seq);
+  if (it == batches_.end()) return;
+  ::unlink(path_of(seq).c_str());
+  bytes_ -= it->second;
+  batches_.erase(it);
+}
+
+}  // namespace statherd::agent

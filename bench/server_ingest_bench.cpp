@@ -1,0 +1,112 @@
+// Server ingest + rollup throughput on one core: encoded agent batches go through
+// Engine::ingest (decode, dedup, counter deltas, interval aggregation; WAL fsync off) and
+// Engine::flush (rollup at app and host levels, EWMA ticks). Prints a table with the reference
+// figures the issue names. Usage: server_ingest_bench [rounds] [agents] [procs] [series]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "common/wire.h"
+#include "server/engine.h"
+
+using namespace statherd;
+
+namespace {
+
+struct Shape {
+  int rounds = 30, agents = 20, procs = 50, series = 100;
+};
+
+// One agent's batch for one round: procs processes x series samples (60 % counters, 30 %
+// gauges, 10 % counters with a tag), values advancing with the round.
+std::string make_batch(const Shape& s, int agent, int round, int64_t ts_ms) {
+  Batch b;
+  b.agent_id = "host-" + std::to_string(agent);
+  b.seq = static_cast<uint64_t>(round) + 1;
+  b.sent_ms = ts_ms;
+  for (int p = 0; p < s.procs; ++p) {
+    SourceSamples src;
+    src.id = {b.agent_id, "app" + std::to_string(p % 5), 1000 + p, 1'700'000'000'000 + p,
+              "/tmp/app-" + std::to_string(1000 + p) + ".mmstats"};
+    src.fresh = true;
+    src.samples.reserve(s.series);
+    for (int i = 0; i < s.series; ++i) {
+      Sample m;
+      m.name = "service.component.metric_" + std::to_string(i);
+      m.timestamp_ms = ts_ms;
+      if (i % 10 < 6) {
+        m.kind = Kind::Counter;
+        m.value = static_cast<double>(round) * (i + 1) * 3;
+      } else if (i % 10 < 9) {
+        m.kind = Kind::Gauge;
+        m.value = (p * 7 + i + round) % 100;
+      } else {
+        m.kind = Kind::Counter;
+        m.tags = {{"code", std::to_string(200 + i % 3)}};
+        m.value = static_cast<double>(round) * 11;
+      }
+      src.samples.push_back(std::move(m));
+    }
+    b.sources.push_back(std::move(src));
+  }
+  return encode_batch(b);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Shape s;
+  if (argc > 1) s.rounds = std::atoi(argv[1]);
+  if (argc > 2) s.agents = std::atoi(argv[2]);
+  if (argc > 3) s.procs = std::atoi(argv[3]);
+  if (argc > 4) s.series = std::atoi(argv[4]);
+
+  const int64_t interval_ms = 10'000;
+  const int64_t t0 = 1'800'000'000'000;
+  std::vector<std::vector<std::string>> rounds(s.rounds);
+  for (int r = 0; r < s.rounds; ++r)
+    for (int a = 0; a < s.agents; ++a)
+      rounds[r].push_back(make_batch(s, a, r, t0 + r * interval_ms + 1000));
+
+  server::EngineOptions opt;
+  opt.interval = std::chrono::milliseconds(interval_ms);
+  opt.fsync = false;
+  server::Engine engine(opt);
+  if (auto st = engine.open(t0); !st.ok()) {
+    std::fprintf(stderr, "open: %s\n", st.error().to_string().c_str());
+    return 1;
+  }
+
+  uint64_t samples = 0, points = 0, bytes = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (int r = 0; r < s.rounds; ++r) {
+    int64_t now = t0 + r * interval_ms + 2000;
+    for (const auto& body : rounds[r]) {
+      auto out = engine.ingest(body, now);
+      if (out.http_status != 200) {
+        std::fprintf(stderr, "ingest failed: %d %s\n", out.http_status, out.message.c_str());
+        return 1;
+      }
+      samples += out.samples;
+      bytes += body.size();
+    }
+    for (const auto& io : engine.flush(now + interval_ms + opt.grace.count()))
+      points += io.points.size();
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double rate = samples / secs;
+
+  std::printf("server ingest + rollup, one core (%d rounds x %d agents x %d processes x %d series)\n",
+              s.rounds, s.agents, s.procs, s.series);
+  std::printf("| %-34s | %16s |\n", "what", "samples/s");
+  std::printf("|%s|%s|\n", std::string(36, '-').c_str(), std::string(18, '-').c_str());
+  std::printf("| %-34s | %16.0f |\n", "statherd-server ingest + rollup", rate);
+  std::printf("| %-34s | %16s |\n", "StatsD (issue's reference figure)", "~500000");
+  std::printf("| %-34s | %16s |\n", "target", "1500000");
+  std::printf("samples %llu, payload %.1f MB (%.1f bytes/sample), rolled-up points %llu, %.3f s\n",
+              static_cast<unsigned long long>(samples), bytes / 1e6,
+              static_cast<double>(bytes) / samples, static_cast<unsigned long long>(points), secs);
+  return 0;
+}

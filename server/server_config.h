@@ -1,0 +1,63 @@
+// statherd-server configuration: YAML file (config/server.yaml documents every key) and the
+// command line; a flag overrides the YAML key it names.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "server/engine.h"
+
+namespace statherd::server {
+
+struct ServerConfig {
+  std::string config_file;                       // --config
+  std::string listen = "127.0.0.1:8470";         // listen
+  std::string token_file;                        // token_file (required)
+  std::chrono::milliseconds interval{10'000};    // interval
+  std::string state_dir;                         // state_dir (WAL); empty: no WAL
+  std::chrono::milliseconds late_window{600'000};
+  std::chrono::milliseconds idle_timeout{300'000};
+  bool level_process = false, level_host = true, level_app = true;  // levels.*
+  uint64_t max_body_bytes = 64ull << 20;         // limits.*
+  uint64_t max_series_total = 1'000'000;
+  uint64_t max_series_per_source = 10'000;
+  std::chrono::milliseconds memory_retention{3'600'000};  // memory.*
+  uint64_t memory_max_paths = 1'000'000;
+  std::string graphite_address;                  // graphite.*; empty: no graphite sink
+  std::string graphite_prefix = "statherd";
+  uint64_t graphite_queue_max_lines = 1'000'000;
+  uint64_t graphite_max_new_series_per_minute = 0;
+};
+
+// What the command line asks for besides configuration.
+struct ServerCommand {
+  ServerConfig config;
+  bool check_config = false;
+  bool help = false;
+  bool version = false;
+};
+
+std::string server_usage();
+
+// Applies the YAML file at `path` onto `config`. Errors: one per line, "file:line:col: key: ...".
+Status load_server_config_file(const std::string& path, ServerConfig& config);
+// Same, from text (tests).
+Status load_server_config_text(const std::string& file, const std::string& text,
+                               ServerConfig& config);
+
+// Parses argv: loads --config first, then applies every other flag over it, then validates.
+Result<ServerCommand> parse_server_command_line(const std::vector<std::string>& args);
+
+// Cross-field checks (listen parses, graphite address parses or is "-", ...).
+Status validate_server_config(const ServerConfig& config);
+
+// Reads the shared token: the file must exist, be readable and hold a non-empty token
+// (surrounding whitespace and the trailing newline are stripped).
+Result<std::string> read_token_file(const std::string& path);
+
+EngineOptions engine_options_from(const ServerConfig& config);
+
+}  // namespace statherd::server

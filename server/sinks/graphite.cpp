@@ -1,0 +1,378 @@
+#include "server/sinks/graphite.h"
+
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <unordered_set>
+#include <vector>
+
+#include "common/log.h"
+#include "common/yaml_util.h"
+#include "server/graphite_path.h"
+
+namespace statherd::server {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::optional<std::string> format_graphite_value(double value) {
+  if (!std::isfinite(value)) return std::nullopt;
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  if (ec != std::errc()) return std::nullopt;
+  return std::string(buf, end);
+}
+
+namespace {
+
+int remaining_ms(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(left, 0, 1'000'000));
+}
+
+// Non-blocking connect to one resolved address, bounded by `deadline`. Returns fd or -1.
+int connect_one(const addrinfo* ai, Clock::time_point deadline) {
+  int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+  if (fd < 0) return -1;
+  if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) return fd;
+  if (errno == EINPROGRESS) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, remaining_ms(deadline)) == 1) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) return fd;
+    }
+  }
+  ::close(fd);
+  return -1;
+}
+
+int connect_to(const std::string& address, Clock::time_point deadline, std::string& error) {
+  auto hp = parse_host_port(address);
+  if (!hp) {
+    error = hp.error().message;
+    return -1;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* list = nullptr;
+  std::string port = std::to_string(hp->port);
+  if (int rc = ::getaddrinfo(hp->host.c_str(), port.c_str(), &hints, &list); rc != 0) {
+    error = std::string("cannot resolve ") + hp->host + ": " + ::gai_strerror(rc);
+    return -1;
+  }
+  int fd = -1;
+  for (addrinfo* ai = list; ai != nullptr && fd < 0; ai = ai->ai_next) fd = connect_one(ai, deadline);
+  ::freeaddrinfo(list);
+  if (fd < 0) error = "cannot connect to " + address + ": " + std::strerror(errno);
+  return fd;
+}
+
+// True if the peer closed the connection (Carbon never sends us anything).
+bool peer_closed(int fd) {
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) != 1) return false;
+  if (p.revents & (POLLERR | POLLHUP | POLLRDHUP)) return true;
+  char byte;
+  return ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
+}
+
+// Writes all of `data` before `deadline`; blocks (polls) on a full socket buffer: that is how
+// TCP backpressure slows this thread, never emit().
+bool write_all(int fd, bool is_socket, std::string_view data, Clock::time_point deadline) {
+  while (!data.empty()) {
+    pollfd p{fd, POLLOUT, 0};
+    int ready = ::poll(&p, 1, remaining_ms(deadline));
+    if (ready <= 0 || (p.revents & (POLLERR | POLLHUP))) return false;
+    ssize_t n = is_socket ? ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT)
+                          : ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+// The sender thread's state: connection, pacing of new series, backoff.
+class GraphiteSink::Sender {
+ public:
+  explicit Sender(GraphiteSink& sink) : sink_(sink), opt_(sink.options_) {
+    backoff_ = opt_.backoff_initial;
+    tokens_ = static_cast<double>(opt_.max_new_series_per_minute);
+    last_refill_ = Clock::now();
+  }
+  ~Sender() { disconnect(); }
+
+  void run() {
+    std::vector<Line> batch;
+    while (take_batch(batch)) {
+      if (!batch.empty()) send(batch);
+      batch.clear();
+      log_drops();
+    }
+    log_drops();
+  }
+
+ private:
+  bool paced() const { return opt_.max_new_series_per_minute > 0; }
+
+  void refill() {
+    auto now = Clock::now();
+    double per_ms = static_cast<double>(opt_.max_new_series_per_minute) / 60'000.0;
+    tokens_ += per_ms * static_cast<double>(
+                            std::chrono::duration_cast<milliseconds>(now - last_refill_).count());
+    tokens_ = std::min(tokens_, static_cast<double>(opt_.max_new_series_per_minute));
+    last_refill_ = now;
+  }
+
+  // A line may go now if its path was sent before or the new-series budget allows it.
+  bool admit(const Line& line) {
+    if (!paced()) return true;
+    std::string path = line.text.substr(0, line.path_len);
+    if (sent_paths_.count(path)) return true;
+    if (tokens_ < 1.0) return false;
+    tokens_ -= 1.0;
+    sent_paths_.insert(std::move(path));
+    return true;
+  }
+
+  // Moves up to batch_bytes of admissible lines into `batch`. Returns false when stopped and
+  // nothing is left to send (or the stop deadline passed).
+  bool take_batch(std::vector<Line>& batch) {
+    std::unique_lock lock(sink_.mutex_);
+    while (true) {
+      bool stopping = sink_.stopping_;
+      if (stopping && Clock::now() >= sink_.stop_deadline_) {
+        drop_leftovers_locked();
+        return false;
+      }
+      if (paced()) refill();
+      size_t bytes = 0;
+      while (!delayed_.empty() && bytes < opt_.batch_bytes && admit(delayed_.front())) {
+        bytes += delayed_.front().text.size();
+        batch.push_back(std::move(delayed_.front()));
+        delayed_.pop_front();
+      }
+      while (!sink_.queue_.empty() && bytes < opt_.batch_bytes) {
+        Line line = std::move(sink_.queue_.front());
+        sink_.queue_.pop_front();
+        if (!admit(line)) {
+          delay_locked(std::move(line));
+          continue;
+        }
+        bytes += line.text.size();
+        batch.push_back(std::move(line));
+      }
+      sink_.counters_.queue_depth = sink_.queue_.size() + delayed_.size();
+      if (!batch.empty()) return true;
+      if (stopping && delayed_.empty()) return false;
+      auto wake_at = stopping ? sink_.stop_deadline_ : Clock::time_point::max();
+      if (!delayed_.empty()) wake_at = std::min(wake_at, next_token_time());
+      if (wake_at == Clock::time_point::max()) {
+        sink_.wake_.wait(lock);
+      } else {
+        sink_.wake_.wait_until(lock, wake_at);
+      }
+    }
+  }
+
+  Clock::time_point next_token_time() const {
+    double per_ms = static_cast<double>(opt_.max_new_series_per_minute) / 60'000.0;
+    auto wait = milliseconds(static_cast<int64_t>(std::ceil((1.0 - tokens_) / per_ms)) + 1);
+    return Clock::now() + wait;
+  }
+
+  void delay_locked(Line&& line) {
+    ++sink_.counters_.lines_delayed;
+    delayed_.push_back(std::move(line));
+    if (delayed_.size() > opt_.queue_max_lines) {
+      delayed_.pop_front();
+      ++sink_.counters_.lines_dropped;
+    }
+  }
+
+  void drop_leftovers_locked() {
+    uint64_t left = sink_.queue_.size() + delayed_.size();
+    sink_.counters_.lines_dropped += left;
+    sink_.queue_.clear();
+    delayed_.clear();
+    if (left > 0) {
+      log::warn("graphite: stop deadline passed with " + std::to_string(left) +
+                " lines unsent; they are dropped\nhint: check that " + opt_.address +
+                " accepts connections");
+    }
+  }
+
+  Clock::time_point deadline_for(milliseconds timeout) const {
+    auto d = Clock::now() + timeout;
+    std::lock_guard lock(sink_.mutex_);
+    return sink_.stopping_ ? std::min(d, sink_.stop_deadline_) : d;
+  }
+
+  // Sends the batch, reconnecting with backoff, until it is written or the stop deadline passes.
+  void send(const std::vector<Line>& batch) {
+    std::string buffer;
+    for (const Line& line : batch) buffer += line.text;
+    while (true) {
+      if (ensure_connected() &&
+          write_all(fd_, !to_stdout(), buffer, deadline_for(opt_.write_timeout))) {
+        std::lock_guard lock(sink_.mutex_);
+        sink_.counters_.lines_sent += batch.size();
+        return;
+      }
+      if (fd_ >= 0) {
+        std::lock_guard lock(sink_.mutex_);
+        ++sink_.counters_.write_failures;
+        log::warn("graphite: write to " + opt_.address + " failed or timed out; reconnecting");
+      }
+      disconnect();
+      if (!wait_backoff()) {
+        std::lock_guard lock(sink_.mutex_);
+        sink_.counters_.lines_dropped += batch.size();
+        return;
+      }
+    }
+  }
+
+  bool to_stdout() const { return opt_.address == "-"; }
+
+  bool ensure_connected() {
+    if (to_stdout()) {
+      fd_ = opt_.stdout_fd;
+      return true;
+    }
+    if (fd_ >= 0 && !peer_closed(fd_)) return true;
+    disconnect();
+    std::string error;
+    fd_ = connect_to(opt_.address, deadline_for(opt_.connect_timeout), error);
+    std::lock_guard lock(sink_.mutex_);
+    if (fd_ < 0) {
+      ++sink_.counters_.connect_failures;
+      log::warn("graphite: " + error + "\nhint: is carbon listening there? retrying in " +
+                std::to_string(backoff_.count()) + " ms");
+      return false;
+    }
+    ++sink_.counters_.connects;
+    backoff_ = opt_.backoff_initial;
+    log::info("graphite: connected to " + opt_.address);
+    return true;
+  }
+
+  void disconnect() {
+    if (fd_ >= 0 && !to_stdout()) ::close(fd_);
+    fd_ = -1;
+  }
+
+  // Sleeps the current backoff (doubling it); false if the stop deadline passes meanwhile.
+  bool wait_backoff() {
+    std::unique_lock lock(sink_.mutex_);
+    auto until = Clock::now() + backoff_;
+    backoff_ = std::min(backoff_ * 2, opt_.backoff_max);
+    if (sink_.stopping_) until = std::min(until, sink_.stop_deadline_);
+    sink_.wake_.wait_until(lock, until, [&] {
+      return sink_.stopping_ && Clock::now() >= sink_.stop_deadline_;
+    });
+    return !(sink_.stopping_ && Clock::now() >= sink_.stop_deadline_);
+  }
+
+  void log_drops() {
+    uint64_t dropped;
+    {
+      std::lock_guard lock(sink_.mutex_);
+      dropped = sink_.counters_.lines_dropped;
+    }
+    auto now = Clock::now();
+    if (dropped == logged_drops_ || now - last_drop_log_ < std::chrono::seconds(10)) return;
+    log::warn("graphite: " + std::to_string(dropped - logged_drops_) +
+              " lines dropped (queue full, queue_max_lines=" +
+              std::to_string(opt_.queue_max_lines) +
+              ")\nhint: carbon is slow or down; raise graphite.queue_max_lines or fix the link");
+    logged_drops_ = dropped;
+    last_drop_log_ = now;
+  }
+
+  GraphiteSink& sink_;
+  const GraphiteSinkOptions& opt_;
+  int fd_ = -1;
+  milliseconds backoff_;
+  double tokens_ = 0;
+  Clock::time_point last_refill_;
+  std::unordered_set<std::string> sent_paths_;
+  std::deque<Line> delayed_;
+  uint64_t logged_drops_ = 0;
+  Clock::time_point last_drop_log_{};
+};
+
+GraphiteSink::GraphiteSink(GraphiteSinkOptions options) : options_(std::move(options)) {
+  options_.queue_max_lines = std::max<uint64_t>(1, options_.queue_max_lines);
+  thread_ = std::thread([this] { Sender(*this).run(); });
+}
+
+GraphiteSink::~GraphiteSink() { stop(); }
+
+void GraphiteSink::emit(const IntervalOutput& out) {
+  std::vector<Line> lines;
+  lines.reserve(out.points.size());
+  uint64_t skipped = 0;
+  std::string ts = " " + std::to_string(out.start_s) + "\n";
+  for (const SeriesPoint& point : out.points) {
+    auto value = format_graphite_value(point.value);
+    if (!value) {
+      ++skipped;
+      continue;
+    }
+    std::string path = graphite_path(point, options_.prefix);
+    auto path_len = static_cast<uint32_t>(path.size());
+    lines.push_back(Line{path + ' ' + *value + ts, path_len});
+  }
+  {
+    std::lock_guard lock(mutex_);
+    counters_.non_finite_skipped += skipped;
+    if (stopping_) {
+      counters_.lines_dropped += lines.size();
+      return;
+    }
+    for (Line& line : lines) {
+      queue_.push_back(std::move(line));
+      ++counters_.lines_queued;
+      if (queue_.size() > options_.queue_max_lines) {
+        queue_.pop_front();
+        ++counters_.lines_dropped;
+      }
+    }
+    counters_.queue_depth = queue_.size();
+  }
+  wake_.notify_one();
+}
+
+void GraphiteSink::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      stopping_ = true;
+      stop_deadline_ = Clock::now() + options_.stop_timeout;
+    }
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+GraphiteSink::Counters GraphiteSink::counters() const {
+  std::lock_guard lock(mutex_);
+  return counters_;
+}
+
+}  // namespace statherd::server

@@ -1,0 +1,416 @@
+"""Shared fixtures for statherd's end-to-end tests (stdlib only, run with /usr/bin/python3).
+
+Everything here starts real processes on loopback: a real carbon-cache (Debian graphite-carbon),
+statherd-server, statherd-agent and Python mmstats writers. Each process logs to a file in the
+test's temp dir; the logs are printed when a test fails. Synchronisation is always by polling a
+condition (a port, a file, an HTTP answer, a whisper sum), never by a fixed sleep.
+
+Environment:
+  STATHERD_BIN_DIR     cmake build dir holding statherd-agent and statherd-server
+  STATHERD_SOURCE_DIR  repository root (for clients/python/mmstats_writer.py)
+  STATHERD_KEEP_TMP=1  keep the temp dirs for inspection
+"""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+PYTHON = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("STATHERD_SOURCE_DIR", os.path.normpath(os.path.join(HERE, "..", "..")))
+WRITER_SCRIPT = os.path.join(SOURCE_DIR, "clients", "python", "mmstats_writer.py")
+TOKEN = "integration-test-token-0123456789"
+
+
+def bin_dir():
+    return os.environ.get("STATHERD_BIN_DIR", os.path.join(SOURCE_DIR, "build"))
+
+
+def binary(name):
+    return os.path.join(bin_dir(), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Waiting
+
+
+class WaitTimeout(AssertionError):
+    pass
+
+
+def wait_for(predicate, timeout, interval=0.05, what=None):
+    """Polls predicate() until it returns a truthy value, which is returned.
+
+    Exceptions raised by predicate count as "not yet" (the last one is reported on timeout).
+    """
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last_error = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise WaitTimeout(f"timed out after {timeout}s waiting for {what or predicate}{detail}")
+        time.sleep(interval)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host, port, timeout, process=None):
+    def ready():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{process.name} exited with {process.returncode} "
+                                 f"before opening {host}:{port}\n{process.log_tail()}")
+        return port_open(host, port)
+    return wait_for(ready, timeout, what=f"{host}:{port} to accept connections")
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+
+
+def http_request(url, data=None, headers=None, method=None, timeout=10):
+    """Returns (status, body bytes); HTTP errors are returned, not raised."""
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def http_get_json(url, timeout=10):
+    status, body = http_request(url, timeout=timeout)
+    if status != 200:
+        raise AssertionError(f"GET {url} -> {status}: {body[:500]!r}")
+    return json.loads(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+class ManagedProcess:
+    """A child process whose stdout/stderr go to files in the test's temp dir."""
+
+    def __init__(self, name, argv, workdir, env=None, stdout_to_file=True):
+        self.name = name
+        self.argv = list(argv)
+        self.stdout_path = os.path.join(workdir, f"{name}.stdout")
+        self.stderr_path = os.path.join(workdir, f"{name}.stderr")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        # Append, so a restarted process keeps the earlier run's log in the same file.
+        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
+            header = f"==== start {' '.join(self.argv)}\n".encode()
+            err.write(header)
+            err.flush()
+            self.popen = subprocess.Popen(self.argv, stdout=out if stdout_to_file else subprocess.DEVNULL,
+                                          stderr=err, env=full_env, cwd=workdir,
+                                          start_new_session=True)
+        self.pid = self.popen.pid
+
+    @property
+    def returncode(self):
+        return self.popen.returncode
+
+    def poll(self):
+        return self.popen.poll()
+
+    def running(self):
+        return self.popen.poll() is None
+
+    def kill(self):
+        """SIGKILL, then reap."""
+        if self.running():
+            os.kill(self.pid, signal.SIGKILL)
+        self.popen.wait(timeout=30)
+
+    def stop(self, timeout=15):
+        """SIGTERM; SIGKILL if still alive after timeout. Returns the exit code."""
+        if self.running():
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait(timeout=30)
+        return self.popen.returncode
+
+    def wait(self, timeout):
+        return self.popen.wait(timeout=timeout)
+
+    def read_stderr(self):
+        with open(self.stderr_path, "r", errors="replace") as f:
+            return f.read()
+
+    def read_stdout(self):
+        with open(self.stdout_path, "r", errors="replace") as f:
+            return f.read()
+
+    def log_tail(self, limit=6000):
+        parts = []
+        for path in (self.stderr_path, self.stdout_path):
+            try:
+                with open(path, "r", errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if text:
+                parts.append(f"--- {os.path.basename(path)} (last {limit} chars) ---\n{text[-limit:]}")
+        return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Carbon
+
+
+class CarbonCache:
+    """A real carbon-cache on loopback ports with its whisper files in a temp dir."""
+
+    def __init__(self, workdir, retentions="1s:2h"):
+        self.root = os.path.join(workdir, "carbon")
+        self.conf_dir = os.path.join(self.root, "conf")
+        self.storage_dir = os.path.join(self.root, "storage")
+        self.whisper_dir = os.path.join(self.storage_dir, "whisper")
+        for d in (self.conf_dir, self.whisper_dir, os.path.join(self.storage_dir, "log")):
+            os.makedirs(d, exist_ok=True)
+        self.workdir = workdir
+        self.retentions = retentions
+        self.host = "127.0.0.1"
+        self.line_port = free_port()
+        self.pickle_port = free_port()
+        self.query_port = free_port()
+        self.process = None
+
+    @property
+    def address(self):
+        return f"{self.host}:{self.line_port}"
+
+    def _write_config(self):
+        conf = f"""[cache]
+STORAGE_DIR = {self.storage_dir}
+LOCAL_DATA_DIR = {self.whisper_dir}
+WHITELISTS_DIR = {self.storage_dir}/lists
+LOG_DIR = {self.storage_dir}/log
+PID_DIR = {self.storage_dir}
+DATABASE = whisper
+ENABLE_LOGROTATION = False
+MAX_CACHE_SIZE = inf
+MAX_UPDATES_PER_SECOND = 100000
+MAX_UPDATES_PER_SECOND_ON_SHUTDOWN = 100000
+MAX_CREATES_PER_MINUTE = inf
+LINE_RECEIVER_INTERFACE = {self.host}
+LINE_RECEIVER_PORT = {self.line_port}
+ENABLE_UDP_LISTENER = False
+PICKLE_RECEIVER_INTERFACE = {self.host}
+PICKLE_RECEIVER_PORT = {self.pickle_port}
+CACHE_QUERY_INTERFACE = {self.host}
+CACHE_QUERY_PORT = {self.query_port}
+USE_FLOW_CONTROL = True
+CACHE_WRITE_STRATEGY = naive
+WHISPER_AUTOFLUSH = True
+WHISPER_FALLOCATE_CREATE = False
+ENABLE_TAGS = False
+LOG_UPDATES = False
+LOG_CREATES = True
+LOG_LISTENER_CONN_SUCCESS = False
+CARBON_METRIC_INTERVAL = 0
+"""
+        with open(os.path.join(self.conf_dir, "carbon.conf"), "w") as f:
+            f.write(conf)
+        # carbon reads storage-schemas.conf from CONF_DIR = the carbon.conf's directory.
+        with open(os.path.join(self.conf_dir, "storage-schemas.conf"), "w") as f:
+            f.write(f"[everything]\npattern = .*\nretentions = {self.retentions}\n")
+        with open(os.path.join(self.conf_dir, "storage-aggregation.conf"), "w") as f:
+            f.write("[default]\npattern = .*\nxFilesFactor = 0\naggregationMethod = sum\n")
+
+    def start(self, timeout=60):
+        self._write_config()
+        argv = ["/usr/bin/carbon-cache", f"--config={self.conf_dir}/carbon.conf",
+                f"--pidfile={self.storage_dir}/carbon-cache.pid", "--debug", "start"]
+        env = {"GRAPHITE_ROOT": self.root, "GRAPHITE_CONF_DIR": self.conf_dir}
+        self.process = ManagedProcess("carbon-cache", argv, self.workdir, env=env)
+        wait_for_port(self.host, self.line_port, timeout, process=self.process)
+        return self
+
+    def stop(self):
+        if self.process is not None:
+            self.process.stop(timeout=15)
+
+    def whisper_path(self, metric):
+        return os.path.join(self.whisper_dir, *metric.split(".")) + ".wsp"
+
+    def metrics(self, prefix=""):
+        """Every metric name with a whisper file, optionally under a dotted prefix."""
+        names = []
+        for path in glob.glob(os.path.join(self.whisper_dir, "**", "*.wsp"), recursive=True):
+            rel = os.path.relpath(path, self.whisper_dir)[: -len(".wsp")]
+            name = rel.replace(os.sep, ".")
+            if name.startswith(prefix):
+                names.append(name)
+        return sorted(names)
+
+    def fetch(self, metric, since_seconds=7200):
+        """[(timestamp, value)] of the non-empty points of metric (empty if no file yet)."""
+        import whisper  # Debian python3-whisper
+
+        path = self.whisper_path(metric)
+        if not os.path.exists(path):
+            return []
+        now = int(time.time())
+        result = whisper.fetch(path, now - since_seconds + 1, now + 60)
+        if result is None:
+            return []
+        (start, _end, step), values = result
+        return [(start + i * step, v) for i, v in enumerate(values) if v is not None]
+
+    def sum(self, metric):
+        return sum(v for _, v in self.fetch(metric))
+
+
+# ---------------------------------------------------------------------------------------------
+# statherd daemons
+
+
+def write_token_file(workdir, token=TOKEN):
+    path = os.path.join(workdir, "token")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+class StatherdServer:
+    def __init__(self, workdir, token_file, graphite="-", interval="1s", port=None,
+                 state_dir=None, extra_args=()):
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.token_file = token_file
+        self.graphite = graphite
+        self.interval = interval
+        self.state_dir = state_dir or os.path.join(workdir, "server-state")
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.extra_args = list(extra_args)
+        self.process = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def argv(self):
+        return [binary("statherd-server"), "--listen", f"127.0.0.1:{self.port}",
+                "--token-file", self.token_file, "--interval", self.interval,
+                "--state-dir", self.state_dir, "--graphite", self.graphite] + self.extra_args
+
+    def start(self, timeout=30):
+        self.process = ManagedProcess("statherd-server", self.argv(), self.workdir)
+        wait_for(self.healthy, timeout, what="statherd-server /healthz")
+        return self
+
+    def healthy(self):
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"statherd-server exited with {self.process.returncode}\n"
+                                 f"{self.process.log_tail()}")
+        status, _ = http_request(self.url + "/healthz", timeout=2)
+        return status == 200
+
+    def stop(self):
+        if self.process is not None:
+            return self.process.stop()
+
+    def kill(self):
+        self.process.kill()
+
+    def get_json(self, path):
+        return http_get_json(self.url + path)
+
+    def render(self, target, since="-10min"):
+        from urllib.parse import quote
+        return self.get_json(f"/render?target={quote(target)}&from={quote(since)}&format=json")
+
+    def find(self, query):
+        from urllib.parse import quote
+        return self.get_json(f"/metrics/find?query={quote(query)}")
+
+    def sources_text(self):
+        status, body = http_request(self.url + "/api/v1/sources", timeout=5)
+        return body.decode(errors="replace") if status == 200 else ""
+
+
+class StatherdAgent:
+    def __init__(self, workdir, server_url, token_file, globs, counter_patterns=(),
+                 host="itest-host", interval="1s", spool_dir=None, extra_args=()):
+        self.workdir = workdir
+        self.server_url = server_url
+        self.token_file = token_file
+        self.globs = list(globs)
+        self.counter_patterns = list(counter_patterns)
+        self.host = host
+        self.interval = interval
+        self.spool_dir = spool_dir or os.path.join(workdir, "agent-spool")
+        os.makedirs(self.spool_dir, exist_ok=True)
+        self.extra_args = list(extra_args)
+        self.process = None
+
+    def argv(self):
+        argv = [binary("statherd-agent"), "--server", self.server_url,
+                "--token-file", self.token_file, "--interval", self.interval,
+                "--host", self.host, "--spool-dir", self.spool_dir]
+        for g in self.globs:
+            argv += ["--mmstats-glob", g]
+        for p in self.counter_patterns:
+            argv += ["--counter-pattern", p]
+        return argv + self.extra_args
+
+    def start(self):
+        self.process = ManagedProcess("statherd-agent", self.argv(), self.workdir)
+        return self
+
+    def stop(self):
+        if self.process is not None:
+            return self.process.stop()
+
+    def kill(self):
+        self.process.kill()
+
+
+def run_agent_once(globs, counter_patterns=(), timeout=60):
+    """statherd-agent --once: returns (exit code, [parsed JSON objects], stderr text)."""
+    argv = [binary("statherd-agent"), "--once"]
+    for g in globs:
+        argv += ["--mmstats-glob", g]
+    for p in counter_patterns:
+        argv += ["--counter-pattern", p]
+    proc = subprocess.run(argv, capture_output=True, timeout=timeout)
+    lines = [line for line in proc.stdout.decode().splitlines() if line.strip()]
+    return proc.returncode, [json.loads(line) for line in lines], proc.stderr.decode(errors="replace")

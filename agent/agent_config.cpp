@@ -29,7 +29,11 @@ Error bad_flag(const std::string& flag, const std::string& message, const std::s
 // Stores one "--flag value" pair; returns an error for an unknown flag or a bad value.
 Status store_valued_flag(const std::string& flag, const std::string& value, CommandLine& cli) {
   if (flag == "--config") cli.config_file = value;
-  else if (flag == "--server") cli.server = value;
+  else if (flag == "--server") {
+    if (auto url = parse_server_url(value); !url) return bad_flag(flag, url.error().message,
+                                                                  url.error().hint);
+    cli.server = value;
+  }
   else if (flag == "--token-file") cli.token_file = value;
   else if (flag == "--host") cli.host = value;
   else if (flag == "--agent-id") cli.agent_id = value;
@@ -102,7 +106,7 @@ std::string usage_text() {
 }
 
 void read_agent_yaml(YamlReader& r, AgentConfig& c) {
-  YAML::Node root = r.root();
+  const YAML::Node root = r.root();
   if (!root || !root.IsMap()) return;
   r.check_keys(root, {"server", "token_file", "interval", "host", "agent_id", "spool_dir",
                       "spool_max_bytes", "mmstats", "ship_timeout"});
@@ -114,9 +118,10 @@ void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   r.get_string(root, "spool_dir", c.spool_dir);
   r.get_bytes(root, "spool_max_bytes", c.spool_max_bytes);
   r.get_duration(root, "ship_timeout", c.ship_timeout);
-  if (root["server"] && c.server.rfind("https://", 0) == 0)
-    r.error_at(root["server"], "server", "https is not supported by this agent",
-               "http://host:port[/path] (put a TLS-terminating proxy next to the agent)");
+  if (const YAML::Node server = root["server"]; server && server.IsScalar()) {
+    if (auto url = parse_server_url(c.server); !url)
+      r.error_at(server, "server", url.error().message, "http://host:port[/path]");
+  }
   if (YAML::Node mm = r.get_map(root, "mmstats"); mm && mm.IsMap()) {
     r.check_keys(mm, {"globs", "counter_patterns"}, "mmstats");
     r.get_string_list(mm, "globs", c.mmstats_globs, "mmstats");
@@ -151,8 +156,6 @@ void fill_defaults(AgentConfig& c) {
 std::vector<std::string> validate_agent_config(const AgentConfig& c, bool needs_server) {
   std::vector<std::string> problems;
   if (needs_server) {
-    if (auto url = parse_server_url(c.server); !url)
-      problems.push_back("server: " + url.error().to_string());
     if (c.token_file.empty())
       problems.push_back(
           "token_file: no token file configured\nhint: pass --token-file FILE or set token_file "

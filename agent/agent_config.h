@@ -55,7 +55,8 @@ void apply_command_line(const CommandLine& cli, AgentConfig& config);
 // Fills host (gethostname) and agent_id (host) when empty.
 void fill_defaults(AgentConfig& config);
 
-// Cross-field checks that need no I/O: server URL scheme, token file present for `Run`.
+// Checks that need no I/O: token file and spool dir present for `Run` (the server URL is
+// checked where it is read: YAML with its position, or the --server flag).
 // Returns human-readable problems (empty: fine).
 std::vector<std::string> validate_agent_config(const AgentConfig& config, bool needs_server);
 

@@ -10,8 +10,10 @@ namespace statherd {
 
 namespace {
 
-constexpr const char* kDurationAllowed = "a duration like 10s, 500ms, 5m, 1h, 2d (bare number = seconds)";
-constexpr const char* kBytesAllowed = "a size like 4096, 64KiB, 10MB, 256MiB, 1GiB (binary multiples)";
+constexpr const char* kDurationAllowed =
+    "a duration like 10s, 500ms, 5m, 1h, 2d (bare number = seconds)";
+constexpr const char* kBytesAllowed =
+    "a size like 4096, 64KiB, 10MB, 256MiB, 1GiB (binary multiples)";
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -62,7 +64,8 @@ bool split_number(std::string_view text, NumberWithUnit& out) {
 // value * multiplier as uint64, exact for integers, rounded for fractions; false on overflow.
 bool scale(const NumberWithUnit& n, uint64_t multiplier, uint64_t& out) {
   if (!n.has_fraction) {
-    if (multiplier != 0 && n.integer > std::numeric_limits<uint64_t>::max() / multiplier) return false;
+    if (multiplier != 0 && n.integer > std::numeric_limits<uint64_t>::max() / multiplier)
+      return false;
     out = n.integer * multiplier;
     return true;
   }
@@ -90,12 +93,18 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text, bool all
   NumberWithUnit n;
   if (!split_number(trim(text), n)) return make_error(quoted + ": not a non-negative number", hint);
   uint64_t unit_ms = 0;
-  if (n.unit.empty() || n.unit == "s") unit_ms = 1000;
-  else if (n.unit == "ms") unit_ms = 1;
-  else if (n.unit == "m") unit_ms = 60'000;
-  else if (n.unit == "h") unit_ms = 3'600'000;
-  else if (n.unit == "d") unit_ms = 86'400'000;
-  else return make_error(quoted + ": unknown unit \"" + std::string(n.unit) + "\"", hint);
+  if (n.unit.empty() || n.unit == "s")
+    unit_ms = 1000;
+  else if (n.unit == "ms")
+    unit_ms = 1;
+  else if (n.unit == "m")
+    unit_ms = 60'000;
+  else if (n.unit == "h")
+    unit_ms = 3'600'000;
+  else if (n.unit == "d")
+    unit_ms = 86'400'000;
+  else
+    return make_error(quoted + ": unknown unit \"" + std::string(n.unit) + "\"", hint);
   uint64_t ms = 0;
   if (!scale(n, unit_ms, ms) || ms > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     return make_error(quoted + ": too large", hint);
@@ -113,12 +122,18 @@ Result<uint64_t> parse_bytes(std::string_view text) {
   if (!split_number(trim(text), n)) return make_error(quoted + ": not a non-negative number", hint);
   const std::string unit = lower(n.unit);
   uint64_t multiplier = 0;
-  if (unit.empty() || unit == "b") multiplier = 1;
-  else if (unit == "k" || unit == "kb" || unit == "kib") multiplier = uint64_t{1} << 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib") multiplier = uint64_t{1} << 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib") multiplier = uint64_t{1} << 30;
-  else if (unit == "t" || unit == "tb" || unit == "tib") multiplier = uint64_t{1} << 40;
-  else return make_error(quoted + ": unknown unit \"" + std::string(n.unit) + "\"", hint);
+  if (unit.empty() || unit == "b")
+    multiplier = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib")
+    multiplier = uint64_t{1} << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib")
+    multiplier = uint64_t{1} << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib")
+    multiplier = uint64_t{1} << 30;
+  else if (unit == "t" || unit == "tb" || unit == "tib")
+    multiplier = uint64_t{1} << 40;
+  else
+    return make_error(quoted + ": unknown unit \"" + std::string(n.unit) + "\"", hint);
   uint64_t bytes = 0;
   if (!scale(n, multiplier, bytes)) return make_error(quoted + ": too large", hint);
   return bytes;
@@ -145,7 +160,8 @@ Result<HostPort> parse_host_port(std::string_view text) {
     }
     port_text = text.substr(colon + 1);
   }
-  if (hp.host.empty()) return make_error(quoted + ": empty host", hint + " (0.0.0.0 for all interfaces)");
+  if (hp.host.empty())
+    return make_error(quoted + ": empty host", hint + " (0.0.0.0 for all interfaces)");
   unsigned port = 0;
   auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || ec != std::errc() || p != port_text.data() + port_text.size() ||

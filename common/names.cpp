@@ -166,7 +166,9 @@ std::string sanitize_graphite_path(std::string_view dotted) {
   return out;
 }
 
-std::string sanitize_graphite_tag(std::string_view s) { return sanitize_graphite_component(s); }
+std::string sanitize_graphite_tag(std::string_view s) {
+  return sanitize_graphite_component(s);
+}
 
 bool graphite_component_match(std::string_view pattern, std::string_view text) {
   if (pattern.find('{') == std::string_view::npos) return simple_match(pattern, text);

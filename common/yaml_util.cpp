@@ -1,4 +1,5 @@
-// YamlReader (see yaml_util.h); the value parsers are in config_values.cpp. yaml-cpp marks are 0-based; ConfigError is 1-based.
+// YamlReader (see yaml_util.h); the value parsers are in config_values.cpp.
+// yaml-cpp marks are 0-based; ConfigError is 1-based.
 // Nothing here throws: yaml-cpp exceptions are caught and become ConfigError entries.
 #include "common/yaml_util.h"
 
@@ -14,8 +15,10 @@ namespace statherd {
 
 namespace {
 
-constexpr const char* kDurationAllowed = "a duration like 10s, 500ms, 5m, 1h, 2d (bare number = seconds)";
-constexpr const char* kBytesAllowed = "a size like 4096, 64KiB, 10MB, 256MiB, 1GiB (binary multiples)";
+constexpr const char* kDurationAllowed =
+    "a duration like 10s, 500ms, 5m, 1h, 2d (bare number = seconds)";
+constexpr const char* kBytesAllowed =
+    "a size like 4096, 64KiB, 10MB, 256MiB, 1GiB (binary multiples)";
 
 std::string join_key(const std::string& prefix, const std::string& key) {
   return prefix.empty() ? key : prefix + "." + key;
@@ -24,11 +27,16 @@ std::string join_key(const std::string& prefix, const std::string& key) {
 const char* type_name(const YAML::Node& n) {
   if (!n.IsDefined()) return "nothing";
   switch (n.Type()) {
-    case YAML::NodeType::Null: return "null (an empty value)";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    default: return "nothing";
+    case YAML::NodeType::Null:
+      return "null (an empty value)";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "nothing";
   }
 }
 
@@ -51,7 +59,8 @@ YAML::Node lookup(const YAML::Node& map, const std::string& key) {
 YamlReader::YamlReader(std::string file) : file_(std::move(file)) {
   std::ifstream in(file_, std::ios::binary);
   if (!in) {
-    errors_.push_back(ConfigError{file_, 0, 0, "", std::string("cannot read config file: ") + std::strerror(errno), ""});
+    errors_.push_back(ConfigError{
+        file_, 0, 0, "", std::string("cannot read config file: ") + std::strerror(errno), ""});
     root_ = YAML::Node(YAML::NodeType::Undefined);
     return;
   }
@@ -80,13 +89,14 @@ void YamlReader::parse(std::string_view text) {
   if (!root_.IsDefined() || root_.IsNull()) {
     root_ = YAML::Node(YAML::NodeType::Map);
   } else if (!root_.IsMap()) {
-    error_at(root_, "", std::string("the top level must be a mapping of keys, not ") + type_name(root_));
+    error_at(root_, "",
+             std::string("the top level must be a mapping of keys, not ") + type_name(root_));
     root_ = YAML::Node(YAML::NodeType::Undefined);
   }
 }
 
-void YamlReader::error_at(const YAML::Node& node, const std::string& key, const std::string& message,
-                          const std::string& allowed) {
+void YamlReader::error_at(const YAML::Node& node, const std::string& key,
+                          const std::string& message, const std::string& allowed) {
   ConfigError err{file_, 0, 0, key, message, allowed};
   if (node.IsDefined()) {
     const YAML::Mark mark = node.Mark();
@@ -127,7 +137,8 @@ bool YamlReader::get_int(const YAML::Node& map, const std::string& key, int64_t&
                          int64_t max, const std::string& prefix) {
   YAML::Node n = lookup(map, key);
   if (!n.IsDefined()) return false;
-  const std::string allowed = "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  const std::string allowed =
+      "an integer from " + std::to_string(min) + " to " + std::to_string(max);
   int64_t value = 0;
   bool parsed = false;
   if (n.IsScalar()) {
@@ -205,7 +216,8 @@ bool YamlReader::get_string_list(const YAML::Node& map, const std::string& key,
   if (!n.IsDefined()) return false;
   const std::string full_key = join_key(prefix, key);
   if (!n.IsSequence()) {
-    error_at(n, full_key, "expected a list of strings, got " + describe(n), "a list like [a, b] or one \"- item\" per line");
+    error_at(n, full_key, "expected a list of strings, got " + describe(n),
+             "a list like [a, b] or one \"- item\" per line");
     return false;
   }
   std::vector<std::string> values;
@@ -228,7 +240,8 @@ YAML::Node YamlReader::get_map(const YAML::Node& map, const std::string& key,
   if (!n.IsDefined()) return n;
   if (n.IsNull()) return YAML::Node(YAML::NodeType::Map);  // "graphite:" with nothing under it
   if (!n.IsMap()) {
-    error_at(n, join_key(prefix, key), "expected a mapping of keys, got " + describe(n), "a mapping");
+    error_at(n, join_key(prefix, key), "expected a mapping of keys, got " + describe(n),
+             "a mapping");
     return YAML::Node(YAML::NodeType::Undefined);
   }
   return n;
@@ -243,7 +256,8 @@ void YamlReader::check_keys(const YAML::Node& map, const std::set<std::string>& 
   for (const auto& entry : map) {
     const YAML::Node& key_node = entry.first;
     if (!key_node.IsScalar()) {
-      error_at(key_node, prefix, "a key must be a plain string, got " + describe(key_node), allowed);
+      error_at(key_node, prefix, "a key must be a plain string, got " + describe(key_node),
+               allowed);
       continue;
     }
     const std::string& key = key_node.Scalar();

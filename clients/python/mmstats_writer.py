@@ -433,3 +433,11 @@ class MmStats(BaseMmStats):
     python_version = StaticTextField(label="org.python.version",
                                      value=lambda: sys.version.replace("\n", ""))
     created = StaticDoubleField(label="sys.created", value=time.time)
+
+
+if __name__ == "__main__":
+    # The command-line mode lives next door (mmstats_writer_cli.py) to keep this file short.
+    sys.modules.setdefault("mmstats_writer", sys.modules[__name__])
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from mmstats_writer_cli import main
+    sys.exit(main(sys.argv[1:]))

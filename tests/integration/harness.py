@@ -1,6 +1,6 @@
 """Shared fixtures for statherd's end-to-end tests (stdlib only, run with /usr/bin/python3).
 
-Everything here starts real processes on loopback: a real carbon-cache (Debian graphite-carbon),
+Everything here starts real processes on loopback (carbon-cache lives in carbon_fixture.py):
 statherd-server, statherd-agent and Python mmstats writers. Each process logs to a file in the
 test's temp dir; the logs are printed when a test fails. Synchronisation is always by polling a
 condition (a port, a file, an HTTP answer, a whisper sum), never by a fixed sleep.
@@ -11,18 +11,12 @@ Environment:
   STATHERD_KEEP_TMP=1  keep the temp dirs for inspection
 """
 
-import glob
 import json
 import os
-import shutil
 import signal
 import socket
-import struct
 import subprocess
-import sys
-import tempfile
 import time
-import unittest
 import urllib.error
 import urllib.request
 
@@ -187,114 +181,6 @@ class ManagedProcess:
             if text:
                 parts.append(f"--- {os.path.basename(path)} (last {limit} chars) ---\n{text[-limit:]}")
         return "\n".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# Carbon
-
-
-class CarbonCache:
-    """A real carbon-cache on loopback ports with its whisper files in a temp dir."""
-
-    def __init__(self, workdir, retentions="1s:2h"):
-        self.root = os.path.join(workdir, "carbon")
-        self.conf_dir = os.path.join(self.root, "conf")
-        self.storage_dir = os.path.join(self.root, "storage")
-        self.whisper_dir = os.path.join(self.storage_dir, "whisper")
-        for d in (self.conf_dir, self.whisper_dir, os.path.join(self.storage_dir, "log")):
-            os.makedirs(d, exist_ok=True)
-        self.workdir = workdir
-        self.retentions = retentions
-        self.host = "127.0.0.1"
-        self.line_port = free_port()
-        self.pickle_port = free_port()
-        self.query_port = free_port()
-        self.process = None
-
-    @property
-    def address(self):
-        return f"{self.host}:{self.line_port}"
-
-    def _write_config(self):
-        conf = f"""[cache]
-STORAGE_DIR = {self.storage_dir}
-LOCAL_DATA_DIR = {self.whisper_dir}
-WHITELISTS_DIR = {self.storage_dir}/lists
-LOG_DIR = {self.storage_dir}/log
-PID_DIR = {self.storage_dir}
-DATABASE = whisper
-ENABLE_LOGROTATION = False
-MAX_CACHE_SIZE = inf
-MAX_UPDATES_PER_SECOND = 100000
-MAX_UPDATES_PER_SECOND_ON_SHUTDOWN = 100000
-MAX_CREATES_PER_MINUTE = inf
-LINE_RECEIVER_INTERFACE = {self.host}
-LINE_RECEIVER_PORT = {self.line_port}
-ENABLE_UDP_LISTENER = False
-PICKLE_RECEIVER_INTERFACE = {self.host}
-PICKLE_RECEIVER_PORT = {self.pickle_port}
-CACHE_QUERY_INTERFACE = {self.host}
-CACHE_QUERY_PORT = {self.query_port}
-USE_FLOW_CONTROL = True
-CACHE_WRITE_STRATEGY = naive
-WHISPER_AUTOFLUSH = True
-WHISPER_FALLOCATE_CREATE = False
-ENABLE_TAGS = False
-LOG_UPDATES = False
-LOG_CREATES = True
-LOG_LISTENER_CONN_SUCCESS = False
-CARBON_METRIC_INTERVAL = 0
-"""
-        with open(os.path.join(self.conf_dir, "carbon.conf"), "w") as f:
-            f.write(conf)
-        # carbon reads storage-schemas.conf from CONF_DIR = the carbon.conf's directory.
-        with open(os.path.join(self.conf_dir, "storage-schemas.conf"), "w") as f:
-            f.write(f"[everything]\npattern = .*\nretentions = {self.retentions}\n")
-        with open(os.path.join(self.conf_dir, "storage-aggregation.conf"), "w") as f:
-            f.write("[default]\npattern = .*\nxFilesFactor = 0\naggregationMethod = sum\n")
-
-    def start(self, timeout=60):
-        self._write_config()
-        argv = ["/usr/bin/carbon-cache", f"--config={self.conf_dir}/carbon.conf",
-                f"--pidfile={self.storage_dir}/carbon-cache.pid", "--debug", "start"]
-        env = {"GRAPHITE_ROOT": self.root, "GRAPHITE_CONF_DIR": self.conf_dir}
-        self.process = ManagedProcess("carbon-cache", argv, self.workdir, env=env)
-        wait_for_port(self.host, self.line_port, timeout, process=self.process)
-        return self
-
-    def stop(self):
-        if self.process is not None:
-            self.process.stop(timeout=15)
-
-    def whisper_path(self, metric):
-        return os.path.join(self.whisper_dir, *metric.split(".")) + ".wsp"
-
-    def metrics(self, prefix=""):
-        """Every metric name with a whisper file, optionally under a dotted prefix."""
-        names = []
-        for path in glob.glob(os.path.join(self.whisper_dir, "**", "*.wsp"), recursive=True):
-            rel = os.path.relpath(path, self.whisper_dir)[: -len(".wsp")]
-            name = rel.replace(os.sep, ".")
-            if name.startswith(prefix):
-                names.append(name)
-        return sorted(names)
-
-    def fetch(self, metric, since_seconds=7200):
-        """[(timestamp, value)] of the non-empty points of metric (empty if no file yet)."""
-        import whisper  # Debian python3-whisper
-
-        path = self.whisper_path(metric)
-        if not os.path.exists(path):
-            return []
-        now = int(time.time())
-        result = whisper.fetch(path, now - since_seconds + 1, now + 60)
-        if result is None:
-            return []
-        (start, _end, step), values = result
-        return [(start + i * step, v) for i, v in enumerate(values) if v is not None]
-
-    def sum(self, metric):
-        return sum(v for _, v in self.fetch(metric))
 
 
 # ---------------------------------------------------------------------------------------------

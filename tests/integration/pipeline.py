@@ -11,9 +11,9 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import unittest
 
+import carbon_fixture
 import harness
 import mmstats_v1
 
@@ -49,10 +49,14 @@ class Writer:
         harness.wait_for(lambda: os.path.exists(self.totals_file), 10,
                          what=f"{self.name} totals file")
 
+    def totals_json(self):
+        """The writer's whole totals file: {"app", "pid", "path", "rounds", "counters", "gauges"}."""
+        with open(self.totals_file) as f:
+            return json.load(f)
+
     def totals(self):
         """{counter label: exact final value}."""
-        with open(self.totals_file) as f:
-            data = json.load(f)
+        data = self.totals_json()
         if isinstance(data, dict) and isinstance(data.get("counters"), dict):
             data = data["counters"]
         return {k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -86,8 +90,11 @@ class PipelineTestCase(unittest.TestCase):
         self.addCleanup(self._cleanup)
 
     def _test_failed(self):
-        outcome = getattr(self, "_outcome", None)
-        return outcome is None or not getattr(outcome, "success", False)
+        """True when this test has already failed or errored (cleanups run after that)."""
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        if result is None:
+            return True
+        return any(test is self for test, _ in list(result.failures) + list(result.errors))
 
     def _cleanup(self):
         failed = self._test_failed()
@@ -112,7 +119,7 @@ class PipelineTestCase(unittest.TestCase):
     # -- starting things ------------------------------------------------------------------
 
     def start_carbon(self):
-        self.carbon = harness.CarbonCache(self.workdir)
+        self.carbon = carbon_fixture.CarbonCache(self.workdir)
         self.managed.append(self.carbon)
         self.carbon.start()
         return self.carbon
@@ -151,7 +158,7 @@ class PipelineTestCase(unittest.TestCase):
         """A static mmstats file owned by this (live) test process: one gauge, value 1."""
         pid = os.getpid()
         path = os.path.join(self.stats_dir, f"{SENTINEL_APP}-{pid}-{pid}.mmstats")
-        mmstats_v1.write_file(path, [("up", "Q", 1, False)])
+        mmstats_v1.write_file(path, [("up", "Q", 1, True)])
         return path
 
     def wait_first_batch(self, timeout=30):
@@ -196,6 +203,25 @@ class PipelineTestCase(unittest.TestCase):
             self.fail(f"whisper sum of {metric} is {sum(v for _, v in points)}, expected {expected}"
                       f" (writers' exact totals); {len(points)} points: {points[-40:]}")
 
+    def wait_more_intervals(self, intervals=3, timeout=60):
+        """Waits until Carbon holds `intervals` more emitted intervals of the sentinel gauge:
+        everything in flight when this was called has had time to arrive (or to over-count)."""
+        sentinel = f"statherd.{SENTINEL_APP}.up.max"
+        harness.wait_for(lambda: self.carbon.fetch(sentinel), timeout, what=f"{sentinel} in carbon")
+        last = self.carbon.fetch(sentinel)[-1][0]
+        harness.wait_for(lambda: self.carbon.fetch(sentinel)[-1][0] >= last + intervals, timeout,
+                         interval=0.2, what=f"{intervals} more intervals of {sentinel}")
+
+    def assert_carbon_sums(self, expected, timeout=60):
+        """expected: {metric: total}. Waits for each sum, lets more intervals pass, then checks
+        again, so a late duplicate (double counting) is caught as well as a loss."""
+        for metric, total in expected.items():
+            self.wait_carbon_sum(metric, total, timeout=timeout)
+        self.wait_more_intervals()
+        for metric, total in expected.items():
+            self.assertAlmostEqual(self.carbon.sum(metric), total, places=6,
+                                   msg=f"{metric} changed after it had reached the total")
+
     def wait_progress(self, writers, increments, timeout=60):
         """Waits until the writers' counters (read from their files) advanced by `increments`
         in total since the call: the scenario's "keep counting for a while", measured in work."""
@@ -207,7 +233,7 @@ class PipelineTestCase(unittest.TestCase):
                         fields = mmstats_v1.read_file(os.path.join(self.stats_dir, path))
                     except (OSError, ValueError):
                         continue
-                    value += sum(v for k, v in fields.items() if isinstance(v, int))
+                    value += sum(v for k, v in fields.items() if k.endswith(".count"))
             return value
         start = total()
         harness.wait_for(lambda: total() - start >= increments, timeout, interval=0.1,

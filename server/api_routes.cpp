@@ -1,0 +1,205 @@
+#include "server/api_routes.h"
+
+#include <algorithm>
+#include <array>
+
+namespace statherd::server {
+
+namespace {
+
+int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+struct Route {
+  std::string_view path;
+  std::string_view method;
+  bool needs_token;
+};
+
+constexpr std::array<Route, 5> kRoutes{{
+    {"/api/v1/ingest", "POST", true},
+    {"/render", "GET", false},
+    {"/metrics/find", "GET", false},
+    {"/api/v1/sources", "GET", false},
+    {"/healthz", "GET", false},
+}};
+
+const Route* find_route(std::string_view path) {
+  for (const Route& r : kRoutes) {
+    if (r.path == path) return &r;
+  }
+  return nullptr;
+}
+
+std::string_view query_of(std::string_view target) {
+  size_t q = target.find('?');
+  return q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+}
+
+ApiResponse json_ok(const nlohmann::json& body) {
+  ApiResponse r;
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return r;
+}
+
+}  // namespace
+
+std::string percent_decode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char ch = text[i];
+    if (ch == '+' && plus_is_space) {
+      out += ' ';
+    } else if (ch == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+      i += 2;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (part.empty()) continue;
+    size_t eq = part.find('=');
+    std::string_view key = part.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1);
+    out.emplace_back(percent_decode(key), percent_decode(value));
+  }
+  return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+ApiResponse json_error(int status, std::string_view message, std::string_view hint) {
+  nlohmann::json body = {{"status", "error"}, {"error", std::string(message)}};
+  if (!hint.empty()) body["hint"] = std::string(hint);
+  ApiResponse r = json_ok(body);
+  r.status = status;
+  return r;
+}
+
+ApiRoutes::ApiRoutes(std::string token, Engine& engine, MemoryStore& store,
+                     std::function<int64_t()> now_ms)
+    : token_(std::move(token)), engine_(engine), store_(store), now_ms_(std::move(now_ms)) {}
+
+std::string_view ApiRoutes::path_of(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+bool ApiRoutes::needs_token(std::string_view path) {
+  const Route* r = find_route(path);
+  return r != nullptr && r->needs_token;
+}
+
+bool ApiRoutes::authorized(std::string_view authorization) const {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!authorization.starts_with(kBearer)) return false;
+  return constant_time_equal(authorization.substr(kBearer.size()), token_);
+}
+
+ApiResponse ApiRoutes::check_head(std::string_view method, std::string_view target,
+                                  std::string_view authorization) const {
+  const Route* route = find_route(path_of(target));
+  if (route == nullptr) return json_error(404, "no such path: " + std::string(path_of(target)));
+  if (method != route->method) {
+    ApiResponse r = json_error(405, "method " + std::string(method) + " not allowed on " +
+                                        std::string(route->path));
+    r.allow = std::string(route->method);
+    return r;
+  }
+  if (route->needs_token && !authorized(authorization)) {
+    return json_error(401, "missing or wrong bearer token",
+                      "send 'Authorization: Bearer <token>' with the server's token file");
+  }
+  ApiResponse go_on;
+  go_on.status = 0;
+  return go_on;
+}
+
+ApiResponse ApiRoutes::handle(const ApiRequest& request) {
+  if (ApiResponse head = check_head(request.method, request.target, request.authorization);
+      head.status != 0) {
+    return head;
+  }
+  std::string_view path = path_of(request.target);
+  std::string_view query = query_of(request.target);
+  if (path == "/api/v1/ingest") return ingest(request.body);
+  if (path == "/render") return render(query);
+  if (path == "/metrics/find") return find(query);
+  if (path == "/api/v1/sources") return json_ok(engine_.sources_json(now_ms_()));
+  return healthz();
+}
+
+ApiResponse ApiRoutes::ingest(std::string_view body) {
+  IngestOutcome outcome = engine_.ingest(body, now_ms_());
+  if (outcome.http_status != 200) {
+    return json_error(outcome.http_status, outcome.message,
+                      outcome.http_status == 400 ? "the agent and server versions may differ"
+                                                 : "see the server log");
+  }
+  return json_ok({{"status", "ok"}, {"duplicate", outcome.duplicate}, {"samples", outcome.samples}});
+}
+
+ApiResponse ApiRoutes::render(std::string_view query) {
+  std::vector<std::string> targets;
+  std::string from = "-1h", until = "now";
+  for (auto& [key, value] : parse_query(query)) {
+    if (key == "target") targets.push_back(value);
+    else if (key == "from") from = value;
+    else if (key == "until") until = value;
+    else if (key == "format" && value != "json") {
+      return json_error(400, "format '" + value + "' is not supported", "use format=json");
+    }
+  }
+  if (targets.empty()) return json_error(400, "no target", "add target=PATTERN, e.g. statherd.*");
+  int64_t now_s = now_ms_() / 1000;
+  auto from_s = parse_graphite_time(from, now_s);
+  auto until_s = parse_graphite_time(until, now_s);
+  if (!from_s) return json_error(400, "from: " + from_s.error().message, from_s.error().hint);
+  if (!until_s) return json_error(400, "until: " + until_s.error().message, until_s.error().hint);
+  return json_ok(store_.render(targets, *from_s, *until_s));
+}
+
+ApiResponse ApiRoutes::find(std::string_view query) {
+  std::string pattern;
+  for (auto& [key, value] : parse_query(query)) {
+    if (key == "query") pattern = value;
+  }
+  if (pattern.empty()) return json_error(400, "no query", "add query=PATTERN, e.g. statherd.*");
+  return json_ok(store_.find(pattern));
+}
+
+ApiResponse ApiRoutes::healthz() {
+  EngineStats s = engine_.stats();
+  return json_ok({{"status", "ok"},
+                  {"batches", s.batches},
+                  {"duplicates", s.duplicates},
+                  {"samples_in", s.samples_in},
+                  {"series", s.series},
+                  {"sources", s.sources},
+                  {"series_rejected", s.series_rejected},
+                  {"memory_paths", store_.path_count()}});
+}
+
+}  // namespace statherd::server

@@ -1,0 +1,69 @@
+// The HTTP API without any transport: route, authenticate, call Engine/MemoryStore, answer JSON.
+// http_server.cpp (Beast) only moves bytes to and from here, so this is testable without sockets.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "server/engine.h"
+#include "server/memory_store.h"
+
+namespace statherd::server {
+
+// "%41+b" -> "A b" (when plus_is_space); a bad %-escape is kept literally.
+std::string percent_decode(std::string_view text, bool plus_is_space = true);
+// "a=1&b=x%20y&a=2" -> {{"a","1"},{"b","x y"},{"a","2"}} in order; a key without '=' has "".
+std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query);
+// Compares without an early exit, so the time taken does not reveal a matching prefix.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+struct ApiRequest {
+  std::string_view method;         // "GET", "POST", ...
+  std::string_view target;         // "/render?target=a.b&from=-10min"
+  std::string_view authorization;  // the Authorization header, may be empty
+  std::string_view body;
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::string allow;  // for 405: the allowed method
+};
+
+ApiResponse json_error(int status, std::string_view message, std::string_view hint = {});
+
+class ApiRoutes {
+ public:
+  ApiRoutes(std::string token, Engine& engine, MemoryStore& store,
+            std::function<int64_t()> now_ms);
+
+  // The path part of a target ("/render" of "/render?x=1").
+  static std::string_view path_of(std::string_view target);
+  // True if the path needs the bearer token (ingest).
+  static bool needs_token(std::string_view path);
+  // "Bearer <token>" with the right token.
+  bool authorized(std::string_view authorization) const;
+  // 404 / 405 / 401 before reading a body; nullopt-like: status 0 means "go on".
+  ApiResponse check_head(std::string_view method, std::string_view target,
+                         std::string_view authorization) const;
+
+  ApiResponse handle(const ApiRequest& request);
+
+ private:
+  ApiResponse ingest(std::string_view body);
+  ApiResponse render(std::string_view query);
+  ApiResponse find(std::string_view query);
+  ApiResponse healthz();
+
+  std::string token_;
+  Engine& engine_;
+  MemoryStore& store_;
+  std::function<int64_t()> now_ms_;
+};
+
+}  // namespace statherd::server

@@ -1,0 +1,339 @@
+// Ingest: decode, dedup, write-ahead log, per-source counter deltas, interval attribution.
+#include "server/engine.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/log.h"
+#include "server/engine_impl.h"
+
+namespace statherd::server {
+namespace {
+
+int64_t floor_to(int64_t t, int64_t step) {
+  int64_t q = t / step;
+  if (t % step != 0 && t < 0) --q;
+  return q * step;
+}
+
+void append_key_part(std::string& k, std::string_view part) {
+  k.append(part);
+  k.push_back('\0');
+}
+
+}  // namespace
+
+Engine::Impl::Impl(EngineOptions o) : opt(std::move(o)), iv_ms(opt.interval.count()) {
+  if (iv_ms <= 0) iv_ms = 10'000;
+}
+
+int64_t Engine::Impl::retain_floor(int64_t now_ms) const {
+  return floor_to(now_ms - opt.late_window.count(), iv_ms);
+}
+
+// Interval attribution: start = floor(ts / interval) * interval. More than one interval in the
+// future: the current interval. Older than the late window or than the oldest open interval:
+// the oldest open interval (counted as late), so no increment is ever lost.
+int64_t Engine::Impl::target_interval(int64_t sample_ms, int64_t now_ms) {
+  int64_t s = floor_to(sample_ms, iv_ms);
+  int64_t current = floor_to(now_ms, iv_ms);
+  if (s > current + iv_ms) s = current;
+  int64_t floor = retain_floor(now_ms);
+  int64_t lower = intervals.empty()
+                      ? (next_emit_start == kNoInterval ? floor : std::max(floor, next_emit_start))
+                      : intervals.front().start;
+  if (s < floor || s < lower) {
+    if (s != lower) ++st.late_samples;
+    s = lower;
+  }
+  return s;
+}
+
+Interval& Engine::Impl::interval_at(int64_t start) {
+  if (next_emit_start == kNoInterval) next_emit_start = start;
+  if (intervals.empty()) {
+    intervals.push_back(Interval{});
+    intervals.back().start = start;
+    intervals.back().emitted = start < next_emit_start;
+  }
+  while (intervals.front().start > start) {
+    Interval iv;
+    iv.start = intervals.front().start - iv_ms;
+    iv.emitted = iv.start < next_emit_start;
+    intervals.push_front(std::move(iv));
+  }
+  while (intervals.back().start < start) {
+    Interval iv;
+    iv.start = intervals.back().start + iv_ms;
+    iv.emitted = iv.start < next_emit_start;
+    intervals.push_back(std::move(iv));
+  }
+  return intervals[static_cast<size_t>((start - intervals.front().start) / iv_ms)];
+}
+
+Cell& Engine::Impl::cell_for(Interval& iv, Slot& slot, uint32_t slot_id) {
+  if (slot.cache_start == iv.start) return iv.cells[slot.cache_pos];
+  auto append = [&]() -> Cell& {
+    iv.cells.push_back(Cell{slot_id});
+    uint32_t pos = static_cast<uint32_t>(iv.cells.size() - 1);
+    if (iv.index_built) iv.index.emplace(slot_id, pos);
+    if (iv.start > slot.cache_start) {
+      slot.cache_start = iv.start;
+      slot.cache_pos = pos;
+    }
+    return iv.cells.back();
+  };
+  if (iv.start > slot.cache_start) return append();
+  if (!iv.index_built) {  // a late sample for an older interval: index that interval once
+    iv.index.reserve(iv.cells.size());
+    for (uint32_t i = 0; i < iv.cells.size(); ++i) iv.index.emplace(iv.cells[i].slot, i);
+    iv.index_built = true;
+  }
+  auto it = iv.index.find(slot_id);
+  return it != iv.index.end() ? iv.cells[it->second] : append();
+}
+
+uint32_t Engine::Impl::source_for(const SourceIdentity& id, const std::string& agent,
+                                  int64_t now_ms) {
+  std::string key = id.key();
+  auto it = source_index.find(key);
+  uint32_t idx;
+  if (it != source_index.end()) {
+    idx = it->second;
+  } else {
+    idx = static_cast<uint32_t>(sources.size());
+    sources.push_back(SourceState{id, agent, 0, 0, 0, true, {}});
+    source_index.emplace(std::move(key), idx);
+    ++st.sources;
+  }
+  SourceState& src = sources[idx];
+  src.agent_id = agent;
+  src.last_seen_ms = now_ms;
+  return idx;
+}
+
+uint32_t Engine::Impl::agg_for(Level level, const SourceIdentity& id, const Sample& s,
+                               int64_t start) {
+  std::string key;
+  key.push_back(static_cast<char>(level));
+  key.push_back(static_cast<char>(s.kind));
+  append_key_part(key, id.app);
+  if (level != Level::App) append_key_part(key, id.host);
+  if (level == Level::Process) append_key_part(key, std::to_string(id.pid));
+  append_key_part(key, s.name);
+  for (const auto& [k, v] : s.tags) { append_key_part(key, k); append_key_part(key, v); }
+  auto it = agg_index.find(key);
+  if (it != agg_index.end()) return it->second;
+  uint32_t idx;
+  if (!free_aggs.empty()) { idx = free_aggs.back(); free_aggs.pop_back(); }
+  else { idx = static_cast<uint32_t>(aggs.size()); aggs.emplace_back(); }
+  Aggregate& a = aggs[idx];
+  a = Aggregate{};
+  a.key = key;
+  a.level = level;
+  a.kind = s.kind;
+  a.app = id.app;
+  if (level != Level::App) a.host = id.host;
+  if (level == Level::Process) a.pid = id.pid;
+  a.metric = s.name;
+  a.tags = s.tags;
+  a.meter = Meter(static_cast<double>(iv_ms) / 1000.0);
+  a.first_start = start;
+  a.alive = true;
+  agg_index.emplace(std::move(key), idx);
+  return idx;
+}
+
+uint32_t Engine::Impl::slot_for(uint32_t src, size_t pos, const Sample& s, int64_t start,
+                                int64_t now_ms) {
+  std::string& k = key_buf;
+  k.clear();
+  k.append(reinterpret_cast<const char*>(&src), sizeof src);
+  k.push_back(static_cast<char>(s.kind));
+  k.append(s.name);
+  for (const auto& [tk, tv] : s.tags) {
+    k.push_back('\0'); k.append(tk); k.push_back('\1'); k.append(tv);
+  }
+  SourceState& source = sources[src];
+  if (pos < source.order.size()) {
+    uint32_t c = source.order[pos];
+    if (c != kNone && slots[c].alive && slots[c].key == k) return c;
+  }
+  auto remember = [&](uint32_t id) {
+    if (pos >= source.order.size()) {
+      if (pos > 1'000'000) return id;
+      source.order.resize(pos + 1, kNone);
+    }
+    source.order[pos] = id;
+    return id;
+  };
+  auto it = slot_index.find(std::string_view(k));
+  if (it != slot_index.end()) return remember(it->second);
+  if (st.series >= opt.max_series_total || source.series >= opt.max_series_per_source) {
+    ++st.series_rejected;
+    return kNone;
+  }
+  uint32_t idx;
+  if (!free_slots.empty()) { idx = free_slots.back(); free_slots.pop_back(); }
+  else { idx = static_cast<uint32_t>(slots.size()); slots.emplace_back(); }
+  Slot slot;
+  slot.key = k;
+  slot.source = src;
+  slot.kind = s.kind;
+  slot.alive = true;
+  slot.last_seen_ms = now_ms;
+  const bool levels[3] = {opt.level_process, opt.level_host, opt.level_app};
+  for (int l = 0; l < 3; ++l) {
+    if (!levels[l]) continue;
+    slot.agg[l] = agg_for(static_cast<Level>(l), source.id, s, start);
+    ++aggs[slot.agg[l]].live_slots;
+  }
+  slots[idx] = std::move(slot);
+  slot_index.emplace(k, idx);
+  ++source.series;
+  ++st.series;
+  return remember(idx);
+}
+
+// Counter hazard, decided here: the first sighting of a series is counted whole when the agent
+// says the source started while it was watching (SourceSamples.fresh), or when the server has
+// already seen this source in an earlier batch (the series was created since: every increment
+// of it is new). Otherwise the process was already running when first seen: its value holds
+// increments from before we looked, so it only sets the baseline (delta 0).
+void Engine::Impl::apply_sample(uint32_t src, size_t pos, bool count_new, const Sample& s,
+                                int64_t now_ms) {
+  if (s.kind == Kind::Text) return;  // not rolled up
+  if (s.kind == Kind::Distribution && !s.dist) return;
+  int64_t start = target_interval(s.timestamp_ms, now_ms);
+  uint32_t slot_id = slot_for(src, pos, s, start, now_ms);
+  if (slot_id == kNone) return;
+  Slot& slot = slots[slot_id];
+  slot.last_seen_ms = now_ms;
+  Interval& iv = interval_at(start);
+  Cell& cell = cell_for(iv, slot, slot_id);
+  switch (s.kind) {
+    case Kind::Counter: {
+      double delta;
+      if (!slot.has_last) delta = count_new ? s.value : 0;
+      else if (s.value < slot.last_cumulative) { delta = s.value; ++st.resets; }
+      else delta = s.value - slot.last_cumulative;
+      slot.has_last = true;
+      slot.last_cumulative = s.value;
+      cell.value += delta;
+      if (iv.emitted)
+        for (uint32_t a : slot.agg) if (a != kNone) aggs[a].pending_late += delta;
+      break;
+    }
+    case Kind::Gauge: cell.value = s.value; break;
+    case Kind::Distribution:
+      if (cell.dist == kNone) {
+        cell.dist = static_cast<uint32_t>(iv.dists.size());
+        iv.dists.push_back(s.dist);
+      } else {
+        iv.dists[cell.dist] = s.dist;
+      }
+      break;
+    case Kind::Text: break;
+  }
+  for (uint32_t a : slot.agg)
+    if (a != kNone && start < aggs[a].first_start) aggs[a].first_start = start;
+  if (iv.emitted) iv.changed_slots.push_back(slot_id);
+}
+
+void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {
+  AgentState& agent = agents[batch.agent_id];
+  agent.last_seq = batch.seq;
+  agent.last_seen_ms = now_ms;
+  agent.errors = batch.errors;
+  for (const SourceSamples& ss : batch.sources) {
+    uint32_t src = source_for(ss.id, batch.agent_id, now_ms);
+    bool count_new = ss.fresh || sources[src].batches > 0;
+    for (size_t i = 0; i < ss.samples.size(); ++i)
+      apply_sample(src, i, count_new, ss.samples[i], now_ms);
+    ++sources[src].batches;
+    st.samples_in += ss.samples.size();
+  }
+  ++st.batches;
+}
+
+// ---- public API -------------------------------------------------------------------------
+
+Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Engine::~Engine() = default;
+
+IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
+  Impl& m = *impl_;
+  IngestOutcome out;
+  Result<Batch> batch = decode_batch(body, m.opt.wire_limits);
+  if (!batch) {
+    ++m.st.rejected_batches;
+    out.http_status = 400;
+    out.message = batch.error().to_string();
+    return out;
+  }
+  auto agent = m.agents.find(batch->agent_id);
+  if (agent != m.agents.end() && batch->seq <= agent->second.last_seq) {
+    ++m.st.duplicates;
+    agent->second.last_seen_ms = now_ms;
+    out.duplicate = true;
+    out.message = "duplicate batch (seq " + std::to_string(batch->seq) + " <= " +
+                  std::to_string(agent->second.last_seq) + "), already applied";
+    return out;
+  }
+  if (!m.opt.state_dir.empty()) {
+    Status written = m.wal.append(now_ms, body);
+    if (!written) {
+      out.http_status = 500;
+      out.message = written.error().to_string();
+      log::error(out.message);
+      return out;
+    }
+  }
+  out.samples = batch->sample_count();
+  m.apply_batch(*batch, now_ms);
+  out.message = "ok";
+  return out;
+}
+
+std::vector<IntervalOutput> Engine::flush(int64_t now_ms) { return impl_->flush(now_ms, false); }
+
+std::vector<IntervalOutput> Engine::drain(int64_t now_ms) {
+  std::vector<IntervalOutput> out = impl_->flush(now_ms, true);
+  if (impl_->wal.is_open()) {
+    Status s = impl_->write_snapshot(now_ms);
+    if (!s) log::warn("snapshot at shutdown failed: " + s.error().to_string());
+  }
+  return out;
+}
+
+EngineStats Engine::stats() const {
+  EngineStats s = impl_->st;
+  s.wal_bytes = impl_->wal.bytes();
+  return s;
+}
+
+const EngineOptions& Engine::options() const { return impl_->opt; }
+
+nlohmann::json Engine::sources_json(int64_t /*now_ms*/) const {
+  nlohmann::json agents = nlohmann::json::array();
+  for (const auto& [id, a] : impl_->agents)
+    agents.push_back({{"agent_id", id}, {"last_seq", a.last_seq}, {"last_seen_ms", a.last_seen_ms}});
+  nlohmann::json sources = nlohmann::json::array();
+  for (const SourceState& s : impl_->sources) {
+    if (!s.alive) continue;
+    nlohmann::json errors = nlohmann::json::array();
+    auto agent = impl_->agents.find(s.agent_id);
+    if (agent != impl_->agents.end())
+      for (const SourceError& e : agent->second.errors)
+        if (e.source == s.id.path) errors.push_back(e.message);
+    sources.push_back({{"host", s.id.host}, {"app", s.id.app}, {"pid", s.id.pid},
+                       {"start_time_ms", s.id.start_time_ms}, {"path", s.id.path},
+                       {"last_seen_ms", s.last_seen_ms}, {"series", s.series},
+                       {"errors", std::move(errors)}});
+  }
+  return {{"agents", std::move(agents)}, {"sources", std::move(sources)}};
+}
+
+}  // namespace statherd::server

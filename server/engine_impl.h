@@ -1,0 +1,163 @@
+// Engine internals shared by engine.cpp (ingest), engine_emit.cpp (rollup, flush, expiry) and
+// engine_snapshot.cpp (checkpoint/recovery). Not part of the public API.
+//
+// Layout for speed: every (source, kind, metric, tags) is a Slot, interned once in slot_index
+// (one hash lookup per sample, key built into a reused buffer, heterogeneous lookup). A slot
+// knows its rollup Aggregates (one per enabled level). Open intervals form a contiguous deque;
+// each holds Cells (slot, value) appended in arrival order. A slot caches the position of its
+// cell in the newest interval it touched, so the common case needs no second lookup.
+// Dead slots/aggregates keep their data until no open interval can refer to them, then their
+// ids are recycled.
+#pragma once
+
+#include <deque>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/ewma.h"
+#include "server/engine.h"
+#include "server/series_point.h"
+#include "server/wal.h"
+
+namespace statherd::server {
+
+inline constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+inline constexpr int64_t kNoInterval = std::numeric_limits<int64_t>::min();
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using InternMap = std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>>;
+
+struct AgentState {
+  uint64_t last_seq = 0;
+  int64_t last_seen_ms = 0;
+  std::vector<SourceError> errors;  // from the agent's last batch
+};
+
+struct SourceState {
+  SourceIdentity id;
+  std::string agent_id;
+  int64_t last_seen_ms = 0;
+  uint64_t batches = 0;   // batches that carried this source
+  uint32_t series = 0;    // live slots
+  bool alive = true;
+  // Agents send a source's samples in the same order every scrape: order[i] is the slot that
+  // sample i mapped to last time, checked by key compare before the hash lookup.
+  std::vector<uint32_t> order;
+};
+
+struct Slot {
+  std::string key;
+  uint32_t source = kNone;
+  uint32_t agg[3] = {kNone, kNone, kNone};  // indexed by Level
+  Kind kind = Kind::Gauge;
+  bool alive = false;
+  bool has_last = false;
+  double last_cumulative = 0;
+  int64_t last_seen_ms = 0;
+  int64_t cache_start = kNoInterval;  // newest interval with a cell of this slot
+  uint32_t cache_pos = 0;
+};
+
+struct Aggregate {
+  std::string key;
+  Level level = Level::App;
+  Kind kind = Kind::Gauge;
+  std::string app, host, metric;
+  int64_t pid = -1;
+  Tags tags;
+  Meter meter{10};
+  double pending_late = 0;   // late deltas of emitted intervals: added to the next tick
+  int64_t first_start = 0;   // first interval with data: no EWMA tick before it
+  uint32_t live_slots = 0;
+  bool alive = false;
+};
+
+struct Cell {
+  uint32_t slot;
+  uint32_t dist = kNone;  // index into Interval::dists
+  double value = 0;       // counter: sum of deltas; gauge: last value
+};
+
+struct Interval {
+  int64_t start = 0;
+  bool emitted = false;
+  std::vector<Cell> cells;
+  std::vector<std::shared_ptr<const Distribution>> dists;
+  std::vector<uint32_t> changed_slots;  // since emission: re-emit these series' aggregates
+  bool index_built = false;
+  std::unordered_map<uint32_t, uint32_t> index;  // slot -> cell, built on first late lookup
+};
+
+struct DeferredFree {
+  int64_t after_start;  // free once the oldest open interval starts after this
+  uint32_t id;
+};
+
+struct Engine::Impl {
+  explicit Impl(EngineOptions o);
+
+  EngineOptions opt;
+  int64_t iv_ms;
+  EngineStats st;
+
+  std::unordered_map<std::string, AgentState> agents;
+  InternMap source_index;
+  std::vector<SourceState> sources;
+  InternMap slot_index;
+  std::vector<Slot> slots;
+  std::vector<uint32_t> free_slots;
+  std::vector<DeferredFree> dying_slots;
+  InternMap agg_index;
+  std::vector<Aggregate> aggs;
+  std::vector<uint32_t> free_aggs;
+  std::vector<DeferredFree> dying_aggs;
+  std::deque<Interval> intervals;  // contiguous, ascending starts
+  int64_t next_emit_start = kNoInterval;
+
+  WalWriter wal;
+  uint64_t wal_start = 0;  // first WAL file not covered by the snapshot
+  int64_t last_snapshot_ms = 0;
+  bool recovering = false;
+
+  std::string key_buf;  // reused per sample
+  std::vector<double> scratch_sum;
+  std::vector<uint8_t> scratch_mark;
+
+  // engine.cpp
+  Status apply_wal_and_ingest(std::string_view body, int64_t now_ms, IngestOutcome& out);
+  void apply_batch(const Batch& batch, int64_t now_ms);
+  uint32_t source_for(const SourceIdentity& id, const std::string& agent, int64_t now_ms);
+  void apply_sample(uint32_t src, size_t pos, bool count_new, const Sample& s, int64_t now_ms);
+  uint32_t slot_for(uint32_t src, size_t pos, const Sample& s, int64_t start, int64_t now_ms);
+  uint32_t agg_for(Level level, const SourceIdentity& id, const Sample& s, int64_t start);
+  int64_t target_interval(int64_t sample_ms, int64_t now_ms);
+  Interval& interval_at(int64_t start);
+  Cell& cell_for(Interval& iv, Slot& slot, uint32_t slot_id);
+  int64_t retain_floor(int64_t now_ms) const;
+
+  // engine_emit.cpp
+  std::vector<IntervalOutput> flush(int64_t now_ms, bool include_current);
+  IntervalOutput emit_interval(Interval& iv, bool reemit);
+  void emit_counters(const Interval& iv, bool reemit, const std::vector<uint8_t>* only,
+                     IntervalOutput& out);
+  void emit_gauges_and_dists(const Interval& iv, const std::vector<uint8_t>* only,
+                             IntervalOutput& out);
+  void expire_idle(int64_t now_ms);
+  void kill_slot(uint32_t id);
+  void release_deferred();
+  void add_point(IntervalOutput& out, const Aggregate& a, std::string stat, double value) const;
+
+  // engine_snapshot.cpp
+  Status write_snapshot(int64_t now_ms);
+  Status load_snapshot(bool& found);
+  void rebuild_indexes();
+};
+
+}  // namespace statherd::server

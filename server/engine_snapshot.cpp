@@ -1,0 +1,277 @@
+// Checkpoint and recovery. The snapshot (<state_dir>/snapshot, written tmp + fsync + rename,
+// mode 0600) is CBOR of a versioned JSON document holding the complete engine state; the WAL
+// files numbered >= its "wal_seq" hold every batch acknowledged after it. Recovery = load the
+// snapshot + replay those WAL records with the server clock they were ingested at; dedup on
+// agent seq keeps a batch from counting twice. Intervals emitted after the snapshot are emitted
+// again after a crash (same values; Carbon keeps the last write), which also re-sends what a
+// sink may have lost in its queue.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "common/log.h"
+#include "server/engine_impl.h"
+
+namespace statherd::server {
+namespace {
+
+using json = nlohmann::json;
+constexpr int kSnapshotVersion = 1;
+
+json bin(std::string_view s) { return json::binary(std::vector<uint8_t>(s.begin(), s.end())); }
+std::string unbin(const json& j) {
+  const auto& b = j.get_binary();
+  return std::string(b.begin(), b.end());
+}
+
+json dist_to_json(const std::shared_ptr<const Distribution>& d) {
+  Batch b;  // the wire codec already serializes every distribution form
+  b.sources.emplace_back();
+  Sample s;
+  s.kind = Kind::Distribution;
+  s.dist = d;
+  b.sources[0].samples.push_back(std::move(s));
+  return bin(encode_batch(b));
+}
+
+std::shared_ptr<const Distribution> dist_from_json(const json& j) {
+  Result<Batch> b = decode_batch(unbin(j));
+  if (!b || b->sources.empty() || b->sources[0].samples.empty())
+    throw std::runtime_error("bad distribution in snapshot");
+  return b->sources[0].samples[0].dist;
+}
+
+json tags_to_json(const Tags& tags) {
+  json t = json::array();
+  for (const auto& [k, v] : tags) t.push_back({bin(k), bin(v)});
+  return t;
+}
+Tags tags_from_json(const json& j) {
+  Tags t;
+  for (const auto& kv : j) t.emplace_back(unbin(kv[0]), unbin(kv[1]));
+  return t;
+}
+
+json deferred_to_json(const std::vector<DeferredFree>& v) {
+  json a = json::array();
+  for (const auto& d : v) a.push_back({d.after_start, d.id});
+  return a;
+}
+std::vector<DeferredFree> deferred_from_json(const json& j) {
+  std::vector<DeferredFree> v;
+  for (const auto& d : j) v.push_back({d[0].get<int64_t>(), d[1].get<uint32_t>()});
+  return v;
+}
+
+json ewma_to_json(const Ewma& e) { return {e.rate(), e.initialized()}; }
+
+Status write_file_durably(const std::string& dir, const std::string& name,
+                          const std::vector<uint8_t>& bytes) {
+  std::string tmp = dir + "/" + name + ".tmp", final_path = dir + "/" + name;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error("cannot create " + tmp + ": " + std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) { ::close(fd); return make_error("cannot write " + tmp + ": " + std::strerror(errno)); }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) { ::close(fd); return make_error("fsync " + tmp + " failed"); }
+  ::close(fd);
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
+    return make_error("cannot rename " + tmp + ": " + std::strerror(errno));
+  return fsync_dir(dir);
+}
+
+}  // namespace
+
+Status Engine::Impl::write_snapshot(int64_t now_ms) {
+  const uint64_t next_wal = wal.number() + 1;
+  json j;
+  j["format"] = "statherd-engine-snapshot";
+  j["version"] = kSnapshotVersion;
+  j["interval_ms"] = iv_ms;
+  j["wal_seq"] = next_wal;
+  j["saved_ms"] = now_ms;
+  j["next_emit_start"] = next_emit_start;
+  j["stats"] = {st.batches, st.duplicates, st.rejected_batches, st.samples_in, st.series_rejected,
+                st.late_samples, st.resets};
+  json& ag = j["agents"] = json::array();
+  for (const auto& [id, a] : agents) {
+    json errs = json::array();
+    for (const auto& e : a.errors) errs.push_back({bin(e.source), bin(e.message)});
+    ag.push_back({bin(id), a.last_seq, a.last_seen_ms, std::move(errs)});
+  }
+  json& src = j["sources"] = json::array();
+  for (const auto& s : sources)
+    src.push_back({bin(s.id.host), bin(s.id.app), s.id.pid, s.id.start_time_ms, bin(s.id.path),
+                   bin(s.agent_id), s.last_seen_ms, s.batches, s.alive});
+  json& sl = j["slots"] = json::array();
+  for (const auto& s : slots)
+    sl.push_back({bin(s.key), s.source, s.agg[0], s.agg[1], s.agg[2], static_cast<int>(s.kind),
+                  s.alive, s.has_last, s.last_cumulative, s.last_seen_ms});
+  json& ga = j["aggs"] = json::array();
+  for (const auto& a : aggs)
+    ga.push_back({bin(a.key), static_cast<int>(a.level), static_cast<int>(a.kind), bin(a.app),
+                  bin(a.host), bin(a.metric), a.pid, tags_to_json(a.tags), ewma_to_json(a.meter.m1),
+                  ewma_to_json(a.meter.m5), ewma_to_json(a.meter.m15), a.pending_late,
+                  a.first_start, a.alive});
+  j["free_slots"] = free_slots;
+  j["free_aggs"] = free_aggs;
+  j["dying_slots"] = deferred_to_json(dying_slots);
+  j["dying_aggs"] = deferred_to_json(dying_aggs);
+  json& ivs = j["intervals"] = json::array();
+  for (const auto& iv : intervals) {
+    json cells = json::array(), dists = json::array();
+    for (const auto& c : iv.cells) cells.push_back({c.slot, c.dist, c.value});
+    for (const auto& d : iv.dists) dists.push_back(dist_to_json(d));
+    ivs.push_back({iv.start, iv.emitted, std::move(cells), std::move(dists), iv.changed_slots});
+  }
+  Status written = write_file_durably(opt.state_dir, "snapshot", json::to_cbor(j));
+  if (!written) return written;
+  Status opened = wal.open(opt.state_dir, next_wal, opt.fsync);
+  if (!opened) return opened;
+  wal_start = next_wal;
+  remove_wal_files_before(opt.state_dir, next_wal);
+  last_snapshot_ms = now_ms;
+  return Ok{};
+}
+
+Status Engine::Impl::load_snapshot(bool& found) {
+  std::string path = opt.state_dir + "/snapshot";
+  std::error_code ec;
+  found = std::filesystem::exists(path, ec);
+  if (!found) return Ok{};
+  const std::string hint = "move " + path + " and the wal-*.log files aside to start empty";
+  try {
+    std::ifstream in(path, std::ios::binary);
+    json j = json::from_cbor(in);
+    if (j.at("format") != "statherd-engine-snapshot" || j.at("version") != kSnapshotVersion)
+      return make_error("snapshot " + path + " has an unknown format or version", hint);
+    if (j.at("interval_ms").get<int64_t>() != iv_ms)
+      return make_error("snapshot " + path + " was written with interval " +
+                            std::to_string(j.at("interval_ms").get<int64_t>()) + " ms",
+                        "restart with the old interval and drain first, or " + hint);
+    wal_start = j.at("wal_seq").get<uint64_t>();
+    next_emit_start = j.at("next_emit_start").get<int64_t>();
+    const json& s = j.at("stats");
+    st.batches = s[0]; st.duplicates = s[1]; st.rejected_batches = s[2]; st.samples_in = s[3];
+    st.series_rejected = s[4]; st.late_samples = s[5]; st.resets = s[6];
+    for (const auto& a : j.at("agents")) {
+      AgentState& ag = agents[unbin(a[0])];
+      ag.last_seq = a[1]; ag.last_seen_ms = a[2];
+      for (const auto& e : a[3]) ag.errors.push_back({unbin(e[0]), unbin(e[1])});
+    }
+    for (const auto& x : j.at("sources")) {
+      SourceState src;
+      src.id = {unbin(x[0]), unbin(x[1]), x[2], x[3], unbin(x[4])};
+      src.agent_id = unbin(x[5]); src.last_seen_ms = x[6]; src.batches = x[7]; src.alive = x[8];
+      sources.push_back(std::move(src));
+    }
+    for (const auto& x : j.at("slots")) {
+      Slot sl;
+      sl.key = unbin(x[0]); sl.source = x[1]; sl.agg[0] = x[2]; sl.agg[1] = x[3]; sl.agg[2] = x[4];
+      sl.kind = static_cast<Kind>(x[5].get<int>()); sl.alive = x[6]; sl.has_last = x[7];
+      sl.last_cumulative = x[8]; sl.last_seen_ms = x[9];
+      slots.push_back(std::move(sl));
+    }
+    for (const auto& x : j.at("aggs")) {
+      Aggregate a;
+      a.key = unbin(x[0]); a.level = static_cast<Level>(x[1].get<int>());
+      a.kind = static_cast<Kind>(x[2].get<int>()); a.app = unbin(x[3]); a.host = unbin(x[4]);
+      a.metric = unbin(x[5]); a.pid = x[6]; a.tags = tags_from_json(x[7]);
+      a.meter = Meter(static_cast<double>(iv_ms) / 1000.0);
+      a.meter.m1.restore(x[8][0], x[8][1]);
+      a.meter.m5.restore(x[9][0], x[9][1]);
+      a.meter.m15.restore(x[10][0], x[10][1]);
+      a.pending_late = x[11]; a.first_start = x[12]; a.alive = x[13];
+      aggs.push_back(std::move(a));
+    }
+    free_slots = j.at("free_slots").get<std::vector<uint32_t>>();
+    free_aggs = j.at("free_aggs").get<std::vector<uint32_t>>();
+    dying_slots = deferred_from_json(j.at("dying_slots"));
+    dying_aggs = deferred_from_json(j.at("dying_aggs"));
+    for (const auto& x : j.at("intervals")) {
+      Interval iv;
+      iv.start = x[0]; iv.emitted = x[1];
+      for (const auto& c : x[2]) iv.cells.push_back(Cell{c[0], c[1], c[2]});
+      for (const auto& d : x[3]) iv.dists.push_back(dist_from_json(d));
+      iv.changed_slots = x[4].get<std::vector<uint32_t>>();
+      intervals.push_back(std::move(iv));
+    }
+  } catch (const std::exception& e) {
+    return make_error("snapshot " + path + " is unreadable: " + e.what(), hint);
+  }
+  rebuild_indexes();
+  return Ok{};
+}
+
+void Engine::Impl::rebuild_indexes() {
+  st.sources = st.series = 0;
+  for (uint32_t i = 0; i < sources.size(); ++i)
+    if (sources[i].alive) { source_index.emplace(sources[i].id.key(), i); ++st.sources; }
+  for (auto& s : sources) s.series = 0;
+  for (auto& a : aggs) a.live_slots = 0;
+  for (uint32_t i = 0; i < slots.size(); ++i) {
+    Slot& sl = slots[i];
+    if (!sl.alive) continue;
+    slot_index.emplace(sl.key, i);
+    ++sources[sl.source].series;
+    ++st.series;
+    for (uint32_t a : sl.agg) if (a != kNone) ++aggs[a].live_slots;
+  }
+  for (uint32_t i = 0; i < aggs.size(); ++i)
+    if (aggs[i].alive) agg_index.emplace(aggs[i].key, i);
+  for (const Interval& iv : intervals)
+    for (uint32_t p = 0; p < iv.cells.size(); ++p) {
+      Slot& sl = slots[iv.cells[p].slot];
+      sl.cache_start = iv.start;
+      sl.cache_pos = p;
+    }
+}
+
+Status Engine::open(int64_t now_ms) {
+  Impl& m = *impl_;
+  m.last_snapshot_ms = now_ms;
+  if (m.opt.state_dir.empty()) return Ok{};
+  std::error_code ec;
+  if (!std::filesystem::exists(m.opt.state_dir, ec)) {
+    std::filesystem::create_directories(m.opt.state_dir, ec);
+    if (ec || ::chmod(m.opt.state_dir.c_str(), 0700) != 0)
+      return make_error("cannot create state directory " + m.opt.state_dir + ": " + ec.message(),
+                        "create it or point --state-dir at a writable directory");
+  }
+  bool found = false;
+  Status loaded = m.load_snapshot(found);
+  if (!loaded) return loaded;
+  uint64_t last = m.wal_start;
+  uint64_t replayed = 0;
+  m.recovering = true;
+  for (uint64_t n : list_wal_files(m.opt.state_dir)) {
+    if (n < m.wal_start) continue;
+    last = std::max(last, n + 1);
+    Status s = replay_wal_file(wal_path(m.opt.state_dir, n), [&](const WalRecord& rec) {
+      Result<Batch> b = decode_batch(rec.batch, m.opt.wire_limits);
+      if (!b) { log::warn("skipping undecodable WAL record: " + b.error().message); return; }
+      auto agent = m.agents.find(b->agent_id);
+      if (agent != m.agents.end() && b->seq <= agent->second.last_seq) return;
+      m.apply_batch(*b, rec.now_ms);
+      ++replayed;
+    });
+    if (!s) { m.recovering = false; return s; }
+  }
+  m.recovering = false;
+  if (found || replayed > 0)
+    log::info("recovered state from " + m.opt.state_dir + ": snapshot " +
+              (found ? "loaded" : "absent") + ", " + std::to_string(replayed) +
+              " WAL batches replayed");
+  return m.wal.open(m.opt.state_dir, last, m.opt.fsync);
+}
+
+}  // namespace statherd::server

@@ -1,0 +1,276 @@
+#include "server/http_server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <array>
+#include <optional>
+
+#include "common/log.h"
+
+namespace statherd::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+// What a session needs from the server, shared by every connection.
+struct SessionContext {
+  const HttpServerOptions& options;
+  ApiRoutes& routes;
+};
+
+// One connection: do_read -> on_header -> (read body) -> on_read -> do_write -> do_read ...
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, SessionContext ctx) : stream_(std::move(socket)), ctx_(ctx) {}
+
+  void start() { do_read(); }
+
+ private:
+  void do_read() {
+    parser_.emplace();
+    parser_->header_limit(ctx_.options.max_header_bytes);
+    parser_->body_limit(ctx_.options.max_body_bytes);
+    stream_.expires_after(ctx_.options.read_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, size_t) {
+    if (ec) return fail_read(ec);
+    const auto& req = parser_->get();
+    // Route, method and token are checked before a body is read, so an unauthenticated client
+    // cannot make the server read 64 MiB.
+    ApiResponse head = ctx_.routes.check_head(
+        std::string_view(req.method_string().data(), req.method_string().size()),
+        std::string_view(req.target().data(), req.target().size()),
+        std::string_view(req[http::field::authorization].data(),
+                         req[http::field::authorization].size()));
+    if (head.status != 0) return do_write(std::move(head), parser_->is_done());
+    stream_.expires_after(ctx_.options.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, size_t) {
+    if (ec) return fail_read(ec);
+    const auto& req = parser_->get();
+    ApiRequest request;
+    request.method = std::string_view(req.method_string().data(), req.method_string().size());
+    request.target = std::string_view(req.target().data(), req.target().size());
+    auto auth = req[http::field::authorization];
+    request.authorization = std::string_view(auth.data(), auth.size());
+    request.body = req.body();
+    do_write(ctx_.routes.handle(request), true);
+  }
+
+  void fail_read(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      return do_write(json_error(413, "request body over " +
+                                          std::to_string(ctx_.options.max_body_bytes) + " bytes",
+                                 "raise limits.max_body_bytes or send smaller batches"),
+                      false);
+    }
+    if (ec == http::error::header_limit) {
+      return do_write(json_error(431, "request header too large"), false);
+    }
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted) {
+      return close();
+    }
+    if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
+      return do_write(json_error(400, "bad HTTP request: " + ec.message()), false);
+    }
+    close();
+  }
+
+  void do_write(ApiResponse api, bool may_keep_alive) {
+    const auto& req = parser_->get();
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(api.status), req.version());
+    res->set(http::field::server, "statherd");
+    res->set(http::field::content_type, api.content_type);
+    if (!api.allow.empty()) res->set(http::field::allow, api.allow);
+    if (api.status == 401) res->set(http::field::www_authenticate, "Bearer");
+    res->keep_alive(may_keep_alive && req.keep_alive());
+    res->body() = std::move(api.body);
+    res->prepare_payload();
+    stream_.expires_after(ctx_.options.write_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        if (ec) return self->close();
+                        if (!res->keep_alive()) return self->linger_close();
+                        self->do_read();
+                      });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+  }
+
+  // After answering a request whose body was not read (401, 413, ...): send FIN, then read and
+  // discard what the client is still sending (bounded in bytes and time), so closing with unread
+  // data does not reset the connection before the client has read the answer.
+  void linger_close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    discard_until_eof();
+  }
+
+  void discard_until_eof() {
+    stream_.expires_after(std::chrono::seconds(2));
+    stream_.async_read_some(asio::buffer(discard_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->discarded_ += n;
+                              if (ec || self->discarded_ > kMaxDiscardBytes) {
+                                return self->stream_.close();
+                              }
+                              self->discard_until_eof();
+                            });
+  }
+
+  static constexpr size_t kMaxDiscardBytes = 1 << 20;
+  std::array<char, 4096> discard_{};
+  size_t discarded_ = 0;
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  SessionContext ctx_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  Engine& engine;
+  MemoryStore& store;
+  std::vector<Sink*> sinks;
+  ApiRoutes& routes;
+  std::function<int64_t()> now_ms;
+  asio::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  asio::steady_timer flush_timer{ioc};
+  asio::signal_set signals{ioc};
+  bool drained = false;
+
+  Impl(HttpServerOptions o, Engine& e, MemoryStore& s, std::vector<Sink*> k, ApiRoutes& r,
+       std::function<int64_t()> n)
+      : options(std::move(o)), engine(e), store(s), sinks(std::move(k)), routes(r),
+        now_ms(std::move(n)) {}
+
+  void dispatch(const std::vector<IntervalOutput>& outputs) {
+    for (const IntervalOutput& out : outputs) {
+      store.emit(out);
+      for (Sink* sink : sinks) sink->emit(out);
+    }
+  }
+
+  void do_accept() {
+    acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        std::make_shared<Session>(std::move(s), SessionContext{options, routes})->start();
+      } else {
+        log::warn("accept failed: " + ec.message());
+      }
+      do_accept();
+    });
+  }
+
+  // Fires at each wall-clock interval boundary + grace.
+  void schedule_flush() {
+    int64_t interval = engine.options().interval.count();
+    int64_t grace = engine.options().grace.count();
+    int64_t now = now_ms();
+    int64_t base = now - grace;
+    int64_t boundary = (base / interval) * interval - (base < 0 && base % interval ? interval : 0);
+    int64_t next = boundary + interval + grace;
+    flush_timer.expires_after(std::chrono::milliseconds(std::max<int64_t>(1, next - now)));
+    flush_timer.async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      dispatch(engine.flush(now_ms()));
+      schedule_flush();
+    });
+  }
+
+  void drain_and_stop() {
+    if (drained) return;
+    drained = true;
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    flush_timer.cancel();
+    signals.cancel();
+    dispatch(engine.drain(now_ms()));
+    ioc.stop();
+  }
+};
+
+HttpServer::HttpServer(HttpServerOptions options, Engine& engine, MemoryStore& store,
+                       std::vector<Sink*> sinks, ApiRoutes& routes,
+                       std::function<int64_t()> now_ms)
+    : impl_(std::make_unique<Impl>(std::move(options), engine, store, std::move(sinks), routes,
+                                   std::move(now_ms))) {}
+
+HttpServer::~HttpServer() = default;
+
+Status HttpServer::listen() {
+  Impl& s = *impl_;
+  beast::error_code ec;
+  tcp::resolver resolver(s.ioc);
+  auto results = resolver.resolve(s.options.host, std::to_string(s.options.port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    return make_error("cannot resolve listen address " + s.options.host + ": " + ec.message(),
+                      "use an IP address such as 127.0.0.1");
+  }
+  tcp::endpoint endpoint = results.begin()->endpoint();
+  std::string where = s.options.host + ":" + std::to_string(s.options.port);
+  if (s.acceptor.open(endpoint.protocol(), ec); ec) {
+    return make_error("cannot open a socket for " + where + ": " + ec.message());
+  }
+  s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (s.acceptor.bind(endpoint, ec); ec) {
+    return make_error("cannot listen on " + where + ": " + ec.message(),
+                      "is another statherd-server running? choose another port with --listen");
+  }
+  if (s.acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) {
+    return make_error("cannot listen on " + where + ": " + ec.message());
+  }
+  return Ok{};
+}
+
+uint16_t HttpServer::port() const {
+  beast::error_code ec;
+  auto endpoint = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : endpoint.port();
+}
+
+void HttpServer::run() {
+  Impl& s = *impl_;
+  if (s.options.handle_signals) {
+    s.signals.add(SIGTERM);
+    s.signals.add(SIGINT);
+    s.signals.async_wait([&s](beast::error_code ec, int signal) {
+      if (ec) return;
+      log::info("signal " + std::to_string(signal) + ": draining the last interval");
+      s.drain_and_stop();
+    });
+  }
+  s.do_accept();
+  s.schedule_flush();
+  s.ioc.run();
+}
+
+void HttpServer::shutdown() {
+  asio::post(impl_->ioc, [this] { impl_->drain_and_stop(); });
+}
+
+}  // namespace statherd::server

@@ -1,0 +1,52 @@
+// The HTTP front of statherd-server (Boost.Beast, one io_context thread). It accepts
+// connections, enforces deadlines and size limits, hands requests to ApiRoutes, and runs the
+// interval timer that flushes the Engine to the memory store and every sink. All Beast code
+// lives in http_server.cpp.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "server/api_routes.h"
+#include "server/engine.h"
+#include "server/memory_store.h"
+#include "server/sinks/sink.h"
+
+namespace statherd::server {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8470;                           // 0: any free port (tests)
+  uint64_t max_body_bytes = 64ull << 20;          // beyond: 413
+  uint32_t max_header_bytes = 16 * 1024;          // beyond: 431
+  std::chrono::milliseconds read_timeout{30'000};   // per request, also the keep-alive idle time
+  std::chrono::milliseconds write_timeout{30'000};
+  bool handle_signals = false;                    // SIGTERM/SIGINT -> shutdown()
+};
+
+class HttpServer {
+ public:
+  // `store` and every sink receive each IntervalOutput of Engine::flush / Engine::drain.
+  HttpServer(HttpServerOptions options, Engine& engine, MemoryStore& store,
+             std::vector<Sink*> sinks, ApiRoutes& routes, std::function<int64_t()> now_ms);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  Status listen();        // bind and listen; after it, port() is the bound port
+  uint16_t port() const;
+  void run();             // serve on the calling thread until shutdown
+  // Thread-safe: stop accepting, Engine::drain to the store and every sink, return from run().
+  void shutdown();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace statherd::server

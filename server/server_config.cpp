@@ -1,0 +1,265 @@
+#include "server/server_config.h"
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "common/yaml_util.h"
+
+namespace statherd::server {
+
+namespace {
+
+constexpr int64_t kMaxCount = int64_t{1} << 40;
+
+void read_levels(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
+  YAML::Node n = r.get_map(root, "levels");
+  if (!n) return;
+  r.get_bool(n, "process", c.level_process, "levels");
+  r.get_bool(n, "host", c.level_host, "levels");
+  r.get_bool(n, "app", c.level_app, "levels");
+  r.check_keys(n, {"process", "host", "app"}, "levels");
+}
+
+void read_count(YamlReader& r, const YAML::Node& n, const std::string& key, uint64_t& out,
+                int64_t min, const std::string& prefix) {
+  int64_t v = static_cast<int64_t>(out);
+  if (r.get_int(n, key, v, min, kMaxCount, prefix)) out = static_cast<uint64_t>(v);
+}
+
+void read_limits(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
+  YAML::Node n = r.get_map(root, "limits");
+  if (!n) return;
+  r.get_bytes(n, "max_body_bytes", c.max_body_bytes, "limits");
+  read_count(r, n, "max_series_total", c.max_series_total, 1, "limits");
+  read_count(r, n, "max_series_per_source", c.max_series_per_source, 1, "limits");
+  r.check_keys(n, {"max_body_bytes", "max_series_total", "max_series_per_source"}, "limits");
+}
+
+void read_memory(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
+  YAML::Node n = r.get_map(root, "memory");
+  if (!n) return;
+  r.get_duration(n, "retention", c.memory_retention, "memory");
+  read_count(r, n, "max_paths", c.memory_max_paths, 1, "memory");
+  r.check_keys(n, {"retention", "max_paths"}, "memory");
+}
+
+void read_graphite(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
+  YAML::Node n = r.get_map(root, "graphite");
+  if (!n) return;
+  if (r.get_string(n, "address", c.graphite_address, "graphite") && c.graphite_address != "-" &&
+      !c.graphite_address.empty() && !parse_host_port(c.graphite_address)) {
+    r.error_at(n["address"], "graphite.address", "not a HOST:PORT", "HOST:PORT, or - for stdout");
+  }
+  r.get_string(n, "prefix", c.graphite_prefix, "graphite");
+  read_count(r, n, "queue_max_lines", c.graphite_queue_max_lines, 1, "graphite");
+  read_count(r, n, "max_new_series_per_minute", c.graphite_max_new_series_per_minute, 0,
+             "graphite");
+  r.check_keys(n, {"address", "prefix", "queue_max_lines", "max_new_series_per_minute"},
+               "graphite");
+}
+
+Status apply_yaml(YamlReader& r, ServerConfig& c) {
+  YAML::Node root = r.root();
+  if (root && root.IsMap()) {
+    if (r.get_string(root, "listen", c.listen) && !parse_host_port(c.listen)) {
+      r.error_at(root["listen"], "listen", "not a HOST:PORT", "e.g. 127.0.0.1:8470");
+    }
+    r.get_string(root, "token_file", c.token_file);
+    r.get_duration(root, "interval", c.interval);
+    r.get_string(root, "state_dir", c.state_dir);
+    r.get_duration(root, "late_window", c.late_window);
+    r.get_duration(root, "idle_timeout", c.idle_timeout);
+    read_levels(r, root, c);
+    read_limits(r, root, c);
+    read_memory(r, root, c);
+    read_graphite(r, root, c);
+    r.check_keys(root, {"listen", "token_file", "interval", "state_dir", "late_window",
+                        "idle_timeout", "levels", "limits", "memory", "graphite"});
+  }
+  if (r.errors().empty()) return Ok{};
+  std::string message;
+  for (const ConfigError& e : r.errors()) message += (message.empty() ? "" : "\n") + e.to_string();
+  return make_error(message, "fix the configuration; config/server.yaml documents every key");
+}
+
+// One command-line flag: how it applies its value (nullptr value for a boolean flag).
+using Apply = std::function<Status(ServerCommand&, const std::string&)>;
+
+Status set_duration(std::chrono::milliseconds& out, const std::string& flag, const std::string& v) {
+  auto d = parse_duration(v);
+  if (!d) return make_error(flag + ": " + d.error().message, "use a duration like 10s, 5m, 1h");
+  out = *d;
+  return Ok{};
+}
+
+Status set_bool(bool& out, const std::string& flag, const std::string& v) {
+  if (v.empty() || v == "true" || v == "1" || v == "yes") out = true;
+  else if (v == "false" || v == "0" || v == "no") out = false;
+  else return make_error(flag + ": not a boolean: " + v, "use " + flag + " or " + flag + "=false");
+  return Ok{};
+}
+
+const std::map<std::string, Apply>& value_flags() {
+  static const std::map<std::string, Apply> flags = {
+      {"--listen", [](ServerCommand& c, const std::string& v) -> Status {
+         c.config.listen = v; return Ok{}; }},
+      {"--token-file", [](ServerCommand& c, const std::string& v) -> Status {
+         c.config.token_file = v; return Ok{}; }},
+      {"--state-dir", [](ServerCommand& c, const std::string& v) -> Status {
+         c.config.state_dir = v; return Ok{}; }},
+      {"--graphite", [](ServerCommand& c, const std::string& v) -> Status {
+         c.config.graphite_address = v; return Ok{}; }},
+      {"--graphite-prefix", [](ServerCommand& c, const std::string& v) -> Status {
+         c.config.graphite_prefix = v; return Ok{}; }},
+      {"--interval", [](ServerCommand& c, const std::string& v) {
+         return set_duration(c.config.interval, "--interval", v); }},
+      {"--late-window", [](ServerCommand& c, const std::string& v) {
+         return set_duration(c.config.late_window, "--late-window", v); }},
+      {"--idle-timeout", [](ServerCommand& c, const std::string& v) {
+         return set_duration(c.config.idle_timeout, "--idle-timeout", v); }},
+      {"--retention", [](ServerCommand& c, const std::string& v) {
+         return set_duration(c.config.memory_retention, "--retention", v); }},
+  };
+  return flags;
+}
+
+const std::map<std::string, std::function<bool&(ServerCommand&)>>& bool_flags() {
+  static const std::map<std::string, std::function<bool&(ServerCommand&)>> flags = {
+      {"--check-config", [](ServerCommand& c) -> bool& { return c.check_config; }},
+      {"--help", [](ServerCommand& c) -> bool& { return c.help; }},
+      {"-h", [](ServerCommand& c) -> bool& { return c.help; }},
+      {"--version", [](ServerCommand& c) -> bool& { return c.version; }},
+      {"--level-process", [](ServerCommand& c) -> bool& { return c.config.level_process; }},
+  };
+  return flags;
+}
+
+struct Flag {
+  std::string name, value;
+  bool has_value = false;
+};
+
+// Splits argv into flags; "--x=v" and "--x v" both work for value flags.
+Result<std::vector<Flag>> split_flags(const std::vector<std::string>& args) {
+  std::vector<Flag> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    Flag f;
+    f.name = args[i];
+    if (auto eq = f.name.find('='); eq != std::string::npos && f.name.starts_with("--")) {
+      f.value = f.name.substr(eq + 1);
+      f.name.resize(eq);
+      f.has_value = true;
+    }
+    bool takes_value = value_flags().count(f.name) || f.name == "--config";
+    if (!takes_value && !bool_flags().count(f.name)) {
+      return make_error("unknown argument: " + args[i], "run statherd-server --help");
+    }
+    if (takes_value && !f.has_value) {
+      if (i + 1 >= args.size()) return make_error(f.name + " needs a value", "run --help");
+      f.value = args[++i];
+      f.has_value = true;
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string server_usage() {
+  return "usage: statherd-server [--config FILE] [--listen 127.0.0.1:8470] [--token-file FILE]\n"
+         "                       [--interval 10s] [--state-dir DIR] [--graphite HOST:PORT | -]\n"
+         "                       [--graphite-prefix statherd] [--late-window 10m]\n"
+         "                       [--idle-timeout 5m] [--retention 1h] [--level-process]\n"
+         "                       [--check-config] [--help] [--version]\n"
+         "Flags override the keys of the YAML file; config/server.yaml documents every key.\n"
+         "--graphite - writes the Graphite plaintext lines to stdout.\n";
+}
+
+Status load_server_config_text(const std::string& file, const std::string& text,
+                               ServerConfig& config) {
+  YamlReader reader(file, text);
+  return apply_yaml(reader, config);
+}
+
+Status load_server_config_file(const std::string& path, ServerConfig& config) {
+  YamlReader reader(path);
+  return apply_yaml(reader, config);
+}
+
+Status validate_server_config(const ServerConfig& c) {
+  if (auto hp = parse_host_port(c.listen); !hp) {
+    return make_error("listen address '" + c.listen + "': " + hp.error().message,
+                      "use HOST:PORT, e.g. 127.0.0.1:8470");
+  }
+  if (!c.graphite_address.empty() && c.graphite_address != "-") {
+    if (auto hp = parse_host_port(c.graphite_address); !hp) {
+      return make_error("graphite address '" + c.graphite_address + "': " + hp.error().message,
+                        "use HOST:PORT (carbon's plaintext port, usually 2003) or - for stdout");
+    }
+  }
+  if (c.memory_retention < c.interval) {
+    return make_error("memory retention is shorter than the interval",
+                      "set --retention to at least the interval");
+  }
+  return Ok{};
+}
+
+Result<ServerCommand> parse_server_command_line(const std::vector<std::string>& args) {
+  auto flags = split_flags(args);
+  if (!flags) return flags.error();
+  ServerCommand cmd;
+  for (const Flag& f : *flags) {
+    if (f.name != "--config") continue;
+    cmd.config.config_file = f.value;
+    if (Status s = load_server_config_file(f.value, cmd.config); !s) return s.error();
+  }
+  for (const Flag& f : *flags) {
+    if (f.name == "--config") continue;
+    if (auto it = value_flags().find(f.name); it != value_flags().end()) {
+      if (Status s = it->second(cmd, f.value); !s) return s.error();
+    } else if (Status s = set_bool(bool_flags().at(f.name)(cmd), f.name, f.value); !s) {
+      return s.error();
+    }
+  }
+  if (cmd.help || cmd.version) return cmd;
+  if (Status s = validate_server_config(cmd.config); !s) return s.error();
+  return cmd;
+}
+
+Result<std::string> read_token_file(const std::string& path) {
+  const std::string hint =
+      "create one with: head -c 32 /dev/urandom | base64 > token && chmod 600 token; then pass "
+      "--token-file token (or token_file: in the config); agents use the same file";
+  if (path.empty()) return make_error("no token file configured; a token is required", hint);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error("cannot read token file " + path, hint);
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string token = text.str();
+  auto is_space = [](char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t'; };
+  while (!token.empty() && is_space(token.back())) token.pop_back();
+  size_t start = 0;
+  while (start < token.size() && is_space(token[start])) ++start;
+  token.erase(0, start);
+  if (token.empty()) return make_error("token file " + path + " is empty", hint);
+  return token;
+}
+
+EngineOptions engine_options_from(const ServerConfig& c) {
+  EngineOptions o;
+  o.interval = c.interval;
+  o.late_window = c.late_window;
+  o.idle_timeout = c.idle_timeout;
+  o.level_process = c.level_process;
+  o.level_host = c.level_host;
+  o.level_app = c.level_app;
+  o.max_series_total = c.max_series_total;
+  o.max_series_per_source = c.max_series_per_source;
+  o.state_dir = c.state_dir;
+  return o;
+}
+
+}  // namespace statherd::server

@@ -1,0 +1,127 @@
+// The agent loop: aligned ticks, spool-before-ship, batch contents.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "agent/agent_loop.h"
+
+namespace statherd::agent {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FakeSource : public Source {
+ public:
+  std::string describe() const override { return "fake"; }
+  void scrape(int64_t now_ms, ScrapeReport& out) override {
+    SourceSamples s;
+    s.id = {"h", "app", 99, 1234, "/tmp/app-99-99.mmstats"};
+    Sample c;
+    c.name = "requests.count";
+    c.kind = Kind::Counter;
+    c.value = static_cast<double>(++scrapes);
+    c.timestamp_ms = now_ms;
+    s.samples.push_back(c);
+    out.sources.push_back(s);
+    out.errors.push_back({"/tmp/bad.mmstats", "truncated"});
+  }
+  int scrapes = 0;
+};
+
+// Records what it is asked to send and checks that the batch was already on disk.
+class RecordingSender : public BatchSender {
+ public:
+  explicit RecordingSender(Spool& spool) : spool_(spool) {}
+  ShipResult send(uint64_t seq, std::string_view body) override {
+    auto on_disk = spool_.read(seq);
+    spooled_before_send = spooled_before_send && on_disk.ok() && *on_disk == body;
+    sent.emplace_back(seq, std::string(body));
+    return {outcome, outcome == ShipOutcome::Acked ? 200 : 503, ""};
+  }
+  Spool& spool_;
+  ShipOutcome outcome = ShipOutcome::Acked;
+  bool spooled_before_send = true;
+  std::vector<std::pair<uint64_t, std::string>> sent;
+};
+
+TEST(AgentLoop, AlignsTicksToWallClockMultiples) {
+  EXPECT_EQ(next_aligned_tick(12'345, 10'000), 20'000);
+  EXPECT_EQ(next_aligned_tick(20'000, 10'000), 30'000);
+  EXPECT_EQ(next_aligned_tick(19'999, 10'000), 20'000);
+  EXPECT_EQ(next_aligned_tick(0, 500), 500);
+}
+
+class AgentLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/statherd-loop-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    spool_ = Spool::open(dir_ + "/spool", 1 << 20, 1'000).value();
+    sources_.push_back(std::make_unique<FakeSource>());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+  std::unique_ptr<Spool> spool_;
+  std::vector<std::unique_ptr<Source>> sources_;
+};
+
+TEST_F(AgentLoopTest, TickSpoolsThenShipsBatchWithSeqAgentIdAndSamples) {
+  RecordingSender sender(*spool_);
+  SpoolDelivery delivery(*spool_, sender, Backoff(1s, 30s, 1));
+  AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources_, *spool_, delivery,
+                 [] { return int64_t{20'000}; });
+  loop.tick(20'000, SteadyClock::now() + 60s);
+  loop.tick(30'000, SteadyClock::now() + 60s);
+  ASSERT_EQ(sender.sent.size(), 2u);
+  EXPECT_TRUE(sender.spooled_before_send);
+  EXPECT_EQ(spool_->count(), 0u);
+  EXPECT_EQ(spool_->last_scrape_ms(), 30'000);
+  auto batch = decode_batch(sender.sent[1].second);
+  ASSERT_TRUE(batch.ok()) << batch.error().to_string();
+  EXPECT_EQ(batch->agent_id, "agent-1");
+  EXPECT_EQ(batch->seq, sender.sent[0].first + 1);
+  EXPECT_EQ(batch->seq, sender.sent[1].first);
+  EXPECT_EQ(batch->sent_ms, 30'000);
+  ASSERT_EQ(batch->sources.size(), 2u);  // the fake source + the agent's self-metrics
+  EXPECT_EQ(batch->sources[0].samples[0].value, 2);
+  EXPECT_EQ(batch->sources[1].id.app, "statherd-agent");
+  ASSERT_EQ(batch->errors.size(), 1u);
+  EXPECT_EQ(batch->errors[0].source, "/tmp/bad.mmstats");
+}
+
+TEST_F(AgentLoopTest, KeepsBatchesSpooledWhileServerFailsAndReplaysInOrder) {
+  RecordingSender sender(*spool_);
+  sender.outcome = ShipOutcome::RetryLater;
+  SteadyClock::time_point fake_now = SteadyClock::now();
+  SpoolDelivery delivery(*spool_, sender, Backoff(1s, 30s, 1), [&] { return fake_now; });
+  AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources_, *spool_, delivery,
+                 [] { return int64_t{0}; });
+  loop.tick(10'000, fake_now + 60s);
+  fake_now += 60s;  // past any backoff
+  loop.tick(20'000, fake_now + 60s);
+  EXPECT_EQ(spool_->count(), 2u);
+  sender.outcome = ShipOutcome::Acked;
+  fake_now += 60s;
+  loop.tick(30'000, fake_now + 60s);
+  EXPECT_EQ(spool_->count(), 0u);
+  ASSERT_EQ(sender.sent.size(), 5u);  // 2 failed attempts, then 3 in order
+  EXPECT_LT(sender.sent[2].first, sender.sent[3].first);
+  EXPECT_LT(sender.sent[3].first, sender.sent[4].first);
+}
+
+TEST_F(AgentLoopTest, RunStopsWhenStopRequested) {
+  RecordingSender sender(*spool_);
+  SpoolDelivery delivery(*spool_, sender, Backoff(1s, 30s, 1));
+  AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources_, *spool_, delivery,
+                 [] { return int64_t{20'000}; });
+  StopSignal stop;
+  stop.request();
+  loop.run(stop);
+  loop.flush_on_shutdown();
+  EXPECT_TRUE(sender.sent.empty());
+}
+
+}  // namespace
+}  // namespace statherd::agent

@@ -1,0 +1,223 @@
+#include "server/sinks/graphite.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+namespace statherd::server {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A raw TCP listener on 127.0.0.1 that records every line it receives.
+class LineListener {
+ public:
+  explicit LineListener(uint16_t port = 0) { open(port); }
+  ~LineListener() { close(); }
+
+  void open(uint16_t port) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(listen_fd_, 8), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+
+  // Closes the listener and every accepted connection.
+  void close() {
+    if (listen_fd_ < 0) return;
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    {
+      std::lock_guard lock(mutex_);
+      if (conn_fd_ >= 0) ::shutdown(conn_fd_, SHUT_RDWR);
+    }
+    thread_.join();
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+  }
+
+  uint16_t port() const { return port_; }
+
+  std::vector<std::string> wait_for_lines(size_t n) {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, 20s, [&] { return lines_.size() >= n; });
+    return lines_;
+  }
+
+ private:
+  void serve() {
+    while (true) {
+      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) return;
+      {
+        std::lock_guard lock(mutex_);
+        conn_fd_ = fd;
+      }
+      std::string partial;
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+        partial.append(buf, static_cast<size_t>(n));
+        std::lock_guard lock(mutex_);
+        for (size_t nl; (nl = partial.find('\n')) != std::string::npos; partial.erase(0, nl + 1)) {
+          lines_.push_back(partial.substr(0, nl));
+        }
+        changed_.notify_all();
+      }
+      std::lock_guard lock(mutex_);
+      ::close(fd);
+      conn_fd_ = -1;
+    }
+  }
+
+  int listen_fd_ = -1;
+  int conn_fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> lines_;
+};
+
+IntervalOutput output(int64_t start_s, std::vector<std::pair<std::string, double>> metrics) {
+  IntervalOutput out;
+  out.start_s = start_s;
+  for (auto& [metric, value] : metrics) {
+    SeriesPoint p;
+    p.app = "web";
+    p.metric = metric;
+    p.stat = "count";
+    p.value = value;
+    out.points.push_back(p);
+  }
+  return out;
+}
+
+GraphiteSinkOptions fast_options(std::string address) {
+  GraphiteSinkOptions o;
+  o.address = std::move(address);
+  o.backoff_initial = 10ms;
+  o.backoff_max = 50ms;
+  o.stop_timeout = 5s;
+  return o;
+}
+
+TEST(GraphiteValue, ShortestRoundTripAndNoNonFinite) {
+  EXPECT_EQ(format_graphite_value(0.1), "0.1");
+  EXPECT_EQ(format_graphite_value(42), "42");
+  EXPECT_EQ(format_graphite_value(-2.5), "-2.5");
+  EXPECT_EQ(format_graphite_value(1e21), "1e+21");
+  EXPECT_EQ(format_graphite_value(std::nan("")), std::nullopt);
+  EXPECT_EQ(format_graphite_value(INFINITY), std::nullopt);
+  EXPECT_EQ(format_graphite_value(-INFINITY), std::nullopt);
+}
+
+TEST(GraphiteSink, SendsLinesExactly) {
+  LineListener carbon;
+  GraphiteSink sink(fast_options("127.0.0.1:" + std::to_string(carbon.port())));
+  sink.emit(output(1700000000, {{"req", 5}, {"lat.p99", 0.25}, {"bad", std::nan("")}}));
+  auto lines = carbon.wait_for_lines(2);
+  EXPECT_EQ(lines, (std::vector<std::string>{"statherd.web.req.count 5 1700000000",
+                                             "statherd.web.lat.p99.count 0.25 1700000000"}));
+  sink.stop();
+  auto c = sink.counters();
+  EXPECT_EQ(c.lines_sent, 2u);
+  EXPECT_EQ(c.non_finite_skipped, 1u);
+  EXPECT_EQ(c.lines_dropped, 0u);
+}
+
+TEST(GraphiteSink, ReconnectsWhenListenerComesBack) {
+  auto carbon = std::make_unique<LineListener>();
+  uint16_t port = carbon->port();
+  GraphiteSink sink(fast_options("127.0.0.1:" + std::to_string(port)));
+  sink.emit(output(10, {{"a", 1}}));
+  EXPECT_EQ(carbon->wait_for_lines(1).size(), 1u);
+  carbon.reset();  // Carbon goes away
+  sink.emit(output(20, {{"a", 2}}));
+  carbon = std::make_unique<LineListener>(port);  // and comes back
+  auto lines = carbon->wait_for_lines(1);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], "statherd.web.a.count 2 20");
+  sink.stop();
+  EXPECT_GE(sink.counters().connects, 2u);
+}
+
+TEST(GraphiteSink, BoundedQueueDropsOldestAndCounts) {
+  uint16_t dead_port;
+  {
+    LineListener reserve;  // a port nobody listens on once this closes
+    dead_port = reserve.port();
+  }
+  GraphiteSinkOptions o = fast_options("127.0.0.1:" + std::to_string(dead_port));
+  o.queue_max_lines = 3;
+  o.stop_timeout = 100ms;
+  GraphiteSink sink(o);
+  sink.emit(output(10, {{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}, {"e", 5}}));
+  EXPECT_EQ(sink.counters().lines_dropped, 2u);
+  sink.stop();
+  auto c = sink.counters();
+  EXPECT_EQ(c.lines_sent, 0u);
+  EXPECT_EQ(c.lines_dropped, 5u);  // the rest is dropped when the stop deadline passes
+  EXPECT_GE(c.connect_failures, 1u);
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+TEST(GraphiteSink, DashWritesToStdout) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  GraphiteSinkOptions o = fast_options("-");
+  o.stdout_fd = fds[1];
+  {
+    GraphiteSink sink(o);
+    sink.emit(output(30, {{"x", 1.5}}));
+    sink.stop();
+  }
+  ::close(fds[1]);
+  EXPECT_EQ(read_all(fds[0]), "statherd.web.x.count 1.5 30\n");
+  ::close(fds[0]);
+}
+
+TEST(GraphiteSink, PacesNewSeriesWithoutDelayingKnownOnes) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  GraphiteSinkOptions o = fast_options("-");
+  o.stdout_fd = fds[1];
+  o.max_new_series_per_minute = 2;  // one token per 30 s: the test never earns a new one
+  o.stop_timeout = 100ms;
+  GraphiteSink sink(o);
+  sink.emit(output(10, {{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}}));
+  sink.emit(output(20, {{"a", 5}}));
+  sink.stop();
+  ::close(fds[1]);
+  EXPECT_EQ(read_all(fds[0]),
+            "statherd.web.a.count 1 10\nstatherd.web.b.count 2 10\nstatherd.web.a.count 5 20\n");
+  ::close(fds[0]);
+  auto c = sink.counters();
+  EXPECT_EQ(c.lines_delayed, 2u);
+  EXPECT_EQ(c.lines_dropped, 2u);
+}
+
+}  // namespace
+}  // namespace statherd::server

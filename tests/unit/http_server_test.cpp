@@ -1,0 +1,159 @@
+#include "server/http_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "common/wire.h"
+
+namespace statherd::server {
+namespace {
+
+constexpr int64_t kNowMs = 1'700'000'005'000;
+
+// Records what the server hands to its sinks.
+class RecordingSink : public Sink {
+ public:
+  std::string name() const override { return "recording"; }
+  void emit(const IntervalOutput& out) override { outputs.push_back(out); }
+  std::vector<IntervalOutput> outputs;
+};
+
+struct HttpReply {
+  int status = 0;
+  std::string head, body;
+};
+
+// One request on a fresh connection ("Connection: close"); reads until the server closes.
+HttpReply request(uint16_t port, const std::string& method, const std::string& target,
+                  const std::string& body = "", const std::string& extra_headers = "") {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{20, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+                    extra_headers + "Content-Length: " + std::to_string(body.size()) +
+                    "\r\n\r\n" + body;
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string raw;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) raw.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  HttpReply reply;
+  size_t split = raw.find("\r\n\r\n");
+  if (raw.size() < 12 || split == std::string::npos) return reply;
+  reply.status = std::stoi(raw.substr(9, 3));
+  reply.head = raw.substr(0, split);
+  reply.body = raw.substr(split + 4);
+  return reply;
+}
+
+std::string gauge_batch(uint64_t seq) {
+  Batch batch;
+  batch.agent_id = "agent-1";
+  batch.seq = seq;
+  batch.sent_ms = kNowMs;
+  SourceSamples ss;
+  ss.id = SourceIdentity{"h1", "web", 42, 1000, "/tmp/web-42-42.mmstats"};
+  Sample s;
+  s.name = "queue.depth";
+  s.kind = Kind::Gauge;
+  s.value = 7;
+  s.timestamp_ms = kNowMs;
+  ss.samples.push_back(s);
+  batch.sources.push_back(ss);
+  return encode_batch(batch);
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EngineOptions eo;
+    eo.fsync = false;
+    engine_ = std::make_unique<Engine>(eo);
+    ASSERT_TRUE(engine_->open(kNowMs).ok());
+    routes_ = std::make_unique<ApiRoutes>("s3cret", *engine_, store_, [] { return kNowMs; });
+    HttpServerOptions ho;
+    ho.port = 0;
+    ho.max_body_bytes = 4096;
+    server_ = std::make_unique<HttpServer>(ho, *engine_, store_, std::vector<Sink*>{&sink_},
+                                           *routes_, [] { return kNowMs; });
+    ASSERT_TRUE(server_->listen().ok());
+    port_ = server_->port();
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  void TearDown() override { stop(); }
+  void stop() {
+    if (!thread_.joinable()) return;
+    server_->shutdown();
+    thread_.join();
+  }
+
+  MemoryStore store_{{}};
+  RecordingSink sink_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<ApiRoutes> routes_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(HttpServerTest, IngestWithoutOrWithWrongTokenIs401) {
+  HttpReply none = request(port_, "POST", "/api/v1/ingest", gauge_batch(1));
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(nlohmann::json::parse(none.body)["status"], "error");
+  HttpReply wrong = request(port_, "POST", "/api/v1/ingest", gauge_batch(1),
+                            "Authorization: Bearer s3creT\r\n");
+  EXPECT_EQ(wrong.status, 401);
+}
+
+TEST_F(HttpServerTest, IngestAcceptsThenReportsDuplicate) {
+  const std::string auth = "Authorization: Bearer s3cret\r\n";
+  HttpReply first = request(port_, "POST", "/api/v1/ingest", gauge_batch(1), auth);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(nlohmann::json::parse(first.body),
+            nlohmann::json::parse(R"({"status":"ok","duplicate":false,"samples":1})"));
+  HttpReply again = request(port_, "POST", "/api/v1/ingest", gauge_batch(1), auth);
+  EXPECT_EQ(nlohmann::json::parse(again.body)["duplicate"], true);
+  HttpReply garbage = request(port_, "POST", "/api/v1/ingest", "not a batch", auth);
+  EXPECT_EQ(garbage.status, 400);
+}
+
+TEST_F(HttpServerTest, BodyOverLimitIs413) {
+  HttpReply r = request(port_, "POST", "/api/v1/ingest", std::string(8192, 'x'),
+                        "Authorization: Bearer s3cret\r\n");
+  EXPECT_EQ(r.status, 413);
+}
+
+TEST_F(HttpServerTest, UnknownPathAndWrongMethod) {
+  EXPECT_EQ(request(port_, "GET", "/nope").status, 404);
+  HttpReply r = request(port_, "GET", "/api/v1/ingest");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_NE(r.head.find("Allow: POST"), std::string::npos) << r.head;
+  EXPECT_EQ(request(port_, "GET", "/healthz").status, 200);
+  EXPECT_EQ(request(port_, "GET", "/api/v1/sources").status, 200);
+  EXPECT_EQ(request(port_, "GET", "/render?target=a.b&from=-1zz").status, 400);
+}
+
+TEST_F(HttpServerTest, ShutdownDrainsToSinksAndStore) {
+  ASSERT_EQ(request(port_, "POST", "/api/v1/ingest", gauge_batch(1),
+                    "Authorization: Bearer s3cret\r\n").status, 200);
+  stop();
+  size_t points = 0;
+  for (const IntervalOutput& out : sink_.outputs) points += out.points.size();
+  EXPECT_GT(points, 0u);
+  nlohmann::json found = store_.find("statherd.web.queue.depth.*");
+  EXPECT_FALSE(found.empty()) << found.dump();
+}
+
+}  // namespace
+}  // namespace statherd::server

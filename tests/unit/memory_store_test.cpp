@@ -1,0 +1,117 @@
+#include "server/memory_store.h"
+
+#include <gtest/gtest.h>
+
+namespace statherd::server {
+namespace {
+
+IntervalOutput output(int64_t start_s, std::vector<std::pair<std::string, double>> metrics,
+                      std::string host = "") {
+  IntervalOutput out;
+  out.start_s = start_s;
+  out.interval_s = 10;
+  for (auto& [metric, value] : metrics) {
+    SeriesPoint p;
+    p.level = host.empty() ? Level::App : Level::Host;
+    p.app = "web";
+    p.host = host;
+    p.metric = metric;
+    p.stat = "count";
+    p.value = value;
+    out.points.push_back(p);
+  }
+  return out;
+}
+
+TEST(GraphiteTime, RelativeAbsoluteAndNow) {
+  EXPECT_EQ(*parse_graphite_time("now", 10'000), 10'000);
+  EXPECT_EQ(*parse_graphite_time("-10min", 10'000), 9'400);
+  EXPECT_EQ(*parse_graphite_time("-1h", 10'000), 6'400);
+  EXPECT_EQ(*parse_graphite_time("-30s", 10'000), 9'970);
+  EXPECT_EQ(*parse_graphite_time("-2d", 200'000), 27'200);
+  EXPECT_EQ(*parse_graphite_time("1700000000", 10'000), 1'700'000'000);
+  EXPECT_FALSE(parse_graphite_time("-10parsecs", 10'000).ok());
+  EXPECT_FALSE(parse_graphite_time("yesterday", 10'000).ok());
+  EXPECT_FALSE(parse_graphite_time("12abc", 10'000).ok());
+}
+
+TEST(MemoryStore, RenderShapeWithNullsForMissingIntervals) {
+  MemoryStore store({});
+  store.emit(output(1000, {{"req", 5}}));
+  store.emit(output(1020, {{"req", 7.5}}));
+  nlohmann::json r = store.render({"statherd.web.req.count"}, 990, 1030);
+  nlohmann::json expected = nlohmann::json::parse(R"([{"target": "statherd.web.req.count",
+      "datapoints": [[5.0, 1000], [null, 1010], [7.5, 1020], [null, 1030]]}])");
+  EXPECT_EQ(r, expected);
+}
+
+TEST(MemoryStore, RenderGlobAndSeveralTargetsEachPathOnce) {
+  MemoryStore store({});
+  store.emit(output(1000, {{"a", 1}, {"b", 2}}));
+  store.emit(output(1000, {{"a", 3}}, "h1"));
+  nlohmann::json r = store.render({"statherd.web.*.count", "statherd.web.a.count",
+                                   "statherd.web.hosts.*.a.count"},
+                                  995, 1000);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0]["target"], "statherd.web.a.count");
+  EXPECT_EQ(r[1]["target"], "statherd.web.b.count");
+  EXPECT_EQ(r[2]["target"], "statherd.web.hosts.h1.a.count");
+  EXPECT_EQ(r[2]["datapoints"], nlohmann::json::parse("[[3.0, 1000]]"));
+}
+
+TEST(MemoryStore, ReemissionOverwritesTheSlot) {
+  MemoryStore store({});
+  store.emit(output(1000, {{"req", 5}}));
+  IntervalOutput again = output(1000, {{"req", 9}});
+  again.reemit = true;
+  store.emit(again);
+  EXPECT_EQ(store.render({"statherd.web.req.count"}, 995, 1000)[0]["datapoints"],
+            nlohmann::json::parse("[[9.0, 1000]]"));
+}
+
+TEST(MemoryStore, RetentionForgetsOldValuesAndPaths) {
+  MemoryStore store({std::chrono::seconds(60), 1000, "statherd"});
+  store.emit(output(1000, {{"old", 1}, {"req", 1}}));
+  store.emit(output(1070, {{"req", 2}}));
+  store.emit(output(1200, {{"req", 3}}));
+  nlohmann::json r = store.render({"statherd.web.*.count"}, 900, 1200);
+  ASSERT_EQ(r.size(), 1u);  // "old" expired
+  EXPECT_EQ(r[0]["target"], "statherd.web.req.count");
+  // Only the last 60 s are rendered: 1150..1200, with 1200 present.
+  nlohmann::json points = r[0]["datapoints"];
+  ASSERT_EQ(points.size(), 6u);
+  EXPECT_EQ(points[0], nlohmann::json::parse("[null, 1150]"));
+  EXPECT_EQ(points[5], nlohmann::json::parse("[3.0, 1200]"));
+}
+
+TEST(MemoryStore, FindShapesBranchesAndLeaves) {
+  MemoryStore store({});
+  store.emit(output(1000, {{"req.ok", 1}, {"req.err", 2}, {"queue", 3}}));
+  nlohmann::json r = store.find("statherd.web.*");
+  nlohmann::json expected = nlohmann::json::parse(R"([
+    {"text": "queue", "id": "statherd.web.queue", "leaf": 0, "expandable": 1, "allowChildren": 1},
+    {"text": "req", "id": "statherd.web.req", "leaf": 0, "expandable": 1, "allowChildren": 1}])");
+  EXPECT_EQ(r, expected);
+  nlohmann::json leaf = store.find("statherd.web.req.ok.count");
+  ASSERT_EQ(leaf.size(), 1u);
+  EXPECT_EQ(leaf[0]["leaf"], 1);
+  EXPECT_EQ(leaf[0]["text"], "count");
+  EXPECT_EQ(store.find("statherd.web.req.{ok,err}").size(), 2u);
+  EXPECT_EQ(store.find("nothing.*").size(), 0u);
+}
+
+TEST(MemoryStore, MaxPathsRefusesNewPaths) {
+  MemoryStore store({std::chrono::seconds(3600), 2, "statherd"});
+  store.emit(output(1000, {{"a", 1}, {"b", 2}, {"c", 3}}));
+  EXPECT_EQ(store.path_count(), 2u);
+  EXPECT_EQ(store.refused_paths(), 1u);
+}
+
+TEST(MemoryStore, NonFiniteValuesAreNotStored) {
+  MemoryStore store({});
+  store.emit(output(1000, {{"nan", std::nan("")}}));
+  EXPECT_EQ(store.path_count(), 0u);
+}
+
+}  // namespace
+}  // namespace statherd::server

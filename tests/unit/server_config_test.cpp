@@ -1,0 +1,89 @@
+#include "server/server_config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace statherd::server {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string temp_file(const std::string& name, const std::string& text) {
+  std::string path = ::testing::TempDir() + "/serverio_" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(ServerConfig, ExampleConfigParsesToTheDocumentedValues) {
+  ServerConfig c;
+  Status s = load_server_config_file(std::string(STATHERD_SOURCE_DIR) + "/config/server.yaml", c);
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(c.listen, "127.0.0.1:8470");
+  EXPECT_EQ(c.interval, 10s);
+  EXPECT_EQ(c.late_window, 10min);
+  EXPECT_EQ(c.idle_timeout, 5min);
+  EXPECT_FALSE(c.level_process);
+  EXPECT_EQ(c.max_body_bytes, 64ull << 20);
+  EXPECT_EQ(c.memory_retention, 1h);
+  EXPECT_EQ(c.memory_max_paths, 1'000'000u);
+  EXPECT_EQ(c.graphite_prefix, "statherd");
+  EXPECT_EQ(c.graphite_address, "");
+  EXPECT_EQ(c.graphite_max_new_series_per_minute, 0u);
+}
+
+TEST(ServerConfig, ErrorsCarryFileLineColumnAndKey) {
+  ServerConfig c;
+  Status s = load_server_config_text("s.yaml",
+                                     "interval: 10s\n"
+                                     "graphite:\n"
+                                     "  address: nocolon\n"
+                                     "  bogus: 1\n",
+                                     c);
+  ASSERT_FALSE(s.ok());
+  std::string text = s.error().message;
+  EXPECT_NE(text.find("s.yaml:3:"), std::string::npos) << text;
+  EXPECT_NE(text.find("graphite.address"), std::string::npos) << text;
+  EXPECT_NE(text.find("s.yaml:4:"), std::string::npos) << text;
+  EXPECT_NE(text.find("bogus"), std::string::npos) << text;
+}
+
+TEST(ServerConfig, FlagsOverrideYaml) {
+  std::string path = temp_file("override.yaml",
+                               "interval: 30s\nlisten: 127.0.0.1:9000\ngraphite:\n  prefix: x\n");
+  auto cmd = parse_server_command_line({"--config", path, "--interval=5s", "--graphite", "-",
+                                        "--level-process", "--retention", "2h"});
+  ASSERT_TRUE(cmd.ok()) << cmd.error().to_string();
+  EXPECT_EQ(cmd->config.interval, 5s);
+  EXPECT_EQ(cmd->config.listen, "127.0.0.1:9000");
+  EXPECT_EQ(cmd->config.graphite_prefix, "x");
+  EXPECT_EQ(cmd->config.graphite_address, "-");
+  EXPECT_TRUE(cmd->config.level_process);
+  EXPECT_EQ(cmd->config.memory_retention, 2h);
+  EXPECT_EQ(engine_options_from(cmd->config).interval, 5s);
+  EXPECT_TRUE(engine_options_from(cmd->config).level_process);
+}
+
+TEST(ServerConfig, BadFlagsAreErrorsWithHints) {
+  EXPECT_FALSE(parse_server_command_line({"--nope"}).ok());
+  EXPECT_FALSE(parse_server_command_line({"--interval"}).ok());
+  EXPECT_FALSE(parse_server_command_line({"--interval", "soon"}).ok());
+  auto bad_graphite = parse_server_command_line({"--graphite", "nowhere"});
+  ASSERT_FALSE(bad_graphite.ok());
+  EXPECT_FALSE(bad_graphite.error().hint.empty());
+  EXPECT_TRUE(parse_server_command_line({"--help"})->help);
+}
+
+TEST(ServerConfig, TokenFileRequiredNonEmptyAndTrimmed) {
+  EXPECT_FALSE(read_token_file("").ok());
+  EXPECT_FALSE(read_token_file("/nonexistent/token").ok());
+  EXPECT_FALSE(read_token_file(temp_file("empty_token", " \n")).ok());
+  auto token = read_token_file(temp_file("token", "  s3cret\n"));
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(*token, "s3cret");
+  EXPECT_NE(read_token_file("").error().hint.find("--token-file"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace statherd::server

@@ -101,13 +101,17 @@ def main():
     print("demo: server on 127.0.0.1:%d, agent and 3 writers (api x2, worker x1) running; "
           "Ctrl-C to stop early\n" % port)
 
-    interesting = lambda l: ".hosts." not in l and (".rate " in l or ".p99 " in l or ".max " in l)
+    def interesting(line):
+        if ".hosts." in line or line.startswith("statherd.statherd-agent."):
+            return False
+        return any(k in line for k in (".count.rate ", ".count.m1_rate ", "queue.depth.p99 ",
+                                       "queue.depth.max ", "request.time.max "))
     offset = 0
     stop = time.monotonic() + args.seconds
     try:
         while time.monotonic() < stop:
             time.sleep(2)
-            print("Graphite receives (app level, rate/max/p99; host level too in the file):")
+            print("Graphite receives (a few app-level series; all of them, host level too, in the file):")
             offset = show_new_lines(graphite_out, offset, interesting)
     except KeyboardInterrupt:
         print("\ndemo: interrupted")

@@ -318,8 +318,15 @@ const EngineOptions& Engine::options() const { return impl_->opt; }
 
 nlohmann::json Engine::sources_json(int64_t /*now_ms*/) const {
   nlohmann::json agents = nlohmann::json::array();
-  for (const auto& [id, a] : impl_->agents)
-    agents.push_back({{"agent_id", id}, {"last_seq", a.last_seq}, {"last_seen_ms", a.last_seen_ms}});
+  for (const auto& [id, a] : impl_->agents) {
+    // Every source the agent could not read in its last batch, including files that never
+    // produced a sample (a corrupt file) and so have no entry under "sources".
+    nlohmann::json errors = nlohmann::json::array();
+    for (const SourceError& e : a.errors)
+      errors.push_back({{"source", e.source}, {"message", e.message}});
+    agents.push_back({{"agent_id", id}, {"last_seq", a.last_seq},
+                      {"last_seen_ms", a.last_seen_ms}, {"errors", std::move(errors)}});
+  }
   nlohmann::json sources = nlohmann::json::array();
   for (const SourceState& s : impl_->sources) {
     if (!s.alive) continue;

@@ -88,10 +88,17 @@ class CorruptFileTest(PipelineTestCase):
             target = f"statherd.goodapp.{name}.count"
             harness.wait_for(lambda: abs(render_sum(target) - total) < 1e-6, 30, interval=0.2,
                              what=f"/render sum of {target} == {total}")
-        # Each bad file is reported in /api/v1/sources.
+        # Each bad file is reported in /api/v1/sources: agents[].errors[] = {"source", "message"}.
+        def reported_errors():
+            listing = self.server.get_json("/api/v1/sources")
+            return {e["source"]: e["message"] for a in listing["agents"] for e in a.get("errors", [])}
         for path in bad_paths:
-            harness.wait_for(lambda: os.path.basename(path) in self.server.sources_text(), 30,
-                             interval=0.2, what=f"{os.path.basename(path)} in /api/v1/sources")
+            harness.wait_for(lambda: path in reported_errors(), 30, interval=0.2,
+                             what=f"{os.path.basename(path)} in /api/v1/sources agents[].errors")
+        errors = reported_errors()
+        for path in bad_paths:
+            self.assertIn("mmstats", errors[path])
+        self.assertFalse([p for p in errors if "goodapp" in p], errors)
         self.assertTrue(self.agent.process.running())
         self.assertTrue(self.server.healthy())
 

@@ -1,5 +1,7 @@
 #include "agent/agent_loop.h"
 
+#include <map>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,10 +88,25 @@ Batch AgentLoop::build_batch(uint64_t seq, int64_t now_ms, ScrapeReport report) 
   return batch;
 }
 
+// A source's error is logged as a warning when it first appears or its message changes, and
+// once more when the source recovers, so a corrupt file left in place does not flood the log.
+void AgentLoop::log_scrape_errors(const std::vector<SourceError>& errors) {
+  std::map<std::string, std::string> now;
+  for (const auto& e : errors) {
+    auto it = reported_errors_.find(e.source);
+    if (it == reported_errors_.end() || it->second != e.message)
+      log::warn("source " + e.source + ": " + e.message);
+    now[e.source] = e.message;
+  }
+  for (const auto& [source, message] : reported_errors_)
+    if (!now.count(source)) log::info("source " + source + " reads again");
+  reported_errors_ = std::move(now);
+}
+
 void AgentLoop::tick(int64_t now_ms, SteadyClock::time_point ship_deadline) {
   ScrapeReport report = scrape_all(sources_, now_ms);
   scrape_errors_ += report.errors.size();
-  for (const auto& e : report.errors) log::debug("source " + e.source + ": " + e.message);
+  log_scrape_errors(report.errors);
   auto seq = spool_.begin_batch(now_ms);
   if (!seq) {
     ++spool_write_errors_;

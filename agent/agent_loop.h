@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -63,6 +64,8 @@ class AgentLoop {
   void flush_on_shutdown();
 
  private:
+  void log_scrape_errors(const std::vector<SourceError>& errors);
+  std::map<std::string, std::string> reported_errors_;  // source -> last logged message
   SourceSamples self_metrics(int64_t now_ms) const;
 
   AgentLoopOptions options_;

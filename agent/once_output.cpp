@@ -145,6 +145,51 @@ std::string_view kind_and_value_key(Kind k) {
   return ",\"kind\":\"gauge\",\"value\":";
 }
 
+// Writes the number as append_json_number does into buf (at least 32 bytes); returns its end.
+char* write_json_number(char* buf, double v) {
+  if (!std::isfinite(v)) {
+    std::memcpy(buf, "null", 4);
+    return buf + 4;
+  }
+  constexpr double kTwoTo53 = 9007199254740992.0;
+  if (std::fabs(v) < kTwoTo53 && v == std::trunc(v))
+    return std::to_chars(buf, buf + 32, static_cast<int64_t>(v)).ptr;
+  return std::to_chars(buf, buf + 32, v).ptr;
+}
+
+constexpr std::string_view kEmptyTagsAndEnd = ",\"tags\":{}}\n";
+
+std::string once_line_prefix(const SourceIdentity& id) {
+  std::string prefix = "{\"source\":";
+  append_json_string(prefix, id.path);
+  prefix.append(",\"app\":");
+  append_json_string(prefix, id.app);
+  prefix.append(",\"pid\":");
+  if (id.pid >= 0) prefix.append(std::to_string(id.pid));
+  else prefix.append("null");
+  prefix.append(",\"name\":");
+  return prefix;
+}
+
+void append_once_line(std::string& out, std::string_view prefix, const Sample& s) {
+  out.append(prefix);
+  append_json_string(out, s.name);
+  out.append(kind_and_value_key(s.kind));
+  append_value(out, s);
+  if (s.tags.empty()) {
+    out.append(kEmptyTagsAndEnd);
+    return;
+  }
+  out.append(",\"tags\":{");
+  for (size_t i = 0; i < s.tags.size(); ++i) {
+    if (i) out.push_back(',');
+    append_json_string(out, s.tags[i].first);
+    out.push_back(':');
+    append_json_string(out, s.tags[i].second);
+  }
+  out.append("}}\n");
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -171,47 +216,16 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 
 void append_json_number(std::string& out, double v) {
-  if (!std::isfinite(v)) {
-    out.append("null");
-    return;
-  }
   char buf[32];
-  std::to_chars_result r;
-  constexpr double kTwoTo53 = 9007199254740992.0;
-  if (std::fabs(v) < kTwoTo53 && v == std::trunc(v)) {
-    r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v));
-  } else {
-    r = std::to_chars(buf, buf + sizeof buf, v);
-  }
-  out.append(buf, static_cast<size_t>(r.ptr - buf));
+  out.append(buf, static_cast<size_t>(write_json_number(buf, v) - buf));
 }
 
 void append_once_lines(std::string& out, const SourceSamples& source) {
-  std::string prefix = "{\"source\":";
-  append_json_string(prefix, source.id.path);
-  prefix.append(",\"app\":");
-  append_json_string(prefix, source.id.app);
-  prefix.append(",\"pid\":");
-  if (source.id.pid >= 0) prefix.append(std::to_string(source.id.pid));
-  else prefix.append("null");
-  prefix.append(",\"name\":");
+  const std::string prefix = once_line_prefix(source.id);
   // Grow geometrically: an exact reserve per source would copy the whole buffer every time.
   const size_t needed = out.size() + source.samples.size() * (prefix.size() + 80);
   if (needed > out.capacity()) out.reserve(std::max(needed, out.capacity() * 2));
-  for (const Sample& s : source.samples) {
-    out.append(prefix);
-    append_json_string(out, s.name);
-    out.append(kind_and_value_key(s.kind));
-    append_value(out, s);
-    out.append(",\"tags\":{");
-    for (size_t i = 0; i < s.tags.size(); ++i) {
-      if (i) out.push_back(',');
-      append_json_string(out, s.tags[i].first);
-      out.push_back(':');
-      append_json_string(out, s.tags[i].second);
-    }
-    out.append("}}\n");
-  }
+  for (const Sample& s : source.samples) append_once_line(out, prefix, s);
 }
 
 Status write_fully(int fd, std::string_view data) {
@@ -219,32 +233,86 @@ Status write_fully(int fd, std::string_view data) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return make_error(std::string("cannot write output: ") + std::strerror(errno));
+      return make_error(std::string("cannot write output: ") + std::strerror(errno),
+                        "the reader of the output went away, or its disk is full");
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
   return Ok{};
 }
 
-OnceLineWriter::OnceLineWriter(int fd, size_t chunk_bytes) : fd_(fd), chunk_bytes_(chunk_bytes) {
+OnceLineWriter::OnceLineWriter(int fd, size_t chunk_bytes)
+    : fd_(fd),
+      chunk_bytes_(chunk_bytes),
+      buffer_(std::make_unique_for_overwrite<char[]>(chunk_bytes + kLineRoom)),
+      size_(chunk_bytes + kLineRoom) {
   struct stat st;
-  if (::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && ::fcntl(fd, F_GETPIPE_SZ) < static_cast<int>(chunk_bytes))
+  if (::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+      ::fcntl(fd, F_GETPIPE_SZ) < static_cast<int>(chunk_bytes))
     (void)::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(chunk_bytes));  // capped by pipe-max-size
-  buffer_.reserve(chunk_bytes + chunk_bytes / 4);
 }
 
+// `"name","kind":"...","value":` of sample i, escaped once and kept while files repeat it.
+std::string_view OnceLineWriter::head_of(size_t i, const Sample& s) {
+  if (i >= heads_.size()) heads_.resize(i + 1);
+  FieldHead& h = heads_[i];
+  if (h.kind != s.kind || h.name != s.name || h.text.empty()) {
+    h.name = s.name;
+    h.kind = s.kind;
+    h.text.clear();
+    append_json_string(h.text, s.name);
+    h.text.append(kind_and_value_key(s.kind));
+  }
+  return h.text;
+}
+
+Status OnceLineWriter::put(std::string_view bytes) {
+  if (used_ + bytes.size() > size_) {
+    if (auto st = flush(); !st) return st;
+    if (bytes.size() > size_) return write_fully(fd_, bytes);
+  }
+  std::memcpy(buffer_.get() + used_, bytes.data(), bytes.size());
+  used_ += bytes.size();
+  return Ok{};
+}
+
+// Numbers without tags (nearly every mmstats line) are composed straight into the buffer from
+// the prefix, the cached head and the number; everything else goes through append_once_line.
 Status OnceLineWriter::add(const SourceSamples& source) {
-  append_once_lines(buffer_, source);
-  if (buffer_.size() < chunk_bytes_) return Ok{};
-  Status st = write_fully(fd_, buffer_);
-  buffer_.clear();
+  prefix_ = once_line_prefix(source.id);
+  for (size_t i = 0; i < source.samples.size(); ++i) {
+    const Sample& s = source.samples[i];
+    if ((s.kind != Kind::Counter && s.kind != Kind::Gauge) || !s.tags.empty()) {
+      line_.clear();
+      append_once_line(line_, prefix_, s);
+      if (auto st = put(line_); !st) return st;
+      continue;
+    }
+    const std::string_view head = head_of(i, s);
+    const size_t most = prefix_.size() + head.size() + 32 + kEmptyTagsAndEnd.size();
+    if (used_ + most > size_) {
+      if (auto st = flush(); !st) return st;
+      if (most > size_) {  // a name longer than the room left past a chunk: grow
+        buffer_ = std::make_unique_for_overwrite<char[]>(most);
+        size_ = most;
+      }
+    }
+    char* p = buffer_.get() + used_;
+    p = std::copy(prefix_.begin(), prefix_.end(), p);
+    p = std::copy(head.begin(), head.end(), p);
+    p = write_json_number(p, s.value);
+    p = std::copy(kEmptyTagsAndEnd.begin(), kEmptyTagsAndEnd.end(), p);
+    used_ = static_cast<size_t>(p - buffer_.get());
+  }
+  return used_ >= chunk_bytes_ ? flush() : Status(Ok{});
+}
+
+Status OnceLineWriter::flush() {
+  Status st = write_fully(fd_, std::string_view(buffer_.get(), used_));
+  used_ = 0;
   return st;
 }
 
-Status OnceLineWriter::finish() {
-  Status st = write_fully(fd_, buffer_);
-  buffer_.clear();
-  return st;
-}
+Status OnceLineWriter::finish() { return flush(); }
 
 }  // namespace statherd::agent

@@ -17,8 +17,10 @@
 //   summary: {"count","sum","min","max","quantiles":{"0.5":v,...}}
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "common/sample.h"
@@ -46,9 +48,23 @@ class OnceLineWriter {
   Status finish();
 
  private:
+  static constexpr size_t kLineRoom = 64 * 1024;  // room past chunk_bytes for the last lines
+  struct FieldHead {
+    std::string name;
+    Kind kind = Kind::Gauge;
+    std::string text;
+  };
+  std::string_view head_of(size_t i, const Sample& s);
+  Status put(std::string_view bytes);
+  Status flush();
+
   int fd_;
   size_t chunk_bytes_;
-  std::string buffer_;
+  std::unique_ptr<char[]> buffer_;  // [0, used_) holds lines not yet written
+  size_t size_ = 0;
+  size_t used_ = 0;
+  std::string prefix_, line_;
+  std::vector<FieldHead> heads_;  // by sample index: files of one app repeat their names
 };
 
 }  // namespace statherd::agent

@@ -196,11 +196,45 @@ bool mmstats_v1_layout_still_valid(std::span<const uint8_t> bytes, const Mmstats
   return true;
 }
 
-Status read_mmstats_v1_value(std::span<const uint8_t> bytes, const MmstatsFieldLayout& f,
-                             double* number, std::string* text) {
+namespace {
+
+bool value_in_bounds(std::span<const uint8_t> bytes, const MmstatsFieldLayout& f) {
   const size_t need = static_cast<size_t>(f.wb_offset) + 1 +
                       static_cast<size_t>(f.value_size) * (f.buffered ? 2 : 1);
-  if (need > bytes.size() || f.value_size > kMaxReadBytes)
+  return need <= bytes.size() && f.value_size <= kMaxReadBytes;
+}
+
+// `copied` is write_buffer followed by the readable value (as copy_field_once leaves it).
+void decode_value(const uint8_t* copied, const MmstatsFieldLayout& f, double* number,
+                  std::string* text) {
+  if (f.kind == MmstatsValueKind::Text) {
+    if (text) {
+      const auto* s = reinterpret_cast<const char*>(copied + 1);
+      text->clear();
+      append_utf8_ignoring_errors(std::string_view(s, strnlen(s, f.value_size)), *text);
+    }
+  } else if (number) {
+    *number = decode_number(copied + 1, f.code);
+  }
+}
+
+}  // namespace
+
+Status read_mmstats_v1_value_from_copy(std::span<const uint8_t> bytes,
+                                       const MmstatsFieldLayout& f, double* number,
+                                       std::string* text) {
+  if (!value_in_bounds(bytes, f))
+    return format_error("field extends past the end of the file", f.wb_offset);
+  const uint8_t wb = bytes[f.wb_offset];
+  const size_t slot = f.buffered ? ((wb & 1u) ^ 1u) : 0;
+  // decode_value reads the value at its argument + 1.
+  decode_value(bytes.data() + f.wb_offset + slot * f.value_size, f, number, text);
+  return Ok{};
+}
+
+Status read_mmstats_v1_value(std::span<const uint8_t> bytes, const MmstatsFieldLayout& f,
+                             double* number, std::string* text) {
+  if (!value_in_bounds(bytes, f))
     return format_error("field extends past the end of the file", f.wb_offset);
   uint8_t small_a[16], small_b[16];
   std::string big_a, big_b;
@@ -216,15 +250,7 @@ Status read_mmstats_v1_value(std::span<const uint8_t> bytes, const MmstatsFieldL
   for (int attempt = 1; attempt < kMmstatsMaxReadTries; ++attempt) {
     copy_field_once(bytes.data(), f, b);
     if (std::memcmp(a, b, f.value_size + 1) == 0) {
-      if (f.kind == MmstatsValueKind::Text) {
-        if (text) {
-          const auto* s = reinterpret_cast<const char*>(a + 1);
-          text->clear();
-          append_utf8_ignoring_errors(std::string_view(s, strnlen(s, f.value_size)), *text);
-        }
-      } else if (number) {
-        *number = decode_number(a + 1, f.code);
-      }
+      decode_value(a, f, number, text);
       return Ok{};
     }
     std::swap(a, b);

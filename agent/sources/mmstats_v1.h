@@ -73,6 +73,12 @@ inline constexpr int kMmstatsMaxReadTries = 8;
 Status read_mmstats_v1_value(std::span<const uint8_t> bytes, const MmstatsFieldLayout& field,
                              double* number, std::string* text);
 
+// The same for bytes no writer can change any more (a private copy that was already checked
+// against a second copy): one read, no retries.
+Status read_mmstats_v1_value_from_copy(std::span<const uint8_t> bytes,
+                                       const MmstatsFieldLayout& field, double* number,
+                                       std::string* text);
+
 // Label bytes as UTF-8 (invalid sequences dropped).
 std::string mmstats_v1_label(std::span<const uint8_t> bytes, const MmstatsFieldLayout& field);
 void append_mmstats_v1_label(std::span<const uint8_t> bytes, const MmstatsFieldLayout& field,

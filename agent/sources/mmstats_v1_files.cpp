@@ -71,13 +71,14 @@ Result<size_t> copy_whole_file(int fd, std::vector<uint8_t>& buf, size_t limit) 
   size_t n = 0;
   while (n < limit) {
     if (n == buf.size()) buf.resize(std::min(limit, buf.size() * 2));
-    const ssize_t got = ::pread(fd, buf.data() + n, buf.size() - n, static_cast<off_t>(n));
+    const size_t room = std::min(buf.size(), limit) - n;  // buf may be longer than limit
+    const ssize_t got = ::pread(fd, buf.data() + n, room, static_cast<off_t>(n));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) return make_error(std::string("cannot read: ") + std::strerror(errno),
                                    "check the agent's permissions on the file");
     if (got == 0) break;
     n += static_cast<size_t>(got);
-    if (n < buf.size()) break;  // a short read of a regular file: its end
+    if (static_cast<size_t>(got) < room) break;  // a short read of a regular file: its end
   }
   return n;
 }

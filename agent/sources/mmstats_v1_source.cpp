@@ -10,6 +10,9 @@
 //   unmapped and only reported again if its inode, size or mtime changes.
 // - A pid reused within one scrape interval by a process that recreates the same file name is
 //   not noticed as a new process (its counters restarting lower reads as a reset on the server).
+// - One-shot mode (--once) maps nothing: each file is copied with pread() and a second copy must
+//   match it over the fields (the torn-read rule), else that file is mapped and read as above.
+//   Layout, names and kinds carry over from the previous file while its header bytes match.
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
@@ -86,6 +89,12 @@ struct MmstatsV1Source::Impl {
   // --once (options.one_shot): one file object and two copy buffers, reused for every file.
   MmstatsMappedFile copied_file;
   std::vector<uint8_t> copy, check_copy;
+  std::string open_dir;      // the directory open_dir_fd refers to, with its trailing '/'
+  int open_dir_fd = -1;      // files are opened relative to it: no path walk per file
+
+  ~Impl() {
+    if (open_dir_fd >= 0) ::close(open_dir_fd);
+  }
 
   explicit Impl(MmstatsV1Options o)
       : options(std::move(o)),
@@ -105,6 +114,7 @@ struct MmstatsV1Source::Impl {
   bool visit_one_shot(const std::string& path, int64_t now_ms, SourceSamples& ss,
                       std::vector<SourceError>& errors);
   Status copy_consistent(MmstatsMappedFile& f, int fd);
+  int open_in_directory(const std::string& path);
 };
 
 bool MmstatsV1Source::Impl::pid_alive(int64_t pid) {
@@ -155,9 +165,8 @@ Status MmstatsV1Source::Impl::map_file(MmstatsMappedFile& f) {
 
 // Layout, sample names and kinds, reusing f's capacity (the --once path reuses one f).
 Status MmstatsV1Source::Impl::refresh_layout(MmstatsMappedFile& f) {
-  // A mapped file may have been rewritten since its layout was parsed; a private copy cannot.
-  if (f.layout_ok && (!f.mapped || mmstats_v1_layout_still_valid(f.bytes(), f.layout)))
-    return Ok{};
+  // Also reuses the previous file's layout in --once (files of one app share theirs).
+  if (f.layout_ok && mmstats_v1_layout_still_valid(f.bytes(), f.layout)) return Ok{};
   f.layout_ok = false;
   if (auto st = parse_mmstats_v1_layout_into(f.bytes(), f.layout); !st) return st;
   const size_t n = f.layout.fields.size();
@@ -202,8 +211,9 @@ bool MmstatsV1Source::Impl::read_file(MmstatsMappedFile& f, bool fresh, int64_t 
   for (size_t i = 0; i < f.layout.fields.size(); ++i) {
     double number = 0;
     const bool is_text = f.kinds[i] == Kind::Text;
-    auto st = read_mmstats_v1_value(f.bytes(), f.layout.fields[i], &number,
-                                    is_text ? &scratch_text : nullptr);
+    std::string* text = is_text ? &scratch_text : nullptr;
+    auto st = f.mapped ? read_mmstats_v1_value(f.bytes(), f.layout.fields[i], &number, text)
+                       : read_mmstats_v1_value_from_copy(f.bytes(), f.layout.fields[i], &number, text);
     if (!st) {
       if (torn++ == 0) first_torn = f.sample_names[i] + ": " + st.error().message;
       continue;
@@ -272,7 +282,6 @@ Status MmstatsV1Source::Impl::copy_consistent(MmstatsMappedFile& f, int fd) {
   if (*n == 0) return make_error("mmstats v1: empty file (0 bytes)", "the writer may be starting; read again next scrape");
   f.data = copy.data();
   f.size = *n;
-  f.layout_ok = false;
   if (*n < kMaxCopyBytes && refresh_layout(f)) {
     const size_t used = f.layout.end;
     if (check_copy.size() < used) check_copy.resize(used);
@@ -286,12 +295,29 @@ Status MmstatsV1Source::Impl::copy_consistent(MmstatsMappedFile& f, int fd) {
   return map_file(f);
 }
 
+// open(path) for reading, as openat() relative to the path's directory, which stays open for
+// the next file (the paths come sorted, so a directory's files come together).
+int MmstatsV1Source::Impl::open_in_directory(const std::string& path) {
+  constexpr int kFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;  // NONBLOCK: a FIFO must not hang us
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return ::open(path.c_str(), kFlags);
+  const std::string_view dir(path.data(), slash + 1);
+  if (open_dir_fd < 0 || dir != open_dir) {
+    if (open_dir_fd >= 0) ::close(open_dir_fd);
+    open_dir.assign(dir);
+    open_dir_fd = ::open(open_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (open_dir_fd < 0) return ::open(path.c_str(), kFlags);
+  }
+  return ::openat(open_dir_fd, path.c_str() + slash + 1, kFlags);
+}
+
 bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_ms,
                                            SourceSamples& ss, std::vector<SourceError>& errors) {
-  MmstatsMappedFile& f = copied_file;
+  MmstatsMappedFile& f = copied_file;  // keeps the previous file's layout, names and kinds
   f.path = path;
   f.name = parse_mmstats_file_name(path);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (f.name.pid < 0) f.layout_ok = false;  // refresh_layout takes the pid from sys.pid
+  const int fd = open_in_directory(path);
   if (fd < 0) {
     if (errno != ENOENT)  // ENOENT: vanished between the directory scan and now
       errors.push_back({path, make_error(std::string("cannot open: ") + std::strerror(errno),
@@ -306,7 +332,12 @@ bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_
     return false;
   }
   const bool read = read_file(f, false, now_ms, ss, errors);
-  f.unmap();  // a no-op for a copy
+  if (f.mapped) {
+    f.unmap();
+  } else {
+    f.data = nullptr;  // the layout stays: the next file probably has the same one
+    f.size = 0;
+  }
   return read;
 }
 

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# make bench: every benchmark, each printing a table with its reference side by side.
+set -euo pipefail
+build=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+echo "== agent read cost (whole process) =="
+/usr/bin/python3 "$root/bench/agent_once.py" "$build"
+echo
+echo "== server ingest + rollup =="
+"$build/bench/server_ingest_bench"

@@ -1,21 +1,49 @@
-# Builder: Debian 12 with the packages the project builds with; runtime: the two binaries and
-# their shared libraries, run as a non-root user. (Hardening, healthcheck and compose: issue 5.)
+# statherd image: both daemons, built in a builder stage and installed in the runtime stage from
+# the project's own Debian package (so the runtime gets exactly the shared libraries the
+# package's Depends name, found by dpkg-shlibdeps). Runs as the non-root user statherd.
+#
+#   docker build -t statherd .
+#   docker run -v statherd-etc:/etc/statherd -p 8470:8470 statherd            # the server
+#   docker run ... statherd statherd-agent --config /etc/statherd/agent.yaml   # the agent
+#
+# /etc/statherd is a volume: it starts with the example agent.yaml and server.yaml; put the
+# shared token in /etc/statherd/token (deploy/compose.yaml does it with a one-shot service).
+# Checked without a Docker engine by tests/integration/test_docker_files.py (see README).
+
 FROM debian:bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends \
-      cmake make g++ libboost-dev libboost-system-dev nlohmann-json3-dev libyaml-cpp-dev \
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+       cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-json3-dev \
+       libyaml-cpp-dev prometheus-cpp-dev dpkg-dev file \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY . .
+COPY CMakeLists.txt README.md ./
+COPY common/ common/
+COPY agent/ agent/
+COPY server/ server/
+COPY config/ config/
+COPY deploy/ deploy/
+COPY docs/ docs/
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF \
-    && cmake --build /build -j"$(nproc)"
+    && cmake --build /build -j"$(nproc)" \
+    && cd /build && cpack -G DEB \
+    && mv /build/statherd_*.deb /statherd.deb
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libyaml-cpp0.7 \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --home /var/lib/statherd --create-home statherd
-COPY --from=build /build/statherd-agent /build/statherd-server /usr/local/bin/
-COPY config/ /etc/statherd/
+COPY --from=build /statherd.deb /tmp/statherd.deb
+# The package's postinst creates the statherd user and group; the state directories are made
+# here because systemd's StateDirectory= does not exist in a container.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends /tmp/statherd.deb \
+    && rm -rf /var/lib/apt/lists/* /tmp/statherd.deb \
+    && install -d -o statherd -g statherd -m 0700 /var/lib/statherd /var/lib/statherd-agent
+COPY deploy/healthcheck.sh /usr/local/bin/statherd-healthcheck
+VOLUME ["/etc/statherd"]
 USER statherd
 EXPOSE 8470
-ENTRYPOINT ["/usr/local/bin/statherd-server"]
-CMD ["--config", "/etc/statherd/server.yaml", "--listen", "0.0.0.0:8470"]
+# GET /healthz of the server in this container; bash's /dev/tcp, so no curl in the image.
+# The agent has no HTTP port: compose disables the check for it.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["/usr/local/bin/statherd-healthcheck", "127.0.0.1:8470"]
+CMD ["statherd-server", "--config", "/etc/statherd/server.yaml", "--listen", "0.0.0.0:8470", \
+     "--state-dir", "/var/lib/statherd"]

@@ -3,12 +3,16 @@
 #   make test   every test: unit + integration (real carbon-cache), then unit tests under
 #               AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench  benchmarks, printed as tables
+#   make install  binaries, example configs (/etc/statherd when PREFIX=/usr), systemd units;
+#                 PREFIX (default /usr/local) and DESTDIR honoured
+#   make package  Debian package $(BUILD)/statherd_<version>_<arch>.deb (CPack)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
+PREFIX     ?= /usr/local
 
-.PHONY: all deps build build-asan test test-unit test-asan demo bench fuzz clean
+.PHONY: all deps build build-asan test test-unit test-asan demo bench fuzz clean install package
 
 all: build
 
@@ -46,6 +50,12 @@ fuzz:
 	@CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTATHERD_FUZZ=ON -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF >/dev/null
 	@cmake --build build-fuzz -j$(JOBS)
 	@scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

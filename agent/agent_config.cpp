@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/http_get.h"
 #include "agent/shipper.h"
 
 namespace statherd::agent {
@@ -16,6 +17,8 @@ bool flag_takes_value(std::string_view flag) {
   static constexpr std::string_view kValued[] = {
       "--config",     "--server",          "--token-file",      "--interval",
       "--mmstats-glob", "--counter-pattern", "--host",          "--spool-dir",
+      "--scales-url", "--scales-counter-pattern", "--prometheus-url",
+      "--v2-glob", "--prom-multiproc-dir",
       "--agent-id",   "--spool-max-bytes", "--ship-timeout"};
   for (auto v : kValued)
     if (v == flag) return true;
@@ -40,6 +43,14 @@ Status store_valued_flag(const std::string& flag, const std::string& value, Comm
   else if (flag == "--spool-dir") cli.spool_dir = value;
   else if (flag == "--mmstats-glob") cli.mmstats_globs.push_back(value);
   else if (flag == "--counter-pattern") cli.counter_patterns.push_back(value);
+  else if (flag == "--v2-glob") cli.v2_globs.push_back(value);
+  else if (flag == "--prom-multiproc-dir") cli.prom_multiproc_dirs.push_back(value);
+  else if (flag == "--scales-url" || flag == "--prometheus-url") {
+    if (auto url = parse_http_url(split_endpoint_spec(value).url); !url)
+      return bad_flag(flag, url.error().message, url.error().hint);
+    (flag == "--scales-url" ? cli.scales_urls : cli.prometheus_urls).push_back(value);
+  }
+  else if (flag == "--scales-counter-pattern") cli.scales_counter_patterns.push_back(value);
   else if (flag == "--interval" || flag == "--ship-timeout") {
     auto d = parse_duration(value);
     if (!d) return bad_flag(flag, d.error().message, "a duration like 10s, 500ms, 5m");
@@ -94,6 +105,10 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
 std::string usage_text() {
   return "usage: statherd-agent [--config FILE] [--server URL] [--token-file FILE] [--interval 10s]\n"
          "         [--mmstats-glob GLOB]... [--counter-pattern GLOB]... [--host NAME]\n"
+         "         [--scales-url [APP=]URL]... [--scales-counter-pattern GLOB]...\n"
+         "         [--prometheus-url [APP=]URL]...\n"
+         "         [--v2-glob GLOB]...\n"
+         "         [--prom-multiproc-dir [APP=]DIR]...\n"
          "         [--spool-dir DIR] [--spool-max-bytes SIZE] [--agent-id ID]\n"
          "         [--ship-timeout 5s] [--verbose]\n"
          "       statherd-agent --once ...          read every source once, print JSON lines\n"
@@ -105,11 +120,36 @@ std::string usage_text() {
          "SIGTERM/SIGINT: stop scraping, try once to ship what is spooled, exit 0.\n";
 }
 
+namespace {
+
+// scales: / prometheus: {urls, timeout, max_bytes[, counter_patterns]}; each URL is checked.
+void read_http_source_yaml(YamlReader& r, const YAML::Node& root, const std::string& key,
+                           std::vector<std::string>& urls, std::chrono::milliseconds& timeout,
+                           uint64_t& max_bytes, std::vector<std::string>* counter_patterns) {
+  YAML::Node node = r.get_map(root, key);
+  if (!node || !node.IsMap()) return;
+  std::set<std::string> known{"urls", "timeout", "max_bytes"};
+  if (counter_patterns) known.insert("counter_patterns");
+  r.check_keys(node, known, key);
+  r.get_duration(node, "timeout", timeout, key);
+  r.get_bytes(node, "max_bytes", max_bytes, key);
+  if (counter_patterns) r.get_string_list(node, "counter_patterns", *counter_patterns, key);
+  if (!r.get_string_list(node, "urls", urls, key)) return;
+  for (size_t i = 0; i < urls.size(); ++i) {
+    if (auto url = parse_http_url(split_endpoint_spec(urls[i]).url); !url)
+      r.error_at(node["urls"][i], key + ".urls", url.error().message,
+                 "http://host:port[/path], optionally prefixed by APP=");
+  }
+}
+
+}  // namespace
+
 void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   const YAML::Node root = r.root();
   if (!root || !root.IsMap()) return;
   r.check_keys(root, {"server", "token_file", "interval", "host", "agent_id", "spool_dir",
-                      "spool_max_bytes", "mmstats", "ship_timeout"});
+                      "spool_max_bytes", "mmstats", "ship_timeout", "scales", "prometheus",
+                      "statherd_v2", "prom_multiproc"});
   r.get_string(root, "server", c.server);
   r.get_string(root, "token_file", c.token_file);
   r.get_duration(root, "interval", c.interval);
@@ -129,6 +169,18 @@ void read_agent_yaml(YamlReader& r, AgentConfig& c) {
     if (r.get_string_list(mm, "counter_patterns", patterns, "mmstats"))
       c.counter_patterns = std::move(patterns);
   }
+  if (YAML::Node v2 = r.get_map(root, "statherd_v2"); v2 && v2.IsMap()) {
+    r.check_keys(v2, {"globs"}, "statherd_v2");
+    r.get_string_list(v2, "globs", c.v2_globs, "statherd_v2");
+  }
+  if (YAML::Node pm = r.get_map(root, "prom_multiproc"); pm && pm.IsMap()) {
+    r.check_keys(pm, {"dirs"}, "prom_multiproc");
+    r.get_string_list(pm, "dirs", c.prom_multiproc_dirs, "prom_multiproc");
+  }
+  read_http_source_yaml(r, root, "scales", c.scales_urls, c.scales_timeout, c.scales_max_bytes,
+                        &c.scales_counter_patterns);
+  read_http_source_yaml(r, root, "prometheus", c.prometheus_urls, c.prometheus_timeout,
+                        c.prometheus_max_bytes, nullptr);
 }
 
 void apply_command_line(const CommandLine& cli, AgentConfig& c) {
@@ -142,6 +194,11 @@ void apply_command_line(const CommandLine& cli, AgentConfig& c) {
   if (cli.spool_max_bytes) c.spool_max_bytes = *cli.spool_max_bytes;
   if (!cli.mmstats_globs.empty()) c.mmstats_globs = cli.mmstats_globs;
   if (!cli.counter_patterns.empty()) c.counter_patterns = cli.counter_patterns;
+  if (!cli.scales_urls.empty()) c.scales_urls = cli.scales_urls;
+  if (!cli.scales_counter_patterns.empty()) c.scales_counter_patterns = cli.scales_counter_patterns;
+  if (!cli.prometheus_urls.empty()) c.prometheus_urls = cli.prometheus_urls;
+  if (!cli.v2_globs.empty()) c.v2_globs = cli.v2_globs;
+  if (!cli.prom_multiproc_dirs.empty()) c.prom_multiproc_dirs = cli.prom_multiproc_dirs;
 }
 
 void fill_defaults(AgentConfig& c) {
@@ -172,14 +229,25 @@ std::vector<std::string> validate_agent_config(const AgentConfig& c, bool needs_
 
 LoadedConfig load_agent_config(const CommandLine& cli) {
   LoadedConfig loaded;
+  bool needs_server = cli.mode != CommandLine::Mode::Once;
   if (!cli.config_file.empty()) {
     YamlReader reader(cli.config_file);
     read_agent_yaml(reader, loaded.config);
+    // An unreadable token file is reported at its key (unless --token-file overrides it).
+    const std::string& yaml_token = loaded.config.token_file;
+    if (needs_server && !cli.token_file && !yaml_token.empty()) {
+      if (auto token = read_token_file(yaml_token); !token)
+        reader.error_at(reader.root()["token_file"], "token_file", token.error().message,
+                        "a readable, non-empty file holding the server's token");
+    }
     for (const auto& e : reader.errors()) loaded.errors.push_back(e.to_string());
   }
   apply_command_line(cli, loaded.config);
   fill_defaults(loaded.config);
-  bool needs_server = cli.mode != CommandLine::Mode::Once;
+  if (needs_server && cli.token_file) {
+    if (auto token = read_token_file(*cli.token_file); !token)
+      loaded.errors.push_back("--token-file: " + token.error().to_string());
+  }
   for (auto& p : validate_agent_config(loaded.config, needs_server))
     loaded.errors.push_back(std::move(p));
   return loaded;

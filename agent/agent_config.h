@@ -26,7 +26,20 @@ struct AgentConfig {
   std::vector<std::string> mmstats_globs;  // empty: the source's default ($MMSTATS_GLOB/$TMPDIR)
   // Labels matching one of these are counters. nullopt: the mmstats source's documented defaults.
   std::optional<std::vector<std::string>> counter_patterns;
+  // statherd v2 files. Empty: the source's default ($STATHERD_DIR or $TMPDIR/statherd)/*.statherd.
+  std::vector<std::string> v2_globs;
   std::chrono::milliseconds ship_timeout{5'000};  // deadline of one HTTP request to the server
+  // Scales endpoints ("URL" or "APP=URL"); their dotted names matching these are counters.
+  std::vector<std::string> scales_urls;
+  std::vector<std::string> scales_counter_patterns;
+  std::chrono::milliseconds scales_timeout{5'000};
+  uint64_t scales_max_bytes = 8ull << 20;
+  // Prometheus text endpoints ("URL" or "APP=URL").
+  std::vector<std::string> prometheus_urls;
+  std::chrono::milliseconds prometheus_timeout{5'000};
+  uint64_t prometheus_max_bytes = 8ull << 20;
+  // prometheus_client multiprocess directories ("DIR" or "APP=DIR"); empty: source off.
+  std::vector<std::string> prom_multiproc_dirs;
 };
 
 // What the command line asked for, before merging with the YAML file.
@@ -39,6 +52,9 @@ struct CommandLine {
   std::optional<uint64_t> spool_max_bytes;
   std::vector<std::string> mmstats_globs;      // empty: not given
   std::vector<std::string> counter_patterns;   // empty: not given
+  std::vector<std::string> v2_globs;           // empty: not given
+  std::vector<std::string> prom_multiproc_dirs;  // empty: not given
+  std::vector<std::string> scales_urls, scales_counter_patterns, prometheus_urls;  // empty: not given
   bool verbose = false;
 };
 

@@ -16,6 +16,10 @@
 #include "agent/once_output.h"
 #include "agent/shipper.h"
 #include "agent/sources/mmstats_v1.h"
+#include "agent/sources/prom_multiproc.h"
+#include "agent/sources/prometheus_http.h"
+#include "agent/sources/scales_http.h"
+#include "agent/sources/statherd_v2.h"
 #include "agent/spool.h"
 #include "common/log.h"
 
@@ -39,9 +43,46 @@ MmstatsV1Options mmstats_options(const AgentConfig& c, int64_t last_scan_ms) {
   return mm;
 }
 
+// prometheus_client multiprocess directories, when configured (one aggregated view each).
+void add_prom_multiproc_source(const AgentConfig& c, bool one_shot,
+                               std::vector<std::unique_ptr<Source>>& sources) {
+  if (c.prom_multiproc_dirs.empty()) return;
+  PromMultiprocOptions pm;
+  for (const auto& spec : c.prom_multiproc_dirs)
+    pm.dirs.push_back(parse_prom_multiproc_dir_spec(spec));
+  pm.host = c.host;
+  pm.one_shot = one_shot;
+  sources.push_back(std::make_unique<PromMultiprocSource>(std::move(pm)));
+}
+
+// Scales and Prometheus endpoints, when URLs are configured.
+void add_http_sources(const AgentConfig& c, std::vector<std::unique_ptr<Source>>& sources) {
+  if (!c.scales_urls.empty())
+    sources.push_back(std::make_unique<ScalesHttpSource>(
+        ScalesHttpOptions{c.scales_urls, c.scales_counter_patterns, c.scales_timeout,
+                          static_cast<size_t>(c.scales_max_bytes), c.host}));
+  if (!c.prometheus_urls.empty())
+    sources.push_back(std::make_unique<PrometheusHttpSource>(
+        PrometheusHttpOptions{c.prometheus_urls, c.prometheus_timeout,
+                              static_cast<size_t>(c.prometheus_max_bytes), c.host}));
+}
+
+// statherd v2 files: always read (default glob: $STATHERD_DIR or $TMPDIR/statherd).
+StatherdV2Options v2_options(const AgentConfig& c, int64_t last_scan_ms, bool one_shot) {
+  StatherdV2Options v2;
+  v2.globs = c.v2_globs;
+  v2.host = c.host;
+  v2.fresh_if_started_after_ms = last_scan_ms;
+  v2.one_shot = one_shot;
+  return v2;
+}
+
 std::vector<std::unique_ptr<Source>> make_sources(const AgentConfig& c, int64_t last_scan_ms) {
   std::vector<std::unique_ptr<Source>> sources;
   sources.push_back(std::make_unique<MmstatsV1Source>(mmstats_options(c, last_scan_ms)));
+  sources.push_back(std::make_unique<StatherdV2Source>(v2_options(c, last_scan_ms, false)));
+  add_http_sources(c, sources);
+  add_prom_multiproc_source(c, /*one_shot=*/false, sources);
   return sources;
 }
 
@@ -63,6 +104,26 @@ int run_once(const AgentConfig& config) {
     }, errors);
   } catch (const std::exception& e) {  // a source must not throw; contain it if one does
     errors.push_back({source.describe(), std::string("scrape threw: ") + e.what()});
+  }
+  StatherdV2Source v2_source(v2_options(config, 0, /*one_shot=*/true));
+  ScrapeReport v2_report;
+  v2_source.scrape(wall_ms(), v2_report);
+  for (auto& ss : v2_report.sources) {
+    ++sources_read;
+    if (written) written = out.add(ss);
+  }
+  for (auto& e : v2_report.errors) errors.push_back(std::move(e));
+  std::vector<std::unique_ptr<Source>> http_sources;
+  add_http_sources(config, http_sources);
+  add_prom_multiproc_source(config, /*one_shot=*/true, http_sources);
+  for (auto& http : http_sources) {
+    ScrapeReport report;
+    http->scrape(wall_ms(), report);
+    for (auto& ss : report.sources) {
+      ++sources_read;
+      if (written) written = out.add(ss);
+    }
+    for (auto& e : report.errors) errors.push_back(std::move(e));
   }
   if (written) written = out.finish();
   for (const auto& e : errors) log::error(e.source + ": " + e.message);

@@ -8,3 +8,9 @@ echo "== agent read cost (whole process) =="
 echo
 echo "== server ingest + rollup =="
 "$build/bench/server_ingest_bench"
+echo
+echo "== Python v2 writer cost per call (statherd vs prometheus_client) =="
+/usr/bin/python3 "$root/bench/v2_writer_bench.py"
+echo
+echo "== prometheus_client multiprocess collection (agent vs MultiProcessCollector) =="
+/usr/bin/python3 "$root/bench/prom_multiproc_bench.py" "$build"

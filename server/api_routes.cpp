@@ -20,12 +20,13 @@ struct Route {
   bool needs_token;
 };
 
-constexpr std::array<Route, 5> kRoutes{{
+constexpr std::array<Route, 6> kRoutes{{
     {"/api/v1/ingest", "POST", true},
     {"/render", "GET", false},
     {"/metrics/find", "GET", false},
     {"/api/v1/sources", "GET", false},
     {"/healthz", "GET", false},
+    {"/metrics", "GET", false},
 }};
 
 const Route* find_route(std::string_view path) {
@@ -148,7 +149,22 @@ ApiResponse ApiRoutes::handle(const ApiRequest& request) {
   if (path == "/render") return render(query);
   if (path == "/metrics/find") return find(query);
   if (path == "/api/v1/sources") return json_ok(engine_.sources_json(now_ms_()));
+  if (path == "/metrics") return prometheus_metrics();
   return healthz();
+}
+
+void ApiRoutes::set_prometheus_scrape(std::function<std::string()> scrape_text) {
+  prometheus_scrape_ = std::move(scrape_text);
+}
+
+ApiResponse ApiRoutes::prometheus_metrics() {
+  if (!prometheus_scrape_) {
+    return json_error(404, "the Prometheus endpoint is not enabled on this server");
+  }
+  ApiResponse r;
+  r.body = prometheus_scrape_();
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  return r;
 }
 
 ApiResponse ApiRoutes::ingest(std::string_view body) {

@@ -54,16 +54,21 @@ class ApiRoutes {
 
   ApiResponse handle(const ApiRequest& request);
 
+  // GET /metrics answers with scrape_text() (Prometheus text exposition 0.0.4); unset: 404.
+  void set_prometheus_scrape(std::function<std::string()> scrape_text);
+
  private:
   ApiResponse ingest(std::string_view body);
   ApiResponse render(std::string_view query);
   ApiResponse find(std::string_view query);
   ApiResponse healthz();
+  ApiResponse prometheus_metrics();
 
   std::string token_;
   Engine& engine_;
   MemoryStore& store_;
   std::function<int64_t()> now_ms_;
+  std::function<std::string()> prometheus_scrape_;
 };
 
 }  // namespace statherd::server

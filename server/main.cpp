@@ -13,6 +13,8 @@
 #include "server/memory_store.h"
 #include "server/server_config.h"
 #include "server/sinks/graphite.h"
+#include "server/sinks/prometheus.h"
+#include "server/sinks/prometheus_self.h"
 
 namespace {
 
@@ -60,6 +62,17 @@ int serve(const ServerConfig& config, const std::string& token) {
   http.max_body_bytes = config.max_body_bytes;
   http.handle_signals = true;
   ApiRoutes routes(token, engine, store, wall_clock_ms);
+  // GET /metrics: every rolled-up series plus the server's self-metrics.
+  PrometheusSink prometheus_sink;
+  sinks.push_back(&prometheus_sink);
+  ServerSelfMetrics self_metrics;
+  routes.set_prometheus_scrape([&] {
+    ServerSelfValues values{engine.stats(), store.path_count(), store.refused_paths(),
+                            prometheus_sink.counters(), std::nullopt};
+    if (graphite) values.graphite = graphite->counters();
+    self_metrics.update(values);
+    return prometheus_sink.scrape(self_metrics.collect());
+  });
   HttpServer server(http, engine, store, sinks, routes, wall_clock_ms);
   if (Status s = server.listen(); !s) return fail(s.error(), 1);
   log::info("listening on " + http.host + ":" + std::to_string(server.port()) + ", interval " +

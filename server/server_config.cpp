@@ -1,5 +1,6 @@
 #include "server/server_config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -60,13 +61,23 @@ void read_graphite(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
                "graphite");
 }
 
-Status apply_yaml(YamlReader& r, ServerConfig& c) {
+// token_file given in the YAML but unreadable or empty: reported at the key's position, as the
+// server could not start with it (--check-config says so before a deploy).
+void check_token_file(YamlReader& r, const ServerConfig& c) {
+  if (c.token_file.empty()) return;
+  if (auto token = read_token_file(c.token_file); !token)
+    r.error_at(r.root()["token_file"], "token_file", token.error().message,
+               "a readable, non-empty file holding the shared token (root:statherd, mode 0640)");
+}
+
+// check_token: also check that token_file is readable (off when --token-file overrides it).
+Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
   YAML::Node root = r.root();
   if (root && root.IsMap()) {
     if (r.get_string(root, "listen", c.listen) && !parse_host_port(c.listen)) {
       r.error_at(root["listen"], "listen", "not a HOST:PORT", "e.g. 127.0.0.1:8470");
     }
-    r.get_string(root, "token_file", c.token_file);
+    if (r.get_string(root, "token_file", c.token_file) && check_token) check_token_file(r, c);
     r.get_duration(root, "interval", c.interval);
     r.get_string(root, "state_dir", c.state_dir);
     r.get_duration(root, "late_window", c.late_window);
@@ -211,10 +222,13 @@ Result<ServerCommand> parse_server_command_line(const std::vector<std::string>& 
   auto flags = split_flags(args);
   if (!flags) return flags.error();
   ServerCommand cmd;
+  const bool token_flag = std::any_of(flags->begin(), flags->end(),
+                                      [](const Flag& f) { return f.name == "--token-file"; });
   for (const Flag& f : *flags) {
     if (f.name != "--config") continue;
     cmd.config.config_file = f.value;
-    if (Status s = load_server_config_file(f.value, cmd.config); !s) return s.error();
+    YamlReader reader(f.value);
+    if (Status s = apply_yaml(reader, cmd.config, !token_flag); !s) return s.error();
   }
   for (const Flag& f : *flags) {
     if (f.name == "--config") continue;

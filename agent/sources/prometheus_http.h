@@ -1,0 +1,43 @@
+// Prometheus text endpoints: GET each URL (as given; /metrics is the usual path) with
+// "Accept: text/plain;version=0.0.4", parse the exposition (prometheus_text.h) and report its
+// samples: labels -> tags (sorted), counters cumulative, histograms as bucket distributions,
+// summaries as summary distributions. A slow, huge, non-text or malformed answer is a
+// SourceError for that URL only.
+// Identity: host, app (configured "APP=URL", else the URL's host:port), pid -1, path = URL.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "agent/http_get.h"
+#include "agent/sources/source.h"
+
+namespace statherd::agent {
+
+struct PrometheusHttpOptions {
+  std::vector<std::string> urls;             // "URL" or "APP=URL" (see split_endpoint_spec)
+  std::chrono::milliseconds timeout{5'000};  // per request
+  size_t max_bytes = kDefaultHttpMaxBodyBytes;
+  std::string host;
+};
+
+class PrometheusHttpSource : public Source {
+ public:
+  explicit PrometheusHttpSource(PrometheusHttpOptions options);
+  std::string describe() const override;
+  // GETs every URL at once; each failure is a SourceError for that URL only.
+  void scrape(int64_t now_ms, ScrapeReport& out) override;
+
+ private:
+  struct Endpoint {
+    std::string configured;
+    std::string app;
+    Result<HttpUrl> url;
+  };
+  PrometheusHttpOptions options_;
+  std::vector<Endpoint> endpoints_;
+};
+
+}  // namespace statherd::agent

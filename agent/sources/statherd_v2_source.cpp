@@ -1,0 +1,291 @@
+// StatherdV2Source: discovers statherd v2 files by glob, keeps them mapped between scrapes and
+// turns their records into samples. Format: statherd_v2.h and docs/FORMAT.md.
+//
+// Hazards handled here:
+// - Records are immutable once below `used`, so their structure (name, tags, offsets) is parsed
+//   once; when `used` grows only the new records are parsed, and the file is remapped when
+//   `used` passes the end of the mapping.
+// - The file is the process of the header's pid and start time. Each scrape reads
+//   <proc_root>/<pid>/stat: if the pid is gone, or its start time differs from the header's by
+//   more than kStartTimeToleranceMs (a reused pid), the file is read one last time, unmapped,
+//   and read again only if its inode, size or mtime changes.
+// - A file replaced under the same name (new inode, or a header with another pid or start time)
+//   is parsed from scratch. A file truncated below the mapping while mapped would make a read
+//   SIGBUS; the writer never shrinks a live file, and a smaller size seen by the stat() of each
+//   scrape is remapped before any read.
+// - One-shot mode (--once) maps each file, reads it and unmaps it; /proc is not read.
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
+
+#include "agent/sources/mmstats_v1.h"
+#include "agent/sources/mmstats_v1_files.h"
+#include "agent/sources/statherd_v2.h"
+#include "common/log.h"
+
+namespace statherd::agent {
+namespace {
+
+// The writer's start time and ours come from the same /proc fields (rounding may differ).
+constexpr int64_t kStartTimeToleranceMs = 1000;
+
+struct FileStat {
+  uint64_t inode = 0;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const FileStat&) const = default;
+};
+
+bool stat_path(const std::string& path, FileStat& out) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  out.inode = st.st_ino;
+  out.size = st.st_size;
+  out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return true;
+}
+
+struct MappedV2File {
+  std::string path;
+  FileStat stat;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  StatherdV2Header header;
+  std::vector<StatherdV2Record> records;
+  uint64_t parsed_until = 0;  // records in [256, parsed_until) are in `records`
+  bool final_read_done = false;
+  uint64_t last_seen_scrape = 0;
+
+  std::span<const uint8_t> bytes() const { return {data, size}; }
+  void forget_records() {
+    records.clear();
+    parsed_until = 0;
+  }
+  void unmap() {
+    if (data) ::munmap(const_cast<uint8_t*>(data), size);
+    data = nullptr;
+    size = 0;
+  }
+  Status map() {
+    unmap();
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+      return make_error(std::string("cannot open: ") + std::strerror(errno), "check the agent's permissions on the file");
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(kStatherdV2HeaderSize)) {
+      ::close(fd);
+      return make_error("statherd v2: file shorter than its 256-byte header", "the writer may be starting; it is read again next scrape");
+    }
+    void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+    const int mmap_errno = errno;
+    ::close(fd);
+    if (p == MAP_FAILED) return make_error(std::string("cannot mmap: ") + std::strerror(mmap_errno));
+    data = static_cast<const uint8_t*>(p);
+    size = static_cast<size_t>(st.st_size);
+    return Ok{};
+  }
+  ~MappedV2File() { unmap(); }
+};
+
+}  // namespace
+
+std::string default_statherd_v2_glob(const char* statherd_dir, const char* tmpdir) {
+  std::string dir;
+  if (statherd_dir && *statherd_dir) {
+    dir = statherd_dir;
+  } else {
+    dir = tmpdir && *tmpdir ? tmpdir : "/tmp";
+    if (dir.back() != '/') dir += '/';
+    dir += "statherd";
+  }
+  if (dir.back() != '/') dir += '/';
+  return dir + "*.statherd";
+}
+
+std::string default_statherd_v2_glob() {
+  return default_statherd_v2_glob(std::getenv("STATHERD_DIR"), std::getenv("TMPDIR"));
+}
+
+struct StatherdV2Source::Impl {
+  StatherdV2Options options;
+  std::unordered_map<std::string, std::unique_ptr<MappedV2File>> files;
+  std::unordered_map<int64_t, int64_t> start_by_pid_this_scrape;  // -1: dead, 0: unknown
+  int64_t boot_time_ms = -1;  // -1: not read yet; 0: unavailable
+  uint64_t scrape_count = 0;
+  StatherdV2Value value;  // reused
+
+  explicit Impl(StatherdV2Options o) : options(std::move(o)) {
+    if (options.globs.empty()) options.globs.push_back(default_statherd_v2_glob());
+  }
+
+  int64_t proc_start_ms(int64_t pid);
+  bool alive(const StatherdV2Header& h);
+  Status refresh(MappedV2File& f);
+  void read_file(const MappedV2File& f, bool fresh, int64_t now_ms, ScrapeReport& out);
+  void visit(const std::string& path, int64_t now_ms, ScrapeReport& out);
+  void visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out);
+};
+
+// Start time of pid from /proc (ms since the epoch); -1 if the process is gone, 0 if unknown.
+int64_t StatherdV2Source::Impl::proc_start_ms(int64_t pid) {
+  auto [it, inserted] = start_by_pid_this_scrape.try_emplace(pid, 0);
+  if (!inserted) return it->second;
+  struct stat st;
+  const std::string dir = options.proc_root + "/" + std::to_string(pid);
+  if (::stat(dir.c_str(), &st) != 0) return it->second = -1;
+  if (boot_time_ms < 0) {
+    auto bt = read_boot_time_ms(options.proc_root);
+    if (!bt) log::warn("statherd_v2: process start times unknown: " + bt.error().to_string());
+    boot_time_ms = bt ? *bt : 0;
+  }
+  if (boot_time_ms == 0) return it->second = 0;
+  auto start = read_process_start_ms(options.proc_root, pid, boot_time_ms);
+  if (start) return it->second = *start;
+  return it->second = ::stat(dir.c_str(), &st) == 0 ? 0 : -1;  // exited while we looked
+}
+
+bool StatherdV2Source::Impl::alive(const StatherdV2Header& h) {
+  const int64_t start = proc_start_ms(h.pid);
+  if (start < 0) return false;
+  if (start == 0 || h.start_time_ms == 0) return true;  // unknown: trust the pid
+  return std::llabs(start - h.start_time_ms) <= kStartTimeToleranceMs;  // else a reused pid
+}
+
+// Header and new records of a mapped file; remaps when `used` passed the mapping.
+Status StatherdV2Source::Impl::refresh(MappedV2File& f) {
+  auto header = parse_statherd_v2_header(f.bytes());
+  if (!header && f.size >= kStatherdV2HeaderSize) {
+    // Most likely `used` grew past the mapping: map the whole file as it is now and retry.
+    if (auto st = f.map(); !st) return st;
+    header = parse_statherd_v2_header(f.bytes());
+  }
+  if (!header) return header.error();
+  if (header->pid != f.header.pid || header->start_time_ms != f.header.start_time_ms ||
+      header->used < f.parsed_until)
+    f.forget_records();  // another process's file under this name
+  f.header = std::move(*header);
+  const uint64_t from = f.parsed_until == 0 ? kStatherdV2HeaderSize : f.parsed_until;
+  if (auto st = parse_statherd_v2_records(f.bytes(), from, f.header.used, f.records); !st) {
+    f.forget_records();
+    return st;
+  }
+  f.parsed_until = f.header.used;
+  return Ok{};
+}
+
+void StatherdV2Source::Impl::read_file(const MappedV2File& f, bool fresh, int64_t now_ms,
+                                       ScrapeReport& out) {
+  SourceSamples& ss = out.sources.emplace_back();
+  ss.id.host = options.host;
+  ss.id.app = f.header.app;
+  ss.id.pid = f.header.pid;
+  ss.id.start_time_ms = f.header.start_time_ms;
+  ss.id.path = f.path;
+  ss.fresh = fresh || (options.fresh_if_started_after_ms > 0 && f.header.start_time_ms > 0 &&
+                       f.header.start_time_ms > options.fresh_if_started_after_ms);
+  ss.samples.reserve(f.records.size());
+  size_t skipped = 0;
+  std::string first_skipped;
+  for (const auto& record : f.records) {
+    Sample sample;
+    Status st = read_statherd_v2_value(f.bytes(), record, value);
+    if (st) st = statherd_v2_sample(record, value, sample);
+    if (!st) {
+      if (skipped++ == 0) first_skipped = st.error().to_string();
+      continue;
+    }
+    sample.timestamp_ms = now_ms;
+    ss.samples.push_back(std::move(sample));
+  }
+  if (skipped > 0)
+    out.errors.push_back({f.path, std::to_string(skipped) + " field(s) skipped this scrape, first: " + first_skipped});
+}
+
+void StatherdV2Source::Impl::visit(const std::string& path, int64_t now_ms, ScrapeReport& out) {
+  FileStat now_stat;
+  if (!stat_path(path, now_stat)) return;  // vanished between glob and stat
+  auto [it, inserted] = files.try_emplace(path);
+  if (inserted) {
+    it->second = std::make_unique<MappedV2File>();
+    it->second->path = path;
+  }
+  MappedV2File& f = *it->second;
+  const bool was_seen_last_scrape = !inserted && f.last_seen_scrape + 1 == scrape_count;
+  f.last_seen_scrape = scrape_count;
+  const bool changed = inserted || !(f.stat == now_stat);
+  if (!inserted && (f.stat.inode != now_stat.inode || now_stat.size < f.stat.size)) {
+    f.unmap();  // replaced or shrunk: never read the old mapping again
+    f.forget_records();
+  }
+  f.stat = now_stat;
+  if (f.final_read_done && !changed) return;  // dead and already reported
+  if (!f.data) {
+    if (auto st = f.map(); !st) {
+      out.errors.push_back({path, st.error().to_string()});
+      return;
+    }
+  }
+  if (auto st = refresh(f); !st) {
+    out.errors.push_back({path, st.error().to_string()});
+    f.unmap();
+    return;
+  }
+  const bool is_alive = alive(f.header);
+  f.final_read_done = !is_alive;
+  read_file(f, !was_seen_last_scrape && scrape_count > 1, now_ms, out);
+  if (!is_alive) f.unmap();  // last read of a dead process's file
+}
+
+void StatherdV2Source::Impl::visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out) {
+  MappedV2File f;
+  f.path = path;
+  if (!stat_path(path, f.stat)) return;
+  Status st = f.map();
+  if (st) st = refresh(f);
+  if (!st) {
+    out.errors.push_back({path, st.error().to_string()});
+    return;
+  }
+  read_file(f, false, now_ms, out);
+}
+
+StatherdV2Source::StatherdV2Source(StatherdV2Options options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+StatherdV2Source::~StatherdV2Source() = default;
+
+std::string StatherdV2Source::describe() const {
+  std::string d = "statherd_v2";
+  for (const auto& g : impl_->options.globs) d += " " + g;
+  return d;
+}
+
+void StatherdV2Source::scrape(int64_t now_ms, ScrapeReport& out) {
+  Impl& s = *impl_;
+  ++s.scrape_count;
+  s.start_by_pid_this_scrape.clear();
+  for (const auto& path : list_mmstats_files(s.options.globs)) {
+    if (s.options.one_shot) s.visit_one_shot(path, now_ms, out);
+    else s.visit(path, now_ms, out);
+  }
+  if (!s.options.one_shot)
+    std::erase_if(s.files, [&](const auto& kv) { return kv.second->last_seen_scrape != s.scrape_count; });
+}
+
+void StatherdV2Source::set_fresh_if_started_after_ms(int64_t ms) {
+  impl_->options.fresh_if_started_after_ms = ms;
+}
+
+size_t StatherdV2Source::mapped_file_count() const {
+  size_t n = 0;
+  for (const auto& kv : impl_->files) n += kv.second->data != nullptr;
+  return n;
+}
+
+}  // namespace statherd::agent

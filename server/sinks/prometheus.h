@@ -1,0 +1,120 @@
+// PrometheusSink: the latest value of every rolled-up series, served as Prometheus text
+// exposition 0.0.4 on GET /metrics. Built on prometheus-cpp's core (Registry, Family<Counter>,
+// Family<Gauge>, MetricFamily, TextSerializer); no transport here, the server's own Beast
+// listener serves scrape().
+//
+// Names: `statherd_<metric>_<stat>`; every character outside [a-zA-Z0-9_:] becomes '_' (dots,
+// dashes, spaces, ...), so "db.query-time" / "p99" -> "statherd_db_query_time_p99". The
+// "statherd_" prefix guarantees a valid first character. Different metrics that sanitize to the
+// same name share a family (same labels: last writer wins); a name already taken by another
+// metric type is refused and counted (type_conflicts).
+//
+// Labels: `level` ("host", "app" or "process"), `app`, `host` (host and process levels only),
+// `pid` (process level only), then the sample's tags. The app level is the sum over hosts, so
+// every series carries `level`: always select one, e.g.
+//   sum by (app) (rate(statherd_requests_count_total{level="host"}[1m]))
+// equals rate(statherd_requests_count_total{level="app"}[1m]); a sum() without a level matcher
+// counts everything twice. Tag keys are sanitized to [a-zA-Z_][a-zA-Z0-9_]*; a key that would
+// shadow level/app/host/pid/quantile or starts with "__" gets a "tag_" prefix. Label values are
+// kept as they are: the serializer escapes '\\', '"' and newlines.
+//
+// Kinds (SeriesPoint carries none; a series' stats in one interval tell it):
+// - counter (has a "rate" stat): `count` -> Prometheus counter `statherd_<m>_count_total`, the
+//   sum of every interval's count since the series appeared here (monotonic: rate() and
+//   increase() work; a re-emitted interval adds only its difference); `rate`, `m1_rate`,
+//   `m5_rate`, `m15_rate` -> gauges.
+// - distribution (has "count" but no "rate"): a Prometheus **summary** `statherd_<m>` with
+//   quantile labels from p50, p75, p90, p95, p99, p999 (of the last interval), and `_sum` and
+//   `_count` accumulated like counters. Why a summary, not a histogram: the server already
+//   merges sketches exactly across processes and hosts, and a sketch has no fixed buckets a
+//   histogram could expose without re-bucketing (lossy) or hundreds of bucket series; the
+//   summary publishes the accurate merged quantiles at each level. min, max, mean and the
+//   approximate pNN_max / pNN_avg (Scales PMF sources) -> gauges `statherd_<m>_<stat>`.
+// - gauge (anything else): every stat (min, max, mean, p50, ...) -> a gauge; the stat `sum`
+//   becomes `statherd_<m>_summed` (a `_sum` suffix belongs to summaries and histograms).
+//
+// Expiry and memory: a series not updated for `expire_intervals` intervals is removed (the
+// engine stops emitting a series after its idle timeout). At most `max_series` series; new
+// ones beyond are refused and counted. Thread-safe (one mutex): emit() and scrape() may run on
+// different threads.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/sinks/sink.h"
+
+namespace statherd::server {
+
+struct PrometheusSinkOptions {
+  uint64_t max_series = 200'000;  // Prometheus series (one label set of one name)
+  int64_t expire_intervals = 3;   // removed after this many intervals without an update
+  size_t reemit_window = 32;      // intervals per counter whose counts are remembered
+};
+
+// "statherd_" + metric + "_" + stat, every char outside [a-zA-Z0-9_:] replaced by '_'.
+std::string prometheus_metric_name(std::string_view metric, std::string_view stat);
+// A tag key as a label name: [a-zA-Z_][a-zA-Z0-9_]*, reserved names prefixed with "tag_".
+std::string prometheus_label_name(std::string_view key);
+// "p50" -> 0.5, "p999" -> 0.999, "p9999" -> 0.9999; nullopt for anything else ("p99_max").
+std::optional<double> quantile_of_stat(std::string_view stat);
+
+class PrometheusSink : public Sink {
+ public:
+  struct Counters {
+    uint64_t series = 0;             // live Prometheus series
+    uint64_t series_rejected = 0;    // new series refused: max_series reached
+    uint64_t series_expired = 0;
+    uint64_t type_conflicts = 0;     // points whose name is taken by another metric type
+    uint64_t reemit_untracked = 0;   // re-emitted counts older than reemit_window: not added
+  };
+
+  explicit PrometheusSink(PrometheusSinkOptions options = {});
+  ~PrometheusSink() override;
+
+  std::string name() const override { return "prometheus"; }
+  void emit(const IntervalOutput& out) override;
+
+  // Every live series as metric families (sorted by name), plus `extra` (self-metrics).
+  std::vector<prometheus::MetricFamily> collect() const;
+  // Text exposition 0.0.4 of collect() and `extra`.
+  std::string scrape(const std::vector<prometheus::MetricFamily>& extra = {}) const;
+  Counters counters() const;
+
+ private:
+  enum class Kind : uint8_t { Counter, Gauge, Summary };
+  struct Series;
+  struct Group;
+
+  void emit_group(const Group& group, const IntervalOutput& out);
+  Series* find_or_add(Kind kind, const std::string& family, const std::string& help,
+                      const prometheus::Labels& labels);
+  void add_count(Series& s, int64_t start_s, double count, double sum, bool reemit);
+  void expire(int64_t newest_start_s, int64_t interval_s);
+  void remove(const std::string& key);
+
+  PrometheusSinkOptions options_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::map<std::string, prometheus::Family<prometheus::Counter>*> counter_families_;
+  std::map<std::string, prometheus::Family<prometheus::Gauge>*> gauge_families_;
+  std::map<std::string, std::string> summary_help_;
+  std::map<std::string, Kind> family_kind_;
+  std::map<std::string, uint64_t> family_series_;
+  std::map<std::string, std::unique_ptr<Series>> series_;  // key: family + labels
+  Counters counters_;
+};
+
+}  // namespace statherd::server

@@ -1,0 +1,49 @@
+// The server's own counters as `statherd_server_*` Prometheus series (for GET /metrics),
+// kept in a prometheus::Registry: Engine::stats(), the memory store, the Prometheus sink and,
+// when configured, the Graphite sink. update() copies the current values in (counters advance
+// by the difference, so they stay monotonic); collect() hands the families to the serializer.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/engine.h"
+#include "server/sinks/graphite.h"
+#include "server/sinks/prometheus.h"
+
+namespace statherd::server {
+
+struct ServerSelfValues {
+  EngineStats engine;
+  uint64_t memory_paths = 0, memory_refused_paths = 0;
+  PrometheusSink::Counters prometheus;
+  std::optional<GraphiteSink::Counters> graphite;  // nullopt: no Graphite sink configured
+};
+
+class ServerSelfMetrics {
+ public:
+  ServerSelfMetrics();
+  void update(const ServerSelfValues& values);
+  std::vector<prometheus::MetricFamily> collect() const;
+
+ private:
+  void counter(const std::string& name, const std::string& help, uint64_t value);
+  void gauge(const std::string& name, const std::string& help, double value);
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::map<std::string, prometheus::Counter*> counters_;
+  std::map<std::string, prometheus::Gauge*> gauges_;
+};
+
+}  // namespace statherd::server

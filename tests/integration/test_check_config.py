@@ -1,0 +1,232 @@
+"""`--check-config` of both daemons on good and bad YAML files.
+
+Each bad file must make the daemon exit non-zero (agent 1, server 2) and print one line per
+problem as `file:line:column: key: message (allowed: ...)`; a good file exits 0 and prints
+"configuration ok". Nothing is started: --check-config only reads the files.
+"""
+
+import os
+import re
+import subprocess
+import tempfile
+import unittest
+
+import harness
+
+AGENT_BAD_EXIT = 1
+SERVER_BAD_EXIT = 2
+
+
+class CheckConfigCase(unittest.TestCase):
+    program = None  # "statherd-agent" or "statherd-server"
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="statherd-check-config-")
+        self.tmp = self._tmp.name
+        self.token = os.path.join(self.tmp, "token")
+        with open(self.token, "w") as f:
+            f.write("s3cret-token\n")
+        self.empty_token = os.path.join(self.tmp, "empty-token")
+        open(self.empty_token, "w").close()
+        self.missing_token = os.path.join(self.tmp, "no-such-dir", "token")
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def check(self, path, *extra):
+        proc = subprocess.run([harness.binary(self.program), "--check-config", "--config", path,
+                               *extra], capture_output=True, text=True, timeout=30)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def assert_ok(self, path, *extra):
+        rc, out, err = self.check(path, *extra)
+        self.assertEqual(rc, 0, f"expected a valid config, got:\n{err}")
+        self.assertIn("configuration ok", out.lower())
+
+    def assert_problems(self, path, expected_exit, problems, *extra):
+        """problems: (line, column, key, message fragment, allowed fragment or None)."""
+        rc, out, err = self.check(path, *extra)
+        self.assertEqual(rc, expected_exit, f"stdout:\n{out}\nstderr:\n{err}")
+        self.assertNotIn("configuration ok", out.lower())
+        for line, column, key, message, allowed in problems:
+            pattern = (re.escape(f"{path}:{line}:{column}: {key}: ") + ".*" +
+                       re.escape(message))
+            if allowed is not None:
+                pattern += r".*\(allowed: .*" + re.escape(allowed)
+            self.assertRegex(err, pattern, f"missing problem {key!r} at {line}:{column}")
+        located = re.findall(re.escape(path) + r":\d+:\d+: ", err)
+        self.assertEqual(len(located), len(problems), f"expected one line per problem:\n{err}")
+
+
+class AgentCheckConfigTest(CheckConfigCase):
+    program = "statherd-agent"
+
+    def test_shipped_example_config_is_valid(self):
+        example = os.path.join(harness.SOURCE_DIR, "config", "agent.yaml")
+        self.assert_ok(example, "--token-file", self.token)
+
+    def test_minimal_config_is_valid(self):
+        path = self.write("agent.yaml", f"server: http://10.0.0.5:8470\ntoken_file: {self.token}\n"
+                                        "interval: 500ms\nspool_max_bytes: 64KiB\n"
+                                        "mmstats:\n  globs: [\"/tmp/*.mmstats\"]\n")
+        self.assert_ok(path)
+
+    def test_unknown_keys_at_top_level_and_nested(self):
+        path = self.write("agent.yaml", f"token_file: {self.token}\nintervall: 10s\n"
+                                        "mmstats:\n  glob: [a]\n")
+        self.assert_problems(path, AGENT_BAD_EXIT, [
+            (2, 1, "intervall", "unknown key", "interval"),
+            (4, 3, "mmstats.glob", "unknown key", "globs"),
+        ])
+
+    def test_wrong_types(self):
+        path = self.write("agent.yaml", f"token_file: {self.token}\nhost: [a, b]\n"
+                                        "spool_max_bytes: lots\nmmstats:\n  globs: /tmp/x\n")
+        self.assert_problems(path, AGENT_BAD_EXIT, [
+            (2, 7, "host", "expected a string, got a list", "a string"),
+            (3, 18, "spool_max_bytes", "lots", "a size like"),
+            (5, 10, "mmstats.globs", "expected a list of strings", "a list"),
+        ])
+
+    def test_bad_durations(self):
+        path = self.write("agent.yaml", f"token_file: {self.token}\ninterval: 10x\n"
+                                        "ship_timeout: soon\n")
+        self.assert_problems(path, AGENT_BAD_EXIT, [
+            (2, 11, "interval", "10x", "a duration like 10s"),
+            (3, 15, "ship_timeout", "soon", "a duration like 10s"),
+        ])
+
+    def test_bad_server_addresses(self):
+        for url in ("https://collector:8470", "http://collector:99999", "collector:8470"):
+            with self.subTest(url=url):
+                path = self.write("agent.yaml", f"token_file: {self.token}\nserver: {url}\n")
+                self.assert_problems(path, AGENT_BAD_EXIT, [
+                    (2, 9, "server", "", "http://host:port[/path]"),
+                ])
+
+    def test_missing_token_file_is_reported_at_its_key(self):
+        path = self.write("agent.yaml", f"token_file: {self.missing_token}\n")
+        self.assert_problems(path, AGENT_BAD_EXIT, [
+            (1, 13, "token_file", f"cannot read token file {self.missing_token}",
+             "a readable, non-empty file"),
+        ])
+
+    def test_empty_token_file_is_reported(self):
+        path = self.write("agent.yaml", f"token_file: {self.empty_token}\n")
+        self.assert_problems(path, AGENT_BAD_EXIT, [
+            (1, 13, "token_file", "is empty", "a readable, non-empty file"),
+        ])
+
+    def test_token_file_flag_overrides_a_missing_yaml_token_file(self):
+        path = self.write("agent.yaml", f"token_file: {self.missing_token}\n")
+        self.assert_ok(path, "--token-file", self.token)
+        rc, _, err = self.check(self.write("ok.yaml", "interval: 5s\n"),
+                                "--token-file", self.missing_token)
+        self.assertEqual(rc, AGENT_BAD_EXIT)
+        self.assertIn(f"--token-file: cannot read token file {self.missing_token}", err)
+
+    def test_yaml_syntax_error(self):
+        path = self.write("agent.yaml", f"token_file: {self.token}\nmmstats:\n  globs: [a, b\n")
+        rc, out, err = self.check(path)
+        self.assertEqual(rc, AGENT_BAD_EXIT, err)
+        self.assertRegex(err, re.escape(path) + r":\d+:\d+: .*YAML syntax error")
+
+    def test_unreadable_config_file(self):
+        rc, _, err = self.check(os.path.join(self.tmp, "absent.yaml"))
+        self.assertEqual(rc, AGENT_BAD_EXIT)
+        self.assertIn("absent.yaml", err)
+
+
+class ServerCheckConfigTest(CheckConfigCase):
+    program = "statherd-server"
+
+    def test_shipped_example_config_is_valid(self):
+        example = os.path.join(harness.SOURCE_DIR, "config", "server.yaml")
+        self.assert_ok(example, "--token-file", self.token)
+
+    def test_minimal_config_is_valid(self):
+        path = self.write("server.yaml", f"listen: 0.0.0.0:8470\ntoken_file: {self.token}\n"
+                                         "interval: 1m\ngraphite:\n  address: carbon:2003\n")
+        self.assert_ok(path)
+
+    def test_unknown_keys_at_top_level_and_nested(self):
+        path = self.write("server.yaml", f"token_file: {self.token}\nlisten_on: 1.2.3.4:5\n"
+                                         "graphite:\n  adress: carbon:2003\n")
+        self.assert_problems(path, SERVER_BAD_EXIT, [
+            (2, 1, "listen_on", "unknown key", "listen"),
+            (4, 3, "graphite.adress", "unknown key", "address"),
+        ])
+
+    def test_wrong_types(self):
+        path = self.write("server.yaml", f"token_file: {self.token}\nlevels:\n  host: maybe\n"
+                                         "limits:\n  max_series_total: many\n"
+                                         "memory: 5\n")
+        self.assert_problems(path, SERVER_BAD_EXIT, [
+            (3, 9, "levels.host", "expected true or false", "true, false"),
+            (5, 21, "limits.max_series_total", "many", None),
+            (6, 9, "memory", "expected a mapping", None),
+        ])
+
+    def test_bad_durations(self):
+        path = self.write("server.yaml", f"token_file: {self.token}\ninterval: abc\n"
+                                         "memory:\n  retention: 1y\n")
+        self.assert_problems(path, SERVER_BAD_EXIT, [
+            (2, 11, "interval", "abc", "a duration like 10s"),
+            (4, 14, "memory.retention", "1y", "a duration like 10s"),
+        ])
+
+    def test_bad_addresses(self):
+        path = self.write("server.yaml", f"token_file: {self.token}\nlisten: 127.0.0.1:99999\n"
+                                         "graphite:\n  address: carbon\n")
+        self.assert_problems(path, SERVER_BAD_EXIT, [
+            (2, 9, "listen", "not a HOST:PORT", "127.0.0.1:8470"),
+            (4, 12, "graphite.address", "not a HOST:PORT", "HOST:PORT, or - for stdout"),
+        ])
+
+    def test_missing_token_file_is_reported_at_its_key(self):
+        path = self.write("server.yaml", f"token_file: {self.missing_token}\n")
+        self.assert_problems(path, SERVER_BAD_EXIT, [
+            (1, 13, "token_file", f"cannot read token file {self.missing_token}",
+             "a readable, non-empty file"),
+        ])
+
+    def test_empty_token_file_is_reported(self):
+        path = self.write("server.yaml", f"token_file: {self.empty_token}\n")
+        self.assert_problems(path, SERVER_BAD_EXIT, [
+            (1, 13, "token_file", "is empty", "a readable, non-empty file"),
+        ])
+
+    def test_no_token_file_at_all(self):
+        rc, _, err = self.check(self.write("server.yaml", "interval: 10s\n"))
+        self.assertEqual(rc, SERVER_BAD_EXIT)
+        self.assertIn("no token file configured", err)
+        self.assertIn("hint:", err)
+
+    def test_token_file_flag_overrides_a_missing_yaml_token_file(self):
+        path = self.write("server.yaml", f"token_file: {self.missing_token}\n")
+        self.assert_ok(path, "--token-file", self.token)
+
+    def test_yaml_syntax_error(self):
+        path = self.write("server.yaml", f"token_file: {self.token}\nlisten: [1\n")
+        rc, _, err = self.check(path)
+        self.assertEqual(rc, SERVER_BAD_EXIT, err)
+        self.assertRegex(err, re.escape(path) + r":\d+:\d+: .*YAML syntax error")
+
+    def test_every_problem_is_reported_not_only_the_first(self):
+        path = self.write("server.yaml", f"token_file: {self.token}\ninterval: 0.x\n"
+                                         "late_window: []\nbogus: 1\n")
+        self.assert_problems(path, SERVER_BAD_EXIT, [
+            (2, 11, "interval", "0.x", None),
+            (3, 14, "late_window", "expected a duration", None),
+            (4, 1, "bogus", "unknown key", None),
+        ])
+
+
+if __name__ == "__main__":
+    unittest.main()

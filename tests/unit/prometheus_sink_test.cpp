@@ -1,0 +1,211 @@
+// PrometheusSink: names, labels, escaping, counter accumulation, summaries, expiry, limits.
+#include "server/sinks/prometheus.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "server/api_routes.h"
+#include "server/sinks/prometheus_self.h"
+
+namespace statherd::server {
+namespace {
+
+SeriesPoint point(Level level, std::string metric, std::string stat, double value,
+                  Tags tags = {}) {
+  SeriesPoint p;
+  p.level = level;
+  p.app = "web";
+  p.host = level == Level::App ? "" : "h1";
+  p.metric = std::move(metric);
+  p.stat = std::move(stat);
+  p.value = value;
+  p.tags = std::move(tags);
+  return p;
+}
+
+IntervalOutput interval(int64_t start_s, std::vector<SeriesPoint> points, bool reemit = false) {
+  IntervalOutput out;
+  out.start_s = start_s;
+  out.interval_s = 10;
+  out.reemit = reemit;
+  out.points = std::move(points);
+  return out;
+}
+
+std::vector<SeriesPoint> counter_points(Level level, double count) {
+  return {point(level, "http.requests", "count", count),
+          point(level, "http.requests", "rate", count / 10),
+          point(level, "http.requests", "m1_rate", 0.5)};
+}
+
+bool contains(const std::string& text, const std::string& line) {
+  return text.find(line) != std::string::npos;
+}
+
+TEST(PrometheusNames, SanitizesMetricAndStat) {
+  EXPECT_EQ(prometheus_metric_name("db.query-time", "p99"), "statherd_db_query_time_p99");
+  EXPECT_EQ(prometheus_metric_name("9 lives\n", "count_total"), "statherd_9_lives__count_total");
+  EXPECT_EQ(prometheus_metric_name("a:b", ""), "statherd_a:b");
+}
+
+TEST(PrometheusNames, LabelNamesAreValidAndNeverShadowReservedOnes) {
+  EXPECT_EQ(prometheus_label_name("region"), "region");
+  EXPECT_EQ(prometheus_label_name("dc.zone"), "dc_zone");
+  EXPECT_EQ(prometheus_label_name("host"), "tag_host");
+  EXPECT_EQ(prometheus_label_name("quantile"), "tag_quantile");
+  EXPECT_EQ(prometheus_label_name("__name__"), "tag___name__");
+  EXPECT_EQ(prometheus_label_name("1x"), "tag_1x");
+  EXPECT_EQ(prometheus_label_name(""), "tag_");
+  EXPECT_EQ(prometheus_label_name("a:b"), "a_b");
+}
+
+TEST(PrometheusNames, QuantileOfStat) {
+  EXPECT_DOUBLE_EQ(*quantile_of_stat("p50"), 0.5);
+  EXPECT_DOUBLE_EQ(*quantile_of_stat("p75"), 0.75);
+  EXPECT_DOUBLE_EQ(*quantile_of_stat("p999"), 0.999);
+  EXPECT_DOUBLE_EQ(*quantile_of_stat("p9999"), 0.9999);
+  EXPECT_FALSE(quantile_of_stat("p99_max"));
+  EXPECT_FALSE(quantile_of_stat("max"));
+  EXPECT_FALSE(quantile_of_stat("p"));
+}
+
+TEST(PrometheusSink, CountersAccumulateAsTotalsWithLevelLabels) {
+  PrometheusSink sink;
+  auto first = counter_points(Level::Host, 30);
+  for (auto& p : counter_points(Level::App, 30)) first.push_back(p);
+  sink.emit(interval(100, first));
+  sink.emit(interval(110, counter_points(Level::Host, 12)));
+  std::string text = sink.scrape();
+  EXPECT_TRUE(contains(text, "# TYPE statherd_http_requests_count_total counter\n")) << text;
+  EXPECT_TRUE(contains(
+      text, "statherd_http_requests_count_total{app=\"web\",host=\"h1\",level=\"host\"} 42\n"))
+      << text;
+  EXPECT_TRUE(
+      contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 30\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "# TYPE statherd_http_requests_rate gauge\n")) << text;
+  EXPECT_TRUE(contains(
+      text, "statherd_http_requests_rate{app=\"web\",host=\"h1\",level=\"host\"} 1.2\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "statherd_http_requests_m1_rate{app=\"web\",level=\"app\"} 0.5\n"));
+}
+
+TEST(PrometheusSink, ReemittedIntervalAddsOnlyItsDifference) {
+  PrometheusSink sink;
+  sink.emit(interval(100, counter_points(Level::App, 10)));
+  sink.emit(interval(110, counter_points(Level::App, 5)));
+  sink.emit(interval(100, counter_points(Level::App, 14), /*reemit=*/true));  // late +4
+  sink.emit(interval(100, counter_points(Level::App, 14), /*reemit=*/true));  // same again
+  std::string text = sink.scrape();
+  EXPECT_TRUE(
+      contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 19\n"))
+      << text;
+  // The re-emitted, older interval does not overwrite the newer rate.
+  EXPECT_TRUE(contains(text, "statherd_http_requests_rate{app=\"web\",level=\"app\"} 0.5\n"))
+      << text;
+}
+
+TEST(PrometheusSink, HostileLabelValuesAreEscaped) {
+  PrometheusSink sink;
+  Tags tags{{"path", "a\"b\\c\nd"}, {"host", "spoof"}};
+  sink.emit(interval(100, {point(Level::Host, "q.depth", "max", 7, tags)}));
+  std::string text = sink.scrape();
+  EXPECT_TRUE(contains(text,
+                       "statherd_q_depth_max{app=\"web\",host=\"h1\",level=\"host\","
+                       "path=\"a\\\"b\\\\c\\nd\",tag_host=\"spoof\"} 7\n"))
+      << text;
+}
+
+TEST(PrometheusSink, DistributionsAreSummariesWithAccumulatedCountAndSum) {
+  PrometheusSink sink;
+  auto dist = [](double count, double sum, double p50, double p999) {
+    return std::vector<SeriesPoint>{
+        point(Level::App, "db.latency", "count", count), point(Level::App, "db.latency", "sum", sum),
+        point(Level::App, "db.latency", "min", 1), point(Level::App, "db.latency", "max", 90),
+        point(Level::App, "db.latency", "p50", p50), point(Level::App, "db.latency", "p999", p999)};
+  };
+  sink.emit(interval(100, dist(4, 40, 9, 80)));
+  sink.emit(interval(110, dist(6, 30, 5, 70)));
+  std::string text = sink.scrape();
+  EXPECT_TRUE(contains(text, "# TYPE statherd_db_latency summary\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_db_latency_count{app=\"web\",level=\"app\"} 10\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_db_latency_sum{app=\"web\",level=\"app\"} 70\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_db_latency{app=\"web\",level=\"app\",quantile=\"0.5\"} 5\n"))
+      << text;
+  EXPECT_TRUE(
+      contains(text, "statherd_db_latency{app=\"web\",level=\"app\",quantile=\"0.999\"} 70\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "statherd_db_latency_max{app=\"web\",level=\"app\"} 90\n")) << text;
+}
+
+TEST(PrometheusSink, GaugeStatsAreGauges) {
+  PrometheusSink sink;
+  sink.emit(interval(100, {point(Level::App, "queue.depth", "max", 11),
+                           point(Level::App, "queue.depth", "sum", 21),
+                           point(Level::App, "queue.depth", "p99", 11)}));
+  std::string text = sink.scrape();
+  EXPECT_TRUE(contains(text, "statherd_queue_depth_summed{app=\"web\",level=\"app\"} 21\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "statherd_queue_depth_p99{app=\"web\",level=\"app\"} 11\n")) << text;
+}
+
+TEST(PrometheusSink, IdleSeriesExpireAfterTheirIntervals) {
+  PrometheusSink sink(PrometheusSinkOptions{.expire_intervals = 2});
+  sink.emit(interval(100, {point(Level::App, "old.gauge", "max", 1),
+                           point(Level::App, "dist", "count", 1)}));
+  sink.emit(interval(110, counter_points(Level::App, 1)));
+  sink.emit(interval(120, counter_points(Level::App, 1)));
+  EXPECT_TRUE(contains(sink.scrape(), "statherd_old_gauge_max"));
+  sink.emit(interval(130, counter_points(Level::App, 1)));
+  std::string text = sink.scrape();
+  EXPECT_FALSE(contains(text, "old_gauge")) << text;
+  EXPECT_FALSE(contains(text, "statherd_dist")) << text;
+  EXPECT_TRUE(contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 3\n"));
+  EXPECT_EQ(sink.counters().series_expired, 2u);
+  EXPECT_EQ(sink.counters().series, 3u);
+}
+
+TEST(PrometheusSink, NewSeriesBeyondTheLimitAreRefusedAndCounted) {
+  PrometheusSink sink(PrometheusSinkOptions{.max_series = 2});
+  sink.emit(interval(100, {point(Level::App, "a", "max", 1), point(Level::App, "b", "max", 2),
+                           point(Level::App, "c", "max", 3)}));
+  EXPECT_EQ(sink.counters().series, 2u);
+  EXPECT_EQ(sink.counters().series_rejected, 1u);
+  EXPECT_FALSE(contains(sink.scrape(), "statherd_c_max"));
+}
+
+TEST(ServerSelfMetrics, ExposesEngineAndSinkCounters) {
+  ServerSelfMetrics self;
+  ServerSelfValues values;
+  values.engine.batches = 5;
+  values.engine.wal_bytes = 4096;
+  self.update(values);
+  values.engine.batches = 8;
+  values.graphite = GraphiteSink::Counters{};
+  values.graphite->lines_dropped = 3;
+  self.update(values);
+  PrometheusSink sink;
+  std::string text = sink.scrape(self.collect());
+  EXPECT_TRUE(contains(text, "statherd_server_batches_total 8\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_server_wal_bytes 4096\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_server_graphite_lines_dropped_total 3\n")) << text;
+}
+
+TEST(PrometheusRoute, GetMetricsServesTheScrapeAsTextWithoutAToken) {
+  Engine engine(EngineOptions{});
+  MemoryStore store(MemoryStoreOptions{});
+  ApiRoutes routes("secret", engine, store, [] { return int64_t{1'000'000}; });
+  EXPECT_EQ(routes.handle({"GET", "/metrics", "", ""}).status, 404);  // not enabled yet
+  PrometheusSink sink;
+  sink.emit(interval(100, {point(Level::App, "a", "max", 1)}));
+  routes.set_prometheus_scrape([&] { return sink.scrape(); });
+  ApiResponse r = routes.handle({"GET", "/metrics", "", ""});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_TRUE(contains(r.body, "statherd_a_max{app=\"web\",level=\"app\"} 1\n")) << r.body;
+  EXPECT_EQ(routes.handle({"POST", "/metrics", "", ""}).status, 405);
+}
+
+}  // namespace
+}  // namespace statherd::server

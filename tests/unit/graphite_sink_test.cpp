@@ -219,5 +219,37 @@ TEST(GraphiteSink, PacesNewSeriesWithoutDelayingKnownOnes) {
   EXPECT_EQ(c.lines_dropped, 2u);
 }
 
+TEST(GraphiteSink, TagsAndRulesShapeTheOutput) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  GraphiteSinkOptions o = fast_options("-");
+  o.stdout_fd = fds[1];
+  o.tags = true;
+  std::vector<GraphiteRule> rules;
+  for (auto [kind, re] : std::vector<std::pair<std::string, std::string>>{
+           {"allow", "^statherd\\.web\\."}, {"forbid", "\\.secret\\."},
+           {"prune", "^statherd\\.web\\.junk$"}}) {
+    auto rule = make_graphite_rule(kind, re);
+    ASSERT_TRUE(rule) << rule.error().message;
+    rules.push_back(std::move(*rule));
+  }
+  o.rules = GraphiteRules(std::move(rules));
+  IntervalOutput out = output(40, {{"req", 7}, {"secret.key", 1}, {"junk.x", 2}});
+  out.points[0].tags = {{"dc", "eu 1"}, {"route", "a=b;c"}};
+  SeriesPoint other = out.points[0];
+  other.app = "db";  // not allowed by any rule: whitelist mode forbids it
+  out.points.push_back(other);
+  {
+    GraphiteSink sink(o);
+    sink.emit(out);
+    sink.stop();
+    EXPECT_EQ(sink.counters().lines_filtered, 3u);
+    EXPECT_EQ(sink.counters().lines_sent, 1u);
+  }
+  ::close(fds[1]);
+  EXPECT_EQ(read_all(fds[0]), "statherd.web.req.count;dc=eu_1;route=a_b_c 7 40\n");
+  ::close(fds[0]);
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -14,7 +14,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
        cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-json3-dev \
-       libyaml-cpp-dev prometheus-cpp-dev dpkg-dev file \
+       libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev dpkg-dev file \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt README.md ./

@@ -5,10 +5,10 @@ set -euo pipefail
 
 what=${1:-all}
 build_pkgs=(cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-json3-dev
-            libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
+            libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev libsnappy-dev
             dpkg-dev file)
 test_pkgs=(graphite-carbon python3-whisper python3-prometheus-client python3 clang libclang-rt-14-dev
-           systemd shellcheck python3-yaml prometheus)
+           systemd shellcheck python3-yaml prometheus chromium)
 
 pkgs=("${build_pkgs[@]}")
 if [ "$what" != build ]; then pkgs+=("${test_pkgs[@]}"); fi

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+
+#include "server/web/web_page.h"
 
 namespace statherd::server {
 
@@ -18,15 +21,18 @@ struct Route {
   std::string_view path;
   std::string_view method;
   bool needs_token;
+  bool form_post = false;  // also POST with a form body (Grafana's Graphite data source)
 };
 
-constexpr std::array<Route, 6> kRoutes{{
+constexpr std::array<Route, 8> kRoutes{{
     {"/api/v1/ingest", "POST", true},
-    {"/render", "GET", false},
-    {"/metrics/find", "GET", false},
+    {"/render", "GET", false, true},
+    {"/metrics/find", "GET", false, true},
     {"/api/v1/sources", "GET", false},
     {"/healthz", "GET", false},
     {"/metrics", "GET", false},
+    {"/", "GET", false},
+    {"/static/app.js", "GET", false},
 }};
 
 const Route* find_route(std::string_view path) {
@@ -39,6 +45,31 @@ const Route* find_route(std::string_view path) {
 std::string_view query_of(std::string_view target) {
   size_t q = target.find('?');
   return q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+}
+
+// Read-only web responses: strict CSP (no inline script), never cached by shared caches.
+ApiResponse web_response(std::string body, std::string content_type, std::string cache_control) {
+  ApiResponse r;
+  r.body = std::move(body);
+  r.content_type = std::move(content_type);
+  r.headers = {{"Content-Security-Policy", std::string(web::kContentSecurityPolicy)},
+               {"Cache-Control", std::move(cache_control)},
+               {"X-Content-Type-Options", "nosniff"},
+               {"Referrer-Policy", "no-referrer"}};
+  return r;
+}
+
+ApiResponse web_index(std::string_view query, const Engine& engine, const MemoryStore& store,
+                      int64_t now_ms) {
+  web::PageInput in;
+  for (auto& [key, value] : parse_query(query)) {
+    if (key == "metric") in.chosen_metric = value;
+  }
+  in.sources = engine.sources_json(now_ms);
+  in.metrics = web::metric_choices(store);
+  in.now_ms = now_ms;
+  in.refresh_ms = engine.options().interval.count();
+  return web_response(web::render_index(in), "text/html; charset=utf-8", "no-store");
 }
 
 ApiResponse json_ok(const nlohmann::json& body) {
@@ -123,7 +154,7 @@ ApiResponse ApiRoutes::check_head(std::string_view method, std::string_view targ
                                   std::string_view authorization) const {
   const Route* route = find_route(path_of(target));
   if (route == nullptr) return json_error(404, "no such path: " + std::string(path_of(target)));
-  if (method != route->method) {
+  if (method != route->method && !(route->form_post && method == "POST")) {
     ApiResponse r = json_error(405, "method " + std::string(method) + " not allowed on " +
                                         std::string(route->path));
     r.allow = std::string(route->method);
@@ -145,11 +176,20 @@ ApiResponse ApiRoutes::handle(const ApiRequest& request) {
   }
   std::string_view path = path_of(request.target);
   std::string_view query = query_of(request.target);
+  std::string form;  // POST /render, /metrics/find: the form body's parameters, then the URL's
+  if (request.method == "POST" && path != "/api/v1/ingest") {
+    form = std::string(request.body) + "&" + std::string(query);
+    query = form;
+  }
   if (path == "/api/v1/ingest") return ingest(request.body);
   if (path == "/render") return render(query);
   if (path == "/metrics/find") return find(query);
   if (path == "/api/v1/sources") return json_ok(engine_.sources_json(now_ms_()));
   if (path == "/metrics") return prometheus_metrics();
+  if (path == "/") return web_index(query, engine_, store_, now_ms_());
+  if (path == "/static/app.js") {
+    return web_response(std::string(web::app_js()), "text/javascript; charset=utf-8", "no-cache");
+  }
   return healthz();
 }
 
@@ -180,12 +220,19 @@ ApiResponse ApiRoutes::ingest(std::string_view body) {
 ApiResponse ApiRoutes::render(std::string_view query) {
   std::vector<std::string> targets;
   std::string from = "-1h", until = "now";
+  size_t max_data_points = 0;
   for (auto& [key, value] : parse_query(query)) {
     if (key == "target") targets.push_back(value);
     else if (key == "from") from = value;
     else if (key == "until") until = value;
     else if (key == "format" && value != "json") {
       return json_error(400, "format '" + value + "' is not supported", "use format=json");
+    } else if (key == "maxDataPoints") {
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), max_data_points);
+      if (ec != std::errc() || end != value.data() + value.size()) {
+        return json_error(400, "maxDataPoints '" + value + "' is not a count",
+                          "use a positive integer, e.g. maxDataPoints=500");
+      }
     }
   }
   if (targets.empty()) return json_error(400, "no target", "add target=PATTERN, e.g. statherd.*");
@@ -194,16 +241,32 @@ ApiResponse ApiRoutes::render(std::string_view query) {
   auto until_s = parse_graphite_time(until, now_s);
   if (!from_s) return json_error(400, "from: " + from_s.error().message, from_s.error().hint);
   if (!until_s) return json_error(400, "until: " + until_s.error().message, until_s.error().hint);
-  return json_ok(store_.render(targets, *from_s, *until_s));
+  return json_ok(store_.render(targets, *from_s, *until_s, max_data_points));
 }
 
 ApiResponse ApiRoutes::find(std::string_view query) {
   std::string pattern;
+  bool completer = false;  // Graphite-web's default is treejson, as here
   for (auto& [key, value] : parse_query(query)) {
     if (key == "query") pattern = value;
+    else if (key == "format" && value == "completer") completer = true;
+    else if (key == "format" && value != "treejson" && value != "json") {
+      return json_error(400, "format '" + value + "' is not supported",
+                        "use format=treejson (the default) or format=completer");
+    }
   }
   if (pattern.empty()) return json_error(400, "no query", "add query=PATTERN, e.g. statherd.*");
-  return json_ok(store_.find(pattern));
+  nlohmann::json nodes = store_.find(pattern);
+  if (!completer) return json_ok(nodes);
+  // format=completer: {"metrics": [{"path", "name", "is_leaf"}]}, branches end in '.'.
+  nlohmann::json metrics = nlohmann::json::array();
+  for (const auto& node : nodes) {
+    bool leaf = node["leaf"] == 1;
+    metrics.push_back({{"path", node["id"].get<std::string>() + (leaf ? "" : ".")},
+                       {"name", node["text"]},
+                       {"is_leaf", leaf}});
+  }
+  return json_ok({{"metrics", metrics}});
 }
 
 ApiResponse ApiRoutes::healthz() {

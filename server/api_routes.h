@@ -33,6 +33,7 @@ struct ApiResponse {
   std::string body;
   std::string content_type = "application/json";
   std::string allow;  // for 405: the allowed method
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers (web page: CSP, cache)
 };
 
 ApiResponse json_error(int status, std::string_view message, std::string_view hint = {});

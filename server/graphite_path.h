@@ -4,7 +4,7 @@
 //   host level:    <prefix>.<app>.hosts.<host>.<metric>.<tags...>.<stat>
 //   process level: <prefix>.<app>.hosts.<host>.pids.<pid>.<metric>.<tags...>.<stat>
 // The metric's own dots stay path separators; each tag adds two components `.<k>.<v>` before
-// the stat (Graphite ";k=v" tags come in a later issue).
+// the stat (graphite_tagged_path() in graphite_rules.h spells them as Graphite ";k=v" tags).
 #pragma once
 
 #include <string>

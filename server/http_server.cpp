@@ -96,6 +96,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::server, "statherd");
     res->set(http::field::content_type, api.content_type);
     if (!api.allow.empty()) res->set(http::field::allow, api.allow);
+    for (const auto& [name, value] : api.headers) res->set(name, value);
     if (api.status == 401) res->set(http::field::www_authenticate, "Bearer");
     res->keep_alive(may_keep_alive && req.keep_alive());
     res->body() = std::move(api.body);

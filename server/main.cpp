@@ -15,6 +15,7 @@
 #include "server/sinks/graphite.h"
 #include "server/sinks/prometheus.h"
 #include "server/sinks/prometheus_self.h"
+#include "server/sinks/remote_write.h"
 
 namespace {
 
@@ -25,6 +26,19 @@ int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// The remote_write sink when remote_write.url / --remote-write is set (validated already).
+std::unique_ptr<RemoteWriteSink> make_remote_write(const ServerConfig& config) {
+  if (config.remote_write_url.empty()) return nullptr;
+  auto url = parse_remote_write_url(config.remote_write_url);
+  if (!url) return nullptr;
+  RemoteWriteSinkOptions o;
+  o.url = *url;
+  o.queue_max_samples = config.remote_write_queue_max_samples;
+  o.batch_max_samples = config.remote_write_batch_max_samples;
+  o.timeout = config.remote_write_timeout;
+  return std::make_unique<RemoteWriteSink>(o);
 }
 
 int fail(const Error& error, int code = 2) {
@@ -51,9 +65,13 @@ int serve(const ServerConfig& config, const std::string& token) {
     g.prefix = config.graphite_prefix;
     g.queue_max_lines = config.graphite_queue_max_lines;
     g.max_new_series_per_minute = config.graphite_max_new_series_per_minute;
+    g.tags = config.graphite_tags;
+    g.rules = config.graphite_rules;
     graphite = std::make_unique<GraphiteSink>(g);
     sinks.push_back(graphite.get());
   }
+  std::unique_ptr<RemoteWriteSink> remote_write = make_remote_write(config);
+  if (remote_write) sinks.push_back(remote_write.get());
 
   auto listen = parse_host_port(config.listen);
   HttpServerOptions http;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "common/names.h"
@@ -54,11 +55,57 @@ int64_t unit_seconds(std::string_view unit) {
   return 0;
 }
 
+// Days since 1970-01-01 of a proleptic Gregorian date (month 1..12, day 1..31).
+int64_t days_from_civil(int64_t year, int64_t month, int64_t day) {
+  year -= month <= 2 ? 1 : 0;
+  int64_t era = (year >= 0 ? year : year - 399) / 400;
+  int64_t year_of_era = year - era * 400;
+  int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+  int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return era * 146097 + day_of_era - 719468;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+int64_t digits_value(std::string_view s) {
+  int64_t v = 0;
+  for (char c : s) v = v * 10 + (c - '0');
+  return v;
+}
+
+// "YYYYMMDD" -> unix seconds of its midnight UTC; nullopt if not a valid date.
+std::optional<int64_t> parse_yyyymmdd(std::string_view s) {
+  if (s.size() != 8 || !all_digits(s)) return std::nullopt;
+  int64_t year = digits_value(s.substr(0, 4)), month = digits_value(s.substr(4, 2));
+  int64_t day = digits_value(s.substr(6, 2));
+  if (year < 1900 || month < 1 || month > 12 || day < 1) return std::nullopt;
+  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (day > kDays[month - 1] || (month == 2 && day == 29 && !leap)) return std::nullopt;
+  return days_from_civil(year, month, day) * 86400;
+}
+
+// "HH:MM_YYYYMMDD" -> unix seconds (UTC); nullopt if not that form.
+std::optional<int64_t> parse_hhmm_yyyymmdd(std::string_view s) {
+  if (s.size() != 14 || s[2] != ':' || s[5] != '_') return std::nullopt;
+  std::string_view hh = s.substr(0, 2), mm = s.substr(3, 2);
+  if (!all_digits(hh) || !all_digits(mm)) return std::nullopt;
+  auto midnight = parse_yyyymmdd(s.substr(6));
+  if (!midnight || digits_value(hh) > 23 || digits_value(mm) > 59) return std::nullopt;
+  return *midnight + digits_value(hh) * 3600 + digits_value(mm) * 60;
+}
+
 }  // namespace
 
 Result<int64_t> parse_graphite_time(std::string_view text, int64_t now_s) {
-  const std::string hint = "use now, a relative time like -10min, -1h, -30s, -2d, or unix seconds";
+  const std::string hint =
+      "use now, a relative time like -10min, -1h, -30s, -2d, unix seconds, HH:MM_YYYYMMDD or "
+      "YYYYMMDD";
   if (text.empty() || text == "now") return now_s;
+  if (auto t = parse_hhmm_yyyymmdd(text)) return *t;
+  if (auto t = parse_yyyymmdd(text)) return *t;
   bool relative = text.front() == '-' || text.front() == '+';
   std::string_view digits = relative ? text.substr(1) : text;
   int64_t amount = 0;
@@ -173,15 +220,36 @@ nlohmann::json MemoryStore::datapoints(const Ring& ring, int64_t from_s, int64_t
   return points;
 }
 
+nlohmann::json consolidate_datapoints(const nlohmann::json& points, size_t max_points) {
+  if (max_points == 0 || points.size() <= max_points) return points;
+  size_t per_point = (points.size() + max_points - 1) / max_points;
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t start = 0; start < points.size(); start += per_point) {
+    double sum = 0;
+    size_t count = 0;
+    for (size_t i = start; i < std::min(points.size(), start + per_point); ++i) {
+      if (points[i][0].is_null()) continue;
+      sum += points[i][0].get<double>();
+      ++count;
+    }
+    nlohmann::json value = count == 0 ? nlohmann::json(nullptr)
+                                      : nlohmann::json(sum / static_cast<double>(count));
+    out.push_back({value, points[start][1]});
+  }
+  return out;
+}
+
 nlohmann::json MemoryStore::render(const std::vector<std::string>& targets, int64_t from_s,
-                                   int64_t until_s) const {
+                                   int64_t until_s, size_t max_data_points) const {
   nlohmann::json result = nlohmann::json::array();
   std::set<std::string> seen;
   for (const std::string& target : targets) {
     for_each_match(target, [&](const std::string& path, const std::vector<std::string_view>&,
                                const Ring& ring) {
       if (!graphite_path_match(target, path) || !seen.insert(path).second) return;
-      result.push_back({{"target", path}, {"datapoints", datapoints(ring, from_s, until_s)}});
+      result.push_back({{"target", path},
+                        {"datapoints", consolidate_datapoints(datapoints(ring, from_s, until_s),
+                                                              max_data_points)}});
     });
   }
   return result;

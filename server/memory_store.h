@@ -24,8 +24,16 @@ struct MemoryStoreOptions {
 };
 
 // A Graphite time: "now", relative "-10min", "-1h", "-30s", "-2d", "-1w" (also "-5minutes",
-// "-2hours", ...), or absolute unix seconds. Returns unix seconds.
+// "-2hours", ...), absolute unix seconds, or Graphite's absolute "HH:MM_YYYYMMDD" and
+// "YYYYMMDD" (midnight) forms, read as UTC. As in Graphite, 8 digits that form a valid date
+// (year >= 1900) are YYYYMMDD, other digit strings are unix seconds. Returns unix seconds.
 Result<int64_t> parse_graphite_time(std::string_view text, int64_t now_s);
+
+// Graphite's default consolidation (consolidateBy avg) for maxDataPoints: when `points`
+// ([[value|null, ts], ...]) holds more than `max_points`, consecutive runs of
+// ceil(n / max_points) points become one point: the average of its non-null values (null if
+// all are null) at the timestamp of the run's first point. max_points 0: unchanged.
+nlohmann::json consolidate_datapoints(const nlohmann::json& points, size_t max_points);
 
 class MemoryStore : public Sink {
  public:
@@ -38,9 +46,10 @@ class MemoryStore : public Sink {
   // /metrics/find: [{"text","id","leaf","expandable","allowChildren"}], one per distinct node.
   nlohmann::json find(std::string_view query) const;
   // /render: [{"target": PATH, "datapoints": [[VALUE|null, TS], ...]}] for every path matching
-  // any target; one datapoint per interval start in [from_s, until_s].
+  // any target; one datapoint per interval start in [from_s, until_s], consolidated to at
+  // most max_data_points (0: no limit) by consolidate_datapoints().
   nlohmann::json render(const std::vector<std::string>& targets, int64_t from_s,
-                        int64_t until_s) const;
+                        int64_t until_s, size_t max_data_points = 0) const;
 
   uint64_t path_count() const { return series_.size(); }
   uint64_t refused_paths() const { return refused_paths_; }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/yaml_util.h"
+#include "server/sinks/remote_write_http.h"
 
 namespace statherd::server {
 
@@ -46,6 +47,31 @@ void read_memory(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   r.check_keys(n, {"retention", "max_paths"}, "memory");
 }
 
+// graphite.rules: a sequence of one-key maps {allow|forbid|prune: RE}, each RE compiled here
+// once; a bad RE is an error at its own file:line:col.
+void read_graphite_rules(YamlReader& r, const YAML::Node& n, ServerConfig& c) {
+  YAML::Node list = n["rules"];
+  if (!list) return;
+  const std::string allowed = "a list of {allow: RE}, {forbid: RE} or {prune: RE}";
+  if (!list.IsSequence()) return r.error_at(list, "graphite.rules", "not a list", allowed);
+  std::vector<GraphiteRule> rules;
+  for (const YAML::Node& item : list) {
+    if (!item.IsMap() || item.size() != 1 || !item.begin()->second.IsScalar()) {
+      r.error_at(item, "graphite.rules", "not a one-key map", allowed);
+      continue;
+    }
+    std::string kind = item.begin()->first.Scalar();
+    auto rule = make_graphite_rule(kind, item.begin()->second.Scalar());
+    if (!rule) {
+      r.error_at(item.begin()->second, "graphite.rules." + kind, rule.error().message,
+                 rule.error().hint);
+      continue;
+    }
+    rules.push_back(std::move(*rule));
+  }
+  c.graphite_rules = GraphiteRules(std::move(rules));
+}
+
 void read_graphite(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   YAML::Node n = r.get_map(root, "graphite");
   if (!n) return;
@@ -57,8 +83,24 @@ void read_graphite(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   read_count(r, n, "queue_max_lines", c.graphite_queue_max_lines, 1, "graphite");
   read_count(r, n, "max_new_series_per_minute", c.graphite_max_new_series_per_minute, 0,
              "graphite");
-  r.check_keys(n, {"address", "prefix", "queue_max_lines", "max_new_series_per_minute"},
+  r.get_bool(n, "tags", c.graphite_tags, "graphite");
+  read_graphite_rules(r, n, c);
+  r.check_keys(n, {"address", "prefix", "queue_max_lines", "max_new_series_per_minute", "tags",
+                   "rules"},
                "graphite");
+}
+
+void read_remote_write(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
+  YAML::Node n = r.get_map(root, "remote_write");
+  if (!n) return;
+  if (r.get_string(n, "url", c.remote_write_url, "remote_write") && !c.remote_write_url.empty())
+    if (auto u = parse_remote_write_url(c.remote_write_url); !u)
+      r.error_at(n["url"], "remote_write.url", u.error().message,
+                 "e.g. http://127.0.0.1:9090/api/v1/write");
+  read_count(r, n, "queue_max_samples", c.remote_write_queue_max_samples, 1, "remote_write");
+  read_count(r, n, "batch_max_samples", c.remote_write_batch_max_samples, 1, "remote_write");
+  r.get_duration(n, "timeout", c.remote_write_timeout, "remote_write");
+  r.check_keys(n, {"url", "queue_max_samples", "batch_max_samples", "timeout"}, "remote_write");
 }
 
 // token_file given in the YAML but unreadable or empty: reported at the key's position, as the
@@ -86,8 +128,10 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
     read_limits(r, root, c);
     read_memory(r, root, c);
     read_graphite(r, root, c);
+    read_remote_write(r, root, c);
     r.check_keys(root, {"listen", "token_file", "interval", "state_dir", "late_window",
-                        "idle_timeout", "levels", "limits", "memory", "graphite"});
+                        "idle_timeout", "levels", "limits", "memory", "graphite",
+                        "remote_write"});
   }
   if (r.errors().empty()) return Ok{};
   std::string message;
@@ -124,6 +168,8 @@ const std::map<std::string, Apply>& value_flags() {
          c.config.graphite_address = v; return Ok{}; }},
       {"--graphite-prefix", [](ServerCommand& c, const std::string& v) -> Status {
          c.config.graphite_prefix = v; return Ok{}; }},
+      {"--remote-write", [](ServerCommand& c, const std::string& v) -> Status {
+         c.config.remote_write_url = v; return Ok{}; }},
       {"--interval", [](ServerCommand& c, const std::string& v) {
          return set_duration(c.config.interval, "--interval", v); }},
       {"--late-window", [](ServerCommand& c, const std::string& v) {
@@ -143,6 +189,7 @@ const std::map<std::string, std::function<bool&(ServerCommand&)>>& bool_flags() 
       {"-h", [](ServerCommand& c) -> bool& { return c.help; }},
       {"--version", [](ServerCommand& c) -> bool& { return c.version; }},
       {"--level-process", [](ServerCommand& c) -> bool& { return c.config.level_process; }},
+      {"--graphite-tags", [](ServerCommand& c) -> bool& { return c.config.graphite_tags; }},
   };
   return flags;
 }
@@ -182,8 +229,10 @@ Result<std::vector<Flag>> split_flags(const std::vector<std::string>& args) {
 std::string server_usage() {
   return "usage: statherd-server [--config FILE] [--listen 127.0.0.1:8470] [--token-file FILE]\n"
          "                       [--interval 10s] [--state-dir DIR] [--graphite HOST:PORT | -]\n"
-         "                       [--graphite-prefix statherd] [--late-window 10m]\n"
+         "                       [--graphite-prefix statherd] [--graphite-tags]\n"
+         "                       [--late-window 10m]\n"
          "                       [--idle-timeout 5m] [--retention 1h] [--level-process]\n"
+         "                       [--remote-write http://HOST:9090/api/v1/write]\n"
          "                       [--check-config] [--help] [--version]\n"
          "Flags override the keys of the YAML file; config/server.yaml documents every key.\n"
          "--graphite - writes the Graphite plaintext lines to stdout.\n";
@@ -210,6 +259,9 @@ Status validate_server_config(const ServerConfig& c) {
       return make_error("graphite address '" + c.graphite_address + "': " + hp.error().message,
                         "use HOST:PORT (carbon's plaintext port, usually 2003) or - for stdout");
     }
+  }
+  if (!c.remote_write_url.empty()) {
+    if (auto u = parse_remote_write_url(c.remote_write_url); !u) return u.error();
   }
   if (c.memory_retention < c.interval) {
     return make_error("memory retention is shorter than the interval",

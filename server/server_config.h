@@ -9,6 +9,7 @@
 
 #include "common/result.h"
 #include "server/engine.h"
+#include "server/graphite_rules.h"
 
 namespace statherd::server {
 
@@ -30,6 +31,12 @@ struct ServerConfig {
   std::string graphite_prefix = "statherd";
   uint64_t graphite_queue_max_lines = 1'000'000;
   uint64_t graphite_max_new_series_per_minute = 0;
+  std::string remote_write_url;                  // remote_write.*; empty: no remote_write sink
+  uint64_t remote_write_queue_max_samples = 500'000;
+  uint64_t remote_write_batch_max_samples = 2'000;
+  std::chrono::milliseconds remote_write_timeout{10'000};
+  bool graphite_tags = false;                    // graphite.tags [--graphite-tags]
+  GraphiteRules graphite_rules;                  // graphite.rules (compiled at load)
 };
 
 // What the command line asks for besides configuration.

@@ -326,7 +326,7 @@ GraphiteSink::~GraphiteSink() { stop(); }
 void GraphiteSink::emit(const IntervalOutput& out) {
   std::vector<Line> lines;
   lines.reserve(out.points.size());
-  uint64_t skipped = 0;
+  uint64_t skipped = 0, filtered = 0;
   std::string ts = " " + std::to_string(out.start_s) + "\n";
   for (const SeriesPoint& point : out.points) {
     auto value = format_graphite_value(point.value);
@@ -334,13 +334,19 @@ void GraphiteSink::emit(const IntervalOutput& out) {
       ++skipped;
       continue;
     }
-    std::string path = graphite_path(point, options_.prefix);
+    std::string path = options_.tags ? graphite_tagged_path(point, options_.prefix)
+                                     : graphite_path(point, options_.prefix);
+    if (!options_.rules.passes(std::string_view(path).substr(0, path.find(';')))) {
+      ++filtered;
+      continue;
+    }
     auto path_len = static_cast<uint32_t>(path.size());
     lines.push_back(Line{path + ' ' + *value + ts, path_len});
   }
   {
     std::lock_guard lock(mutex_);
     counters_.non_finite_skipped += skipped;
+    counters_.lines_filtered += filtered;
     if (stopping_) {
       counters_.lines_dropped += lines.size();
       return;

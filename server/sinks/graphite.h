@@ -16,6 +16,7 @@
 #include <string_view>
 #include <thread>
 
+#include "server/graphite_rules.h"
 #include "server/sinks/sink.h"
 
 namespace statherd::server {
@@ -32,6 +33,8 @@ struct GraphiteSinkOptions {
   std::chrono::milliseconds backoff_initial{250};
   std::chrono::milliseconds backoff_max{30'000};
   int stdout_fd = 1;                        // for "-" (tests pass a pipe)
+  bool tags = false;                        // sample tags as ";k=v" (graphite_tagged_path)
+  GraphiteRules rules;                      // allow/forbid/prune on the path (graphite_rules.h)
 };
 
 // Shortest text that parses back to the same double ("0.1", "1e+21", "42"); nullopt for NaN/Inf.
@@ -43,6 +46,7 @@ class GraphiteSink : public Sink {
     uint64_t lines_queued = 0, lines_sent = 0, lines_dropped = 0, lines_delayed = 0;
     uint64_t non_finite_skipped = 0, connects = 0, connect_failures = 0, write_failures = 0;
     uint64_t queue_depth = 0;
+    uint64_t lines_filtered = 0;  // refused by options.rules (forbidden or pruned)
   };
 
   explicit GraphiteSink(GraphiteSinkOptions options);

@@ -76,5 +76,82 @@ TEST_F(ApiRoutesTest, ErrorsAreJsonWithHints) {
   EXPECT_EQ(routes_.handle({"DELETE", "/healthz", "", ""}).allow, "GET");
 }
 
+TEST_F(ApiRoutesTest, RenderSeveralTargetsAbsoluteTimesAndMaxDataPoints) {
+  for (int64_t t = 1000; t <= 1030; t += 10) {
+    IntervalOutput out;
+    out.start_s = t;
+    for (const char* metric : {"a", "b"}) {
+      SeriesPoint p;
+      p.app = "web";
+      p.metric = metric;
+      p.stat = "count";
+      p.value = static_cast<double>(t - 990);
+      out.points.push_back(p);
+    }
+    store_.emit(out);
+  }
+  ApiResponse r = get("/render?target=statherd.web.a.count&target=statherd.web.b.count"
+                      "&from=990&until=1030&maxDataPoints=2");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body), nlohmann::json::parse(R"(
+      [{"target": "statherd.web.a.count", "datapoints": [[15.0, 1000], [35.0, 1020]]},
+       {"target": "statherd.web.b.count", "datapoints": [[15.0, 1000], [35.0, 1020]]}])"));
+  // 00:16_19700101 = 960 s, 00:17_19700101 = 1020 s.
+  ApiResponse abs = get("/render?target=statherd.web.a.count&from=00:16_19700101"
+                        "&until=00:17_19700101");
+  ASSERT_EQ(abs.status, 200) << abs.body;
+  EXPECT_EQ(nlohmann::json::parse(abs.body)[0]["datapoints"].size(), 6u);  // 970..1020
+  EXPECT_EQ(get("/render?target=a&maxDataPoints=lots").status, 400);
+  ApiResponse csv = get("/render?target=a&format=csv");
+  EXPECT_EQ(csv.status, 400);
+  EXPECT_EQ(nlohmann::json::parse(csv.body)["hint"], "use format=json");
+}
+
+TEST_F(ApiRoutesTest, FindTreejsonByDefaultAndCompleter) {
+  IntervalOutput out;
+  out.start_s = 1990;
+  SeriesPoint p;
+  p.app = "web";
+  p.metric = "req";
+  p.stat = "count";
+  p.value = 1;
+  out.points.push_back(p);
+  store_.emit(out);
+  nlohmann::json tree =
+      nlohmann::json::parse(get("/metrics/find?query=statherd.web.*&format=treejson").body);
+  EXPECT_EQ(tree, nlohmann::json::parse(R"([{"text": "req", "id": "statherd.web.req", "leaf": 0,
+      "expandable": 1, "allowChildren": 1}])"));
+  nlohmann::json leaf =
+      nlohmann::json::parse(get("/metrics/find?query=statherd.web.req.c%2A").body);
+  EXPECT_EQ(leaf[0]["leaf"], 1);
+  EXPECT_EQ(leaf[0]["id"], "statherd.web.req.count");
+  nlohmann::json completer =
+      nlohmann::json::parse(get("/metrics/find?query=statherd.%7Bweb,db%7D&format=completer").body);
+  EXPECT_EQ(completer, nlohmann::json::parse(R"({"metrics": [
+      {"path": "statherd.web.", "name": "web", "is_leaf": false}]})"));
+  EXPECT_EQ(get("/metrics/find?query=x&format=pickle").status, 400);
+}
+
+TEST_F(ApiRoutesTest, RenderAndFindAcceptFormPosts) {
+  IntervalOutput out;
+  out.start_s = 1990;
+  SeriesPoint p;
+  p.app = "web";
+  p.metric = "req";
+  p.stat = "count";
+  p.value = 2;
+  out.points.push_back(p);
+  store_.emit(out);
+  ApiResponse r = routes_.handle(
+      {"POST", "/render", "", "target=statherd.web.req.count&from=-20s&until=now&format=json"});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)[0]["datapoints"][0],
+            nlohmann::json::parse("[2.0, 1990]"));
+  ApiResponse f = routes_.handle({"POST", "/metrics/find", "", "query=statherd.*"});
+  ASSERT_EQ(f.status, 200) << f.body;
+  EXPECT_EQ(nlohmann::json::parse(f.body)[0]["id"], "statherd.web");
+  EXPECT_EQ(routes_.handle({"POST", "/healthz", "", ""}).status, 405);
+}
+
 }  // namespace
 }  // namespace statherd::server

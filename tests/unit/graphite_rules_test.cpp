@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "server/server_config.h"
+
 namespace statherd::server {
 namespace {
 
@@ -36,7 +38,8 @@ TEST(GraphiteRules, AnyAllowRuleMakesAWhitelist) {
 }
 
 TEST(GraphiteRules, LastMatchingRuleWins) {
-  GraphiteRules r = rules_of({{"allow", "."}, {"forbid", "\\.hosts\\."}, {"allow", "\\.hosts\\.a1\\."}});
+  GraphiteRules r =
+      rules_of({{"allow", "."}, {"forbid", "\\.hosts\\."}, {"allow", "\\.hosts\\.a1\\."}});
   EXPECT_TRUE(r.passes("statherd.web.req.count"));
   EXPECT_FALSE(r.passes("statherd.web.hosts.b2.req.count"));
   EXPECT_TRUE(r.passes("statherd.web.hosts.a1.req.count"));
@@ -71,6 +74,31 @@ TEST(GraphiteTaggedPath, TagsBecomeSanitizedSuffixes) {
             "statherd.web.hosts.h1_example.req.time.p99;code=2_00;route=_x_y");
   p.tags.clear();
   EXPECT_EQ(graphite_tagged_path(p, ""), "web.hosts.h1_example.req.time.p99");
+}
+
+TEST(GraphiteRulesConfig, LoadsRulesAndTagsFromYaml) {
+  ServerConfig c;
+  Status s = load_server_config_text("s.yaml",
+                                     "graphite:\n  tags: true\n  rules:\n"
+                                     "    - allow: '^statherd\\.'\n    - forbid: 'p99$'\n",
+                                     c);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_TRUE(c.graphite_tags);
+  EXPECT_EQ(c.graphite_rules.rules().size(), 2u);
+  EXPECT_TRUE(c.graphite_rules.passes("statherd.web.x.p50"));
+  EXPECT_FALSE(c.graphite_rules.passes("statherd.web.x.p99"));
+}
+
+TEST(GraphiteRulesConfig, BadRegexIsAConfigErrorWithPosition) {
+  ServerConfig c;
+  Status s = load_server_config_text("s.yaml", "graphite:\n  rules:\n    - prune: '(x'\n", c);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("s.yaml:3:14: graphite.rules.prune: bad regular expression"),
+            std::string::npos)
+      << s.error().message;
+  Status kind = load_server_config_text("s.yaml", "graphite:\n  rules:\n    - keep: x\n", c);
+  ASSERT_FALSE(kind);
+  EXPECT_NE(kind.error().message.find("s.yaml:3:"), std::string::npos) << kind.error().message;
 }
 
 }  // namespace

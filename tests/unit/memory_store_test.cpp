@@ -113,5 +113,43 @@ TEST(MemoryStore, NonFiniteValuesAreNotStored) {
   EXPECT_EQ(store.path_count(), 0u);
 }
 
+TEST(GraphiteTime, GraphiteAbsoluteForms) {
+  // 2023-11-14 00:00:00 UTC = 1699920000.
+  EXPECT_EQ(*parse_graphite_time("20231114", 10'000), 1'699'920'000);
+  EXPECT_EQ(*parse_graphite_time("22:13_20231114", 10'000), 1'699'920'000 + 22 * 3600 + 13 * 60);
+  EXPECT_EQ(*parse_graphite_time("00:00_19700101", 10'000), 0);
+  EXPECT_EQ(*parse_graphite_time("20000229", 10'000), 951'782'400);  // leap day
+  // 8 digits that are no date stay unix seconds, as in Graphite.
+  EXPECT_EQ(*parse_graphite_time("20231399", 10'000), 20'231'399);
+  EXPECT_EQ(*parse_graphite_time("19000229", 10'000), 19'000'229);  // 1900 is no leap year
+  EXPECT_FALSE(parse_graphite_time("24:00_20231114", 10'000).ok());
+  EXPECT_FALSE(parse_graphite_time("12:60_20231114", 10'000).ok());
+  EXPECT_FALSE(parse_graphite_time("1:00_20231114", 10'000).ok());
+}
+
+TEST(Consolidation, AveragesRunsIgnoringNulls) {
+  nlohmann::json points = nlohmann::json::parse(
+      "[[1.0, 10], [3.0, 20], [null, 30], [6.0, 40], [null, 50], [null, 60], [9.0, 70]]");
+  EXPECT_EQ(consolidate_datapoints(points, 0), points);
+  EXPECT_EQ(consolidate_datapoints(points, 7), points);
+  // ceil(7 / 3) = 3 points per bucket: [1,3,null] [6,null,null] [9].
+  EXPECT_EQ(consolidate_datapoints(points, 3),
+            nlohmann::json::parse("[[2.0, 10], [6.0, 40], [9.0, 70]]"));
+  // ceil(7 / 2) = 4: [1,3,null,6] [null,null,9].
+  EXPECT_EQ(consolidate_datapoints(points, 2),
+            nlohmann::json::parse("[[3.3333333333333335, 10], [9.0, 50]]"));
+  EXPECT_EQ(consolidate_datapoints(nlohmann::json::parse("[[null, 10], [null, 20]]"), 1),
+            nlohmann::json::parse("[[null, 10]]"));
+}
+
+TEST(MemoryStore, RenderHonoursMaxDataPoints) {
+  MemoryStore store({});
+  for (int64_t t = 1000; t <= 1030; t += 10) {
+    store.emit(output(t, {{"req", static_cast<double>(t - 990)}}));
+  }
+  nlohmann::json r = store.render({"statherd.web.req.count"}, 990, 1030, 2);
+  EXPECT_EQ(r[0]["datapoints"], nlohmann::json::parse("[[15.0, 1000], [35.0, 1020]]"));
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -11,9 +11,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "server/server_config.h"
 
 namespace statherd::server {
 namespace {
@@ -140,6 +143,25 @@ TEST(RemoteWriteProto, RetryClassification) {
   EXPECT_EQ(classify_remote_write_status(413), RwRetry::Drop);
 }
 
+TEST(RemoteWriteConfig, YamlAndFlag) {
+  ServerConfig c;
+  ASSERT_TRUE(load_server_config_text("s.yaml",
+                                      "remote_write:\n  url: http://127.0.0.1:9090/api/v1/write\n"
+                                      "  queue_max_samples: 10\n  batch_max_samples: 5\n"
+                                      "  timeout: 2s\n",
+                                      c));
+  EXPECT_EQ(c.remote_write_url, "http://127.0.0.1:9090/api/v1/write");
+  EXPECT_EQ(c.remote_write_queue_max_samples, 10u);
+  EXPECT_EQ(c.remote_write_batch_max_samples, 5u);
+  EXPECT_EQ(c.remote_write_timeout, std::chrono::milliseconds(2'000));
+  ServerConfig bad;
+  EXPECT_FALSE(load_server_config_text("s.yaml", "remote_write:\n  url: https://x/\n", bad));
+  auto cmd = parse_server_command_line({"--remote-write", "http://h:9090/api/v1/write"});
+  ASSERT_TRUE(cmd);
+  EXPECT_EQ(cmd->config.remote_write_url, "http://h:9090/api/v1/write");
+  EXPECT_FALSE(parse_server_command_line({"--remote-write", "ftp://h/"}));
+}
+
 TEST(RemoteWriteProto, UrlParsing) {
   auto u = parse_remote_write_url("http://127.0.0.1:9090/api/v1/write");
   ASSERT_TRUE(u);
@@ -149,6 +171,184 @@ TEST(RemoteWriteProto, UrlParsing) {
   EXPECT_FALSE(parse_remote_write_url("https://x/api/v1/write"));
   EXPECT_FALSE(parse_remote_write_url("http://x:0/"));
   EXPECT_FALSE(parse_remote_write_url("http://u:p@x:1/"));
+}
+
+// A loopback HTTP receiver answering scripted statuses, one connection each; records requests.
+class ScriptedReceiver {
+ public:
+  // gate_first: the first answer waits for answer_first (first_request_read is set before).
+  explicit ScriptedReceiver(std::vector<int> statuses, bool gate_first = false)
+      : statuses_(std::move(statuses)), gate_first_(gate_first) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(fd_, 16), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ScriptedReceiver() {
+    join();
+    ::close(fd_);
+  }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  uint16_t port() const { return port_; }
+  std::vector<std::string> requests;  // head + "\n\n" + body; read after join()
+  std::promise<void> first_request_read;  // set once the first request is read
+  std::promise<void> answer_first;        // the first answer waits for this
+
+ private:
+  void serve() {
+    for (int status : statuses_) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string got;
+      char buf[4096];
+      size_t head_end = std::string::npos, want = 0;
+      while (head_end == std::string::npos || got.size() < head_end + 4 + want) {
+        const ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+        if (head_end == std::string::npos && (head_end = got.find("\r\n\r\n")) != got.npos) {
+          const size_t cl = got.find("Content-Length: ");
+          want = cl < head_end ? std::stoul(got.substr(cl + 16)) : 0;
+        }
+      }
+      requests.push_back(got.substr(0, head_end) + "\n\n" + got.substr(head_end + 4));
+      if (gate_first_ && requests.size() == 1) {
+        first_request_read.set_value();
+        answer_first.get_future().wait();
+      }
+      const std::string answer = "HTTP/1.1 " + std::to_string(status) +
+                                 " X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno";
+      (void)!::write(c, answer.data(), answer.size());
+      ::close(c);
+    }
+  }
+  std::vector<int> statuses_;
+  bool gate_first_ = false;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+RemoteWriteSinkOptions fast_options(uint16_t port) {
+  RemoteWriteSinkOptions o;
+  o.url = *parse_remote_write_url("http://127.0.0.1:" + std::to_string(port) + "/api/v1/write");
+  o.timeout = std::chrono::milliseconds(5'000);
+  o.backoff_initial = std::chrono::milliseconds(1);
+  o.backoff_max = std::chrono::milliseconds(2);
+  return o;
+}
+
+// A loopback port that refuses connections: bound, never listened on, closed.
+uint16_t refusing_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+SeriesPoint counter_point(std::string stat, double value) {
+  SeriesPoint p;
+  p.level = Level::App;
+  p.app = "web";
+  p.metric = "http.requests";
+  p.stat = std::move(stat);
+  p.value = value;
+  return p;
+}
+
+TEST(RemoteWriteSink, RetriesA503ThenSendsTheMetricsNamesAndHeaders) {
+  ScriptedReceiver receiver({503, 204, 204}, /*gate_first=*/true);
+  RemoteWriteSink sink(fast_options(receiver.port()));
+  // A first sample keeps the sender busy (its answer waits) while both intervals queue up, so
+  // they travel in one batch.
+  sink.enqueue({series({{"__name__", "warmup"}}, {{1, 1000}})});
+  receiver.first_request_read.get_future().wait();
+  IntervalOutput out;
+  out.start_s = 1'700'000'000;
+  out.points = {counter_point("count", 30), counter_point("rate", 3)};
+  sink.emit(out);
+  out.start_s += 10;
+  out.points = {counter_point("count", 12), counter_point("rate", 1.2)};
+  sink.emit(out);
+  receiver.answer_first.set_value();
+  sink.stop();
+  receiver.join();
+  const auto c = sink.counters();
+  EXPECT_EQ(c.samples_queued, 5u);
+  EXPECT_EQ(c.samples_sent, 5u);
+  EXPECT_EQ(c.retries, 1u);
+  EXPECT_EQ(c.requests, 3u);
+  EXPECT_EQ(c.samples_dropped + c.samples_rejected, 0u);
+  EXPECT_EQ(c.last_status, 204);
+  ASSERT_EQ(receiver.requests.size(), 3u);
+  EXPECT_EQ(receiver.requests[0], receiver.requests[1]);  // the same batch, retried
+  const std::string& req = receiver.requests[2];
+  EXPECT_EQ(req.rfind("POST /api/v1/write HTTP/1.1\r\n", 0), 0u) << req;
+  for (const char* h : {"Content-Encoding: snappy", "Content-Type: application/x-protobuf",
+                        "X-Prometheus-Remote-Write-Version: 0.1.0", "User-Agent: statherd"})
+    EXPECT_NE(req.find(h), std::string::npos) << h << " missing in " << req;
+  const std::string packed = req.substr(req.find("\n\n") + 2);
+  std::string raw;
+  ASSERT_TRUE(snappy::Uncompress(packed.data(), packed.size(), &raw));
+  const auto got = decode_write_request(raw);
+  ASSERT_EQ(got.size(), 2u);  // two series, each with both intervals in time order
+  const std::vector<RwLabel> labels = {
+      {"__name__", "statherd_http_requests_count_total"}, {"app", "web"}, {"level", "app"}};
+  EXPECT_EQ(got[0].labels, labels);
+  EXPECT_EQ(got[0].samples, (std::vector<RwSample>{{30, 1'700'000'000'000},
+                                                   {42, 1'700'000'010'000}}));
+  EXPECT_EQ(got[1].labels[0].value, "statherd_http_requests_rate");
+  EXPECT_EQ(got[1].samples, (std::vector<RwSample>{{3, 1'700'000'000'000},
+                                                   {1.2, 1'700'000'010'000}}));
+}
+
+TEST(RemoteWriteSink, DropsA400WithoutRetry) {
+  ScriptedReceiver receiver({400});
+  RemoteWriteSink sink(fast_options(receiver.port()));
+  sink.enqueue({series({{"__name__", "x"}}, {{1, 1000}}), series({{"__name__", "y"}}, {{2, 1000}})});
+  sink.stop();
+  receiver.join();
+  const auto c = sink.counters();
+  EXPECT_EQ(c.requests, 1u);
+  EXPECT_EQ(c.retries, 0u);
+  EXPECT_EQ(c.samples_rejected, 2u);
+  EXPECT_EQ(c.samples_sent, 0u);
+  EXPECT_EQ(c.last_status, 400);
+}
+
+TEST(RemoteWriteSink, BoundedQueueDropsOldestAndCounts) {
+  RemoteWriteSinkOptions o = fast_options(refusing_port());
+  o.queue_max_samples = 3;
+  o.batch_max_samples = 1;
+  o.backoff_initial = o.backoff_max = std::chrono::milliseconds(60'000);
+  o.stop_timeout = std::chrono::milliseconds(0);
+  RemoteWriteSink sink(o);
+  std::vector<RwSeries> five;
+  for (int i = 0; i < 5; ++i)
+    five.push_back(series({{"__name__", "s"}}, {{double(i), i * 1000}}));
+  sink.enqueue(std::move(five));  // one call: the sender cannot take any before the trim
+  auto c = sink.counters();
+  EXPECT_EQ(c.samples_queued, 5u);
+  EXPECT_EQ(c.samples_dropped, 2u);  // the two oldest
+  EXPECT_LE(c.queue_depth, 3u);
+  sink.stop();  // nothing can be delivered: the rest is dropped at stop, and counted
+  c = sink.counters();
+  EXPECT_EQ(c.samples_sent, 0u);
+  EXPECT_EQ(c.samples_dropped, 5u);
+  EXPECT_EQ(c.queue_depth, 0u);
 }
 
 }  // namespace

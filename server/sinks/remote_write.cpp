@@ -1,0 +1,166 @@
+#include "server/sinks/remote_write.h"
+
+#include <algorithm>
+#include <map>
+
+#include "common/log.h"
+
+namespace statherd::server {
+
+namespace {
+
+std::string labels_key(const std::vector<RwLabel>& labels) {
+  std::string key;
+  for (const RwLabel& l : labels) key += l.name + '\x1f' + l.value + '\x1e';
+  return key;
+}
+
+const std::vector<std::pair<std::string, std::string>>& remote_write_headers() {
+  static const std::vector<std::pair<std::string, std::string>> headers = {
+      {"Content-Encoding", "snappy"},
+      {"Content-Type", "application/x-protobuf"},
+      {"X-Prometheus-Remote-Write-Version", "0.1.0"},
+      {"User-Agent", "statherd-server"}};
+  return headers;
+}
+
+}  // namespace
+
+RemoteWriteSink::RemoteWriteSink(RemoteWriteSinkOptions options) : options_(std::move(options)) {
+  options_.batch_max_samples = std::max<uint64_t>(options_.batch_max_samples, 1);
+  options_.queue_max_samples = std::max<uint64_t>(options_.queue_max_samples, 1);
+  thread_ = std::thread([this] { run(); });
+}
+
+RemoteWriteSink::~RemoteWriteSink() { stop(); }
+
+void RemoteWriteSink::emit(const IntervalOutput& out) {
+  names_.emit(out);
+  if (out.reemit) {
+    std::lock_guard lock(mutex_);
+    ++counters_.reemits_skipped;
+    return;
+  }
+  enqueue(rw_series_from_families(names_.collect(), out.start_s * 1000));
+}
+
+void RemoteWriteSink::enqueue(std::vector<RwSeries> series) {
+  {
+    std::lock_guard lock(mutex_);
+    for (RwSeries& s : series) {
+      counters_.samples_queued += s.samples.size();
+      queue_.push_back(std::move(s));
+    }
+    while (queue_.size() > options_.queue_max_samples) {
+      counters_.samples_dropped += queue_.front().samples.size();
+      queue_.pop_front();
+    }
+    counters_.queue_depth = queue_.size();
+  }
+  wake_.notify_one();
+}
+
+void RemoteWriteSink::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!thread_.joinable()) return;
+    if (!stopping_) {
+      stopping_ = true;
+      stop_deadline_ = std::chrono::steady_clock::now() + options_.stop_timeout;
+    }
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+RemoteWriteSink::Counters RemoteWriteSink::counters() const {
+  std::lock_guard lock(mutex_);
+  return counters_;
+}
+
+// Up to batch_max_samples samples from the queue's front, merged per series (queue order is
+// time order, so each series' samples stay sorted).
+std::vector<RwSeries> RemoteWriteSink::take_batch() {
+  std::vector<RwSeries> batch;
+  std::map<std::string, size_t> index;
+  uint64_t samples = 0;
+  while (!queue_.empty() && samples < options_.batch_max_samples) {
+    RwSeries s = std::move(queue_.front());
+    queue_.pop_front();
+    samples += s.samples.size();
+    auto [it, added] = index.try_emplace(labels_key(s.labels), batch.size());
+    if (added) {
+      batch.push_back(std::move(s));
+    } else {
+      auto& into = batch[it->second].samples;
+      into.insert(into.end(), s.samples.begin(), s.samples.end());
+    }
+  }
+  counters_.queue_depth = queue_.size();
+  return batch;
+}
+
+// POSTs the batch until it is accepted, refused for good, or the stop deadline passes.
+// Returns false when the batch was not delivered.
+bool RemoteWriteSink::send_with_retry(const std::vector<RwSeries>& batch, uint64_t samples) {
+  const std::string body = snappy_block_compress(encode_write_request(batch));
+  auto backoff = options_.backoff_initial;
+  for (;;) {
+    RwPostResult r = http_post(options_.url, body, remote_write_headers(), options_.timeout);
+    const RwRetry what = classify_remote_write_status(r.status);
+    std::unique_lock lock(mutex_);
+    ++counters_.requests;
+    counters_.last_status = r.status;
+    if (what == RwRetry::Done) {
+      counters_.samples_sent += samples;
+      return true;
+    }
+    ++counters_.request_failures;
+    const std::string where = "remote_write " + options_.url.to_string() + ": ";
+    if (what == RwRetry::Drop) {
+      counters_.samples_rejected += samples;
+      log::warn(where + "HTTP " + std::to_string(r.status) + " " + r.error + "; dropped " +
+                std::to_string(samples) + " samples (hint: a 4xx is not retried; check the "
+                "receiver's logs, e.g. out-of-order samples or a wrong URL path)");
+      return false;
+    }
+    log::warn(where + (r.status ? "HTTP " + std::to_string(r.status) + " " + r.error : r.error) +
+              "; retrying in " + std::to_string(backoff.count()) + " ms (hint: is the receiver "
+              "up, and started with --web.enable-remote-write-receiver?)");
+    const auto wake_at = std::chrono::steady_clock::now() + backoff;
+    if (stopping_ && wake_at > stop_deadline_) {
+      counters_.samples_dropped += samples;
+      return false;
+    }
+    wake_.wait_until(lock, wake_at, [&] { return stopping_ && wake_at > stop_deadline_; });
+    if (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_) {
+      counters_.samples_dropped += samples;
+      return false;
+    }
+    ++counters_.retries;
+    backoff = std::min(backoff * 2, options_.backoff_max);
+  }
+}
+
+void RemoteWriteSink::run() {
+  for (;;) {
+    std::vector<RwSeries> batch;
+    uint64_t samples = 0;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, all flushed
+      if (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_) {
+        for (const RwSeries& s : queue_) counters_.samples_dropped += s.samples.size();
+        queue_.clear();
+        counters_.queue_depth = 0;
+        return;
+      }
+      batch = take_batch();
+    }
+    for (const RwSeries& s : batch) samples += s.samples.size();
+    send_with_retry(batch, samples);
+  }
+}
+
+}  // namespace statherd::server

@@ -1,0 +1,82 @@
+// RemoteWriteSink: Prometheus remote-write 1.0 (`--remote-write URL`, YAML `remote_write:`).
+//
+// Names, labels and values are exactly those of GET /metrics: the sink feeds each interval to a
+// private PrometheusSink (same naming, same `_count_total` running totals, same summaries) and
+// sends every series it holds as one sample stamped with the interval start (ms). A re-emitted
+// interval (late data) is not sent on its own: Prometheus refuses samples older than the newest
+// one of a series; the counters' totals carry the late counts into the next interval instead.
+//
+// emit() only converts and queues (bounded by queue_max_samples, drop oldest, counted). A sender
+// thread takes batches of at most batch_max_samples (samples of one series stay in time order),
+// encodes a WriteRequest, snappy-compresses it and POSTs it with the spec's headers and a
+// deadline. 5xx, 429 and connection errors: the same batch is retried with exponential backoff
+// (new samples keep queueing, the oldest dropping beyond the bound); any other non-2xx: the batch
+// is dropped and counted (retrying a 400 cannot succeed).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/sinks/prometheus.h"
+#include "server/sinks/remote_write_http.h"
+#include "server/sinks/remote_write_proto.h"
+#include "server/sinks/sink.h"
+
+namespace statherd::server {
+
+struct RemoteWriteSinkOptions {
+  RwUrl url;                                  // parse_remote_write_url()
+  uint64_t queue_max_samples = 500'000;       // beyond: drop oldest, counted
+  uint64_t batch_max_samples = 2'000;         // one request at most this many samples
+  std::chrono::milliseconds timeout{10'000};  // one request, resolve to answer
+  std::chrono::milliseconds backoff_initial{250};
+  std::chrono::milliseconds backoff_max{30'000};
+  std::chrono::milliseconds stop_timeout{10'000};  // stop() flushes at most this long
+};
+
+class RemoteWriteSink : public Sink {
+ public:
+  struct Counters {
+    uint64_t samples_queued = 0, samples_sent = 0;
+    uint64_t samples_dropped = 0;    // queue full (oldest first) or unsent at stop
+    uint64_t samples_rejected = 0;   // batches answered with a non-retryable 4xx
+    uint64_t requests = 0, request_failures = 0, retries = 0;
+    uint64_t reemits_skipped = 0;
+    uint64_t queue_depth = 0;
+    int last_status = 0;
+  };
+
+  explicit RemoteWriteSink(RemoteWriteSinkOptions options);
+  ~RemoteWriteSink() override;  // stop()s if still running
+
+  std::string name() const override { return "remote_write"; }
+  void emit(const IntervalOutput& out) override;  // never blocks on the network
+  void stop() override;                           // flush with options.stop_timeout, join
+  Counters counters() const;
+
+  // Queue the samples of `series` (one sample each, as emit() makes them); tests call it.
+  void enqueue(std::vector<RwSeries> series);
+
+ private:
+  void run();
+  std::vector<RwSeries> take_batch();            // mutex_ held
+  bool send_with_retry(const std::vector<RwSeries>& batch, uint64_t samples);
+
+  RemoteWriteSinkOptions options_;
+  PrometheusSink names_;                          // naming and counter totals of /metrics
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<RwSeries> queue_;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point stop_deadline_{};
+  Counters counters_;
+  std::thread thread_;
+};
+
+}  // namespace statherd::server

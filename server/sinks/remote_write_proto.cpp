@@ -1,0 +1,127 @@
+#include "server/sinks/remote_write_proto.h"
+
+#include <snappy.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+namespace statherd::server {
+
+namespace {
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+}
+
+// Field key: (field_number << 3) | wire_type. Wire types: 0 varint, 1 fixed64, 2 length-delimited.
+void put_key(std::string& out, uint32_t field, uint32_t wire_type) {
+  put_varint(out, (uint64_t{field} << 3) | wire_type);
+}
+
+void put_bytes(std::string& out, uint32_t field, std::string_view bytes) {
+  put_key(out, field, 2);
+  put_varint(out, bytes.size());
+  out.append(bytes.data(), bytes.size());
+}
+
+void put_double(std::string& out, uint32_t field, double value) {
+  put_key(out, field, 1);
+  uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  for (int i = 0; i < 8; ++i) out += static_cast<char>((bits >> (8 * i)) & 0xff);  // little endian
+}
+
+std::string encode_series(const RwSeries& s) {
+  std::string out, sub;
+  for (const RwLabel& l : s.labels) {
+    sub.clear();
+    put_bytes(sub, 1, l.name);
+    put_bytes(sub, 2, l.value);
+    put_bytes(out, 1, sub);
+  }
+  for (const RwSample& smp : s.samples) {
+    sub.clear();
+    put_double(sub, 1, smp.value);
+    put_key(sub, 2, 0);
+    put_varint(sub, static_cast<uint64_t>(smp.timestamp_ms));  // int64: two's complement
+    put_bytes(out, 2, sub);
+  }
+  return out;
+}
+
+std::string quantile_text(double q) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, q);  // shortest round trip: "0.99"
+  return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
+}
+
+RwSeries one_series(const std::string& name, const prometheus::ClientMetric& m, double value,
+                    int64_t ts_ms, const std::string& quantile = {}) {
+  RwSeries s;
+  s.labels.push_back({"__name__", name});
+  for (const auto& l : m.label) s.labels.push_back({l.name, l.value});
+  if (!quantile.empty()) s.labels.push_back({"quantile", quantile});
+  sort_rw_labels(s);
+  s.samples.push_back({value, ts_ms});
+  return s;
+}
+
+}  // namespace
+
+void sort_rw_labels(RwSeries& series) {
+  std::sort(series.labels.begin(), series.labels.end(),
+            [](const RwLabel& a, const RwLabel& b) { return a.name < b.name; });
+}
+
+std::string encode_write_request(const std::vector<RwSeries>& series) {
+  std::string out;
+  for (const RwSeries& s : series) put_bytes(out, 1, encode_series(s));
+  return out;
+}
+
+std::string snappy_block_compress(std::string_view raw) {
+  std::string out;
+  snappy::Compress(raw.data(), raw.size(), &out);
+  return out;
+}
+
+RwRetry classify_remote_write_status(int status) {
+  if (status >= 200 && status < 300) return RwRetry::Done;
+  if (status == 0 || status == 429 || (status >= 500 && status < 600)) return RwRetry::Retry;
+  return RwRetry::Drop;
+}
+
+std::vector<RwSeries> rw_series_from_families(const std::vector<prometheus::MetricFamily>& families,
+                                              int64_t timestamp_ms) {
+  std::vector<RwSeries> out;
+  for (const auto& f : families) {
+    for (const auto& m : f.metric) {
+      switch (f.type) {
+        case prometheus::MetricType::Counter:
+          out.push_back(one_series(f.name, m, m.counter.value, timestamp_ms));
+          break;
+        case prometheus::MetricType::Gauge:
+          out.push_back(one_series(f.name, m, m.gauge.value, timestamp_ms));
+          break;
+        case prometheus::MetricType::Summary:
+          for (const auto& q : m.summary.quantile)
+            out.push_back(one_series(f.name, m, q.value, timestamp_ms, quantile_text(q.quantile)));
+          out.push_back(one_series(f.name + "_sum", m, m.summary.sample_sum, timestamp_ms));
+          out.push_back(one_series(f.name + "_count", m,
+                                   static_cast<double>(m.summary.sample_count), timestamp_ms));
+          break;
+        default:
+          out.push_back(one_series(f.name, m, m.untyped.value, timestamp_ms));
+          break;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace statherd::server

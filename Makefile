@@ -10,6 +10,8 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
+# Keep the build output readable (no "Entering directory" lines from the nested makes).
+MAKEFLAGS += --no-print-directory
 PREFIX     ?= /usr/local
 
 .PHONY: all deps build build-asan test test-unit test-asan demo bench fuzz clean install package

@@ -49,10 +49,16 @@ def show_new_lines(path, offset, interesting):
     with open(path, "rb") as f:
         f.seek(offset)
         data = f.read()
+    # Only whole lines; a partial last line is read again next time.
+    data = data[:data.rfind(b"\n") + 1]
     lines = [l for l in data.decode(errors="replace").splitlines() if interesting(l)]
+    if lines:
+        print("Graphite receives (a few app-level series; all of them, host level too, "
+              "in the file):")
     for line in lines[:14]:
         p, v, ts = line.split(" ")
-        print("  %-52s %12s  %s" % (p, v, time.strftime("%H:%M:%S", time.localtime(int(ts)))))
+        print("  %-52s %12.6g  %s" % (p, float(v),
+                                      time.strftime("%H:%M:%S", time.localtime(int(ts)))))
     if len(lines) > 14:
         print("  ... and %d more lines" % (len(lines) - 14))
     return offset + len(data)
@@ -111,7 +117,6 @@ def main():
     try:
         while time.monotonic() < stop:
             time.sleep(2)
-            print("Graphite receives (a few app-level series; all of them, host level too, in the file):")
             offset = show_new_lines(graphite_out, offset, interesting)
     except KeyboardInterrupt:
         print("\ndemo: interrupted")

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/http_get.h"
+#include "agent/sources/http_endpoints.h"
 #include "agent/sources/source.h"
 
 namespace statherd::agent {
@@ -31,13 +31,8 @@ class PrometheusHttpSource : public Source {
   void scrape(int64_t now_ms, ScrapeReport& out) override;
 
  private:
-  struct Endpoint {
-    std::string configured;
-    std::string app;
-    Result<HttpUrl> url;
-  };
   PrometheusHttpOptions options_;
-  std::vector<Endpoint> endpoints_;
+  std::vector<HttpEndpoint> endpoints_;
 };
 
 }  // namespace statherd::agent

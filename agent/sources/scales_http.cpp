@@ -18,57 +18,23 @@ Result<HttpUrl> scales_request_url(std::string_view configured_url) {
 }
 
 ScalesHttpSource::ScalesHttpSource(ScalesHttpOptions options)
-    : options_(std::move(options)), counters_(options_.counter_patterns) {
-  for (const auto& configured : options_.urls) {
-    EndpointSpec spec = split_endpoint_spec(configured);
-    auto url = scales_request_url(spec.url);
-    std::string app = spec.app;
-    if (app.empty() && url) app = url->host_port();
-    endpoints_.push_back(Endpoint{configured, std::move(app), std::move(url)});
-  }
-}
+    : options_(std::move(options)),
+      counters_(options_.counter_patterns),
+      endpoints_(make_http_endpoints(options_.urls, scales_request_url)) {}
 
 std::string ScalesHttpSource::describe() const {
-  std::string out = "scales_http";
-  for (const auto& e : endpoints_) out += " " + e.configured;
-  return out;
+  return describe_http_endpoints("scales_http", endpoints_);
 }
 
 void ScalesHttpSource::scrape(int64_t now_ms, ScrapeReport& out) {
-  std::vector<HttpUrl> urls;
-  std::vector<const Endpoint*> fetched;
-  for (const auto& e : endpoints_) {
-    if (!e.url) {
-      out.errors.push_back({e.configured, e.url.error().to_string()});
-      continue;
-    }
-    urls.push_back(*e.url);
-    fetched.push_back(&e);
-  }
   HttpGetOptions get;
   get.timeout = options_.timeout;
   get.max_body_bytes = options_.max_bytes;
   get.accept = "application/json";
-  auto answers = http_get_all(urls, get);
-  for (size_t i = 0; i < answers.size(); ++i) {
-    const std::string url_text = urls[i].to_string();
-    if (!answers[i]) {
-      out.errors.push_back(endpoint_error(url_text, answers[i].error()));
-      continue;
-    }
-    auto samples = scales_tree_samples(answers[i]->body, counters_, now_ms);
-    if (!samples) {
-      out.errors.push_back({url_text, samples.error().to_string()});
-      continue;
-    }
-    SourceSamples ss;
-    ss.id.host = options_.host;
-    ss.id.app = fetched[i]->app;
-    ss.id.pid = -1;
-    ss.id.path = url_text;
-    ss.samples = std::move(*samples);
-    out.sources.push_back(std::move(ss));
-  }
+  auto to_samples = [this, now_ms](const std::string& body) {
+    return scales_tree_samples(body, counters_, now_ms);
+  };
+  scrape_http_endpoints(endpoints_, get, options_.host, to_samples, out);
 }
 
 }  // namespace statherd::agent

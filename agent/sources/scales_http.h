@@ -31,7 +31,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/http_get.h"
+#include "agent/sources/http_endpoints.h"
 #include "agent/sources/mmstats_v1.h"
 #include "agent/sources/source.h"
 #include "common/result.h"
@@ -66,14 +66,9 @@ class ScalesHttpSource : public Source {
   void scrape(int64_t now_ms, ScrapeReport& out) override;
 
  private:
-  struct Endpoint {
-    std::string configured;
-    std::string app;
-    Result<HttpUrl> url;
-  };
   ScalesHttpOptions options_;
   LabelPatternSet counters_;
-  std::vector<Endpoint> endpoints_;
+  std::vector<HttpEndpoint> endpoints_;
 };
 
 }  // namespace statherd::agent

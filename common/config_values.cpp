@@ -79,7 +79,12 @@ bool scale(const NumberWithUnit& n, uint64_t multiplier, uint64_t& out) {
 
 std::string ConfigError::to_string() const {
   std::string out = file;
-  if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  if (line > 0) {  // appended piecewise: GCC 12 -O3 warns (-Wrestrict) on ":" + to_string(...)
+    out += ':';
+    out += std::to_string(line);
+    out += ':';
+    out += std::to_string(column);
+  }
   out += ": ";
   if (!key.empty()) out += key + ": ";
   out += message;

@@ -24,12 +24,13 @@ struct Route {
   bool form_post = false;  // also POST with a form body (Grafana's Graphite data source)
 };
 
-constexpr std::array<Route, 8> kRoutes{{
+constexpr std::array<Route, 9> kRoutes{{
     {"/api/v1/ingest", "POST", true},
     {"/render", "GET", false, true},
     {"/metrics/find", "GET", false, true},
     {"/api/v1/sources", "GET", false},
     {"/healthz", "GET", false},
+    {"/readyz", "GET", false},
     {"/metrics", "GET", false},
     {"/", "GET", false},
     {"/static/app.js", "GET", false},
@@ -186,11 +187,27 @@ ApiResponse ApiRoutes::handle(const ApiRequest& request) {
   if (path == "/metrics/find") return find(query);
   if (path == "/api/v1/sources") return json_ok(engine_.sources_json(now_ms_()));
   if (path == "/metrics") return prometheus_metrics();
+  if (path == "/readyz") return readyz();
   if (path == "/") return web_index(query, engine_, store_, now_ms_());
   if (path == "/static/app.js") {
     return web_response(std::string(web::app_js()), "text/javascript; charset=utf-8", "no-cache");
   }
   return healthz();
+}
+
+void ApiRoutes::set_token(std::string token) { token_ = std::move(token); }
+
+void ApiRoutes::set_readiness(std::function<nlohmann::json()> readiness) {
+  readiness_ = std::move(readiness);
+}
+
+// 200 when the readiness callback says "ready": true (or none is set), else 503; the body is
+// the callback's JSON either way, so an operator sees which check failed.
+ApiResponse ApiRoutes::readyz() {
+  nlohmann::json body = readiness_ ? readiness_() : nlohmann::json{{"ready", true}};
+  ApiResponse r = json_ok(body);
+  r.status = body.value("ready", false) ? 200 : 503;
+  return r;
 }
 
 void ApiRoutes::set_prometheus_scrape(std::function<std::string()> scrape_text) {

@@ -2,6 +2,8 @@
 // http_server.cpp (Beast) only moves bytes to and from here, so this is testable without sockets.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -55,6 +57,11 @@ class ApiRoutes {
 
   ApiResponse handle(const ApiRequest& request);
 
+  // SIGHUP: ingest checks the new token from now on.
+  void set_token(std::string token);
+  // GET /readyz: readiness() returns {"ready": bool, ...checks}; 503 when not ready.
+  void set_readiness(std::function<nlohmann::json()> readiness);
+
   // GET /metrics answers with scrape_text() (Prometheus text exposition 0.0.4); unset: 404.
   void set_prometheus_scrape(std::function<std::string()> scrape_text);
 
@@ -63,6 +70,7 @@ class ApiRoutes {
   ApiResponse render(std::string_view query);
   ApiResponse find(std::string_view query);
   ApiResponse healthz();
+  ApiResponse readyz();
   ApiResponse prometheus_metrics();
 
   std::string token_;
@@ -70,6 +78,7 @@ class ApiRoutes {
   MemoryStore& store_;
   std::function<int64_t()> now_ms_;
   std::function<std::string()> prometheus_scrape_;
+  std::function<nlohmann::json()> readiness_;
 };
 
 }  // namespace statherd::server

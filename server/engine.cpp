@@ -284,7 +284,9 @@ IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
   }
   if (!m.opt.state_dir.empty()) {
     Status written = m.wal.append(now_ms, body);
+    m.st.wal_ok = static_cast<bool>(written);
     if (!written) {
+      ++m.st.wal_failures;
       out.http_status = 500;
       out.message = written.error().to_string();
       log::error(out.message);
@@ -295,6 +297,15 @@ IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
   m.apply_batch(*batch, now_ms);
   out.message = "ok";
   return out;
+}
+
+void Engine::ingest_local(const SourceSamples& ss, int64_t now_ms) {
+  Impl& m = *impl_;
+  uint32_t src = m.source_for(ss.id, "statherd-server", now_ms);
+  bool count_new = ss.fresh || m.sources[src].batches > 0;
+  for (size_t i = 0; i < ss.samples.size(); ++i)
+    m.apply_sample(src, i, count_new, ss.samples[i], now_ms);
+  ++m.sources[src].batches;
 }
 
 std::vector<IntervalOutput> Engine::flush(int64_t now_ms) { return impl_->flush(now_ms, false); }

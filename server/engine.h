@@ -46,6 +46,8 @@ struct EngineStats {
   uint64_t samples_in = 0, series_rejected = 0, late_samples = 0, resets = 0;
   uint64_t series = 0, sources = 0;
   uint64_t wal_bytes = 0;
+  uint64_t wal_failures = 0;   // appends that failed (the batch got a 500, the agent retries)
+  bool wal_ok = true;          // false while the last append failed (GET /readyz: not ready)
 };
 
 class Engine {
@@ -60,6 +62,11 @@ class Engine {
 
   // A raw request body (the wire format). Acknowledge (200) only after the batch is in the WAL.
   IngestOutcome ingest(std::string_view body, int64_t now_ms);
+
+  // The server's own self-metrics (statherd.self.server.*): applied like one source of a batch
+  // (same deltas and rollup), but not written to the WAL and not deduplicated, and not counted
+  // in samples_in. Mark the source fresh on its first call so its counters count from zero.
+  void ingest_local(const SourceSamples& source, int64_t now_ms);
 
   // Emit every interval that has ended (end + grace <= now) and was not emitted yet, and
   // re-emit (full values) every emitted interval that late data changed. Ticks EWMAs, expires

@@ -5,6 +5,7 @@
 #include <boost/beast/http.hpp>
 
 #include <array>
+#include <csignal>
 #include <optional>
 
 #include "common/log.h"
@@ -161,6 +162,7 @@ struct HttpServer::Impl {
   asio::steady_timer flush_timer{ioc};
   asio::signal_set signals{ioc};
   bool drained = false;
+  double last_rollup_ms = 0;
 
   Impl(HttpServerOptions o, Engine& e, MemoryStore& s, std::vector<Sink*> k, ApiRoutes& r,
        std::function<int64_t()> n)
@@ -197,8 +199,30 @@ struct HttpServer::Impl {
     flush_timer.expires_after(std::chrono::milliseconds(std::max<int64_t>(1, next - now)));
     flush_timer.async_wait([this](beast::error_code ec) {
       if (ec) return;
-      dispatch(engine.flush(now_ms()));
+      const int64_t now = now_ms();
+      if (options.before_flush) options.before_flush(now);
+      auto started = std::chrono::steady_clock::now();
+      dispatch(engine.flush(now));
+      last_rollup_ms = std::chrono::duration<double, std::milli>(
+                           std::chrono::steady_clock::now() - started).count();
       schedule_flush();
+    });
+  }
+
+  // SIGTERM/SIGINT: drain once. The signal set is cleared at once, which gives the signals
+  // back their default action: a second SIGTERM while the sinks flush ends the process
+  // (main installs a handler that says so). SIGHUP: reload, then wait for the next signal.
+  void wait_signal() {
+    signals.async_wait([this](beast::error_code ec, int signal) {
+      if (ec) return;
+      if (signal == SIGHUP) {
+        if (options.on_reload) options.on_reload();
+        else log::info("SIGHUP: nothing to reload");
+        return wait_signal();
+      }
+      log::info(std::string(signal == SIGTERM ? "SIGTERM" : "SIGINT") +
+                ": draining the last interval to every sink (send it again to exit at once)");
+      drain_and_stop();
     });
   }
 
@@ -208,7 +232,7 @@ struct HttpServer::Impl {
     beast::error_code ignored;
     acceptor.close(ignored);
     flush_timer.cancel();
-    signals.cancel();
+    signals.clear(ignored);
     dispatch(engine.drain(now_ms()));
     ioc.stop();
   }
@@ -259,16 +283,17 @@ void HttpServer::run() {
   if (s.options.handle_signals) {
     s.signals.add(SIGTERM);
     s.signals.add(SIGINT);
-    s.signals.async_wait([&s](beast::error_code ec, int signal) {
-      if (ec) return;
-      log::info("signal " + std::to_string(signal) + ": draining the last interval");
-      s.drain_and_stop();
-    });
+    s.signals.add(SIGHUP);
+    s.wait_signal();
   }
   s.do_accept();
   s.schedule_flush();
   s.ioc.run();
 }
+
+bool HttpServer::draining() const { return impl_->drained; }
+
+double HttpServer::last_rollup_ms() const { return impl_->last_rollup_ms; }
 
 void HttpServer::shutdown() {
   asio::post(impl_->ioc, [this] { impl_->drain_and_stop(); });

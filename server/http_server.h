@@ -26,7 +26,9 @@ struct HttpServerOptions {
   uint32_t max_header_bytes = 16 * 1024;          // beyond: 431
   std::chrono::milliseconds read_timeout{30'000};   // per request, also the keep-alive idle time
   std::chrono::milliseconds write_timeout{30'000};
-  bool handle_signals = false;                    // SIGTERM/SIGINT -> shutdown()
+  bool handle_signals = false;                    // SIGTERM/SIGINT -> shutdown(), SIGHUP -> on_reload
+  std::function<void()> on_reload;                // run on the io thread for each SIGHUP
+  std::function<void(int64_t now_ms)> before_flush;  // run on the io thread before each rollup
 };
 
 class HttpServer {
@@ -43,6 +45,10 @@ class HttpServer {
   void run();             // serve on the calling thread until shutdown
   // Thread-safe: stop accepting, Engine::drain to the store and every sink, return from run().
   void shutdown();
+  // io thread only: true once shutdown began (GET /readyz answers 503 then).
+  bool draining() const;
+  // io thread only: how long the last rollup (Engine::flush + handing it to every sink) took.
+  double last_rollup_ms() const;
 
  private:
   struct Impl;

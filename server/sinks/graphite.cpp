@@ -109,7 +109,10 @@ bool write_all(int fd, bool is_socket, std::string_view data, Clock::time_point 
 // The sender thread's state: connection, pacing of new series, backoff.
 class GraphiteSink::Sender {
  public:
-  explicit Sender(GraphiteSink& sink) : sink_(sink), opt_(sink.options_) {
+  explicit Sender(GraphiteSink& sink) : sink_(sink) {
+    std::lock_guard lock(sink_.mutex_);
+    opt_ = sink_.options_;
+    generation_ = sink_.options_generation_;
     backoff_ = opt_.backoff_initial;
     tokens_ = static_cast<double>(opt_.max_new_series_per_minute);
     last_refill_ = Clock::now();
@@ -154,6 +157,7 @@ class GraphiteSink::Sender {
   bool take_batch(std::vector<Line>& batch) {
     std::unique_lock lock(sink_.mutex_);
     while (true) {
+      if (generation_ != sink_.options_generation_) adopt_options_locked();
       bool stopping = sink_.stopping_;
       if (stopping && Clock::now() >= sink_.stop_deadline_) {
         drop_leftovers_locked();
@@ -187,6 +191,22 @@ class GraphiteSink::Sender {
         sink_.wake_.wait_until(lock, wake_at);
       }
     }
+  }
+
+  // After reconfigure(): a new address closes the connection (the next batch connects there)
+  // and restarts the backoff; a new pacing budget starts full.
+  void adopt_options_locked() {
+    generation_ = sink_.options_generation_;
+    GraphiteSinkOptions next = sink_.options_;
+    next.stdout_fd = opt_.stdout_fd;
+    if (next.address != opt_.address) {
+      disconnect();
+      backoff_ = next.backoff_initial;
+      log::info("graphite: address changed from " + opt_.address + " to " + next.address);
+    }
+    if (next.max_new_series_per_minute != opt_.max_new_series_per_minute)
+      tokens_ = static_cast<double>(next.max_new_series_per_minute);
+    opt_ = std::move(next);
   }
 
   Clock::time_point next_token_time() const {
@@ -244,6 +264,8 @@ class GraphiteSink::Sender {
         sink_.counters_.lines_dropped += batch.size();
         return;
       }
+      std::lock_guard lock(sink_.mutex_);  // reconfigured while retrying: the batch goes there
+      if (generation_ != sink_.options_generation_) adopt_options_locked();
     }
   }
 
@@ -283,7 +305,8 @@ class GraphiteSink::Sender {
     backoff_ = std::min(backoff_ * 2, opt_.backoff_max);
     if (sink_.stopping_) until = std::min(until, sink_.stop_deadline_);
     sink_.wake_.wait_until(lock, until, [&] {
-      return sink_.stopping_ && Clock::now() >= sink_.stop_deadline_;
+      return (sink_.stopping_ && Clock::now() >= sink_.stop_deadline_) ||
+             generation_ != sink_.options_generation_;
     });
     return !(sink_.stopping_ && Clock::now() >= sink_.stop_deadline_);
   }
@@ -305,7 +328,8 @@ class GraphiteSink::Sender {
   }
 
   GraphiteSink& sink_;
-  const GraphiteSinkOptions& opt_;
+  GraphiteSinkOptions opt_;  // the sender's copy, refreshed from sink_.options_ by generation
+  uint64_t generation_ = 0;
   int fd_ = -1;
   milliseconds backoff_;
   double tokens_ = 0;
@@ -374,6 +398,21 @@ void GraphiteSink::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void GraphiteSink::reconfigure(GraphiteSinkOptions options) {
+  options.queue_max_lines = std::max<uint64_t>(1, options.queue_max_lines);
+  {
+    std::lock_guard lock(mutex_);
+    options_ = std::move(options);
+    ++options_generation_;
+    while (queue_.size() > options_.queue_max_lines) {  // a smaller bound: drop the oldest
+      queue_.pop_front();
+      ++counters_.lines_dropped;
+    }
+    counters_.queue_depth = queue_.size();
+  }
+  wake_.notify_all();
 }
 
 GraphiteSink::Counters GraphiteSink::counters() const {

@@ -56,6 +56,12 @@ class GraphiteSink : public Sink {
   void emit(const IntervalOutput& out) override;  // never blocks on the network
   void stop() override;                           // flush with options.stop_timeout, join
   Counters counters() const;
+  // SIGHUP: new options for everything after this call. Lines already queued stay queued and
+  // go to the new address (nothing buffered is lost); prefix, tags and rules apply to the next
+  // emit(); the sender thread takes address, timeouts and pacing before its next batch.
+  // Call it from the thread that calls emit().
+  void reconfigure(GraphiteSinkOptions options);
+  const GraphiteSinkOptions& options() const { return options_; }
 
  private:
   struct Line {
@@ -70,6 +76,7 @@ class GraphiteSink : public Sink {
   std::deque<Line> queue_;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};
+  uint64_t options_generation_ = 0;  // bumped by reconfigure(); the sender re-reads options_
   Counters counters_;
   std::thread thread_;
   friend class Sender;

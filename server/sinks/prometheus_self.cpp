@@ -23,6 +23,13 @@ void ServerSelfMetrics::gauge(const std::string& name, const std::string& help, 
 
 void ServerSelfMetrics::update(const ServerSelfValues& v) {
   std::lock_guard lock(mutex_);
+  update_engine(v);
+  update_lifecycle(v);
+  if (v.graphite) update_graphite(*v.graphite);
+  if (v.remote_write) update_remote_write(*v.remote_write);
+}
+
+void ServerSelfMetrics::update_engine(const ServerSelfValues& v) {
   const EngineStats& e = v.engine;
   counter("batches_total", "batches acknowledged (duplicates included)", e.batches);
   counter("duplicate_batches_total", "batches already seen (agent retries), not counted again",
@@ -49,16 +56,60 @@ void ServerSelfMetrics::update(const ServerSelfValues& v) {
           p.series_expired);
   counter("prometheus_type_conflicts_total", "points whose name is taken by another type",
           p.type_conflicts);
-  if (!v.graphite) return;
-  const GraphiteSink::Counters& g = *v.graphite;
+}
+
+void ServerSelfMetrics::update_lifecycle(const ServerSelfValues& v) {
+  counter("reloads_ok_total", "SIGHUP reloads applied", v.reloads_ok);
+  counter("reloads_failed_total", "SIGHUP reloads refused (the running config was kept)",
+          v.reloads_failed);
+  gauge("rollup_ms", "milliseconds the last interval's rollup took (engine flush + sinks)",
+        v.rollup_ms);
+  gauge("ready", "1 when GET /readyz answers 200", v.ready ? 1.0 : 0.0);
+  counter("wal_failures_total", "write-ahead log appends that failed (batch answered 500)",
+          v.engine.wal_failures);
+}
+
+void ServerSelfMetrics::update_graphite(const GraphiteSink::Counters& g) {
   counter("graphite_lines_queued_total", "lines queued for Carbon", g.lines_queued);
   counter("graphite_lines_sent_total", "lines written to Carbon", g.lines_sent);
   counter("graphite_lines_dropped_total", "lines dropped (queue full, oldest first)",
           g.lines_dropped);
   counter("graphite_lines_delayed_total", "lines held back by new-series pacing", g.lines_delayed);
+  counter("graphite_lines_filtered_total", "lines refused by graphite.rules (forbid or prune)",
+          g.lines_filtered);
+  counter("graphite_non_finite_skipped_total", "NaN or infinite values not sent to Carbon",
+          g.non_finite_skipped);
+  counter("graphite_connects_total", "connections made to Carbon (reconnects included)",
+          g.connects);
   counter("graphite_connect_failures_total", "failed connections to Carbon", g.connect_failures);
   counter("graphite_write_failures_total", "failed writes to Carbon", g.write_failures);
   gauge("graphite_queue_depth", "lines waiting for Carbon", static_cast<double>(g.queue_depth));
+}
+
+// queued == sent + dropped + rejected + queue_depth + in_flight holds in every scrape.
+void ServerSelfMetrics::update_remote_write(const RemoteWriteSink::Counters& rw) {
+  counter("remote_write_samples_queued_total", "samples queued for the remote-write receiver",
+          rw.samples_queued);
+  counter("remote_write_samples_sent_total", "samples accepted by the receiver (2xx)",
+          rw.samples_sent);
+  counter("remote_write_samples_dropped_total",
+          "samples dropped: queue full (oldest first) or unsent at shutdown", rw.samples_dropped);
+  counter("remote_write_samples_rejected_total",
+          "samples in batches refused with a non-retryable 4xx", rw.samples_rejected);
+  counter("remote_write_requests_total", "write requests made (retries included)", rw.requests);
+  counter("remote_write_request_failures_total",
+          "requests that failed: connection error, 5xx, 429 or other non-2xx",
+          rw.request_failures);
+  counter("remote_write_retries_total", "requests retried after a backoff", rw.retries);
+  counter("remote_write_reemits_skipped_total",
+          "re-emitted (late) intervals not sent; the next interval carries their counts",
+          rw.reemits_skipped);
+  gauge("remote_write_queue_depth", "samples waiting in the queue",
+        static_cast<double>(rw.queue_depth));
+  gauge("remote_write_samples_in_flight", "samples in the request being sent or retried",
+        static_cast<double>(rw.samples_in_flight));
+  gauge("remote_write_last_status", "HTTP status of the last request (0: connection error)",
+        static_cast<double>(rw.last_status));
 }
 
 std::vector<prometheus::MetricFamily> ServerSelfMetrics::collect() const {

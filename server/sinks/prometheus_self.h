@@ -1,6 +1,6 @@
 // The server's own counters as `statherd_server_*` Prometheus series (for GET /metrics),
 // kept in a prometheus::Registry: Engine::stats(), the memory store, the Prometheus sink and,
-// when configured, the Graphite sink. update() copies the current values in (counters advance
+// when configured, the Graphite and remote_write sinks (docs/OPERATIONS.md lists them). update() copies the current values in (counters advance
 // by the difference, so they stay monotonic); collect() hands the families to the serializer.
 #pragma once
 
@@ -20,6 +20,7 @@
 #include "server/engine.h"
 #include "server/sinks/graphite.h"
 #include "server/sinks/prometheus.h"
+#include "server/sinks/remote_write.h"
 
 namespace statherd::server {
 
@@ -28,6 +29,10 @@ struct ServerSelfValues {
   uint64_t memory_paths = 0, memory_refused_paths = 0;
   PrometheusSink::Counters prometheus;
   std::optional<GraphiteSink::Counters> graphite;  // nullopt: no Graphite sink configured
+  std::optional<RemoteWriteSink::Counters> remote_write = std::nullopt;  // nullopt: none
+  uint64_t reloads_ok = 0, reloads_failed = 0;  // SIGHUP results
+  double rollup_ms = 0;                         // the last interval's rollup, all sinks fed
+  bool ready = true;                            // what GET /readyz says
 };
 
 class ServerSelfMetrics {
@@ -37,6 +42,10 @@ class ServerSelfMetrics {
   std::vector<prometheus::MetricFamily> collect() const;
 
  private:
+  void update_engine(const ServerSelfValues& values);
+  void update_lifecycle(const ServerSelfValues& values);
+  void update_graphite(const GraphiteSink::Counters& g);
+  void update_remote_write(const RemoteWriteSink::Counters& rw);
   void counter(const std::string& name, const std::string& help, uint64_t value);
   void gauge(const std::string& name, const std::string& help, double value);
 

@@ -73,6 +73,30 @@ void RemoteWriteSink::stop() {
   thread_.join();
 }
 
+void RemoteWriteSink::reconfigure(RemoteWriteSinkOptions options) {
+  options.batch_max_samples = std::max<uint64_t>(options.batch_max_samples, 1);
+  options.queue_max_samples = std::max<uint64_t>(options.queue_max_samples, 1);
+  {
+    std::lock_guard lock(mutex_);
+    if (options.url.to_string() != options_.url.to_string())
+      log::info("remote_write: URL changed from " + options_.url.to_string() + " to " +
+                options.url.to_string());
+    options_ = std::move(options);
+    ++options_generation_;
+    while (queue_.size() > options_.queue_max_samples) {
+      counters_.samples_dropped += queue_.front().samples.size();
+      queue_.pop_front();
+    }
+    counters_.queue_depth = queue_.size();
+  }
+  wake_.notify_all();
+}
+
+RemoteWriteSinkOptions RemoteWriteSink::options() const {
+  std::lock_guard lock(mutex_);
+  return options_;
+}
+
 RemoteWriteSink::Counters RemoteWriteSink::counters() const {
   std::lock_guard lock(mutex_);
   return counters_;
@@ -97,6 +121,7 @@ std::vector<RwSeries> RemoteWriteSink::take_batch() {
     }
   }
   counters_.queue_depth = queue_.size();
+  counters_.samples_in_flight = samples;
   return batch;
 }
 
@@ -104,21 +129,32 @@ std::vector<RwSeries> RemoteWriteSink::take_batch() {
 // Returns false when the batch was not delivered.
 bool RemoteWriteSink::send_with_retry(const std::vector<RwSeries>& batch, uint64_t samples) {
   const std::string body = snappy_block_compress(encode_write_request(batch));
-  auto backoff = options_.backoff_initial;
+  RemoteWriteSinkOptions opt = options();  // this attempt's URL and timeouts
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(mutex_);
+    generation = options_generation_;
+  }
+  auto backoff = opt.backoff_initial;
+  // mutex_ held: the batch leaves the in-flight gauge in the same step as it enters an outcome.
+  auto settle = [&](uint64_t& outcome) {
+    outcome += samples;
+    counters_.samples_in_flight = 0;
+  };
   for (;;) {
-    RwPostResult r = http_post(options_.url, body, remote_write_headers(), options_.timeout);
+    RwPostResult r = http_post(opt.url, body, remote_write_headers(), opt.timeout);
     const RwRetry what = classify_remote_write_status(r.status);
     std::unique_lock lock(mutex_);
     ++counters_.requests;
     counters_.last_status = r.status;
     if (what == RwRetry::Done) {
-      counters_.samples_sent += samples;
+      settle(counters_.samples_sent);
       return true;
     }
     ++counters_.request_failures;
-    const std::string where = "remote_write " + options_.url.to_string() + ": ";
+    const std::string where = "remote_write " + opt.url.to_string() + ": ";
     if (what == RwRetry::Drop) {
-      counters_.samples_rejected += samples;
+      settle(counters_.samples_rejected);
       log::warn(where + "HTTP " + std::to_string(r.status) + " " + r.error + "; dropped " +
                 std::to_string(samples) + " samples (hint: a 4xx is not retried; check the "
                 "receiver's logs, e.g. out-of-order samples or a wrong URL path)");
@@ -129,16 +165,24 @@ bool RemoteWriteSink::send_with_retry(const std::vector<RwSeries>& batch, uint64
               "up, and started with --web.enable-remote-write-receiver?)");
     const auto wake_at = std::chrono::steady_clock::now() + backoff;
     if (stopping_ && wake_at > stop_deadline_) {
-      counters_.samples_dropped += samples;
+      settle(counters_.samples_dropped);
       return false;
     }
-    wake_.wait_until(lock, wake_at, [&] { return stopping_ && wake_at > stop_deadline_; });
+    wake_.wait_until(lock, wake_at, [&] {
+      return (stopping_ && wake_at > stop_deadline_) || generation != options_generation_;
+    });
     if (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_) {
-      counters_.samples_dropped += samples;
+      settle(counters_.samples_dropped);
       return false;
     }
     ++counters_.retries;
-    backoff = std::min(backoff * 2, options_.backoff_max);
+    if (generation != options_generation_) {  // reconfigured: retry at the new URL right away
+      generation = options_generation_;
+      opt = options_;
+      backoff = opt.backoff_initial;
+      continue;
+    }
+    backoff = std::min(backoff * 2, opt.backoff_max);
   }
 }
 

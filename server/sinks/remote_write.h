@@ -49,6 +49,9 @@ class RemoteWriteSink : public Sink {
     uint64_t requests = 0, request_failures = 0, retries = 0;
     uint64_t reemits_skipped = 0;
     uint64_t queue_depth = 0;
+    // Taken from the queue, being sent or retried. Every snapshot satisfies queued == sent +
+    // dropped + rejected + queue_depth + samples_in_flight.
+    uint64_t samples_in_flight = 0;
     int last_status = 0;
   };
 
@@ -59,6 +62,10 @@ class RemoteWriteSink : public Sink {
   void emit(const IntervalOutput& out) override;  // never blocks on the network
   void stop() override;                           // flush with options.stop_timeout, join
   Counters counters() const;
+  // SIGHUP: new URL, bounds and timeouts. Queued samples stay queued and go to the new URL (a
+  // batch being retried is re-sent there at once); a smaller queue bound drops the oldest.
+  void reconfigure(RemoteWriteSinkOptions options);
+  RemoteWriteSinkOptions options() const;
 
   // Queue the samples of `series` (one sample each, as emit() makes them); tests call it.
   void enqueue(std::vector<RwSeries> series);
@@ -75,6 +82,7 @@ class RemoteWriteSink : public Sink {
   std::deque<RwSeries> queue_;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};
+  uint64_t options_generation_ = 0;  // bumped by reconfigure()
   Counters counters_;
   std::thread thread_;
 };

@@ -1,0 +1,83 @@
+#include "server/server_reload.h"
+
+namespace statherd::server {
+
+namespace {
+
+std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+void differs(std::vector<std::string>& out, const std::string& key, const std::string& before,
+             const std::string& after) {
+  if (before != after)
+    out.push_back(key + ": " + before + " -> " + after + " needs a restart; keeping " + before);
+}
+
+std::string levels_text(const ServerConfig& c) {
+  return std::string("process=") + (c.level_process ? "true" : "false") +
+         ",host=" + (c.level_host ? "true" : "false") + ",app=" + (c.level_app ? "true" : "false");
+}
+
+}  // namespace
+
+std::vector<std::string> restart_only_changes(const ServerConfig& a, const ServerConfig& b) {
+  std::vector<std::string> out;
+  differs(out, "listen", a.listen, b.listen);
+  differs(out, "state_dir", a.state_dir, b.state_dir);
+  differs(out, "interval", ms_text(a.interval), ms_text(b.interval));
+  differs(out, "late_window", ms_text(a.late_window), ms_text(b.late_window));
+  differs(out, "idle_timeout", ms_text(a.idle_timeout), ms_text(b.idle_timeout));
+  differs(out, "levels", levels_text(a), levels_text(b));
+  differs(out, "limits.max_body_bytes", std::to_string(a.max_body_bytes),
+          std::to_string(b.max_body_bytes));
+  differs(out, "limits.max_series_total", std::to_string(a.max_series_total),
+          std::to_string(b.max_series_total));
+  differs(out, "limits.max_series_per_source", std::to_string(a.max_series_per_source),
+          std::to_string(b.max_series_per_source));
+  differs(out, "memory.retention", ms_text(a.memory_retention), ms_text(b.memory_retention));
+  differs(out, "memory.max_paths", std::to_string(a.memory_max_paths),
+          std::to_string(b.memory_max_paths));
+  // The memory store (/render) names paths with the prefix it started with; the Graphite sink
+  // takes the new one at once.
+  if (a.graphite_prefix != b.graphite_prefix)
+    out.push_back("graphite.prefix: the Graphite sink uses '" + b.graphite_prefix +
+                  "' now; /render and /metrics/find keep '" + a.graphite_prefix +
+                  "' until a restart");
+  return out;
+}
+
+ServerConfig merge_reloadable(const ServerConfig& running, const ServerConfig& next) {
+  ServerConfig c = running;
+  c.token_file = next.token_file;
+  c.graphite_address = next.graphite_address;
+  c.graphite_prefix = next.graphite_prefix;
+  c.graphite_queue_max_lines = next.graphite_queue_max_lines;
+  c.graphite_max_new_series_per_minute = next.graphite_max_new_series_per_minute;
+  c.graphite_tags = next.graphite_tags;
+  c.graphite_rules = next.graphite_rules;
+  c.remote_write_url = next.remote_write_url;
+  c.remote_write_queue_max_samples = next.remote_write_queue_max_samples;
+  c.remote_write_batch_max_samples = next.remote_write_batch_max_samples;
+  c.remote_write_timeout = next.remote_write_timeout;
+  return c;
+}
+
+ReloadPlan plan_reload(const std::vector<std::string>& args, const ServerConfig& running) {
+  ReloadPlan plan;
+  auto command = parse_server_command_line(args);
+  if (!command) {
+    plan.error = command.error().to_string();
+    return plan;
+  }
+  auto token = read_token_file(command->config.token_file);
+  if (!token) {
+    plan.error = token.error().to_string();
+    return plan;
+  }
+  plan.ok = true;
+  plan.kept = restart_only_changes(running, command->config);
+  plan.config = merge_reloadable(running, command->config);
+  plan.token = std::move(*token);
+  return plan;
+}
+
+}  // namespace statherd::server

@@ -1,0 +1,103 @@
+#include "server/server_runtime.h"
+
+#include <unistd.h>
+
+#include "common/log.h"
+#include "server/self_samples.h"
+#include "server/server_reload.h"
+
+namespace statherd::server {
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+std::string join(const std::vector<std::string>& lines, const std::string& sep) {
+  std::string out;
+  for (const std::string& l : lines) out += (out.empty() ? "" : sep) + l;
+  return out;
+}
+
+}  // namespace
+
+ServerRuntime::ServerRuntime(ServerConfig config, std::vector<std::string> args, Engine& engine,
+                             MemoryStore& store, SinkSet& sinks, ApiRoutes& routes,
+                             int64_t started_ms)
+    : config_(std::move(config)), args_(std::move(args)), engine_(engine), store_(store),
+      sinks_(sinks), routes_(routes),
+      self_id_{host_name(), "self", static_cast<int64_t>(::getpid()), started_ms,
+               "statherd-server"} {}
+
+ServerSelfValues ServerRuntime::self_values() const {
+  ServerSelfValues v{engine_.stats(), store_.path_count(), store_.refused_paths(),
+                     sinks_.prometheus().counters(), std::nullopt};
+  if (sinks_.graphite()) v.graphite = sinks_.graphite()->counters();
+  if (sinks_.remote_write()) v.remote_write = sinks_.remote_write()->counters();
+  v.reloads_ok = reloads_ok_;
+  v.reloads_failed = reloads_failed_;
+  if (server_) v.rollup_ms = server_->last_rollup_ms();
+  v.ready = readiness()["ready"].get<bool>();
+  return v;
+}
+
+std::string ServerRuntime::scrape() {
+  self_metrics_.update(self_values());
+  return sinks_.prometheus().scrape(self_metrics_.collect());
+}
+
+void ServerRuntime::ingest_self(int64_t now_ms) {
+  self_metrics_.update(self_values());
+  SourceSamples self = self_samples_from_families(self_metrics_.collect(), self_id_, now_ms);
+  self.fresh = true;  // this process's counters started at zero
+  engine_.ingest_local(self, now_ms);
+}
+
+nlohmann::json ServerRuntime::readiness() const {
+  EngineStats st = engine_.stats();
+  const bool draining = server_ && server_->draining();
+  nlohmann::json sinks = nlohmann::json::object();
+  if (const GraphiteSink* g = sinks_.graphite()) {
+    auto c = g->counters();
+    sinks["graphite"] = {{"queue_depth", c.queue_depth},
+                         {"queue_max", g->options().queue_max_lines},
+                         {"dropped", c.lines_dropped}};
+  }
+  if (const RemoteWriteSink* rw = sinks_.remote_write()) {
+    auto c = rw->counters();
+    sinks["remote_write"] = {{"queue_depth", c.queue_depth},
+                             {"queue_max", rw->options().queue_max_samples},
+                             {"dropped", c.samples_dropped},
+                             {"last_status", c.last_status}};
+  }
+  return {{"ready", !draining && st.wal_ok},
+          {"draining", draining},
+          {"wal", config_.state_dir.empty() ? "off" : (st.wal_ok ? "ok" : "failing")},
+          {"reloads", {{"ok", reloads_ok_}, {"failed", reloads_failed_}}},
+          {"sinks", std::move(sinks)}};
+}
+
+bool ServerRuntime::reload() {
+  const std::string what =
+      config_.config_file.empty() ? std::string("the command line") : config_.config_file;
+  ReloadPlan plan = plan_reload(args_, config_);
+  if (!plan.ok) {
+    ++reloads_failed_;
+    log::error("SIGHUP: reload of " + what + " failed; keeping the running configuration:\n" +
+               plan.error);
+    return false;
+  }
+  for (const std::string& line : plan.kept) log::warn("SIGHUP: " + line);
+  routes_.set_token(plan.token);
+  std::vector<std::string> changes = sinks_.apply(plan.config);
+  config_ = std::move(plan.config);
+  ++reloads_ok_;
+  log::info("SIGHUP: reloaded " + what +
+            (changes.empty() ? "; sinks unchanged" : ": " + join(changes, "; ")));
+  return true;
+}
+
+}  // namespace statherd::server

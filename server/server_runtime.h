@@ -1,0 +1,58 @@
+// What statherd-server runs on its io thread besides HTTP: its self-metrics (GET /metrics and
+// the pipeline's statherd.self.server.*), readiness (GET /readyz) and SIGHUP reloads.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "server/api_routes.h"
+#include "server/engine.h"
+#include "server/http_server.h"
+#include "server/memory_store.h"
+#include "server/server_config.h"
+#include "server/sink_set.h"
+#include "server/sinks/prometheus_self.h"
+
+namespace statherd::server {
+
+class ServerRuntime {
+ public:
+  // `args`: the command line (without argv[0]); a reload parses it again, re-reading --config.
+  ServerRuntime(ServerConfig config, std::vector<std::string> args, Engine& engine,
+                MemoryStore& store, SinkSet& sinks, ApiRoutes& routes, int64_t started_ms);
+
+  void attach(const HttpServer& server) { server_ = &server; }
+
+  ServerSelfValues self_values() const;
+  // GET /metrics: every rolled-up series and the statherd_server_* self-metrics.
+  std::string scrape();
+  // Before each rollup: the server's own counters go through the pipeline as app "self".
+  void ingest_self(int64_t now_ms);
+  // GET /readyz: ready to take batches (not draining, the WAL writable); the sinks' queues are
+  // reported for the operator but do not make the server unready (ingest goes on).
+  nlohmann::json readiness() const;
+  // SIGHUP: a new configuration that loads and validates is applied (token, sinks, rules);
+  // otherwise the running one stays and the log says why. Returns whether it was applied.
+  bool reload();
+
+  const ServerConfig& config() const { return config_; }
+  uint64_t reloads_ok() const { return reloads_ok_; }
+  uint64_t reloads_failed() const { return reloads_failed_; }
+
+ private:
+  ServerConfig config_;
+  std::vector<std::string> args_;
+  Engine& engine_;
+  MemoryStore& store_;
+  SinkSet& sinks_;
+  ApiRoutes& routes_;
+  SourceIdentity self_id_;
+  const HttpServer* server_ = nullptr;
+  ServerSelfMetrics self_metrics_;
+  uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
+};
+
+}  // namespace statherd::server

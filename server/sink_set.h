@@ -1,0 +1,58 @@
+// The server's network sinks as one Sink that a reload can change while the server runs:
+// the Prometheus sink (always on, behind GET /metrics), and the Graphite and remote_write sinks
+// when configured. apply() creates, reconfigures or retires those two to match a config:
+//   - a sink that stays configured is reconfigured in place, so its queue (lines or samples not
+//     delivered yet) is kept and goes to the new destination: a reload loses nothing buffered;
+//   - a sink no longer configured is retired: it gets its stop_timeout to deliver its queue to
+//     its old destination on a thread of its own (ingest never waits), the rest is dropped and
+//     counted in its log line;
+//   - a newly configured sink starts with the next interval.
+// emit() and apply() are called from the server's io thread; counters() from the same thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/server_config.h"
+#include "server/sinks/graphite.h"
+#include "server/sinks/prometheus.h"
+#include "server/sinks/remote_write.h"
+#include "server/sinks/sink.h"
+
+namespace statherd::server {
+
+GraphiteSinkOptions graphite_options_from(const ServerConfig& config);
+// nullopt when remote_write.url is empty (or does not parse: validated before).
+std::optional<RemoteWriteSinkOptions> remote_write_options_from(const ServerConfig& config);
+
+class SinkSet : public Sink {
+ public:
+  explicit SinkSet(PrometheusSink& prometheus);
+  ~SinkSet() override;
+
+  // Makes the Graphite and remote_write sinks match `config`. Returns one human-readable line
+  // per change ("graphite: address 127.0.0.1:2003 -> 127.0.0.1:2103"); empty: nothing changed.
+  std::vector<std::string> apply(const ServerConfig& config);
+
+  std::string name() const override { return "sinks"; }
+  void emit(const IntervalOutput& out) override;
+  // Stops every sink (each flushes within its stop_timeout) and waits for retired ones.
+  void stop() override;
+
+  GraphiteSink* graphite() const { return graphite_.get(); }
+  RemoteWriteSink* remote_write() const { return remote_write_.get(); }
+  PrometheusSink& prometheus() const { return prometheus_; }
+
+ private:
+  void retire(std::unique_ptr<Sink> sink);
+
+  PrometheusSink& prometheus_;
+  std::unique_ptr<GraphiteSink> graphite_;
+  std::unique_ptr<RemoteWriteSink> remote_write_;
+  std::vector<std::thread> retiring_;
+};
+
+}  // namespace statherd::server

@@ -108,8 +108,10 @@ def main():
           "Ctrl-C to stop early\n" % port)
 
     def interesting(line):
-        if ".hosts." in line or line.startswith("statherd.statherd-agent."):
+        if ".hosts." in line:
             return False
+        if line.startswith("statherd.self."):  # the daemons' own metrics: one line of them
+            return line.startswith("statherd.self.server.samples_in.count.rate ")
         return any(k in line for k in (".count.rate ", ".count.m1_rate ", "queue.depth.p99 ",
                                        "queue.depth.max ", "request.time.max "))
     offset = 0

@@ -68,6 +68,8 @@ Status store_valued_flag(const std::string& flag, const std::string& value, Comm
 Status store_switch(const std::string& flag, CommandLine& cli) {
   if (flag == "--once") cli.mode = CommandLine::Mode::Once;
   else if (flag == "--check-config") cli.mode = CommandLine::Mode::CheckConfig;
+  else if (flag == "--status") cli.mode = CommandLine::Mode::Status;
+  else if (flag == "--json") cli.json = true;
   else if (flag == "--help" || flag == "-h") cli.mode = CommandLine::Mode::Help;
   else if (flag == "--version") cli.mode = CommandLine::Mode::Version;
   else if (flag == "--verbose" || flag == "-v") cli.verbose = true;
@@ -113,11 +115,15 @@ std::string usage_text() {
          "         [--ship-timeout 5s] [--verbose]\n"
          "       statherd-agent --once ...          read every source once, print JSON lines\n"
          "       statherd-agent --check-config ...  validate the configuration and exit\n"
+         "       statherd-agent --status [--json] [--config FILE] [--spool-dir DIR]\n"
+         "                                  is the agent alive? (exit 0 alive, 1 not, 2 bad config)\n"
          "       statherd-agent --help | --version\n"
          "\n"
          "Flags override the keys of the YAML file (documented in config/agent.yaml).\n"
          "--counter-pattern given on the command line replaces the default patterns.\n"
-         "SIGTERM/SIGINT: stop scraping, try once to ship what is spooled, exit 0.\n";
+         "SIGHUP: reload the config file (flags still win); an invalid file changes nothing.\n"
+         "SIGTERM/SIGINT: read the stat files once more, spool, try for 2 s to ship, exit 0;\n"
+         "a second SIGTERM/SIGINT exits at once with 1 (unsent batches stay in the spool).\n";
 }
 
 namespace {
@@ -229,7 +235,7 @@ std::vector<std::string> validate_agent_config(const AgentConfig& c, bool needs_
 
 LoadedConfig load_agent_config(const CommandLine& cli) {
   LoadedConfig loaded;
-  bool needs_server = cli.mode != CommandLine::Mode::Once;
+  bool needs_server = cli.mode == CommandLine::Mode::Run || cli.mode == CommandLine::Mode::CheckConfig;
   if (!cli.config_file.empty()) {
     YamlReader reader(cli.config_file);
     read_agent_yaml(reader, loaded.config);

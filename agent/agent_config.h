@@ -44,7 +44,7 @@ struct AgentConfig {
 
 // What the command line asked for, before merging with the YAML file.
 struct CommandLine {
-  enum class Mode { Run, Once, CheckConfig, Help, Version };
+  enum class Mode { Run, Once, CheckConfig, Status, Help, Version };
   Mode mode = Mode::Run;
   std::string config_file;
   std::optional<std::string> server, token_file, host, agent_id, spool_dir;
@@ -56,6 +56,7 @@ struct CommandLine {
   std::vector<std::string> prom_multiproc_dirs;  // empty: not given
   std::vector<std::string> scales_urls, scales_counter_patterns, prometheus_urls;  // empty: not given
   bool verbose = false;
+  bool json = false;  // --status --json: print the status file as JSON
 };
 
 // Parses argv (argv[0] is the program). Accepts "--flag value" and "--flag=value".

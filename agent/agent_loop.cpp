@@ -1,10 +1,10 @@
 #include "agent/agent_loop.h"
 
-#include <map>
-
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
+#include <utility>
 
 #include "common/log.h"
 
@@ -28,9 +28,22 @@ bool StopSignal::requested() const {
   return stop_;
 }
 
+void StopSignal::request_reload() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reload_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool StopSignal::take_reload() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(reload_, false);
+}
+
 bool StopSignal::wait_until(SteadyClock::time_point until) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_until(lock, until, [this] { return stop_; });
+  return cv_.wait_until(lock, until, [this] { return stop_ || reload_; });
 }
 
 ScrapeReport scrape_all(const std::vector<std::unique_ptr<Source>>& sources, int64_t now_ms) {
@@ -51,30 +64,15 @@ AgentLoop::AgentLoop(AgentLoopOptions options, const std::vector<std::unique_ptr
       sources_(sources),
       spool_(spool),
       delivery_(delivery),
-      wall_ms_(std::move(wall_ms)) {}
+      wall_ms_(std::move(wall_ms)) {
+  // What a killed or stopped agent left in the spool is shipped late: a replay.
+  if (spool_.count() > 0) replay_through_ = spool_.pending().back();
+}
 
 SourceSamples AgentLoop::self_metrics(int64_t now_ms) const {
-  SourceSamples self;
-  self.id = {options_.host, "statherd-agent", static_cast<int64_t>(::getpid()),
-             options_.started_ms, "statherd-agent"};
-  const auto& d = delivery_.stats();
-  auto add = [&](const char* name, Kind kind, double v) {
-    Sample s;
-    s.name = name;
-    s.kind = kind;
-    s.timestamp_ms = now_ms;
-    s.value = v;
-    self.samples.push_back(std::move(s));
-  };
-  add("spool.bytes", Kind::Gauge, static_cast<double>(spool_.bytes()));
-  add("spool.batches", Kind::Gauge, static_cast<double>(spool_.count()));
-  add("spool.dropped_batches", Kind::Counter, static_cast<double>(spool_.dropped_batches()));
-  add("spool.write_errors", Kind::Counter, static_cast<double>(spool_write_errors_));
-  add("ship.acked_batches", Kind::Counter, static_cast<double>(d.acked));
-  add("ship.rejected_batches", Kind::Counter, static_cast<double>(d.rejected));
-  add("ship.failed_attempts", Kind::Counter, static_cast<double>(d.failed_attempts));
-  add("scrape.errors", Kind::Counter, static_cast<double>(scrape_errors_));
-  return self;
+  return agent_self_metrics(options_.host, static_cast<int64_t>(::getpid()), options_.started_ms,
+                            now_ms, counters_, delivery_.stats(),
+                            {spool_.bytes(), spool_.count(), spool_.dropped_batches()});
 }
 
 Batch AgentLoop::build_batch(uint64_t seq, int64_t now_ms, ScrapeReport report) const {
@@ -103,48 +101,133 @@ void AgentLoop::log_scrape_errors(const std::vector<SourceError>& errors) {
   reported_errors_ = std::move(now);
 }
 
-void AgentLoop::tick(int64_t now_ms, SteadyClock::time_point ship_deadline) {
-  ScrapeReport report = scrape_all(sources_, now_ms);
-  scrape_errors_ += report.errors.size();
-  log_scrape_errors(report.errors);
+// Scrapes each source into one report, counting per source kind what it read and its errors.
+// files_only: the HTTP endpoint sources are skipped (the shutdown scrape must stay quick).
+ScrapeReport AgentLoop::scrape_counted(int64_t now_ms, bool files_only) {
+  const auto started = SteadyClock::now();
+  ScrapeReport report;
+  last_scrape_.clear();
+  for (const auto& source : sources_) {
+    const std::string kind = source->kind();
+    if (files_only && (kind == "scales" || kind == "prometheus")) continue;
+    const size_t sources_before = report.sources.size(), errors_before = report.errors.size();
+    try {
+      source->scrape(now_ms, report);
+    } catch (const std::exception& e) {  // a source must not throw; contain it if one does
+      report.errors.push_back({source->describe(), std::string("scrape threw: ") + e.what()});
+    }
+    SourceStatus st{kind, source->describe(), report.sources.size() - sources_before,
+                    report.errors.size() - errors_before, ""};
+    if (st.errors > 0) {
+      const auto& e = report.errors[errors_before];
+      st.first_error = e.source + ": " + e.message;
+    }
+    for (size_t i = sources_before; i < report.sources.size(); ++i)
+      counters_.samples_read += report.sources[i].samples.size();
+    counters_.know_kind(kind);
+    counters_.sources_read[kind] += st.read;
+    counters_.scrape_errors[kind] += st.errors;
+    last_scrape_.push_back(std::move(st));
+  }
+  counters_.scrape_ms =
+      std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
+  // The shutdown scrape skips sources: their errors would read as "reads again".
+  if (!files_only) log_scrape_errors(report.errors);
+  return report;
+}
+
+// Spooled BEFORE any shipping: from here on a kill loses nothing of this scrape.
+void AgentLoop::spool_batch(int64_t now_ms, ScrapeReport report) {
   auto seq = spool_.begin_batch(now_ms);
   if (!seq) {
-    ++spool_write_errors_;
+    ++counters_.spool_write_errors;
     log::error("cannot persist the agent state: " + seq.error().to_string());
-  } else {
-    std::string encoded = encode_batch(build_batch(*seq, now_ms, std::move(report)));
-    if (auto st = spool_.put(*seq, encoded); !st) {
-      ++spool_write_errors_;
-      log::error("cannot spool batch seq " + std::to_string(*seq) + ": " + st.error().to_string());
-    }
+    return;
   }
-  delivery_.drain(ship_deadline);
+  std::string encoded = encode_batch(build_batch(*seq, now_ms, std::move(report)));
+  if (auto st = spool_.put(*seq, encoded); !st) {
+    ++counters_.spool_write_errors;
+    log::error("cannot spool batch seq " + std::to_string(*seq) + ": " + st.error().to_string());
+    return;
+  }
+  ++counters_.batches_written;
+}
+
+// SpoolDelivery::drain, plus the replay count: delivery removes batches oldest first, so the
+// batches gone after a drain are a prefix of those pending before it.
+bool AgentLoop::drain(SteadyClock::time_point deadline, bool ignore_backoff) {
+  if (spool_.count() == 0) return true;
+  const std::vector<uint64_t> before = spool_.pending();
+  const DeliveryStats was = delivery_.stats();
+  const bool empty = delivery_.drain(deadline, ignore_backoff);
+  const DeliveryStats& now = delivery_.stats();
+  const size_t removed = before.size() - std::min(before.size(), spool_.count());
+  uint64_t late = 0;
+  for (size_t i = 0; i < removed && before[i] <= replay_through_; ++i) ++late;
+  counters_.replayed_batches += std::min<uint64_t>(late, now.acked - was.acked);
+  if (now.failed_attempts > was.failed_attempts && spool_.count() > 0)
+    replay_through_ = std::max(replay_through_, spool_.pending().back());
+  return empty;
+}
+
+void AgentLoop::tick(int64_t now_ms, SteadyClock::time_point ship_deadline) {
+  spool_batch(now_ms, scrape_counted(now_ms, /*files_only=*/false));
+  last_tick_ms_ = now_ms;
+  drain(ship_deadline);
+}
+
+// A successful reload is followed by a tick at once: rebuilt sources then have scanned once,
+// so a file that appears after the reload is told fresh by "not seen at the previous scan"
+// rather than by its process start time, which /proc gives only to about a second (the boot
+// time is whole seconds). The summary is logged after that tick: from then on, new files count
+// whole.
+void AgentLoop::reload_now() {
+  if (!options_.reload) {
+    log::warn("reload requested, but this loop has no configuration to reload");
+    return;
+  }
+  last_reload_ = options_.reload(*this);
+  last_reload_ms_ = wall_ms_();
+  ++(last_reload_.ok ? counters_.reloads_ok : counters_.reloads_failed);
+  if (last_reload_.ok) {
+    tick(wall_ms_(), SteadyClock::now() + options_.interval - options_.interval / 10);
+    log::info(last_reload_.message);
+  }
+  if (options_.after_tick) options_.after_tick(*this);
+}
+
+// Between ticks, retries the spool as soon as the backoff allows. True at tick_at; false when
+// a stop or a reload was requested first.
+bool AgentLoop::wait_for_tick(StopSignal& stop, SteadyClock::time_point tick_at) {
+  while (spool_.count() > 0 && delivery_.next_attempt() < tick_at) {
+    if (stop.wait_until(std::max(delivery_.next_attempt(), SteadyClock::now()))) return false;
+    drain(tick_at);
+    if (!delivery_.backing_off()) break;  // emptied, or deadline reached
+  }
+  return !stop.wait_until(tick_at);
 }
 
 void AgentLoop::run(StopSignal& stop) {
-  const int64_t interval_ms = options_.interval.count();
   while (!stop.requested()) {
-    int64_t now_ms = wall_ms_();
-    int64_t tick_ms = next_aligned_tick(now_ms, interval_ms);
-    auto tick_at = SteadyClock::now() + std::chrono::milliseconds(tick_ms - now_ms);
-    // Between ticks, retry the spool as soon as the backoff allows.
-    while (spool_.count() > 0 && delivery_.next_attempt() < tick_at && !stop.requested()) {
-      if (stop.wait_until(std::max(delivery_.next_attempt(), SteadyClock::now()))) break;
-      delivery_.drain(tick_at);
-      if (!delivery_.backing_off()) break;  // emptied, or deadline reached
-    }
-    if (stop.wait_until(tick_at)) break;
+    if (stop.take_reload()) reload_now();
+    const int64_t interval_ms = options_.interval.count();
+    const int64_t now_ms = wall_ms_();
+    const int64_t tick_ms = next_aligned_tick(now_ms, interval_ms);
+    const auto tick_at = SteadyClock::now() + std::chrono::milliseconds(tick_ms - now_ms);
+    if (!wait_for_tick(stop, tick_at)) continue;  // stop, or reload first and wait again
     tick(wall_ms_(), tick_at + options_.interval - std::chrono::milliseconds(interval_ms / 10));
+    if (options_.after_tick) options_.after_tick(*this);
   }
 }
 
 void AgentLoop::flush_on_shutdown() {
-  if (spool_.count() > 0) {
-    log::info("stopping: shipping " + std::to_string(spool_.count()) + " spooled batches");
-    if (!delivery_.drain(SteadyClock::now() + options_.shutdown_flush, true))
-      log::info(std::to_string(spool_.count()) + " batches stay in the spool " + spool_.dir() +
-                " and will be sent on the next start");
-  }
+  const int64_t now_ms = wall_ms_();
+  spool_batch(now_ms, scrape_counted(now_ms, /*files_only=*/true));
+  last_tick_ms_ = now_ms;
+  log::info("stopping: shipping " + std::to_string(spool_.count()) + " spooled batches");
+  if (!drain(SteadyClock::now() + options_.shutdown_flush, true))
+    log::info(std::to_string(spool_.count()) + " batches stay in the spool " + spool_.dir() +
+              " and will be sent on the next start");
 }
 
 }  // namespace statherd::agent

@@ -1,5 +1,6 @@
 // The agent's main loop: at every wall-clock multiple of the interval, scrape every source,
 // build a Batch, write it to the spool FIRST, then ship spooled batches oldest first.
+// A reload (SIGHUP) is applied here, between ticks, by the loop's own thread.
 // Clocks are parameters so tests can drive the loop.
 #pragma once
 
@@ -14,8 +15,10 @@
 #include <vector>
 
 #include "agent/delivery.h"
+#include "agent/self_metrics.h"
 #include "agent/sources/source.h"
 #include "agent/spool.h"
+#include "agent/status_file.h"
 #include "common/wire.h"
 
 namespace statherd::agent {
@@ -23,29 +26,46 @@ namespace statherd::agent {
 // The first wall-clock multiple of interval_ms strictly after now_ms.
 int64_t next_aligned_tick(int64_t now_ms, int64_t interval_ms);
 
-// Set from the signal thread, waited on by the loop.
+// Set from the signal thread, waited on by the loop: stop (SIGTERM/SIGINT) and reload (SIGHUP).
 class StopSignal {
  public:
   void request();
   bool requested() const;
-  // Waits until `until` or a stop request; returns true if stop was requested.
+  void request_reload();
+  // True once per request_reload() (several SIGHUPs before the loop looks are one reload).
+  bool take_reload();
+  // Waits until `until`, a stop or a reload request; returns true if one of those came.
   bool wait_until(SteadyClock::time_point until);
 
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool reload_ = false;
+};
+
+// What a reload did: ok (applied, maybe partly: settings that need a restart are kept) or
+// failed (nothing changed); message is the one-line summary logged and shown by --status.
+struct ReloadOutcome {
+  bool ok = false;
+  std::string message;
 };
 
 // Reads every source once into one report (each source's failures stay its own errors).
 ScrapeReport scrape_all(const std::vector<std::unique_ptr<Source>>& sources, int64_t now_ms);
+
+class AgentLoop;
 
 struct AgentLoopOptions {
   std::string agent_id;
   std::string host;
   std::chrono::milliseconds interval{10'000};
   std::chrono::milliseconds shutdown_flush{2'000};  // time allowed to ship on SIGTERM
-  int64_t started_ms = 0;                            // agent start (self-metrics identity)
+  int64_t started_ms = 0;                           // agent start (self-metrics identity)
+  // Called between ticks after a reload request (SIGHUP); none: reloads are ignored.
+  std::function<ReloadOutcome(AgentLoop&)> reload{};
+  // Called after each tick and each reload (the daemon writes its status file here).
+  std::function<void(const AgentLoop&)> after_tick{};
 };
 
 class AgentLoop {
@@ -60,12 +80,31 @@ class AgentLoop {
   Batch build_batch(uint64_t seq, int64_t now_ms, ScrapeReport report) const;
   // Runs until stop is requested.
   void run(StopSignal& stop);
-  // After run(): tries once (options.shutdown_flush) to ship what is spooled; the rest stays.
+  // After run(): scrapes the local file sources once more and spools that batch (cheap, and
+  // the increments since the last tick then need no agent restart to arrive), then tries once
+  // (options.shutdown_flush) to ship what is spooled; the rest stays for the next start.
   void flush_on_shutdown();
+  // Applies a reload now (run() does this between ticks); a successful one is followed by a
+  // tick at once (see agent_loop.cpp).
+  void reload_now();
+
+  // Settings a reload may change.
+  void set_interval(std::chrono::milliseconds interval) { options_.interval = interval; }
+  void set_host(std::string host) { options_.host = std::move(host); }
+  std::chrono::milliseconds interval() const { return options_.interval; }
+
+  const AgentSelfCounters& counters() const { return counters_; }
+  const std::vector<SourceStatus>& last_scrape() const { return last_scrape_; }
+  int64_t last_tick_ms() const { return last_tick_ms_; }
+  const ReloadOutcome& last_reload() const { return last_reload_; }
+  int64_t last_reload_ms() const { return last_reload_ms_; }
 
  private:
+  ScrapeReport scrape_counted(int64_t now_ms, bool files_only);
+  void spool_batch(int64_t now_ms, ScrapeReport report);
+  bool drain(SteadyClock::time_point deadline, bool ignore_backoff = false);
+  bool wait_for_tick(StopSignal& stop, SteadyClock::time_point tick_at);
   void log_scrape_errors(const std::vector<SourceError>& errors);
-  std::map<std::string, std::string> reported_errors_;  // source -> last logged message
   SourceSamples self_metrics(int64_t now_ms) const;
 
   AgentLoopOptions options_;
@@ -73,8 +112,15 @@ class AgentLoop {
   Spool& spool_;
   SpoolDelivery& delivery_;
   WallClockMs wall_ms_;
-  uint64_t scrape_errors_ = 0;
-  uint64_t spool_write_errors_ = 0;
+  std::map<std::string, std::string> reported_errors_;  // source -> last logged message
+  AgentSelfCounters counters_;
+  std::vector<SourceStatus> last_scrape_;
+  int64_t last_tick_ms_ = 0;
+  // Batches up to this seq were in the spool when a ship attempt failed or the agent started:
+  // shipping them later counts as a replay.
+  uint64_t replay_through_ = 0;
+  ReloadOutcome last_reload_;
+  int64_t last_reload_ms_ = 0;
 };
 
 }  // namespace statherd::agent

@@ -1,90 +1,23 @@
 // statherd-agent: reads stat sources every interval and ships them to statherd-server.
 // See agent_config.h for the command line and config/agent.yaml for the keys.
-#include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
-#include <iostream>
 #include <memory>
-#include <thread>
 
 #include "agent/agent_config.h"
-#include "agent/agent_loop.h"
-#include "agent/delivery.h"
+#include "agent/daemon.h"
 #include "agent/once_output.h"
-#include "agent/shipper.h"
+#include "agent/source_set.h"
 #include "agent/sources/mmstats_v1.h"
-#include "agent/sources/prom_multiproc.h"
-#include "agent/sources/prometheus_http.h"
-#include "agent/sources/scales_http.h"
 #include "agent/sources/statherd_v2.h"
-#include "agent/spool.h"
+#include "agent/status_file.h"
 #include "common/log.h"
 
 namespace statherd::agent {
 namespace {
 
 constexpr const char* kVersion = "statherd-agent 0.1.0";
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-MmstatsV1Options mmstats_options(const AgentConfig& c, int64_t last_scan_ms) {
-  MmstatsV1Options mm;
-  mm.globs = c.mmstats_globs;
-  if (c.counter_patterns) mm.counter_patterns = *c.counter_patterns;
-  mm.host = c.host;
-  mm.fresh_if_started_after_ms = last_scan_ms;
-  return mm;
-}
-
-// prometheus_client multiprocess directories, when configured (one aggregated view each).
-void add_prom_multiproc_source(const AgentConfig& c, bool one_shot,
-                               std::vector<std::unique_ptr<Source>>& sources) {
-  if (c.prom_multiproc_dirs.empty()) return;
-  PromMultiprocOptions pm;
-  for (const auto& spec : c.prom_multiproc_dirs)
-    pm.dirs.push_back(parse_prom_multiproc_dir_spec(spec));
-  pm.host = c.host;
-  pm.one_shot = one_shot;
-  sources.push_back(std::make_unique<PromMultiprocSource>(std::move(pm)));
-}
-
-// Scales and Prometheus endpoints, when URLs are configured.
-void add_http_sources(const AgentConfig& c, std::vector<std::unique_ptr<Source>>& sources) {
-  if (!c.scales_urls.empty())
-    sources.push_back(std::make_unique<ScalesHttpSource>(
-        ScalesHttpOptions{c.scales_urls, c.scales_counter_patterns, c.scales_timeout,
-                          static_cast<size_t>(c.scales_max_bytes), c.host}));
-  if (!c.prometheus_urls.empty())
-    sources.push_back(std::make_unique<PrometheusHttpSource>(
-        PrometheusHttpOptions{c.prometheus_urls, c.prometheus_timeout,
-                              static_cast<size_t>(c.prometheus_max_bytes), c.host}));
-}
-
-// statherd v2 files: always read (default glob: $STATHERD_DIR or $TMPDIR/statherd).
-StatherdV2Options v2_options(const AgentConfig& c, int64_t last_scan_ms, bool one_shot) {
-  StatherdV2Options v2;
-  v2.globs = c.v2_globs;
-  v2.host = c.host;
-  v2.fresh_if_started_after_ms = last_scan_ms;
-  v2.one_shot = one_shot;
-  return v2;
-}
-
-std::vector<std::unique_ptr<Source>> make_sources(const AgentConfig& c, int64_t last_scan_ms) {
-  std::vector<std::unique_ptr<Source>> sources;
-  sources.push_back(std::make_unique<MmstatsV1Source>(mmstats_options(c, last_scan_ms)));
-  sources.push_back(std::make_unique<StatherdV2Source>(v2_options(c, last_scan_ms, false)));
-  add_http_sources(c, sources);
-  add_prom_multiproc_source(c, /*one_shot=*/false, sources);
-  return sources;
-}
 
 // --once: every sample as a JSON line on stdout, streamed file by file (nothing of a file is
 // kept once its lines are out). Exit 1 only if sources failed and none worked.
@@ -134,61 +67,20 @@ int run_once(const AgentConfig& config) {
   return !errors.empty() && sources_read == 0 ? 1 : 0;
 }
 
-// SIGTERM/SIGINT stop the loop; handled by sigwait in a thread, so nothing runs in a handler.
-void start_signal_thread(StopSignal& stop) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::thread([set, &stop] {
-    for (;;) {
-      int sig = 0;
-      if (sigwait(&set, &sig) != 0) continue;
-      if (sig == SIGHUP) {
-        log::warn("SIGHUP: configuration reload is not implemented yet; restart the agent");
-        continue;
-      }
-      log::info(sig == SIGTERM ? "SIGTERM: stopping" : "SIGINT: stopping");
-      stop.request();
-      return;
-    }
-  }).detach();
-}
-
-int run_daemon(const AgentConfig& config) {
-  auto url = parse_server_url(config.server);
-  auto token = read_token_file(config.token_file);
-  if (!url || !token) {
-    log::error((!url ? url.error() : token.error()).to_string());
-    return 2;
+// --status: reads <spool_dir>/status.json of the running agent. Exit 0 alive, 1 stale or not
+// running (or no status file), 2 bad configuration.
+int run_status(const CommandLine& cli, const AgentConfig& config) {
+  auto status = read_status_file(config.spool_dir);
+  if (!status) {
+    std::fprintf(stdout, "statherd-agent NOT RUNNING: %s\n", status.error().to_string().c_str());
+    return 1;
   }
-  const int64_t started_ms = wall_ms();
-  auto spool = Spool::open(config.spool_dir, config.spool_max_bytes, started_ms);
-  if (!spool) {
-    log::error(spool.error().to_string());
-    return 2;
-  }
-  Spool& sp = **spool;
-  if (sp.count() > 0)
-    log::info("spool " + sp.dir() + " holds " + std::to_string(sp.count()) +
-              " unsent batches; replaying them in order");
-  auto sources = make_sources(config, sp.last_scrape_ms());
-  HttpBatchSender sender({*url, *token, config.agent_id, config.ship_timeout});
-  SpoolDelivery delivery(sp, sender, Backoff(std::chrono::seconds(1), std::chrono::seconds(30),
-                                             static_cast<uint64_t>(started_ms) ^ ::getpid()));
-  AgentLoopOptions opts{config.agent_id, config.host, config.interval,
-                        std::chrono::milliseconds(2'000), started_ms};
-  AgentLoop loop(opts, sources, sp, delivery, wall_ms);
-  StopSignal stop;
-  start_signal_thread(stop);
-  log::info("agent " + config.agent_id + " shipping to " + config.server + " every " +
-            std::to_string(config.interval.count()) + " ms; spool " + sp.dir());
-  loop.run(stop);
-  sender.set_timeout(std::min(config.ship_timeout, std::chrono::milliseconds(2'000)));
-  loop.flush_on_shutdown();
-  return 0;
+  const int64_t now = wall_ms();
+  std::string why;
+  const bool alive = status_looks_alive(*status, now, process_exists(status->pid), &why);
+  if (cli.json) std::fputs(status_to_json(*status).c_str(), stdout);
+  else std::fputs(format_status(*status, now, alive, why).c_str(), stdout);
+  return alive ? 0 : 1;
 }
 
 int agent_main(int argc, char** argv) {
@@ -216,7 +108,8 @@ int agent_main(int argc, char** argv) {
   }
   if (!loaded.errors.empty()) return 2;
   if (cli->mode == CommandLine::Mode::Once) return run_once(loaded.config);
-  return run_daemon(loaded.config);
+  if (cli->mode == CommandLine::Mode::Status) return run_status(*cli, loaded.config);
+  return run_daemon(*cli, loaded.config);
 }
 
 }  // namespace

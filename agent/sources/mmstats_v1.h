@@ -173,6 +173,7 @@ class MmstatsV1Source : public Source {
   MmstatsV1Source& operator=(const MmstatsV1Source&) = delete;
 
   std::string describe() const override;
+  std::string kind() const override { return "mmstats_v1"; }
   void scrape(int64_t now_ms, ScrapeReport& out) override;
   // Like scrape(), but hands each file's samples to `on_source` as soon as they are read instead
   // of collecting them all (the --once path streams 100,000s of samples this way).

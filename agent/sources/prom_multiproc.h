@@ -135,6 +135,7 @@ class PromMultiprocSource : public Source {
   PromMultiprocSource& operator=(const PromMultiprocSource&) = delete;
 
   std::string describe() const override;
+  std::string kind() const override { return "prom_multiproc"; }
   void scrape(int64_t now_ms, ScrapeReport& out) override;
   size_t mapped_file_count() const;
 

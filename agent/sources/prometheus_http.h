@@ -27,6 +27,7 @@ class PrometheusHttpSource : public Source {
  public:
   explicit PrometheusHttpSource(PrometheusHttpOptions options);
   std::string describe() const override;
+  std::string kind() const override { return "prometheus"; }
   // GETs every URL at once; each failure is a SourceError for that URL only.
   void scrape(int64_t now_ms, ScrapeReport& out) override;
 

@@ -62,6 +62,7 @@ class ScalesHttpSource : public Source {
  public:
   explicit ScalesHttpSource(ScalesHttpOptions options);
   std::string describe() const override;
+  std::string kind() const override { return "scales"; }
   // GETs every URL at once; each failure is a SourceError for that URL only.
   void scrape(int64_t now_ms, ScrapeReport& out) override;
 

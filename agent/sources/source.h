@@ -22,6 +22,9 @@ class Source {
   virtual ~Source() = default;
   // e.g. "mmstats_v1 /tmp/*.mmstats"
   virtual std::string describe() const = 0;
+  // The source's kind, stable for self-metric tags: "mmstats_v1", "statherd_v2",
+  // "prom_multiproc", "scales", "prometheus". (A default, so a test fake need not name one.)
+  virtual std::string kind() const { return "other"; }
   // Read everything once. now_ms is the wall-clock time stamped on every sample.
   virtual void scrape(int64_t now_ms, ScrapeReport& out) = 0;
 };

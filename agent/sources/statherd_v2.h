@@ -123,6 +123,7 @@ class StatherdV2Source : public Source {
   StatherdV2Source& operator=(const StatherdV2Source&) = delete;
 
   std::string describe() const override;
+  std::string kind() const override { return "statherd_v2"; }
   void scrape(int64_t now_ms, ScrapeReport& out) override;
 
   void set_fresh_if_started_after_ms(int64_t ms);

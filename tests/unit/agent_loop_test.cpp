@@ -86,7 +86,7 @@ TEST_F(AgentLoopTest, TickSpoolsThenShipsBatchWithSeqAgentIdAndSamples) {
   EXPECT_EQ(batch->sent_ms, 30'000);
   ASSERT_EQ(batch->sources.size(), 2u);  // the fake source + the agent's self-metrics
   EXPECT_EQ(batch->sources[0].samples[0].value, 2);
-  EXPECT_EQ(batch->sources[1].id.app, "statherd-agent");
+  EXPECT_EQ(batch->sources[1].id.app, "self");
   ASSERT_EQ(batch->errors.size(), 1u);
   EXPECT_EQ(batch->errors[0].source, "/tmp/bad.mmstats");
 }
@@ -111,7 +111,7 @@ TEST_F(AgentLoopTest, KeepsBatchesSpooledWhileServerFailsAndReplaysInOrder) {
   EXPECT_LT(sender.sent[3].first, sender.sent[4].first);
 }
 
-TEST_F(AgentLoopTest, RunStopsWhenStopRequested) {
+TEST_F(AgentLoopTest, RunStopsWhenStopRequestedAndShutdownShipsOneFinalScrape) {
   RecordingSender sender(*spool_);
   SpoolDelivery delivery(*spool_, sender, Backoff(1s, 30s, 1));
   AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources_, *spool_, delivery,
@@ -119,8 +119,85 @@ TEST_F(AgentLoopTest, RunStopsWhenStopRequested) {
   StopSignal stop;
   stop.request();
   loop.run(stop);
+  EXPECT_TRUE(sender.sent.empty());  // no tick ran
   loop.flush_on_shutdown();
-  EXPECT_TRUE(sender.sent.empty());
+  ASSERT_EQ(sender.sent.size(), 1u);  // the final scrape, spooled then shipped
+  auto batch = decode_batch(sender.sent[0].second);
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ(batch->sources[0].samples[0].value, 1);
+  EXPECT_EQ(spool_->count(), 0u);
+}
+
+TEST_F(AgentLoopTest, ShutdownLeavesUnshippedFinalBatchInTheSpool) {
+  RecordingSender sender(*spool_);
+  sender.outcome = ShipOutcome::RetryLater;
+  SpoolDelivery delivery(*spool_, sender, Backoff(1s, 30s, 1));
+  AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources_, *spool_, delivery,
+                 [] { return int64_t{20'000}; });
+  loop.flush_on_shutdown();
+  EXPECT_EQ(spool_->count(), 1u);
+  EXPECT_EQ(loop.counters().batches_written, 1u);
+}
+
+TEST_F(AgentLoopTest, ReloadRunsTheHandlerBetweenTicksTicksAfterSuccessAndCountsResults) {
+  RecordingSender sender(*spool_);
+  SpoolDelivery delivery(*spool_, sender, Backoff(1s, 30s, 1));
+  StopSignal stop;
+  int reloads = 0;
+  AgentLoopOptions opts{"agent-1", "h", 10s, 2s, 500};
+  opts.reload = [&](AgentLoop& loop) {
+    ++reloads;
+    loop.set_interval(20s);
+    // A second SIGHUP arrives while the loop waits for its (20 s away) tick; it must wake it.
+    if (reloads == 1) stop.request_reload();
+    if (reloads == 2) stop.request();
+    return ReloadOutcome{reloads == 1, reloads == 1 ? "reloaded" : "bad"};
+  };
+  AgentLoop loop(std::move(opts), sources_, *spool_, delivery, [] { return int64_t{20'000}; });
+  stop.request_reload();
+  loop.run(stop);
+  EXPECT_EQ(reloads, 2);
+  EXPECT_EQ(loop.counters().reloads_ok, 1u);
+  EXPECT_EQ(loop.counters().reloads_failed, 1u);
+  EXPECT_FALSE(loop.last_reload().ok);
+  EXPECT_EQ(loop.interval(), 20s);
+  EXPECT_EQ(sender.sent.size(), 1u);  // the tick right after the good reload; none after the bad
+}
+
+TEST_F(AgentLoopTest, CountsBatchesShippedAfterAFailureAsReplayed) {
+  RecordingSender sender(*spool_);
+  sender.outcome = ShipOutcome::RetryLater;
+  SteadyClock::time_point fake_now = SteadyClock::now();
+  SpoolDelivery delivery(*spool_, sender, Backoff(1s, 30s, 1), [&] { return fake_now; });
+  AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources_, *spool_, delivery,
+                 [] { return int64_t{0}; });
+  loop.tick(10'000, fake_now + 60s);  // fails: seq 1 waits
+  fake_now += 60s;
+  loop.tick(20'000, fake_now + 60s);  // fails again: seq 1 and 2 wait
+  sender.outcome = ShipOutcome::Acked;
+  fake_now += 60s;
+  loop.tick(30'000, fake_now + 60s);  // 1 and 2 are replays, 3 is shipped on its first try
+  EXPECT_EQ(spool_->count(), 0u);
+  EXPECT_EQ(loop.counters().replayed_batches, 2u);
+  EXPECT_EQ(loop.counters().batches_written, 3u);
+  loop.tick(40'000, fake_now + 60s);
+  EXPECT_EQ(loop.counters().replayed_batches, 2u);
+}
+
+TEST_F(AgentLoopTest, CountsSourcesReadAndErrorsPerKind) {
+  RecordingSender sender(*spool_);
+  SpoolDelivery delivery(*spool_, sender, Backoff(1s, 30s, 1));
+  AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources_, *spool_, delivery,
+                 [] { return int64_t{0}; });
+  loop.tick(10'000, SteadyClock::now() + 60s);
+  loop.tick(20'000, SteadyClock::now() + 60s);
+  EXPECT_EQ(loop.counters().sources_read.at("other"), 2u);
+  EXPECT_EQ(loop.counters().scrape_errors.at("other"), 2u);
+  EXPECT_EQ(loop.counters().samples_read, 2u);
+  ASSERT_EQ(loop.last_scrape().size(), 1u);
+  EXPECT_EQ(loop.last_scrape()[0].read, 1u);
+  EXPECT_EQ(loop.last_scrape()[0].first_error, "/tmp/bad.mmstats: truncated");
+  EXPECT_EQ(loop.last_tick_ms(), 20'000);
 }
 
 }  // namespace

@@ -1,0 +1,65 @@
+// The running agent's status file: <spool_dir>/status.json, rewritten atomically (temp file +
+// rename, mode 0600) after every tick and reload, and once more, marked "stopped", on a clean
+// exit. `statherd-agent --status` reads it to say whether the agent is alive and how it fares.
+// JSON keys (stable; --status --json prints the file as it is):
+//   version, state ("running"|"stopped"), pid, started_ms, config_file, host, agent_id,
+//   server, interval_ms, last_tick_ms, written_ms,
+//   sources: [{kind, describe, read, errors, first_error}]   (the last tick)
+//   spool: {batches, bytes, dropped_batches},
+//   ship: {last_result, last_detail, last_ms, acked_batches, failed_attempts, replayed_batches},
+//   reloads: {ok, failed, last_result, last_message, last_ms}
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace statherd::agent {
+
+inline constexpr const char* kStatusFileName = "status.json";
+
+struct SourceStatus {
+  std::string kind, describe;
+  uint64_t read = 0, errors = 0;  // files/endpoints read, errors, in the last tick
+  std::string first_error;        // "" when none
+};
+
+struct AgentStatus {
+  std::string state = "running";
+  int64_t pid = 0;
+  int64_t started_ms = 0;
+  std::string config_file, host, agent_id, server;
+  int64_t interval_ms = 0;
+  int64_t last_tick_ms = 0;  // 0: no tick yet
+  int64_t written_ms = 0;
+  std::vector<SourceStatus> sources;
+  uint64_t spool_batches = 0, spool_bytes = 0, spool_dropped_batches = 0;
+  std::string ship_last_result = "none";  // none | acked | retry_later | unauthorized | rejected
+  std::string ship_last_detail;
+  int64_t ship_last_ms = 0;
+  uint64_t acked_batches = 0, failed_attempts = 0, replayed_batches = 0;
+  uint64_t reloads_ok = 0, reloads_failed = 0;
+  std::string reload_last_result = "none";  // none | ok | failed
+  std::string reload_last_message;
+  int64_t reload_last_ms = 0;
+};
+
+std::string status_to_json(const AgentStatus& s);
+Result<AgentStatus> status_from_json(const std::string& text);
+
+// Writes <dir>/status.json via <dir>/.tmp-status.json + rename (mode 0600; no fsync: the file
+// is advisory and rewritten every tick).
+Status write_status_file(const std::string& dir, const AgentStatus& s);
+Result<AgentStatus> read_status_file(const std::string& dir);
+
+// Alive: the state is "running", the pid exists and the last tick (or the start, before the
+// first tick) is younger than three intervals. `why` says which check failed.
+bool status_looks_alive(const AgentStatus& s, int64_t now_ms, bool pid_exists, std::string* why);
+bool process_exists(int64_t pid);
+
+// Human-readable, several lines.
+std::string format_status(const AgentStatus& s, int64_t now_ms, bool alive, const std::string& why);
+
+}  // namespace statherd::agent

@@ -104,7 +104,7 @@ int agent_main(int argc, char** argv) {
   for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.c_str());
   if (cli->mode == CommandLine::Mode::CheckConfig) {
     if (loaded.errors.empty()) std::fprintf(stdout, "configuration OK\n");
-    return loaded.errors.empty() ? 0 : 1;
+    return loaded.errors.empty() ? 0 : 2;  // 2: a configuration problem (as at start)
   }
   if (!loaded.errors.empty()) return 2;
   if (cli->mode == CommandLine::Mode::Once) return run_once(loaded.config);

@@ -1,6 +1,6 @@
 """`--check-config` of both daemons on good and bad YAML files.
 
-Each bad file must make the daemon exit non-zero (agent 1, server 2) and print one line per
+Each bad file must make the daemon exit non-zero (2 for both daemons: a configuration problem) and print one line per
 problem as `file:line:column: key: message (allowed: ...)`; a good file exits 0 and prints
 "configuration ok". Nothing is started: --check-config only reads the files.
 """
@@ -13,7 +13,7 @@ import unittest
 
 import harness
 
-AGENT_BAD_EXIT = 1
+AGENT_BAD_EXIT = 2
 SERVER_BAD_EXIT = 2
 
 

@@ -190,6 +190,57 @@ TEST(ServerSelfMetrics, ExposesEngineAndSinkCounters) {
   EXPECT_TRUE(contains(text, "statherd_server_batches_total 8\n")) << text;
   EXPECT_TRUE(contains(text, "statherd_server_wal_bytes 4096\n")) << text;
   EXPECT_TRUE(contains(text, "statherd_server_graphite_lines_dropped_total 3\n")) << text;
+  EXPECT_FALSE(contains(text, "remote_write")) << "no remote_write sink, no series\n" << text;
+}
+
+TEST(ServerSelfMetrics, ExposesEveryGraphiteCounter) {
+  ServerSelfMetrics self;
+  ServerSelfValues values;
+  values.graphite = GraphiteSink::Counters{.lines_queued = 11, .lines_sent = 7, .lines_dropped = 2,
+                                           .lines_delayed = 5, .non_finite_skipped = 4,
+                                           .connects = 3, .connect_failures = 6,
+                                           .write_failures = 1, .queue_depth = 9,
+                                           .lines_filtered = 8};
+  self.update(values);
+  std::string text = PrometheusSink().scrape(self.collect());
+  for (const char* line : {"graphite_lines_queued_total 11\n", "graphite_lines_sent_total 7\n",
+                           "graphite_lines_dropped_total 2\n", "graphite_lines_delayed_total 5\n",
+                           "graphite_non_finite_skipped_total 4\n", "graphite_connects_total 3\n",
+                           "graphite_connect_failures_total 6\n",
+                           "graphite_write_failures_total 1\n", "graphite_queue_depth 9\n",
+                           "graphite_lines_filtered_total 8\n"}) {
+    EXPECT_TRUE(contains(text, std::string("\nstatherd_server_") + line)) << line << text;
+  }
+}
+
+TEST(ServerSelfMetrics, ExposesRemoteWriteCountersAndGauges) {
+  ServerSelfMetrics self;
+  ServerSelfValues values;
+  values.remote_write = RemoteWriteSink::Counters{};
+  values.remote_write->samples_queued = 100;
+  values.remote_write->queue_depth = 40;
+  values.remote_write->samples_in_flight = 10;
+  self.update(values);
+  RemoteWriteSink::Counters& rw = *values.remote_write;
+  rw = {.samples_queued = 120, .samples_sent = 50, .samples_dropped = 30, .samples_rejected = 2,
+        .requests = 9, .request_failures = 6, .retries = 5, .reemits_skipped = 1,
+        .queue_depth = 25, .samples_in_flight = 13, .last_status = 503};
+  self.update(values);
+  std::string text = PrometheusSink().scrape(self.collect());
+  for (const char* line :
+       {"remote_write_samples_queued_total 120\n", "remote_write_samples_sent_total 50\n",
+        "remote_write_samples_dropped_total 30\n", "remote_write_samples_rejected_total 2\n",
+        "remote_write_requests_total 9\n", "remote_write_request_failures_total 6\n",
+        "remote_write_retries_total 5\n", "remote_write_reemits_skipped_total 1\n",
+        "remote_write_queue_depth 25\n", "remote_write_samples_in_flight 13\n",
+        "remote_write_last_status 503\n"}) {
+    EXPECT_TRUE(contains(text, std::string("\nstatherd_server_") + line)) << line << text;
+  }
+  EXPECT_TRUE(contains(text, "# TYPE statherd_server_remote_write_samples_dropped_total counter\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "# TYPE statherd_server_remote_write_queue_depth gauge\n")) << text;
+  EXPECT_TRUE(contains(text, "# HELP statherd_server_remote_write_samples_dropped_total "))
+      << text;
 }
 
 TEST(PrometheusRoute, GetMetricsServesTheScrapeAsTextWithoutAToken) {

@@ -351,5 +351,47 @@ TEST(RemoteWriteSink, BoundedQueueDropsOldestAndCounts) {
   EXPECT_EQ(c.queue_depth, 0u);
 }
 
+// queued == sent + dropped + rejected + queue_depth + samples_in_flight in every snapshot, so
+// the self-metrics can prove that drops are counted exactly.
+TEST(RemoteWriteSink, InFlightSamplesCloseTheBalance) {
+  ScriptedReceiver receiver({503}, /*gate_first=*/true);
+  RemoteWriteSinkOptions o = fast_options(receiver.port());
+  o.queue_max_samples = 3;
+  o.batch_max_samples = 2;
+  o.backoff_initial = o.backoff_max = std::chrono::milliseconds(60'000);
+  o.stop_timeout = std::chrono::milliseconds(0);
+  RemoteWriteSink sink(o);
+  auto enqueue = [&](int from, int to) {
+    std::vector<RwSeries> batch;
+    for (int i = from; i < to; ++i)
+      batch.push_back(series({{"__name__", "s" + std::to_string(i)}}, {{double(i), 1000}}));
+    sink.enqueue(std::move(batch));
+  };
+  auto balance = [](const RemoteWriteSink::Counters& c) {
+    return c.samples_sent + c.samples_dropped + c.samples_rejected + c.queue_depth +
+           c.samples_in_flight;
+  };
+  enqueue(0, 6);  // trimmed to the newest 3 before the sender can take any
+  receiver.first_request_read.get_future().wait();  // a batch of 2 is on the wire
+  auto c = sink.counters();
+  EXPECT_EQ(c.samples_dropped, 3u);
+  EXPECT_EQ(c.samples_in_flight, 2u);
+  EXPECT_EQ(c.queue_depth, 1u);
+  EXPECT_EQ(balance(c), c.samples_queued);
+  enqueue(6, 9);  // 4 queued > 3: the oldest queued one goes, the in-flight batch stays
+  c = sink.counters();
+  EXPECT_EQ(c.samples_dropped, 4u);
+  EXPECT_EQ(c.samples_in_flight, 2u);
+  EXPECT_EQ(c.queue_depth, 3u);
+  EXPECT_EQ(balance(c), 9u);
+  receiver.answer_first.set_value();
+  sink.stop();  // the 503 cannot be retried before the stop deadline: all 9 end up dropped
+  receiver.join();
+  c = sink.counters();
+  EXPECT_EQ(c.samples_in_flight, 0u);
+  EXPECT_EQ(c.samples_dropped, 9u);
+  EXPECT_EQ(balance(c), 9u);
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -393,5 +393,29 @@ TEST(RemoteWriteSink, InFlightSamplesCloseTheBalance) {
   EXPECT_EQ(balance(c), 9u);
 }
 
+// SIGHUP: a batch stuck retrying against a dead receiver goes to the new URL at once, and the
+// samples still queued follow it; nothing is dropped.
+TEST(RemoteWriteSink, ReconfigureSendsTheRetriedBatchToTheNewUrl) {
+  RemoteWriteSinkOptions dead = fast_options(refusing_port());
+  dead.backoff_initial = std::chrono::milliseconds(50);
+  dead.backoff_max = std::chrono::milliseconds(100);
+  RemoteWriteSink sink(dead);
+  sink.enqueue({series({{"__name__", "x"}}, {{1, 1000}})});
+  while (sink.counters().request_failures == 0) std::this_thread::yield();
+  sink.enqueue({series({{"__name__", "y"}}, {{2, 1000}})});
+  ScriptedReceiver receiver({204, 204});
+  RemoteWriteSinkOptions next = fast_options(receiver.port());
+  next.queue_max_samples = 10;
+  sink.reconfigure(next);
+  EXPECT_EQ(sink.options().queue_max_samples, 10u);
+  receiver.join();  // both requests answered
+  sink.stop();
+  const auto c = sink.counters();
+  EXPECT_EQ(c.samples_sent, 2u);
+  EXPECT_EQ(c.samples_dropped, 0u);
+  EXPECT_EQ(c.queue_depth, 0u);
+  ASSERT_EQ(receiver.requests.size(), 2u);
+}
+
 }  // namespace
 }  // namespace statherd::server

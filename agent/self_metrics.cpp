@@ -44,7 +44,7 @@ SourceSamples agent_self_metrics(const std::string& host, int64_t pid, int64_t s
   for (const auto& [kind, n] : c.scrape_errors)
     add("agent.scrape_errors", Kind::Counter, d(n), {{"source", kind}});
   add("agent.samples_read", Kind::Counter, d(c.samples_read));
-  add("agent.scrape_ms", Kind::Gauge, c.scrape_ms);
+  add("agent.scrape_seconds", Kind::Gauge, c.scrape_ms / 1000.0);  // base unit: promtool
   add("agent.spool.batches_written", Kind::Counter, d(c.batches_written));
   add("agent.spool.write_errors", Kind::Counter, d(c.spool_write_errors));
   add("agent.spool.batches", Kind::Gauge, d(spool.batches));

@@ -62,8 +62,8 @@ void ServerSelfMetrics::update_lifecycle(const ServerSelfValues& v) {
   counter("reloads_ok_total", "SIGHUP reloads applied", v.reloads_ok);
   counter("reloads_failed_total", "SIGHUP reloads refused (the running config was kept)",
           v.reloads_failed);
-  gauge("rollup_ms", "milliseconds the last interval's rollup took (engine flush + sinks)",
-        v.rollup_ms);
+  gauge("rollup_seconds", "seconds the last interval's rollup took (engine flush + sinks)",
+        v.rollup_ms / 1000.0);
   gauge("ready", "1 when GET /readyz answers 200", v.ready ? 1.0 : 0.0);
   counter("wal_failures_total", "write-ahead log appends that failed (batch answered 500)",
           v.engine.wal_failures);

@@ -83,7 +83,7 @@ class ServerLifecycleTest(PipelineTestCase):
     def test_sighup_under_load_reloads_rules_and_loses_nothing(self):
         self.start_configured_pipeline()
         server = self.server
-        writers = self.start_writers([(APP, 0), (APP, 1)], counters=2, rate=50, duration=12)
+        writers = self.start_writers([(APP, 0), (APP, 1)], counters=2, rate=50, duration=30)
         first = f"statherd.{APP}.counter0.count.count"
         harness.wait_for(lambda: self.carbon.sum(first) > 0, 30, interval=0.2,
                          what=f"{first} flowing into carbon before the reload")
@@ -95,7 +95,7 @@ class ServerLifecycleTest(PipelineTestCase):
         harness.wait_for(lambda: (server.self_metric("statherd_server_graphite_lines_filtered_total")
                                   or 0) > 0, 30, interval=0.2,
                          what="the reloaded forbid rule filtering *.p99 lines")
-        self.wait_progress(writers, increments=300)
+        self.wait_progress(writers, increments=120)
 
         # 2. A bad file: refused with file:line:col, the running configuration stays.
         server.write_config(rules=[("forbid", r"\.p99$")], extra="graphite_typo: [\n")
@@ -107,12 +107,14 @@ class ServerLifecycleTest(PipelineTestCase):
         self.assertRegex(log, r"reload of \S*server\.yaml failed; keeping the running "
                               r"configuration:\n\S*server\.yaml:\d+:\d+: ")
         self.assertTrue(server.healthy())
-        self.wait_progress(writers, increments=300)
+        self.wait_progress(writers, increments=120)
 
         # 3. Good again: rules back to none.
         server.write_config()
         os.kill(server.process.pid, signal.SIGHUP)
         server.wait_self_metric("statherd_server_reloads_ok_total", 2)
+        self.assertTrue(all(w.process.running() for w in writers),
+                        "the writers ended before the last reload; raise their --duration")
 
         for w in writers:
             w.wait_done(timeout=60)

@@ -54,7 +54,7 @@ TEST(AgentSelfMetrics, NamesAreUnderAgentWithKindAndResultTags) {
   EXPECT_EQ(value("agent.sources_read;source=mmstats_v1", Kind::Counter), 7);
   EXPECT_EQ(value("agent.scrape_errors;source=mmstats_v1", Kind::Counter), 2);
   EXPECT_EQ(value("agent.samples_read", Kind::Counter), 70);
-  EXPECT_EQ(value("agent.scrape_ms", Kind::Gauge), 1.5);
+  EXPECT_DOUBLE_EQ(value("agent.scrape_seconds", Kind::Gauge), 0.0015);
   EXPECT_EQ(value("agent.spool.batches_written", Kind::Counter), 5);
   EXPECT_EQ(value("agent.spool.bytes", Kind::Gauge), 100);
   EXPECT_EQ(value("agent.spool.batches", Kind::Gauge), 2);

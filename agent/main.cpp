@@ -1,5 +1,7 @@
 // statherd-agent: reads stat sources every interval and ships them to statherd-server.
 // See agent_config.h for the command line and config/agent.yaml for the keys.
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -109,6 +111,13 @@ int agent_main(int argc, char** argv) {
   if (!loaded.errors.empty()) return 2;
   if (cli->mode == CommandLine::Mode::Once) return run_once(loaded.config);
   if (cli->mode == CommandLine::Mode::Status) return run_status(*cli, loaded.config);
+  // Hold SIGTERM/SIGINT/SIGHUP from now on: the daemon's signal thread takes them with
+  // sigwait once it runs, so a reload or stop sent while the agent starts (systemd considers
+  // it started at once) is handled then instead of killing it.
+  sigset_t held;
+  sigemptyset(&held);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&held, sig);
+  pthread_sigmask(SIG_BLOCK, &held, nullptr);
   return run_daemon(*cli, loaded.config);
 }
 

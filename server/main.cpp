@@ -92,6 +92,9 @@ int serve(const ServerConfig& config, const std::string& token,
 int main(int argc, char** argv) {
   log::set_program("statherd-server");
   std::signal(SIGPIPE, SIG_IGN);
+  // Until the listener's signal set takes SIGHUP over (when it runs), a reload sent while the
+  // server starts (recovering a large WAL) is ignored instead of killing it.
+  std::signal(SIGHUP, SIG_IGN);
   auto command = parse_server_command_line(std::vector<std::string>(argv + 1, argv + argc));
   if (!command) return fail(command.error());
   if (command->help) {

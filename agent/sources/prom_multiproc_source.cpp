@@ -26,7 +26,12 @@
 // directory entry) is unchanged is read without a stat() - that is what keeps a scrape of
 // 3,000 files fast; it is stat()ed and remapped when its used size passes the mapped size. A
 // third party truncating a live .db file in place is not supported (prometheus_client itself
-// would raise on it).
+// would raise on it), but must not kill the agent: every read of a mapping is a SIGBUS-guarded
+// copy (agent/mapped_guard.h; parsing and the series table only see the copies), and a file
+// that faults, or that a stat() finds shorter than its header, is a SourceError, dropped
+// without retiring (its values are gone) and read afresh next scrape. A truncation that keeps
+// the page holding `used` and every value (a shrink within the last page) reads as zeros for
+// a scrape - the price of not stat()ing every file every scrape.
 // A file that fails to parse is a SourceError for that file only; its entries parsed at earlier
 // scrapes keep contributing, so a corrupt tail never makes a total drop.
 #include <dirent.h>
@@ -35,10 +40,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <unordered_map>
 
+#include "agent/mapped_guard.h"
 #include "agent/sources/prom_multiproc.h"
 #include "agent/sources/prom_multiproc_aggregate.h"
 #include "common/log.h"
@@ -92,14 +99,20 @@ struct PromMultiprocSource::DirState {
   std::unordered_map<std::string, std::unique_ptr<PromDbFile>> files;
   std::vector<PromDbFile*> live;  // this scrape's files, in directory order
   std::vector<uint8_t> buffer;    // one-shot copies
+  std::vector<uint8_t> image;     // guarded copy of the mapped bytes extend() parses
+  std::vector<double> values;     // guarded copy of one mapped file's values (and timestamps)
 
   std::string file_path(const std::string& name) const { return dir.path + "/" + name; }
   Status extend(PromDbFile& f, std::span<const uint8_t> bytes);
+  bool extend_mapped(PromDbFile& f, Status& extended, std::string& fault);
+  bool copy_values(const PromDbFile& f, std::string& fault);
+  void drop_faulted(const std::string& name, std::string fault, std::vector<SourceError>& errors);
   Status map(PromDbFile& f, int dir_fd, const char* name, size_t size);
   void visit_mapped(int dir_fd, const dirent& entry, std::vector<SourceError>& errors);
   void visit_copied(int dir_fd, const char* name, std::vector<SourceError>& errors);
-  void retire(PromDbFile& f);
+  bool retire(PromDbFile& f, std::string& fault);
   void apply(const PromDbFile& f, std::span<const uint8_t> bytes);
+  bool apply_mapped(const PromDbFile& f, std::string& fault);
 };
 
 // Parses what the writer appended since the last scrape and resolves the new entries' keys.
@@ -139,9 +152,68 @@ void PromMultiprocSource::DirState::apply(const PromDbFile& f, std::span<const u
   }
 }
 
-void PromMultiprocSource::DirState::retire(PromDbFile& f) {
-  for (size_t i = 0; i < f.targets.size() && f.data; ++i)
-    table.retire(f.targets[i], load_prom_db_double(f.data, f.layout.entries[i].value_offset));
+// Why copies: a read of a mapping that SIGBUSes jumps out of guarded_read, so what runs inside
+// must leave no half-updated layout or series table behind. The guarded parts below only load
+// and copy; keys are parsed and values folded in afterwards, from the copies.
+
+// extend() on a guarded copy of the header and of the bytes appended since the last scrape.
+// False (and `fault`) if the mapping faulted; else `extended` is extend()'s result.
+bool PromMultiprocSource::DirState::extend_mapped(PromDbFile& f, Status& extended,
+                                                  std::string& fault) {
+  if (image.size() < f.size) image.resize(f.size);  // never shrinks: no zero-fill per file
+  const uint8_t* map = f.data;
+  uint8_t* img = image.data();
+  const size_t size = f.size;
+  const uint32_t from = f.layout.parsed_to;
+  auto copy = [map, img, size, from] {
+    std::memcpy(img, map, kPromDbHeaderBytes);
+    std::atomic_thread_fence(std::memory_order_acquire);  // `used` before the entries below it
+    uint32_t used;
+    std::memcpy(&used, img, 4);
+    if (used > from && used <= size) std::memcpy(img + from, map + from, used - from);
+  };
+  if (!guarded_read(f.data, f.size, copy, fault)) return false;
+  extended = extend(f, {image.data(), f.size});
+  return true;
+}
+
+// Each entry's value (and timestamp) of a mapped file into `values`, guarded.
+bool PromMultiprocSource::DirState::copy_values(const PromDbFile& f, std::string& fault) {
+  const size_t per_entry = f.layout.value_bytes == 16 ? 2 : 1;
+  values.resize(f.targets.size() * per_entry);
+  auto copy = [&f, this, per_entry] {
+    for (size_t i = 0; i < f.targets.size(); ++i) {
+      const uint32_t at = f.layout.entries[i].value_offset;
+      values[i * per_entry] = load_prom_db_double(f.data, at);  // an 8-byte load, nothing else
+      if (per_entry == 2) values[i * per_entry + 1] = load_prom_db_double(f.data, at + 8);
+    }
+  };
+  return guarded_read(f.data, f.size, copy, fault);
+}
+
+bool PromMultiprocSource::DirState::apply_mapped(const PromDbFile& f, std::string& fault) {
+  if (!copy_values(f, fault)) return false;
+  const size_t per_entry = f.layout.value_bytes == 16 ? 2 : 1;
+  for (size_t i = 0; i < f.targets.size(); ++i)
+    table.apply(f.targets[i], values[i * per_entry],
+                per_entry == 2 ? values[i * per_entry + 1] : 0.0);
+  return true;
+}
+
+// False (and `fault`) if the mapping faulted: nothing is retired, the values are gone.
+bool PromMultiprocSource::DirState::retire(PromDbFile& f, std::string& fault) {
+  if (!f.data) return true;
+  if (!copy_values(f, fault)) return false;
+  const size_t per_entry = f.layout.value_bytes == 16 ? 2 : 1;
+  for (size_t i = 0; i < f.targets.size(); ++i) table.retire(f.targets[i], values[i * per_entry]);
+  return true;
+}
+
+// A mapped file that faulted: reported, and forgotten without retiring; read afresh next scrape.
+void PromMultiprocSource::DirState::drop_faulted(const std::string& name, std::string fault,
+                                                 std::vector<SourceError>& errors) {
+  errors.push_back({file_path(name), std::move(fault)});
+  files.erase(name);
 }
 
 Status PromMultiprocSource::DirState::map(PromDbFile& f, int dir_fd, const char* name,
@@ -165,8 +237,11 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
     auto known = files.find(name);
     if (known != files.end() && known->second->inode == entry.d_ino && known->second->data) {
       PromDbFile& f = *known->second;
-      uint32_t used;
-      std::memcpy(&used, f.data, 4);
+      uint32_t used = 0;
+      if (std::string fault; !guarded_copy(f.data, f.size, 0, 4, &used, fault)) {
+        drop_faulted(name, std::move(fault), errors);
+        return;
+      }
       if (used == f.layout.parsed_to) {
         f.seen_scan = scan;
         live.push_back(&f);
@@ -178,7 +253,9 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
   if (::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return;
   auto it = files.find(name);
   if (it != files.end() && it->second->inode != st.st_ino) {
-    retire(*it->second);  // replaced under the same name
+    // Replaced under the same name: the old file's values stay in the totals.
+    if (std::string fault; !retire(*it->second, fault))
+      errors.push_back({file_path(name), fault + " (the replaced file's last values are lost)"});
     files.erase(it);
     it = files.end();
   }
@@ -205,13 +282,23 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
     return;
   }
   if (size != f.size) {
-    if (size < kPromDbHeaderBytes) return;  // being created; read next scrape
+    if (size < kPromDbHeaderBytes) {  // being created (read next scrape), or truncated
+      if (f.data)
+        drop_faulted(name, "file shrank to " + std::to_string(size) + " bytes\nhint: it was "
+                     "truncated or rewritten in place; it is read afresh next scrape", errors);
+      return;
+    }
     if (auto mapped = map(f, dir_fd, name, size); !mapped) {
       errors.push_back({file_path(name), mapped.error().to_string()});
       return;
     }
   }
-  if (auto extended = extend(f, {f.data, f.size}); !extended) {
+  Status extended = Ok{};
+  if (std::string fault; !extend_mapped(f, extended, fault)) {
+    drop_faulted(name, std::move(fault), errors);
+    return;
+  }
+  if (!extended) {
     errors.push_back({file_path(name), extended.error().to_string()});
     if (extended.error().message.rfind("used size shrank", 0) == 0) {
       files.erase(name);
@@ -295,11 +382,21 @@ void scrape_dir(PromMultiprocSource::DirState& d, const PromMultiprocOptions& op
         ++it;
         continue;
       }
-      d.retire(*it->second);  // deleted: its cumulative values stay in the totals
+      // Deleted: its cumulative values stay in the totals.
+      if (std::string fault; !d.retire(*it->second, fault))
+        out.errors.push_back({d.file_path(it->first), fault + " (its last values are lost)"});
       it = d.files.erase(it);
     }
     d.table.begin_collection();
-    for (const PromDbFile* f : d.live) d.apply(*f, {f->data, f->size});
+    std::vector<std::pair<const PromDbFile*, std::string>> faulted;  // rare: a truncation
+    for (const PromDbFile* f : d.live)
+      if (std::string fault; !d.apply_mapped(*f, fault)) faulted.emplace_back(f, std::move(fault));
+    for (auto& [f, fault] : faulted) {
+      std::string name;
+      for (const auto& [file_name, file] : d.files)
+        if (file.get() == f) name = file_name;
+      d.drop_faulted(name, std::move(fault), out.errors);
+    }
   }
   SourceSamples ss;
   d.table.emit(now_ms, ss.samples);

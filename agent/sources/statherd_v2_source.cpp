@@ -12,18 +12,23 @@
 // - A file replaced under the same name (new inode, or a header with another pid or start time)
 //   is parsed from scratch. A file truncated below the mapping while mapped would make a read
 //   SIGBUS; the writer never shrinks a live file, and a smaller size seen by the stat() of each
-//   scrape is remapped before any read.
+//   scrape is remapped before any read. A truncation after that stat() (a third party, or a
+//   restarted writer rewriting the name in place) is caught by guarded_read
+//   (agent/mapped_guard.h): a SourceError for the file, which is unmapped and remapped next
+//   scrape. Everything read from the mapping is first copied into `image` inside the guard.
 // - One-shot mode (--once) maps each file, reads it and unmaps it; /proc is not read.
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 
+#include "agent/mapped_guard.h"
 #include "agent/sources/mmstats_v1.h"
 #include "agent/sources/mmstats_v1_files.h"
 #include "agent/sources/statherd_v2.h"
@@ -62,7 +67,6 @@ struct MappedV2File {
   bool final_read_done = false;
   uint64_t last_seen_scrape = 0;
 
-  std::span<const uint8_t> bytes() const { return {data, size}; }
   void forget_records() {
     records.clear();
     parsed_until = 0;
@@ -119,6 +123,8 @@ struct StatherdV2Source::Impl {
   int64_t boot_time_ms = -1;  // -1: not read yet; 0: unavailable
   uint64_t scrape_count = 0;
   StatherdV2Value value;  // reused
+  // A private copy of the mapped file being read, at the file's offsets (see refresh).
+  std::vector<uint8_t> image;
 
   explicit Impl(StatherdV2Options o) : options(std::move(o)) {
     if (options.globs.empty()) options.globs.push_back(default_statherd_v2_glob());
@@ -127,6 +133,9 @@ struct StatherdV2Source::Impl {
   int64_t proc_start_ms(int64_t pid);
   bool alive(const StatherdV2Header& h);
   Status refresh(MappedV2File& f);
+  bool copy_to_image(const MappedV2File& f, uint64_t offset, uint64_t n, std::string& fault);
+  bool copy_values_to_image(const MappedV2File& f, std::string& fault);
+  std::span<const uint8_t> image_of(const MappedV2File& f) const { return {image.data(), f.size}; }
   void read_file(const MappedV2File& f, bool fresh, int64_t now_ms, ScrapeReport& out);
   void visit(const std::string& path, int64_t now_ms, ScrapeReport& out);
   void visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out);
@@ -157,13 +166,71 @@ bool StatherdV2Source::Impl::alive(const StatherdV2Header& h) {
   return std::llabs(start - h.start_time_ms) <= kStartTimeToleranceMs;  // else a reused pid
 }
 
-// Header and new records of a mapped file; remaps when `used` passed the mapping.
+// Copies [offset, offset + n) of f's mapping into the image, SIGBUS-guarded.
+bool StatherdV2Source::Impl::copy_to_image(const MappedV2File& f, uint64_t offset, uint64_t n,
+                                           std::string& fault) {
+  if (image.size() < f.size) image.resize(f.size);  // never shrinks: no zero-fill per file
+  return guarded_copy(f.data, f.size, offset, n, image.data() + offset, fault);
+}
+
+// Every known record's seq + value area, copied from the mapping into the image under the seq
+// rule of read_statherd_v2_value (which then decodes the image copy; a value that never read
+// consistently gets an odd seq in the image - the last one seen, rounded up - so that decode
+// reports it as "kept changing"). Runs inside guarded_read: only loads and copies.
+bool StatherdV2Source::Impl::copy_values_to_image(const MappedV2File& f, std::string& fault) {
+  auto load_seq = [](const uint8_t* p) {
+    uint64_t seq;
+    if (reinterpret_cast<uintptr_t>(p) % alignof(uint64_t) != 0) {  // never in a real mapping
+      std::memcpy(&seq, p, 8);
+      return seq;
+    }
+    return __atomic_load_n(reinterpret_cast<const uint64_t*>(p), __ATOMIC_ACQUIRE);
+  };
+  auto copy_all = [&] {
+    for (const StatherdV2Record& r : f.records) {
+      const uint64_t end = r.seq_offset + 8 + uint64_t{r.value_size};
+      if (r.seq_offset < kStatherdV2HeaderSize || end > f.size) continue;  // decode reports it
+      const uint8_t* seq_at = f.data + r.seq_offset;
+      uint64_t seq = 1;
+      for (int attempt = 0; attempt < kStatherdV2MaxReadTries; ++attempt) {
+        const uint64_t before = load_seq(seq_at);
+        seq = before | 1;
+        if (before % 2 != 0) continue;  // the writer is inside its update
+        std::memcpy(image.data() + r.seq_offset + 8, seq_at + 8, r.value_size);
+        std::atomic_thread_fence(std::memory_order_acquire);  // the copy before the re-read
+        const uint64_t after = load_seq(seq_at);
+        seq = after | 1;
+        if (before == after) {
+          seq = before;
+          break;
+        }
+      }
+      std::memcpy(image.data() + r.seq_offset, &seq, 8);
+    }
+  };
+  return guarded_read(f.data, f.size, copy_all, fault);
+}
+
+// Header, new records and a consistent copy of every value of a mapped file, read from a
+// private image: the mapping itself is only read by guarded copies, so a file truncated under
+// us (SIGBUS) leaves no half-built record behind; it is then unmapped and forgotten. (Parsing
+// straight from the mapping inside the guard would need parsers that never allocate.) Remaps
+// when `used` passed the mapping.
 Status StatherdV2Source::Impl::refresh(MappedV2File& f) {
-  auto header = parse_statherd_v2_header(f.bytes());
+  std::string fault;
+  auto shrank = [&f, &fault] {
+    f.unmap();
+    f.forget_records();
+    return make_error(fault);
+  };
+  const size_t header_bytes = std::min(f.size, kStatherdV2HeaderSize);
+  if (!copy_to_image(f, 0, header_bytes, fault)) return shrank();
+  auto header = parse_statherd_v2_header(image_of(f));
   if (!header && f.size >= kStatherdV2HeaderSize) {
     // Most likely `used` grew past the mapping: map the whole file as it is now and retry.
     if (auto st = f.map(); !st) return st;
-    header = parse_statherd_v2_header(f.bytes());
+    if (!copy_to_image(f, 0, kStatherdV2HeaderSize, fault)) return shrank();
+    header = parse_statherd_v2_header(image_of(f));
   }
   if (!header) return header.error();
   if (header->pid != f.header.pid || header->start_time_ms != f.header.start_time_ms ||
@@ -171,11 +238,15 @@ Status StatherdV2Source::Impl::refresh(MappedV2File& f) {
     f.forget_records();  // another process's file under this name
   f.header = std::move(*header);
   const uint64_t from = f.parsed_until == 0 ? kStatherdV2HeaderSize : f.parsed_until;
-  if (auto st = parse_statherd_v2_records(f.bytes(), from, f.header.used, f.records); !st) {
+  // `used` <= f.size was checked by the header parse.
+  if (f.header.used > from && !copy_to_image(f, from, f.header.used - from, fault))
+    return shrank();
+  if (auto st = parse_statherd_v2_records(image_of(f), from, f.header.used, f.records); !st) {
     f.forget_records();
     return st;
   }
   f.parsed_until = f.header.used;
+  if (!copy_values_to_image(f, fault)) return shrank();
   return Ok{};
 }
 
@@ -194,7 +265,7 @@ void StatherdV2Source::Impl::read_file(const MappedV2File& f, bool fresh, int64_
   std::string first_skipped;
   for (const auto& record : f.records) {
     Sample sample;
-    Status st = read_statherd_v2_value(f.bytes(), record, value);
+    Status st = read_statherd_v2_value(image_of(f), record, value);
     if (st) st = statherd_v2_sample(record, value, sample);
     if (!st) {
       if (skipped++ == 0) first_skipped = st.error().to_string();

@@ -216,6 +216,40 @@ TEST(MmstatsV1Source, VanishedFilesAreUnmappedAndValuesReread) {
   EXPECT_EQ(src.mapped_file_count(), 0u);
 }
 
+// A writer truncating a mapped file in place (a restarted process reusing the name) must not
+// SIGBUS the agent: the file is an error for that scrape, the others are still read, and it is
+// read again once rewritten. (The race past the size check: mapped_guard_test.)
+TEST(MmstatsV1Source, FileTruncatedUnderTheMappingIsAnErrorThenReadAgain) {
+  FakeHost host;
+  host.start_process(100, 1);
+  host.start_process(200, 1);
+  const fs::path victim = host.dir / "victim-100-100.mmstats";
+  write_field_file(victim, {{"a.count", 1}});
+  write_field_file(host.dir / "other-200-200.mmstats", {{"b.count", 2}});
+  MmstatsV1Source src(host.options());
+  ScrapeReport first;
+  src.scrape(1, first);
+  ASSERT_EQ(first.sources.size(), 2u);
+  uint64_t value = 10;
+  for (off_t size : {off_t{0}, off_t{20}}) {  // empty; cut inside the first field's value
+    SCOPED_TRACE(size);
+    ASSERT_EQ(::truncate(victim.c_str(), size), 0);  // same inode, behind the mapping's back
+    ScrapeReport r;
+    src.scrape(2, r);
+    ASSERT_NE(by_app(r, "other"), nullptr);
+    EXPECT_EQ(by_app(r, "other")->samples.at(0).value, 2);
+    EXPECT_EQ(by_app(r, "victim"), nullptr);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].source, victim.string());
+    write_field_file(victim, {{"a.count", ++value}});  // O_TRUNC and rewrite, same name
+    ScrapeReport again;
+    src.scrape(3, again);
+    EXPECT_TRUE(again.errors.empty()) << again.errors[0].message;
+    ASSERT_NE(by_app(again, "victim"), nullptr);
+    EXPECT_EQ(by_app(again, "victim")->samples.at(0).value, static_cast<double>(value));
+  }
+}
+
 TEST(MmstatsV1Source, CustomCounterPatternsReplaceDefaults) {
   FakeHost host;
   host.start_process(100, 1);

@@ -299,6 +299,46 @@ TEST(PromMultiprocSource, SteadyStateReadsNewValuesAppendedEntriesAndKeepsDelete
   EXPECT_EQ(source.mapped_file_count(), 1u);
 }
 
+// A known file is re-read without a stat(), straight from its mapping, so a truncation in
+// place reaches the SIGBUS guard: the file is an error (dropped without retiring), the other
+// files still count, and it is read afresh once rewritten.
+TEST(PromMultiprocSource, FileTruncatedUnderTheMappingIsAnErrorThenReadAgain) {
+  TempDir dir;
+  const std::string c = R"(["c", "c_total", {}, "h"])";
+  std::vector<HandEntry> many;  // values on three pages
+  for (int i = 0; i < 200; ++i)
+    many.push_back({R"(["c", "c_total", {"i": ")" + std::to_string(i) + R"("}, "h"])", 1});
+  const fs::path victim = dir.path() / "counter_2.db";
+  write_bytes(dir.path() / "counter_1.db", db_bytes({{c, 5}}, false));
+  write_bytes(victim, db_bytes({{c, 7}}, false));
+  PromMultiprocSource source({{{dir.path().string(), ""}}, "h1", false});
+  ASSERT_EQ(by_name_and_tags(scrape_dir(source).sources.at(0))["c_total"]->value, 12);
+
+  ASSERT_EQ(::truncate(victim.c_str(), 0), 0);  // same inode, behind the mapping's back
+  auto r = scrape_dir(source);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].source, victim.string());
+  EXPECT_NE(r.errors[0].message.find("SIGBUS"), std::string::npos) << r.errors[0].message;
+  EXPECT_EQ(by_name_and_tags(r.sources.at(0))["c_total"]->value, 5);
+
+  write_bytes(victim, db_bytes(many, false, 3 * 4096));  // O_TRUNC and rewrite, same name
+  r = scrape_dir(source);
+  EXPECT_TRUE(r.errors.empty()) << r.errors[0].message;
+  EXPECT_EQ(by_name_and_tags(r.sources.at(0))["c_total,i=199"]->value, 1);
+
+  ASSERT_EQ(::truncate(victim.c_str(), 4096 + 100), 0);  // `used` stays readable, values do not
+  r = scrape_dir(source);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].source, victim.string());
+  EXPECT_EQ(by_name_and_tags(r.sources.at(0)).count("c_total,i=199"), 0u);
+  EXPECT_EQ(by_name_and_tags(r.sources.at(0))["c_total"]->value, 5);
+
+  write_bytes(victim, db_bytes({{c, 9}}, false));
+  r = scrape_dir(source);
+  EXPECT_TRUE(r.errors.empty()) << r.errors[0].message;
+  EXPECT_EQ(by_name_and_tags(r.sources.at(0))["c_total"]->value, 14);
+}
+
 TEST(PromMultiprocSource, OneShotMatchesMappedScrape) {
   TempDir dir;
   for (int k = 1; k <= 2; ++k) run_writer(dir.path(), k);

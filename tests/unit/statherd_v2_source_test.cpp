@@ -189,6 +189,44 @@ TEST(StatherdV2Source, BadFileIsAnErrorForThatFileOnly) {
   EXPECT_NE(r.errors[1].source.find("c-short"), std::string::npos);
 }
 
+// A file truncated in place while mapped must not SIGBUS the agent: an error for that file,
+// the others still read, and read again once rewritten. (The race past the size check:
+// mapped_guard_test.)
+TEST(StatherdV2Source, FileTruncatedUnderTheMappingIsAnErrorThenReadAgain) {
+  FakeHost host;
+  host.start_process(20, 1);
+  host.start_process(21, 1);
+  auto file_of = [](int pid, const std::string& app, int records, double value) {
+    V2FileBuilder b(static_cast<uint64_t>(pid), static_cast<uint64_t>(start_ms_of(1)), app);
+    for (int i = 0; i < records; ++i) b.add_number(1, "c" + std::to_string(i), {}, value);
+    return b.file_bytes();
+  };
+  const fs::path victim = host.dir / "victim-20.statherd";
+  write_bytes(victim, file_of(20, "victim", 200, 1));  // > 4 KiB: more than one page
+  write_bytes(host.dir / "other-21.statherd", file_of(21, "other", 1, 2));
+  StatherdV2Source source(host.options());
+  ASSERT_EQ(scrape(source).sources.size(), 2u);
+  double value = 10;
+  for (off_t size : {off_t{0}, off_t{4096 + 300}}) {  // empty; cut inside the records
+    SCOPED_TRACE(size);
+    ASSERT_EQ(::truncate(victim.c_str(), size), 0);  // same inode, behind the mapping's back
+    auto r = scrape(source);
+    ASSERT_EQ(r.sources.size(), 1u);
+    EXPECT_EQ(r.sources[0].id.app, "other");
+    EXPECT_EQ(r.sources[0].samples.at(0).value, 2);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].source, victim.string());
+    write_bytes(victim, file_of(20, "victim", 200, ++value));  // O_TRUNC and rewrite
+    auto again = scrape(source);
+    EXPECT_TRUE(again.errors.empty()) << again.errors[0].message;
+    ASSERT_EQ(again.sources.size(), 2u);
+    for (const auto& ss : again.sources) {
+      if (ss.id.app != "victim") continue;
+      EXPECT_EQ(ss.samples.at(199).value, value);
+    }
+  }
+}
+
 TEST(StatherdV2Source, OneShotKeepsNothingMappedAndNeedsNoProc) {
   FakeHost host;
   V2FileBuilder b(16, 123456, "app");

@@ -14,3 +14,6 @@ echo "== Python v2 writer cost per call (statherd vs prometheus_client) =="
 echo
 echo "== prometheus_client multiprocess collection (agent vs MultiProcessCollector) =="
 /usr/bin/python3 "$root/bench/prom_multiproc_bench.py" "$build"
+echo
+echo "== server outputs: /metrics, remote_write, Graphite, /render (vs prometheus_client, Python) =="
+/usr/bin/python3 "$root/bench/outputs_bench.py" "$build"

@@ -145,24 +145,37 @@ bool components_match(std::string_view pattern, std::string_view path) {
 
 }  // namespace
 
-std::string sanitize_graphite_component(std::string_view s) {
-  if (s.empty()) return "_";
-  std::string out(s);
-  for (char& c : out) {
-    if (!is_component_byte(static_cast<unsigned char>(c))) c = '_';
+void append_graphite_component(std::string& out, std::string_view s) {
+  if (s.empty()) {
+    out.push_back('_');
+    return;
   }
+  const size_t at = out.size();
+  out.append(s);
+  for (size_t i = at; i < out.size(); ++i)
+    if (!is_component_byte(static_cast<unsigned char>(out[i]))) out[i] = '_';
+}
+
+std::string sanitize_graphite_component(std::string_view s) {
+  std::string out;
+  append_graphite_component(out, s);
   return out;
+}
+
+void append_graphite_path(std::string& out, std::string_view dotted) {
+  for (size_t start = 0;;) {
+    const size_t dot = dotted.find('.', start);
+    append_graphite_component(out, dotted.substr(start, dot - start));
+    if (dot == std::string_view::npos) return;
+    out.push_back('.');
+    start = dot + 1;
+  }
 }
 
 std::string sanitize_graphite_path(std::string_view dotted) {
   std::string out;
   out.reserve(dotted.size() + 2);
-  bool first = true;
-  for (std::string_view component : split_dots(dotted)) {
-    if (!first) out.push_back('.');
-    first = false;
-    out += sanitize_graphite_component(component);
-  }
+  append_graphite_path(out, dotted);
   return out;
 }
 

@@ -10,9 +10,13 @@ namespace statherd {
 // One Graphite path component: every byte outside [A-Za-z0-9_-] becomes '_' (so no space,
 // newline, '.', ';', '=' or control byte survives); an empty component becomes "_".
 std::string sanitize_graphite_component(std::string_view s);
+// The same, appended to `out` without a temporary (the Graphite sink's hot path).
+void append_graphite_component(std::string& out, std::string_view s);
 
 // A dotted metric name: split on '.', sanitize each component, drop nothing (empty -> "_").
 std::string sanitize_graphite_path(std::string_view dotted);
+// The same, appended to `out` without a temporary.
+void append_graphite_path(std::string& out, std::string_view dotted);
 
 // Graphite tag key/value for ";k=v": same rules as a component (value may also not contain ';').
 std::string sanitize_graphite_tag(std::string_view s);

@@ -1,5 +1,7 @@
 #include "server/graphite_path.h"
 
+#include <charconv>
+
 #include "common/names.h"
 
 namespace statherd::server {
@@ -8,12 +10,12 @@ namespace {
 
 void append_component(std::string& path, std::string_view raw) {
   if (!path.empty()) path += '.';
-  path += sanitize_graphite_component(raw);
+  append_graphite_component(path, raw);
 }
 
 void append_dotted(std::string& path, std::string_view dotted) {
   if (!path.empty()) path += '.';
-  path += sanitize_graphite_path(dotted);
+  append_graphite_path(path, dotted);
 }
 
 }  // namespace
@@ -29,7 +31,9 @@ std::string graphite_path(const SeriesPoint& point, std::string_view prefix) {
   }
   if (point.level == Level::Process) {
     append_component(path, "pids");
-    append_component(path, std::to_string(point.pid));
+    char pid[24];
+    auto end = std::to_chars(pid, pid + sizeof pid, point.pid).ptr;
+    append_component(path, std::string_view(pid, static_cast<size_t>(end - pid)));
   }
   append_dotted(path, point.metric);
   for (const auto& [key, value] : point.tags) {

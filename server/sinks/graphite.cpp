@@ -353,19 +353,26 @@ void GraphiteSink::emit(const IntervalOutput& out) {
   uint64_t skipped = 0, filtered = 0;
   std::string ts = " " + std::to_string(out.start_s) + "\n";
   for (const SeriesPoint& point : out.points) {
-    auto value = format_graphite_value(point.value);
-    if (!value) {
+    if (!std::isfinite(point.value)) {
       ++skipped;
       continue;
     }
-    std::string path = options_.tags ? graphite_tagged_path(point, options_.prefix)
+    std::string line = options_.tags ? graphite_tagged_path(point, options_.prefix)
                                      : graphite_path(point, options_.prefix);
-    if (!options_.rules.passes(std::string_view(path).substr(0, path.find(';')))) {
+    if (!options_.rules.empty() &&
+        !options_.rules.passes(std::string_view(line).substr(0, line.find(';')))) {
       ++filtered;
       continue;
     }
-    auto path_len = static_cast<uint32_t>(path.size());
-    lines.push_back(Line{path + ' ' + *value + ts, path_len});
+    // The path's own buffer becomes the line: one allocation per line (the hot path).
+    const auto path_len = static_cast<uint32_t>(line.size());
+    char value[64];
+    const char* value_end = std::to_chars(value, value + sizeof value, point.value).ptr;
+    line.reserve(line.size() + 1 + static_cast<size_t>(value_end - value) + ts.size());
+    line.push_back(' ');
+    line.append(value, static_cast<size_t>(value_end - value));
+    line.append(ts);
+    lines.push_back(Line{std::move(line), path_len});
   }
   {
     std::lock_guard lock(mutex_);

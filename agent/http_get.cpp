@@ -1,25 +1,10 @@
 #include "agent/http_get.h"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <charconv>
-#include <memory>
-#include <optional>
+
+#include "common/http_client.h"
 
 namespace statherd::agent {
-
-namespace beast = boost::beast;
-namespace http = boost::beast::http;
-namespace asio = boost::asio;
 
 namespace {
 
@@ -109,79 +94,29 @@ namespace {
 
 std::string millis_text(std::chrono::milliseconds t) { return std::to_string(t.count()) + " ms"; }
 
-Error transport_error(const std::string& url, const std::string& step, const beast::error_code& ec,
+Error transport_error(const std::string& url, const HttpExchangeResult& r,
                       const HttpGetOptions& o) {
-  if (ec == beast::error::timeout)
-    return make_error("GET " + url + ": no complete answer within " + millis_text(o.timeout) +
-                          " (timed out while trying to " + step + ")",
-                      "the endpoint is slow or hung; raise the source's timeout if it is "
-                      "legitimately slow");
-  if (ec == http::error::body_limit)
-    return make_error("GET " + url + ": the answer is larger than the limit of " +
-                          std::to_string(o.max_body_bytes) + " bytes",
-                      "raise the source's max_bytes, or point the URL at a smaller subtree");
-  if (ec == http::error::header_limit)
-    return make_error("GET " + url + ": the answer's headers exceed 16 KiB",
-                      "check that the URL points at a stats endpoint");
-  if (ec == asio::error::connection_refused)
-    return make_error("GET " + url + ": connection refused",
-                      "is the process running and listening on that port?");
-  return make_error("GET " + url + ": " + step + " failed: " + ec.message(),
-                    "check the URL and that the endpoint speaks HTTP/1.1");
+  switch (r.failure) {
+    case HttpFailure::Timeout:
+      return make_error("GET " + url + ": no complete answer within " + millis_text(o.timeout) +
+                            " (timed out while trying to " + http_step_name(r.step) + ")",
+                        "the endpoint is slow or hung; raise the source's timeout if it is "
+                        "legitimately slow");
+    case HttpFailure::BodyTooLarge:
+      return make_error("GET " + url + ": the answer is larger than the limit of " +
+                            std::to_string(o.max_body_bytes) + " bytes",
+                        "raise the source's max_bytes, or point the URL at a smaller subtree");
+    case HttpFailure::HeaderTooLarge:
+      return make_error("GET " + url + ": the answer's headers exceed 16 KiB",
+                        "check that the URL points at a stats endpoint");
+    case HttpFailure::Refused:
+      return make_error("GET " + url + ": connection refused",
+                        "is the process running and listening on that port?");
+    default:
+      return make_error("GET " + url + ": " + r.error,
+                        "check the URL and that the endpoint speaks HTTP/1.1");
+  }
 }
-
-// One GET, driven by async operations on a private io_context so that the tcp_stream deadline
-// (it only applies to async operations) covers connect, write and read (as in shipper.cpp).
-struct GetExchange {
-  explicit GetExchange(asio::io_context& ioc) : resolver(ioc), stream(ioc) {}
-  asio::ip::tcp::resolver resolver;
-  beast::tcp_stream stream;
-  beast::flat_buffer buffer{8192};
-  http::request<http::empty_body> request;
-  http::response_parser<http::string_body> parser;
-  std::chrono::steady_clock::time_point deadline;
-  const HttpGetOptions* options = nullptr;
-  std::string url_text;
-  std::optional<Error> error;
-  bool done = false;
-
-  void fail(const std::string& step, const beast::error_code& ec) {
-    if (!error && !done) error = transport_error(url_text, step, ec, *options);
-  }
-  void start(const HttpUrl& url) {
-    resolver.async_resolve(url.host, std::to_string(url.port),
-                           [this](beast::error_code ec, auto endpoints) {
-                             if (ec) return fail("resolve the host", ec);
-                             on_resolved(endpoints);
-                           });
-  }
-  void on_resolved(const asio::ip::tcp::resolver::results_type& endpoints) {
-    stream.expires_at(deadline);
-    stream.async_connect(endpoints, [this](beast::error_code ec, auto) {
-      if (ec) return fail("connect", ec);
-      http::async_write(stream, request, [this](beast::error_code ec2, size_t) {
-        if (ec2) return fail("send the request", ec2);
-        http::async_read_header(stream, buffer, parser, [this](beast::error_code ec3, size_t) {
-          if (ec3) return fail("read the answer's headers", ec3);
-          on_header();
-        });
-      });
-    });
-  }
-  // Beast 1.74 does not always apply body_limit to a Content-Length it has already parsed
-  // (seen when headers and body arrive in one segment), so the length is checked here too.
-  void on_header() {
-    const auto length = parser.content_length();
-    if (length && *length > options->max_body_bytes)
-      return fail("read the answer", beast::error_code(http::error::body_limit));
-    http::async_read(stream, buffer, parser, [this](beast::error_code ec, size_t) {
-      if (ec) return fail("read the answer", ec);
-      beast::error_code ignored;
-      stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-      done = true;
-    });
-  }
-};
 
 bool media_type_accepted(const std::string& media, const std::vector<std::string>& accepted) {
   if (accepted.empty() || media.empty()) return true;
@@ -190,18 +125,16 @@ bool media_type_accepted(const std::string& media, const std::vector<std::string
   return false;
 }
 
-Result<HttpGetResponse> check_response(const std::string& url_text,
-                                       http::response<http::string_body>&& res,
+Result<HttpGetResponse> check_response(const std::string& url_text, HttpExchangeResult&& r,
                                        const HttpGetOptions& o) {
+  if (!r.ok()) return transport_error(url_text, r, o);
   HttpGetResponse out;
-  out.status = static_cast<int>(res.result_int());
-  out.content_type = std::string(res[http::field::content_type]);
-  if (out.status != 200) {
-    std::string reason(res.reason());
+  out.status = r.status;
+  out.content_type = std::move(r.content_type);
+  if (out.status != 200)
     return make_error("GET " + url_text + ": HTTP " + std::to_string(out.status) +
-                          (reason.empty() ? "" : " " + reason),
+                          (r.reason.empty() ? "" : " " + r.reason),
                       out.status == 404 ? "check the URL's path" : "check the endpoint's logs");
-  }
   const std::string media = media_type_of(out.content_type);
   if (!media_type_accepted(media, o.media_types)) {
     std::string expected;
@@ -209,63 +142,32 @@ Result<HttpGetResponse> check_response(const std::string& url_text,
     return make_error("GET " + url_text + ": the answer is " + media + ", not " + expected,
                       "check that the URL points at the right kind of endpoint");
   }
-  out.body = std::move(res.body());
+  out.body = std::move(r.body);
   return out;
 }
 
-}  // namespace
-
-namespace {
-
-void prepare(GetExchange& ex, const HttpUrl& url, const HttpGetOptions& options,
-             std::chrono::steady_clock::time_point deadline) {
-  ex.options = &options;
-  ex.url_text = url.to_string();
-  ex.deadline = deadline;
-  ex.request = {http::verb::get, url.target, 11};
-  ex.request.set(http::field::host, url.host_port());
-  ex.request.set(http::field::user_agent, "statherd-agent");
-  ex.request.set(http::field::accept, options.accept.empty() ? "*/*" : options.accept);
-  ex.request.set(http::field::connection, "close");
-  ex.parser.body_limit(options.max_body_bytes);
-  ex.parser.header_limit(16 * 1024);
-}
-
-Result<HttpGetResponse> outcome(GetExchange& ex) {
-  if (ex.error) return std::move(*ex.error);
-  if (!ex.done)
-    return transport_error(ex.url_text, "resolve the host",
-                           beast::error_code(beast::error::timeout), *ex.options);
-  if (ex.parser.get().body().size() > ex.options->max_body_bytes)  // belt and braces, as above
-    return transport_error(ex.url_text, "read the answer",
-                           beast::error_code(http::error::body_limit), *ex.options);
-  return check_response(ex.url_text, ex.parser.release(), *ex.options);
+HttpRequest get_request(const HttpUrl& url, const HttpGetOptions& options) {
+  HttpRequest req;
+  req.target = {url.host, url.port, url.target};
+  req.method = HttpMethod::Get;
+  req.headers = {{"User-Agent", "statherd-agent"},
+                 {"Accept", options.accept.empty() ? "*/*" : options.accept}};
+  req.max_response_body = options.max_body_bytes;
+  return req;
 }
 
 }  // namespace
 
 std::vector<Result<HttpGetResponse>> http_get_all(const std::vector<HttpUrl>& urls,
                                                   const HttpGetOptions& options) {
+  std::vector<HttpRequest> requests;
+  requests.reserve(urls.size());
+  for (const auto& url : urls) requests.push_back(get_request(url, options));
+  auto answers = http_exchange_all(std::move(requests), options.timeout);
   std::vector<Result<HttpGetResponse>> results;
   results.reserve(urls.size());
-  try {
-    asio::io_context ioc;
-    std::vector<std::unique_ptr<GetExchange>> exchanges;
-    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
-    for (const auto& url : urls) {
-      exchanges.push_back(std::make_unique<GetExchange>(ioc));
-      prepare(*exchanges.back(), url, options, deadline);
-      exchanges.back()->start(url);
-    }
-    // Name resolution is not covered by the stream deadline: stop the whole loop at the
-    // deadline (plus a little, so the stream's own timeout reports first when it applies).
-    ioc.run_for(options.timeout + std::chrono::milliseconds(200));
-    for (auto& ex : exchanges) results.push_back(outcome(*ex));
-  } catch (const std::exception& e) {
-    results.clear();
-    for (const auto& url : urls)
-      results.emplace_back(Error{"GET " + url.to_string() + ": HTTP client error: " + e.what(), ""});
-  }
+  for (size_t i = 0; i < urls.size(); ++i)
+    results.push_back(check_response(urls[i].to_string(), std::move(answers[i]), options));
   return results;
 }
 

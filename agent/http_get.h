@@ -2,7 +2,7 @@
 // One connection per request ("Connection: close"), plain http:// only. Every request has one
 // deadline covering resolve + connect + send + read, and a limit on the response body; each
 // failure is an Error that says what happened (timeout, refused, status, too big, wrong type)
-// and what to do. Beast lives in http_get.cpp only.
+// and what to do. The exchange itself is the shared client in common/http_client.h.
 #pragma once
 
 #include <chrono>

@@ -1,23 +1,11 @@
 #include "agent/shipper.h"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <charconv>
-#include <optional>
 
+#include "common/http_client.h"
 #include "common/wire.h"
 
 namespace statherd::agent {
-
-namespace beast = boost::beast;
-namespace http = boost::beast::http;
-namespace asio = boost::asio;
 
 Result<ServerUrl> parse_server_url(std::string_view url) {
   const std::string shown(url);
@@ -80,90 +68,44 @@ ShipOutcome classify_http_status(int status) {
 
 namespace {
 
-http::request<http::string_body> build_request(const HttpSenderOptions& o, uint64_t seq,
-                                               std::string_view body) {
-  http::request<http::string_body> req{http::verb::post, o.url.ingest_target(), 11};
-  req.set(http::field::host, o.url.host + ":" + std::to_string(o.url.port));
-  req.set(http::field::user_agent, "statherd-agent");
-  req.set(http::field::authorization, "Bearer " + o.token);
-  req.set(http::field::content_type, kBatchContentType);
-  req.set("X-Statherd-Agent", o.agent_id);
-  req.set("X-Statherd-Seq", std::to_string(seq));
-  req.set(http::field::connection, "close");
-  req.body().assign(body.data(), body.size());
-  req.prepare_payload();
+HttpRequest ingest_request(const HttpSenderOptions& o, uint64_t seq, std::string_view body) {
+  HttpRequest req;
+  req.target = {o.url.host, o.url.port, o.url.ingest_target()};
+  req.method = HttpMethod::Post;
+  req.body.assign(body.data(), body.size());
+  req.headers = {{"User-Agent", "statherd-agent"},
+                 {"Authorization", "Bearer " + o.token},
+                 {"Content-Type", std::string(kBatchContentType)},
+                 {"X-Statherd-Agent", o.agent_id},
+                 {"X-Statherd-Seq", std::to_string(seq)}};
+  req.max_response_body = o.max_response_bytes;
   return req;
 }
 
-ShipResult connection_failure(const std::string& what, const beast::error_code& ec) {
-  return {ShipOutcome::RetryLater, 0, what + ": " + ec.message()};
+// The agent's log wording for a failed step ("read response: ...").
+std::string step_label(HttpStep step, const std::string& host) {
+  switch (step) {
+    case HttpStep::Resolve: return "resolve " + host;
+    case HttpStep::Connect: return "connect";
+    case HttpStep::Send: return "send";
+    case HttpStep::ReadHeader:
+    case HttpStep::ReadBody: return "read response";
+  }
+  return "?";
 }
-
-// One POST, driven by async operations on one io_context so that the tcp_stream deadline
-// (expires_after only applies to async operations) covers connect, write and read.
-struct Exchange {
-  asio::io_context ioc;
-  asio::ip::tcp::resolver resolver{ioc};
-  beast::tcp_stream stream{ioc};
-  beast::flat_buffer buffer{8192};
-  http::request<http::string_body> request;
-  http::response_parser<http::string_body> parser;
-  std::chrono::milliseconds timeout{};
-  std::optional<ShipResult> result;
-
-  void fail(const std::string& what, const beast::error_code& ec) {
-    if (!result) result = connection_failure(what, ec);
-  }
-  void start(const ServerUrl& url) {
-    resolver.async_resolve(url.host, std::to_string(url.port),
-                           [this, host = url.host](beast::error_code ec, auto endpoints) {
-                             if (ec) return fail("resolve " + host, ec);
-                             on_resolved(endpoints);
-                           });
-  }
-  void on_resolved(const asio::ip::tcp::resolver::results_type& endpoints) {
-    stream.expires_after(timeout);
-    stream.async_connect(endpoints, [this](beast::error_code ec, auto) {
-      if (ec) return fail("connect", ec);
-      stream.expires_after(timeout);
-      http::async_write(stream, request, [this](beast::error_code ec2, size_t) {
-        if (ec2) return fail("send", ec2);
-        stream.expires_after(timeout);
-        http::async_read(stream, buffer, parser, [this](beast::error_code ec3, size_t) {
-          if (ec3) return fail("read response", ec3);
-          on_response();
-        });
-      });
-    });
-  }
-  void on_response() {
-    beast::error_code ignored;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    const auto& res = parser.get();
-    int status = static_cast<int>(res.result_int());
-    result = ShipResult{classify_http_status(status), status, res.body().substr(0, 512)};
-  }
-};
 
 }  // namespace
 
 ShipResult HttpBatchSender::send(uint64_t seq, std::string_view encoded_batch) {
-  try {
-    Exchange ex;
-    ex.timeout = options_.timeout;
-    ex.request = build_request(options_, seq, encoded_batch);
-    ex.parser.body_limit(options_.max_response_bytes);
-    ex.parser.header_limit(16 * 1024);
-    ex.start(options_.url);
-    // Backstop for name resolution, which the stream deadline does not cover.
-    ex.ioc.run_for(options_.timeout * 3 + std::chrono::seconds(1));
-    if (!ex.result)
-      return {ShipOutcome::RetryLater, 0,
-              "no answer from " + options_.url.host + " within the deadline"};
-    return std::move(*ex.result);
-  } catch (const std::exception& e) {
-    return {ShipOutcome::RetryLater, 0, std::string("HTTP client error: ") + e.what()};
-  }
+  HttpExchangeResult r =
+      http_exchange(ingest_request(options_, seq, encoded_batch), options_.timeout);
+  if (r.ok()) return {classify_http_status(r.status), r.status, r.body.substr(0, 512)};
+  if (r.failure == HttpFailure::Timeout && r.step == HttpStep::Resolve)
+    return {ShipOutcome::RetryLater, 0,
+            "no answer from " + options_.url.host + " within the deadline"};
+  if (r.failure == HttpFailure::ClientError)
+    return {ShipOutcome::RetryLater, 0, r.error};
+  return {ShipOutcome::RetryLater, 0, step_label(r.step, options_.url.host) + ": " + r.cause};
 }
 
 }  // namespace statherd::agent

@@ -1,5 +1,5 @@
 // Ships encoded batches to statherd-server: one synchronous HTTP/1.1 POST per batch
-// (POST {server}/api/v1/ingest). Beast lives in shipper.cpp only, to keep compile times down.
+// (POST {server}/api/v1/ingest) through the shared client in common/http_client.h.
 #pragma once
 
 #include <chrono>

@@ -1,6 +1,6 @@
 // One HTTP/1.1 POST for the remote-write sink: plain http:// only, "Connection: close", one
 // deadline covering resolve + connect + send + read, a 64 KiB limit on the answer's body.
-// Beast lives in remote_write_http.cpp only.
+// The exchange itself is the shared client in common/http_client.h.
 #pragma once
 
 #include <chrono>

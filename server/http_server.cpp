@@ -1,5 +1,7 @@
 #include "server/http_server.h"
 
+#include <unistd.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -18,6 +20,16 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
+
+// After the first SIGTERM/SIGINT the sinks get their stop_timeout to deliver what they hold;
+// a second signal ends the process at once (what was acknowledged is in the WAL anyway).
+void exit_now(int) {
+  static const char kMessage[] =
+      "statherd-server: second signal: exiting now without waiting for the sinks\n";
+  ssize_t ignored = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+  (void)ignored;
+  ::_exit(1);
+}
 
 // What a session needs from the server, shared by every connection.
 struct SessionContext {
@@ -162,6 +174,7 @@ struct HttpServer::Impl {
   asio::steady_timer flush_timer{ioc};
   asio::signal_set signals{ioc};
   bool drained = false;
+  bool stop_signals_taken = false;
   double last_rollup_ms = 0;
 
   Impl(HttpServerOptions o, Engine& e, MemoryStore& s, std::vector<Sink*> k, ApiRoutes& r,
@@ -209,9 +222,8 @@ struct HttpServer::Impl {
     });
   }
 
-  // SIGTERM/SIGINT: drain once. The signal set is cleared at once, which gives the signals
-  // back their default action: a second SIGTERM while the sinks flush ends the process
-  // (main installs a handler that says so). SIGHUP: reload, then wait for the next signal.
+  // SIGTERM/SIGINT: drain once; from then on a second one exits at once (exit_now), also
+  // while main waits for the sinks to flush. SIGHUP: reload, then wait for the next signal.
   void wait_signal() {
     signals.async_wait([this](beast::error_code ec, int signal) {
       if (ec) return;
@@ -220,10 +232,23 @@ struct HttpServer::Impl {
         else log::info("SIGHUP: nothing to reload");
         return wait_signal();
       }
+      take_over_stop_signals();  // before the log line: a second signal after it must count
       log::info(std::string(signal == SIGTERM ? "SIGTERM" : "SIGINT") +
                 ": draining the last interval to every sink (send it again to exit at once)");
       drain_and_stop();
     });
+  }
+
+  // asio gives the signals back their default action when its set is cleared; exit_now then
+  // makes a second SIGTERM/SIGINT end the process at once, saying so.
+  void take_over_stop_signals() {
+    if (!options.handle_signals || stop_signals_taken) return;
+    stop_signals_taken = true;
+    beast::error_code ignored;
+    signals.clear(ignored);
+    std::signal(SIGTERM, exit_now);
+    std::signal(SIGINT, exit_now);
+    std::signal(SIGHUP, SIG_IGN);  // no reload while stopping (and not the default: terminate)
   }
 
   void drain_and_stop() {
@@ -232,7 +257,7 @@ struct HttpServer::Impl {
     beast::error_code ignored;
     acceptor.close(ignored);
     flush_timer.cancel();
-    signals.clear(ignored);
+    take_over_stop_signals();
     dispatch(engine.drain(now_ms()));
     ioc.stop();
   }

@@ -33,16 +33,6 @@ int fail(const Error& error, int code = 2) {
   return code;
 }
 
-// After the first SIGTERM/SIGINT the sinks get their stop_timeout to deliver what they hold;
-// a second signal ends the process at once (what was acknowledged is in the WAL anyway).
-void exit_now(int) {
-  static const char kMessage[] =
-      "statherd-server: second signal: exiting now without waiting for the sinks\n";
-  ssize_t ignored = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
-  (void)ignored;
-  ::_exit(1);
-}
-
 int serve(const ServerConfig& config, const std::string& token,
           const std::vector<std::string>& args) {
   EngineOptions engine_options = engine_options_from(config);
@@ -80,9 +70,7 @@ int serve(const ServerConfig& config, const std::string& token,
             (config.graphite_address.empty() ? "" : ", graphite " + config.graphite_address) +
             (config.remote_write_url.empty() ? "" : ", remote_write " + config.remote_write_url));
   server.run();  // returns after SIGTERM/SIGINT drained the engine to every sink
-  std::signal(SIGTERM, exit_now);
-  std::signal(SIGINT, exit_now);
-  sinks.stop();
+  sinks.stop();   // a second SIGTERM/SIGINT meanwhile exits at once (see HttpServer)
   log::info("stopped");
   return 0;
 }

@@ -72,6 +72,16 @@ def sum_by_app(writers):
     return result
 
 
+def count_sums(writers, app):
+    """{whisper metric: expected sum} of every counter of app's writers, at app and host level
+    (the per-interval counts in Carbon must add up to the writers' exact totals)."""
+    sums = {}
+    for name, total in sum_by_app(writers)[app].items():
+        sums[f"statherd.{app}.{name}.count"] = total
+        sums[f"statherd.{app}.hosts.{HOST}.{name}.count"] = total
+    return sums
+
+
 class PipelineTestCase(unittest.TestCase):
     """Owns a temp dir and every process a test starts; prints their logs when a test fails."""
 

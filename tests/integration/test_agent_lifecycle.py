@@ -11,7 +11,7 @@ import subprocess
 import unittest
 
 import harness
-from pipeline import HOST, SENTINEL_APP, PipelineTestCase, sum_by_app
+from pipeline import HOST, SENTINEL_APP, PipelineTestCase, count_sums
 
 OLD_APP = "lifea"   # watched from the start (glob A)
 NEW_APP = "lifeb"   # added by the reload (glob B)
@@ -69,12 +69,8 @@ class AgentLifecycleTest(PipelineTestCase):
         return proc.returncode, proc.stdout, proc.stderr
 
     def expected_sums(self, writers, app):
-        totals = sum_by_app(writers)[app]
-        self.assertEqual(len(totals), 2)
-        sums = {}
-        for name, total in totals.items():
-            sums[f"statherd.{app}.{name}.count"] = total
-            sums[f"statherd.{app}.hosts.{HOST}.{name}.count"] = total
+        sums = count_sums(writers, app)
+        self.assertEqual(len(sums), 4)  # 2 counters x (app, host)
         return sums
 
     # -- tests ------------------------------------------------------------------------------

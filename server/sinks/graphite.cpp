@@ -45,13 +45,19 @@ int connect_one(const addrinfo* ai, Clock::time_point deadline) {
   if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) return fd;
   if (errno == EINPROGRESS) {
     pollfd p{fd, POLLOUT, 0};
-    if (::poll(&p, 1, remaining_ms(deadline)) == 1) {
+    const int ready = ::poll(&p, 1, remaining_ms(deadline));
+    if (ready == 1) {
       int err = 0;
       socklen_t len = sizeof err;
       if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) return fd;
+      errno = err;  // the connect's own error (ECONNREFUSED ...), not EINPROGRESS
+    } else if (ready == 0) {
+      errno = ETIMEDOUT;
     }
   }
+  const int saved = errno;  // close() must not change what the caller reports
   ::close(fd);
+  errno = saved;
   return -1;
 }
 

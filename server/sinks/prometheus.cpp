@@ -7,6 +7,7 @@
 #include <cmath>
 #include <exception>
 #include <tuple>
+#include <unordered_map>
 
 #include "common/log.h"
 
@@ -126,10 +127,25 @@ PrometheusSink::PrometheusSink(PrometheusSinkOptions options)
 PrometheusSink::~PrometheusSink() = default;
 
 void PrometheusSink::emit(const IntervalOutput& out) {
-  std::map<std::string, Group> groups;
-  for (const SeriesPoint& p : out.points) groups[group_key(p)].points.push_back(&p);
+  // The engine emits a series' stats next to each other: a run of points with the same key is
+  // one group, so the key is built once per point and looked up once per run.
+  std::unordered_map<std::string, Group> groups;
+  groups.reserve(out.points.size() / 4 + 1);
+  std::vector<Group*> order;  // first-seen order: families are created deterministically
+  std::string key, last_key;
+  Group* last = nullptr;
+  for (const SeriesPoint& p : out.points) {
+    key = group_key(p);
+    if (last == nullptr || key != last_key) {
+      auto [it, fresh] = groups.try_emplace(key);
+      if (fresh) order.push_back(&it->second);
+      last = &it->second;
+      last_key = key;
+    }
+    last->points.push_back(&p);
+  }
   std::lock_guard lock(mutex_);
-  for (const auto& [key, group] : groups) emit_group(group, out);
+  for (const Group* group : order) emit_group(*group, out);
   if (!out.reemit) expire(out.start_s, out.interval_s);
 }
 
@@ -148,7 +164,7 @@ void PrometheusSink::emit_group(const Group& group, const IntervalOutput& out) {
   for (const SeriesPoint* p : group.points) {
     if (counter && p->stat == "count") {
       std::string name = prometheus_metric_name(p->metric, "count_total");
-      Series* s = find_or_add(Kind::Counter, name, help_of(p->metric, "total count"), labels);
+      Series* s = find_or_add(Kind::Counter, name, p->metric, "total count", labels);
       if (s != nullptr) add_count(*s, start, p->value, 0, out.reemit);
       continue;
     }
@@ -159,7 +175,7 @@ void PrometheusSink::emit_group(const Group& group, const IntervalOutput& out) {
     }
     // "_sum" is reserved for summaries and histograms (promtool lint): a gauge's sum is "summed".
     std::string name = prometheus_metric_name(p->metric, p->stat == "sum" ? "summed" : p->stat);
-    Series* s = find_or_add(Kind::Gauge, name, help_of(p->metric, p->stat), labels);
+    Series* s = find_or_add(Kind::Gauge, name, p->metric, p->stat, labels);
     if (s != nullptr && start >= s->last_start_s) {
       s->gauge->Set(p->value);
       s->last_start_s = start;
@@ -167,14 +183,15 @@ void PrometheusSink::emit_group(const Group& group, const IntervalOutput& out) {
   }
   if (!summary) return;
   std::string name = prometheus_metric_name(head.metric, "");
-  Series* s = find_or_add(Kind::Summary, name, help_of(head.metric, "distribution"), labels);
+  Series* s = find_or_add(Kind::Summary, name, head.metric, "distribution", labels);
   if (s == nullptr) return;
   if (start >= s->last_start_s) s->quantiles = std::move(quantiles);
   add_count(*s, start, count, sum, out.reemit);
 }
 
 PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string& family,
-                                                    const std::string& help,
+                                                    std::string_view help_metric,
+                                                    std::string_view help_what,
                                                     const prometheus::Labels& labels) {
   if (auto fk = family_kind_.find(family); fk != family_kind_.end() && fk->second != kind) {
     ++counters_.type_conflicts;
@@ -186,6 +203,7 @@ PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string
     ++counters_.series_rejected;
     return nullptr;
   }
+  const std::string help = help_of(help_metric, help_what);
   auto series = std::make_unique<Series>();
   series->kind = kind;
   series->family = family;

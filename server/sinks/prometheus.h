@@ -99,8 +99,9 @@ class PrometheusSink : public Sink {
   struct Group;
 
   void emit_group(const Group& group, const IntervalOutput& out);
-  Series* find_or_add(Kind kind, const std::string& family, const std::string& help,
-                      const prometheus::Labels& labels);
+  // help_metric/help_what make the family's HELP text, built only when the family is new.
+  Series* find_or_add(Kind kind, const std::string& family, std::string_view help_metric,
+                      std::string_view help_what, const prometheus::Labels& labels);
   void add_count(Series& s, int64_t start_s, double count, double sum, bool reemit);
   void expire(int64_t newest_start_s, int64_t interval_s);
   void remove(const std::string& key);

@@ -6,8 +6,9 @@
 // - A writer that truncates the file while it is mapped would make our page reads SIGBUS (the
 //   original writer creates files with O_TRUNC + ftruncate; a restarted process reuses its file
 //   name). The stat() of every scrape notices a size change and remaps first; a truncation
-//   between that stat() and the read is caught by guarded_read (agent/mapped_guard.h): the file
-//   is a SourceError for this scrape, unmapped, and mapped again next scrape.
+//   between that stat() and the read is caught by guarded_read (agent/mapped_guard.h; the
+//   guarded copies are in mmstats_v1_copy.cpp): the file is a SourceError for this scrape,
+//   unmapped, and mapped again next scrape.
 // - A dead pid (no <proc_root>/<pid>) gets its file read one last time; after that the file is
 //   unmapped and only reported again if its inode, size or mtime changes.
 // - A pid reused within one scrape interval by a process that recreates the same file name is
@@ -20,25 +21,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <unordered_map>
 
-#include "agent/mapped_guard.h"
 #include "agent/sources/mmstats_v1.h"
 #include "agent/sources/mmstats_v1_files.h"
+#include "agent/sources/mmstats_v1_source_impl.h"
 #include "common/log.h"
 
 namespace statherd::agent {
-struct MmstatsFileStat {
-  uint64_t inode = 0;
-  int64_t size = 0;
-  int64_t mtime_ns = 0;
-  bool operator==(const MmstatsFileStat&) const = default;
-};
-
 namespace {
 
 bool stat_path(const std::string& path, MmstatsFileStat& out) {
@@ -57,82 +49,7 @@ Error torn_field_error(const MmstatsFieldLayout& field) {
                     std::to_string(field.wb_offset));
 }
 
-// Largest file the --once path copies; a larger one is mapped instead.
-constexpr size_t kMaxCopyBytes = 64u << 20;
-
 }  // namespace
-
-struct MmstatsMappedFile {
-  std::string path;
-  MmstatsFileStat stat;
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-  bool mapped = false;  // data is our mapping (else a copy owned by someone else, or null)
-  MmstatsFileName name;
-  int64_t start_time_ms = 0;
-  bool layout_ok = false;
-  MmstatsLayout layout;
-  std::vector<std::string> sample_names;
-  std::vector<Kind> kinds;
-  bool final_read_done = false;  // pid dead and its last read reported
-  uint64_t last_seen_scrape = 0;
-
-  std::span<const uint8_t> bytes() const { return {data, size}; }
-  void unmap() {
-    if (data && mapped) ::munmap(const_cast<uint8_t*>(data), size);
-    data = nullptr;
-    size = 0;
-    mapped = false;
-    layout_ok = false;
-  }
-  ~MmstatsMappedFile() { unmap(); }
-};
-
-struct MmstatsV1Source::Impl {
-  MmstatsV1Options options;
-  LabelPatternSet counters;
-  std::unordered_map<std::string, std::unique_ptr<MmstatsMappedFile>> files;
-  std::unordered_map<int64_t, int64_t> start_ms_by_pid;  // pids known alive
-  std::unordered_map<int64_t, bool> alive_this_scrape;
-  int64_t boot_time_ms = -1;  // -1: not read yet; 0: unavailable
-  uint64_t scrape_count = 0;
-  std::string scratch_text;
-  // --once (options.one_shot): one file object and two copy buffers, reused for every file.
-  MmstatsMappedFile copied_file;
-  std::vector<uint8_t> copy, check_copy;
-  std::string open_dir;      // the directory open_dir_fd refers to, with its trailing '/'
-  // Mapped files are read through a private image (see snapshot_mapped), reused for every file.
-  std::vector<uint8_t> image, field_copies;
-  std::vector<uint8_t> torn_fields;  // per field of the last snapshot: 1 if it kept changing
-  int open_dir_fd = -1;      // files are opened relative to it: no path walk per file
-
-  ~Impl() {
-    if (open_dir_fd >= 0) ::close(open_dir_fd);
-  }
-
-  explicit Impl(MmstatsV1Options o)
-      : options(std::move(o)),
-        counters(options.counter_patterns.empty() ? default_mmstats_counter_patterns()
-                                                  : options.counter_patterns) {
-    if (options.globs.empty()) options.globs.push_back(default_mmstats_glob());
-  }
-
-  bool pid_alive(int64_t pid);
-  int64_t start_time_of(int64_t pid);
-  Status map_file(MmstatsMappedFile& f);
-  Status refresh_layout(MmstatsMappedFile& f, std::span<const uint8_t> bytes);
-  Status parse_layout(MmstatsMappedFile& f, std::span<const uint8_t> bytes);
-  Status snapshot_mapped(MmstatsMappedFile& f);
-  bool copy_values_consistently(const MmstatsMappedFile& f, std::string& fault);
-  bool read_file(MmstatsMappedFile& f, bool fresh, int64_t now_ms, SourceSamples& ss,
-                 std::vector<SourceError>& errors);
-  bool visit(const std::string& path, int64_t now_ms, SourceSamples& ss,
-             std::vector<SourceError>& errors);
-  bool visit_one_shot(const std::string& path, int64_t now_ms, SourceSamples& ss,
-                      std::vector<SourceError>& errors);
-  Status copy_consistent(MmstatsMappedFile& f, int fd);
-  int open_in_directory(const std::string& path);
-};
 
 bool MmstatsV1Source::Impl::pid_alive(int64_t pid) {
   auto [it, inserted] = alive_this_scrape.try_emplace(pid, false);
@@ -210,75 +127,6 @@ Status MmstatsV1Source::Impl::parse_layout(MmstatsMappedFile& f, std::span<const
   }
   f.layout_ok = true;
   return Ok{};
-}
-
-// Why a private image of a mapped file: a read that SIGBUSes (file truncated under us) jumps
-// out of guarded_read, which must then find no half-built string or vector. So the guarded part
-// only copies bytes into `image` at their file offsets - the structure with one memcpy, each
-// field's write_buffer + readable value by the torn-read rule - and the layout is parsed and the
-// values decoded from the image, outside the guard. (Decoding straight from the mapping inside
-// the guard would need a parser that never allocates.) The extra copy of the structure is
-// ~4 KB per file; bench/agent_read_bench measured no noticeable difference.
-Status MmstatsV1Source::Impl::snapshot_mapped(MmstatsMappedFile& f) {
-  if (image.size() < f.size) image.resize(f.size);  // never shrinks: no zero-fill per file
-  const std::span<const uint8_t> img(image.data(), f.size);
-  std::string fault;
-  // The structure up to the terminator (whole file until a layout is known), then the rest of
-  // the file only if the structure changed.
-  size_t head = f.layout_ok ? std::min<size_t>(f.size, size_t{f.layout.end} + 2) : f.size;
-  bool ok = guarded_copy(f.data, f.size, 0, head, image.data(), fault);
-  if (ok && f.layout_ok && !mmstats_v1_layout_still_valid(img, f.layout)) {
-    f.layout_ok = false;
-    ok = guarded_copy(f.data, f.size, head, f.size - head, image.data() + head, fault);
-  }
-  Status st = Ok{};
-  if (ok && !f.layout_ok) st = parse_layout(f, img);
-  if (ok && st) ok = copy_values_consistently(f, fault);
-  if (!ok) {
-    f.unmap();  // never touched again; the next scrape maps the file as it is then
-    return make_error(fault);
-  }
-  return st;
-}
-
-// For every field, write_buffer + readable value copied from the mapping into the image until
-// two consecutive copies agree (read_mmstats_v1_value's torn-read rule); torn_fields[i] = 1 if
-// they never did. Runs inside guarded_read: only copies, into buffers sized beforehand.
-bool MmstatsV1Source::Impl::copy_values_consistently(const MmstatsMappedFile& f,
-                                                    std::string& fault) {
-  size_t widest = 0;
-  for (const auto& field : f.layout.fields) widest = std::max<size_t>(widest, field.value_size);
-  if (field_copies.size() < 2 * (widest + 1)) field_copies.resize(2 * (widest + 1));
-  torn_fields.assign(f.layout.fields.size(), 0);
-  const uint8_t* map = f.data;
-  auto copy_once = [map](const MmstatsFieldLayout& field, uint8_t* dst) {
-    dst[0] = *reinterpret_cast<const volatile uint8_t*>(map + field.wb_offset);
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // write_buffer before the value
-    const size_t slot = field.buffered ? ((dst[0] & 1u) ^ 1u) : 0;
-    std::memcpy(dst + 1, map + field.wb_offset + 1 + slot * field.value_size, field.value_size);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-  };
-  auto copy_all = [&] {
-    for (size_t i = 0; i < f.layout.fields.size(); ++i) {
-      const MmstatsFieldLayout& field = f.layout.fields[i];
-      uint8_t* a = field_copies.data();
-      uint8_t* b = a + field.value_size + 1;
-      copy_once(field, a);
-      torn_fields[i] = 1;
-      for (int attempt = 1; attempt < kMmstatsMaxReadTries && torn_fields[i]; ++attempt) {
-        copy_once(field, b);
-        if (std::memcmp(a, b, field.value_size + 1) == 0) {
-          const size_t slot = field.buffered ? ((a[0] & 1u) ^ 1u) : 0;
-          image[field.wb_offset] = a[0];
-          std::memcpy(&image[field.wb_offset + 1 + slot * field.value_size], a + 1,
-                      field.value_size);
-          torn_fields[i] = 0;
-        }
-        std::swap(a, b);
-      }
-    }
-  };
-  return guarded_read(f.data, f.size, copy_all, fault);
 }
 
 // Fills ss (reusing its capacity) from f; false (and an error) if f has no readable layout.
@@ -365,28 +213,6 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
   const bool read = read_file(f, fresh, now_ms, ss, errors);
   if (!alive) f.unmap();  // last read of a dead process's file
   return read;
-}
-
-// Copies f.path (open as fd) into `copy` and points f at it, if a second copy agrees with the
-// first over every field (the torn-read rule of read_mmstats_v1_value, applied to whole copies).
-// Otherwise (a writer is busy, or the file is huge) f is mapped and read the usual way.
-Status MmstatsV1Source::Impl::copy_consistent(MmstatsMappedFile& f, int fd) {
-  auto n = copy_whole_file(fd, copy, kMaxCopyBytes);
-  if (!n) return n.error();
-  if (*n == 0) return make_error("mmstats v1: empty file (0 bytes)", "the writer may be starting; read again next scrape");
-  f.data = copy.data();
-  f.size = *n;
-  if (*n < kMaxCopyBytes && refresh_layout(f, f.bytes())) {
-    const size_t used = f.layout.end;
-    if (check_copy.size() < used) check_copy.resize(used);
-    const ssize_t again = ::pread(fd, check_copy.data(), used, 0);
-    if (again == static_cast<ssize_t>(used) && std::memcmp(copy.data(), check_copy.data(), used) == 0)
-      return Ok{};
-  } else if (*n < kMaxCopyBytes) {
-    return Ok{};  // unparseable: read_file reports why
-  }
-  f.data = nullptr;
-  return map_file(f);
 }
 
 // open(path) for reading, as openat() relative to the path's directory, which stays open for

@@ -27,11 +27,11 @@
 // 3,000 files fast; it is stat()ed and remapped when its used size passes the mapped size. A
 // third party truncating a live .db file in place is not supported (prometheus_client itself
 // would raise on it), but must not kill the agent: every read of a mapping is a SIGBUS-guarded
-// copy (agent/mapped_guard.h; parsing and the series table only see the copies), and a file
-// that faults, or that a stat() finds shorter than its header, is a SourceError, dropped
-// without retiring (its values are gone) and read afresh next scrape. A truncation that keeps
-// the page holding `used` and every value (a shrink within the last page) reads as zeros for
-// a scrape - the price of not stat()ing every file every scrape.
+// copy (agent/mapped_guard.h, prom_multiproc_copy.cpp; parsing and the series table only see
+// the copies), and a file that faults, or that a stat() finds shorter than its header, is a
+// SourceError, dropped without retiring (its values are gone) and read afresh next scrape.
+// A truncation that keeps the page holding `used` and every value (a shrink within the last
+// page) reads as zeros for a scrape - the price of not stat()ing every file every scrape.
 // A file that fails to parse is a SourceError for that file only; its entries parsed at earlier
 // scrapes keep contributing, so a corrupt tail never makes a total drop.
 #include <dirent.h>
@@ -40,7 +40,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <unordered_map>
@@ -48,6 +47,7 @@
 #include "agent/mapped_guard.h"
 #include "agent/sources/prom_multiproc.h"
 #include "agent/sources/prom_multiproc_aggregate.h"
+#include "agent/sources/prom_multiproc_source_impl.h"
 #include "common/log.h"
 
 namespace statherd::agent {
@@ -69,51 +69,6 @@ std::string base_name(const std::string& path) {
 std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
-
-struct PromDbFile {
-  PromDbFileName name;
-  uint64_t inode = 0;
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-  PromDbLayout layout;
-  std::vector<PromEntryTarget> targets;  // parallel to layout.entries
-  uint64_t seen_scan = 0;
-
-  void unmap() {
-    if (data) ::munmap(const_cast<uint8_t*>(data), size);
-    data = nullptr;
-    size = 0;
-  }
-  ~PromDbFile() { unmap(); }
-};
-
-struct PromMultiprocSource::DirState {
-  PromMultiprocDir dir;
-  std::string app;
-  int64_t first_read_ms = 0;
-  bool saw_empty = false;
-  bool fresh = false;
-  bool warned_missing = false;
-  uint64_t scan = 0;
-  PromSeriesTable table;
-  std::unordered_map<std::string, std::unique_ptr<PromDbFile>> files;
-  std::vector<PromDbFile*> live;  // this scrape's files, in directory order
-  std::vector<uint8_t> buffer;    // one-shot copies
-  std::vector<uint8_t> image;     // guarded copy of the mapped bytes extend() parses
-  std::vector<double> values;     // guarded copy of one mapped file's values (and timestamps)
-
-  std::string file_path(const std::string& name) const { return dir.path + "/" + name; }
-  Status extend(PromDbFile& f, std::span<const uint8_t> bytes);
-  bool extend_mapped(PromDbFile& f, Status& extended, std::string& fault);
-  bool copy_values(const PromDbFile& f, std::string& fault);
-  void drop_faulted(const std::string& name, std::string fault, std::vector<SourceError>& errors);
-  Status map(PromDbFile& f, int dir_fd, const char* name, size_t size);
-  void visit_mapped(int dir_fd, const dirent& entry, std::vector<SourceError>& errors);
-  void visit_copied(int dir_fd, const char* name, std::vector<SourceError>& errors);
-  bool retire(PromDbFile& f, std::string& fault);
-  void apply(const PromDbFile& f, std::span<const uint8_t> bytes);
-  bool apply_mapped(const PromDbFile& f, std::string& fault);
-};
 
 // Parses what the writer appended since the last scrape and resolves the new entries' keys.
 Status PromMultiprocSource::DirState::extend(PromDbFile& f, std::span<const uint8_t> bytes) {
@@ -150,63 +105,6 @@ void PromMultiprocSource::DirState::apply(const PromDbFile& f, std::span<const u
     table.apply(f.targets[i], load_prom_db_double(data, at),
                 timestamps ? load_prom_db_double(data, at + 8) : 0.0);
   }
-}
-
-// Why copies: a read of a mapping that SIGBUSes jumps out of guarded_read, so what runs inside
-// must leave no half-updated layout or series table behind. The guarded parts below only load
-// and copy; keys are parsed and values folded in afterwards, from the copies.
-
-// extend() on a guarded copy of the header and of the bytes appended since the last scrape.
-// False (and `fault`) if the mapping faulted; else `extended` is extend()'s result.
-bool PromMultiprocSource::DirState::extend_mapped(PromDbFile& f, Status& extended,
-                                                  std::string& fault) {
-  if (image.size() < f.size) image.resize(f.size);  // never shrinks: no zero-fill per file
-  const uint8_t* map = f.data;
-  uint8_t* img = image.data();
-  const size_t size = f.size;
-  const uint32_t from = f.layout.parsed_to;
-  auto copy = [map, img, size, from] {
-    std::memcpy(img, map, kPromDbHeaderBytes);
-    std::atomic_thread_fence(std::memory_order_acquire);  // `used` before the entries below it
-    uint32_t used;
-    std::memcpy(&used, img, 4);
-    if (used > from && used <= size) std::memcpy(img + from, map + from, used - from);
-  };
-  if (!guarded_read(f.data, f.size, copy, fault)) return false;
-  extended = extend(f, {image.data(), f.size});
-  return true;
-}
-
-// Each entry's value (and timestamp) of a mapped file into `values`, guarded.
-bool PromMultiprocSource::DirState::copy_values(const PromDbFile& f, std::string& fault) {
-  const size_t per_entry = f.layout.value_bytes == 16 ? 2 : 1;
-  values.resize(f.targets.size() * per_entry);
-  auto copy = [&f, this, per_entry] {
-    for (size_t i = 0; i < f.targets.size(); ++i) {
-      const uint32_t at = f.layout.entries[i].value_offset;
-      values[i * per_entry] = load_prom_db_double(f.data, at);  // an 8-byte load, nothing else
-      if (per_entry == 2) values[i * per_entry + 1] = load_prom_db_double(f.data, at + 8);
-    }
-  };
-  return guarded_read(f.data, f.size, copy, fault);
-}
-
-bool PromMultiprocSource::DirState::apply_mapped(const PromDbFile& f, std::string& fault) {
-  if (!copy_values(f, fault)) return false;
-  const size_t per_entry = f.layout.value_bytes == 16 ? 2 : 1;
-  for (size_t i = 0; i < f.targets.size(); ++i)
-    table.apply(f.targets[i], values[i * per_entry],
-                per_entry == 2 ? values[i * per_entry + 1] : 0.0);
-  return true;
-}
-
-// False (and `fault`) if the mapping faulted: nothing is retired, the values are gone.
-bool PromMultiprocSource::DirState::retire(PromDbFile& f, std::string& fault) {
-  if (!f.data) return true;
-  if (!copy_values(f, fault)) return false;
-  const size_t per_entry = f.layout.value_bytes == 16 ? 2 : 1;
-  for (size_t i = 0; i < f.targets.size(); ++i) table.retire(f.targets[i], values[i * per_entry]);
-  return true;
 }
 
 // A mapped file that faulted: reported, and forgotten without retiring; read afresh next scrape.

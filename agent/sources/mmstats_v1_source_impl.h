@@ -1,0 +1,97 @@
+// Internal to the mmstats v1 source: MmstatsV1Source::Impl and the state it keeps per file.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/sources/mmstats_v1.h"
+
+namespace statherd::agent {
+
+struct MmstatsFileStat {
+  uint64_t inode = 0;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const MmstatsFileStat&) const = default;
+};
+
+struct MmstatsMappedFile {
+  std::string path;
+  MmstatsFileStat stat;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  bool mapped = false;  // data is our mapping (else a copy owned by someone else, or null)
+  MmstatsFileName name;
+  int64_t start_time_ms = 0;
+  bool layout_ok = false;
+  MmstatsLayout layout;
+  std::vector<std::string> sample_names;
+  std::vector<Kind> kinds;
+  bool final_read_done = false;  // pid dead and its last read reported
+  uint64_t last_seen_scrape = 0;
+
+  std::span<const uint8_t> bytes() const { return {data, size}; }
+  void unmap() {
+    if (data && mapped) ::munmap(const_cast<uint8_t*>(data), size);
+    data = nullptr;
+    size = 0;
+    mapped = false;
+    layout_ok = false;
+  }
+  ~MmstatsMappedFile() { unmap(); }
+};
+
+struct MmstatsV1Source::Impl {
+  MmstatsV1Options options;
+  LabelPatternSet counters;
+  std::unordered_map<std::string, std::unique_ptr<MmstatsMappedFile>> files;
+  std::unordered_map<int64_t, int64_t> start_ms_by_pid;  // pids known alive
+  std::unordered_map<int64_t, bool> alive_this_scrape;
+  int64_t boot_time_ms = -1;  // -1: not read yet; 0: unavailable
+  uint64_t scrape_count = 0;
+  std::string scratch_text;
+  // --once (options.one_shot): one file object and two copy buffers, reused for every file.
+  MmstatsMappedFile copied_file;
+  std::vector<uint8_t> copy, check_copy;
+  std::string open_dir;      // the directory open_dir_fd refers to, with its trailing '/'
+  // Mapped files are read through a private image (see snapshot_mapped), reused for every file.
+  std::vector<uint8_t> image, field_copies;
+  std::vector<uint8_t> torn_fields;  // per field of the last snapshot: 1 if it kept changing
+  int open_dir_fd = -1;      // files are opened relative to it: no path walk per file
+
+  ~Impl() {
+    if (open_dir_fd >= 0) ::close(open_dir_fd);
+  }
+
+  explicit Impl(MmstatsV1Options o)
+      : options(std::move(o)),
+        counters(options.counter_patterns.empty() ? default_mmstats_counter_patterns()
+                                                  : options.counter_patterns) {
+    if (options.globs.empty()) options.globs.push_back(default_mmstats_glob());
+  }
+
+  bool pid_alive(int64_t pid);
+  int64_t start_time_of(int64_t pid);
+  Status map_file(MmstatsMappedFile& f);
+  Status refresh_layout(MmstatsMappedFile& f, std::span<const uint8_t> bytes);
+  Status parse_layout(MmstatsMappedFile& f, std::span<const uint8_t> bytes);
+  Status snapshot_mapped(MmstatsMappedFile& f);
+  bool copy_values_consistently(const MmstatsMappedFile& f, std::string& fault);
+  bool read_file(MmstatsMappedFile& f, bool fresh, int64_t now_ms, SourceSamples& ss,
+                 std::vector<SourceError>& errors);
+  bool visit(const std::string& path, int64_t now_ms, SourceSamples& ss,
+             std::vector<SourceError>& errors);
+  bool visit_one_shot(const std::string& path, int64_t now_ms, SourceSamples& ss,
+                      std::vector<SourceError>& errors);
+  Status copy_consistent(MmstatsMappedFile& f, int fd);
+  int open_in_directory(const std::string& path);
+};
+
+}  // namespace statherd::agent

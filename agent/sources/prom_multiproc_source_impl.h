@@ -1,0 +1,64 @@
+// Internal to the prom_multiproc source: PromMultiprocSource::DirState and its mapped files.
+#pragma once
+
+#include <dirent.h>
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/sources/prom_multiproc.h"
+#include "agent/sources/prom_multiproc_aggregate.h"
+
+namespace statherd::agent {
+
+struct PromDbFile {
+  PromDbFileName name;
+  uint64_t inode = 0;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  PromDbLayout layout;
+  std::vector<PromEntryTarget> targets;  // parallel to layout.entries
+  uint64_t seen_scan = 0;
+
+  void unmap() {
+    if (data) ::munmap(const_cast<uint8_t*>(data), size);
+    data = nullptr;
+    size = 0;
+  }
+  ~PromDbFile() { unmap(); }
+};
+
+struct PromMultiprocSource::DirState {
+  PromMultiprocDir dir;
+  std::string app;
+  int64_t first_read_ms = 0;
+  bool saw_empty = false;
+  bool fresh = false;
+  bool warned_missing = false;
+  uint64_t scan = 0;
+  PromSeriesTable table;
+  std::unordered_map<std::string, std::unique_ptr<PromDbFile>> files;
+  std::vector<PromDbFile*> live;  // this scrape's files, in directory order
+  std::vector<uint8_t> buffer;    // one-shot copies
+  std::vector<uint8_t> image;     // guarded copy of the mapped bytes extend() parses
+  std::vector<double> values;     // guarded copy of one mapped file's values (and timestamps)
+
+  std::string file_path(const std::string& name) const { return dir.path + "/" + name; }
+  Status extend(PromDbFile& f, std::span<const uint8_t> bytes);
+  bool extend_mapped(PromDbFile& f, Status& extended, std::string& fault);
+  bool copy_values(const PromDbFile& f, std::string& fault);
+  void drop_faulted(const std::string& name, std::string fault, std::vector<SourceError>& errors);
+  Status map(PromDbFile& f, int dir_fd, const char* name, size_t size);
+  void visit_mapped(int dir_fd, const dirent& entry, std::vector<SourceError>& errors);
+  void visit_copied(int dir_fd, const char* name, std::vector<SourceError>& errors);
+  bool retire(PromDbFile& f, std::string& fault);
+  void apply(const PromDbFile& f, std::span<const uint8_t> bytes);
+  bool apply_mapped(const PromDbFile& f, std::string& fault);
+};
+
+}  // namespace statherd::agent

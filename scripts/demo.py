@@ -111,7 +111,7 @@ def main():
         if ".hosts." in line:
             return False
         if line.startswith("statherd.self."):  # the daemons' own metrics: one line of them
-            return line.startswith("statherd.self.server.samples_in.count.rate ")
+            return line.startswith("statherd.self.server.samples_in.rate ")
         return any(k in line for k in (".count.rate ", ".count.m1_rate ", "queue.depth.p99 ",
                                        "queue.depth.max ", "request.time.max "))
     offset = 0

@@ -1,7 +1,5 @@
 #include "agent/http_get.h"
 
-#include <charconv>
-
 #include "common/http_client.h"
 
 namespace statherd::agent {
@@ -12,28 +10,8 @@ Status parse_authority(std::string_view authority, const std::string& shown, Htt
   if (authority.find('@') != std::string_view::npos)
     return make_error("URL " + shown + " carries user info, which the agent does not send",
                       "drop the user:password@ part; the agent sends no credentials to sources");
-  std::string_view port_text;
-  if (!authority.empty() && authority.front() == '[') {  // [v6]:port
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return make_error("URL " + shown + ": unclosed [");
-    out.host = std::string(authority.substr(1, close - 1));
-    if (close + 1 < authority.size() && authority[close + 1] == ':')
-      port_text = authority.substr(close + 2);
-  } else {
-    size_t colon = authority.rfind(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
-  }
-  if (out.host.empty())
-    return make_error("URL " + shown + " has no host", "e.g. http://127.0.0.1:8080/status/");
-  if (!port_text.empty()) {
-    unsigned port = 0;
-    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 || port > 65535)
-      return make_error("URL " + shown + " has a bad port", "a port is 1..65535");
-    out.port = static_cast<uint16_t>(port);
-  }
-  return Ok{};
+  return parse_http_authority(authority, "URL " + shown, "http://127.0.0.1:8080/status/",
+                              out.host, out.port);
 }
 
 }  // namespace

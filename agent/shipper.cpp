@@ -1,7 +1,5 @@
 #include "agent/shipper.h"
 
-#include <charconv>
-
 #include "common/http_client.h"
 #include "common/wire.h"
 
@@ -25,27 +23,10 @@ Result<ServerUrl> parse_server_url(std::string_view url) {
     out.path_prefix = std::string(rest.substr(slash));
     while (!out.path_prefix.empty() && out.path_prefix.back() == '/') out.path_prefix.pop_back();
   }
-  std::string_view port_text;
-  if (!authority.empty() && authority.front() == '[') {  // [v6]:port
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return make_error("server URL " + shown + ": unclosed [");
-    out.host = std::string(authority.substr(1, close - 1));
-    if (close + 1 < authority.size() && authority[close + 1] == ':')
-      port_text = authority.substr(close + 2);
-  } else {
-    size_t colon = authority.rfind(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
-  }
-  if (out.host.empty())
-    return make_error("server URL " + shown + " has no host", "e.g. http://127.0.0.1:8470");
-  if (!port_text.empty()) {
-    unsigned port = 0;
-    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 || port > 65535)
-      return make_error("server URL " + shown + " has a bad port", "a port is 1..65535");
-    out.port = static_cast<uint16_t>(port);
-  }
+  if (Status st = parse_http_authority(authority, "server URL " + shown,
+                                       "http://127.0.0.1:8470", out.host, out.port);
+      !st)
+    return st.error();
   return out;
 }
 

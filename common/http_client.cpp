@@ -1,5 +1,7 @@
 #include "common/http_client.h"
 
+#include <charconv>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -196,6 +198,31 @@ HttpExchangeResult http_exchange(HttpRequest request, std::chrono::milliseconds 
   std::vector<HttpRequest> one;
   one.push_back(std::move(request));
   return std::move(http_exchange_all(std::move(one), deadline).front());
+}
+
+Status parse_http_authority(std::string_view authority, const std::string& what,
+                            std::string_view example, std::string& host, uint16_t& port) {
+  std::string_view port_text;
+  if (!authority.empty() && authority.front() == '[') {  // [v6]:port
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return make_error(what + ": unclosed [");
+    host = std::string(authority.substr(1, close - 1));
+    if (close + 1 < authority.size() && authority[close + 1] == ':')
+      port_text = authority.substr(close + 2);
+  } else {
+    const size_t colon = authority.rfind(':');
+    host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
+  }
+  if (host.empty()) return make_error(what + " has no host", "e.g. " + std::string(example));
+  if (port_text.empty()) return Ok{};
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || value == 0 ||
+      value > 65535)
+    return make_error(what + " has a bad port", "a port is 1..65535");
+  port = static_cast<uint16_t>(value);
+  return Ok{};
 }
 
 }  // namespace statherd

@@ -10,7 +10,10 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <string_view>
 #include <vector>
+
+#include "common/result.h"
 
 namespace statherd {
 
@@ -62,6 +65,12 @@ struct HttpExchangeResult {
 
 // One exchange on a private event loop, bounded by `deadline` from now.
 HttpExchangeResult http_exchange(HttpRequest request, std::chrono::milliseconds deadline);
+
+// The authority of an http:// URL: "host", "host:port" or "[v6addr]:port" into host and port
+// (port left as is when absent). `what` names the URL in errors ("server URL http://x:0");
+// `example` is the hint for a missing host. User info ("a@b") is the caller's to refuse.
+Status parse_http_authority(std::string_view authority, const std::string& what,
+                            std::string_view example, std::string& host, uint16_t& port);
 // All of them at once on one event loop under one deadline; results in the order of `requests`.
 // A slow endpoint costs the others nothing.
 std::vector<HttpExchangeResult> http_exchange_all(std::vector<HttpRequest> requests,

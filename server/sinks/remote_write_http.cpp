@@ -1,7 +1,5 @@
 #include "server/sinks/remote_write_http.h"
 
-#include <charconv>
-
 #include "common/http_client.h"
 
 namespace statherd::server {
@@ -21,19 +19,10 @@ Result<RwUrl> parse_remote_write_url(std::string_view url) {
   if (authority.find('@') != std::string_view::npos)
     return make_error("remote_write URL " + shown + " carries user info",
                       "drop the user:password@ part; the server sends no credentials");
-  const size_t colon = authority.rfind(':');
-  out.host = std::string(authority.substr(0, colon));
-  if (colon != std::string_view::npos) {
-    std::string_view p = authority.substr(colon + 1);
-    unsigned port = 0;
-    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-    if (ec != std::errc() || end != p.data() + p.size() || port == 0 || port > 65535)
-      return make_error("remote_write URL " + shown + " has a bad port", "a port is 1..65535");
-    out.port = static_cast<uint16_t>(port);
-  }
-  if (out.host.empty())
-    return make_error("remote_write URL " + shown + " has no host",
-                      "e.g. http://127.0.0.1:9090/api/v1/write");
+  if (Status st = parse_http_authority(authority, "remote_write URL " + shown,
+                                       "http://127.0.0.1:9090/api/v1/write", out.host, out.port);
+      !st)
+    return st.error();
   for (char ch : shown)
     if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f)
       return make_error("remote_write URL " + shown + " contains a space or control character",

@@ -10,6 +10,8 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
+# -Werror for developer and CI builds only (a plain cmake build, as a packager runs it, has it off).
+WERROR     ?= ON
 # Keep the build output readable (no "Entering directory" lines from the nested makes).
 MAKEFLAGS += --no-print-directory
 PREFIX     ?= /usr/local
@@ -22,11 +24,11 @@ deps:
 	@scripts/install-deps.sh build
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTATHERD_WERROR=$(WERROR) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTATHERD_SANITIZE=ON -DSTATHERD_BENCH=OFF $(CMAKE_ARGS) >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTATHERD_SANITIZE=ON -DSTATHERD_BENCH=OFF -DSTATHERD_WERROR=$(WERROR) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 test: build

@@ -32,7 +32,10 @@ TEST(AgentSelfMetrics, NamesAreUnderAgentWithKindAndResultTags) {
   DeliveryStats d;
   d.acked = 4;
   d.failed_attempts = 2;
-  SourceSamples ss = agent_self_metrics("h1", 42, 1'000, 9'000, c, d, {100, 2, 1});
+  d.quarantined = 3;
+  d.split_batches = 6;
+  d.unauthorized = 1;
+  SourceSamples ss = agent_self_metrics("h1", 42, 1'000, 9'000, c, d, {100, 2, 1, 2, 700, 1});
   EXPECT_EQ(ss.id, (SourceIdentity{"h1", "self", 42, 1'000, "statherd-agent"}));
   std::map<std::string, const Sample*> by_key;
   for (const auto& s : ss.samples) {
@@ -61,7 +64,14 @@ TEST(AgentSelfMetrics, NamesAreUnderAgentWithKindAndResultTags) {
   EXPECT_EQ(value("agent.spool.dropped_batches", Kind::Counter), 1);
   EXPECT_EQ(value("agent.ship.acked_batches", Kind::Counter), 4);
   EXPECT_EQ(value("agent.ship.failed_attempts", Kind::Counter), 2);
-  EXPECT_EQ(value("agent.ship.rejected_batches", Kind::Counter), 0);
+  // agent.ship.rejected_batches is gone: no batch is dropped for an answer any more.
+  EXPECT_EQ(by_key.count("agent.ship.rejected_batches"), 0u);
+  EXPECT_EQ(value("agent.spool.quarantined_batches", Kind::Counter), 3);
+  EXPECT_EQ(value("agent.spool.quarantine.batches", Kind::Gauge), 2);
+  EXPECT_EQ(value("agent.spool.quarantine.bytes", Kind::Gauge), 700);
+  EXPECT_EQ(value("agent.spool.quarantine.dropped_batches", Kind::Counter), 1);
+  EXPECT_EQ(value("agent.ship.split_batches", Kind::Counter), 6);
+  EXPECT_EQ(value("agent.ship.unauthorized", Kind::Counter), 1);
   EXPECT_EQ(value("agent.ship.replayed_batches", Kind::Counter), 1);
   EXPECT_EQ(value("agent.reloads;result=ok", Kind::Counter), 3);
   EXPECT_EQ(value("agent.reloads;result=failed", Kind::Counter), 1);

@@ -92,6 +92,13 @@ TEST(AgentStatusFile, RoundTripsThroughTheSpoolDirAndJudgesLiveness) {
   s.last_tick_ms = 50'000;
   s.sources = {{"mmstats_v1", "mmstats_v1 /tmp/*.mmstats", 3, 1, "/tmp/x.mmstats: truncated \xff"}};
   s.spool_batches = 2;
+  s.quarantine_dir = dir + "/quarantine";
+  s.quarantine_batches = 3;
+  s.quarantine_bytes = 900;
+  s.quarantined_total = 4;
+  s.quarantine_dropped = 1;
+  s.split_batches = 5;
+  s.unauthorized = 6;
   s.ship_last_result = "retry_later";
   s.reloads_failed = 1;
   s.reload_last_result = "failed";
@@ -110,6 +117,16 @@ TEST(AgentStatusFile, RoundTripsThroughTheSpoolDirAndJudgesLiveness) {
   EXPECT_EQ(back->sources[0].first_error.rfind("/tmp/x.mmstats: truncated ", 0), 0u);
   EXPECT_EQ(back->reload_last_message, s.reload_last_message);
   EXPECT_EQ(back->ship_last_result, "retry_later");
+  EXPECT_EQ(back->quarantine_dir, s.quarantine_dir);
+  EXPECT_EQ(back->quarantine_batches, 3u);
+  EXPECT_EQ(back->quarantine_bytes, 900u);
+  EXPECT_EQ(back->quarantined_total, 4u);
+  EXPECT_EQ(back->quarantine_dropped, 1u);
+  EXPECT_EQ(back->split_batches, 5u);
+  EXPECT_EQ(back->unauthorized, 6u);
+  const std::string text = format_status(*back, 60'000, true, "");
+  EXPECT_NE(text.find("quarantine: 3 batches, 900 bytes"), std::string::npos) << text;
+  EXPECT_NE(text.find("5 split after 413"), std::string::npos) << text;
   std::string why;
   EXPECT_TRUE(status_looks_alive(*back, 79'000, true, &why)) << why;
   EXPECT_FALSE(status_looks_alive(*back, 81'000, true, &why));  // 3 intervals without a tick

@@ -103,10 +103,12 @@ bool SpoolDelivery::split(uint64_t seq, std::vector<SpoolPart>& parts, size_t i,
     return false;
   }
   ++stats_.split_batches;
-  log::info("batch seq " + std::to_string(parts[i].seq) + " (" +
-            std::to_string(parts[i].body.size()) + " bytes) was too large (" + answer_text(r) +
-            "): split into seqs " + std::to_string((*halves)[0].seq) + " and " +
-            std::to_string((*halves)[1].seq));
+  if (parts.size() == 1)  // the first split of a batch; its further splits are only counted
+    log::info("batch seq " + std::to_string(parts[i].seq) + " (" +
+              std::to_string(parts[i].body.size()) + " bytes) was too large (" + answer_text(r) +
+              "): split into seqs " + std::to_string((*halves)[0].seq) + " and " +
+              std::to_string((*halves)[1].seq) +
+              "\nhint: raise the server's limits.max_body_bytes to send whole batches again");
   parts = std::move(next);
   return true;
 }

@@ -33,8 +33,8 @@ class FreshUntilAcked {
   size_t waiting() const { return waiting_.size(); }
 
  private:
-  std::map<std::string, size_t> waiting_;                  // identity key -> batches carrying it
-  std::map<uint64_t, std::vector<std::string>> carried_;   // seq -> waiting identities in it
+  std::map<std::string, size_t> waiting_;                 // identity key -> batches carrying it
+  std::map<uint64_t, std::vector<std::string>> carried_;  // seq -> waiting identities in it
 };
 
 }  // namespace statherd::agent

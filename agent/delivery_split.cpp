@@ -29,8 +29,8 @@ Batch slice(const Batch& whole, size_t from, size_t to) {
 }  // namespace
 
 Result<std::vector<SpoolPart>> split_part(const SpoolPart& part) {
-  const std::string what = "batch seq " + std::to_string(part.seq) + " (" +
-                           std::to_string(part.body.size()) + " bytes)";
+  const std::string what =
+      "batch seq " + std::to_string(part.seq) + " (" + std::to_string(part.body.size()) + " bytes)";
   auto batch = decode_batch(part.body);
   if (!batch) return make_error(what + " does not decode: " + batch.error().message);
   const size_t samples = batch->sample_count();

@@ -38,8 +38,9 @@ std::string encode_parts(const std::vector<SpoolPart>& parts) {
 
 Result<std::vector<SpoolPart>> decode_parts(std::string_view in, const std::string& path) {
   auto bad = [&](const char* what) {
-    return make_error("spooled parts file " + path + " is damaged: " + what,
-                      "the agent moves it to the quarantine; was the disk full or the file edited?");
+    return make_error(
+        "spooled parts file " + path + " is damaged: " + what,
+        "the agent moves it to the quarantine; was the disk full or the file edited?");
   };
   if (in.substr(0, kMagic.size()) != kMagic) return bad("no SHP1 magic");
   in.remove_prefix(kMagic.size());

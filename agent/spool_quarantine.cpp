@@ -95,18 +95,17 @@ Status SpoolQuarantine::adopt(const std::string& path, uint64_t seq, std::string
 
 // Oldest first, but never the batch just added (the newest).
 void SpoolQuarantine::enforce_bound() {
-  while (files_.size() > 1 &&
-         (files_.size() > limits_.max_batches || bytes_ > limits_.max_bytes)) {
+  while (files_.size() > 1 && (files_.size() > limits_.max_batches || bytes_ > limits_.max_bytes)) {
     auto it = files_.begin();
     ::unlink(path_of(it->first).c_str());
     ::unlink((dir_ + "/" + seq_name(it->first, ".why")).c_str());
     bytes_ -= it->second;
     ++dropped_;
-    log::warn("quarantine " + dir_ + " is over its bound (" +
-              std::to_string(limits_.max_batches) + " batches, " +
-              std::to_string(limits_.max_bytes) + " bytes): removed the oldest, seq " +
-              std::to_string(it->first) + " (" + std::to_string(dropped_) +
-              " removed so far)\nhint: inspect and clear " + dir_ + " after fixing the cause");
+    log::warn("quarantine " + dir_ + " is over its bound (" + std::to_string(limits_.max_batches) +
+              " batches, " + std::to_string(limits_.max_bytes) +
+              " bytes): removed the oldest, seq " + std::to_string(it->first) + " (" +
+              std::to_string(dropped_) + " removed so far)\nhint: inspect and clear " + dir_ +
+              " after fixing the cause");
     files_.erase(it);
   }
 }

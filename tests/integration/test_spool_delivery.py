@@ -114,5 +114,32 @@ class SpoolDeliveryTest(PipelineTestCase):
         self.assertTrue(self.server.find(f"statherd.{SENTINEL_APP}.*"))
 
 
+    def test_server_413_splits_batches_and_every_increment_arrives_once(self):
+        """The server's own 413 (limits.max_body_bytes far below a batch): the agent splits
+        until the parts fit, every part is applied once and in order."""
+        app = "split"
+        self.token_file = harness.write_token_file(self.workdir)
+        self.start_carbon()
+        config = os.path.join(self.workdir, "server.yaml")
+        with open(config, "w") as f:
+            f.write("limits:\n  max_body_bytes: 2048\n")
+        self.server = harness.StatherdServer(self.workdir, self.token_file,
+                                             graphite=self.carbon.address,
+                                             extra_args=["--config", config])
+        self.managed.append(self.server)
+        self.server.start()
+        self.write_sentinel()
+        self.start_agent()
+        self.wait_first_batch()
+        writers = self.start_writers([(app, i) for i in range(3)], counters=40, rate=20,
+                                     duration=10)
+        for w in writers:
+            w.wait_done(timeout=60)
+        self.assert_carbon_sums(count_sums(writers, app))
+        status = self.agent_status()
+        self.assertGreaterEqual(status["ship"]["split_batches"], 1)
+        self.assertEqual(status["quarantine"]["quarantined_total"], 0)
+        self.assertEqual(status["spool"]["batches"], 0)
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,6 +1,8 @@
 // What delivery does to a spooled batch for each answer (issue #9 item 2): keep and retry on
 // every answer but two; quarantine on the server's verdict; split on 413 inside the batch's
 // seq window, persisted so the whole batch is never sent again.
+#include "agent/delivery.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -8,7 +10,6 @@
 #include <fstream>
 #include <functional>
 
-#include "agent/delivery.h"
 #include "agent/delivery_split.h"
 #include "common/wire.h"
 
@@ -167,8 +168,7 @@ std::vector<std::pair<std::string, SeenSample>> applied(const std::vector<Sent>&
     if (b->seq <= *last_seq) continue;  // the server's dedup
     *last_seq = b->seq;
     for (const auto& src : b->sources)
-      for (const auto& smp : src.samples)
-        out.push_back({smp.name, {smp.value, src.fresh, b->seq}});
+      for (const auto& smp : src.samples) out.push_back({smp.name, {smp.value, src.fresh, b->seq}});
   }
   return out;
 }
@@ -207,9 +207,9 @@ TEST_F(DeliveryRulesTest, NeverResendsTheWholeBatchOnceSplitEvenAfterARestart) {
   ScriptedSender sender;
   sender.answer = [&](uint64_t, std::string_view) {
     ++calls;  // 413, then the first half is acked, then the second half meets a 503
-    return calls == 1 ? std::pair<int, std::string>{413, ""}
-                      : calls == 2 ? std::pair<int, std::string>{200, "{}"}
-                                   : std::pair<int, std::string>{503, ""};
+    return calls == 1   ? std::pair<int, std::string>{413, ""}
+           : calls == 2 ? std::pair<int, std::string>{200, "{}"}
+                        : std::pair<int, std::string>{503, ""};
   };
   {
     auto d = delivery(sender);

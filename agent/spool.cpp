@@ -113,17 +113,18 @@ Status Spool::scan() {
                split || parse_batch_name(name, kBatchSuffix, seq)) {
       struct stat st {};
       if (::stat((dir_ + "/" + std::string(name)).c_str(), &st) != 0) continue;
-      Entry& e = batches_[seq];
-      if (e.size > 0 && !split) {  // .parts seen first: the split was complete (renamed)
+      // <seq>.batch and <seq>.parts both: the split was stored (renamed) but the agent stopped
+      // before it removed the batch file. The parts win; the whole batch is never sent again.
+      Entry& entry = batches_[seq];
+      if (entry.size > 0) {
         ::unlink(file_of(seq, false).c_str());
-        continue;
+        if (!split) continue;
       }
-      if (e.size > 0 && split) ::unlink(file_of(seq, false).c_str());
-      e = {static_cast<uint64_t>(st.st_size), split};
+      entry = {static_cast<uint64_t>(st.st_size), split};
     }
   }
   ::closedir(d);
-  for (const auto& [seq, e] : batches_) bytes_ += e.size;
+  for (const auto& [seq, entry] : batches_) bytes_ += entry.size;
   return Ok{};
 }
 

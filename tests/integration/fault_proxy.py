@@ -63,6 +63,12 @@ class FaultProxy:
         with self._lock:
             self._faults.extend(faults)
 
+    def disarm(self):
+        """Drops the faults not served yet: everything passes through from now on."""
+        with self._lock:
+            self._faults.clear()
+            self._status_until = None
+
     def idle(self):
         """True once every armed fault has been served."""
         with self._lock:

@@ -98,8 +98,7 @@ class SpoolDeliveryTest(PipelineTestCase):
         seen = self.proxy.corrupted
         harness.wait_for(lambda: self.proxy.corrupted >= seen + 2, 30, interval=0.1,
                          what="two more corrupted batches")
-        with self.proxy._lock:
-            self.proxy._faults.clear()
+        self.proxy.disarm()
         for w in writers:
             w.wait_done(timeout=60)
         self.assert_carbon_sums(count_sums(writers, app))

@@ -41,8 +41,11 @@ void SpoolDelivery::on_failure(uint64_t seq, const ShipResult& r) {
                      "; kept in the spool (" + std::to_string(spool_.count()) + " batches), ";
   if (r.outcome != ShipOutcome::Unauthorized) {
     next_attempt_ = now + delay;
-    log::warn(what + "retry in " + std::to_string(delay.count()) +
-              " ms\nhint: is statherd-server running and reachable at the --server URL?");
+    log::warn(what + "retry in " + std::to_string(delay.count()) + " ms\nhint: " +
+              (r.http_status == 0
+                   ? "is statherd-server running and reachable at the --server URL?"
+                   : "check that --server points at statherd-server (not at a proxy or another "
+                     "service that answers for it) and the server's log"));
     return;
   }
   // 401/403: retrying fast cannot help; say so loudly, but once a minute.

@@ -67,12 +67,15 @@ AgentLoop::AgentLoop(AgentLoopOptions options, const std::vector<std::unique_ptr
       wall_ms_(std::move(wall_ms)) {
   // What a killed or stopped agent left in the spool is shipped late: a replay.
   if (spool_.count() > 0) replay_through_ = spool_.pending().back();
+  delivery_.set_on_acked([this](uint64_t seq) { fresh_.on_acked(seq); });
 }
 
 SourceSamples AgentLoop::self_metrics(int64_t now_ms) const {
   return agent_self_metrics(options_.host, static_cast<int64_t>(::getpid()), options_.started_ms,
                             now_ms, counters_, delivery_.stats(),
-                            {spool_.bytes(), spool_.count(), spool_.dropped_batches()});
+                            {spool_.bytes(), spool_.count(), spool_.dropped_batches(),
+                             spool_.quarantine().count(), spool_.quarantine().bytes(),
+                             spool_.quarantine().dropped()});
 }
 
 Batch AgentLoop::build_batch(uint64_t seq, int64_t now_ms, ScrapeReport report) const {
@@ -144,8 +147,10 @@ void AgentLoop::spool_batch(int64_t now_ms, ScrapeReport report) {
     log::error("cannot persist the agent state: " + seq.error().to_string());
     return;
   }
-  std::string encoded = encode_batch(build_batch(*seq, now_ms, std::move(report)));
-  if (auto st = spool_.put(*seq, encoded); !st) {
+  Batch batch = build_batch(*seq, now_ms, std::move(report));
+  fresh_.on_built(*seq, batch.sources);
+  if (auto st = spool_.put(*seq, encode_batch(batch)); !st) {
+    fresh_.on_gone(*seq);
     ++counters_.spool_write_errors;
     log::error("cannot spool batch seq " + std::to_string(*seq) + ": " + st.error().to_string());
     return;
@@ -160,6 +165,7 @@ bool AgentLoop::drain(SteadyClock::time_point deadline, bool ignore_backoff) {
   const std::vector<uint64_t> before = spool_.pending();
   const DeliveryStats was = delivery_.stats();
   const bool empty = delivery_.drain(deadline, ignore_backoff);
+  fresh_.prune([this](uint64_t seq) { return spool_.has(seq); });
   const DeliveryStats& now = delivery_.stats();
   const size_t removed = before.size() - std::min(before.size(), spool_.count());
   uint64_t late = 0;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "agent/delivery.h"
+#include "agent/delivery_fresh.h"
 #include "agent/self_metrics.h"
 #include "agent/sources/source.h"
 #include "agent/spool.h"
@@ -76,7 +77,8 @@ class AgentLoop {
 
   // One interval: scrape, spool, ship (shipping stops at `ship_deadline`).
   void tick(int64_t now_ms, SteadyClock::time_point ship_deadline);
-  // Builds the batch of one scrape (exposed for tests).
+  // Builds the batch of one scrape (exposed for tests; spooling also keeps `fresh` flags, see
+  // agent/delivery_fresh.h).
   Batch build_batch(uint64_t seq, int64_t now_ms, ScrapeReport report) const;
   // Runs until stop is requested.
   void run(StopSignal& stop);
@@ -121,6 +123,7 @@ class AgentLoop {
   uint64_t replay_through_ = 0;
   ReloadOutcome last_reload_;
   int64_t last_reload_ms_ = 0;
+  FreshUntilAcked fresh_;  // sources' fresh flags, kept until a batch carrying them is acked
 };
 
 }  // namespace statherd::agent

@@ -89,6 +89,11 @@ struct StatusWriter {
     s.spool_batches = spool.count();
     s.spool_bytes = spool.bytes();
     s.spool_dropped_batches = spool.dropped_batches();
+    s.quarantine_dir = spool.quarantine().dir();
+    s.quarantine_batches = spool.quarantine().count();
+    s.quarantine_bytes = spool.quarantine().bytes();
+    s.quarantined_total = delivery.stats().quarantined;
+    s.quarantine_dropped = spool.quarantine().dropped();
     if (const ShipResult* r = sender.last_result()) {
       s.ship_last_result = ship_outcome_name(r->outcome);
       s.ship_last_detail = r->detail.substr(0, 200);
@@ -97,6 +102,8 @@ struct StatusWriter {
     s.acked_batches = delivery.stats().acked;
     s.failed_attempts = delivery.stats().failed_attempts;
     s.replayed_batches = loop.counters().replayed_batches;
+    s.split_batches = delivery.stats().split_batches;
+    s.unauthorized = delivery.stats().unauthorized;
     s.reloads_ok = loop.counters().reloads_ok;
     s.reloads_failed = loop.counters().reloads_failed;
     if (loop.last_reload_ms() > 0) {

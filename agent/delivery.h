@@ -1,11 +1,17 @@
 // Delivery of spooled batches: oldest first, stop at the first failure (so the server sees seqs
-// in order), back off exponentially (jittered, capped) after a failure.
+// in order), back off exponentially (jittered, capped) after a failure. What each answer does
+// to a batch (docs/OPERATIONS.md, "Delivery"): 200 removes it; 413 splits it into halves that
+// are sent at once (agent/spool_parts.h); a 400 with the server's verdict moves it to the
+// quarantine; 401/403 keep it and retry slowly (at least every 30 s, logged as an error once
+// a minute); every other answer or failure keeps it and retries with backoff.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <random>
+#include <vector>
 
 #include "agent/shipper.h"
 #include "agent/spool.h"
@@ -30,10 +36,12 @@ class Backoff {
 };
 
 struct DeliveryStats {
-  uint64_t acked = 0;
-  uint64_t rejected = 0;        // dropped after a permanent 4xx
+  uint64_t acked = 0;           // batches acknowledged whole (every part of a split one)
+  uint64_t quarantined = 0;     // batches or parts moved to the quarantine
+  uint64_t split_batches = 0;   // splits after a 413 (a batch split twice counts 2)
   uint64_t failed_attempts = 0; // retry-later or unauthorized
-  uint64_t unreadable = 0;      // spool files that could not be read (dropped)
+  uint64_t unauthorized = 0;    // 401/403 answers (also in failed_attempts)
+  uint64_t unreadable = 0;      // spool files that could not be read (quarantined)
 };
 
 class SpoolDelivery {
@@ -47,19 +55,33 @@ class SpoolDelivery {
   // Returns true when the spool is empty afterwards.
   bool drain(SteadyClock::time_point deadline, bool ignore_backoff = false);
 
+  // Called with the seq of each batch acknowledged whole (all its parts).
+  void set_on_acked(std::function<void(uint64_t)> on_acked) { on_acked_ = std::move(on_acked); }
+
   bool backing_off() const { return clock_() < next_attempt_; }
   SteadyClock::time_point next_attempt() const { return next_attempt_; }
   const DeliveryStats& stats() const { return stats_; }
 
  private:
   void on_failure(uint64_t seq, const ShipResult& r);
+  // Sends seq's remaining parts in order; true when the batch left the queue.
+  bool deliver(uint64_t seq, std::vector<SpoolPart> parts, SteadyClock::time_point deadline);
+  // Quarantines parts[i] and takes it out of the batch; false if that could not be stored.
+  bool quarantine_part(uint64_t seq, std::vector<SpoolPart>& parts, size_t i,
+                       const std::string& reason);
+  bool split(uint64_t seq, std::vector<SpoolPart>& parts, size_t i, const ShipResult& r);
+  void finish(uint64_t seq);
 
   Spool& spool_;
   BatchSender& sender_;
   Backoff backoff_;
   Clock clock_;
   SteadyClock::time_point next_attempt_{};
+  SteadyClock::time_point last_unauthorized_log_{};
+  uint64_t unauthorized_unlogged_ = 0;
   DeliveryStats stats_;
+  std::function<void(uint64_t)> on_acked_;
+  std::map<uint64_t, size_t> parts_done_;  // seq -> leading parts acked (split batches)
 };
 
 }  // namespace statherd::agent

@@ -52,7 +52,12 @@ SourceSamples agent_self_metrics(const std::string& host, int64_t pid, int64_t s
   add("agent.spool.dropped_batches", Kind::Counter, d(spool.dropped_batches));
   add("agent.spool.unreadable_batches", Kind::Counter, d(delivery.unreadable));
   add("agent.ship.acked_batches", Kind::Counter, d(delivery.acked));
-  add("agent.ship.rejected_batches", Kind::Counter, d(delivery.rejected));
+  add("agent.spool.quarantined_batches", Kind::Counter, d(delivery.quarantined));
+  add("agent.spool.quarantine.batches", Kind::Gauge, d(spool.quarantine_batches));
+  add("agent.spool.quarantine.bytes", Kind::Gauge, d(spool.quarantine_bytes));
+  add("agent.spool.quarantine.dropped_batches", Kind::Counter, d(spool.quarantine_dropped));
+  add("agent.ship.split_batches", Kind::Counter, d(delivery.split_batches));
+  add("agent.ship.unauthorized", Kind::Counter, d(delivery.unauthorized));
   add("agent.ship.failed_attempts", Kind::Counter, d(delivery.failed_attempts));
   add("agent.ship.replayed_batches", Kind::Counter, d(c.replayed_batches));
   add("agent.reloads", Kind::Counter, d(c.reloads_ok), {{"result", "ok"}});

@@ -35,6 +35,8 @@ struct AgentSelfCounters {
 
 struct SpoolGauges {
   uint64_t bytes = 0, batches = 0, dropped_batches = 0;
+  uint64_t quarantine_batches = 0, quarantine_bytes = 0;  // in <spool_dir>/quarantine now
+  uint64_t quarantine_dropped = 0;  // quarantined batches removed beyond its bound
 };
 
 // The self-metrics source of one batch: identity (host, "self", our pid, our start time,

@@ -1,5 +1,7 @@
 #include "agent/shipper.h"
 
+#include <nlohmann/json.hpp>
+
 #include "common/http_client.h"
 #include "common/wire.h"
 
@@ -35,16 +37,29 @@ const char* ship_outcome_name(ShipOutcome o) {
     case ShipOutcome::Acked: return "acked";
     case ShipOutcome::RetryLater: return "retry-later";
     case ShipOutcome::Unauthorized: return "unauthorized";
-    case ShipOutcome::Rejected: return "rejected";
+    case ShipOutcome::Malformed: return "malformed";
+    case ShipOutcome::TooLarge: return "too-large";
   }
   return "?";
 }
 
-ShipOutcome classify_http_status(int status) {
+namespace {
+
+bool carries_malformed_verdict(std::string_view body) {
+  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return false;
+  auto it = j.find("verdict");
+  return it != j.end() && it->is_string() && it->get<std::string>() == kMalformedVerdict;
+}
+
+}  // namespace
+
+ShipOutcome classify_http_status(int status, std::string_view body) {
   if (status == 200) return ShipOutcome::Acked;
   if (status == 401 || status == 403) return ShipOutcome::Unauthorized;
-  if (status == 429 || status >= 500 || status < 400) return ShipOutcome::RetryLater;
-  return ShipOutcome::Rejected;
+  if (status == 413) return ShipOutcome::TooLarge;
+  if (status == 400 && carries_malformed_verdict(body)) return ShipOutcome::Malformed;
+  return ShipOutcome::RetryLater;  // 404, 405, 408, 409, 429, 5xx, a proxy's 400, anything else
 }
 
 namespace {
@@ -80,7 +95,7 @@ std::string step_label(HttpStep step, const std::string& host) {
 ShipResult HttpBatchSender::send(uint64_t seq, std::string_view encoded_batch) {
   HttpExchangeResult r =
       http_exchange(ingest_request(options_, seq, encoded_batch), options_.timeout);
-  if (r.ok()) return {classify_http_status(r.status), r.status, r.body.substr(0, 512)};
+  if (r.ok()) return {classify_http_status(r.status, r.body), r.status, r.body.substr(0, 512)};
   if (r.failure == HttpFailure::Timeout && r.step == HttpStep::Resolve)
     return {ShipOutcome::RetryLater, 0,
             "no answer from " + options_.url.host + " within the deadline"};

@@ -20,11 +20,13 @@ struct ServerUrl {
 };
 Result<ServerUrl> parse_server_url(std::string_view url);
 
+// What one answer means for a spooled batch (the table in docs/OPERATIONS.md, "Delivery").
 enum class ShipOutcome {
   Acked,          // 200: the server has it in its write-ahead log; remove from the spool
-  RetryLater,     // 5xx, 429, connection/timeout errors: keep, back off, retry
-  Unauthorized,   // 401/403: keep the batch, retry later; the token is probably wrong
-  Rejected,       // other 4xx: the server will never accept this batch; drop it
+  RetryLater,     // any other answer, 400 without the verdict, network errors: keep, retry
+  Unauthorized,   // 401/403: keep the batch, retry slowly; the token is probably wrong
+  Malformed,      // 400 carrying the server's verdict (kMalformedVerdict): quarantine it
+  TooLarge,       // 413: split the batch and send the halves
 };
 const char* ship_outcome_name(ShipOutcome o);
 
@@ -61,7 +63,12 @@ class HttpBatchSender : public BatchSender {
   HttpSenderOptions options_;
 };
 
-// Maps an HTTP status to what the agent does with the batch.
-ShipOutcome classify_http_status(int status);
+// The verdict field of the server's 400 for a batch its decoder refused (docs/API.md):
+// {"status": "error", "verdict": "malformed_batch", ...}. Only that 400 lets a batch leave the
+// spool (for the quarantine); a 400 from anything else between agent and server is retried.
+inline constexpr const char* kMalformedVerdict = "malformed_batch";
+
+// Maps an HTTP status (and, for 400, the response body) to what the agent does with the batch.
+ShipOutcome classify_http_status(int status, std::string_view body = {});
 
 }  // namespace statherd::agent

@@ -59,13 +59,21 @@ std::string status_to_json(const AgentStatus& s) {
              {{"batches", s.spool_batches},
               {"bytes", s.spool_bytes},
               {"dropped_batches", s.spool_dropped_batches}}},
+            {"quarantine",
+             {{"dir", s.quarantine_dir},
+              {"batches", s.quarantine_batches},
+              {"bytes", s.quarantine_bytes},
+              {"quarantined_total", s.quarantined_total},
+              {"dropped_batches", s.quarantine_dropped}}},
             {"ship",
              {{"last_result", s.ship_last_result},
               {"last_detail", s.ship_last_detail},
               {"last_ms", s.ship_last_ms},
               {"acked_batches", s.acked_batches},
               {"failed_attempts", s.failed_attempts},
-              {"replayed_batches", s.replayed_batches}}},
+              {"replayed_batches", s.replayed_batches},
+              {"split_batches", s.split_batches},
+              {"unauthorized", s.unauthorized}}},
             {"reloads",
              {{"ok", s.reloads_ok},
               {"failed", s.reloads_failed},
@@ -101,6 +109,12 @@ Result<AgentStatus> status_from_json(const std::string& text) {
     get(spool, "batches", s.spool_batches);
     get(spool, "bytes", s.spool_bytes);
     get(spool, "dropped_batches", s.spool_dropped_batches);
+    const json quarantine = j.value("quarantine", json::object());
+    get(quarantine, "dir", s.quarantine_dir);
+    get(quarantine, "batches", s.quarantine_batches);
+    get(quarantine, "bytes", s.quarantine_bytes);
+    get(quarantine, "quarantined_total", s.quarantined_total);
+    get(quarantine, "dropped_batches", s.quarantine_dropped);
     const json ship = j.value("ship", json::object());
     get(ship, "last_result", s.ship_last_result);
     get(ship, "last_detail", s.ship_last_detail);
@@ -108,6 +122,8 @@ Result<AgentStatus> status_from_json(const std::string& text) {
     get(ship, "acked_batches", s.acked_batches);
     get(ship, "failed_attempts", s.failed_attempts);
     get(ship, "replayed_batches", s.replayed_batches);
+    get(ship, "split_batches", s.split_batches);
+    get(ship, "unauthorized", s.unauthorized);
     const json reloads = j.value("reloads", json::object());
     get(reloads, "ok", s.reloads_ok);
     get(reloads, "failed", s.reloads_failed);
@@ -195,10 +211,16 @@ std::string format_status(const AgentStatus& s, int64_t now_ms, bool alive,
     o << "\n";
   }
   o << "  spool: " << s.spool_batches << " batches, " << s.spool_bytes << " bytes, "
-    << s.spool_dropped_batches << " dropped\n  last ship: " << s.ship_last_result
+    << s.spool_dropped_batches << " dropped\n  quarantine: " << s.quarantine_batches
+    << " batches, " << s.quarantine_bytes << " bytes in "
+    << (s.quarantine_dir.empty() ? "(none)" : s.quarantine_dir) << "; " << s.quarantined_total
+    << " quarantined, " << s.quarantine_dropped << " removed beyond its bound"
+    << (s.quarantine_batches > 0 ? " -- INSPECT: the server refused these batches" : "")
+    << "\n  last ship: " << s.ship_last_result
     << (s.ship_last_detail.empty() ? "" : " (" + s.ship_last_detail + ")") << ", "
     << age(now_ms, s.ship_last_ms) << "; " << s.acked_batches << " acked, " << s.failed_attempts
-    << " failed attempts, " << s.replayed_batches << " replayed\n  reloads: " << s.reloads_ok
+    << " failed attempts (" << s.unauthorized << " unauthorized), " << s.replayed_batches
+    << " replayed, " << s.split_batches << " split after 413\n  reloads: " << s.reloads_ok
     << " ok, " << s.reloads_failed << " failed; last " << s.reload_last_result
     << (s.reload_last_message.empty() ? "" : ": " + s.reload_last_message) << "\n";
   return o.str();

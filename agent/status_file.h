@@ -6,7 +6,10 @@
 //   server, interval_ms, last_tick_ms, written_ms,
 //   sources: [{kind, describe, read, errors, first_error}]   (the last tick)
 //   spool: {batches, bytes, dropped_batches},
-//   ship: {last_result, last_detail, last_ms, acked_batches, failed_attempts, replayed_batches},
+//   quarantine: {dir, batches, bytes, quarantined_total, dropped_batches}
+//     (batches/bytes: in the folder now; quarantined_total/dropped_batches: by this process),
+//   ship: {last_result, last_detail, last_ms, acked_batches, failed_attempts, replayed_batches,
+//          split_batches, unauthorized},
 //   reloads: {ok, failed, last_result, last_message, last_ms}
 #pragma once
 
@@ -36,10 +39,15 @@ struct AgentStatus {
   int64_t written_ms = 0;
   std::vector<SourceStatus> sources;
   uint64_t spool_batches = 0, spool_bytes = 0, spool_dropped_batches = 0;
-  std::string ship_last_result = "none";  // none | acked | retry_later | unauthorized | rejected
+  std::string quarantine_dir;
+  uint64_t quarantine_batches = 0, quarantine_bytes = 0, quarantined_total = 0,
+           quarantine_dropped = 0;
+  // none | acked | retry-later | unauthorized | malformed | too-large
+  std::string ship_last_result = "none";
   std::string ship_last_detail;
   int64_t ship_last_ms = 0;
   uint64_t acked_batches = 0, failed_attempts = 0, replayed_batches = 0;
+  uint64_t split_batches = 0, unauthorized = 0;
   uint64_t reloads_ok = 0, reloads_failed = 0;
   std::string reload_last_result = "none";  // none | ok | failed
   std::string reload_last_message;

@@ -226,10 +226,18 @@ ApiResponse ApiRoutes::prometheus_metrics() {
 
 ApiResponse ApiRoutes::ingest(std::string_view body) {
   IngestOutcome outcome = engine_.ingest(body, now_ms_());
+  if (outcome.http_status == 400) {
+    // The decoder's verdict: the only answer that lets an agent take a batch out of its spool
+    // (into its quarantine). docs/API.md, "Ingest answers".
+    ApiResponse r = json_ok({{"status", "error"},
+                             {"error", outcome.message},
+                             {"hint", "the agent and server versions may differ"},
+                             {"verdict", "malformed_batch"}});
+    r.status = 400;
+    return r;
+  }
   if (outcome.http_status != 200) {
-    return json_error(outcome.http_status, outcome.message,
-                      outcome.http_status == 400 ? "the agent and server versions may differ"
-                                                 : "see the server log");
+    return json_error(outcome.http_status, outcome.message, "see the server log");
   }
   return json_ok({{"status", "ok"}, {"duplicate", outcome.duplicate}, {"samples", outcome.samples}});
 }

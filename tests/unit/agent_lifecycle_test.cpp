@@ -32,7 +32,10 @@ TEST(AgentSelfMetrics, NamesAreUnderAgentWithKindAndResultTags) {
   DeliveryStats d;
   d.acked = 4;
   d.failed_attempts = 2;
-  SourceSamples ss = agent_self_metrics("h1", 42, 1'000, 9'000, c, d, {100, 2, 1});
+  d.quarantined = 3;
+  d.split_batches = 6;
+  d.unauthorized = 1;
+  SourceSamples ss = agent_self_metrics("h1", 42, 1'000, 9'000, c, d, {100, 2, 1, 2, 700, 1});
   EXPECT_EQ(ss.id, (SourceIdentity{"h1", "self", 42, 1'000, "statherd-agent"}));
   std::map<std::string, const Sample*> by_key;
   for (const auto& s : ss.samples) {
@@ -61,7 +64,14 @@ TEST(AgentSelfMetrics, NamesAreUnderAgentWithKindAndResultTags) {
   EXPECT_EQ(value("agent.spool.dropped_batches", Kind::Counter), 1);
   EXPECT_EQ(value("agent.ship.acked_batches", Kind::Counter), 4);
   EXPECT_EQ(value("agent.ship.failed_attempts", Kind::Counter), 2);
-  EXPECT_EQ(value("agent.ship.rejected_batches", Kind::Counter), 0);
+  // agent.ship.rejected_batches is gone: no batch is dropped for an answer any more.
+  EXPECT_EQ(by_key.count("agent.ship.rejected_batches"), 0u);
+  EXPECT_EQ(value("agent.spool.quarantined_batches", Kind::Counter), 3);
+  EXPECT_EQ(value("agent.spool.quarantine.batches", Kind::Gauge), 2);
+  EXPECT_EQ(value("agent.spool.quarantine.bytes", Kind::Gauge), 700);
+  EXPECT_EQ(value("agent.spool.quarantine.dropped_batches", Kind::Counter), 1);
+  EXPECT_EQ(value("agent.ship.split_batches", Kind::Counter), 6);
+  EXPECT_EQ(value("agent.ship.unauthorized", Kind::Counter), 1);
   EXPECT_EQ(value("agent.ship.replayed_batches", Kind::Counter), 1);
   EXPECT_EQ(value("agent.reloads;result=ok", Kind::Counter), 3);
   EXPECT_EQ(value("agent.reloads;result=failed", Kind::Counter), 1);
@@ -82,6 +92,13 @@ TEST(AgentStatusFile, RoundTripsThroughTheSpoolDirAndJudgesLiveness) {
   s.last_tick_ms = 50'000;
   s.sources = {{"mmstats_v1", "mmstats_v1 /tmp/*.mmstats", 3, 1, "/tmp/x.mmstats: truncated \xff"}};
   s.spool_batches = 2;
+  s.quarantine_dir = dir + "/quarantine";
+  s.quarantine_batches = 3;
+  s.quarantine_bytes = 900;
+  s.quarantined_total = 4;
+  s.quarantine_dropped = 1;
+  s.split_batches = 5;
+  s.unauthorized = 6;
   s.ship_last_result = "retry_later";
   s.reloads_failed = 1;
   s.reload_last_result = "failed";
@@ -100,6 +117,16 @@ TEST(AgentStatusFile, RoundTripsThroughTheSpoolDirAndJudgesLiveness) {
   EXPECT_EQ(back->sources[0].first_error.rfind("/tmp/x.mmstats: truncated ", 0), 0u);
   EXPECT_EQ(back->reload_last_message, s.reload_last_message);
   EXPECT_EQ(back->ship_last_result, "retry_later");
+  EXPECT_EQ(back->quarantine_dir, s.quarantine_dir);
+  EXPECT_EQ(back->quarantine_batches, 3u);
+  EXPECT_EQ(back->quarantine_bytes, 900u);
+  EXPECT_EQ(back->quarantined_total, 4u);
+  EXPECT_EQ(back->quarantine_dropped, 1u);
+  EXPECT_EQ(back->split_batches, 5u);
+  EXPECT_EQ(back->unauthorized, 6u);
+  const std::string text = format_status(*back, 60'000, true, "");
+  EXPECT_NE(text.find("quarantine: 3 batches, 900 bytes"), std::string::npos) << text;
+  EXPECT_NE(text.find("5 split after 413"), std::string::npos) << text;
   std::string why;
   EXPECT_TRUE(status_looks_alive(*back, 79'000, true, &why)) << why;
   EXPECT_FALSE(status_looks_alive(*back, 81'000, true, &why));  // 3 intervals without a tick

@@ -81,7 +81,7 @@ TEST_F(AgentLoopTest, TickSpoolsThenShipsBatchWithSeqAgentIdAndSamples) {
   auto batch = decode_batch(sender.sent[1].second);
   ASSERT_TRUE(batch.ok()) << batch.error().to_string();
   EXPECT_EQ(batch->agent_id, "agent-1");
-  EXPECT_EQ(batch->seq, sender.sent[0].first + 1);
+  EXPECT_EQ(batch->seq, sender.sent[0].first + kSeqStride);  // each batch owns a seq window
   EXPECT_EQ(batch->seq, sender.sent[1].first);
   EXPECT_EQ(batch->sent_ms, 30'000);
   ASSERT_EQ(batch->sources.size(), 2u);  // the fake source + the agent's self-metrics
@@ -198,6 +198,63 @@ TEST_F(AgentLoopTest, CountsSourcesReadAndErrorsPerKind) {
   EXPECT_EQ(loop.last_scrape()[0].read, 1u);
   EXPECT_EQ(loop.last_scrape()[0].first_error, "/tmp/bad.mmstats: truncated");
   EXPECT_EQ(loop.last_tick_ms(), 20'000);
+}
+
+// A source seen fresh once, whose first batch the server declares malformed (quarantined):
+// the next batches carry it fresh until one is acknowledged, so its increments are counted.
+class FreshOnceSource : public Source {
+ public:
+  std::string describe() const override { return "fresh-once"; }
+  void scrape(int64_t now_ms, ScrapeReport& out) override {
+    SourceSamples s;
+    s.id = {"h", "app", 7, 1234, "/tmp/app-7-7.mmstats"};
+    s.fresh = ++scrapes == 1;
+    Sample c;
+    c.name = "requests.count";
+    c.kind = Kind::Counter;
+    c.value = 10.0 * scrapes;
+    c.timestamp_ms = now_ms;
+    s.samples.push_back(c);
+    out.sources.push_back(s);
+  }
+  int scrapes = 0;
+};
+
+TEST(AgentLoopFresh, KeepsASourceFreshUntilABatchCarryingItIsAcknowledged) {
+  char tmpl[] = "/tmp/statherd-loop-fresh-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  auto spool = Spool::open(std::string(tmpl) + "/spool", 1 << 20, 1'000).value();
+  std::vector<std::unique_ptr<Source>> sources;
+  sources.push_back(std::make_unique<FreshOnceSource>());
+  RecordingSender sender(*spool);
+  std::vector<int> statuses = {400, 503, 200, 200};  // verdict, outage, then accepted
+  class Scripted : public BatchSender {
+   public:
+    Scripted(RecordingSender& rec, std::vector<int>& st) : rec_(rec), st_(st) {}
+    ShipResult send(uint64_t seq, std::string_view body) override {
+      rec_.send(seq, body);
+      const int status = st_.empty() ? 200 : st_.front();
+      if (!st_.empty()) st_.erase(st_.begin());
+      const std::string text = status == 400 ? R"({"verdict":"malformed_batch"})" : "";
+      return {classify_http_status(status, text), status, text};
+    }
+    RecordingSender& rec_;
+    std::vector<int>& st_;
+  } scripted(sender, statuses);
+  SteadyClock::time_point fake_now = SteadyClock::now();
+  SpoolDelivery delivery(*spool, scripted, Backoff(1s, 30s, 1), [&] { return fake_now; });
+  AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources, *spool, delivery,
+                 [] { return int64_t{0}; });
+  for (int64_t t = 10'000; t <= 50'000; t += 10'000) {
+    loop.tick(t, fake_now + 60s);
+    fake_now += 60s;
+  }
+  std::vector<bool> fresh;
+  for (const auto& [seq, body] : sender.sent) fresh.push_back(decode_batch(body)->sources[0].fresh);
+  // 1: fresh, quarantined. 2: fresh again, 503. 2 again: acked. 3, 4: not fresh any more.
+  EXPECT_EQ(fresh, (std::vector<bool>{true, true, true, true, false, false}));
+  EXPECT_EQ(delivery.stats().quarantined, 1u);
+  std::filesystem::remove_all(tmpl);
 }
 
 }  // namespace

@@ -76,6 +76,23 @@ TEST_F(ApiRoutesTest, ErrorsAreJsonWithHints) {
   EXPECT_EQ(routes_.handle({"DELETE", "/healthz", "", ""}).allow, "GET");
 }
 
+// Issue #9 item 2: the agent takes a batch out of its spool only on this verdict, so only the
+// decoder's refusal carries it; a 401, 404 or 405 of the same route does not.
+TEST_F(ApiRoutesTest, AnUndecodableBatchGetsTheMalformedVerdictAndNothingElseDoes) {
+  ApiResponse bad = routes_.handle({"POST", "/api/v1/ingest", "Bearer tok", "not a batch"});
+  ASSERT_EQ(bad.status, 400);
+  auto body = nlohmann::json::parse(bad.body);
+  EXPECT_EQ(body["verdict"], "malformed_batch");
+  EXPECT_FALSE(body["error"].get<std::string>().empty());
+  for (const ApiResponse& r : {routes_.handle({"POST", "/api/v1/ingest", "Bearer nope", "x"}),
+                               routes_.handle({"POST", "/api/v1/ingestx", "Bearer tok", "x"}),
+                               routes_.handle({"GET", "/api/v1/ingest", "Bearer tok", ""}),
+                               get("/render")}) {
+    EXPECT_NE(r.status, 200);
+    EXPECT_FALSE(nlohmann::json::parse(r.body).contains("verdict")) << r.body;
+  }
+}
+
 TEST_F(ApiRoutesTest, RenderSeveralTargetsAbsoluteTimesAndMaxDataPoints) {
   for (int64_t t = 1000; t <= 1030; t += 10) {
     IntervalOutput out;

@@ -151,8 +151,17 @@ TEST(Shipper, ClassifiesStatuses) {
   EXPECT_EQ(classify_http_status(429), ShipOutcome::RetryLater);
   EXPECT_EQ(classify_http_status(401), ShipOutcome::Unauthorized);
   EXPECT_EQ(classify_http_status(403), ShipOutcome::Unauthorized);
-  EXPECT_EQ(classify_http_status(400), ShipOutcome::Rejected);
-  EXPECT_EQ(classify_http_status(413), ShipOutcome::Rejected);
+  // Issue #9: these used to drop the batch. Only the server's own verdict may.
+  for (int status : {400, 404, 405, 408, 409, 410, 418, 422, 302, 0})
+    EXPECT_EQ(classify_http_status(status), ShipOutcome::RetryLater) << status;
+  EXPECT_EQ(classify_http_status(413), ShipOutcome::TooLarge);
+  EXPECT_EQ(classify_http_status(400, R"({"status":"error","verdict":"malformed_batch"})"),
+            ShipOutcome::Malformed);
+  // A 400 from a proxy, or a verdict on another status, is not the server's verdict.
+  EXPECT_EQ(classify_http_status(400, "<html>Bad Request</html>"), ShipOutcome::RetryLater);
+  EXPECT_EQ(classify_http_status(400, R"({"verdict":"other"})"), ShipOutcome::RetryLater);
+  EXPECT_EQ(classify_http_status(400, R"(["verdict","malformed_batch"])"), ShipOutcome::RetryLater);
+  EXPECT_EQ(classify_http_status(404, R"({"verdict":"malformed_batch"})"), ShipOutcome::RetryLater);
 }
 
 TEST(Shipper, ConnectionRefusedIsRetryLater) {
@@ -211,14 +220,19 @@ TEST_F(DeliveryTest, AcksInOrderAndStopsAtFirst500) {
   EXPECT_EQ(server.requests().size(), 2u);
 }
 
-TEST_F(DeliveryTest, DropsBatchRejectedWith400AndContinues) {
-  TinyHttpServer server({400, 200, 200});
+// Issue #9: a 400 without the server's verdict (here: body "nope") used to drop the batch.
+TEST_F(DeliveryTest, KeepsBatchOnA400WithoutTheServersVerdict) {
+  TinyHttpServer server({400, 200, 200, 200});
   auto sender = make_sender(server.url());
   auto d = delivery(sender);
-  EXPECT_TRUE(d.drain(SteadyClock::now() + 60s));
-  EXPECT_EQ(spool_->count(), 0u);
-  EXPECT_EQ(d.stats().rejected, 1u);
-  EXPECT_EQ(d.stats().acked, 2u);
+  EXPECT_FALSE(d.drain(SteadyClock::now() + 60s));
+  EXPECT_EQ(spool_->pending(), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_TRUE(d.backing_off());
+  EXPECT_EQ(spool_->quarantine().count(), 0u);
+  EXPECT_TRUE(d.drain(SteadyClock::now() + 60s, /*ignore_backoff=*/true));
+  EXPECT_EQ(server.requests().size(), 4u);
+  EXPECT_EQ(server.requests()[1].body, "batch-1");
+  EXPECT_EQ(d.stats().acked, 3u);
 }
 
 TEST_F(DeliveryTest, KeepsBatchesOn401) {

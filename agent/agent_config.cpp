@@ -19,7 +19,7 @@ bool flag_takes_value(std::string_view flag) {
       "--mmstats-glob", "--counter-pattern", "--host",          "--spool-dir",
       "--scales-url", "--scales-counter-pattern", "--prometheus-url",
       "--v2-glob", "--prom-multiproc-dir",
-      "--agent-id",   "--spool-max-bytes", "--ship-timeout"};
+      "--agent-id",   "--spool-max-bytes", "--ship-timeout", "--max-file-bytes"};
   for (auto v : kValued)
     if (v == flag) return true;
   return false;
@@ -55,10 +55,10 @@ Status store_valued_flag(const std::string& flag, const std::string& value, Comm
     auto d = parse_duration(value);
     if (!d) return bad_flag(flag, d.error().message, "a duration like 10s, 500ms, 5m");
     (flag == "--interval" ? cli.interval : cli.ship_timeout) = *d;
-  } else if (flag == "--spool-max-bytes") {
+  } else if (flag == "--spool-max-bytes" || flag == "--max-file-bytes") {
     auto b = parse_bytes(value);
     if (!b) return bad_flag(flag, b.error().message, "a size like 256MiB, 10MB, 4096");
-    cli.spool_max_bytes = *b;
+    (flag == "--spool-max-bytes" ? cli.spool_max_bytes : cli.max_file_bytes) = *b;
   } else {
     return bad_flag(flag, "unknown option", "");
   }
@@ -110,7 +110,7 @@ std::string usage_text() {
          "         [--scales-url [APP=]URL]... [--scales-counter-pattern GLOB]...\n"
          "         [--prometheus-url [APP=]URL]...\n"
          "         [--v2-glob GLOB]...\n"
-         "         [--prom-multiproc-dir [APP=]DIR]...\n"
+         "         [--prom-multiproc-dir [APP=]DIR]... [--max-file-bytes 64MiB]\n"
          "         [--spool-dir DIR] [--spool-max-bytes SIZE] [--agent-id ID]\n"
          "         [--ship-timeout 5s] [--verbose]\n"
          "       statherd-agent --once ...          read every source once, print JSON lines\n"
@@ -155,7 +155,7 @@ void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   if (!root || !root.IsMap()) return;
   r.check_keys(root, {"server", "token_file", "interval", "host", "agent_id", "spool_dir",
                       "spool_max_bytes", "mmstats", "ship_timeout", "scales", "prometheus",
-                      "statherd_v2", "prom_multiproc"});
+                      "statherd_v2", "prom_multiproc", "max_file_bytes"});
   r.get_string(root, "server", c.server);
   r.get_string(root, "token_file", c.token_file);
   r.get_duration(root, "interval", c.interval);
@@ -164,6 +164,7 @@ void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   r.get_string(root, "spool_dir", c.spool_dir);
   r.get_bytes(root, "spool_max_bytes", c.spool_max_bytes);
   r.get_duration(root, "ship_timeout", c.ship_timeout);
+  r.get_bytes(root, "max_file_bytes", c.max_file_bytes);
   if (const YAML::Node server = root["server"]; server && server.IsScalar()) {
     if (auto url = parse_server_url(c.server); !url)
       r.error_at(server, "server", url.error().message, "http://host:port[/path]");
@@ -198,6 +199,7 @@ void apply_command_line(const CommandLine& cli, AgentConfig& c) {
   if (cli.interval) c.interval = *cli.interval;
   if (cli.ship_timeout) c.ship_timeout = *cli.ship_timeout;
   if (cli.spool_max_bytes) c.spool_max_bytes = *cli.spool_max_bytes;
+  if (cli.max_file_bytes) c.max_file_bytes = *cli.max_file_bytes;
   if (!cli.mmstats_globs.empty()) c.mmstats_globs = cli.mmstats_globs;
   if (!cli.counter_patterns.empty()) c.counter_patterns = cli.counter_patterns;
   if (!cli.scales_urls.empty()) c.scales_urls = cli.scales_urls;
@@ -230,6 +232,9 @@ std::vector<std::string> validate_agent_config(const AgentConfig& c, bool needs_
   if (c.spool_max_bytes < 4096)
     problems.push_back("spool_max_bytes: " + std::to_string(c.spool_max_bytes) +
                        " is too small\nhint: use at least 4KiB, e.g. 256MiB");
+  if (c.max_file_bytes < kMinMaxFileBytes)
+    problems.push_back("max_file_bytes: " + std::to_string(c.max_file_bytes) +
+                       " is too small\nhint: use at least 4KiB; the default is 64MiB");
   return problems;
 }
 

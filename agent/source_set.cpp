@@ -14,6 +14,7 @@ MmstatsV1Options mmstats_options(const AgentConfig& c, int64_t last_scan_ms) {
   if (c.counter_patterns) mm.counter_patterns = *c.counter_patterns;
   mm.host = c.host;
   mm.fresh_if_started_after_ms = last_scan_ms;
+  mm.max_file_bytes = c.max_file_bytes;
   return mm;
 }
 
@@ -23,6 +24,7 @@ StatherdV2Options v2_options(const AgentConfig& c, int64_t last_scan_ms, bool on
   v2.host = c.host;
   v2.fresh_if_started_after_ms = last_scan_ms;
   v2.one_shot = one_shot;
+  v2.max_file_bytes = c.max_file_bytes;
   return v2;
 }
 
@@ -34,6 +36,7 @@ void add_prom_multiproc_source(const AgentConfig& c, bool one_shot,
     pm.dirs.push_back(parse_prom_multiproc_dir_spec(spec));
   pm.host = c.host;
   pm.one_shot = one_shot;
+  pm.max_file_bytes = c.max_file_bytes;
   sources.push_back(std::make_unique<PromMultiprocSource>(std::move(pm)));
 }
 
@@ -72,15 +75,16 @@ std::string fingerprint(std::initializer_list<std::string> parts) {
 std::vector<PlannedSource> plan_sources(const AgentConfig& c) {
   std::vector<PlannedSource> plan;
   const std::string patterns = c.counter_patterns ? "set:" + join(*c.counter_patterns) : "default";
+  const std::string cap = std::to_string(c.max_file_bytes);
   plan.push_back(
-      {"mmstats_v1", fingerprint({c.host, join(c.mmstats_globs), patterns}),
+      {"mmstats_v1", fingerprint({c.host, join(c.mmstats_globs), patterns, cap}),
        [c](int64_t t) { return std::make_unique<MmstatsV1Source>(mmstats_options(c, t)); }});
-  plan.push_back({"statherd_v2", fingerprint({c.host, join(c.v2_globs)}), [c](int64_t t) {
+  plan.push_back({"statherd_v2", fingerprint({c.host, join(c.v2_globs), cap}), [c](int64_t t) {
                     return std::make_unique<StatherdV2Source>(v2_options(c, t, false));
                   }});
   if (!c.prom_multiproc_dirs.empty())
     plan.push_back(
-        {"prom_multiproc", fingerprint({c.host, join(c.prom_multiproc_dirs)}), [c](int64_t) {
+        {"prom_multiproc", fingerprint({c.host, join(c.prom_multiproc_dirs), cap}), [c](int64_t) {
            std::vector<std::unique_ptr<Source>> one;
            add_prom_multiproc_source(c, /*one_shot=*/false, one);
            return std::move(one.front());

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "agent/sources/source.h"
+#include "agent/sources/stat_file.h"
 #include "common/result.h"
 
 namespace statherd::agent {
@@ -159,6 +160,8 @@ struct MmstatsV1Options {
   // 0 and `fresh` false: neither is part of the --once output). Torn-read rule as for mapped
   // files: a second copy must agree with the first, else the file is mapped and read that way.
   bool one_shot = false;
+  // Files larger than this are refused unread (a per-file SourceError); see stat_file.h.
+  uint64_t max_file_bytes = kDefaultMaxFileBytes;
 };
 
 // Receives one file's samples; it may move from them (the object is reused for the next file,

@@ -33,9 +33,9 @@
 namespace statherd::agent {
 namespace {
 
-bool stat_path(const std::string& path, MmstatsFileStat& out) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+// lstat(): false if the file is gone. The caller checks st against the rules of stat_file.h.
+bool stat_path(const std::string& path, struct stat& st, MmstatsFileStat& out) {
+  if (::lstat(path.c_str(), &st) != 0) return false;
   out.inode = st.st_ino;
   out.size = st.st_size;
   out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
@@ -78,22 +78,18 @@ int64_t MmstatsV1Source::Impl::start_time_of(int64_t pid) {
 
 Status MmstatsV1Source::Impl::map_file(MmstatsMappedFile& f) {
   f.unmap();
-  const int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(std::string("cannot open: ") + std::strerror(errno), "check the agent's permissions on the file");
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || st.st_size <= 0) {
-    ::close(fd);
+  const StatFile file = StatFile::open(AT_FDCWD, f.path.c_str(), options.max_file_bytes);
+  if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
+  if (!file.ok()) return file.error();
+  if (file.size() == 0)
     return make_error("mmstats v1: empty file (0 bytes)", "the writer may be starting; read again next scrape");
-  }
-  void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
-  const int mmap_errno = errno;
-  ::close(fd);
-  if (p == MAP_FAILED) return make_error(std::string("cannot mmap: ") + std::strerror(mmap_errno));
-  f.data = static_cast<const uint8_t*>(p);
-  f.size = static_cast<size_t>(st.st_size);
+  Error error;
+  f.data = file.map(file.size(), error);
+  if (!f.data) return error;
+  f.size = file.size();
   f.mapped = true;
-  f.stat.inode = st.st_ino;
-  f.stat.size = st.st_size;
+  f.stat.inode = file.st().st_ino;
+  f.stat.size = file.st().st_size;
   return Ok{};
 }
 
@@ -181,7 +177,13 @@ bool MmstatsV1Source::Impl::read_file(MmstatsMappedFile& f, bool fresh, int64_t 
 bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, SourceSamples& ss,
                                   std::vector<SourceError>& errors) {
   MmstatsFileStat now_stat;
-  if (!stat_path(path, now_stat)) return false;  // vanished between glob and stat
+  struct stat st;
+  if (!stat_path(path, st, now_stat)) return false;  // vanished between glob and stat
+  if (auto ok = check_stat_file(st, options.max_file_bytes); !ok) {
+    errors.push_back({path, ok.error().to_string()});  // e.g. now a symlink, or over the cap
+    files.erase(path);  // unmapped; never read while it stays so
+    return false;
+  }
   auto [it, inserted] = files.try_emplace(path);
   if (inserted) {
     it->second = std::make_unique<MmstatsMappedFile>();
@@ -215,20 +217,20 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
   return read;
 }
 
-// open(path) for reading, as openat() relative to the path's directory, which stays open for
-// the next file (the paths come sorted, so a directory's files come together).
-int MmstatsV1Source::Impl::open_in_directory(const std::string& path) {
-  constexpr int kFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;  // NONBLOCK: a FIFO must not hang us
+// StatFile::open(path), relative to the path's directory, which stays open for the next file
+// (the paths come sorted, so a directory's files come together): no path walk per file.
+StatFile MmstatsV1Source::Impl::open_in_directory(const std::string& path) {
+  const uint64_t cap = options.max_file_bytes;
   const size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return ::open(path.c_str(), kFlags);
+  if (slash == std::string::npos || slash == 0) return StatFile::open(AT_FDCWD, path.c_str(), cap);
   const std::string_view dir(path.data(), slash + 1);
   if (open_dir_fd < 0 || dir != open_dir) {
     if (open_dir_fd >= 0) ::close(open_dir_fd);
     open_dir.assign(dir);
     open_dir_fd = ::open(open_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (open_dir_fd < 0) return ::open(path.c_str(), kFlags);
+    if (open_dir_fd < 0) return StatFile::open(AT_FDCWD, path.c_str(), cap);
   }
-  return ::openat(open_dir_fd, path.c_str() + slash + 1, kFlags);
+  return StatFile::open(open_dir_fd, path.c_str() + slash + 1, cap);
 }
 
 bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_ms,
@@ -237,16 +239,13 @@ bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_
   f.path = path;
   f.name = parse_mmstats_file_name(path);
   if (f.name.pid < 0) f.layout_ok = false;  // refresh_layout takes the pid from sys.pid
-  const int fd = open_in_directory(path);
-  if (fd < 0) {
-    if (errno != ENOENT)  // ENOENT: vanished between the directory scan and now
-      errors.push_back({path, make_error(std::string("cannot open: ") + std::strerror(errno),
-                                         "check the agent's permissions on the file")
-                                  .to_string()});
+  const StatFile file = open_in_directory(path);
+  if (!file.ok()) {
+    // vanished: deleted between the directory scan and now
+    if (!file.vanished()) errors.push_back({path, file.error().to_string()});
     return false;
   }
-  const Status copied = copy_consistent(f, fd);
-  ::close(fd);
+  const Status copied = copy_consistent(f, file);
   if (!copied) {
     errors.push_back({path, copied.error().to_string()});
     return false;

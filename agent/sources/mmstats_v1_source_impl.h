@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/sources/mmstats_v1.h"
+#include "agent/sources/stat_file.h"
 
 namespace statherd::agent {
 
@@ -90,8 +91,8 @@ struct MmstatsV1Source::Impl {
              std::vector<SourceError>& errors);
   bool visit_one_shot(const std::string& path, int64_t now_ms, SourceSamples& ss,
                       std::vector<SourceError>& errors);
-  Status copy_consistent(MmstatsMappedFile& f, int fd);
-  int open_in_directory(const std::string& path);
+  Status copy_consistent(MmstatsMappedFile& f, const StatFile& file);
+  StatFile open_in_directory(const std::string& path);
 };
 
 }  // namespace statherd::agent

@@ -36,6 +36,7 @@ struct PromDbFile {
 struct PromMultiprocSource::DirState {
   PromMultiprocDir dir;
   std::string app;
+  uint64_t max_file_bytes = kDefaultMaxFileBytes;
   int64_t first_read_ms = 0;
   bool saw_empty = false;
   bool fresh = false;

@@ -47,9 +47,14 @@ struct FileStat {
   bool operator==(const FileStat&) const = default;
 };
 
-bool stat_path(const std::string& path, FileStat& out) {
+// lstat() + the checks of stat_file.h. Vanished (false, no error) or refused (false, error).
+bool stat_path(const std::string& path, uint64_t max_bytes, FileStat& out, std::string& error) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if (::lstat(path.c_str(), &st) != 0) return false;
+  if (auto ok = check_stat_file(st, max_bytes); !ok) {
+    error = ok.error().to_string();
+    return false;
+  }
   out.inode = st.st_ino;
   out.size = st.st_size;
   out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
@@ -76,22 +81,17 @@ struct MappedV2File {
     data = nullptr;
     size = 0;
   }
-  Status map() {
+  Status map(uint64_t max_bytes) {
     unmap();
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-      return make_error(std::string("cannot open: ") + std::strerror(errno), "check the agent's permissions on the file");
-    struct stat st;
-    if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(kStatherdV2HeaderSize)) {
-      ::close(fd);
+    const StatFile file = StatFile::open(AT_FDCWD, path.c_str(), max_bytes);
+    if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
+    if (!file.ok()) return file.error();
+    if (file.size() < kStatherdV2HeaderSize)
       return make_error("statherd v2: file shorter than its 256-byte header", "the writer may be starting; it is read again next scrape");
-    }
-    void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
-    const int mmap_errno = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) return make_error(std::string("cannot mmap: ") + std::strerror(mmap_errno));
-    data = static_cast<const uint8_t*>(p);
-    size = static_cast<size_t>(st.st_size);
+    Error error;
+    data = file.map(file.size(), error);
+    if (!data) return error;
+    size = file.size();
     return Ok{};
   }
   ~MappedV2File() { unmap(); }
@@ -228,7 +228,7 @@ Status StatherdV2Source::Impl::refresh(MappedV2File& f) {
   auto header = parse_statherd_v2_header(image_of(f));
   if (!header && f.size >= kStatherdV2HeaderSize) {
     // Most likely `used` grew past the mapping: map the whole file as it is now and retry.
-    if (auto st = f.map(); !st) return st;
+    if (auto st = f.map(options.max_file_bytes); !st) return st;
     if (!copy_to_image(f, 0, kStatherdV2HeaderSize, fault)) return shrank();
     header = parse_statherd_v2_header(image_of(f));
   }
@@ -280,7 +280,11 @@ void StatherdV2Source::Impl::read_file(const MappedV2File& f, bool fresh, int64_
 
 void StatherdV2Source::Impl::visit(const std::string& path, int64_t now_ms, ScrapeReport& out) {
   FileStat now_stat;
-  if (!stat_path(path, now_stat)) return;  // vanished between glob and stat
+  if (std::string refused; !stat_path(path, options.max_file_bytes, now_stat, refused)) {
+    if (!refused.empty()) out.errors.push_back({path, std::move(refused)});
+    files.erase(path);  // vanished between glob and stat, or refused: nothing stays mapped
+    return;
+  }
   auto [it, inserted] = files.try_emplace(path);
   if (inserted) {
     it->second = std::make_unique<MappedV2File>();
@@ -297,7 +301,7 @@ void StatherdV2Source::Impl::visit(const std::string& path, int64_t now_ms, Scra
   f.stat = now_stat;
   if (f.final_read_done && !changed) return;  // dead and already reported
   if (!f.data) {
-    if (auto st = f.map(); !st) {
+    if (auto st = f.map(options.max_file_bytes); !st) {
       out.errors.push_back({path, st.error().to_string()});
       return;
     }
@@ -316,8 +320,11 @@ void StatherdV2Source::Impl::visit(const std::string& path, int64_t now_ms, Scra
 void StatherdV2Source::Impl::visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out) {
   MappedV2File f;
   f.path = path;
-  if (!stat_path(path, f.stat)) return;
-  Status st = f.map();
+  if (std::string refused; !stat_path(path, options.max_file_bytes, f.stat, refused)) {
+    if (!refused.empty()) out.errors.push_back({path, std::move(refused)});
+    return;
+  }
+  Status st = f.map(options.max_file_bytes);
   if (st) st = refresh(f);
   if (!st) {
     out.errors.push_back({path, st.error().to_string()});

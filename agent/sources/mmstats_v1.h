@@ -164,10 +164,6 @@ struct MmstatsV1Options {
   uint64_t max_file_bytes = kDefaultMaxFileBytes;
 };
 
-// Receives one file's samples; it may move from them (the object is reused for the next file,
-// so what it does not move keeps its capacity). Return false to stop the scrape.
-using SourceSamplesVisitor = std::function<bool(SourceSamples&)>;
-
 class MmstatsV1Source : public Source {
  public:
   explicit MmstatsV1Source(MmstatsV1Options options);
@@ -181,7 +177,7 @@ class MmstatsV1Source : public Source {
   // Like scrape(), but hands each file's samples to `on_source` as soon as they are read instead
   // of collecting them all (the --once path streams 100,000s of samples this way).
   void scrape_each(int64_t now_ms, const SourceSamplesVisitor& on_source,
-                   std::vector<SourceError>& errors);
+                   std::vector<SourceError>& errors) override;
 
   void set_fresh_if_started_after_ms(int64_t ms);
   size_t mapped_file_count() const;

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <unordered_map>
@@ -50,31 +51,6 @@ Error torn_field_error(const MmstatsFieldLayout& field) {
 }
 
 }  // namespace
-
-bool MmstatsV1Source::Impl::pid_alive(int64_t pid) {
-  auto [it, inserted] = alive_this_scrape.try_emplace(pid, false);
-  if (inserted) {
-    struct stat st;
-    const std::string dir = options.proc_root + "/" + std::to_string(pid);
-    it->second = ::stat(dir.c_str(), &st) == 0;
-    if (!it->second) start_ms_by_pid.erase(pid);  // a later process with this pid is another one
-  }
-  return it->second;
-}
-
-int64_t MmstatsV1Source::Impl::start_time_of(int64_t pid) {
-  if (auto it = start_ms_by_pid.find(pid); it != start_ms_by_pid.end()) return it->second;
-  if (boot_time_ms < 0) {
-    auto bt = read_boot_time_ms(options.proc_root);
-    if (!bt) log::warn("mmstats_v1: process start times unknown: " + bt.error().to_string());
-    boot_time_ms = bt ? *bt : 0;
-  }
-  if (boot_time_ms == 0) return 0;
-  auto start = read_process_start_ms(options.proc_root, pid, boot_time_ms);
-  if (!start) return 0;  // raced with the process exiting: unknown
-  start_ms_by_pid[pid] = *start;
-  return *start;
-}
 
 Status MmstatsV1Source::Impl::map_file(MmstatsMappedFile& f) {
   f.unmap();
@@ -140,8 +116,7 @@ bool MmstatsV1Source::Impl::read_file(MmstatsMappedFile& f, bool fresh, int64_t 
   ss.id.pid = f.name.pid;
   ss.id.start_time_ms = f.start_time_ms;
   ss.id.path = f.path;
-  ss.fresh = fresh || (options.fresh_if_started_after_ms > 0 && f.start_time_ms > 0 &&
-                       f.start_time_ms > options.fresh_if_started_after_ms);
+  ss.fresh = file_is_fresh(fresh, f.start_time_ms, options.fresh_if_started_after_ms);
   ss.samples.reserve(f.layout.fields.size());
   size_t torn = 0, kept = 0;
   std::string first_torn;
@@ -201,10 +176,11 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
     f.name = parse_mmstats_file_name(path);
   }
   f.stat = now_stat;
-  const bool alive = f.name.pid < 0 || pid_alive(f.name.pid);
+  const bool alive = f.name.pid < 0 || processes.alive(f.name.pid);
   if (!alive && f.final_read_done && !changed) return false;  // dead and already reported
   f.final_read_done = !alive;
-  if (alive && f.start_time_ms == 0 && f.name.pid >= 0) f.start_time_ms = start_time_of(f.name.pid);
+  if (alive && f.start_time_ms == 0 && f.name.pid >= 0)
+    f.start_time_ms = std::max<int64_t>(0, processes.start_ms(f.name.pid));  // -1: just exited
   if (!f.data) {
     if (auto st = map_file(f); !st) {
       errors.push_back({path, st.error().to_string()});
@@ -285,7 +261,7 @@ void MmstatsV1Source::scrape_each(int64_t now_ms, const SourceSamplesVisitor& on
                                   std::vector<SourceError>& errors) {
   Impl& s = *impl_;
   ++s.scrape_count;
-  s.alive_this_scrape.clear();
+  s.processes.begin_scrape();
   SourceSamples ss;
   for (const auto& path : list_mmstats_files(s.options.globs)) {
     const bool read = s.options.one_shot ? s.visit_one_shot(path, now_ms, ss, errors)

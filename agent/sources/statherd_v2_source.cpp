@@ -31,6 +31,7 @@
 #include "agent/mapped_guard.h"
 #include "agent/sources/mmstats_v1.h"
 #include "agent/sources/mmstats_v1_files.h"
+#include "agent/sources/process_table.h"
 #include "agent/sources/statherd_v2.h"
 #include "common/log.h"
 
@@ -119,18 +120,17 @@ std::string default_statherd_v2_glob() {
 struct StatherdV2Source::Impl {
   StatherdV2Options options;
   std::unordered_map<std::string, std::unique_ptr<MappedV2File>> files;
-  std::unordered_map<int64_t, int64_t> start_by_pid_this_scrape;  // -1: dead, 0: unknown
-  int64_t boot_time_ms = -1;  // -1: not read yet; 0: unavailable
+  ProcessTable processes;
   uint64_t scrape_count = 0;
   StatherdV2Value value;  // reused
   // A private copy of the mapped file being read, at the file's offsets (see refresh).
   std::vector<uint8_t> image;
 
-  explicit Impl(StatherdV2Options o) : options(std::move(o)) {
+  explicit Impl(StatherdV2Options o)
+      : options(std::move(o)), processes(options.proc_root, "statherd_v2") {
     if (options.globs.empty()) options.globs.push_back(default_statherd_v2_glob());
   }
 
-  int64_t proc_start_ms(int64_t pid);
   bool alive(const StatherdV2Header& h);
   Status refresh(MappedV2File& f);
   bool copy_to_image(const MappedV2File& f, uint64_t offset, uint64_t n, std::string& fault);
@@ -141,26 +141,8 @@ struct StatherdV2Source::Impl {
   void visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out);
 };
 
-// Start time of pid from /proc (ms since the epoch); -1 if the process is gone, 0 if unknown.
-int64_t StatherdV2Source::Impl::proc_start_ms(int64_t pid) {
-  auto [it, inserted] = start_by_pid_this_scrape.try_emplace(pid, 0);
-  if (!inserted) return it->second;
-  struct stat st;
-  const std::string dir = options.proc_root + "/" + std::to_string(pid);
-  if (::stat(dir.c_str(), &st) != 0) return it->second = -1;
-  if (boot_time_ms < 0) {
-    auto bt = read_boot_time_ms(options.proc_root);
-    if (!bt) log::warn("statherd_v2: process start times unknown: " + bt.error().to_string());
-    boot_time_ms = bt ? *bt : 0;
-  }
-  if (boot_time_ms == 0) return it->second = 0;
-  auto start = read_process_start_ms(options.proc_root, pid, boot_time_ms);
-  if (start) return it->second = *start;
-  return it->second = ::stat(dir.c_str(), &st) == 0 ? 0 : -1;  // exited while we looked
-}
-
 bool StatherdV2Source::Impl::alive(const StatherdV2Header& h) {
-  const int64_t start = proc_start_ms(h.pid);
+  const int64_t start = processes.start_ms(h.pid);
   if (start < 0) return false;
   if (start == 0 || h.start_time_ms == 0) return true;  // unknown: trust the pid
   return std::llabs(start - h.start_time_ms) <= kStartTimeToleranceMs;  // else a reused pid
@@ -258,8 +240,7 @@ void StatherdV2Source::Impl::read_file(const MappedV2File& f, bool fresh, int64_
   ss.id.pid = f.header.pid;
   ss.id.start_time_ms = f.header.start_time_ms;
   ss.id.path = f.path;
-  ss.fresh = fresh || (options.fresh_if_started_after_ms > 0 && f.header.start_time_ms > 0 &&
-                       f.header.start_time_ms > options.fresh_if_started_after_ms);
+  ss.fresh = file_is_fresh(fresh, f.header.start_time_ms, options.fresh_if_started_after_ms);
   ss.samples.reserve(f.records.size());
   size_t skipped = 0;
   std::string first_skipped;
@@ -347,7 +328,7 @@ std::string StatherdV2Source::describe() const {
 void StatherdV2Source::scrape(int64_t now_ms, ScrapeReport& out) {
   Impl& s = *impl_;
   ++s.scrape_count;
-  s.start_by_pid_this_scrape.clear();
+  s.processes.begin_scrape();
   for (const auto& path : list_mmstats_files(s.options.globs)) {
     if (s.options.one_shot) s.visit_one_shot(path, now_ms, out);
     else s.visit(path, now_ms, out);

@@ -16,6 +16,8 @@
 // - One-shot mode (--once) maps nothing: each file is copied with pread() and a second copy must
 //   match it over the fields (the torn-read rule), else that file is mapped and read as above.
 //   Layout, names and kinds carry over from the previous file while its header bytes match.
+// - What is opened at all (regular files with one link, no symlink, no FIFO or device, at most
+//   max_file_bytes) is decided by stat_file.h, both at the lstat() of every scrape and at open.
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
@@ -54,7 +56,8 @@ Error torn_field_error(const MmstatsFieldLayout& field) {
 
 Status MmstatsV1Source::Impl::map_file(MmstatsMappedFile& f) {
   f.unmap();
-  const StatFile file = StatFile::open(AT_FDCWD, f.path.c_str(), options.max_file_bytes);
+  // visit() has just lstat()ed and checked it; copy_consistent's fallback has just opened it.
+  const StatFile file = StatFile::open(AT_FDCWD, f.path.c_str(), options.max_file_bytes, true);
   if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
   if (!file.ok()) return file.error();
   if (file.size() == 0)
@@ -195,18 +198,21 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
 
 // StatFile::open(path), relative to the path's directory, which stays open for the next file
 // (the paths come sorted, so a directory's files come together): no path walk per file.
+// list_mmstats_files listed only regular files and links to them (a FIFO or device is never
+// listed), so the lstat before open() is skipped; O_NOFOLLOW refuses the links, and the fstat()
+// after open() a file swapped in since the listing.
 StatFile MmstatsV1Source::Impl::open_in_directory(const std::string& path) {
   const uint64_t cap = options.max_file_bytes;
   const size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return StatFile::open(AT_FDCWD, path.c_str(), cap);
+  if (slash == std::string::npos || slash == 0) return StatFile::open(AT_FDCWD, path.c_str(), cap, true);
   const std::string_view dir(path.data(), slash + 1);
   if (open_dir_fd < 0 || dir != open_dir) {
     if (open_dir_fd >= 0) ::close(open_dir_fd);
     open_dir.assign(dir);
     open_dir_fd = ::open(open_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (open_dir_fd < 0) return StatFile::open(AT_FDCWD, path.c_str(), cap);
+    if (open_dir_fd < 0) return StatFile::open(AT_FDCWD, path.c_str(), cap, true);
   }
-  return StatFile::open(open_dir_fd, path.c_str() + slash + 1, cap);
+  return StatFile::open(open_dir_fd, path.c_str() + slash + 1, cap, true);
 }
 
 bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_ms,

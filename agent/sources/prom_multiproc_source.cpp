@@ -115,7 +115,8 @@ void PromMultiprocSource::DirState::drop_faulted(const std::string& name, std::s
 Status PromMultiprocSource::DirState::map(PromDbFile& f, int dir_fd, const char* name,
                                           size_t size) {
   f.unmap();
-  const StatFile file = StatFile::open(dir_fd, name, max_file_bytes);
+  // visit_mapped has just lstat()ed and checked it.
+  const StatFile file = StatFile::open(dir_fd, name, max_file_bytes, true);
   if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
   if (!file.ok()) return file.error();
   Error error;
@@ -208,14 +209,14 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
 }
 
 // --once: one pread() copy per file into a reused buffer; its values are folded in at once.
-void PromMultiprocSource::DirState::visit_copied(int dir_fd, const char* name,
+void PromMultiprocSource::DirState::visit_copied(int dir_fd, const char* name, bool is_regular,
                                                  std::vector<SourceError>& errors) {
   auto parsed = parse_prom_db_file_name(name);
   if (!parsed) {
     errors.push_back({file_path(name), parsed.error().to_string()});
     return;
   }
-  const StatFile file = StatFile::open(dir_fd, name, max_file_bytes);
+  const StatFile file = StatFile::open(dir_fd, name, max_file_bytes, is_regular);
   if (!file.ok()) {
     if (!file.vanished()) errors.push_back({file_path(name), file.error().to_string()});
     return;  // vanished: deleted since the directory scan (mark_process_dead), as the collector
@@ -272,7 +273,7 @@ void scrape_dir(PromMultiprocSource::DirState& d, const PromMultiprocOptions& op
     if (!is_db_name(e->d_name)) continue;
     // A symlink goes on to be refused with an error; FIFOs, sockets, devices are skipped.
     if (e->d_type != DT_REG && e->d_type != DT_LNK && e->d_type != DT_UNKNOWN) continue;
-    if (options.one_shot) d.visit_copied(dir_fd, e->d_name, out.errors);
+    if (options.one_shot) d.visit_copied(dir_fd, e->d_name, e->d_type == DT_REG, out.errors);
     else d.visit_mapped(dir_fd, *e, out.errors);
   }
   ::closedir(dir);

@@ -58,15 +58,16 @@ Status check_stat_file(const struct stat& st, uint64_t max_bytes) {
   return Ok{};
 }
 
-StatFile StatFile::open(int dir_fd, const char* name, uint64_t max_bytes) {
+StatFile StatFile::open(int dir_fd, const char* name, uint64_t max_bytes,
+                        bool checked_before_open) {
   StatFile f;
   struct stat before;
-  if (::fstatat(dir_fd, name, &before, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (!checked_before_open && ::fstatat(dir_fd, name, &before, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) f.vanished_ = true;
     else f.error_ = errno_error("cannot stat: ", errno);
     return f;
   }
-  if (auto st = check_stat_file(before, max_bytes); !st) {
+  if (auto st = checked_before_open ? Status(Ok{}) : check_stat_file(before, max_bytes); !st) {
     f.error_ = st.error();
     return f;
   }

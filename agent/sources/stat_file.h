@@ -37,7 +37,11 @@ inline constexpr uint64_t kMinMaxFileBytes = 4096;
 class StatFile {
  public:
   // Opens `name` relative to dir_fd (AT_FDCWD: a path as it is) with the checks above.
-  static StatFile open(int dir_fd, const char* name, uint64_t max_bytes);
+  // checked_before_open: the caller has just lstat()ed it and passed check_stat_file (or the
+  // directory entry said DT_REG), so the lstat before open() is skipped; O_NOFOLLOW,
+  // O_NONBLOCK and the fstat() after open() still refuse a file swapped in since.
+  static StatFile open(int dir_fd, const char* name, uint64_t max_bytes,
+                       bool checked_before_open = false);
 
   StatFile(StatFile&& other) noexcept;
   StatFile& operator=(StatFile&&) = delete;

@@ -17,6 +17,8 @@
 //   (agent/mapped_guard.h): a SourceError for the file, which is unmapped and remapped next
 //   scrape. Everything read from the mapping is first copied into `image` inside the guard.
 // - One-shot mode (--once) maps each file, reads it and unmaps it; /proc is not read.
+// - What is opened at all (regular files with one link, no symlink, no FIFO or device, at most
+//   max_file_bytes) is decided by stat_file.h, both at the lstat() of every scrape and at open.
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
@@ -84,7 +86,8 @@ struct MappedV2File {
   }
   Status map(uint64_t max_bytes) {
     unmap();
-    const StatFile file = StatFile::open(AT_FDCWD, path.c_str(), max_bytes);
+    // Callers have just lstat()ed and checked it (stat_path), or mapped it before.
+    const StatFile file = StatFile::open(AT_FDCWD, path.c_str(), max_bytes, true);
     if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
     if (!file.ok()) return file.error();
     if (file.size() < kStatherdV2HeaderSize)

@@ -9,6 +9,7 @@
 
 #include "agent/http_get.h"
 #include "agent/shipper.h"
+#include "agent/source_registry.h"
 
 namespace statherd::agent {
 namespace {
@@ -19,7 +20,7 @@ bool flag_takes_value(std::string_view flag) {
       "--mmstats-glob", "--counter-pattern", "--host",          "--spool-dir",
       "--scales-url", "--scales-counter-pattern", "--prometheus-url",
       "--v2-glob", "--prom-multiproc-dir",
-      "--agent-id",   "--spool-max-bytes", "--ship-timeout"};
+      "--agent-id",   "--spool-max-bytes", "--ship-timeout", "--max-file-bytes"};
   for (auto v : kValued)
     if (v == flag) return true;
   return false;
@@ -55,10 +56,10 @@ Status store_valued_flag(const std::string& flag, const std::string& value, Comm
     auto d = parse_duration(value);
     if (!d) return bad_flag(flag, d.error().message, "a duration like 10s, 500ms, 5m");
     (flag == "--interval" ? cli.interval : cli.ship_timeout) = *d;
-  } else if (flag == "--spool-max-bytes") {
+  } else if (flag == "--spool-max-bytes" || flag == "--max-file-bytes") {
     auto b = parse_bytes(value);
     if (!b) return bad_flag(flag, b.error().message, "a size like 256MiB, 10MB, 4096");
-    cli.spool_max_bytes = *b;
+    (flag == "--spool-max-bytes" ? cli.spool_max_bytes : cli.max_file_bytes) = *b;
   } else {
     return bad_flag(flag, "unknown option", "");
   }
@@ -110,7 +111,7 @@ std::string usage_text() {
          "         [--scales-url [APP=]URL]... [--scales-counter-pattern GLOB]...\n"
          "         [--prometheus-url [APP=]URL]...\n"
          "         [--v2-glob GLOB]...\n"
-         "         [--prom-multiproc-dir [APP=]DIR]...\n"
+         "         [--prom-multiproc-dir [APP=]DIR]... [--max-file-bytes 64MiB]\n"
          "         [--spool-dir DIR] [--spool-max-bytes SIZE] [--agent-id ID]\n"
          "         [--ship-timeout 5s] [--verbose]\n"
          "       statherd-agent --once ...          read every source once, print JSON lines\n"
@@ -126,36 +127,14 @@ std::string usage_text() {
          "a second SIGTERM/SIGINT exits at once with 1 (unsent batches stay in the spool).\n";
 }
 
-namespace {
-
-// scales: / prometheus: {urls, timeout, max_bytes[, counter_patterns]}; each URL is checked.
-void read_http_source_yaml(YamlReader& r, const YAML::Node& root, const std::string& key,
-                           std::vector<std::string>& urls, std::chrono::milliseconds& timeout,
-                           uint64_t& max_bytes, std::vector<std::string>* counter_patterns) {
-  YAML::Node node = r.get_map(root, key);
-  if (!node || !node.IsMap()) return;
-  std::set<std::string> known{"urls", "timeout", "max_bytes"};
-  if (counter_patterns) known.insert("counter_patterns");
-  r.check_keys(node, known, key);
-  r.get_duration(node, "timeout", timeout, key);
-  r.get_bytes(node, "max_bytes", max_bytes, key);
-  if (counter_patterns) r.get_string_list(node, "counter_patterns", *counter_patterns, key);
-  if (!r.get_string_list(node, "urls", urls, key)) return;
-  for (size_t i = 0; i < urls.size(); ++i) {
-    if (auto url = parse_http_url(split_endpoint_spec(urls[i]).url); !url)
-      r.error_at(node["urls"][i], key + ".urls", url.error().message,
-                 "http://host:port[/path], optionally prefixed by APP=");
-  }
-}
-
-}  // namespace
-
 void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   const YAML::Node root = r.root();
   if (!root || !root.IsMap()) return;
-  r.check_keys(root, {"server", "token_file", "interval", "host", "agent_id", "spool_dir",
-                      "spool_max_bytes", "mmstats", "ship_timeout", "scales", "prometheus",
-                      "statherd_v2", "prom_multiproc"});
+  std::set<std::string> keys{"server",    "token_file",      "interval",     "host",
+                             "agent_id",  "spool_dir",       "spool_max_bytes",
+                             "ship_timeout", "max_file_bytes"};
+  for (const SourceKind* kind : source_kinds()) keys.insert(kind->yaml_key);
+  r.check_keys(root, keys);
   r.get_string(root, "server", c.server);
   r.get_string(root, "token_file", c.token_file);
   r.get_duration(root, "interval", c.interval);
@@ -164,29 +143,14 @@ void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   r.get_string(root, "spool_dir", c.spool_dir);
   r.get_bytes(root, "spool_max_bytes", c.spool_max_bytes);
   r.get_duration(root, "ship_timeout", c.ship_timeout);
+  r.get_bytes(root, "max_file_bytes", c.max_file_bytes);
   if (const YAML::Node server = root["server"]; server && server.IsScalar()) {
     if (auto url = parse_server_url(c.server); !url)
       r.error_at(server, "server", url.error().message, "http://host:port[/path]");
   }
-  if (YAML::Node mm = r.get_map(root, "mmstats"); mm && mm.IsMap()) {
-    r.check_keys(mm, {"globs", "counter_patterns"}, "mmstats");
-    r.get_string_list(mm, "globs", c.mmstats_globs, "mmstats");
-    std::vector<std::string> patterns;
-    if (r.get_string_list(mm, "counter_patterns", patterns, "mmstats"))
-      c.counter_patterns = std::move(patterns);
-  }
-  if (YAML::Node v2 = r.get_map(root, "statherd_v2"); v2 && v2.IsMap()) {
-    r.check_keys(v2, {"globs"}, "statherd_v2");
-    r.get_string_list(v2, "globs", c.v2_globs, "statherd_v2");
-  }
-  if (YAML::Node pm = r.get_map(root, "prom_multiproc"); pm && pm.IsMap()) {
-    r.check_keys(pm, {"dirs"}, "prom_multiproc");
-    r.get_string_list(pm, "dirs", c.prom_multiproc_dirs, "prom_multiproc");
-  }
-  read_http_source_yaml(r, root, "scales", c.scales_urls, c.scales_timeout, c.scales_max_bytes,
-                        &c.scales_counter_patterns);
-  read_http_source_yaml(r, root, "prometheus", c.prometheus_urls, c.prometheus_timeout,
-                        c.prometheus_max_bytes, nullptr);
+  for (const SourceKind* kind : source_kinds())  // each kind reads its own section
+    if (YAML::Node section = r.get_map(root, kind->yaml_key); section && section.IsMap())
+      kind->read_yaml(r, section, c);
 }
 
 void apply_command_line(const CommandLine& cli, AgentConfig& c) {
@@ -198,6 +162,7 @@ void apply_command_line(const CommandLine& cli, AgentConfig& c) {
   if (cli.interval) c.interval = *cli.interval;
   if (cli.ship_timeout) c.ship_timeout = *cli.ship_timeout;
   if (cli.spool_max_bytes) c.spool_max_bytes = *cli.spool_max_bytes;
+  if (cli.max_file_bytes) c.max_file_bytes = *cli.max_file_bytes;
   if (!cli.mmstats_globs.empty()) c.mmstats_globs = cli.mmstats_globs;
   if (!cli.counter_patterns.empty()) c.counter_patterns = cli.counter_patterns;
   if (!cli.scales_urls.empty()) c.scales_urls = cli.scales_urls;
@@ -230,6 +195,9 @@ std::vector<std::string> validate_agent_config(const AgentConfig& c, bool needs_
   if (c.spool_max_bytes < 4096)
     problems.push_back("spool_max_bytes: " + std::to_string(c.spool_max_bytes) +
                        " is too small\nhint: use at least 4KiB, e.g. 256MiB");
+  if (c.max_file_bytes < kMinMaxFileBytes)
+    problems.push_back("max_file_bytes: " + std::to_string(c.max_file_bytes) +
+                       " is too small\nhint: use at least 4KiB; the default is 64MiB");
   return problems;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/sources/stat_file.h"
 #include "common/yaml_util.h"
 
 namespace statherd::agent {
@@ -40,6 +41,8 @@ struct AgentConfig {
   uint64_t prometheus_max_bytes = 8ull << 20;
   // prometheus_client multiprocess directories ("DIR" or "APP=DIR"); empty: source off.
   std::vector<std::string> prom_multiproc_dirs;
+  // Per-file cap of the three file sources: a larger file is refused unread (stat_file.h).
+  uint64_t max_file_bytes = kDefaultMaxFileBytes;
 };
 
 // What the command line asked for, before merging with the YAML file.
@@ -49,7 +52,7 @@ struct CommandLine {
   std::string config_file;
   std::optional<std::string> server, token_file, host, agent_id, spool_dir;
   std::optional<std::chrono::milliseconds> interval, ship_timeout;
-  std::optional<uint64_t> spool_max_bytes;
+  std::optional<uint64_t> spool_max_bytes, max_file_bytes;
   std::vector<std::string> mmstats_globs;      // empty: not given
   std::vector<std::string> counter_patterns;   // empty: not given
   std::vector<std::string> v2_globs;           // empty: not given

@@ -111,8 +111,8 @@ ScrapeReport AgentLoop::scrape_counted(int64_t now_ms, bool files_only) {
   ScrapeReport report;
   last_scrape_.clear();
   for (const auto& source : sources_) {
+    if (files_only && !source->reads_local_files()) continue;
     const std::string kind = source->kind();
-    if (files_only && (kind == "scales" || kind == "prometheus")) continue;
     const size_t sources_before = report.sources.size(), errors_before = report.errors.size();
     try {
       source->scrape(now_ms, report);

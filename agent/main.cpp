@@ -10,9 +10,7 @@
 #include "agent/agent_config.h"
 #include "agent/daemon.h"
 #include "agent/once_output.h"
-#include "agent/source_set.h"
-#include "agent/sources/mmstats_v1.h"
-#include "agent/sources/statherd_v2.h"
+#include "agent/source_registry.h"
 #include "agent/status_file.h"
 #include "common/log.h"
 
@@ -22,43 +20,25 @@ namespace {
 constexpr const char* kVersion = "statherd-agent 0.1.0";
 
 // --once: every sample as a JSON line on stdout, streamed file by file (nothing of a file is
-// kept once its lines are out). Exit 1 only if sources failed and none worked.
+// kept once its lines are out), from a one-shot source of every configured kind. Exit 1 only if
+// sources failed and none worked.
 int run_once(const AgentConfig& config) {
-  MmstatsV1Options mm = mmstats_options(config, 0);
-  mm.one_shot = true;
-  MmstatsV1Source source(std::move(mm));
   OnceLineWriter out(STDOUT_FILENO);
   std::vector<SourceError> errors;
   size_t sources_read = 0;
   Status written = Ok{};
-  try {
-    source.scrape_each(wall_ms(), [&](SourceSamples& ss) {
-      ++sources_read;
-      written = out.add(ss);
-      return static_cast<bool>(written);
-    }, errors);
-  } catch (const std::exception& e) {  // a source must not throw; contain it if one does
-    errors.push_back({source.describe(), std::string("scrape threw: ") + e.what()});
-  }
-  StatherdV2Source v2_source(v2_options(config, 0, /*one_shot=*/true));
-  ScrapeReport v2_report;
-  v2_source.scrape(wall_ms(), v2_report);
-  for (auto& ss : v2_report.sources) {
-    ++sources_read;
-    if (written) written = out.add(ss);
-  }
-  for (auto& e : v2_report.errors) errors.push_back(std::move(e));
-  std::vector<std::unique_ptr<Source>> http_sources;
-  add_http_sources(config, http_sources);
-  add_prom_multiproc_source(config, /*one_shot=*/true, http_sources);
-  for (auto& http : http_sources) {
-    ScrapeReport report;
-    http->scrape(wall_ms(), report);
-    for (auto& ss : report.sources) {
-      ++sources_read;
-      if (written) written = out.add(ss);
+  for (const SourceKind* kind : source_kinds()) {
+    if (!kind->configured(config)) continue;
+    std::unique_ptr<Source> source = kind->build(config, 0, /*one_shot=*/true);
+    try {
+      source->scrape_each(wall_ms(), [&](SourceSamples& ss) {
+        ++sources_read;
+        if (written) written = out.add(ss);
+        return static_cast<bool>(written);
+      }, errors);
+    } catch (const std::exception& e) {  // a source must not throw; contain it if one does
+      errors.push_back({source->describe(), std::string("scrape threw: ") + e.what()});
     }
-    for (auto& e : report.errors) errors.push_back(std::move(e));
   }
   if (written) written = out.finish();
   for (const auto& e : errors) log::error(e.source + ": " + e.message);

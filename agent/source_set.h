@@ -17,21 +17,11 @@
 #include <vector>
 
 #include "agent/agent_config.h"
-#include "agent/sources/mmstats_v1.h"
-#include "agent/sources/prom_multiproc.h"
 #include "agent/sources/source.h"
-#include "agent/sources/statherd_v2.h"
 
 namespace statherd::agent {
 
-// The options of each source kind for `c` (also used by --once).
-MmstatsV1Options mmstats_options(const AgentConfig& c, int64_t last_scan_ms);
-StatherdV2Options v2_options(const AgentConfig& c, int64_t last_scan_ms, bool one_shot);
-// prometheus_client multiprocess, Scales and Prometheus sources, when configured.
-void add_prom_multiproc_source(const AgentConfig& c, bool one_shot,
-                               std::vector<std::unique_ptr<Source>>& sources);
-void add_http_sources(const AgentConfig& c, std::vector<std::unique_ptr<Source>>& sources);
-
+// The sources of every kind of the registry (agent/source_registry.h) that `c` turns on.
 class SourceSet {
  public:
   // Every source of `c`; files of processes started after last_scan_ms (0: none) are fresh.

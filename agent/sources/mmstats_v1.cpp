@@ -60,20 +60,20 @@ Result<MmstatsFieldLayout> parse_field(std::span<const uint8_t> b, size_t& pos, 
   f.label_offset = static_cast<uint32_t>(pos + 2);
   f.label_len = label_len;
   size_t p = pos + 2 + label_len;
-  if (p + 2 > b.size()) return format_error("truncated label (" + std::to_string(label_len) + " bytes)", pos);
+  if (p + 2 > b.size()) return format_error("truncated label", pos);
   const size_t type_len = load_u16(&b[p]);
   if (type_len == 0 || type_len > kMaxTypeLen)
-    return format_error("implausible type length " + std::to_string(type_len), p);
+    return format_error("implausible type length", p);
   p += 2;
   if (p + type_len + 1 > b.size()) return format_error("truncated type", p);
   const std::string_view type(reinterpret_cast<const char*>(&b[p]), type_len);
   const TypeInfo info = parse_type_code(type);
-  if (info.size == 0) return format_error("unsupported type code \"" + std::string(type) + "\"", p);
+  if (info.size == 0) return format_error("unsupported type code", p);
   p += type_len;
   f.wb_offset = static_cast<uint32_t>(p);
   const uint8_t wb = b[p];
   if (wb != 0 && wb != 1 && wb != kUnbuffered)
-    return format_error("write_buffer byte " + std::to_string(wb) + " is not 0, 1 or 255", p);
+    return format_error("write_buffer byte is not 0, 1 or 255", p);
   f.buffered = wb != kUnbuffered;
   f.value_size = info.size;
   f.code = info.code;
@@ -155,7 +155,7 @@ Status parse_mmstats_v1_layout_into(std::span<const uint8_t> bytes, MmstatsLayou
   layout.end = 0;
   if (bytes.empty()) return format_error("empty file (0 bytes)", 0);
   if (bytes[0] != kVersion1)
-    return format_error("unsupported version byte " + std::to_string(bytes[0]) + " (want 1)", 0);
+    return format_error("unsupported version byte (want 1)", 0);
   if (bytes.size() > UINT32_MAX) return format_error("file larger than 4 GiB", 0);
   size_t pos = 1;
   while (true) {

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "agent/sources/source.h"
+#include "agent/sources/stat_file.h"
 #include "common/result.h"
 
 namespace statherd::agent {
@@ -159,11 +160,9 @@ struct MmstatsV1Options {
   // 0 and `fresh` false: neither is part of the --once output). Torn-read rule as for mapped
   // files: a second copy must agree with the first, else the file is mapped and read that way.
   bool one_shot = false;
+  // Files larger than this are refused unread (a per-file SourceError); see stat_file.h.
+  uint64_t max_file_bytes = kDefaultMaxFileBytes;
 };
-
-// Receives one file's samples; it may move from them (the object is reused for the next file,
-// so what it does not move keeps its capacity). Return false to stop the scrape.
-using SourceSamplesVisitor = std::function<bool(SourceSamples&)>;
 
 class MmstatsV1Source : public Source {
  public:
@@ -178,7 +177,7 @@ class MmstatsV1Source : public Source {
   // Like scrape(), but hands each file's samples to `on_source` as soon as they are read instead
   // of collecting them all (the --once path streams 100,000s of samples this way).
   void scrape_each(int64_t now_ms, const SourceSamplesVisitor& on_source,
-                   std::vector<SourceError>& errors);
+                   std::vector<SourceError>& errors) override;
 
   void set_fresh_if_started_after_ms(int64_t ms);
   size_t mapped_file_count() const;

@@ -89,19 +89,23 @@ bool MmstatsV1Source::Impl::copy_values_consistently(const MmstatsMappedFile& f,
 // Copies f.path (open as fd) into `copy` and points f at it, if a second copy agrees with the
 // first over every field (the torn-read rule of read_mmstats_v1_value, applied to whole copies).
 // Otherwise (a writer is busy, or the file is huge) f is mapped and read the usual way.
-Status MmstatsV1Source::Impl::copy_consistent(MmstatsMappedFile& f, int fd) {
-  auto n = copy_whole_file(fd, copy, kMaxCopyBytes);
+// Never more than max_file_bytes: a file that grew past it since StatFile::open is refused.
+Status MmstatsV1Source::Impl::copy_consistent(MmstatsMappedFile& f, const StatFile& file) {
+  const int fd = file.fd();
+  const uint64_t cap = options.max_file_bytes;
+  auto n = copy_whole_file(fd, copy, static_cast<size_t>(std::min<uint64_t>(cap, kMaxCopyBytes)) + 1);
   if (!n) return n.error();
+  if (*n > cap) return over_file_cap_error(*n, cap);
   if (*n == 0) return make_error("mmstats v1: empty file (0 bytes)", "the writer may be starting; read again next scrape");
   f.data = copy.data();
   f.size = *n;
-  if (*n < kMaxCopyBytes && refresh_layout(f, f.bytes())) {
+  if (*n <= kMaxCopyBytes && refresh_layout(f, f.bytes())) {
     const size_t used = f.layout.end;
     if (check_copy.size() < used) check_copy.resize(used);
     const ssize_t again = ::pread(fd, check_copy.data(), used, 0);
     if (again == static_cast<ssize_t>(used) && std::memcmp(copy.data(), check_copy.data(), used) == 0)
       return Ok{};
-  } else if (*n < kMaxCopyBytes) {
+  } else if (*n <= kMaxCopyBytes) {
     return Ok{};  // unparseable: read_file reports why
   }
   f.data = nullptr;

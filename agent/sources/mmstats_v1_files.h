@@ -10,7 +10,8 @@
 
 namespace statherd::agent {
 
-// Paths of the regular files (or symlinks to them) matching any of `globs`, sorted, without
+// Paths of the regular files (or symlinks to them: listed so that opening them, which
+// refuses every link (stat_file.h), reports it) matching any of `globs`, sorted, without
 // duplicates, with glob(3) semantics (no flags: a leading '.' must be matched explicitly).
 // A pattern whose wildcards are all in its last component is matched with one directory scan
 // (readdir + fnmatch; the entry type comes from the directory, so no stat per file); any other

@@ -16,11 +16,14 @@
 // - One-shot mode (--once) maps nothing: each file is copied with pread() and a second copy must
 //   match it over the fields (the torn-read rule), else that file is mapped and read as above.
 //   Layout, names and kinds carry over from the previous file while its header bytes match.
+// - What is opened at all (regular files with one link, no symlink, no FIFO or device, at most
+//   max_file_bytes) is decided by stat_file.h, both at the lstat() of every scrape and at open.
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <unordered_map>
@@ -33,9 +36,9 @@
 namespace statherd::agent {
 namespace {
 
-bool stat_path(const std::string& path, MmstatsFileStat& out) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+// lstat(): false if the file is gone. The caller checks st against the rules of stat_file.h.
+bool stat_path(const std::string& path, struct stat& st, MmstatsFileStat& out) {
+  if (::lstat(path.c_str(), &st) != 0) return false;
   out.inode = st.st_ino;
   out.size = st.st_size;
   out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
@@ -51,49 +54,21 @@ Error torn_field_error(const MmstatsFieldLayout& field) {
 
 }  // namespace
 
-bool MmstatsV1Source::Impl::pid_alive(int64_t pid) {
-  auto [it, inserted] = alive_this_scrape.try_emplace(pid, false);
-  if (inserted) {
-    struct stat st;
-    const std::string dir = options.proc_root + "/" + std::to_string(pid);
-    it->second = ::stat(dir.c_str(), &st) == 0;
-    if (!it->second) start_ms_by_pid.erase(pid);  // a later process with this pid is another one
-  }
-  return it->second;
-}
-
-int64_t MmstatsV1Source::Impl::start_time_of(int64_t pid) {
-  if (auto it = start_ms_by_pid.find(pid); it != start_ms_by_pid.end()) return it->second;
-  if (boot_time_ms < 0) {
-    auto bt = read_boot_time_ms(options.proc_root);
-    if (!bt) log::warn("mmstats_v1: process start times unknown: " + bt.error().to_string());
-    boot_time_ms = bt ? *bt : 0;
-  }
-  if (boot_time_ms == 0) return 0;
-  auto start = read_process_start_ms(options.proc_root, pid, boot_time_ms);
-  if (!start) return 0;  // raced with the process exiting: unknown
-  start_ms_by_pid[pid] = *start;
-  return *start;
-}
-
 Status MmstatsV1Source::Impl::map_file(MmstatsMappedFile& f) {
   f.unmap();
-  const int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(std::string("cannot open: ") + std::strerror(errno), "check the agent's permissions on the file");
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || st.st_size <= 0) {
-    ::close(fd);
+  // visit() has just lstat()ed and checked it; copy_consistent's fallback has just opened it.
+  const StatFile file = StatFile::open(AT_FDCWD, f.path.c_str(), options.max_file_bytes, true);
+  if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
+  if (!file.ok()) return file.error();
+  if (file.size() == 0)
     return make_error("mmstats v1: empty file (0 bytes)", "the writer may be starting; read again next scrape");
-  }
-  void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
-  const int mmap_errno = errno;
-  ::close(fd);
-  if (p == MAP_FAILED) return make_error(std::string("cannot mmap: ") + std::strerror(mmap_errno));
-  f.data = static_cast<const uint8_t*>(p);
-  f.size = static_cast<size_t>(st.st_size);
+  Error error;
+  f.data = file.map(file.size(), error);
+  if (!f.data) return error;
+  f.size = file.size();
   f.mapped = true;
-  f.stat.inode = st.st_ino;
-  f.stat.size = st.st_size;
+  f.stat.inode = file.st().st_ino;
+  f.stat.size = file.st().st_size;
   return Ok{};
 }
 
@@ -144,8 +119,7 @@ bool MmstatsV1Source::Impl::read_file(MmstatsMappedFile& f, bool fresh, int64_t 
   ss.id.pid = f.name.pid;
   ss.id.start_time_ms = f.start_time_ms;
   ss.id.path = f.path;
-  ss.fresh = fresh || (options.fresh_if_started_after_ms > 0 && f.start_time_ms > 0 &&
-                       f.start_time_ms > options.fresh_if_started_after_ms);
+  ss.fresh = file_is_fresh(fresh, f.start_time_ms, options.fresh_if_started_after_ms);
   ss.samples.reserve(f.layout.fields.size());
   size_t torn = 0, kept = 0;
   std::string first_torn;
@@ -181,7 +155,13 @@ bool MmstatsV1Source::Impl::read_file(MmstatsMappedFile& f, bool fresh, int64_t 
 bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, SourceSamples& ss,
                                   std::vector<SourceError>& errors) {
   MmstatsFileStat now_stat;
-  if (!stat_path(path, now_stat)) return false;  // vanished between glob and stat
+  struct stat st;
+  if (!stat_path(path, st, now_stat)) return false;  // vanished between glob and stat
+  if (auto ok = check_stat_file(st, options.max_file_bytes); !ok) {
+    errors.push_back({path, ok.error().to_string()});  // e.g. now a symlink, or over the cap
+    files.erase(path);  // unmapped; never read while it stays so
+    return false;
+  }
   auto [it, inserted] = files.try_emplace(path);
   if (inserted) {
     it->second = std::make_unique<MmstatsMappedFile>();
@@ -199,10 +179,11 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
     f.name = parse_mmstats_file_name(path);
   }
   f.stat = now_stat;
-  const bool alive = f.name.pid < 0 || pid_alive(f.name.pid);
+  const bool alive = f.name.pid < 0 || processes.alive(f.name.pid);
   if (!alive && f.final_read_done && !changed) return false;  // dead and already reported
   f.final_read_done = !alive;
-  if (alive && f.start_time_ms == 0 && f.name.pid >= 0) f.start_time_ms = start_time_of(f.name.pid);
+  if (alive && f.start_time_ms == 0 && f.name.pid >= 0)
+    f.start_time_ms = std::max<int64_t>(0, processes.start_ms(f.name.pid));  // -1: just exited
   if (!f.data) {
     if (auto st = map_file(f); !st) {
       errors.push_back({path, st.error().to_string()});
@@ -215,20 +196,23 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
   return read;
 }
 
-// open(path) for reading, as openat() relative to the path's directory, which stays open for
-// the next file (the paths come sorted, so a directory's files come together).
-int MmstatsV1Source::Impl::open_in_directory(const std::string& path) {
-  constexpr int kFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;  // NONBLOCK: a FIFO must not hang us
+// StatFile::open(path), relative to the path's directory, which stays open for the next file
+// (the paths come sorted, so a directory's files come together): no path walk per file.
+// list_mmstats_files listed only regular files and links to them (a FIFO or device is never
+// listed), so the lstat before open() is skipped; O_NOFOLLOW refuses the links, and the fstat()
+// after open() a file swapped in since the listing.
+StatFile MmstatsV1Source::Impl::open_in_directory(const std::string& path) {
+  const uint64_t cap = options.max_file_bytes;
   const size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return ::open(path.c_str(), kFlags);
+  if (slash == std::string::npos || slash == 0) return StatFile::open(AT_FDCWD, path.c_str(), cap, true);
   const std::string_view dir(path.data(), slash + 1);
   if (open_dir_fd < 0 || dir != open_dir) {
     if (open_dir_fd >= 0) ::close(open_dir_fd);
     open_dir.assign(dir);
     open_dir_fd = ::open(open_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (open_dir_fd < 0) return ::open(path.c_str(), kFlags);
+    if (open_dir_fd < 0) return StatFile::open(AT_FDCWD, path.c_str(), cap, true);
   }
-  return ::openat(open_dir_fd, path.c_str() + slash + 1, kFlags);
+  return StatFile::open(open_dir_fd, path.c_str() + slash + 1, cap, true);
 }
 
 bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_ms,
@@ -237,16 +221,13 @@ bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_
   f.path = path;
   f.name = parse_mmstats_file_name(path);
   if (f.name.pid < 0) f.layout_ok = false;  // refresh_layout takes the pid from sys.pid
-  const int fd = open_in_directory(path);
-  if (fd < 0) {
-    if (errno != ENOENT)  // ENOENT: vanished between the directory scan and now
-      errors.push_back({path, make_error(std::string("cannot open: ") + std::strerror(errno),
-                                         "check the agent's permissions on the file")
-                                  .to_string()});
+  const StatFile file = open_in_directory(path);
+  if (!file.ok()) {
+    // vanished: deleted between the directory scan and now
+    if (!file.vanished()) errors.push_back({path, file.error().to_string()});
     return false;
   }
-  const Status copied = copy_consistent(f, fd);
-  ::close(fd);
+  const Status copied = copy_consistent(f, file);
   if (!copied) {
     errors.push_back({path, copied.error().to_string()});
     return false;
@@ -286,7 +267,7 @@ void MmstatsV1Source::scrape_each(int64_t now_ms, const SourceSamplesVisitor& on
                                   std::vector<SourceError>& errors) {
   Impl& s = *impl_;
   ++s.scrape_count;
-  s.alive_this_scrape.clear();
+  s.processes.begin_scrape();
   SourceSamples ss;
   for (const auto& path : list_mmstats_files(s.options.globs)) {
     const bool read = s.options.one_shot ? s.visit_one_shot(path, now_ms, ss, errors)

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "agent/sources/mmstats_v1.h"
+#include "agent/sources/process_table.h"
+#include "agent/sources/stat_file.h"
 
 namespace statherd::agent {
 
@@ -52,9 +54,7 @@ struct MmstatsV1Source::Impl {
   MmstatsV1Options options;
   LabelPatternSet counters;
   std::unordered_map<std::string, std::unique_ptr<MmstatsMappedFile>> files;
-  std::unordered_map<int64_t, int64_t> start_ms_by_pid;  // pids known alive
-  std::unordered_map<int64_t, bool> alive_this_scrape;
-  int64_t boot_time_ms = -1;  // -1: not read yet; 0: unavailable
+  ProcessTable processes;
   uint64_t scrape_count = 0;
   std::string scratch_text;
   // --once (options.one_shot): one file object and two copy buffers, reused for every file.
@@ -73,12 +73,11 @@ struct MmstatsV1Source::Impl {
   explicit Impl(MmstatsV1Options o)
       : options(std::move(o)),
         counters(options.counter_patterns.empty() ? default_mmstats_counter_patterns()
-                                                  : options.counter_patterns) {
+                                                  : options.counter_patterns),
+        processes(options.proc_root, "mmstats_v1") {
     if (options.globs.empty()) options.globs.push_back(default_mmstats_glob());
   }
 
-  bool pid_alive(int64_t pid);
-  int64_t start_time_of(int64_t pid);
   Status map_file(MmstatsMappedFile& f);
   Status refresh_layout(MmstatsMappedFile& f, std::span<const uint8_t> bytes);
   Status parse_layout(MmstatsMappedFile& f, std::span<const uint8_t> bytes);
@@ -90,8 +89,8 @@ struct MmstatsV1Source::Impl {
              std::vector<SourceError>& errors);
   bool visit_one_shot(const std::string& path, int64_t now_ms, SourceSamples& ss,
                       std::vector<SourceError>& errors);
-  Status copy_consistent(MmstatsMappedFile& f, int fd);
-  int open_in_directory(const std::string& path);
+  Status copy_consistent(MmstatsMappedFile& f, const StatFile& file);
+  StatFile open_in_directory(const std::string& path);
 };
 
 }  // namespace statherd::agent

@@ -31,12 +31,11 @@ Status walk_entries(std::span<const uint8_t> bytes, uint32_t from, uint32_t used
       return make_error("entry header cut off by the used size" + at(pos));
     const uint32_t key_len = load_u32(bytes.data() + pos);
     if (key_len == 0 || key_len > kPromDbMaxKeyBytes)
-      return make_error("bad key length " + std::to_string(key_len) + at(pos));
+      return make_error("bad key length" + at(pos));
     const uint64_t value_at = pos + 4 + key_len + padding_after(key_len);
     const uint64_t end = value_at + value_bytes;
     if (end > used)
-      return make_error("entry of " + std::to_string(end - pos) + " bytes runs past the used size " +
-                        std::to_string(used) + at(pos));
+      return make_error("entry runs past the used size" + at(pos));
     if (!looks_like_key(bytes.data() + pos + 4, key_len))
       return make_error("key is not a JSON array" + at(pos + 4));
     out.push_back({static_cast<uint32_t>(pos + 4), key_len, static_cast<uint32_t>(value_at)});
@@ -54,8 +53,7 @@ Result<uint32_t> read_prom_db_used(std::span<const uint8_t> bytes) {
                       "prometheus_client .db file");
   const uint32_t used = load_u32(bytes.data());
   if (used < kPromDbHeaderBytes || used > bytes.size())
-    return make_error("used size " + std::to_string(static_cast<int32_t>(used)) +
-                          " outside [8, " + std::to_string(bytes.size()) + "]" + at(0),
+    return make_error("used size outside [8, " + std::to_string(bytes.size()) + "]" + at(0),
                       "the file is truncated or not a prometheus_client .db file");
   return used;
 }
@@ -64,8 +62,7 @@ Status extend_prom_db_layout(std::span<const uint8_t> bytes, uint32_t used,
                              PromDbLayout& layout) {
   if (used > bytes.size()) return make_error("used size past the end of the file" + at(0));
   if (used < layout.parsed_to)
-    return make_error("used size shrank from " + std::to_string(layout.parsed_to) + " to " +
-                          std::to_string(used) + at(0),
+    return make_error("used size shrank" + at(0),
                       "prometheus_client never shrinks a file; it was rewritten");
   if (used == layout.parsed_to) return Ok{};
   const size_t kept = layout.entries.size();

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "agent/sources/source.h"
+#include "agent/sources/stat_file.h"
 #include "common/result.h"
 #include "common/sample.h"
 
@@ -115,6 +116,8 @@ struct PromMultiprocOptions {
   // --once: files are copied with pread() into one reused buffer instead of mapped, and nothing
   // is kept between scrapes.
   bool one_shot = false;
+  // Files larger than this are refused unread (a per-file SourceError); see stat_file.h.
+  uint64_t max_file_bytes = kDefaultMaxFileBytes;
 };
 
 // One SourceSamples per directory (the aggregated view; see prom_multiproc_source.cpp for the

@@ -113,7 +113,7 @@ Status KeyReader::string(std::string& out) {
         append_utf8(out, cp);
         break;
       }
-      default: return fail(std::string("unknown escape \\") + e);
+      default: return fail("unknown escape");
     }
   }
 }

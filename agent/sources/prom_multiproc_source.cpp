@@ -53,7 +53,6 @@
 namespace statherd::agent {
 namespace {
 
-constexpr size_t kMaxFileBytes = size_t{1} << 30;  // larger .db files are refused as hostile
 constexpr size_t kFirstReadBytes = 4096;
 
 bool is_db_name(const char* name) {
@@ -75,8 +74,7 @@ Status PromMultiprocSource::DirState::extend(PromDbFile& f, std::span<const uint
   auto used = read_prom_db_used(bytes);
   if (!used) return used.error();
   if (*used < f.layout.parsed_to)
-    return make_error("used size shrank from " + std::to_string(f.layout.parsed_to) + " to " +
-                          std::to_string(*used) + " at offset 0",
+    return make_error("used size shrank at offset 0",
                       "the file was rewritten in place; it is read afresh next scrape");
   if (*used == f.layout.parsed_to) return Ok{};
   const size_t first_new = f.layout.entries.size();
@@ -117,13 +115,13 @@ void PromMultiprocSource::DirState::drop_faulted(const std::string& name, std::s
 Status PromMultiprocSource::DirState::map(PromDbFile& f, int dir_fd, const char* name,
                                           size_t size) {
   f.unmap();
-  int fd = ::openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return make_error("cannot open: " + errno_text());
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (p == MAP_FAILED) return make_error("cannot map " + std::to_string(size) + " bytes: " +
-                                         errno_text());
-  f.data = static_cast<const uint8_t*>(p);
+  // visit_mapped has just lstat()ed and checked it.
+  const StatFile file = StatFile::open(dir_fd, name, max_file_bytes, true);
+  if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
+  if (!file.ok()) return file.error();
+  Error error;
+  f.data = file.map(size, error);
+  if (!f.data) return error;
   f.size = size;
   return Ok{};
 }
@@ -148,7 +146,12 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
     }
   }
   struct stat st;
-  if (::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return;
+  if (::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return;  // deleted since the scan
+  if (!S_ISREG(st.st_mode) || st.st_nlink > 1) {
+    // A link or special file is never opened; a file it replaced counts as deleted (retired).
+    errors.push_back({file_path(name), check_stat_file(st, max_file_bytes).error().to_string()});
+    return;
+  }
   auto it = files.find(name);
   if (it != files.end() && it->second->inode != st.st_ino) {
     // Replaced under the same name: the old file's values stay in the totals.
@@ -171,9 +174,8 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
   PromDbFile& f = *it->second;
   f.seen_scan = scan;
   const size_t size = static_cast<size_t>(st.st_size);
-  if (size > kMaxFileBytes) {
-    errors.push_back({file_path(name), "file of " + std::to_string(size) + " bytes is larger "
-                      "than 1 GiB\nhint: not a prometheus_client .db file; move it elsewhere"});
+  if (size > max_file_bytes) {
+    errors.push_back({file_path(name), over_file_cap_error(size, max_file_bytes).to_string()});
     f.unmap();
     f.targets.clear();
     f.layout = {};
@@ -207,30 +209,30 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
 }
 
 // --once: one pread() copy per file into a reused buffer; its values are folded in at once.
-void PromMultiprocSource::DirState::visit_copied(int dir_fd, const char* name,
+void PromMultiprocSource::DirState::visit_copied(int dir_fd, const char* name, bool is_regular,
                                                  std::vector<SourceError>& errors) {
   auto parsed = parse_prom_db_file_name(name);
   if (!parsed) {
     errors.push_back({file_path(name), parsed.error().to_string()});
     return;
   }
-  int fd = ::openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    if (errno != ENOENT) errors.push_back({file_path(name), "cannot open: " + errno_text()});
-    return;  // ENOENT: deleted since the directory scan (mark_process_dead), as the collector
+  const StatFile file = StatFile::open(dir_fd, name, max_file_bytes, is_regular);
+  if (!file.ok()) {
+    if (!file.vanished()) errors.push_back({file_path(name), file.error().to_string()});
+    return;  // vanished: deleted since the directory scan (mark_process_dead), as the collector
   }
+  const int fd = file.fd();
   if (buffer.size() < kFirstReadBytes) buffer.resize(kFirstReadBytes);
   ssize_t n = ::pread(fd, buffer.data(), kFirstReadBytes, 0);
   if (n >= 8) {
     uint32_t used;
     std::memcpy(&used, buffer.data(), 4);
-    if (used > static_cast<size_t>(n) && used <= kMaxFileBytes) {
+    if (used > static_cast<size_t>(n) && used <= max_file_bytes) {
       buffer.resize(std::max<size_t>(buffer.size(), used));
       ssize_t more = ::pread(fd, buffer.data() + n, used - static_cast<size_t>(n), n);
       if (more > 0) n += more;
     }
   }
-  ::close(fd);
   if (n < 0) {
     errors.push_back({file_path(name), "cannot read: " + errno_text()});
     return;
@@ -269,8 +271,9 @@ void scrape_dir(PromMultiprocSource::DirState& d, const PromMultiprocOptions& op
   if (options.one_shot) d.table.begin_collection();
   while (dirent* e = ::readdir(dir)) {
     if (!is_db_name(e->d_name)) continue;
-    if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) continue;
-    if (options.one_shot) d.visit_copied(dir_fd, e->d_name, out.errors);
+    // A symlink goes on to be refused with an error; FIFOs, sockets, devices are skipped.
+    if (e->d_type != DT_REG && e->d_type != DT_LNK && e->d_type != DT_UNKNOWN) continue;
+    if (options.one_shot) d.visit_copied(dir_fd, e->d_name, e->d_type == DT_REG, out.errors);
     else d.visit_mapped(dir_fd, *e, out.errors);
   }
   ::closedir(dir);
@@ -319,6 +322,7 @@ void PromMultiprocSource::scrape(int64_t now_ms, ScrapeReport& out) {
       auto fresh_state = std::make_unique<DirState>();
       fresh_state->dir = d->dir;
       fresh_state->app = d->app;
+      fresh_state->max_file_bytes = d->max_file_bytes;
       d = std::move(fresh_state);
     }
     scrape_dir(*d, options_, now_ms, out);
@@ -331,6 +335,7 @@ PromMultiprocSource::PromMultiprocSource(PromMultiprocOptions options)
     auto state = std::make_unique<DirState>();
     state->dir = d;
     state->app = d.app.empty() ? base_name(d.path) : d.app;
+    state->max_file_bytes = options_.max_file_bytes;
     dirs_.push_back(std::move(state));
   }
 }

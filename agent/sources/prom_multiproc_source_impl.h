@@ -36,6 +36,7 @@ struct PromDbFile {
 struct PromMultiprocSource::DirState {
   PromMultiprocDir dir;
   std::string app;
+  uint64_t max_file_bytes = kDefaultMaxFileBytes;
   int64_t first_read_ms = 0;
   bool saw_empty = false;
   bool fresh = false;
@@ -55,7 +56,9 @@ struct PromMultiprocSource::DirState {
   void drop_faulted(const std::string& name, std::string fault, std::vector<SourceError>& errors);
   Status map(PromDbFile& f, int dir_fd, const char* name, size_t size);
   void visit_mapped(int dir_fd, const dirent& entry, std::vector<SourceError>& errors);
-  void visit_copied(int dir_fd, const char* name, std::vector<SourceError>& errors);
+  // is_regular: the directory entry said DT_REG (no lstat needed before the open).
+  void visit_copied(int dir_fd, const char* name, bool is_regular,
+                    std::vector<SourceError>& errors);
   bool retire(PromDbFile& f, std::string& fault);
   void apply(const PromDbFile& f, std::span<const uint8_t> bytes);
   bool apply_mapped(const PromDbFile& f, std::string& fault);

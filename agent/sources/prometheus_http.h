@@ -28,6 +28,7 @@ class PrometheusHttpSource : public Source {
   explicit PrometheusHttpSource(PrometheusHttpOptions options);
   std::string describe() const override;
   std::string kind() const override { return "prometheus"; }
+  bool reads_local_files() const override { return false; }
   // GETs every URL at once; each failure is a SourceError for that URL only.
   void scrape(int64_t now_ms, ScrapeReport& out) override;
 

@@ -63,6 +63,7 @@ class ScalesHttpSource : public Source {
   explicit ScalesHttpSource(ScalesHttpOptions options);
   std::string describe() const override;
   std::string kind() const override { return "scales"; }
+  bool reads_local_files() const override { return false; }
   // GETs every URL at once; each failure is a SourceError for that URL only.
   void scrape(int64_t now_ms, ScrapeReport& out) override;
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "agent/sources/source.h"
+#include "agent/sources/stat_file.h"
 #include "common/result.h"
 
 namespace statherd::agent {
@@ -113,6 +114,8 @@ struct StatherdV2Options {
   int64_t fresh_if_started_after_ms = 0;
   // One scrape and exit (--once): nothing is kept mapped and /proc is not read.
   bool one_shot = false;
+  // Files larger than this are refused unread (a per-file SourceError); see stat_file.h.
+  uint64_t max_file_bytes = kDefaultMaxFileBytes;
 };
 
 class StatherdV2Source : public Source {

@@ -17,6 +17,8 @@
 //   (agent/mapped_guard.h): a SourceError for the file, which is unmapped and remapped next
 //   scrape. Everything read from the mapping is first copied into `image` inside the guard.
 // - One-shot mode (--once) maps each file, reads it and unmaps it; /proc is not read.
+// - What is opened at all (regular files with one link, no symlink, no FIFO or device, at most
+//   max_file_bytes) is decided by stat_file.h, both at the lstat() of every scrape and at open.
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
@@ -31,6 +33,7 @@
 #include "agent/mapped_guard.h"
 #include "agent/sources/mmstats_v1.h"
 #include "agent/sources/mmstats_v1_files.h"
+#include "agent/sources/process_table.h"
 #include "agent/sources/statherd_v2.h"
 #include "common/log.h"
 
@@ -47,9 +50,14 @@ struct FileStat {
   bool operator==(const FileStat&) const = default;
 };
 
-bool stat_path(const std::string& path, FileStat& out) {
+// lstat() + the checks of stat_file.h. Vanished (false, no error) or refused (false, error).
+bool stat_path(const std::string& path, uint64_t max_bytes, FileStat& out, std::string& error) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if (::lstat(path.c_str(), &st) != 0) return false;
+  if (auto ok = check_stat_file(st, max_bytes); !ok) {
+    error = ok.error().to_string();
+    return false;
+  }
   out.inode = st.st_ino;
   out.size = st.st_size;
   out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
@@ -76,22 +84,18 @@ struct MappedV2File {
     data = nullptr;
     size = 0;
   }
-  Status map() {
+  Status map(uint64_t max_bytes) {
     unmap();
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-      return make_error(std::string("cannot open: ") + std::strerror(errno), "check the agent's permissions on the file");
-    struct stat st;
-    if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(kStatherdV2HeaderSize)) {
-      ::close(fd);
+    // Callers have just lstat()ed and checked it (stat_path), or mapped it before.
+    const StatFile file = StatFile::open(AT_FDCWD, path.c_str(), max_bytes, true);
+    if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
+    if (!file.ok()) return file.error();
+    if (file.size() < kStatherdV2HeaderSize)
       return make_error("statherd v2: file shorter than its 256-byte header", "the writer may be starting; it is read again next scrape");
-    }
-    void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
-    const int mmap_errno = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) return make_error(std::string("cannot mmap: ") + std::strerror(mmap_errno));
-    data = static_cast<const uint8_t*>(p);
-    size = static_cast<size_t>(st.st_size);
+    Error error;
+    data = file.map(file.size(), error);
+    if (!data) return error;
+    size = file.size();
     return Ok{};
   }
   ~MappedV2File() { unmap(); }
@@ -119,18 +123,17 @@ std::string default_statherd_v2_glob() {
 struct StatherdV2Source::Impl {
   StatherdV2Options options;
   std::unordered_map<std::string, std::unique_ptr<MappedV2File>> files;
-  std::unordered_map<int64_t, int64_t> start_by_pid_this_scrape;  // -1: dead, 0: unknown
-  int64_t boot_time_ms = -1;  // -1: not read yet; 0: unavailable
+  ProcessTable processes;
   uint64_t scrape_count = 0;
   StatherdV2Value value;  // reused
   // A private copy of the mapped file being read, at the file's offsets (see refresh).
   std::vector<uint8_t> image;
 
-  explicit Impl(StatherdV2Options o) : options(std::move(o)) {
+  explicit Impl(StatherdV2Options o)
+      : options(std::move(o)), processes(options.proc_root, "statherd_v2") {
     if (options.globs.empty()) options.globs.push_back(default_statherd_v2_glob());
   }
 
-  int64_t proc_start_ms(int64_t pid);
   bool alive(const StatherdV2Header& h);
   Status refresh(MappedV2File& f);
   bool copy_to_image(const MappedV2File& f, uint64_t offset, uint64_t n, std::string& fault);
@@ -141,26 +144,8 @@ struct StatherdV2Source::Impl {
   void visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out);
 };
 
-// Start time of pid from /proc (ms since the epoch); -1 if the process is gone, 0 if unknown.
-int64_t StatherdV2Source::Impl::proc_start_ms(int64_t pid) {
-  auto [it, inserted] = start_by_pid_this_scrape.try_emplace(pid, 0);
-  if (!inserted) return it->second;
-  struct stat st;
-  const std::string dir = options.proc_root + "/" + std::to_string(pid);
-  if (::stat(dir.c_str(), &st) != 0) return it->second = -1;
-  if (boot_time_ms < 0) {
-    auto bt = read_boot_time_ms(options.proc_root);
-    if (!bt) log::warn("statherd_v2: process start times unknown: " + bt.error().to_string());
-    boot_time_ms = bt ? *bt : 0;
-  }
-  if (boot_time_ms == 0) return it->second = 0;
-  auto start = read_process_start_ms(options.proc_root, pid, boot_time_ms);
-  if (start) return it->second = *start;
-  return it->second = ::stat(dir.c_str(), &st) == 0 ? 0 : -1;  // exited while we looked
-}
-
 bool StatherdV2Source::Impl::alive(const StatherdV2Header& h) {
-  const int64_t start = proc_start_ms(h.pid);
+  const int64_t start = processes.start_ms(h.pid);
   if (start < 0) return false;
   if (start == 0 || h.start_time_ms == 0) return true;  // unknown: trust the pid
   return std::llabs(start - h.start_time_ms) <= kStartTimeToleranceMs;  // else a reused pid
@@ -228,7 +213,7 @@ Status StatherdV2Source::Impl::refresh(MappedV2File& f) {
   auto header = parse_statherd_v2_header(image_of(f));
   if (!header && f.size >= kStatherdV2HeaderSize) {
     // Most likely `used` grew past the mapping: map the whole file as it is now and retry.
-    if (auto st = f.map(); !st) return st;
+    if (auto st = f.map(options.max_file_bytes); !st) return st;
     if (!copy_to_image(f, 0, kStatherdV2HeaderSize, fault)) return shrank();
     header = parse_statherd_v2_header(image_of(f));
   }
@@ -258,8 +243,7 @@ void StatherdV2Source::Impl::read_file(const MappedV2File& f, bool fresh, int64_
   ss.id.pid = f.header.pid;
   ss.id.start_time_ms = f.header.start_time_ms;
   ss.id.path = f.path;
-  ss.fresh = fresh || (options.fresh_if_started_after_ms > 0 && f.header.start_time_ms > 0 &&
-                       f.header.start_time_ms > options.fresh_if_started_after_ms);
+  ss.fresh = file_is_fresh(fresh, f.header.start_time_ms, options.fresh_if_started_after_ms);
   ss.samples.reserve(f.records.size());
   size_t skipped = 0;
   std::string first_skipped;
@@ -280,7 +264,11 @@ void StatherdV2Source::Impl::read_file(const MappedV2File& f, bool fresh, int64_
 
 void StatherdV2Source::Impl::visit(const std::string& path, int64_t now_ms, ScrapeReport& out) {
   FileStat now_stat;
-  if (!stat_path(path, now_stat)) return;  // vanished between glob and stat
+  if (std::string refused; !stat_path(path, options.max_file_bytes, now_stat, refused)) {
+    if (!refused.empty()) out.errors.push_back({path, std::move(refused)});
+    files.erase(path);  // vanished between glob and stat, or refused: nothing stays mapped
+    return;
+  }
   auto [it, inserted] = files.try_emplace(path);
   if (inserted) {
     it->second = std::make_unique<MappedV2File>();
@@ -297,7 +285,7 @@ void StatherdV2Source::Impl::visit(const std::string& path, int64_t now_ms, Scra
   f.stat = now_stat;
   if (f.final_read_done && !changed) return;  // dead and already reported
   if (!f.data) {
-    if (auto st = f.map(); !st) {
+    if (auto st = f.map(options.max_file_bytes); !st) {
       out.errors.push_back({path, st.error().to_string()});
       return;
     }
@@ -316,8 +304,11 @@ void StatherdV2Source::Impl::visit(const std::string& path, int64_t now_ms, Scra
 void StatherdV2Source::Impl::visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out) {
   MappedV2File f;
   f.path = path;
-  if (!stat_path(path, f.stat)) return;
-  Status st = f.map();
+  if (std::string refused; !stat_path(path, options.max_file_bytes, f.stat, refused)) {
+    if (!refused.empty()) out.errors.push_back({path, std::move(refused)});
+    return;
+  }
+  Status st = f.map(options.max_file_bytes);
   if (st) st = refresh(f);
   if (!st) {
     out.errors.push_back({path, st.error().to_string()});
@@ -340,7 +331,7 @@ std::string StatherdV2Source::describe() const {
 void StatherdV2Source::scrape(int64_t now_ms, ScrapeReport& out) {
   Impl& s = *impl_;
   ++s.scrape_count;
-  s.start_by_pid_this_scrape.clear();
+  s.processes.begin_scrape();
   for (const auto& path : list_mmstats_files(s.options.globs)) {
     if (s.options.one_shot) s.visit_one_shot(path, now_ms, out);
     else s.visit(path, now_ms, out);

@@ -125,6 +125,24 @@ TEST(AgentConfig, RequiresTokenFileOnlyWhenShipping) {
   EXPECT_TRUE(validate_agent_config(c, /*needs_server=*/false).empty());
 }
 
+// Issue 9 item 10: the per-file cap of the file sources, YAML key and flag (the flag wins).
+TEST(AgentConfig, ReadsThePerFileCapFromKeyAndFlag) {
+  EXPECT_EQ(AgentConfig{}.max_file_bytes, 64u << 20);
+  std::vector<ConfigError> errors;
+  AgentConfig c = read_yaml("max_file_bytes: 1MiB\n", &errors);
+  EXPECT_TRUE(errors.empty());
+  EXPECT_EQ(c.max_file_bytes, 1u << 20);
+  auto cli = parse({"--max-file-bytes", "8MiB"});
+  ASSERT_TRUE(cli.ok()) << cli.error().to_string();
+  apply_command_line(*cli, c);
+  EXPECT_EQ(c.max_file_bytes, 8u << 20);
+  EXPECT_FALSE(parse({"--max-file-bytes", "lots"}).ok());
+  c.max_file_bytes = 100;
+  const auto problems = validate_agent_config(c, /*needs_server=*/false);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("max_file_bytes: 100 is too small"), std::string::npos);
+}
+
 TEST(AgentConfig, ExampleConfigFileIsValid) {
   YamlReader reader(std::string(STATHERD_SOURCE_DIR) + "/config/agent.yaml");
   AgentConfig c;

@@ -237,13 +237,14 @@ struct HttpServer::Impl {
       : options(std::move(o)), engine(e), store(s), sinks(std::move(k)), routes(r),
         now_ms(std::move(n)) {}
 
-  // The store belongs to the read thread: its updates queue there behind running reads.
+  // The store belongs to the read thread: its updates queue there behind running reads. The
+  // sinks get an interval first, so a path visible in the store was also handed to them.
   void dispatch(const std::vector<IntervalOutput>& outputs) {
     for (const IntervalOutput& out : outputs) {
+      for (Sink* sink : sinks) sink->emit(out);
       asio::post(reads, [this, copy = std::make_shared<const IntervalOutput>(out)] {
         store.emit(*copy);
       });
-      for (Sink* sink : sinks) sink->emit(out);
     }
   }
 

@@ -118,6 +118,7 @@ void MemoryStore::emit(const IntervalOutput& out) {
     store(graphite_path(point, options_.prefix), out.start_s, interval_s, point.value);
   }
   expire(out.start_s);
+  path_count_.store(series_.size(), std::memory_order_relaxed);  // once the interval is in
 }
 
 void MemoryStore::store(const std::string& path, int64_t ts, int64_t interval_s, double value) {
@@ -132,7 +133,6 @@ void MemoryStore::store(const std::string& path, int64_t ts, int64_t interval_s,
     int64_t slots = std::max<int64_t>(1, options_.retention.count() / interval_s);
     ring.slots.resize(static_cast<size_t>(slots));
     it = series_.emplace(path, std::move(ring)).first;
-    path_count_.store(series_.size(), std::memory_order_relaxed);
   }
   Ring& ring = it->second;
   // A re-emission of the same interval lands in the same slot and overwrites it.
@@ -150,7 +150,6 @@ void MemoryStore::expire(int64_t newest_ts) {
   last_expire_ts_ = newest_ts;
   int64_t cutoff = newest_ts - options_.retention.count();
   std::erase_if(series_, [&](const auto& entry) { return entry.second.newest_ts < cutoff; });
-  path_count_.store(series_.size(), std::memory_order_relaxed);
 }
 
 nlohmann::json consolidate_datapoints(const nlohmann::json& points, size_t max_points) {

@@ -101,8 +101,9 @@ size_t closing_brace(std::string_view p, size_t i) {
   return std::string_view::npos;
 }
 
-// Appends every brace expansion of p to out. Returns false when more than kMaxAlternatives.
-bool expand_braces(std::string_view p, std::vector<std::string>& out) {
+// Appends every brace expansion of p to out. Returns false when more than `max` alternatives.
+bool expand_braces(std::string_view p, std::vector<std::string>& out,
+                   size_t max = kMaxAlternatives) {
   size_t open = p.find('{');
   size_t close = std::string_view::npos;
   while (open != std::string_view::npos) {
@@ -111,7 +112,7 @@ bool expand_braces(std::string_view p, std::vector<std::string>& out) {
     open = p.find('{', open + 1);  // unclosed: literal, look further
   }
   if (open == std::string_view::npos) {
-    if (out.size() >= kMaxAlternatives) return false;
+    if (out.size() >= max) return false;
     out.emplace_back(p);
     return true;
   }
@@ -126,7 +127,7 @@ bool expand_braces(std::string_view p, std::vector<std::string>& out) {
       std::string alt;
       alt.reserve(head.size() + (j - start) + tail.size());
       alt.append(head).append(body.substr(start, j - start)).append(tail);
-      if (!expand_braces(alt, out)) return false;
+      if (!expand_braces(alt, out, max)) return false;
       start = j + 1;
     }
   }
@@ -201,6 +202,11 @@ bool graphite_path_match(std::string_view pattern, std::string_view path) {
     if (components_match(alt, path)) return true;
   }
   return false;
+}
+
+bool expand_graphite_braces(std::string_view pattern, std::vector<std::string>& out,
+                            size_t max_alternatives) {
+  return expand_braces(pattern, out, max_alternatives);
 }
 
 std::vector<std::string_view> split_dots(std::string_view s) {

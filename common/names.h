@@ -27,6 +27,11 @@ bool graphite_component_match(std::string_view pattern, std::string_view text);
 // Whole dotted path against a dotted pattern, component by component (same count required).
 bool graphite_path_match(std::string_view pattern, std::string_view path);
 
+// Appends every brace expansion of `pattern` ("a.{b,c{d,e}}" -> a.b, a.cd, a.ce; an unclosed
+// brace is literal) to `out`; false (out partly filled) once more than max_alternatives.
+bool expand_graphite_braces(std::string_view pattern, std::vector<std::string>& out,
+                            size_t max_alternatives);
+
 std::vector<std::string_view> split_dots(std::string_view s);
 
 }  // namespace statherd

@@ -60,13 +60,13 @@ ApiResponse web_response(std::string body, std::string content_type, std::string
   return r;
 }
 
-ApiResponse web_index(std::string_view query, const Engine& engine, const MemoryStore& store,
-                      int64_t now_ms) {
+ApiResponse web_index(std::string_view query, nlohmann::json sources, const Engine& engine,
+                      const MemoryStore& store, int64_t now_ms) {
   web::PageInput in;
   for (auto& [key, value] : parse_query(query)) {
     if (key == "metric") in.chosen_metric = value;
   }
-  in.sources = engine.sources_json(now_ms);
+  in.sources = std::move(sources);
   in.metrics = web::metric_choices(store);
   in.now_ms = now_ms;
   in.refresh_ms = engine.options().interval.count();
@@ -188,11 +188,45 @@ ApiResponse ApiRoutes::handle(const ApiRequest& request) {
   if (path == "/api/v1/sources") return json_ok(engine_.sources_json(now_ms_()));
   if (path == "/metrics") return prometheus_metrics();
   if (path == "/readyz") return readyz();
-  if (path == "/") return web_index(query, engine_, store_, now_ms_());
+  if (path == "/") {
+    return web_index(query, engine_.sources_json(now_ms_()), engine_, store_, now_ms_());
+  }
   if (path == "/static/app.js") {
     return web_response(std::string(web::app_js()), "text/javascript; charset=utf-8", "no-cache");
   }
   return healthz();
+}
+
+bool ApiRoutes::is_read_path(std::string_view path) {
+  return path == "/render" || path == "/metrics/find" || path == "/";
+}
+
+std::function<ApiResponse()> ApiRoutes::prepare_read(const ApiRequest& request) {
+  std::string_view path = path_of(request.target);
+  if (!is_read_path(path)) return {};
+  if (path == "/") {
+    // The Engine is the io thread's: its part of the page is made here, the rest there.
+    return [this, query = std::string(query_of(request.target)),
+            sources = engine_.sources_json(now_ms_()), now = now_ms_()]() mutable {
+      return web_index(query, std::move(sources), engine_, store_, now);
+    };
+  }
+  return [this, method = std::string(request.method), target = std::string(request.target),
+          body = std::string(request.body)] {
+    return handle(ApiRequest{method, target, {}, body});
+  };
+}
+
+ApiResponse ApiRoutes::bounded_json(const nlohmann::json& body) const {
+  ApiResponse r = json_ok(body);
+  if (r.body.size() > read_limits_.max_answer_bytes) {
+    return json_error(413, "the answer of " + std::to_string(r.body.size()) +
+                               " bytes is over the limit of " +
+                               std::to_string(read_limits_.max_answer_bytes) + " bytes",
+                      "narrow the pattern, shorten from/until or set maxDataPoints; or raise "
+                      "reads.max_answer_bytes");
+  }
+  return r;
 }
 
 void ApiRoutes::set_token(std::string token) { token_ = std::move(token); }
@@ -261,12 +295,26 @@ ApiResponse ApiRoutes::render(std::string_view query) {
     }
   }
   if (targets.empty()) return json_error(400, "no target", "add target=PATTERN, e.g. statherd.*");
+  if (targets.size() > read_limits_.max_targets) {
+    return json_error(400, std::to_string(targets.size()) + " targets, over the limit of " +
+                               std::to_string(read_limits_.max_targets) + " per request",
+                      "split the request, or raise reads.max_targets");
+  }
+  std::vector<GraphitePattern> patterns;
+  size_t alternatives_left = read_limits_.max_alternatives;
+  for (const std::string& target : targets) {
+    auto pattern = GraphitePattern::compile(target, read_limits_, alternatives_left);
+    if (!pattern) return json_error(400, "target: " + pattern.error().message, pattern.error().hint);
+    patterns.push_back(std::move(*pattern));
+  }
   int64_t now_s = now_ms_() / 1000;
   auto from_s = parse_graphite_time(from, now_s);
   auto until_s = parse_graphite_time(until, now_s);
   if (!from_s) return json_error(400, "from: " + from_s.error().message, from_s.error().hint);
   if (!until_s) return json_error(400, "until: " + until_s.error().message, until_s.error().hint);
-  return json_ok(store_.render(targets, *from_s, *until_s, max_data_points));
+  auto series = store_.render(patterns, *from_s, *until_s, max_data_points, read_limits_);
+  if (!series) return json_error(413, series.error().message, series.error().hint);
+  return bounded_json(*series);
 }
 
 ApiResponse ApiRoutes::find(std::string_view query) {
@@ -281,8 +329,13 @@ ApiResponse ApiRoutes::find(std::string_view query) {
     }
   }
   if (pattern.empty()) return json_error(400, "no query", "add query=PATTERN, e.g. statherd.*");
-  nlohmann::json nodes = store_.find(pattern);
-  if (!completer) return json_ok(nodes);
+  size_t alternatives_left = read_limits_.max_alternatives;
+  auto compiled = GraphitePattern::compile(pattern, read_limits_, alternatives_left);
+  if (!compiled) return json_error(400, "query: " + compiled.error().message, compiled.error().hint);
+  auto found = store_.find(*compiled, read_limits_);
+  if (!found) return json_error(413, found.error().message, found.error().hint);
+  const nlohmann::json& nodes = *found;
+  if (!completer) return bounded_json(nodes);
   // format=completer: {"metrics": [{"path", "name", "is_leaf"}]}, branches end in '.'.
   nlohmann::json metrics = nlohmann::json::array();
   for (const auto& node : nodes) {
@@ -291,7 +344,7 @@ ApiResponse ApiRoutes::find(std::string_view query) {
                        {"name", node["text"]},
                        {"is_leaf", leaf}});
   }
-  return json_ok({{"metrics", metrics}});
+  return bounded_json({{"metrics", metrics}});
 }
 
 ApiResponse ApiRoutes::healthz() {

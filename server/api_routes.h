@@ -13,6 +13,7 @@
 
 #include "server/engine.h"
 #include "server/memory_store.h"
+#include "server/read_limits.h"
 
 namespace statherd::server {
 
@@ -57,6 +58,17 @@ class ApiRoutes {
 
   ApiResponse handle(const ApiRequest& request);
 
+  // Read requests (/render, /metrics/find, the web page) run on the HTTP server's read thread,
+  // so no read delays ingest or /healthz. prepare_read() runs on the io thread (it does what
+  // needs the Engine) and returns what runs on the read thread (what needs the MemoryStore);
+  // an empty function for every other route. The request's strings are copied.
+  static bool is_read_path(std::string_view path);
+  std::function<ApiResponse()> prepare_read(const ApiRequest& request);
+
+  // Bounds on each read request (config reads.*).
+  void set_read_limits(const ReadLimits& limits) { read_limits_ = limits; }
+  const ReadLimits& read_limits() const { return read_limits_; }
+
   // SIGHUP: ingest checks the new token from now on.
   void set_token(std::string token);
   // GET /readyz: readiness() returns {"ready": bool, ...checks}; 503 when not ready.
@@ -69,6 +81,7 @@ class ApiRoutes {
   ApiResponse ingest(std::string_view body);
   ApiResponse render(std::string_view query);
   ApiResponse find(std::string_view query);
+  ApiResponse bounded_json(const nlohmann::json& body) const;  // 413 over max_answer_bytes
   ApiResponse healthz();
   ApiResponse readyz();
   ApiResponse prometheus_metrics();
@@ -79,6 +92,7 @@ class ApiRoutes {
   std::function<int64_t()> now_ms_;
   std::function<std::string()> prometheus_scrape_;
   std::function<nlohmann::json()> readiness_;
+  ReadLimits read_limits_;
 };
 
 }  // namespace statherd::server

@@ -242,11 +242,40 @@ void Engine::Impl::apply_sample(uint32_t src, size_t pos, bool count_new, const 
   if (iv.emitted) iv.changed_slots.push_back(slot_id);
 }
 
+namespace {
+
+std::string cut(const std::string& text, uint64_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  return text.substr(0, max_bytes) + "... (" + std::to_string(text.size() - max_bytes) +
+         " bytes cut)";
+}
+
+}  // namespace
+
+// Keeps a bounded copy of the batch's errors (EngineOptions::max_errors_*). Whether another
+// agent may keep errors is counted only when this one had none (agents rarely change state).
+void Engine::Impl::keep_errors(AgentState& agent, const std::vector<SourceError>& errors) {
+  bool room = !agent.errors.empty();
+  if (!room && !errors.empty()) {
+    uint64_t holding = 0;
+    for (const auto& [id, a] : agents) holding += a.errors.empty() ? 0 : 1;
+    room = holding < opt.max_agents_with_errors;
+  }
+  agent.errors.clear();
+  agent.errors_dropped = errors.size();
+  if (!room) return;
+  for (size_t i = 0; i < errors.size() && i < opt.max_errors_per_agent; ++i) {
+    agent.errors.push_back({cut(errors[i].source, opt.max_error_bytes),
+                            cut(errors[i].message, opt.max_error_bytes)});
+  }
+  agent.errors_dropped = errors.size() - agent.errors.size();
+}
+
 void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {
   AgentState& agent = agents[batch.agent_id];
   agent.last_seq = batch.seq;
   agent.last_seen_ms = now_ms;
-  agent.errors = batch.errors;
+  keep_errors(agent, batch.errors);
   for (const SourceSamples& ss : batch.sources) {
     uint32_t src = source_for(ss.id, batch.agent_id, now_ms);
     bool count_new = ss.fresh || sources[src].batches > 0;
@@ -336,7 +365,8 @@ nlohmann::json Engine::sources_json(int64_t /*now_ms*/) const {
     for (const SourceError& e : a.errors)
       errors.push_back({{"source", e.source}, {"message", e.message}});
     agents.push_back({{"agent_id", id}, {"last_seq", a.last_seq},
-                      {"last_seen_ms", a.last_seen_ms}, {"errors", std::move(errors)}});
+                      {"last_seen_ms", a.last_seen_ms}, {"errors", std::move(errors)},
+                      {"errors_dropped", a.errors_dropped}});
   }
   nlohmann::json sources = nlohmann::json::array();
   for (const SourceState& s : impl_->sources) {

@@ -29,6 +29,12 @@ struct EngineOptions {
   bool level_app = true;
   uint64_t max_series_total = 1'000'000;   // rejected series are counted
   uint64_t max_series_per_source = 10'000;
+  // The source errors an agent reports (shown by /api/v1/sources and the web page): kept from
+  // its last batch up to this many, each source name and message cut to max_error_bytes, and
+  // for at most max_agents_with_errors agents at a time; what is not kept is counted.
+  uint64_t max_errors_per_agent = 16;
+  uint64_t max_error_bytes = 512;
+  uint64_t max_agents_with_errors = 256;
   std::string state_dir;   // write-ahead log + snapshots; empty: in memory only (tests, bench)
   bool fsync = true;       // fsync the WAL before acknowledging
   WireLimits wire_limits;

@@ -37,7 +37,8 @@ using InternMap = std::unordered_map<std::string, uint32_t, StringHash, std::equ
 struct AgentState {
   uint64_t last_seq = 0;
   int64_t last_seen_ms = 0;
-  std::vector<SourceError> errors;  // from the agent's last batch
+  std::vector<SourceError> errors;  // from the agent's last batch, bounded (EngineOptions)
+  uint64_t errors_dropped = 0;      // errors of that batch that were not kept
 };
 
 struct SourceState {
@@ -133,6 +134,7 @@ struct Engine::Impl {
   // engine.cpp
   Status apply_wal_and_ingest(std::string_view body, int64_t now_ms, IngestOutcome& out);
   void apply_batch(const Batch& batch, int64_t now_ms);
+  void keep_errors(AgentState& agent, const std::vector<SourceError>& errors);
   uint32_t source_for(const SourceIdentity& id, const std::string& agent, int64_t now_ms);
   void apply_sample(uint32_t src, size_t pos, bool count_new, const Sample& s, int64_t now_ms);
   uint32_t slot_for(uint32_t src, size_t pos, const Sample& s, int64_t start, int64_t now_ms);

@@ -7,10 +7,13 @@
 #include <boost/beast/http.hpp>
 
 #include <array>
+#include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <csignal>
 #include <optional>
 
 #include "common/log.h"
+#include "server/connection_limits.h"
 
 namespace statherd::server {
 
@@ -35,12 +38,18 @@ void exit_now(int) {
 struct SessionContext {
   const HttpServerOptions& options;
   ApiRoutes& routes;
+  asio::thread_pool& reads;           // the read thread
+  std::atomic<uint32_t>& sessions;    // open connections
+  std::atomic<uint32_t>& queued_reads;
 };
 
 // One connection: do_read -> on_header -> (read body) -> on_read -> do_write -> do_read ...
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, SessionContext ctx) : stream_(std::move(socket)), ctx_(ctx) {}
+  Session(tcp::socket socket, SessionContext ctx) : stream_(std::move(socket)), ctx_(ctx) {
+    ++ctx_.sessions;
+  }
+  ~Session() { --ctx_.sessions; }
 
   void start() { do_read(); }
 
@@ -49,7 +58,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(ctx_.options.max_header_bytes);
     parser_->body_limit(ctx_.options.max_body_bytes);
-    stream_.expires_after(ctx_.options.read_timeout);
+    stream_.expires_after(ctx_.options.idle_timeout);  // a connection waiting for a request
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
@@ -65,6 +74,16 @@ class Session : public std::enable_shared_from_this<Session> {
         std::string_view(req[http::field::authorization].data(),
                          req[http::field::authorization].size()));
     if (head.status != 0) return do_write(std::move(head), parser_->is_done());
+    // Only ingest (authenticated above) may send max_body_bytes; every other route gets the
+    // small read limit, refused from Content-Length before any of the body is read.
+    body_limit_ = ApiRoutes::needs_token(ApiRoutes::path_of(
+                      std::string_view(req.target().data(), req.target().size())))
+                      ? ctx_.options.max_body_bytes
+                      : ctx_.options.max_read_body_bytes;
+    if (auto length = parser_->content_length(); length && *length > body_limit_) {
+      return fail_read(http::error::body_limit);
+    }
+    parser_->body_limit(body_limit_);
     stream_.expires_after(ctx_.options.read_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::on_read, shared_from_this()));
@@ -79,14 +98,41 @@ class Session : public std::enable_shared_from_this<Session> {
     auto auth = req[http::field::authorization];
     request.authorization = std::string_view(auth.data(), auth.size());
     request.body = req.body();
+    if (auto work = ctx_.routes.prepare_read(request)) return run_on_read_thread(std::move(work));
     do_write(ctx_.routes.handle(request), true);
+  }
+
+  // The answer is written back on this session's executor (the io thread).
+  void run_on_read_thread(std::function<ApiResponse()> work) {
+    if (ctx_.queued_reads.load() >= ctx_.options.max_queued_reads) {
+      ApiResponse busy = json_error(503, "too many read requests waiting",
+                                    "retry in a moment; reads are served one at a time");
+      busy.headers.emplace_back("Retry-After", "1");
+      return do_write(std::move(busy), true);
+    }
+    ++ctx_.queued_reads;
+    asio::post(ctx_.reads, [self = shared_from_this(), work = std::move(work)] {
+      ApiResponse answer;
+      try {
+        answer = work();
+      } catch (const std::exception& e) {
+        answer = json_error(500, std::string("read request failed: ") + e.what());
+      }
+      --self->ctx_.queued_reads;
+      asio::post(self->stream_.get_executor(), [self, answer = std::move(answer)]() mutable {
+        self->do_write(std::move(answer), true);
+      });
+    });
   }
 
   void fail_read(beast::error_code ec) {
     if (ec == http::error::body_limit) {
-      return do_write(json_error(413, "request body over " +
-                                          std::to_string(ctx_.options.max_body_bytes) + " bytes",
-                                 "raise limits.max_body_bytes or send smaller batches"),
+      const bool ingest = body_limit_ == ctx_.options.max_body_bytes;
+      return do_write(json_error(413, "request body over " + std::to_string(body_limit_) +
+                                          " bytes",
+                                 ingest ? "raise limits.max_body_bytes or send smaller batches"
+                                        : "send fewer targets, or raise "
+                                          "limits.max_read_body_bytes"),
                       false);
     }
     if (ec == http::error::header_limit) {
@@ -153,6 +199,7 @@ class Session : public std::enable_shared_from_this<Session> {
   static constexpr size_t kMaxDiscardBytes = 1 << 20;
   std::array<char, 4096> discard_{};
   size_t discarded_ = 0;
+  uint64_t body_limit_ = 0;
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -172,7 +219,15 @@ struct HttpServer::Impl {
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   asio::steady_timer flush_timer{ioc};
+  asio::steady_timer accept_timer{ioc};
   asio::signal_set signals{ioc};
+  // Read requests and the memory store's updates, in the order posted (one thread). Declared
+  // after ioc: destroyed first, while the sessions its pending work holds can still close.
+  asio::thread_pool reads{1};
+  std::atomic<uint32_t> sessions{0}, queued_reads{0};
+  uint32_t max_connections = 0;
+  AcceptBackoff accept_backoff;
+  RateLimitedLine accept_log, over_cap_log;
   bool drained = false;
   bool stop_signals_taken = false;
   double last_rollup_ms = 0;
@@ -182,22 +237,51 @@ struct HttpServer::Impl {
       : options(std::move(o)), engine(e), store(s), sinks(std::move(k)), routes(r),
         now_ms(std::move(n)) {}
 
+  // The store belongs to the read thread: its updates queue there behind running reads. The
+  // sinks get an interval first, so a path visible in the store was also handed to them.
   void dispatch(const std::vector<IntervalOutput>& outputs) {
     for (const IntervalOutput& out : outputs) {
-      store.emit(out);
       for (Sink* sink : sinks) sink->emit(out);
+      asio::post(reads, [this, copy = std::make_shared<const IntervalOutput>(out)] {
+        store.emit(*copy);
+      });
     }
   }
 
   void do_accept() {
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        std::make_shared<Session>(std::move(s), SessionContext{options, routes})->start();
+      if (ec) return accept_failed(ec);
+      accept_backoff.on_success();
+      if (sessions.load() >= max_connections) {
+        // Closed at once: the descriptor is free again and the client may retry; the
+        // connections that hold the cap time out after idle_timeout.
+        if (auto line = over_cap_log.take("connection limit of " +
+                                              std::to_string(max_connections) +
+                                              " reached: closing new connections",
+                                          std::chrono::steady_clock::now())) {
+          log::warn(*line + "\nhint: raise limits.max_connections (and LimitNOFILE=) if "
+                            "these are real clients");
+        }
       } else {
-        log::warn("accept failed: " + ec.message());
+        SessionContext ctx{options, routes, reads, sessions, queued_reads};
+        std::make_shared<Session>(std::move(s), ctx)->start();
       }
       do_accept();
+    });
+  }
+
+  // Out of descriptors: wait (backing off) instead of retrying at once, log once in a while.
+  void accept_failed(beast::error_code ec) {
+    auto wait = accept_backoff.on_error(ec.value());
+    if (auto line = accept_log.take("accept failed: " + ec.message() + "; retrying in " +
+                                        std::to_string(wait.count()) + " ms",
+                                    std::chrono::steady_clock::now())) {
+      log::warn(*line);
+    }
+    accept_timer.expires_after(wait);
+    accept_timer.async_wait([this](beast::error_code timer_ec) {
+      if (!timer_ec) do_accept();
     });
   }
 
@@ -257,6 +341,7 @@ struct HttpServer::Impl {
     beast::error_code ignored;
     acceptor.close(ignored);
     flush_timer.cancel();
+    accept_timer.cancel();
     take_over_stop_signals();
     dispatch(engine.drain(now_ms()));
     ioc.stop();
@@ -294,6 +379,9 @@ Status HttpServer::listen() {
   if (s.acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) {
     return make_error("cannot listen on " + where + ": " + ec.message());
   }
+  std::string why;
+  s.max_connections = fit_connection_cap(s.options.max_connections, why);
+  if (!why.empty()) log::warn(why);
   return Ok{};
 }
 
@@ -314,11 +402,14 @@ void HttpServer::run() {
   s.do_accept();
   s.schedule_flush();
   s.ioc.run();
+  s.reads.join();  // the drained interval reaches the store before run() returns
 }
 
 bool HttpServer::draining() const { return impl_->drained; }
 
 double HttpServer::last_rollup_ms() const { return impl_->last_rollup_ms; }
+
+uint32_t HttpServer::max_connections() const { return impl_->max_connections; }
 
 void HttpServer::shutdown() {
   asio::post(impl_->ioc, [this] { impl_->drain_and_stop(); });

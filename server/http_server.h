@@ -1,7 +1,8 @@
 // The HTTP front of statherd-server (Boost.Beast, one io_context thread). It accepts
 // connections, enforces deadlines and size limits, hands requests to ApiRoutes, and runs the
-// interval timer that flushes the Engine to the memory store and every sink. All Beast code
-// lives in http_server.cpp.
+// interval timer that flushes the Engine to the memory store and every sink. Read requests
+// (ApiRoutes::is_read_path) and the memory store's updates run on one read thread of their
+// own, so a read never delays ingest or /healthz. All Beast code lives in http_server.cpp.
 #pragma once
 
 #include <chrono>
@@ -22,9 +23,14 @@ namespace statherd::server {
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8470;                           // 0: any free port (tests)
-  uint64_t max_body_bytes = 64ull << 20;          // beyond: 413
+  uint64_t max_body_bytes = 64ull << 20;          // ingest; beyond: 413
+  uint64_t max_read_body_bytes = 64 * 1024;       // every other route; beyond: 413, unread
+  uint32_t max_connections = 1024;                // beyond: accepted and closed at once;
+                                                  // lowered to fit RLIMIT_NOFILE at listen()
+  uint32_t max_queued_reads = 64;                 // read requests waiting; beyond: 503
   uint32_t max_header_bytes = 16 * 1024;          // beyond: 431
-  std::chrono::milliseconds read_timeout{30'000};   // per request, also the keep-alive idle time
+  std::chrono::milliseconds read_timeout{30'000};   // per request (header + body)
+  std::chrono::milliseconds idle_timeout{30'000};   // a connection without a request
   std::chrono::milliseconds write_timeout{30'000};
   bool handle_signals = false;                    // SIGTERM/SIGINT -> shutdown(), SIGHUP -> on_reload
   std::function<void()> on_reload;                // run on the io thread for each SIGHUP
@@ -49,6 +55,8 @@ class HttpServer {
   bool draining() const;
   // io thread only: how long the last rollup (Engine::flush + handing it to every sink) took.
   double last_rollup_ms() const;
+  // After listen(): the connection cap in force (options.max_connections, maybe lowered).
+  uint32_t max_connections() const;
 
  private:
   struct Impl;

@@ -51,6 +51,7 @@ int serve(const ServerConfig& config, const std::string& token,
 
   auto listen = parse_host_port(config.listen);
   ApiRoutes routes(token, engine, store, wall_clock_ms);
+  routes.set_read_limits(config.reads);
   ServerRuntime runtime(config, args, engine, store, sinks, routes, wall_clock_ms());
   routes.set_prometheus_scrape([&] { return runtime.scrape(); });
   routes.set_readiness([&] { return runtime.readiness(); });
@@ -59,6 +60,9 @@ int serve(const ServerConfig& config, const std::string& token,
   http.host = listen->host;
   http.port = listen->port;
   http.max_body_bytes = config.max_body_bytes;
+  http.max_read_body_bytes = config.max_read_body_bytes;
+  http.max_connections = static_cast<uint32_t>(std::min<uint64_t>(config.max_connections, 1u << 20));
+  http.idle_timeout = config.connection_idle_timeout;
   http.handle_signals = true;
   http.on_reload = [&] { runtime.reload(); };
   http.before_flush = [&](int64_t now_ms) { runtime.ingest_self(now_ms); };

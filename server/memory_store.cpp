@@ -25,21 +25,6 @@ size_t slot_index(int64_t ts, int64_t step, size_t slots) {
   return static_cast<size_t>(index < 0 ? index + n : index);
 }
 
-bool has_glob(std::string_view component) {
-  return component.find_first_of("*?[{") != std::string_view::npos;
-}
-
-// The leading components of a pattern that contain no glob characters, joined with '.'.
-std::string literal_prefix(const std::vector<std::string_view>& parts) {
-  std::string out;
-  for (std::string_view part : parts) {
-    if (has_glob(part)) break;
-    if (!out.empty()) out += '.';
-    out += part;
-  }
-  return out;
-}
-
 // Seconds per unit, for Graphite's relative times; 0 if unknown.
 int64_t unit_seconds(std::string_view unit) {
   auto is = [&](std::initializer_list<std::string_view> names) {
@@ -133,6 +118,7 @@ void MemoryStore::emit(const IntervalOutput& out) {
     store(graphite_path(point, options_.prefix), out.start_s, interval_s, point.value);
   }
   expire(out.start_s);
+  path_count_.store(series_.size(), std::memory_order_relaxed);  // once the interval is in
 }
 
 void MemoryStore::store(const std::string& path, int64_t ts, int64_t interval_s, double value) {
@@ -166,60 +152,6 @@ void MemoryStore::expire(int64_t newest_ts) {
   std::erase_if(series_, [&](const auto& entry) { return entry.second.newest_ts < cutoff; });
 }
 
-template <class Fn>
-void MemoryStore::for_each_match(std::string_view pattern, Fn&& fn) const {
-  std::vector<std::string_view> parts = split_dots(pattern);
-  std::string literal = literal_prefix(parts);
-  auto it = literal.empty() ? series_.begin() : series_.lower_bound(literal);
-  for (; it != series_.end(); ++it) {
-    const std::string& path = it->first;
-    if (!literal.empty() && path.compare(0, literal.size(), literal) != 0) break;
-    fn(path, parts, it->second);
-  }
-}
-
-nlohmann::json MemoryStore::find(std::string_view query) const {
-  nlohmann::json result = nlohmann::json::array();
-  std::set<std::string> seen;
-  if (query.empty()) return result;
-  for_each_match(query, [&](const std::string& path, const std::vector<std::string_view>& parts,
-                            const Ring&) {
-    std::vector<std::string_view> comps = split_dots(path);
-    if (comps.size() < parts.size()) return;
-    for (size_t i = 0; i < parts.size(); ++i) {
-      if (!graphite_component_match(parts[i], comps[i])) return;
-    }
-    bool leaf = comps.size() == parts.size();
-    size_t id_len = static_cast<size_t>(comps[parts.size() - 1].data() - path.data()) +
-                    comps[parts.size() - 1].size();
-    std::string id = path.substr(0, id_len);
-    if (!seen.insert(id + (leaf ? "\x01" : "\x02")).second) return;
-    result.push_back({{"text", std::string(comps[parts.size() - 1])},
-                      {"id", id},
-                      {"leaf", leaf ? 1 : 0},
-                      {"expandable", leaf ? 0 : 1},
-                      {"allowChildren", leaf ? 0 : 1}});
-  });
-  return result;
-}
-
-nlohmann::json MemoryStore::datapoints(const Ring& ring, int64_t from_s, int64_t until_s) const {
-  nlohmann::json points = nlohmann::json::array();
-  int64_t step = ring.interval_s;
-  // Whisper's alignment: the first point is the first interval start after `from`, the last
-  // the interval start at or before `until`. Nothing older than retention exists here.
-  from_s = std::max(from_s, until_s - static_cast<int64_t>(options_.retention.count()));
-  for (int64_t ts = floor_to(from_s, step) + step; ts <= floor_to(until_s, step); ts += step) {
-    const Slot& slot = ring.slots[slot_index(ts, step, ring.slots.size())];
-    if (slot.ts == ts) {
-      points.push_back({slot.value, ts});
-    } else {
-      points.push_back({nullptr, ts});
-    }
-  }
-  return points;
-}
-
 nlohmann::json consolidate_datapoints(const nlohmann::json& points, size_t max_points) {
   if (max_points == 0 || points.size() <= max_points) return points;
   size_t per_point = (points.size() + max_points - 1) / max_points;
@@ -239,20 +171,157 @@ nlohmann::json consolidate_datapoints(const nlohmann::json& points, size_t max_p
   return out;
 }
 
-nlohmann::json MemoryStore::render(const std::vector<std::string>& targets, int64_t from_s,
-                                   int64_t until_s, size_t max_data_points) const {
+namespace {
+
+// A ReadLimits with no practical bound: the unbounded render/find of tests and the web page.
+ReadLimits unbounded_limits() {
+  ReadLimits l;
+  l.max_targets = l.max_pattern_bytes = l.max_brace_depth = SIZE_MAX / 2;
+  l.max_alternatives = 4096;
+  l.max_paths = SIZE_MAX / 2;
+  l.max_match_steps = l.max_points = l.max_answer_bytes = UINT64_MAX / 2;
+  return l;
+}
+
+Error too_much(const std::string& what, const std::string& pattern, const std::string& key) {
+  return Error{"the answer for '" + pattern.substr(0, 80) + "' would hold more than " + what,
+               "narrow the pattern (fewer *), shorten from/until or set maxDataPoints; or raise "
+               "reads." + key};
+}
+
+}  // namespace
+
+template <class Fn>
+bool MemoryStore::scan(const GraphitePattern& pattern, uint64_t& steps, Fn&& fn) const {
+  const std::string& literal = pattern.literal_prefix();
+  const uint64_t per_path = std::max<uint64_t>(1, pattern.alternatives());
+  auto it = literal.empty() ? series_.begin() : series_.lower_bound(literal);
+  for (; it != series_.end(); ++it) {
+    const std::string& path = it->first;
+    if (!literal.empty() && path.compare(0, literal.size(), literal) != 0) break;
+    if (steps < per_path) return false;
+    steps -= per_path;
+    if (!fn(path, it->second)) return true;
+  }
+  return true;
+}
+
+Result<nlohmann::json> MemoryStore::find(const GraphitePattern& query,
+                                         const ReadLimits& limits) const {
   nlohmann::json result = nlohmann::json::array();
   std::set<std::string> seen;
-  for (const std::string& target : targets) {
-    for_each_match(target, [&](const std::string& path, const std::vector<std::string_view>&,
-                               const Ring& ring) {
-      if (!graphite_path_match(target, path) || !seen.insert(path).second) return;
-      result.push_back({{"target", path},
-                        {"datapoints", consolidate_datapoints(datapoints(ring, from_s, until_s),
-                                                              max_data_points)}});
+  uint64_t steps = limits.max_match_steps;
+  bool too_many = false;
+  bool scanned = scan(query, steps, [&](const std::string& path, const Ring&) {
+    query.for_each_prefix_match(path, [&](size_t id_len, bool leaf) {
+      std::string id = path.substr(0, id_len);
+      if (too_many || !seen.insert(id + (leaf ? "\x01" : "\x02")).second) return;
+      if (result.size() >= limits.max_paths) {
+        too_many = true;
+        return;
+      }
+      size_t dot = id.rfind('.');
+      result.push_back({{"text", dot == std::string::npos ? id : id.substr(dot + 1)},
+                        {"id", id},
+                        {"leaf", leaf ? 1 : 0},
+                        {"expandable", leaf ? 0 : 1},
+                        {"allowChildren", leaf ? 0 : 1}});
     });
+    return !too_many;
+  });
+  if (too_many) return too_much(std::to_string(limits.max_paths) + " nodes", query.text(),
+                                "max_paths");
+  if (!scanned) return too_much(std::to_string(limits.max_match_steps) + " path comparisons",
+                                query.text(), "max_match_steps");
+  return result;
+}
+
+nlohmann::json MemoryStore::find(std::string_view query) const {
+  if (query.empty()) return nlohmann::json::array();
+  size_t budget = 4096;
+  auto pattern = GraphitePattern::compile(query, unbounded_limits(), budget);
+  if (!pattern) return nlohmann::json::array();
+  auto nodes = find(*pattern, unbounded_limits());
+  return nodes ? std::move(*nodes) : nlohmann::json::array();
+}
+
+size_t MemoryStore::point_count(int64_t step, int64_t from_s, int64_t until_s,
+                                size_t max_data_points) const {
+  from_s = std::max(from_s, until_s - static_cast<int64_t>(options_.retention.count()));
+  int64_t first = floor_to(from_s, step) + step, last = floor_to(until_s, step);
+  if (last < first) return 0;
+  size_t n = static_cast<size_t>((last - first) / step + 1);
+  if (max_data_points == 0 || n <= max_data_points) return n;
+  size_t per_point = (n + max_data_points - 1) / max_data_points;
+  return (n + per_point - 1) / per_point;
+}
+
+nlohmann::json MemoryStore::datapoints(const Ring& ring, int64_t from_s, int64_t until_s,
+                                       size_t max_data_points) const {
+  nlohmann::json points = nlohmann::json::array();
+  int64_t step = ring.interval_s;
+  // Whisper's alignment: the first point is the first interval start after `from`, the last
+  // the interval start at or before `until`. Nothing older than retention exists here.
+  from_s = std::max(from_s, until_s - static_cast<int64_t>(options_.retention.count()));
+  for (int64_t ts = floor_to(from_s, step) + step; ts <= floor_to(until_s, step); ts += step) {
+    const Slot& slot = ring.slots[slot_index(ts, step, ring.slots.size())];
+    if (slot.ts == ts) {
+      points.push_back({slot.value, ts});
+    } else {
+      points.push_back({nullptr, ts});
+    }
+  }
+  return consolidate_datapoints(points, max_data_points);
+}
+
+Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& targets,
+                                           int64_t from_s, int64_t until_s,
+                                           size_t max_data_points,
+                                           const ReadLimits& limits) const {
+  // First the matching paths and the answer's size, then the points: a refusal costs a scan.
+  std::vector<std::pair<const std::string*, const Ring*>> matched;
+  std::set<std::string_view> seen;
+  uint64_t steps = limits.max_match_steps, points = 0;
+  for (const GraphitePattern& target : targets) {
+    std::optional<Error> refused;
+    bool scanned = scan(target, steps, [&](const std::string& path, const Ring& ring) {
+      if (!target.matches(path) || !seen.insert(path).second) return true;
+      if (matched.size() >= limits.max_paths) {
+        refused = too_much(std::to_string(limits.max_paths) + " series", target.text(),
+                           "max_paths");
+        return false;
+      }
+      points += point_count(ring.interval_s, from_s, until_s, max_data_points);
+      if (points > limits.max_points) {
+        refused = too_much(std::to_string(limits.max_points) + " datapoints", target.text(),
+                           "max_points");
+        return false;
+      }
+      matched.emplace_back(&path, &ring);
+      return true;
+    });
+    if (refused) return *refused;
+    if (!scanned) return too_much(std::to_string(limits.max_match_steps) + " path comparisons",
+                                  target.text(), "max_match_steps");
+  }
+  nlohmann::json result = nlohmann::json::array();
+  for (const auto& [path, ring] : matched) {
+    result.push_back({{"target", *path},
+                      {"datapoints", datapoints(*ring, from_s, until_s, max_data_points)}});
   }
   return result;
+}
+
+nlohmann::json MemoryStore::render(const std::vector<std::string>& targets, int64_t from_s,
+                                   int64_t until_s, size_t max_data_points) const {
+  std::vector<GraphitePattern> patterns;
+  size_t budget = 4096;
+  for (const std::string& target : targets) {
+    auto pattern = GraphitePattern::compile(target, unbounded_limits(), budget);
+    if (pattern) patterns.push_back(std::move(*pattern));
+  }
+  auto result = render(patterns, from_s, until_s, max_data_points, unbounded_limits());
+  return result ? std::move(*result) : nlohmann::json::array();
 }
 
 }  // namespace statherd::server

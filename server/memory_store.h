@@ -1,10 +1,12 @@
 // The in-memory store: the last `retention` of every Graphite path at interval resolution,
 // served with the JSON shapes of Graphite's /render and /metrics/find APIs. Fed like a sink.
-// Not thread-safe: the HTTP server feeds and queries it from its one io_context thread.
+// Not thread-safe but for path_count()/refused_paths(): the HTTP server feeds and queries it
+// from its one read thread (server/http_server.cpp), never from the ingest (io) thread.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -13,6 +15,8 @@
 #include <vector>
 
 #include "common/result.h"
+#include "server/graphite_pattern.h"
+#include "server/read_limits.h"
 #include "server/sinks/sink.h"
 
 namespace statherd::server {
@@ -51,8 +55,17 @@ class MemoryStore : public Sink {
   nlohmann::json render(const std::vector<std::string>& targets, int64_t from_s,
                         int64_t until_s, size_t max_data_points = 0) const;
 
-  uint64_t path_count() const { return series_.size(); }
-  uint64_t refused_paths() const { return refused_paths_; }
+  // The same, bounded by `limits` (the HTTP API's): an error (a 413 for the caller) as soon as
+  // the answer would hold more than max_paths series / nodes or max_points datapoints, or the
+  // scan would take more than max_match_steps comparisons; nothing big is built before.
+  Result<nlohmann::json> render(const std::vector<GraphitePattern>& targets, int64_t from_s,
+                                int64_t until_s, size_t max_data_points,
+                                const ReadLimits& limits) const;
+  Result<nlohmann::json> find(const GraphitePattern& query, const ReadLimits& limits) const;
+
+  // Thread-safe.
+  uint64_t path_count() const { return path_count_.load(std::memory_order_relaxed); }
+  uint64_t refused_paths() const { return refused_paths_.load(std::memory_order_relaxed); }
 
  private:
   struct Slot {
@@ -66,13 +79,18 @@ class MemoryStore : public Sink {
   };
   void store(const std::string& path, int64_t ts, int64_t interval_s, double value);
   void expire(int64_t newest_ts);
-  nlohmann::json datapoints(const Ring& ring, int64_t from_s, int64_t until_s) const;
+  nlohmann::json datapoints(const Ring& ring, int64_t from_s, int64_t until_s,
+                            size_t max_data_points) const;
+  size_t point_count(int64_t interval_s, int64_t from_s, int64_t until_s,
+                     size_t max_data_points) const;
+  // Calls fn(path, ring) for each stored path under the pattern's literal prefix; false (and
+  // stops) once `steps` (decreased by the pattern's alternatives per path) would go below 0.
   template <class Fn>
-  void for_each_match(std::string_view pattern, Fn&& fn) const;
+  bool scan(const GraphitePattern& pattern, uint64_t& steps, Fn&& fn) const;
 
   MemoryStoreOptions options_;
   std::map<std::string, Ring, std::less<>> series_;
-  uint64_t refused_paths_ = 0;
+  std::atomic<uint64_t> refused_paths_{0}, path_count_{0};
   int64_t last_expire_ts_ = INT64_MIN;
 };
 

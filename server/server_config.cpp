@@ -34,9 +34,40 @@ void read_limits(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   YAML::Node n = r.get_map(root, "limits");
   if (!n) return;
   r.get_bytes(n, "max_body_bytes", c.max_body_bytes, "limits");
+  r.get_bytes(n, "max_read_body_bytes", c.max_read_body_bytes, "limits");
   read_count(r, n, "max_series_total", c.max_series_total, 1, "limits");
   read_count(r, n, "max_series_per_source", c.max_series_per_source, 1, "limits");
-  r.check_keys(n, {"max_body_bytes", "max_series_total", "max_series_per_source"}, "limits");
+  read_count(r, n, "max_connections", c.max_connections, 1, "limits");
+  r.get_duration(n, "connection_idle_timeout", c.connection_idle_timeout, "limits");
+  r.check_keys(n, {"max_body_bytes", "max_read_body_bytes", "max_series_total",
+                   "max_series_per_source", "max_connections", "connection_idle_timeout"},
+               "limits");
+}
+
+void read_size(YamlReader& r, const YAML::Node& n, const std::string& key, size_t& out) {
+  uint64_t v = out;
+  read_count(r, n, key, v, 1, "reads");
+  out = static_cast<size_t>(v);
+}
+
+// reads.*: the bounds of one read request (server/read_limits.h).
+void read_reads(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
+  YAML::Node n = r.get_map(root, "reads");
+  if (!n) return;
+  ReadLimits& l = c.reads;
+  read_size(r, n, "max_targets", l.max_targets);
+  uint64_t pattern_bytes = l.max_pattern_bytes;
+  r.get_bytes(n, "max_pattern_bytes", pattern_bytes, "reads");
+  l.max_pattern_bytes = static_cast<size_t>(pattern_bytes);
+  read_size(r, n, "max_brace_depth", l.max_brace_depth);
+  read_size(r, n, "max_alternatives", l.max_alternatives);
+  read_size(r, n, "max_paths", l.max_paths);
+  read_count(r, n, "max_match_steps", l.max_match_steps, 1, "reads");
+  read_count(r, n, "max_points", l.max_points, 1, "reads");
+  r.get_bytes(n, "max_answer_bytes", l.max_answer_bytes, "reads");
+  r.check_keys(n, {"max_targets", "max_pattern_bytes", "max_brace_depth", "max_alternatives",
+                   "max_paths", "max_match_steps", "max_points", "max_answer_bytes"},
+               "reads");
 }
 
 void read_memory(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
@@ -126,11 +157,12 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
     r.get_duration(root, "idle_timeout", c.idle_timeout);
     read_levels(r, root, c);
     read_limits(r, root, c);
+    read_reads(r, root, c);
     read_memory(r, root, c);
     read_graphite(r, root, c);
     read_remote_write(r, root, c);
     r.check_keys(root, {"listen", "token_file", "interval", "state_dir", "late_window",
-                        "idle_timeout", "levels", "limits", "memory", "graphite",
+                        "idle_timeout", "levels", "limits", "reads", "memory", "graphite",
                         "remote_write"});
   }
   if (r.errors().empty()) return Ok{};

@@ -10,6 +10,7 @@
 #include "common/result.h"
 #include "server/engine.h"
 #include "server/graphite_rules.h"
+#include "server/read_limits.h"
 
 namespace statherd::server {
 
@@ -22,7 +23,11 @@ struct ServerConfig {
   std::chrono::milliseconds late_window{600'000};
   std::chrono::milliseconds idle_timeout{300'000};
   bool level_process = false, level_host = true, level_app = true;  // levels.*
-  uint64_t max_body_bytes = 64ull << 20;         // limits.*
+  uint64_t max_body_bytes = 64ull << 20;         // limits.* (ingest)
+  uint64_t max_read_body_bytes = 64 * 1024;      // every other route
+  uint64_t max_connections = 1024;
+  std::chrono::milliseconds connection_idle_timeout{30'000};
+  ReadLimits reads;                              // reads.*
   uint64_t max_series_total = 1'000'000;
   uint64_t max_series_per_source = 10'000;
   std::chrono::milliseconds memory_retention{3'600'000};  // memory.*

@@ -118,6 +118,19 @@ class SystemdUnitsTest(unittest.TestCase):
         self.assertIn("@system-service", service["SystemCallFilter"])
         self.assertEqual(service["ExecReload"], ["/bin/kill -HUP $MAINPID"])
 
+    def test_units_raise_the_descriptor_limit(self):
+        # systemd's default soft limit of 1,024 descriptors is below the server's connection
+        # cap plus what the WAL and sinks need (issue 9, item 8); the agent opens every stat
+        # file of a host.
+        config = os.path.join(harness.SOURCE_DIR, "config", "server.yaml")
+        with open(config) as f:
+            cap = int(re.search(r"^\s+max_connections:\s*(\d+)", f.read(), re.M).group(1))
+        for unit in UNITS:
+            service = read_unit(os.path.join(DEPLOY, unit))["Service"]
+            self.assertIn("LimitNOFILE", service, unit)
+            self.assertGreaterEqual(int(service["LimitNOFILE"][0]), 65536, unit)
+            self.assertGreater(int(service["LimitNOFILE"][0]), cap + 64, unit)
+
     def test_state_directories_match_the_example_configs(self):
         # ProtectSystem=strict leaves only StateDirectory= writable: the default spool and
         # write-ahead log must be inside it.

@@ -170,5 +170,59 @@ TEST_F(ApiRoutesTest, RenderAndFindAcceptFormPosts) {
   EXPECT_EQ(routes_.handle({"POST", "/healthz", "", ""}).status, 405);
 }
 
+TEST_F(ApiRoutesTest, ReadLimitsGive400ForPatternsAnd413ForAnswers) {
+  IntervalOutput out;
+  out.start_s = 1990;
+  for (int i = 0; i < 30; ++i) {
+    SeriesPoint p;
+    p.app = "web";
+    p.metric = "m" + std::to_string(i);
+    p.stat = "count";
+    p.value = i;
+    out.points.push_back(p);
+  }
+  store_.emit(out);
+  ReadLimits limits;
+  limits.max_targets = 3;
+  limits.max_paths = 20;
+  limits.max_answer_bytes = 300;
+  routes_.set_read_limits(limits);
+
+  auto expect_error = [&](const ApiResponse& r, int status, std::string_view hint_key) {
+    EXPECT_EQ(r.status, status) << r.body;
+    auto body = nlohmann::json::parse(r.body);
+    EXPECT_EQ(body["status"], "error");
+    EXPECT_NE(body["hint"].get<std::string>().find(hint_key), std::string::npos) << r.body;
+  };
+  expect_error(get("/render?target=a&target=b&target=c&target=d"), 400, "reads.max_targets");
+  std::string bomb = "/render?target=*.*.";
+  for (int i = 0; i < 12; ++i) bomb += "%7Ba,b%7D";
+  expect_error(get(bomb), 400, "reads.max_alternatives");
+  expect_error(get("/metrics/find?query=" + std::string(2000, 'a')), 400,
+               "reads.max_pattern_bytes");
+  expect_error(get("/render?target=statherd.web.*.count&from=-20s"), 413, "reads.max_paths");
+  expect_error(get("/metrics/find?query=statherd.web.*"), 413, "reads.max_paths");
+  expect_error(get("/render?target=statherd.web.m1*.count&from=-20s"), 413,
+               "reads.max_answer_bytes");  // 11 series, under max_paths, over 300 bytes
+  EXPECT_EQ(get("/render?target=statherd.web.m1.count&from=-20s").status, 200);
+}
+
+TEST_F(ApiRoutesTest, ReadRoutesArePreparedForTheReadThreadOthersAreNot) {
+  EXPECT_TRUE(ApiRoutes::is_read_path("/render"));
+  EXPECT_TRUE(ApiRoutes::is_read_path("/metrics/find"));
+  EXPECT_TRUE(ApiRoutes::is_read_path("/"));
+  EXPECT_FALSE(ApiRoutes::is_read_path("/healthz"));
+  EXPECT_FALSE(ApiRoutes::is_read_path("/api/v1/ingest"));
+  EXPECT_FALSE(routes_.prepare_read({"GET", "/healthz", "", ""}));
+  std::string target = "/render?target=statherd.*&from=-20s";
+  auto work = routes_.prepare_read({"GET", target, "", ""});
+  ASSERT_TRUE(work);
+  target.assign(target.size(), 'x');  // the prepared work holds its own copy
+  EXPECT_EQ(work().status, 200);
+  auto page = routes_.prepare_read({"GET", "/", "", ""});
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page().status, 200);
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -85,6 +85,8 @@ class HttpServerTest : public ::testing::Test {
     HttpServerOptions ho;
     ho.port = 0;
     ho.max_body_bytes = 4096;
+    ho.max_read_body_bytes = 1024;
+    ho.max_connections = 3;
     server_ = std::make_unique<HttpServer>(ho, *engine_, store_, std::vector<Sink*>{&sink_},
                                            *routes_, [] { return kNowMs; });
     ASSERT_TRUE(server_->listen().ok());
@@ -153,6 +155,67 @@ TEST_F(HttpServerTest, ShutdownDrainsToSinksAndStore) {
   EXPECT_GT(points, 0u);
   nlohmann::json found = store_.find("statherd.web.queue.depth.*");
   EXPECT_FALSE(found.empty()) << found.dump();
+}
+
+// Sends `head` (no body) on a new connection and returns the answer's status, or 0 when the
+// server does not answer within 5 s.
+int status_of_head_only(uint16_t port, const std::string& head, int* fd_out = nullptr) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  if (fd_out) *fd_out = fd;
+  else ::close(fd);
+  if (n < 12) return 0;
+  return std::stoi(std::string(buf + 9, 3));
+}
+
+TEST_F(HttpServerTest, ReadRoutesGetTheSmallBodyLimitBeforeTheBodyIsRead) {
+  // Content-Length over max_read_body_bytes: 413 at once, no body sent at all.
+  EXPECT_EQ(status_of_head_only(port_, "POST /render HTTP/1.1\r\nHost: x\r\n"
+                                       "Content-Length: 100000\r\n\r\n"),
+            413);
+  HttpReply render = request(port_, "POST", "/render", std::string(2000, 'x'));
+  EXPECT_EQ(render.status, 413) << render.body;
+  EXPECT_NE(render.body.find("limits.max_read_body_bytes"), std::string::npos) << render.body;
+  // Ingest keeps max_body_bytes: the same 2,000 bytes are read and judged (400: not a batch).
+  HttpReply ingest = request(port_, "POST", "/api/v1/ingest", std::string(2000, 'x'),
+                             "Authorization: Bearer s3cret\r\n");
+  EXPECT_EQ(ingest.status, 400) << ingest.body;
+}
+
+TEST_F(HttpServerTest, ConnectionsOverTheCapAreClosedAndServedAgainOnceOthersClose) {
+  EXPECT_EQ(server_->max_connections(), 3u);
+  std::vector<int> idle;
+  for (int i = 0; i < 3; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port_);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    idle.push_back(fd);
+  }
+  // The fourth is accepted and closed without an answer, until one of the three goes away.
+  int status = 200;
+  for (int attempt = 0; attempt < 100 && status != 0; ++attempt) {
+    status = status_of_head_only(port_, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  }
+  EXPECT_EQ(status, 0);
+  ::close(idle.back());
+  idle.pop_back();
+  for (int attempt = 0; attempt < 100 && status != 200; ++attempt) {
+    status = request(port_, "GET", "/healthz").status;
+  }
+  EXPECT_EQ(status, 200);
+  for (int fd : idle) ::close(fd);
 }
 
 }  // namespace

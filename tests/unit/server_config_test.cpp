@@ -33,6 +33,40 @@ TEST(ServerConfig, ExampleConfigParsesToTheDocumentedValues) {
   EXPECT_EQ(c.graphite_max_new_series_per_minute, 0u);
 }
 
+TEST(ServerConfig, ReadAndConnectionLimitsLoadAndExampleHasTheDefaults) {
+  ServerConfig example;
+  ASSERT_TRUE(load_server_config_file(std::string(STATHERD_SOURCE_DIR) + "/config/server.yaml",
+                                      example).ok());
+  const ServerConfig defaults;
+  EXPECT_EQ(example.max_read_body_bytes, defaults.max_read_body_bytes);
+  EXPECT_EQ(example.max_connections, defaults.max_connections);
+  EXPECT_EQ(example.connection_idle_timeout, defaults.connection_idle_timeout);
+  EXPECT_EQ(example.reads.max_targets, defaults.reads.max_targets);
+  EXPECT_EQ(example.reads.max_pattern_bytes, defaults.reads.max_pattern_bytes);
+  EXPECT_EQ(example.reads.max_alternatives, defaults.reads.max_alternatives);
+  EXPECT_EQ(example.reads.max_points, defaults.reads.max_points);
+  EXPECT_EQ(example.reads.max_answer_bytes, defaults.reads.max_answer_bytes);
+
+  ServerConfig c;
+  Status s = load_server_config_text("s.yaml",
+                                     "limits:\n  max_read_body_bytes: 8KiB\n"
+                                     "  max_connections: 50\n  connection_idle_timeout: 5s\n"
+                                     "reads:\n  max_targets: 7\n  max_brace_depth: 2\n"
+                                     "  max_answer_bytes: 1MiB\n",
+                                     c);
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(c.max_read_body_bytes, 8192u);
+  EXPECT_EQ(c.max_connections, 50u);
+  EXPECT_EQ(c.connection_idle_timeout, 5s);
+  EXPECT_EQ(c.reads.max_targets, 7u);
+  EXPECT_EQ(c.reads.max_brace_depth, 2u);
+  EXPECT_EQ(c.reads.max_answer_bytes, 1u << 20);
+  Status bad = load_server_config_text("s.yaml", "reads:\n  max_targets: 0\n  nope: 1\n", c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("reads.max_targets"), std::string::npos);
+  EXPECT_NE(bad.error().message.find("nope"), std::string::npos);
+}
+
 TEST(ServerConfig, ErrorsCarryFileLineColumnAndKey) {
   ServerConfig c;
   Status s = load_server_config_text("s.yaml",

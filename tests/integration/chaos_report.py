@@ -1,0 +1,129 @@
+"""What the chaos test measured: Carbon's app-level totals against the writers' exact totals,
+per writer (the server runs with --level-process, so each pid has its own series), the faults
+injected, and the log lines that explain a loss or a double count.
+"""
+
+import os
+import re
+import time
+
+from pipeline import HOST
+
+# (component, label, regex) — the log lines that explain where increments go.
+EVIDENCE = (
+    ("agent", "batch rejected and deleted (4xx)", r"server rejected batch seq"),
+    ("agent", "spool dropped oldest batch", r"dropped the oldest batch"),
+    ("agent", "batch not spooled (lost)", r"cannot spool batch"),
+    ("agent", "state not persisted (batch lost)", r"cannot persist the agent state"),
+    ("agent", "spooled batch unreadable (dropped)", r"dropping that batch"),
+    ("agent", "ENOSPC anywhere", r"No space left on device"),
+    ("agent", "ship failed, kept (retry)", r"could not ship batch seq"),
+    ("agent", "replaying spool at start", r"unsent batches; replaying"),
+    ("server", "WAL torn record (truncated)", r"torn record"),
+    ("server", "WAL record undecodable (skipped)", r"skipping undecodable WAL record"),
+    ("server", "recovered from snapshot/WAL", r"recovered state from"),
+    ("server", "error lines", r"\berror\b"),
+)
+
+
+def read_log(workdir, name):
+    try:
+        with open(os.path.join(workdir, f"{name}.stderr"), errors="replace") as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def evidence(workdir):
+    """[(component, label, count, first matching line)]."""
+    logs = {"agent": read_log(workdir, "statherd-agent"), "server": read_log(workdir, "statherd-server")}
+    rows = []
+    for component, label, pattern in EVIDENCE:
+        rx = re.compile(pattern, re.IGNORECASE)
+        hits = [line for line in logs[component] if rx.search(line)]
+        rows.append((component, label, len(hits), hits[0][:220] if hits else ""))
+    return rows
+
+
+def app_totals(carbon, expected):
+    """[(app, counter, written, in carbon)] for every counter the writers wrote."""
+    rows = []
+    for app in sorted(expected):
+        for name in sorted(expected[app]):
+            rows.append((app, name, expected[app][name],
+                         carbon.sum(f"statherd.{app}.{name}.count")))
+    return rows
+
+
+def writer_discrepancies(carbon, workers):
+    """[(worker, counter, written, in carbon)] for every worker whose own (process-level)
+    series does not add up to what it wrote."""
+    pids = {}
+    for w in workers:
+        pids.setdefault(w.pid, []).append(w)
+    out = []
+    for w in workers:
+        if len(pids[w.pid]) > 1:
+            continue  # a reused pid shares its series; the app totals still cover it
+        for name, total in sorted((w.totals or {}).items()):
+            got = carbon.sum(f"statherd.{w.app}.hosts.{HOST}.pids.{w.pid}.{name}.count")
+            if abs(got - total) > 1e-6:
+                out.append((w, name, total, got))
+    return out
+
+
+def events_near(timeline, start, end, before=2.0, after=4.0):
+    return [(t, text) for t, text in timeline if start - before <= t <= end + after]
+
+
+def format_summary(chaos, rows, stable, drain):
+    cfg = chaos.cfg
+    written = sum(r[2] for r in rows)
+    in_carbon = sum(r[3] for r in rows)
+    proxy = chaos.proxy.counts
+    kinds = chaos.writers.count_by_kind()
+    lines = [
+        "",
+        "=================== statherd chaos test summary ===================",
+        f"seed                         {cfg.seed}   (STATHERD_CHAOS_SEED)",
+        f"chaos duration               {chaos.chaos_seconds:.1f} s (asked {cfg.seconds:g} s)",
+        f"server SIGKILL / SIGTERM     {chaos.signals[('server', 'KILL')]} / {chaos.signals[('server', 'TERM')]}",
+        f"agent  SIGKILL / SIGTERM     {chaos.signals[('agent', 'KILL')]} / {chaos.signals[('agent', 'TERM')]}",
+        f"SIGTERM exit codes           {sorted(set((t, c) for t, c in chaos.term_exits))}; "
+        f"timeouts {chaos.term_timeouts}",
+        "proxy faults                 " + ", ".join(
+            f"{k} {proxy[k]}" for k in ("pass", "http_5xx", "reset_request", "reset_response",
+                                        "delay_request", "delay_response", "upstream_down",
+                                        "client_error")),
+        f"spool-full episodes          {chaos.fs.episodes} (top-ups {chaos.fs.top_ups}, "
+        f"tmpfs {cfg.spool_fs_bytes} bytes)",
+        f"writers started (v1 / v2)    {kinds['v1']} / {kinds['v2']}",
+        f"drain                        spool empty {drain.get('drained_after_s', 0):.1f} s after the writers stopped",
+        "",
+        f"{'app':<10} {'counter':<16} {'written':>12} {'in carbon':>12} {'difference':>12}",
+    ]
+    for app, name, total, got in rows:
+        lines.append(f"{app:<10} {name:<16} {total:>12g} {got:>12g} {got - total:>+12g}")
+    lines.append(f"{'TOTAL':<27} {written:>12g} {in_carbon:>12g} {in_carbon - written:>+12g}")
+    if not stable:
+        lines.append("(Carbon's sums still changed after three more intervals: late double counts)")
+    return "\n".join(lines)
+
+
+def format_diagnosis(chaos, discrepancies, evidence_rows, t0):
+    lines = ["", "---- writers whose own series disagree (process level) ----"]
+    if not discrepancies:
+        lines.append("none")
+    for w, name, total, got in discrepancies[:40]:
+        start, end = w.started - t0, (w.ended or time.time()) - t0
+        lines.append(f"{w.kind} pid {w.pid} lived {start:.1f}..{end:.1f} s: {name} written {total:g},"
+                     f" carbon {got:g} ({got - total:+g})")
+        for t, text in events_near(chaos.timeline, w.started, w.ended or time.time()):
+            lines.append(f"      {t - t0:7.1f} s  {text}")
+    if len(discrepancies) > 40:
+        lines.append(f"... and {len(discrepancies) - 40} more")
+    lines.append("")
+    lines.append("---- log evidence ----")
+    for component, label, count, first in evidence_rows:
+        lines.append(f"{component:<7} {label:<36} {count:>6}  {first}")
+    return "\n".join(lines)

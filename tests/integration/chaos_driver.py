@@ -56,6 +56,7 @@ class Chaos:
         self.term_timeouts = 0
         self.writers = self.proxy = self.fs = None
         self.final_restarts = 0
+        self.t0 = time.time()       # reset when the chaos starts
 
     def note(self, text):
         self.timeline.append((time.time(), text))
@@ -82,8 +83,10 @@ class Chaos:
         self.case.agent = agent
         agent.start()
         self.note(f"agent up (pid {agent.process.pid})")
-        # Best effort: let it open its spool and write its status file before the next fault.
-        # While the spool filesystem is full it cannot, and the chaos goes on regardless.
+        # Let it open its spool and write its status file before the next fault; while the
+        # spool filesystem is full it cannot, and the chaos goes on regardless.
+        if self.fs.filling:
+            return
         try:
             harness.wait_for(lambda: self.agent_status().get("pid") == agent.process.pid, 5,
                              what="the agent's status file")
@@ -104,9 +107,9 @@ class Chaos:
         """SIGKILL or SIGTERM the target (by pid) and wait until it has exited."""
         process = self.process_of(target)
         self.signals[(target, sig)] += 1
+        self.note(f"{target} SIG{sig} sent (pid {process.pid})")
         if sig == "KILL":
             process.kill()
-            self.note(f"{target} SIGKILL (pid {process.pid})")
             return
         os.kill(process.pid, signal.SIGTERM)
         try:
@@ -116,7 +119,7 @@ class Chaos:
             process.kill()
             code = process.returncode
         self.term_exits.append((target, code))
-        self.note(f"{target} SIGTERM (pid {process.pid}) -> exit {code}")
+        self.note(f"{target} exited {code} after SIGTERM (pid {process.pid})")
 
     def agent_status(self):
         try:
@@ -178,6 +181,7 @@ class Chaos:
         self.writers = WriterPool(self.workdir, self.case.stats_dir, self.cfg.seed + 2,
                                   slots=cfg.writer_slots, rate=cfg.writer_rate).start()
         self.proxy.faulty = True
+        self.t0 = time.time()
         self.note("chaos starts")
         while True:
             now = time.monotonic()

@@ -60,6 +60,14 @@ def read_until_headers_end(sock):
     return data[:end], data[end:]
 
 
+def header_value(headers, wanted):
+    for line in headers.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == wanted:
+            return value.strip().decode(errors="replace")
+    return None
+
+
 def content_length(headers):
     for line in headers.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
@@ -86,6 +94,7 @@ class FaultyProxy:
         self.long_delay = long_delay
         self.lock = threading.Lock()
         self.counts = collections.Counter()
+        self.requests = []   # (unix time, X-Statherd-Seq, fault, server status or None), for the report
         self.faulty = False
         self.stopping = False
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -148,11 +157,17 @@ class FaultyProxy:
             self.last_client_error = repr(exc)
             reset(conn)
 
+    def log(self, seq, fault, status):
+        with self.lock:
+            self.requests.append((time.time(), seq, fault, status))
+
     def _handle(self, conn):
         headers, rest = read_until_headers_end(conn)
         length = content_length(headers)
+        seq = header_value(headers, b"x-statherd-seq")
         fault, delay, status, fraction = self._choose()
         self.count(fault)
+        self.log(seq, fault, status if fault == "http_5xx" else None)
         if fault == "reset_request":
             read_exactly(conn, rest, int(length * fraction))  # part of the body, then RST
             reset(conn)
@@ -167,6 +182,8 @@ class FaultyProxy:
         if fault == "delay_request":
             time.sleep(delay)
         answer = self._forward(headers + body)
+        self.log(seq, "server answered" if answer else "server unreachable",
+                 answer.split(b" ", 2)[1].decode(errors="replace") if answer else None)
         if answer is None:
             self.count("upstream_down")
             reset(conn)

@@ -56,8 +56,8 @@ def app_totals(carbon, expected):
 
 
 def writer_discrepancies(carbon, workers):
-    """[(worker, counter, written, in carbon)] for every worker whose own (process-level)
-    series does not add up to what it wrote."""
+    """[(worker, {counter: (written, in carbon)}, {counter: [(ts, value)]})] for every worker
+    whose own (process-level) series do not add up to what it wrote."""
     pids = {}
     for w in workers:
         pids.setdefault(w.pid, []).append(w)
@@ -65,15 +65,43 @@ def writer_discrepancies(carbon, workers):
     for w in workers:
         if len(pids[w.pid]) > 1:
             continue  # a reused pid shares its series; the app totals still cover it
+        sums, points = {}, {}
         for name, total in sorted((w.totals or {}).items()):
-            got = carbon.sum(f"statherd.{w.app}.hosts.{HOST}.pids.{w.pid}.{name}.count")
-            if abs(got - total) > 1e-6:
-                out.append((w, name, total, got))
+            metric = f"statherd.{w.app}.hosts.{HOST}.pids.{w.pid}.{name}.count"
+            points[name] = [(ts, v) for ts, v in carbon.fetch(metric) if v]
+            sums[name] = (total, sum(v for _, v in points[name]))
+        if any(abs(got - total) > 1e-6 for total, got in sums.values()):
+            out.append((w, sums, points))
     return out
 
 
-def events_near(timeline, start, end, before=2.0, after=4.0):
-    return [(t, text) for t, text in timeline if start - before <= t <= end + after]
+def outages(timeline, target):
+    """[(down, up)] unix times of each outage of target ("server" or "agent")."""
+    spans, down = [], None
+    for t, text in timeline:
+        if text.startswith(f"{target} SIG") or text.startswith(f"{target} stopped"):
+            down = t if down is None else down
+        elif text.startswith(f"{target} up") and down is not None:
+            spans.append((down, t))
+            down = None
+    return spans
+
+
+def writer_context(chaos, w):
+    """What happened to the pipeline while w lived (the hints for its diagnosis)."""
+    end = w.ended or time.time()
+    notes = []
+    for target in ("agent", "server"):
+        for down, up in outages(chaos.timeline, target):
+            if down <= end + 1 and up >= w.started - 1:
+                where = ("started" if down <= w.started <= up else "") + \
+                        (" died" if down <= end <= up else "")
+                notes.append(f"{target} down {down - chaos.t0:.1f}..{up - chaos.t0:.1f}"
+                             + (f" (writer {where.strip()} meanwhile)" if where else ""))
+    for t, text in chaos.timeline:
+        if text.startswith("spool filesystem") and w.started - 1 <= t <= end + 1:
+            notes.append(f"{text} at {t - chaos.t0:.1f}")
+    return notes
 
 
 def format_summary(chaos, rows, stable, drain):
@@ -110,20 +138,48 @@ def format_summary(chaos, rows, stable, drain):
     return "\n".join(lines)
 
 
-def format_diagnosis(chaos, discrepancies, evidence_rows, t0):
-    lines = ["", "---- writers whose own series disagree (process level) ----"]
+def identities(sources, w):
+    """The server's source identities for w's stat file: a dead mmstats v1 file read by a
+    restarted agent shows up a second time with start_time_ms 0 (a new, baselined source)."""
+    path_part = f"-{w.pid}"
+    found = [s for s in sources if s.get("pid") == w.pid and path_part in s.get("path", "")]
+    if not found:
+        return "server knows no source for it"
+    parts = []
+    for s in found:
+        start = s.get("start_time_ms", 0)
+        parts.append("start_time_ms 0" if not start else
+                     f"start_time_ms = true start {start / 1000 - w.started:+.2f} s")
+    return "server identities: " + "; ".join(parts)
+
+
+def format_diagnosis(chaos, discrepancies, evidence_rows, sources=()):
+    t0 = chaos.t0
+    lines = ["", "---- writers whose own series disagree (process level; times from chaos start) ----"]
     if not discrepancies:
         lines.append("none")
-    for w, name, total, got in discrepancies[:40]:
-        start, end = w.started - t0, (w.ended or time.time()) - t0
-        lines.append(f"{w.kind} pid {w.pid} lived {start:.1f}..{end:.1f} s: {name} written {total:g},"
-                     f" carbon {got:g} ({got - total:+g})")
-        for t, text in events_near(chaos.timeline, w.started, w.ended or time.time()):
-            lines.append(f"      {t - t0:7.1f} s  {text}")
-    if len(discrepancies) > 40:
-        lines.append(f"... and {len(discrepancies) - 40} more")
+    for w, sums, points in discrepancies:
+        end = (w.ended or time.time()) - t0
+        diffs = ", ".join(f"{name} {got:g}/{total:g} ({got - total:+g})"
+                          for name, (total, got) in sums.items())
+        lines.append(f"{w.kind} pid {w.pid} lived {w.started - t0:.1f}..{end:.1f} s: {diffs}")
+        first = next(iter(points.values()))
+        lines.append("      points " + " ".join(f"{ts - t0:.0f}:{v:g}" for ts, v in first))
+        lines.append(f"      {identities(sources, w)}")
+        for note in writer_context(chaos, w):
+            lines.append(f"      {note}")
     lines.append("")
     lines.append("---- log evidence ----")
     for component, label, count, first in evidence_rows:
         lines.append(f"{component:<7} {label:<36} {count:>6}  {first}")
     return "\n".join(lines)
+
+
+def write_files(chaos, workdir):
+    """The timeline and the proxy's request log, for a reader of a failed run."""
+    with open(os.path.join(workdir, "chaos-timeline.txt"), "w") as f:
+        for t, text in chaos.timeline:
+            f.write(f"{t:.3f} {t - chaos.t0:8.3f} {text}\n")
+    with open(os.path.join(workdir, "chaos-proxy.log"), "w") as f:
+        for t, seq, what, status in list(chaos.proxy.requests):
+            f.write(f"{t:.3f} {t - chaos.t0:8.3f} seq {seq} {what} {status or ''}\n")

@@ -13,8 +13,6 @@ Needs root (tmpfs mount); skipped otherwise.
 """
 
 import os
-import sys
-import time
 import unittest
 
 import chaos_report
@@ -33,7 +31,6 @@ class ChaosTest(PipelineTestCase):
               f"{cfg.kills_per_kind} of each kill kind, workdir {self.workdir}", flush=True)
         chaos = Chaos(self, cfg)
         chaos.setup()
-        t0 = time.time()
         chaos.run()
         drain = chaos.drain()
 
@@ -45,13 +42,14 @@ class ChaosTest(PipelineTestCase):
         rows = later
 
         summary = chaos_report.format_summary(chaos, rows, stable, drain)
+        sources = self.server.get_json("/api/v1/sources").get("sources", [])
         diagnosis = chaos_report.format_diagnosis(
             chaos, chaos_report.writer_discrepancies(self.carbon, chaos.writers.workers),
-            chaos_report.evidence(self.workdir), t0)
+            chaos_report.evidence(self.workdir), sources)
         with open(os.path.join(self.workdir, "chaos-summary.txt"), "w") as f:
             f.write(summary + "\n" + diagnosis + "\n")
+        chaos_report.write_files(chaos, self.workdir)
         print(summary + "\n" + diagnosis, flush=True)
-        sys.stdout.flush()
 
         self.assertEqual(chaos.writers.errors(), [], "a writer failed to count or report")
         for kind, count in chaos.signals.items():

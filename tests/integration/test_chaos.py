@@ -57,9 +57,9 @@ class ChaosTest(PipelineTestCase):
         self.assertEqual(chaos.fs.episodes, 1)
         written = sum(r[2] for r in rows)
         self.assertGreater(written, 0)
-        self.assertTrue(stable, "Carbon's totals changed after they had settled (double count)")
         self.assertEqual(sum(r[3] for r in rows), written,
                          f"Carbon's app-level totals differ from the increments written{summary}")
+        self.assertTrue(stable, "Carbon's totals changed after they had settled (double count)")
 
     def settled_totals(self, chaos, expected, timeout=20):
         """Carbon's totals once they equal the writers' (re-emitted intervals may still be in

@@ -16,10 +16,11 @@ import signal
 import subprocess
 import time
 
+import carbon_fixture
 import harness
 from chaos_proxy import FaultyProxy
 from chaos_spool_fs import SpoolFilesystem
-from chaos_writers import WriterPool
+from chaos_writers import V1_APP, V2_APP, WriterPool
 from pipeline import HOST
 
 TARGETS = ("server", "agent")
@@ -63,10 +64,24 @@ class Chaos:
 
     # -- processes ------------------------------------------------------------------------
 
+    def write_server_config(self):
+        """Process level on (a diagnosis per writer), but only the writers' per-pid `count` goes
+        to Carbon: hundreds of recycled pids (writers, agent restarts) times every stat would be
+        tens of thousands of whisper files. Rules: the last match wins."""
+        path = os.path.join(self.workdir, "server.yaml")
+        apps = "|".join((V1_APP, V2_APP))
+        with open(path, "w") as f:
+            f.write("graphite:\n  rules:\n"
+                    "    - allow: '^statherd\\.'\n"
+                    "    - forbid: '\\.pids\\.'\n"
+                    f"    - allow: '^statherd\\.({apps})\\.hosts\\.[^.]+\\.pids\\.[0-9]+\\..*\\.count$'\n")
+        return path
+
     def start_server(self):
         server = harness.StatherdServer(self.workdir, self.case.token_file,
                                         graphite=self.case.carbon.address, port=self.server_port,
-                                        state_dir=self.state_dir, extra_args=["--level-process"])
+                                        state_dir=self.state_dir,
+                                        extra_args=["--config", self.server_config, "--level-process"])
         self.case.managed.append(server)
         self.case.server = server
         server.start(timeout=60)
@@ -133,9 +148,13 @@ class Chaos:
     def setup(self):
         case = self.case
         case.token_file = harness.write_token_file(self.workdir)
-        case.start_carbon()
+        # 30 minutes of 1 s points: a 10-minute run creates a whisper file per recycled pid.
+        case.carbon = carbon_fixture.CarbonCache(self.workdir, retentions="1s:30m")
+        case.managed.append(case.carbon)
+        case.carbon.start()
         self.server_port = harness.free_port()
         self.state_dir = os.path.join(self.workdir, "server-state")
+        self.server_config = self.write_server_config()
         self.start_server()
         self.proxy = FaultyProxy(self.server_port, seed=self.cfg.seed + 1).start()
         self.fs = SpoolFilesystem(os.path.join(self.workdir, "spool-fs"), self.cfg.spool_fs_bytes)

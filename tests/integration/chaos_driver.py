@@ -225,7 +225,6 @@ class Chaos:
         self.proxy.faulty = False
         self.chaos_seconds = time.monotonic() - start
         self.note("chaos ends")
-        self.pending_restarts = sorted(restarts)
 
     def step_spool_fill(self, now, fill_at, fill_until):
         if self.fs.episodes == 0 and now >= fill_at:

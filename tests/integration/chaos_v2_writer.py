@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """A counting worker for the chaos test, writing the statherd v2 format (clients/python/statherd).
 
-    chaos_v2_writer.py SOURCE_DIR TOTALS_FILE SEED RATE DURATION
+    chaos_v2_writer.py SOURCE_DIR TOTALS_FILE SEED RATE DURATION READY_FILE
 
 Environment: STATHERD_DIR and STATHERD_APP (the stat file is $STATHERD_DIR/$STATHERD_APP-<pid>.statherd).
 Counters: `requests` +1 per round, `bytes_out` +randint(1, 1000) per round, RATE rounds a second,
-for DURATION seconds or until SIGTERM. On exit it writes TOTALS_FILE atomically:
+for DURATION seconds or until SIGTERM. READY_FILE is created once the stat file exists and
+SIGTERM is handled (a SIGTERM before that would kill it without totals). On exit it writes TOTALS_FILE atomically:
 {"app", "pid", "path", "rounds", "counters": {name: exact total}}; the totals are what it added,
 checked against what its stat file holds (exit 3 if they differ).
 """
@@ -19,7 +20,8 @@ import time
 
 
 def main(argv):
-    source_dir, totals_file, seed, rate, duration = argv[1], argv[2], int(argv[3]), float(argv[4]), float(argv[5])
+    source_dir, totals_file, ready_file = argv[1], argv[2], argv[6]
+    seed, rate, duration = int(argv[3]), float(argv[4]), float(argv[5])
     sys.path.insert(0, os.path.join(source_dir, "clients", "python"))
     import statherd
 
@@ -29,6 +31,8 @@ def main(argv):
     requests = statherd.Counter("requests", "rounds done")
     bytes_out = statherd.Counter("bytes_out", "random amounts")
     added = {"requests": 0, "bytes_out": 0}
+    with open(ready_file, "w") as f:
+        f.write(statherd.stat_file_path() + "\n")
     start = time.monotonic()
     rounds = 0
     while not stopping and time.monotonic() - start < duration:

@@ -23,8 +23,9 @@ V2_SCRIPT = os.path.join(harness.HERE, "chaos_v2_writer.py")
 
 
 class Worker:
-    def __init__(self, kind, index, process, totals_file):
+    def __init__(self, kind, index, process, totals_file, ready_file):
         self.kind = kind
+        self.ready_file = ready_file
         self.index = index
         self.process = process
         self.totals_file = totals_file
@@ -71,18 +72,19 @@ class WriterPool:
         index = len(self.workers)
         name = f"writer-{kind}-{index}"
         totals = os.path.join(self.workdir, "writers", f"{name}.totals.json")
+        ready = os.path.join(self.workdir, "writers", f"{name}.ready")
         lifetime = self.rng.uniform(*self.lifetime)
         if kind == "v1":
             argv = [harness.PYTHON, harness.WRITER_SCRIPT, "--app", V1_APP, "--dir", self.stats_dir,
                     "--counters", "2", "--gauges", "1", "--rate", str(self.rate),
-                    "--duration", f"{lifetime:.3f}", "--totals", totals]
+                    "--duration", f"{lifetime:.3f}", "--totals", totals, "--ready-file", ready]
             env = None
         else:
             argv = [harness.PYTHON, V2_SCRIPT, harness.SOURCE_DIR, totals,
-                    str(self.rng.randrange(1 << 30)), str(self.rate), f"{lifetime:.3f}"]
+                    str(self.rng.randrange(1 << 30)), str(self.rate), f"{lifetime:.3f}", ready]
             env = {"STATHERD_DIR": self.stats_dir, "STATHERD_APP": V2_APP}
         process = harness.ManagedProcess(name, argv, os.path.join(self.workdir, "writers"), env=env)
-        worker = Worker(kind, index, process, totals)
+        worker = Worker(kind, index, process, totals, ready)
         self.workers.append(worker)
         self.running[(kind, slot)] = worker
 
@@ -109,6 +111,10 @@ class WriterPool:
         self.thread.join(timeout=30)
         with self.lock:
             for worker in self.running.values():
+                # A worker handles SIGTERM once it is ready; one just spawned may not be yet.
+                harness.wait_for(lambda: os.path.exists(worker.ready_file)
+                                 or not worker.process.running(), timeout,
+                                 what=f"{worker.process.name} ready file")
                 if worker.process.running():
                     os.kill(worker.pid, signal.SIGTERM)
             for worker in self.running.values():

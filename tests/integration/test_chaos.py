@@ -61,7 +61,7 @@ class ChaosTest(PipelineTestCase):
                          f"Carbon's app-level totals differ from the increments written{summary}")
         self.assertTrue(stable, "Carbon's totals changed after they had settled (double count)")
 
-    def settled_totals(self, chaos, expected, timeout=20):
+    def settled_totals(self, chaos, expected, timeout=10):
         """Carbon's totals once they equal the writers' (re-emitted intervals may still be in
         flight after the drain), or as they are after `timeout`."""
         def equal():

@@ -76,13 +76,17 @@ def writer_discrepancies(carbon, workers):
 
 
 def outages(timeline, target):
-    """[(down, up)] unix times of each outage of target ("server" or "agent")."""
-    spans, down = [], None
+    """[(down, up, last scan)] unix times of each outage of target ("server" or "agent"); last
+    scan: when the stopped agent last read the stat files (at SIGTERM it reads them once more;
+    its ticks are on whole wall-clock seconds)."""
+    spans, down, last_scan = [], None, None
     for t, text in timeline:
         if text.startswith(f"{target} SIG") or text.startswith(f"{target} stopped"):
-            down = t if down is None else down
+            if down is None:
+                down = t
+                last_scan = t if ("SIGKILL" not in text) else float(int(t))
         elif text.startswith(f"{target} up") and down is not None:
-            spans.append((down, t))
+            spans.append((down, t, last_scan))
             down = None
     return spans
 
@@ -92,7 +96,7 @@ def writer_context(chaos, w):
     end = w.ended or time.time()
     notes = []
     for target in ("agent", "server"):
-        for down, up in outages(chaos.timeline, target):
+        for down, up, _ in outages(chaos.timeline, target):
             if down <= end + 1 and up >= w.started - 1:
                 where = ("started" if down <= w.started <= up else "") + \
                         (" died" if down <= end <= up else "")
@@ -102,6 +106,50 @@ def writer_context(chaos, w):
         if text.startswith("spool filesystem") and w.started - 1 <= t <= end + 1:
             notes.append(f"{text} at {t - chaos.t0:.1f}")
     return notes
+
+
+CAUSES = {
+    "spool": "lived while the spool filesystem was full: batches not written (ENOSPC), so its "
+             "fresh first sighting or its dead file's one final read was lost",
+    "dead_v1": "mmstats v1 file of a pid that died before a restarted agent's first scan: read "
+               "with start_time_ms 0 (no /proc), a new source, baselined",
+    "start": "first seen by a restarted agent: its /proc start time (btime in whole seconds) "
+             "is not after the previous agent's last scan, so not fresh, baselined",
+}
+
+
+def likely_causes(chaos, w):
+    """Keys of CAUSES whose conditions hold for w (heuristic, from the timeline): the first
+    scan of a restarted agent comes up to ~1.5 s after it is up."""
+    end = w.ended or time.time()
+    causes = []
+    full = [t for t, text in chaos.timeline if text.startswith("spool filesystem")]
+    if full and w.started <= (full[1] if len(full) > 1 else end) and end >= full[0]:
+        causes.append("spool")
+    for down, up, last_scan in outages(chaos.timeline, "agent"):
+        if w.kind == "v1" and down <= end <= up + 1.5 and "dead_v1" not in causes:
+            causes.append("dead_v1")
+        # /proc start times are up to 1 s early: unseen by the old agent, yet "started before
+        # its last scan" for the new one.
+        if last_scan < w.started <= min(last_scan + 1.0, up + 1.0) and "start" not in causes:
+            causes.append("start")
+    return causes or ["unexplained"]
+
+
+def cause_table(chaos, discrepancies):
+    """Lines: per likely cause, the writers and the increments of their first counter lost."""
+    tally = {}
+    for w, sums, _ in discrepancies:
+        total, got = next(iter(sums.values()))
+        key = "+".join(likely_causes(chaos, w))
+        n, lost = tally.get((w.kind, key), (0, 0))
+        tally[(w.kind, key)] = (n + 1, lost + got - total)
+    lines = ["", "---- likely causes (first counter of each writer; heuristic) ----"]
+    for (kind, key), (n, lost) in sorted(tally.items()):
+        lines.append(f"{kind} {key:<22} {n:>4} writers {lost:>+10g}")
+    for key, text in CAUSES.items():
+        lines.append(f"   {key}: {text}")
+    return lines
 
 
 def format_summary(chaos, rows, stable, drain):
@@ -165,9 +213,10 @@ def format_diagnosis(chaos, discrepancies, evidence_rows, sources=()):
         lines.append(f"{w.kind} pid {w.pid} lived {w.started - t0:.1f}..{end:.1f} s: {diffs}")
         first = next(iter(points.values()))
         lines.append("      points " + " ".join(f"{ts - t0:.0f}:{v:g}" for ts, v in first))
-        lines.append(f"      {identities(sources, w)}")
+        lines.append(f"      likely: {'+'.join(likely_causes(chaos, w))}; {identities(sources, w)}")
         for note in writer_context(chaos, w):
             lines.append(f"      {note}")
+    lines += cause_table(chaos, discrepancies)
     lines.append("")
     lines.append("---- log evidence ----")
     for component, label, count, first in evidence_rows:

@@ -120,11 +120,14 @@ CAUSES = {
 
 def likely_causes(chaos, w):
     """Keys of CAUSES whose conditions hold for w (heuristic, from the timeline): the first
-    scan of a restarted agent comes up to ~1.5 s after it is up."""
+    scan of a restarted agent comes up to ~1.5 s after it is up. An agent blocked in a slow
+    send does not scan at all, which this cannot see: "unexplained" then often means one of
+    these causes with a wider window (read the writer's points and the proxy log)."""
     end = w.ended or time.time()
     causes = []
     full = [t for t, text in chaos.timeline if text.startswith("spool filesystem")]
-    if full and w.started <= (full[1] if len(full) > 1 else end) and end >= full[0]:
+    # A dead file's final read is the scan after its death (within ~1.5 s).
+    if full and w.started <= (full[1] if len(full) > 1 else end) and end + 1.5 >= full[0]:
         causes.append("spool")
     for down, up, last_scan in outages(chaos.timeline, "agent"):
         if w.kind == "v1" and down <= end <= up + 1.5 and "dead_v1" not in causes:

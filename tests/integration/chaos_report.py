@@ -161,13 +161,17 @@ def format_summary(chaos, rows, stable, drain):
     in_carbon = sum(r[3] for r in rows)
     proxy = chaos.proxy.counts
     kinds = chaos.writers.count_by_kind()
+
+    def sig(target, kind):
+        return chaos.signals.get((target, kind), 0)
+
     lines = [
         "",
         "=================== statherd chaos test summary ===================",
         f"seed                         {cfg.seed}   (STATHERD_CHAOS_SEED)",
         f"chaos duration               {chaos.chaos_seconds:.1f} s (asked {cfg.seconds:g} s)",
-        f"server SIGKILL / SIGTERM     {chaos.signals[('server', 'KILL')]} / {chaos.signals[('server', 'TERM')]}",
-        f"agent  SIGKILL / SIGTERM     {chaos.signals[('agent', 'KILL')]} / {chaos.signals[('agent', 'TERM')]}",
+        f"server SIGKILL / SIGTERM     {sig('server', 'KILL')} / {sig('server', 'TERM')}",
+        f"agent  SIGKILL / SIGTERM     {sig('agent', 'KILL')} / {sig('agent', 'TERM')}",
         f"SIGTERM exit codes           {sorted(set((t, c) for t, c in chaos.term_exits))}; "
         f"timeouts {chaos.term_timeouts}",
         "proxy faults                 " + ", ".join(

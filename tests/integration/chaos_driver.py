@@ -29,7 +29,9 @@ SIGNALS = ("KILL", "TERM")
 
 class ChaosConfig:
     def __init__(self, seconds, kills_per_kind, seed, spool_fs_bytes=4 << 20, writer_slots=3,
-                 writer_rate=20.0):
+                 writer_rate=20.0, targets=TARGETS, spool_full=True):
+        self.targets = tuple(targets)    # which daemons get killed (isolating a cause)
+        self.spool_full = spool_full     # the spool-full episode on or off
         self.seconds = seconds
         self.kills_per_kind = kills_per_kind
         self.seed = seed
@@ -42,7 +44,10 @@ class ChaosConfig:
         seconds = float(os.environ.get("STATHERD_CHAOS_SECONDS", default_seconds))
         kills = int(os.environ.get("STATHERD_CHAOS_KILLS", max(4, math.ceil(20 * seconds / 600))))
         seed = int(os.environ.get("STATHERD_CHAOS_SEED", default_seed))
-        return cls(seconds, kills, seed)
+        targets = os.environ.get("STATHERD_CHAOS_TARGETS", ",".join(TARGETS)).split(",")
+        spool_full = os.environ.get("STATHERD_CHAOS_SPOOL_FULL", "1") != "0"
+        return cls(seconds, kills, seed, targets=[t for t in targets if t in TARGETS],
+                   spool_full=spool_full)
 
 
 class Chaos:
@@ -52,7 +57,7 @@ class Chaos:
         self.rng = random.Random(config.seed)
         self.workdir = case.workdir
         self.timeline = []          # (unix time, text)
-        self.signals = {(t, s): 0 for t in TARGETS for s in SIGNALS}
+        self.signals = {(t, s): 0 for t in config.targets for s in SIGNALS}
         self.term_exits = []        # (target, exit code) after SIGTERM
         self.term_timeouts = 0
         self.writers = self.proxy = self.fs = None
@@ -180,7 +185,9 @@ class Chaos:
     def schedule(self, start):
         """[(time, target, signal)]: kills_per_kind of each (target, signal), shuffled, spread
         evenly over the run with jitter."""
-        kinds = [(t, s) for t in TARGETS for s in SIGNALS] * self.cfg.kills_per_kind
+        kinds = [(t, s) for t in self.cfg.targets for s in SIGNALS] * self.cfg.kills_per_kind
+        if not kinds:
+            return []
         self.rng.shuffle(kinds)
         step = self.cfg.seconds * 0.92 / len(kinds)
         return [(start + step * (i + 0.5) + self.rng.uniform(-0.4, 0.4) * step, t, s)
@@ -227,6 +234,8 @@ class Chaos:
         self.note("chaos ends")
 
     def step_spool_fill(self, now, fill_at, fill_until):
+        if not self.cfg.spool_full:
+            return
         if self.fs.episodes == 0 and now >= fill_at:
             self.fs.fill()
             self.note(f"spool filesystem full (free {self.fs.free_bytes()} bytes)")

@@ -7,7 +7,9 @@ random (STATHERD_CHAOS_KILLS of each of the four, default max(4, 20 per 10 minut
 restarts them on the same --state-dir / --spool-dir; a proxy between agent and server answers
 5xx, resets connections mid-request and mid-response and delays; the agent's spool tmpfs is
 filled once. Then the writers stop, everything drains, and Carbon's app-level `count` sums must
-equal the writers' exact totals. The seed (STATHERD_CHAOS_SEED) is printed; the summary table
+equal the writers' exact totals. To isolate a cause: STATHERD_CHAOS_TARGETS=server (or agent)
+kills only that daemon, STATHERD_CHAOS_SPOOL_FULL=0 skips the spool-full episode.
+The seed (STATHERD_CHAOS_SEED) is printed; the summary table
 and a per-writer diagnosis are printed at the end and kept in <workdir>/chaos-summary.txt.
 Needs root (tmpfs mount); skipped otherwise.
 """
@@ -54,7 +56,7 @@ class ChaosTest(PipelineTestCase):
         self.assertEqual(chaos.writers.errors(), [], "a writer failed to count or report")
         for kind, count in chaos.signals.items():
             self.assertGreaterEqual(count, cfg.kills_per_kind, f"fewer {kind} than scheduled")
-        self.assertEqual(chaos.fs.episodes, 1)
+        self.assertEqual(chaos.fs.episodes, 1 if cfg.spool_full else 0)
         written = sum(r[2] for r in rows)
         self.assertGreater(written, 0)
         self.assertEqual(sum(r[3] for r in rows), written,

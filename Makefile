@@ -3,6 +3,8 @@
 #   make test   every test: unit + integration (real carbon-cache), then unit tests under
 #               AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench  benchmarks, printed as tables
+#   make chaos  10-minute chaos test (tests/integration/test_chaos.py; root: it mounts a tmpfs);
+#               CHAOS_SECONDS, CHAOS_KILLS (of each of the four kill kinds), CHAOS_SEED
 #   make install  binaries, example configs (/etc/statherd when PREFIX=/usr), systemd units;
 #                 PREFIX (default /usr/local) and DESTDIR honoured
 #   make package  Debian package $(BUILD)/statherd_<version>_<arch>.deb (CPack)
@@ -15,8 +17,11 @@ WERROR     ?= ON
 # Keep the build output readable (no "Entering directory" lines from the nested makes).
 MAKEFLAGS += --no-print-directory
 PREFIX     ?= /usr/local
+CHAOS_SECONDS ?= 600
+CHAOS_KILLS   ?= 25
+CHAOS_SEED    ?=
 
-.PHONY: all deps build build-asan test test-unit test-asan demo bench fuzz clean install package
+.PHONY: all deps build build-asan test test-unit test-asan demo bench chaos fuzz clean install package
 
 all: build
 
@@ -48,6 +53,12 @@ demo: build
 
 bench: build
 	@scripts/bench.sh $(BUILD)
+
+chaos: build
+	@scripts/install-deps.sh all
+	cd tests/integration && STATHERD_BIN_DIR=$(abspath $(BUILD)) STATHERD_SOURCE_DIR=$(CURDIR) \
+	  STATHERD_CHAOS_SECONDS=$(CHAOS_SECONDS) STATHERD_CHAOS_KILLS=$(CHAOS_KILLS) \
+	  $(if $(CHAOS_SEED),STATHERD_CHAOS_SEED=$(CHAOS_SEED)) /usr/bin/python3 -m unittest -v test_chaos
 
 fuzz:
 	@scripts/install-deps.sh all

@@ -236,7 +236,8 @@ class ServerCheckConfigTest(CheckConfigCase):
 
 
     def test_intervals_are_whole_seconds(self):
-        for bad, fragment in (("1ms", "shorter than 1s"), ("1500ms", "not a whole number of seconds")):
+        for bad, fragment in (("1ms", "not a whole number of seconds"),
+                             ("1500ms", "not a whole number of seconds")):
             path = self.write("server.yaml", f"token_file: {self.token}\ninterval: {bad}\n")
             self.assert_problems(path, SERVER_BAD_EXIT, [
                 (2, 11, "interval", fragment, "whole seconds from 1s to 1h"),

@@ -3,6 +3,8 @@
 #   make test   every test: unit + integration (real carbon-cache), then unit tests under
 #               AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench  benchmarks, printed as tables
+#   make fuzz   every libFuzzer target (clang) for FUZZ_SECONDS (60) or FUZZ_RUNS executions each,
+#               from the committed corpora in tests/fuzz/corpus/ (make test replays those)
 #   make install  binaries, example configs (/etc/statherd when PREFIX=/usr), systemd units;
 #                 PREFIX (default /usr/local) and DESTDIR honoured
 #   make package  Debian package $(BUILD)/statherd_<version>_<arch>.deb (CPack)
@@ -51,7 +53,7 @@ fuzz:
 	@scripts/install-deps.sh all
 	@CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTATHERD_FUZZ=ON -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF >/dev/null
 	@cmake --build build-fuzz -j$(JOBS)
-	@scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+	@scripts/fuzz.sh build-fuzz $(or $(FUZZ_SECONDS),60) $(or $(FUZZ_RUNS),-1)
 
 install: build
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)

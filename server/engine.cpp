@@ -228,6 +228,7 @@ void Engine::Impl::apply_sample(uint32_t src, size_t pos, bool count_new, const 
     case Kind::Counter: {
       double delta;
       if (!slot.has_last) delta = count_new ? s.value : 0;
+      else if (!std::isfinite(slot.last_cumulative)) delta = 0;  // NaN from an old snapshot
       else if (s.value < slot.last_cumulative) { delta = s.value; ++st.resets; }
       else delta = s.value - slot.last_cumulative;
       slot.has_last = true;

@@ -221,7 +221,8 @@ bool YamlReader::get_interval(const YAML::Node& map, const std::string& key,
   YAML::Node n = lookup(map, key);
   if (!n.IsDefined()) return false;
   if (!n.IsScalar()) {
-    error_at(n, join_key(prefix, key), "expected an interval, got " + describe(n), kIntervalAllowed);
+    error_at(n, join_key(prefix, key), "expected an interval, got " + describe(n),
+             kIntervalAllowed);
     return false;
   }
   // Not a duration at all: the duration message; a duration out of range: the interval rule.

@@ -73,7 +73,8 @@ void read_memory(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   if (!n) return;
   if (r.get_duration(n, "retention", c.memory_retention, "memory")) {
     std::string hint;
-    if (std::string problem = retention_problem(c.memory_retention, c.interval, hint); !problem.empty())
+    if (std::string problem = retention_problem(c.memory_retention, c.interval, hint);
+        !problem.empty())
       r.error_at(n["retention"], "memory.retention", problem, hint);
   }
   read_count(r, n, "max_paths", c.memory_max_paths, 1, "memory");
@@ -308,8 +309,9 @@ Status validate_server_config(const ServerConfig& c) {
       !problem.empty())
     return make_error("--retention / memory.retention: " + problem, "set it " + hint);
   if (c.max_body_bytes < kMinBodyBytes || c.max_body_bytes > kMaxBodyBytes)
-    return make_error("limits.max_body_bytes " + std::to_string(c.max_body_bytes) + " is out of range",
-                      "use 1KiB to 1GiB (default 64MiB)");
+    return make_error(
+        "limits.max_body_bytes " + std::to_string(c.max_body_bytes) + " is out of range",
+        "use 1KiB to 1GiB (default 64MiB)");
   if (Status s = check_not_world_writable(c.state_dir, "state_dir"); !s) return s;
   return Ok{};
 }

@@ -39,14 +39,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "error: cannot read %s\n", path.c_str());
         return 2;
       }
-      std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
       LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
       ++replayed;
     }
   }
   std::printf("replayed %zu inputs\n", replayed);
   if (replayed == 0) {
-    std::fprintf(stderr, "error: no corpus inputs\nhint: run scripts/fuzz.sh and commit a minimized corpus\n");
+    std::fprintf(stderr,
+                 "error: no corpus inputs\n"
+                 "hint: run scripts/fuzz.sh and commit a minimized corpus\n");
     return 1;
   }
   return 0;

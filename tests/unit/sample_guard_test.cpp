@@ -28,8 +28,10 @@ Sample value_sample(const std::string& name, Kind kind, double v) {
 TEST(SampleGuard, DropsNonFiniteCountersAndGaugesWithOneErrorNamingThem) {
   SourceSamples ss;
   ss.id.path = "/tmp/app-1-1.mmstats";
-  ss.samples = {value_sample("ok.count", Kind::Counter, 3), value_sample("nan.count", Kind::Counter, std::nan("")),
-                value_sample("inf.gauge", Kind::Gauge, -kInf), value_sample("ok.gauge", Kind::Gauge, -2)};
+  ss.samples = {value_sample("ok.count", Kind::Counter, 3),
+                value_sample("nan.count", Kind::Counter, std::nan("")),
+                value_sample("inf.gauge", Kind::Gauge, -kInf),
+                value_sample("ok.gauge", Kind::Gauge, -2)};
   std::vector<SourceError> errors;
   EXPECT_EQ(drop_non_finite(ss, errors), 2u);
   ASSERT_EQ(ss.samples.size(), 2u);
@@ -87,7 +89,8 @@ class PoisonSource : public Source {
   void scrape(int64_t now_ms, ScrapeReport& out) override {
     SourceSamples s;
     s.id = {"h", "app", 7, 1234, "/tmp/app-7.statherd"};
-    for (auto [name, v] : {std::pair{"good.count", 5.0}, {"bad.count", std::nan("")}, {"hot", kInf}}) {
+    for (auto [name, v] :
+         {std::pair{"good.count", 5.0}, {"bad.count", std::nan("")}, {"hot", kInf}}) {
       Sample c = value_sample(name, Kind::Counter, v);
       c.timestamp_ms = now_ms;
       s.samples.push_back(c);

@@ -5,6 +5,8 @@
 #   make bench  benchmarks, printed as tables
 #   make chaos  10-minute chaos test (tests/integration/test_chaos.py; root: it mounts a tmpfs);
 #               CHAOS_SECONDS, CHAOS_KILLS (of each of the four kill kinds), CHAOS_SEED
+#   make fuzz   every libFuzzer target (clang) for FUZZ_SECONDS (60) or FUZZ_RUNS executions each,
+#               from the committed corpora in tests/fuzz/corpus/ (make test replays those)
 #   make install  binaries, example configs (/etc/statherd when PREFIX=/usr), systemd units;
 #                 PREFIX (default /usr/local) and DESTDIR honoured
 #   make package  Debian package $(BUILD)/statherd_<version>_<arch>.deb (CPack)
@@ -64,7 +66,7 @@ fuzz:
 	@scripts/install-deps.sh all
 	@CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTATHERD_FUZZ=ON -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF >/dev/null
 	@cmake --build build-fuzz -j$(JOBS)
-	@scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+	@scripts/fuzz.sh build-fuzz $(or $(FUZZ_SECONDS),60) $(or $(FUZZ_RUNS),-1)
 
 install: build
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)

@@ -127,6 +127,18 @@ std::string usage_text() {
          "a second SIGTERM/SIGINT exits at once with 1 (unsent batches stay in the spool).\n";
 }
 
+namespace {
+
+// The agent's scrape-and-ship interval may be below a second (samples carry millisecond
+// timestamps; the server rolls up by its own whole-second interval), but not so short that the
+// agent spins: 100ms to 1h.
+constexpr const char* kAgentIntervalAllowed = "a duration from 100ms to 1h, e.g. 10s";
+bool agent_interval_ok(std::chrono::milliseconds d) {
+  return d >= std::chrono::milliseconds(100) && d <= std::chrono::hours(1);
+}
+
+}  // namespace
+
 void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   const YAML::Node root = r.root();
   if (!root || !root.IsMap()) return;
@@ -137,7 +149,8 @@ void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   r.check_keys(root, keys);
   r.get_string(root, "server", c.server);
   r.get_string(root, "token_file", c.token_file);
-  r.get_duration(root, "interval", c.interval);
+  if (r.get_duration(root, "interval", c.interval) && !agent_interval_ok(c.interval))
+    r.error_at(root["interval"], "interval", "out of range", kAgentIntervalAllowed);
   r.get_string(root, "host", c.host);
   r.get_string(root, "agent_id", c.agent_id);
   r.get_string(root, "spool_dir", c.spool_dir);
@@ -192,6 +205,9 @@ std::vector<std::string> validate_agent_config(const AgentConfig& c, bool needs_
       problems.push_back("spool_dir: empty\nhint: pass --spool-dir DIR (a directory the agent "
                          "owns; it is created with mode 0700)");
   }
+  if (!agent_interval_ok(c.interval))
+    problems.push_back("interval: " + std::to_string(c.interval.count()) +
+                       "ms is out of range\nhint: use " + kAgentIntervalAllowed);
   if (c.spool_max_bytes < 4096)
     problems.push_back("spool_max_bytes: " + std::to_string(c.spool_max_bytes) +
                        " is too small\nhint: use at least 4KiB, e.g. 256MiB");

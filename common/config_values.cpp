@@ -120,6 +120,19 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text, bool all
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 
+Result<std::chrono::milliseconds> parse_interval(std::string_view text) {
+  auto d = parse_duration(text);
+  if (!d) return make_error(d.error().message, std::string("write ") + kIntervalAllowed);
+  const std::string quoted = "invalid interval \"" + std::string(text) + "\"";
+  const std::string hint = std::string("write ") + kIntervalAllowed +
+                           " (Graphite timestamps are whole seconds: a shorter or fractional "
+                           "interval emits several intervals under one timestamp)";
+  if (d->count() % 1000 != 0) return make_error(quoted + ": not a whole number of seconds", hint);
+  if (d->count() < 1000) return make_error(quoted + ": shorter than 1s", hint);
+  if (d->count() > 3'600'000) return make_error(quoted + ": longer than 1h", hint);
+  return *d;
+}
+
 Result<uint64_t> parse_bytes(std::string_view text) {
   const std::string quoted = "invalid size \"" + std::string(text) + "\"";
   const std::string hint = std::string("write ") + kBytesAllowed;

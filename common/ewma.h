@@ -9,10 +9,10 @@ namespace statherd {
 class Ewma {
  public:
   Ewma(double minutes, double tick_seconds);
-  void tick(double events);          // one interval's events
+  void tick(double events);          // one interval's events; a non-finite count is skipped
   double rate() const { return rate_; }
   bool initialized() const { return initialized_; }
-  void restore(double rate, bool initialized) { rate_ = rate; initialized_ = initialized; }
+  void restore(double rate, bool initialized);  // a non-finite rate restores as uninitialized
 
  private:
   double alpha_;

@@ -27,6 +27,10 @@ namespace statherd {
 namespace {
 
 constexpr uint8_t kVersion = 1;
+// The smallest encodings, used to refuse counts the payload cannot hold before allocating.
+// An empty source: host, app, pid, start time, path, flags, sample count = 7 bytes.
+constexpr size_t kMinSourceBytes = 7;
+constexpr size_t kMinSampleBytes = 6;
 
 class Writer {
  public:
@@ -140,6 +144,10 @@ class Reader {
   void fail(std::string what) {
     if (err_.empty()) err_ = std::move(what) + " at byte " + std::to_string(pos_);
   }
+  // Prefixes the sticky error with what was being read ("sample 'x'").
+  void fail_context(const std::string& what) {
+    if (!err_.empty() && err_.rfind(what, 0) != 0) err_ = what + ": " + err_;
+  }
 
   uint8_t u8() {
     if (left() < 1) return fail("truncated (expected 1 byte)"), 0;
@@ -233,6 +241,7 @@ void read_buckets(Reader& r, Distribution& d) {
   d.count = r.f64();
   d.sum = r.f64();
   if (!r.failed() && !finite_nonneg(d.count)) r.fail("histogram count not finite >= 0");
+  if (!r.failed() && !std::isfinite(d.sum)) r.fail("histogram sum not finite");
 }
 
 void read_summary(Reader& r, Distribution& d) {
@@ -246,8 +255,12 @@ void read_summary(Reader& r, Distribution& d) {
     q = r.f64();
     v = r.f64();
     if (!r.failed() && !(q >= 0 && q <= 1)) return r.fail("summary quantile not in [0,1]");
+    if (!r.failed() && !std::isfinite(v)) return r.fail("summary quantile value not finite");
   }
   if (!r.failed() && !finite_nonneg(d.count)) r.fail("summary count not finite >= 0");
+  // min and max may be NaN ("not known", Scales PMFs without them), never infinite.
+  if (!r.failed() && (!std::isfinite(d.sum) || std::isinf(d.min) || std::isinf(d.max)))
+    r.fail("summary sum not finite or min/max infinite");
 }
 
 void read_distribution(Reader& r, Sample& s) {
@@ -290,6 +303,8 @@ void read_sample(Reader& r, Sample& s) {
     case static_cast<uint8_t>(Kind::Gauge):
       s.kind = static_cast<Kind>(kind);
       s.value = r.f64();
+      if (!r.failed() && !std::isfinite(s.value))
+        r.fail("sample '" + s.name + "': non-finite value (NaN or Inf)");
       break;
     case static_cast<uint8_t>(Kind::Text):
       s.kind = Kind::Text;
@@ -298,6 +313,7 @@ void read_sample(Reader& r, Sample& s) {
     case static_cast<uint8_t>(Kind::Distribution):
       s.kind = Kind::Distribution;
       read_distribution(r, s);
+      if (r.failed()) r.fail_context("sample '" + s.name + "'");
       break;
     default: r.fail("unknown sample kind " + std::to_string(kind));
   }
@@ -310,8 +326,9 @@ void read_source(Reader& r, SourceSamples& src, uint64_t& samples_left) {
   src.id.start_time_ms = r.zz();
   r.str(src.id.path);
   src.fresh = (r.u8() & 1) != 0;
-  // A sample takes at least 12 bytes (name, tag count, kind, timestamp, 8-byte value).
-  uint64_t n = r.count(samples_left, 12, "sample");
+  // A sample takes at least 6 bytes: a text sample with a 1-byte name and empty text is
+  // name (2) + tag count (1) + kind (1) + timestamp (1) + text length (1).
+  uint64_t n = r.count(samples_left, kMinSampleBytes, "sample");
   samples_left -= n;
   src.samples.resize(n);
   for (auto& s : src.samples) {
@@ -369,7 +386,7 @@ Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& lim
   b.seq = r.varint();
   b.sent_ms = r.zz();
   if (!r.failed() && b.agent_id.empty()) r.fail("empty agent id");
-  uint64_t nsrc = r.count(limits.max_sources, 8, "source");
+  uint64_t nsrc = r.count(limits.max_sources, kMinSourceBytes, "source");
   b.sources.resize(nsrc);
   uint64_t samples_left = limits.max_samples;
   for (auto& src : b.sources) {

@@ -194,7 +194,7 @@ bool YamlReader::get_duration(const YAML::Node& map, const std::string& key,
 }
 
 bool YamlReader::get_bytes(const YAML::Node& map, const std::string& key, uint64_t& out,
-                           const std::string& prefix) {
+                           const std::string& prefix, uint64_t min, uint64_t max) {
   YAML::Node n = lookup(map, key);
   if (!n.IsDefined()) return false;
   if (!n.IsScalar()) {
@@ -204,6 +204,35 @@ bool YamlReader::get_bytes(const YAML::Node& map, const std::string& key, uint64
   auto parsed = parse_bytes(n.Scalar());
   if (!parsed) {
     error_at(n, join_key(prefix, key), parsed.error().message, kBytesAllowed);
+    return false;
+  }
+  if (*parsed < min || *parsed > max) {
+    error_at(n, join_key(prefix, key),
+             "size " + std::to_string(*parsed) + " bytes is out of range",
+             "a size from " + std::to_string(min) + " to " + std::to_string(max) + " bytes");
+    return false;
+  }
+  out = *parsed;
+  return true;
+}
+
+bool YamlReader::get_interval(const YAML::Node& map, const std::string& key,
+                              std::chrono::milliseconds& out, const std::string& prefix) {
+  YAML::Node n = lookup(map, key);
+  if (!n.IsDefined()) return false;
+  if (!n.IsScalar()) {
+    error_at(n, join_key(prefix, key), "expected an interval, got " + describe(n),
+             kIntervalAllowed);
+    return false;
+  }
+  // Not a duration at all: the duration message; a duration out of range: the interval rule.
+  if (auto d = parse_duration(n.Scalar()); !d) {
+    error_at(n, join_key(prefix, key), d.error().message, kDurationAllowed);
+    return false;
+  }
+  auto parsed = parse_interval(n.Scalar());
+  if (!parsed) {
+    error_at(n, join_key(prefix, key), parsed.error().message, kIntervalAllowed);
     return false;
   }
   out = *parsed;

@@ -27,6 +27,10 @@ struct ConfigError {
 
 // "10s", "500ms", "5m", "1h", "2d", or a bare number of seconds. Must be > 0 unless allow_zero.
 Result<std::chrono::milliseconds> parse_duration(std::string_view text, bool allow_zero = false);
+// A rollup or scrape interval: a duration of whole seconds from 1s to 1h ("10s", "1m", "15").
+// Graphite timestamps are whole seconds, so 1500ms would emit two intervals with one timestamp.
+Result<std::chrono::milliseconds> parse_interval(std::string_view text);
+inline constexpr const char* kIntervalAllowed = "whole seconds from 1s to 1h, e.g. 10s, 1m";
 // "256MiB", "10MB", "4096", "1GiB", "64KiB", "100k". Units: B, K/KB/KiB, M/MB/MiB, G/GB/GiB
 // (all binary multiples).
 Result<uint64_t> parse_bytes(std::string_view text);
@@ -65,8 +69,13 @@ class YamlReader {
                   const std::string& prefix = "");
   bool get_duration(const YAML::Node& map, const std::string& key, std::chrono::milliseconds& out,
                     const std::string& prefix = "");
+  // A size in [min, max]; outside is an error at the value's position.
   bool get_bytes(const YAML::Node& map, const std::string& key, uint64_t& out,
-                 const std::string& prefix = "");
+                 const std::string& prefix = "", uint64_t min = 0,
+                 uint64_t max = UINT64_MAX);
+  // An interval (parse_interval): whole seconds, 1s..1h.
+  bool get_interval(const YAML::Node& map, const std::string& key, std::chrono::milliseconds& out,
+                    const std::string& prefix = "");
   bool get_string_list(const YAML::Node& map, const std::string& key,
                        std::vector<std::string>& out, const std::string& prefix = "");
   // A nested mapping; returns an invalid node if absent (or records an error if not a map).

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "common/log.h"
@@ -202,10 +203,20 @@ uint32_t Engine::Impl::slot_for(uint32_t src, size_t pos, const Sample& s, int64
 // already seen this source in an earlier batch (the series was created since: every increment
 // of it is new). Otherwise the process was already running when first seen: its value holds
 // increments from before we looked, so it only sets the baseline (delta 0).
+//
+// Counter values, decided here (docs/OPERATIONS.md "Counter values"): a cumulative counter is
+// finite and >= 0. A negative or non-finite value is refused and counted (counters_rejected); it
+// changes nothing, not even the baseline, so -1e18 between 5 and 6 costs no spike either way.
+// Any step down (however large) is a reset: the delta is the new value.
 void Engine::Impl::apply_sample(uint32_t src, size_t pos, bool count_new, const Sample& s,
                                 int64_t now_ms) {
   if (s.kind == Kind::Text) return;  // not rolled up
   if (s.kind == Kind::Distribution && !s.dist) return;
+  if (s.kind == Kind::Counter && !(std::isfinite(s.value) && s.value >= 0)) {
+    ++st.counters_rejected;
+    return;
+  }
+  if (s.kind == Kind::Gauge && !std::isfinite(s.value)) return;  // the decoder refuses these
   int64_t start = target_interval(s.timestamp_ms, now_ms);
   uint32_t slot_id = slot_for(src, pos, s, start, now_ms);
   if (slot_id == kNone) return;
@@ -217,6 +228,7 @@ void Engine::Impl::apply_sample(uint32_t src, size_t pos, bool count_new, const 
     case Kind::Counter: {
       double delta;
       if (!slot.has_last) delta = count_new ? s.value : 0;
+      else if (!std::isfinite(slot.last_cumulative)) delta = 0;  // NaN from an old snapshot
       else if (s.value < slot.last_cumulative) { delta = s.value; ++st.resets; }
       else delta = s.value - slot.last_cumulative;
       slot.has_last = true;

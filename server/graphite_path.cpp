@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "common/log.h"
 #include "common/names.h"
 
 namespace statherd::server {
@@ -42,6 +43,41 @@ std::string graphite_path(const SeriesPoint& point, std::string_view prefix) {
   }
   append_component(path, point.stat);
   return path;
+}
+
+namespace {
+
+bool same_series(const SeriesPoint& a, const SeriesPoint& b) {
+  return a.level == b.level && a.app == b.app && a.host == b.host && a.pid == b.pid &&
+         a.metric == b.metric && a.tags == b.tags && a.stat == b.stat;
+}
+
+std::string describe_series(const SeriesPoint& p) {
+  std::string out = "app '" + p.app + "'";
+  if (p.level != Level::App) out += " host '" + p.host + "'";
+  if (p.level == Level::Process) out += " pid " + std::to_string(p.pid);
+  out += " metric '" + p.metric + "'";
+  for (const auto& [k, v] : p.tags) out += " tag '" + k + "'='" + v + "'";
+  return out;
+}
+
+}  // namespace
+
+void PathCollisions::begin(size_t points) {
+  seen_.clear();
+  seen_.reserve(points);
+}
+
+bool PathCollisions::add(std::string_view path, const SeriesPoint& point) {
+  auto [it, inserted] = seen_.emplace(path, &point);
+  if (inserted || same_series(*it->second, point)) return false;
+  if (reported_.size() >= kMaxRemembered || !reported_.emplace(path).second) return false;
+  ++total_;
+  log::warn("graphite: two series sanitize to one path " + std::string(path) + ": " +
+            describe_series(*it->second) + " and " + describe_series(point) +
+            "; Carbon merges them\nhint: rename one of them (only A-Z a-z 0-9 _ - survive in a "
+            "path component, everything else becomes _)");
+  return true;
 }
 
 }  // namespace statherd::server

@@ -105,8 +105,15 @@ Result<int64_t> parse_graphite_time(std::string_view text, int64_t now_s) {
   }
   int64_t per = unit.empty() ? 1 : unit_seconds(unit);
   if (per == 0) return make_error("bad time unit in '" + std::string(text) + "'", hint);
-  int64_t delta = amount * per;
-  return text.front() == '-' ? now_s - delta : now_s + delta;
+  // amount <= 2^40 and per <= one year, so the product can pass INT64_MAX: checked, as is
+  // now -/+ delta. Out of range is a 400, never an overflow.
+  int64_t delta = 0, t = 0;
+  if (__builtin_mul_overflow(amount, per, &delta) ||
+      (text.front() == '-' ? __builtin_sub_overflow(now_s, delta, &t)
+                           : __builtin_add_overflow(now_s, delta, &t))) {
+    return make_error("time '" + std::string(text) + "' is out of range", hint);
+  }
+  return t;
 }
 
 MemoryStore::MemoryStore(MemoryStoreOptions options) : options_(std::move(options)) {}

@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/private_dir.h"
 #include "common/yaml_util.h"
 #include "server/sinks/remote_write_http.h"
 
@@ -14,6 +15,34 @@ namespace statherd::server {
 namespace {
 
 constexpr int64_t kMaxCount = int64_t{1} << 40;
+// limits.max_body_bytes: a batch of one sample needs a few dozen bytes; 0 would refuse every
+// batch, and over 1 GiB one request could hold a gigabyte of the server's memory.
+constexpr uint64_t kMinBodyBytes = 1024, kMaxBodyBytes = uint64_t{1} << 30;
+// The memory store keeps retention / interval points per path, allocated when the path first
+// appears: more than this per path is refused (16 bytes a point: 1.6 MB per path).
+constexpr int64_t kMaxPointsPerPath = 100'000;
+
+std::string seconds_text(int64_t s) {
+  if (s % 86400 == 0) return std::to_string(s / 86400) + "d";
+  if (s % 3600 == 0) return std::to_string(s / 3600) + "h";
+  if (s % 60 == 0) return std::to_string(s / 60) + "m";
+  return std::to_string(s) + "s";
+}
+
+// memory.retention against the interval: empty if fine, else the problem (and its hint).
+std::string retention_problem(std::chrono::milliseconds retention,
+                              std::chrono::milliseconds interval, std::string& hint) {
+  const int64_t interval_s = std::max<int64_t>(1, interval.count() / 1000);
+  const int64_t points = retention.count() / 1000 / interval_s;
+  hint = "at interval " + seconds_text(interval_s) + " the retention may be " +
+         seconds_text(interval_s) + " to " + seconds_text(kMaxPointsPerPath * interval_s) + " (" +
+         std::to_string(kMaxPointsPerPath) + " points per path)";
+  if (retention < interval) return "memory retention is shorter than the interval";
+  if (points > kMaxPointsPerPath)
+    return "memory retention of " + std::to_string(points) + " intervals is over the limit of " +
+           std::to_string(kMaxPointsPerPath) + " points per path";
+  return {};
+}
 
 void read_levels(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   YAML::Node n = r.get_map(root, "levels");
@@ -33,7 +62,7 @@ void read_count(YamlReader& r, const YAML::Node& n, const std::string& key, uint
 void read_limits(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   YAML::Node n = r.get_map(root, "limits");
   if (!n) return;
-  r.get_bytes(n, "max_body_bytes", c.max_body_bytes, "limits");
+  r.get_bytes(n, "max_body_bytes", c.max_body_bytes, "limits", kMinBodyBytes, kMaxBodyBytes);
   r.get_bytes(n, "max_read_body_bytes", c.max_read_body_bytes, "limits");
   read_count(r, n, "max_series_total", c.max_series_total, 1, "limits");
   read_count(r, n, "max_series_per_source", c.max_series_per_source, 1, "limits");
@@ -73,7 +102,12 @@ void read_reads(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
 void read_memory(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   YAML::Node n = r.get_map(root, "memory");
   if (!n) return;
-  r.get_duration(n, "retention", c.memory_retention, "memory");
+  if (r.get_duration(n, "retention", c.memory_retention, "memory")) {
+    std::string hint;
+    if (std::string problem = retention_problem(c.memory_retention, c.interval, hint);
+        !problem.empty())
+      r.error_at(n["retention"], "memory.retention", problem, hint);
+  }
   read_count(r, n, "max_paths", c.memory_max_paths, 1, "memory");
   r.check_keys(n, {"retention", "max_paths"}, "memory");
 }
@@ -151,8 +185,10 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
       r.error_at(root["listen"], "listen", "not a HOST:PORT", "e.g. 127.0.0.1:8470");
     }
     if (r.get_string(root, "token_file", c.token_file) && check_token) check_token_file(r, c);
-    r.get_duration(root, "interval", c.interval);
-    r.get_string(root, "state_dir", c.state_dir);
+    r.get_interval(root, "interval", c.interval);
+    if (r.get_string(root, "state_dir", c.state_dir))
+      if (Status s = check_not_world_writable(c.state_dir, "state_dir"); !s)
+        r.error_at(root["state_dir"], "state_dir", s.error().message, s.error().hint);
     r.get_duration(root, "late_window", c.late_window);
     r.get_duration(root, "idle_timeout", c.idle_timeout);
     read_levels(r, root, c);
@@ -202,8 +238,11 @@ const std::map<std::string, Apply>& value_flags() {
          c.config.graphite_prefix = v; return Ok{}; }},
       {"--remote-write", [](ServerCommand& c, const std::string& v) -> Status {
          c.config.remote_write_url = v; return Ok{}; }},
-      {"--interval", [](ServerCommand& c, const std::string& v) {
-         return set_duration(c.config.interval, "--interval", v); }},
+      {"--interval", [](ServerCommand& c, const std::string& v) -> Status {
+         auto d = parse_interval(v);
+         if (!d) return make_error("--interval: " + d.error().message, d.error().hint);
+         c.config.interval = *d;
+         return Ok{}; }},
       {"--late-window", [](ServerCommand& c, const std::string& v) {
          return set_duration(c.config.late_window, "--late-window", v); }},
       {"--idle-timeout", [](ServerCommand& c, const std::string& v) {
@@ -295,10 +334,17 @@ Status validate_server_config(const ServerConfig& c) {
   if (!c.remote_write_url.empty()) {
     if (auto u = parse_remote_write_url(c.remote_write_url); !u) return u.error();
   }
-  if (c.memory_retention < c.interval) {
-    return make_error("memory retention is shorter than the interval",
-                      "set --retention to at least the interval");
-  }
+  if (auto d = parse_interval(std::to_string(c.interval.count()) + "ms"); !d)
+    return make_error("interval: " + d.error().message, d.error().hint);
+  std::string hint;
+  if (std::string problem = retention_problem(c.memory_retention, c.interval, hint);
+      !problem.empty())
+    return make_error("--retention / memory.retention: " + problem, "set it " + hint);
+  if (c.max_body_bytes < kMinBodyBytes || c.max_body_bytes > kMaxBodyBytes)
+    return make_error(
+        "limits.max_body_bytes " + std::to_string(c.max_body_bytes) + " is out of range",
+        "use 1KiB to 1GiB (default 64MiB)");
+  if (Status s = check_not_world_writable(c.state_dir, "state_dir"); !s) return s;
   return Ok{};
 }
 

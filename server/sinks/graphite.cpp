@@ -271,6 +271,7 @@ void GraphiteSink::emit(const IntervalOutput& out) {
   lines.reserve(out.points.size());
   uint64_t skipped = 0, filtered = 0;
   std::string ts = " " + std::to_string(out.start_s) + "\n";
+  collisions_.begin(out.points.size());
   for (const SeriesPoint& point : out.points) {
     if (!std::isfinite(point.value)) {
       ++skipped;
@@ -292,11 +293,14 @@ void GraphiteSink::emit(const IntervalOutput& out) {
     line.append(value, static_cast<size_t>(value_end - value));
     line.append(ts);
     lines.push_back(Line{std::move(line), path_len});
+    // `lines` never reallocates (reserved above), so the path stays valid for this emit.
+    collisions_.add(std::string_view(lines.back().text).substr(0, path_len), point);
   }
   {
     std::lock_guard lock(mutex_);
     counters_.non_finite_skipped += skipped;
     counters_.lines_filtered += filtered;
+    counters_.path_collisions = collisions_.total();
     if (stopping_) {
       counters_.lines_dropped += lines.size();
       return;

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <thread>
 
+#include "server/graphite_path.h"
 #include "server/graphite_rules.h"
 #include "server/sinks/sink.h"
 
@@ -47,6 +48,7 @@ class GraphiteSink : public Sink {
     uint64_t non_finite_skipped = 0, connects = 0, connect_failures = 0, write_failures = 0;
     uint64_t queue_depth = 0;
     uint64_t lines_filtered = 0;  // refused by options.rules (forbidden or pruned)
+    uint64_t path_collisions = 0; // distinct series that sanitize to one path (graphite_path.h)
   };
 
   explicit GraphiteSink(GraphiteSinkOptions options);
@@ -78,6 +80,7 @@ class GraphiteSink : public Sink {
   std::chrono::steady_clock::time_point stop_deadline_{};
   uint64_t options_generation_ = 0;  // bumped by reconfigure(); the sender re-reads options_
   Counters counters_;
+  PathCollisions collisions_;  // used by emit() only
   std::thread thread_;
   friend class Sender;
 };

@@ -41,6 +41,8 @@ void ServerSelfMetrics::update_engine(const ServerSelfValues& v) {
   counter("late_samples_total", "samples that arrived after their interval was emitted",
           e.late_samples);
   counter("source_resets_total", "counter resets seen (process restarts)", e.resets);
+  counter("counters_rejected_total", "negative or non-finite counter values refused",
+          e.counters_rejected);
   gauge("series", "rolled-up series held by the engine", static_cast<double>(e.series));
   gauge("sources", "sources (processes) reporting", static_cast<double>(e.sources));
   gauge("wal_bytes", "bytes in the write-ahead log", static_cast<double>(e.wal_bytes));
@@ -79,6 +81,9 @@ void ServerSelfMetrics::update_graphite(const GraphiteSink::Counters& g) {
           g.lines_filtered);
   counter("graphite_non_finite_skipped_total", "NaN or infinite values not sent to Carbon",
           g.non_finite_skipped);
+  counter("graphite_path_collisions_total",
+          "paths shared by distinct series after sanitizing (each reported once)",
+          g.path_collisions);
   counter("graphite_connects_total", "connections made to Carbon (reconnects included)",
           g.connects);
   counter("graphite_connect_failures_total", "failed connections to Carbon", g.connect_failures);

@@ -143,6 +143,13 @@ class AgentCheckConfigTest(CheckConfigCase):
         self.assertIn("absent.yaml", err)
 
 
+    def test_agent_interval_range(self):
+        path = self.write("agent.yaml", f"server: http://10.0.0.5:8470\ntoken_file: {self.token}\n"
+                                        "interval: 1ms\n")
+        self.assert_problems(path, AGENT_BAD_EXIT, [
+            (3, 11, "interval", "out of range", "100ms to 1h"),
+        ])
+
 class ServerCheckConfigTest(CheckConfigCase):
     program = "statherd-server"
 
@@ -227,6 +234,51 @@ class ServerCheckConfigTest(CheckConfigCase):
             (4, 1, "bogus", "unknown key", None),
         ])
 
+
+    def test_intervals_are_whole_seconds(self):
+        for bad, fragment in (("1ms", "not a whole number of seconds"),
+                             ("1500ms", "not a whole number of seconds")):
+            path = self.write("server.yaml", f"token_file: {self.token}\ninterval: {bad}\n")
+            self.assert_problems(path, SERVER_BAD_EXIT, [
+                (2, 11, "interval", fragment, "whole seconds from 1s to 1h"),
+            ])
+        rc, _, err = self.check(self.write("server.yaml", f"token_file: {self.token}\n"),
+                                "--interval", "1500ms")
+        self.assertEqual(rc, SERVER_BAD_EXIT, err)
+        self.assertIn("--interval", err)
+        self.assertIn("hint:", err)
+
+    def test_retention_the_memory_store_cannot_hold(self):
+        path = self.write("server.yaml", f"token_file: {self.token}\nmemory:\n  retention: 1000000d\n")
+        self.assert_problems(path, SERVER_BAD_EXIT, [
+            (3, 14, "memory.retention", "over the limit of 100000 points per path", "at interval 10s"),
+        ])
+        rc, _, err = self.check(self.write("ok.yaml", f"token_file: {self.token}\n"),
+                                "--retention", "1000000d")
+        self.assertEqual(rc, SERVER_BAD_EXIT, err)
+        self.assertIn("retention", err)
+        self.assertIn("hint:", err)
+
+    def test_zero_max_body_bytes(self):
+        path = self.write("server.yaml", f"token_file: {self.token}\nlimits:\n  max_body_bytes: 0\n")
+        self.assert_problems(path, SERVER_BAD_EXIT, [
+            (3, 19, "limits.max_body_bytes", "out of range", "a size from 1024"),
+        ])
+
+    def test_world_writable_state_dir(self):
+        state = os.path.join(self.tmp, "state")
+        os.mkdir(state)
+        os.chmod(state, 0o777)
+        path = self.write("server.yaml", f"token_file: {self.token}\nstate_dir: {state}\n")
+        self.assert_problems(path, SERVER_BAD_EXIT, [
+            (2, 12, "state_dir", "world-writable (mode 0777)", f"chmod 0700 {state}"),
+        ])
+        rc, _, err = self.check(self.write("ok.yaml", f"token_file: {self.token}\n"),
+                                "--state-dir", state)
+        self.assertEqual(rc, SERVER_BAD_EXIT, err)
+        self.assertIn("world-writable", err)
+        os.chmod(state, 0o700)
+        self.assert_ok(path)
 
 if __name__ == "__main__":
     unittest.main()

@@ -89,5 +89,27 @@ TEST(Ewma, RestoreContinuesFromSavedState) {
   EXPECT_DOUBLE_EQ(a.rate(), b.rate());
 }
 
+TEST(Ewma, NonFiniteTicksAreSkippedAndNeverPoisonTheRate) {
+  for (double bad : {std::nan(""), HUGE_VAL, -HUGE_VAL}) {
+    Ewma e(1, 5);
+    e.tick(bad);  // before the first tick: stays uninitialized
+    EXPECT_FALSE(e.initialized());
+    e.tick(50);
+    e.tick(bad);
+    EXPECT_DOUBLE_EQ(e.rate(), 10.0);
+    e.tick(100);  // and later ticks still move it
+    EXPECT_DOUBLE_EQ(e.rate(), 10.0 + alpha_for(1, 5) * (20.0 - 10.0));
+    EXPECT_TRUE(std::isfinite(e.rate()));
+  }
+}
+
+TEST(Ewma, RestoringANonFiniteRateStartsOver) {
+  Ewma e(5, 10);
+  e.restore(std::nan(""), true);
+  EXPECT_FALSE(e.initialized());
+  e.tick(30);
+  EXPECT_DOUBLE_EQ(e.rate(), 3.0);
+}
+
 }  // namespace
 }  // namespace statherd

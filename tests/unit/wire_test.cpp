@@ -165,5 +165,79 @@ TEST(Wire, MutatedPayloadsNeverCrash) {
   }
 }
 
+TEST(Wire, DecodesABatchOfThreeEmptySources) {
+  // An empty source is 7 bytes on the wire (five 1-byte fields, flags, sample count 0); the
+  // decoder used to require 8 per source and refused what the encoder made.
+  Batch b;
+  b.agent_id = "a";
+  for (int i = 0; i < 3; ++i) b.sources.push_back(SourceSamples{});
+  auto r = decode_batch(encode_batch(b));
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->sources.size(), 3u);
+}
+
+TEST(Wire, DecodesTextSamplesWithEmptyText) {
+  // The smallest sample: 1-byte name, no tags, kind, timestamp 0, empty text = 6 bytes.
+  Batch b;
+  b.agent_id = "a";
+  SourceSamples src;
+  for (int i = 0; i < 4; ++i) src.samples.push_back(Sample{"v", {}, Kind::Text, 0, 0, "", nullptr});
+  b.sources.push_back(src);
+  auto r = decode_batch(encode_batch(b));
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->sample_count(), 4u);
+}
+
+TEST(Wire, RejectsNonFiniteCountersAndGaugesNamingTheSample) {
+  for (double bad : {std::nan(""), std::numeric_limits<double>::infinity(),
+                     -std::numeric_limits<double>::infinity()}) {
+    for (Kind kind : {Kind::Counter, Kind::Gauge}) {
+      Batch b;
+      b.agent_id = "a";
+      SourceSamples src;
+      src.samples.push_back(Sample{"ok.count", {}, kind, 0, 1, {}, nullptr});
+      src.samples.push_back(Sample{"poison.count", {}, kind, 0, bad, {}, nullptr});
+      b.sources.push_back(src);
+      auto r = decode_batch(encode_batch(b));
+      ASSERT_FALSE(r.ok());
+      EXPECT_NE(r.error().message.find("'poison.count'"), std::string::npos) << r.error().message;
+      EXPECT_NE(r.error().message.find("non-finite"), std::string::npos) << r.error().message;
+    }
+  }
+}
+
+TEST(Wire, RejectsNonFiniteSummaryAndHistogramValues) {
+  auto batch_of = [](std::shared_ptr<Distribution> d) {
+    Batch b;
+    b.agent_id = "a";
+    SourceSamples src;
+    src.samples.push_back(Sample{"lat", {}, Kind::Distribution, 0, 0, {}, std::move(d)});
+    b.sources.push_back(src);
+    return encode_batch(b);
+  };
+  auto sm = std::make_shared<Distribution>();
+  sm->form = Distribution::Form::Summary;
+  sm->count = 2;
+  sm->sum = 3;
+  sm->min = std::nan("");  // unknown min/max is allowed
+  sm->max = std::nan("");
+  sm->quantiles = {{0.5, 1.5}};
+  EXPECT_TRUE(decode_batch(batch_of(sm)).ok());
+  sm->quantiles = {{0.5, std::numeric_limits<double>::infinity()}};
+  auto r = decode_batch(batch_of(sm));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("'lat'"), std::string::npos) << r.error().message;
+  sm->quantiles = {};
+  sm->sum = std::nan("");
+  EXPECT_FALSE(decode_batch(batch_of(sm)).ok());
+  auto bk = std::make_shared<Distribution>();
+  bk->form = Distribution::Form::Buckets;
+  bk->bucket_upper_bounds = {1};
+  bk->bucket_counts = {1};
+  bk->count = 1;
+  bk->sum = -std::numeric_limits<double>::infinity();
+  EXPECT_FALSE(decode_batch(batch_of(bk)).ok());
+}
+
 }  // namespace
 }  // namespace statherd

@@ -1,0 +1,64 @@
+#include "agent/sample_guard.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace statherd::agent {
+
+namespace {
+
+bool all_finite(const std::vector<double>& values) {
+  return std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); });
+}
+
+bool distribution_is_finite(const Distribution& d) {
+  switch (d.form) {
+    case Distribution::Form::Sketch:
+      return std::isfinite(d.sketch.count()) && std::isfinite(d.sketch.sum());
+    case Distribution::Form::Buckets:
+      // The last upper bound may be +Inf (Prometheus' le="+Inf"); counts may not.
+      return std::isfinite(d.count) && std::isfinite(d.sum) && all_finite(d.bucket_counts) &&
+             std::none_of(d.bucket_upper_bounds.begin(), d.bucket_upper_bounds.end(),
+                          [](double b) { return std::isnan(b); });
+    case Distribution::Form::Summary:
+      return std::isfinite(d.count) && std::isfinite(d.sum) && !std::isinf(d.min) &&
+             !std::isinf(d.max) &&
+             std::all_of(d.quantiles.begin(), d.quantiles.end(),
+                         [](const auto& q) { return std::isfinite(q.second); });
+  }
+  return true;
+}
+
+}  // namespace
+
+bool sample_is_finite(const Sample& s) {
+  switch (s.kind) {
+    case Kind::Counter:
+    case Kind::Gauge: return std::isfinite(s.value);
+    case Kind::Distribution: return !s.dist || distribution_is_finite(*s.dist);
+    case Kind::Text: return true;
+  }
+  return true;
+}
+
+size_t drop_non_finite(SourceSamples& ss, std::vector<SourceError>& errors) {
+  constexpr size_t kNamesShown = 5;
+  std::string names;
+  size_t dropped = 0;
+  std::erase_if(ss.samples, [&](const Sample& s) {
+    if (sample_is_finite(s)) return false;
+    if (dropped < kNamesShown) names += (dropped ? ", " : "") + s.name;
+    ++dropped;
+    return true;
+  });
+  if (dropped == 0) return 0;
+  if (dropped > kNamesShown) names += ", ...";
+  errors.push_back({ss.id.path, std::to_string(dropped) + " non-finite value" +
+                                    (dropped == 1 ? "" : "s") + " (NaN or Inf) dropped: " + names +
+                                    "\nhint: the process wrote NaN or Inf into these stats; the "
+                                    "other stats of this source were shipped"});
+  return dropped;
+}
+
+}  // namespace statherd::agent

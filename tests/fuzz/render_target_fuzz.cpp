@@ -1,0 +1,56 @@
+// libFuzzer target: the /render and /metrics/find query handling (query string, target glob
+// patterns with braces, sets and stars, from/until, maxDataPoints) through the API's stable entry
+// point, ApiRoutes::handle, over a small store. It must never crash, and always answer JSON.
+// The first input byte picks the route; the rest is the query string.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "server/api_routes.h"
+
+namespace {
+
+using namespace statherd::server;
+
+struct World {
+  World() : engine(options()), store(MemoryStoreOptions{}), routes("tok", engine, store, [] {
+    return int64_t{2'000'000'000};
+  }) {
+    for (int64_t t = 1'999'990; t <= 2'000'000; t += 10) {
+      IntervalOutput out;
+      out.start_s = t;
+      out.interval_s = 10;
+      for (const char* app : {"web", "api", "a_p_p"})
+        for (const char* metric : {"req.count", "lat", "q{1}.x*"}) {
+          SeriesPoint p;
+          p.app = app;
+          p.metric = metric;
+          p.stat = "rate";
+          p.value = static_cast<double>(t % 7);
+          out.points.push_back(p);
+        }
+      store.emit(out);
+    }
+  }
+  static EngineOptions options() {
+    EngineOptions o;
+    o.fsync = false;
+    return o;
+  }
+  Engine engine;
+  MemoryStore store;
+  ApiRoutes routes;
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static World* world = new World();
+  if (size == 0) return 0;
+  std::string target = (data[0] & 1) ? "/metrics/find?" : "/render?";
+  target.append(reinterpret_cast<const char*>(data + 1), size - 1);
+  ApiResponse r = world->routes.handle({"GET", target, "", ""});
+  if (r.content_type == "application/json" && !nlohmann::json::accept(r.body)) std::abort();
+  return 0;
+}

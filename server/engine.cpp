@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "server/dist_delta.h"
 #include "server/engine_impl.h"
 
 namespace statherd::server {
@@ -227,19 +228,40 @@ void Engine::Impl::apply_sample(uint32_t src, size_t pos, bool count_new, const 
       break;
     }
     case Kind::Gauge: cell.value = s.value; break;
-    case Kind::Distribution:
+    case Kind::Distribution: {
+      Distribution delta = dist_delta(slot, count_new, s.dist);
       if (cell.dist == kNone) {
         cell.dist = static_cast<uint32_t>(iv.dists.size());
-        iv.dists.push_back(s.dist);
+        iv.dists.push_back(std::move(delta));
       } else {
-        iv.dists[cell.dist] = s.dist;
+        merge_delta(iv.dists[cell.dist], delta);
       }
       break;
+    }
     case Kind::Text: break;
   }
   for (uint32_t a : slot.agg)
     if (a != kNone && start < aggs[a].first_start) aggs[a].first_start = start;
   if (iv.emitted) iv.changed_slots.push_back(slot_id);
+}
+
+// Distributions are cumulative too (issue #14) and follow the counter rules above: a first
+// sighting counts whole when count_new, else it is the baseline (no observations); a state
+// that is not a continuation of the previous one (count or a bucket went down, another form or
+// bucket layout) is a reset whose delta is the new state.
+Distribution Engine::Impl::dist_delta(Slot& slot, bool count_new,
+                                      const std::shared_ptr<const Distribution>& cur) {
+  Distribution delta;
+  if (!slot.last_dist) {
+    delta = count_new ? *cur : empty_delta_like(*cur);
+  } else if (auto d = distribution_delta(*slot.last_dist, *cur)) {
+    delta = std::move(*d);
+  } else {
+    delta = *cur;
+    ++st.resets;
+  }
+  slot.last_dist = cur;
+  return delta;
 }
 
 void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {

@@ -76,7 +76,7 @@ void Engine::Impl::emit_gauges_and_dists(const Interval& iv, const std::vector<u
     for (uint32_t a : slot.agg) {
       if (a == kNone || (only && !(*only)[a])) continue;
       if (slot.kind == Kind::Gauge) gauges.emplace_back(a, c.value);
-      else if (c.dist != kNone) dists.emplace_back(a, iv.dists[c.dist].get());
+      else if (c.dist != kNone) dists.emplace_back(a, &iv.dists[c.dist]);
     }
   }
   auto by_agg = [](const auto& x, const auto& y) { return x.first < y.first; };

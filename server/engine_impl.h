@@ -60,6 +60,8 @@ struct Slot {
   bool alive = false;
   bool has_last = false;
   double last_cumulative = 0;
+  // Distributions: the previous cumulative state; the interval gets the difference.
+  std::shared_ptr<const Distribution> last_dist;
   int64_t last_seen_ms = 0;
   int64_t cache_start = kNoInterval;  // newest interval with a cell of this slot
   uint32_t cache_pos = 0;
@@ -81,7 +83,7 @@ struct Aggregate {
 
 struct Cell {
   uint32_t slot;
-  uint32_t dist = kNone;  // index into Interval::dists
+  uint32_t dist = kNone;  // index into Interval::dists (the interval's delta)
   double value = 0;       // counter: sum of deltas; gauge: last value
 };
 
@@ -89,7 +91,7 @@ struct Interval {
   int64_t start = 0;
   bool emitted = false;
   std::vector<Cell> cells;
-  std::vector<std::shared_ptr<const Distribution>> dists;
+  std::vector<Distribution> dists;  // per-interval deltas of cumulative distributions
   std::vector<uint32_t> changed_slots;  // since emission: re-emit these series' aggregates
   bool index_built = false;
   std::unordered_map<uint32_t, uint32_t> index;  // slot -> cell, built on first late lookup
@@ -135,6 +137,7 @@ struct Engine::Impl {
   void apply_batch(const Batch& batch, int64_t now_ms);
   uint32_t source_for(const SourceIdentity& id, const std::string& agent, int64_t now_ms);
   void apply_sample(uint32_t src, size_t pos, bool count_new, const Sample& s, int64_t now_ms);
+  Distribution dist_delta(Slot& slot, bool count_new, const std::shared_ptr<const Distribution>& cur);
   uint32_t slot_for(uint32_t src, size_t pos, const Sample& s, int64_t start, int64_t now_ms);
   uint32_t agg_for(Level level, const SourceIdentity& id, const Sample& s, int64_t start);
   int64_t target_interval(int64_t sample_ms, int64_t now_ms);

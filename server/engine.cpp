@@ -104,8 +104,14 @@ uint32_t Engine::Impl::source_for(const SourceIdentity& id, const std::string& a
   if (it != source_index.end()) {
     idx = it->second;
   } else {
-    idx = static_cast<uint32_t>(sources.size());
-    sources.push_back(SourceState{id, agent, 0, 0, 0, true, {}});
+    if (!free_sources.empty()) {
+      idx = free_sources.back();
+      free_sources.pop_back();
+      sources[idx] = SourceState{id, agent, 0, 0, 0, true, {}};
+    } else {
+      idx = static_cast<uint32_t>(sources.size());
+      sources.push_back(SourceState{id, agent, 0, 0, 0, true, {}});
+    }
     source_index.emplace(std::move(key), idx);
     ++st.sources;
   }

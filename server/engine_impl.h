@@ -112,6 +112,8 @@ struct Engine::Impl {
   std::unordered_map<std::string, AgentState> agents;
   InternMap source_index;
   std::vector<SourceState> sources;
+  std::vector<uint32_t> free_sources;         // expired sources' indexes, reused
+  std::vector<DeferredFree> dying_sources;
   InternMap slot_index;
   std::vector<Slot> slots;
   std::vector<uint32_t> free_slots;

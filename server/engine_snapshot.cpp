@@ -152,21 +152,26 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
   }
   json& src = j["sources"] = json::array();
   for (const auto& s : sources)
-    src.push_back({bin(s.id.host), bin(s.id.app), s.id.pid, s.id.start_time_ms, bin(s.id.path),
+    if (!s.alive) src.push_back(nullptr);  // dead: only its index matters
+    else src.push_back({bin(s.id.host), bin(s.id.app), s.id.pid, s.id.start_time_ms, bin(s.id.path),
                    bin(s.agent_id), s.last_seen_ms, s.batches, s.alive});
   json& sl = j["slots"] = json::array();
   for (const auto& s : slots)
-    sl.push_back({bin(s.key), s.source, s.agg[0], s.agg[1], s.agg[2], static_cast<int>(s.kind),
+    if (!s.alive && s.key.empty()) sl.push_back(nullptr);  // recycled: free
+    else sl.push_back({bin(s.key), s.source, s.agg[0], s.agg[1], s.agg[2], static_cast<int>(s.kind),
                   s.alive, s.has_last, s.last_cumulative, s.last_seen_ms,
                   s.last_dist ? dist_to_json(*s.last_dist) : json(nullptr)});
   json& ga = j["aggs"] = json::array();
   for (const auto& a : aggs)
-    ga.push_back({bin(a.key), static_cast<int>(a.level), static_cast<int>(a.kind), bin(a.app),
+    if (!a.alive && a.key.empty()) ga.push_back(nullptr);  // recycled: free
+    else ga.push_back({bin(a.key), static_cast<int>(a.level), static_cast<int>(a.kind), bin(a.app),
                   bin(a.host), bin(a.metric), a.pid, tags_to_json(a.tags), ewma_to_json(a.meter.m1),
                   ewma_to_json(a.meter.m5), ewma_to_json(a.meter.m15), a.pending_late,
                   a.first_start, a.alive});
   j["free_slots"] = free_slots;
   j["free_aggs"] = free_aggs;
+  j["free_sources"] = free_sources;
+  j["dying_sources"] = deferred_to_json(dying_sources);
   j["dying_slots"] = deferred_to_json(dying_slots);
   j["dying_aggs"] = deferred_to_json(dying_aggs);
   json& ivs = j["intervals"] = json::array();
@@ -214,12 +219,18 @@ Status Engine::Impl::load_snapshot(bool& found) {
     }
     for (const auto& x : j.at("sources")) {
       SourceState src;
+      if (x.is_null()) {
+        src.alive = false;
+        sources.push_back(std::move(src));
+        continue;
+      }
       src.id = {unbin(x[0]), unbin(x[1]), x[2], x[3], unbin(x[4])};
       src.agent_id = unbin(x[5]); src.last_seen_ms = x[6]; src.batches = x[7]; src.alive = x[8];
       sources.push_back(std::move(src));
     }
     for (const auto& x : j.at("slots")) {
       Slot sl;
+      if (x.is_null()) { slots.push_back(std::move(sl)); continue; }
       sl.key = unbin(x[0]); sl.source = x[1]; sl.agg[0] = x[2]; sl.agg[1] = x[3]; sl.agg[2] = x[4];
       sl.kind = static_cast<Kind>(x[5].get<int>()); sl.alive = x[6]; sl.has_last = x[7];
       sl.last_cumulative = x[8]; sl.last_seen_ms = x[9];
@@ -229,6 +240,7 @@ Status Engine::Impl::load_snapshot(bool& found) {
     }
     for (const auto& x : j.at("aggs")) {
       Aggregate a;
+      if (x.is_null()) { aggs.push_back(std::move(a)); continue; }
       a.key = unbin(x[0]); a.level = static_cast<Level>(x[1].get<int>());
       a.kind = static_cast<Kind>(x[2].get<int>()); a.app = unbin(x[3]); a.host = unbin(x[4]);
       a.metric = unbin(x[5]); a.pid = x[6]; a.tags = tags_from_json(x[7]);
@@ -241,6 +253,10 @@ Status Engine::Impl::load_snapshot(bool& found) {
     }
     free_slots = j.at("free_slots").get<std::vector<uint32_t>>();
     free_aggs = j.at("free_aggs").get<std::vector<uint32_t>>();
+    if (version >= 2) {
+      free_sources = j.at("free_sources").get<std::vector<uint32_t>>();
+      dying_sources = deferred_from_json(j.at("dying_sources"));
+    }
     dying_slots = deferred_from_json(j.at("dying_slots"));
     dying_aggs = deferred_from_json(j.at("dying_aggs"));
     for (const auto& x : j.at("intervals")) {

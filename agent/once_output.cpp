@@ -139,7 +139,9 @@ std::string_view kind_and_value_key(Kind k) {
   switch (k) {
     case Kind::Counter: return ",\"kind\":\"counter\",\"value\":";
     case Kind::Gauge: return ",\"kind\":\"gauge\",\"value\":";
-    case Kind::Distribution: return ",\"kind\":\"distribution\",\"value\":";
+    // A distribution is what one read sees: every observation since the process started (the
+    // server rolls up the difference between reads). "cumulative":true says so.
+    case Kind::Distribution: return ",\"kind\":\"distribution\",\"cumulative\":true,\"value\":";
     case Kind::Text: return ",\"kind\":\"text\",\"value\":";
   }
   return ",\"kind\":\"gauge\",\"value\":";

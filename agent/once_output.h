@@ -11,6 +11,8 @@
 // UTF-8 passes through unchanged; every byte that is not part of a valid UTF-8 sequence is
 // escaped as \u00XX of that byte (i.e. read as Latin-1), so the output is always valid UTF-8
 // JSON and no byte of the original is lost.
+// Distribution lines carry "cumulative":true before "value": a read holds every observation
+// since the process started (the server's interval stats are differences between reads).
 // Distribution values are objects:
 //   sketch:  {"count","sum","min","max","p50","p90","p99"}   (min/max/pNN null when empty)
 //   buckets: {"count","sum","buckets":[[upper_bound,count],...]} (+Inf bound as "+Inf")

@@ -174,6 +174,71 @@ bool Sketch::merge(const Sketch& other) {
   return true;
 }
 
+namespace {
+
+// out = newer - older, bucket by bucket. False when a count would go negative. `newer_full`:
+// newer spans max_buckets, so older's counts below its lowest index were collapsed into it.
+bool subtract_store(const Sketch::Store& newer, const Sketch::Store& older, bool newer_full,
+                    Sketch::Store& out) {
+  out = newer;
+  if (older.counts.empty()) return true;
+  if (newer.counts.empty()) return false;  // trimmed: older holds a non-zero count
+  const int64_t newer_end = int64_t{newer.offset} + static_cast<int64_t>(newer.counts.size());
+  const int64_t older_end = int64_t{older.offset} + static_cast<int64_t>(older.counts.size());
+  if (older_end > newer_end) return false;
+  for (size_t i = 0; i < older.counts.size(); ++i) {
+    if (older.counts[i] == 0) continue;
+    int64_t k = int64_t{older.offset} + static_cast<int64_t>(i) - newer.offset;
+    if (k < 0) {
+      if (!newer_full) return false;
+      k = 0;
+    }
+    out.counts[static_cast<size_t>(k)] -= older.counts[i];
+  }
+  for (double& c : out.counts) {
+    if (c < 0) return false;
+  }
+  trim_store(out);
+  return true;
+}
+
+}  // namespace
+
+bool Sketch::subtract(const Sketch& older) {
+  if (older.alpha_ != alpha_) return false;
+  if (older.empty()) return true;
+  const size_t full = static_cast<size_t>(max_buckets_);
+  Store pos, neg;
+  if (!subtract_store(pos_, older.pos_, pos_.counts.size() >= full, pos) ||
+      !subtract_store(neg_, older.neg_, neg_.counts.size() >= full, neg))
+    return false;
+  const double zero = zero_ - older.zero_;
+  const double count = count_ - older.count_;
+  if (zero < 0 || count < 0) return false;
+  if (count == 0) {
+    clear();
+    return true;
+  }
+  auto top = [](const Store& s) { return s.offset + static_cast<int32_t>(s.counts.size()) - 1; };
+  double lo, hi;
+  if (!neg.counts.empty()) lo = -value_of(top(neg));
+  else if (zero > 0) lo = 0;
+  else lo = value_of(pos.offset);
+  if (!pos.counts.empty()) hi = value_of(top(pos));
+  else if (zero > 0) hi = 0;
+  else hi = -value_of(neg.offset);
+  const double new_min = std::clamp(lo, min_, max_);
+  const double new_max = std::clamp(hi, new_min, max_);
+  sum_ -= older.sum_;
+  pos_ = std::move(pos);
+  neg_ = std::move(neg);
+  zero_ = zero;
+  count_ = count;
+  min_ = new_min;
+  max_ = new_max;
+  return true;
+}
+
 double Sketch::quantile(double q) const {
   if (empty() || std::isnan(q)) return std::numeric_limits<double>::quiet_NaN();
   if (q <= 0) return min_;

@@ -27,6 +27,14 @@ class Sketch {
   void add(double value, double count = 1);
   // Exact merge: bucket counts, count, sum, min and max combine. Both sketches must share alpha.
   bool merge(const Sketch& other);
+  // Exact difference of two cumulative states of one sketch: *this becomes *this - older
+  // (bucket counts, zero count, count and sum subtract). A bucket of `older` below this store's
+  // lowest index counts in the lowest bucket when this store is full (the writer collapsed it).
+  // Returns false and leaves *this unchanged when older is not an earlier state of *this
+  // (another alpha, or any count would go negative: a reset). The exact min/max of the
+  // difference are unknown: they become the representatives of the lowest and highest
+  // non-empty buckets (within alpha), kept inside [min(), max()] of *this.
+  bool subtract(const Sketch& older);
 
   // q in [0, 1]. Returns NaN when empty.
   double quantile(double q) const;

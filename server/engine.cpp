@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "server/dist_delta.h"
 #include "server/engine_impl.h"
 
 namespace statherd::server {
@@ -104,8 +105,14 @@ uint32_t Engine::Impl::source_for(const SourceIdentity& id, const std::string& a
   if (it != source_index.end()) {
     idx = it->second;
   } else {
-    idx = static_cast<uint32_t>(sources.size());
-    sources.push_back(SourceState{id, agent, 0, 0, 0, true, {}});
+    if (!free_sources.empty()) {
+      idx = free_sources.back();
+      free_sources.pop_back();
+      sources[idx] = SourceState{id, agent, 0, 0, 0, true, {}};
+    } else {
+      idx = static_cast<uint32_t>(sources.size());
+      sources.push_back(SourceState{id, agent, 0, 0, 0, true, {}});
+    }
     source_index.emplace(std::move(key), idx);
     ++st.sources;
   }
@@ -239,14 +246,16 @@ void Engine::Impl::apply_sample(uint32_t src, size_t pos, bool count_new, const 
       break;
     }
     case Kind::Gauge: cell.value = s.value; break;
-    case Kind::Distribution:
+    case Kind::Distribution: {
+      Distribution delta = dist_delta(slot, count_new, s.dist);
       if (cell.dist == kNone) {
         cell.dist = static_cast<uint32_t>(iv.dists.size());
-        iv.dists.push_back(s.dist);
+        iv.dists.push_back(std::move(delta));
       } else {
-        iv.dists[cell.dist] = s.dist;
+        merge_delta(iv.dists[cell.dist], delta);
       }
       break;
+    }
     case Kind::Text: break;
   }
   for (uint32_t a : slot.agg)
@@ -281,6 +290,25 @@ void Engine::Impl::keep_errors(AgentState& agent, const std::vector<SourceError>
                             cut(errors[i].message, opt.max_error_bytes)});
   }
   agent.errors_dropped = errors.size() - agent.errors.size();
+}
+
+// Distributions are cumulative too (issue #14) and follow the counter rules above: a first
+// sighting counts whole when count_new, else it is the baseline (no observations); a state
+// that is not a continuation of the previous one (count or a bucket went down, another form or
+// bucket layout) is a reset whose delta is the new state.
+Distribution Engine::Impl::dist_delta(Slot& slot, bool count_new,
+                                      const std::shared_ptr<const Distribution>& cur) {
+  Distribution delta;
+  if (!slot.last_dist) {
+    delta = count_new ? *cur : empty_delta_like(*cur);
+  } else if (auto d = distribution_delta(*slot.last_dist, *cur)) {
+    delta = std::move(*d);
+  } else {
+    delta = *cur;
+    ++st.resets;
+  }
+  slot.last_dist = cur;
+  return delta;
 }
 
 void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {

@@ -49,7 +49,8 @@ struct IngestOutcome {
 
 struct EngineStats {
   uint64_t batches = 0, duplicates = 0, rejected_batches = 0;
-  uint64_t samples_in = 0, series_rejected = 0, late_samples = 0, resets = 0;
+  uint64_t samples_in = 0, series_rejected = 0, late_samples = 0;
+  uint64_t resets = 0;  // a counter or cumulative distribution went down (a process restart)
   uint64_t counters_rejected = 0;  // negative or non-finite cumulative counter values refused
   uint64_t series = 0, sources = 0;
   uint64_t wal_bytes = 0;

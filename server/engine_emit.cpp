@@ -76,7 +76,7 @@ void Engine::Impl::emit_gauges_and_dists(const Interval& iv, const std::vector<u
     for (uint32_t a : slot.agg) {
       if (a == kNone || (only && !(*only)[a])) continue;
       if (slot.kind == Kind::Gauge) gauges.emplace_back(a, c.value);
-      else if (c.dist != kNone) dists.emplace_back(a, iv.dists[c.dist].get());
+      else if (c.dist != kNone) dists.emplace_back(a, &iv.dists[c.dist]);
     }
   }
   auto by_agg = [](const auto& x, const auto& y) { return x.first < y.first; };
@@ -152,19 +152,23 @@ void Engine::Impl::expire_idle(int64_t now_ms) {
   const int64_t idle = opt.idle_timeout.count();
   for (uint32_t i = 0; i < slots.size(); ++i)
     if (slots[i].alive && now_ms - slots[i].last_seen_ms > idle) kill_slot(i);
-  for (SourceState& s : sources) {
+  const int64_t watermark = intervals.empty() ? kNoInterval : intervals.back().start;
+  for (uint32_t i = 0; i < sources.size(); ++i) {
+    SourceState& s = sources[i];
     if (!s.alive || now_ms - s.last_seen_ms <= idle) continue;
     s.alive = false;
     source_index.erase(s.id.key());
     --st.sources;
-    s.id = SourceIdentity{};  // tombstone: slots may still name its index
+    s.id = SourceIdentity{};  // tombstone until recycled: dying slots may still name its index
     s.agent_id.clear();
+    s.order = {};
+    dying_sources.push_back({watermark, i});
   }
   const int64_t agent_idle = std::max(idle, kMinAgentMemoryMs);
   std::erase_if(agents, [&](const auto& kv) { return now_ms - kv.second.last_seen_ms > agent_idle; });
 }
 
-// Dead slots/aggregates are recycled once no open interval can hold a cell of theirs.
+// Dead slots/aggregates/sources are recycled once no open interval can hold a cell of theirs.
 void Engine::Impl::release_deferred() {
   const int64_t oldest = intervals.empty() ? std::numeric_limits<int64_t>::max()
                                            : intervals.front().start;
@@ -172,6 +176,13 @@ void Engine::Impl::release_deferred() {
     if (d.after_start >= oldest) return false;
     slots[d.id] = Slot{};
     free_slots.push_back(d.id);
+    return true;
+  });
+  std::erase_if(dying_sources, [&](const DeferredFree& d) {
+    if (d.after_start >= oldest) return false;
+    sources[d.id] = SourceState{};
+    sources[d.id].alive = false;
+    free_sources.push_back(d.id);
     return true;
   });
   std::erase_if(dying_aggs, [&](const DeferredFree& d) {

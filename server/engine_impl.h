@@ -61,6 +61,8 @@ struct Slot {
   bool alive = false;
   bool has_last = false;
   double last_cumulative = 0;
+  // Distributions: the previous cumulative state; the interval gets the difference.
+  std::shared_ptr<const Distribution> last_dist;
   int64_t last_seen_ms = 0;
   int64_t cache_start = kNoInterval;  // newest interval with a cell of this slot
   uint32_t cache_pos = 0;
@@ -82,7 +84,7 @@ struct Aggregate {
 
 struct Cell {
   uint32_t slot;
-  uint32_t dist = kNone;  // index into Interval::dists
+  uint32_t dist = kNone;  // index into Interval::dists (the interval's delta)
   double value = 0;       // counter: sum of deltas; gauge: last value
 };
 
@@ -90,7 +92,7 @@ struct Interval {
   int64_t start = 0;
   bool emitted = false;
   std::vector<Cell> cells;
-  std::vector<std::shared_ptr<const Distribution>> dists;
+  std::vector<Distribution> dists;  // per-interval deltas of cumulative distributions
   std::vector<uint32_t> changed_slots;  // since emission: re-emit these series' aggregates
   bool index_built = false;
   std::unordered_map<uint32_t, uint32_t> index;  // slot -> cell, built on first late lookup
@@ -111,6 +113,8 @@ struct Engine::Impl {
   std::unordered_map<std::string, AgentState> agents;
   InternMap source_index;
   std::vector<SourceState> sources;
+  std::vector<uint32_t> free_sources;         // expired sources' indexes, reused
+  std::vector<DeferredFree> dying_sources;
   InternMap slot_index;
   std::vector<Slot> slots;
   std::vector<uint32_t> free_slots;
@@ -137,6 +141,7 @@ struct Engine::Impl {
   void keep_errors(AgentState& agent, const std::vector<SourceError>& errors);
   uint32_t source_for(const SourceIdentity& id, const std::string& agent, int64_t now_ms);
   void apply_sample(uint32_t src, size_t pos, bool count_new, const Sample& s, int64_t now_ms);
+  Distribution dist_delta(Slot& slot, bool count_new, const std::shared_ptr<const Distribution>& cur);
   uint32_t slot_for(uint32_t src, size_t pos, const Sample& s, int64_t start, int64_t now_ms);
   uint32_t agg_for(Level level, const SourceIdentity& id, const Sample& s, int64_t start);
   int64_t target_interval(int64_t sample_ms, int64_t now_ms);

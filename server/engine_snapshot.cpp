@@ -21,7 +21,7 @@ namespace statherd::server {
 namespace {
 
 using json = nlohmann::json;
-constexpr int kSnapshotVersion = 1;
+constexpr int kSnapshotVersion = 2;  // 1: distributions wire-encoded, no last_dist
 
 json bin(std::string_view s) { return json::binary(std::vector<uint8_t>(s.begin(), s.end())); }
 std::string unbin(const json& j) {
@@ -29,21 +29,63 @@ std::string unbin(const json& j) {
   return std::string(b.begin(), b.end());
 }
 
-json dist_to_json(const std::shared_ptr<const Distribution>& d) {
-  Batch b;  // the wire codec already serializes every distribution form
-  b.sources.emplace_back();
-  Sample s;
-  s.kind = Kind::Distribution;
-  s.dist = d;
-  b.sources[0].samples.push_back(std::move(s));
-  return bin(encode_batch(b));
+// Distributions are written field by field (version 2). Version 1 went through the wire codec
+// with an empty source identity, which the decoder refused ("bad distribution in snapshot").
+json store_to_json(const Sketch::Store& s) { return {s.offset, s.counts}; }
+Sketch::Store store_from_json(const json& j) {
+  return {j.at(0).get<int32_t>(), j.at(1).get<std::vector<double>>()};
 }
 
-std::shared_ptr<const Distribution> dist_from_json(const json& j) {
+json dist_to_json(const Distribution& d) {
+  const int form = static_cast<int>(d.form);
+  switch (d.form) {
+    case Distribution::Form::Sketch: {
+      const Sketch& k = d.sketch;
+      return {form, k.alpha(), store_to_json(k.positive()), store_to_json(k.negative()),
+              k.zero_count(), k.count(), k.sum(), k.empty() ? 0.0 : k.min(),
+              k.empty() ? 0.0 : k.max()};
+    }
+    case Distribution::Form::Buckets:
+      return {form, d.bucket_upper_bounds, d.bucket_counts, d.count, d.sum};
+    case Distribution::Form::Summary: {
+      json q = json::array();
+      for (const auto& [quantile, v] : d.quantiles) q.push_back({quantile, v});
+      return {form, d.count, d.sum, d.min, d.max, std::move(q)};
+    }
+  }
+  return nullptr;
+}
+
+Distribution dist_from_json(const json& j) {
+  Distribution d;
+  d.form = static_cast<Distribution::Form>(j.at(0).get<int>());
+  switch (d.form) {
+    case Distribution::Form::Sketch:
+      if (!d.sketch.assign(j.at(1), store_from_json(j.at(2)), store_from_json(j.at(3)), j.at(4),
+                           j.at(5), j.at(6), j.at(7), j.at(8)))
+        throw std::runtime_error("inconsistent sketch in snapshot");
+      return d;
+    case Distribution::Form::Buckets:
+      d.bucket_upper_bounds = j.at(1).get<std::vector<double>>();
+      d.bucket_counts = j.at(2).get<std::vector<double>>();
+      d.count = j.at(3); d.sum = j.at(4);
+      return d;
+    case Distribution::Form::Summary:
+      d.count = j.at(1); d.sum = j.at(2); d.min = j.at(3); d.max = j.at(4);
+      for (const auto& q : j.at(5)) d.quantiles.emplace_back(q.at(0), q.at(1));
+      return d;
+  }
+  throw std::runtime_error("unknown distribution form in snapshot");
+}
+
+// Version 1: a wire-encoded batch of one source holding the distribution.
+Distribution dist_from_v1(const json& j) {
   Result<Batch> b = decode_batch(unbin(j));
-  if (!b || b->sources.empty() || b->sources[0].samples.empty())
-    throw std::runtime_error("bad distribution in snapshot");
-  return b->sources[0].samples[0].dist;
+  if (!b || b->sources.empty() || b->sources[0].samples.empty() || !b->sources[0].samples[0].dist)
+    throw std::runtime_error(
+        "bad distribution in snapshot (a version 1 snapshot: this build cannot read its "
+        "distributions)");
+  return *b->sources[0].samples[0].dist;
 }
 
 json tags_to_json(const Tags& tags) {
@@ -110,20 +152,26 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
   }
   json& src = j["sources"] = json::array();
   for (const auto& s : sources)
-    src.push_back({bin(s.id.host), bin(s.id.app), s.id.pid, s.id.start_time_ms, bin(s.id.path),
+    if (!s.alive) src.push_back(nullptr);  // dead: only its index matters
+    else src.push_back({bin(s.id.host), bin(s.id.app), s.id.pid, s.id.start_time_ms, bin(s.id.path),
                    bin(s.agent_id), s.last_seen_ms, s.batches, s.alive});
   json& sl = j["slots"] = json::array();
   for (const auto& s : slots)
-    sl.push_back({bin(s.key), s.source, s.agg[0], s.agg[1], s.agg[2], static_cast<int>(s.kind),
-                  s.alive, s.has_last, s.last_cumulative, s.last_seen_ms});
+    if (!s.alive && s.key.empty()) sl.push_back(nullptr);  // recycled: free
+    else sl.push_back({bin(s.key), s.source, s.agg[0], s.agg[1], s.agg[2], static_cast<int>(s.kind),
+                  s.alive, s.has_last, s.last_cumulative, s.last_seen_ms,
+                  s.last_dist ? dist_to_json(*s.last_dist) : json(nullptr)});
   json& ga = j["aggs"] = json::array();
   for (const auto& a : aggs)
-    ga.push_back({bin(a.key), static_cast<int>(a.level), static_cast<int>(a.kind), bin(a.app),
+    if (!a.alive && a.key.empty()) ga.push_back(nullptr);  // recycled: free
+    else ga.push_back({bin(a.key), static_cast<int>(a.level), static_cast<int>(a.kind), bin(a.app),
                   bin(a.host), bin(a.metric), a.pid, tags_to_json(a.tags), ewma_to_json(a.meter.m1),
                   ewma_to_json(a.meter.m5), ewma_to_json(a.meter.m15), a.pending_late,
                   a.first_start, a.alive});
   j["free_slots"] = free_slots;
   j["free_aggs"] = free_aggs;
+  j["free_sources"] = free_sources;
+  j["dying_sources"] = deferred_to_json(dying_sources);
   j["dying_slots"] = deferred_to_json(dying_slots);
   j["dying_aggs"] = deferred_to_json(dying_aggs);
   json& ivs = j["intervals"] = json::array();
@@ -152,7 +200,8 @@ Status Engine::Impl::load_snapshot(bool& found) {
   try {
     std::ifstream in(path, std::ios::binary);
     json j = json::from_cbor(in);
-    if (j.at("format") != "statherd-engine-snapshot" || j.at("version") != kSnapshotVersion)
+    const int version = j.at("version").get<int>();
+    if (j.at("format") != "statherd-engine-snapshot" || version < 1 || version > kSnapshotVersion)
       return make_error("snapshot " + path + " has an unknown format or version", hint);
     if (j.at("interval_ms").get<int64_t>() != iv_ms)
       return make_error("snapshot " + path + " was written with interval " +
@@ -170,19 +219,28 @@ Status Engine::Impl::load_snapshot(bool& found) {
     }
     for (const auto& x : j.at("sources")) {
       SourceState src;
+      if (x.is_null()) {
+        src.alive = false;
+        sources.push_back(std::move(src));
+        continue;
+      }
       src.id = {unbin(x[0]), unbin(x[1]), x[2], x[3], unbin(x[4])};
       src.agent_id = unbin(x[5]); src.last_seen_ms = x[6]; src.batches = x[7]; src.alive = x[8];
       sources.push_back(std::move(src));
     }
     for (const auto& x : j.at("slots")) {
       Slot sl;
+      if (x.is_null()) { slots.push_back(std::move(sl)); continue; }
       sl.key = unbin(x[0]); sl.source = x[1]; sl.agg[0] = x[2]; sl.agg[1] = x[3]; sl.agg[2] = x[4];
       sl.kind = static_cast<Kind>(x[5].get<int>()); sl.alive = x[6]; sl.has_last = x[7];
       sl.last_cumulative = x[8]; sl.last_seen_ms = x[9];
+      if (version >= 2 && !x.at(10).is_null())
+        sl.last_dist = std::make_shared<const Distribution>(dist_from_json(x[10]));
       slots.push_back(std::move(sl));
     }
     for (const auto& x : j.at("aggs")) {
       Aggregate a;
+      if (x.is_null()) { aggs.push_back(std::move(a)); continue; }
       a.key = unbin(x[0]); a.level = static_cast<Level>(x[1].get<int>());
       a.kind = static_cast<Kind>(x[2].get<int>()); a.app = unbin(x[3]); a.host = unbin(x[4]);
       a.metric = unbin(x[5]); a.pid = x[6]; a.tags = tags_from_json(x[7]);
@@ -195,16 +253,27 @@ Status Engine::Impl::load_snapshot(bool& found) {
     }
     free_slots = j.at("free_slots").get<std::vector<uint32_t>>();
     free_aggs = j.at("free_aggs").get<std::vector<uint32_t>>();
+    if (version >= 2) {
+      free_sources = j.at("free_sources").get<std::vector<uint32_t>>();
+      dying_sources = deferred_from_json(j.at("dying_sources"));
+    }
     dying_slots = deferred_from_json(j.at("dying_slots"));
     dying_aggs = deferred_from_json(j.at("dying_aggs"));
     for (const auto& x : j.at("intervals")) {
       Interval iv;
       iv.start = x[0]; iv.emitted = x[1];
       for (const auto& c : x[2]) iv.cells.push_back(Cell{c[0], c[1], c[2]});
-      for (const auto& d : x[3]) iv.dists.push_back(dist_from_json(d));
+      for (const auto& d : x[3]) iv.dists.push_back(version >= 2 ? dist_from_json(d) : dist_from_v1(d));
       iv.changed_slots = x[4].get<std::vector<uint32_t>>();
       intervals.push_back(std::move(iv));
     }
+    // Version 1 kept each slot's latest cumulative distribution in its interval cells: the
+    // newest one is the state the next sample's delta is taken against.
+    if (version == 1)
+      for (const Interval& iv : intervals)
+        for (const Cell& c : iv.cells)
+          if (c.dist != kNone && c.slot < slots.size())
+            slots[c.slot].last_dist = std::make_shared<const Distribution>(iv.dists.at(c.dist));
   } catch (const std::exception& e) {
     return make_error("snapshot " + path + " is unreadable: " + e.what(), hint);
   }

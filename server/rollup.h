@@ -21,7 +21,8 @@ double nearest_rank(const std::vector<double>& sorted, double q);
 // "p50", "p99", "p999", "p9999" for q = 0.5, 0.99, 0.999, 0.9999.
 std::string quantile_stat_name(double q);
 
-// Distributions: `dists` are the per-source states in one interval, all of one form (the first
+// Distributions: `dists` are the per-source deltas of one interval (the difference of each
+// process's cumulative states, server/dist_delta.h), all of one form (the first
 // one's form; others are skipped). Appends stats to out:
 // - Sketch: exact merge; count, sum, min, max, mean, p50, p75, p90, p95, p99, p999 (each within
 //   the sketch's relative error).

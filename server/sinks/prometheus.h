@@ -25,7 +25,8 @@
 //   `m5_rate`, `m15_rate` -> gauges.
 // - distribution (has "count" but no "rate"): a Prometheus **summary** `statherd_<m>` with
 //   quantile labels from p50, p75, p90, p95, p99, p999 (of the last interval), and `_sum` and
-//   `_count` accumulated like counters. Why a summary, not a histogram: the server already
+//   `_count` accumulated like counters: the engine emits each interval's observations (the
+//   difference of the sources' cumulative states), so these are monotone fleet totals. Why a summary, not a histogram: the server already
 //   merges sketches exactly across processes and hosts, and a sketch has no fixed buckets a
 //   histogram could expose without re-bucketing (lossy) or hundreds of bucket series; the
 //   summary publishes the accurate merged quantiles at each level. min, max, mean and the

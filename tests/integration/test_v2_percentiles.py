@@ -6,10 +6,12 @@ the exact quantiles of every value written by every process.
 Quantile definition (the sketch's, common/sketch.cpp): the value at 0-based rank
 floor(q * (n - 1)) of all n values sorted.
 
-Synchronisation: each writer observes all its values, writes them to a JSON file (the ready
-signal) and then stays alive, so its file keeps its full sketch and every following interval
-holds every process's complete histogram. The test waits for an interval whose count equals
-the total number of values and checks that interval's stats.
+Synchronisation: the server rolls up each interval's new observations (issue #14), so all
+values must reach it in one interval. Each writer observes all its values in a staging
+directory, writes them to a JSON file (the ready signal) and stays alive; the test then renames
+the staging directory to the one the agent watches (one atomic step), so the agent first sees
+every file complete, in one scan, as new files (counted whole). The test waits for the interval
+whose count equals the total number of values and checks that interval's stats.
 """
 
 import json
@@ -57,12 +59,15 @@ class V2PercentilesTest(pipeline.PipelineTestCase):
     VALUES_PER_PROCESS = (3000, 5000, 7000, 4000, 6000, 2000)
 
     def start_v2_pipeline(self):
+        self.staging_dir = os.path.join(self.workdir, "v2-staging")
+        self.live_dir = os.path.join(self.workdir, "v2-live")
+        os.makedirs(self.staging_dir)
         self.token_file = harness.write_token_file(self.workdir)
         self.start_server()
         self.agent = harness.StatherdAgent(
             self.workdir, self.server.url, self.token_file,
             [os.path.join(self.workdir, "no-mmstats-here-*.mmstats")], host=pipeline.HOST,
-            extra_args=["--v2-glob", os.path.join(self.stats_dir, "*.statherd")])
+            extra_args=["--v2-glob", os.path.join(self.live_dir, "*.statherd")])
         self.managed.append(self.agent)
         self.agent.start()
 
@@ -76,7 +81,7 @@ class V2PercentilesTest(pipeline.PipelineTestCase):
             proc = harness.ManagedProcess(
                 f"v2-writer-{i}",
                 [harness.PYTHON, script, harness.SOURCE_DIR, str(i), str(self.VALUES_PER_PROCESS[i]), out],
-                self.workdir, env={"STATHERD_DIR": self.stats_dir, "STATHERD_APP": APP})
+                self.workdir, env={"STATHERD_DIR": self.staging_dir, "STATHERD_APP": APP})
             holder = type("Holder", (), {})()
             holder.process = proc
             self.managed.append(holder)
@@ -90,7 +95,15 @@ class V2PercentilesTest(pipeline.PipelineTestCase):
             harness.wait_for(ready, 60, what=f"{proc.name} values file")
             with open(out) as f:
                 written.append(json.load(f))
+        self.wait_agent_scans(2)  # files first seen after the agent's first scan are new
+        os.rename(self.staging_dir, self.live_dir)
         return written
+
+    def wait_agent_scans(self, batches):
+        def scanned():
+            agents = self.server.get_json("/api/v1/sources")["agents"]
+            return agents and agents[0]["last_seq"] >= batches
+        harness.wait_for(scanned, 60, interval=0.1, what=f"{batches} batches of the agent")
 
     def wait_full_interval(self, total):
         """{stat: value} of the first interval whose app-level count is `total`."""

@@ -164,13 +164,14 @@ TEST(Engine, ProcessLevelGaugeLast) {
   EXPECT_EQ(point(out, S0, Level::Process, "q", "last"), 8.0);
 }
 
+// Fresh sources: their distributions count whole on first sighting (see engine_dist_test).
 TEST(Engine, SketchesMergeAcrossSources) {
   Engine e(opts());
   ASSERT_TRUE(e.open(T0).ok());
   Distribution a, b;
   for (int i = 1; i <= 500; ++i) a.sketch.add(i);
   for (int i = 501; i <= 1000; ++i) b.sketch.add(i);
-  e.ingest(batch("a", 1, {source(1, {dist("lat", a, T0)}), source(2, {dist("lat", b, T0)})}), T0);
+  e.ingest(batch("a", 1, {source(1, {dist("lat", a, T0)}, true), source(2, {dist("lat", b, T0)}, true)}), T0);
   auto out = e.flush(T0 + 12'000);
   EXPECT_EQ(point(out, S0, Level::App, "lat", "count"), 1000.0);
   EXPECT_EQ(point(out, S0, Level::App, "lat", "min"), 1.0);
@@ -186,7 +187,7 @@ TEST(Engine, SummariesReportMaxAndWeightedAverage) {
   a.form = b.form = Distribution::Form::Summary;
   a.count = 100; a.sum = 1000; a.min = 1; a.max = 50; a.quantiles = {{0.99, 40}};
   b.count = 300; b.sum = 600; b.min = 0.5; b.max = 20; b.quantiles = {{0.99, 10}};
-  e.ingest(batch("a", 1, {source(1, {dist("t", a, T0)}), source(2, {dist("t", b, T0)})}), T0);
+  e.ingest(batch("a", 1, {source(1, {dist("t", a, T0)}, true), source(2, {dist("t", b, T0)}, true)}), T0);
   auto out = e.flush(T0 + 12'000);
   EXPECT_EQ(point(out, S0, Level::App, "t", "count"), 400.0);
   EXPECT_EQ(point(out, S0, Level::App, "t", "sum"), 1600.0);
@@ -204,7 +205,7 @@ TEST(Engine, BucketsMergeAndInterpolate) {
   a.bucket_upper_bounds = {1, 2, INFINITY};
   a.bucket_counts = {10, 20, 0};
   a.count = 30; a.sum = 40;
-  e.ingest(batch("a", 1, {source(1, {dist("h", a, T0)}), source(2, {dist("h", a, T0)})}), T0);
+  e.ingest(batch("a", 1, {source(1, {dist("h", a, T0)}, true), source(2, {dist("h", a, T0)}, true)}), T0);
   auto out = e.flush(T0 + 12'000);
   EXPECT_EQ(point(out, S0, Level::App, "h", "count"), 60.0);
   // rank 30 of 60: 20 in (0,1], then 10 of 40 into (1,2] -> 1.25.

@@ -235,5 +235,54 @@ TEST(Sketch, AssignTrimsZeroPadding) {
   EXPECT_EQ(a, b);
 }
 
+
+TEST(Sketch, SubtractGivesTheSketchOfTheNewValuesBucketForBucket) {
+  Sketch before, after, only_new;
+  for (int i = 1; i <= 300; ++i) before.add(i * 0.001);
+  after = before;
+  for (int i = 1; i <= 50; ++i) { after.add(i * 2.0); only_new.add(i * 2.0); }
+  after.add(0);
+  only_new.add(0);
+  after.add(-3);
+  only_new.add(-3);
+  Sketch diff = after;
+  ASSERT_TRUE(diff.subtract(before));
+  EXPECT_EQ(diff.positive(), only_new.positive());
+  EXPECT_EQ(diff.negative(), only_new.negative());
+  EXPECT_EQ(diff.zero_count(), 1.0);
+  EXPECT_EQ(diff.count(), 52.0);
+  EXPECT_NEAR(diff.sum(), only_new.sum(), 1e-9);
+  // min/max: the lowest/highest non-empty buckets, within alpha.
+  EXPECT_NEAR(diff.min(), -3, 3 * kTolerance);
+  EXPECT_NEAR(diff.max(), 100, 100 * kTolerance);
+  for (double q : {0.25, 0.5, 0.9}) EXPECT_EQ(diff.quantile(q), only_new.quantile(q)) << q;
+}
+
+TEST(Sketch, SubtractRefusesAnOlderStateThatIsNotAPrefix) {
+  Sketch a, b;
+  a.add(1);
+  a.add(2);
+  b.add(1);
+  b.add(5);
+  Sketch copy = b;
+  EXPECT_FALSE(b.subtract(a));   // bucket of 2 would go negative: a reset
+  EXPECT_TRUE(b == copy);        // unchanged
+  EXPECT_FALSE(Sketch(0.02).subtract(a));
+  Sketch same = a;
+  ASSERT_TRUE(same.subtract(a));
+  EXPECT_TRUE(same.empty());
+}
+
+TEST(Sketch, SubtractFollowsCollapseOfTheLowestBuckets) {
+  Sketch before(kAlpha, 8), after(kAlpha, 8);
+  for (int i = 0; i < 8; ++i) before.add(std::pow(1.03, i));
+  after = before;
+  after.add(std::pow(1.03, 12), 5);  // widens the store: the lowest buckets collapse
+  Sketch diff = after;
+  ASSERT_TRUE(diff.subtract(before));
+  EXPECT_EQ(diff.count(), 5.0);
+  EXPECT_NEAR(diff.quantile(0.5), std::pow(1.03, 12), std::pow(1.03, 12) * kTolerance);
+}
+
 }  // namespace
 }  // namespace statherd

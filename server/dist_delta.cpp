@@ -1,0 +1,116 @@
+#include "server/dist_delta.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+namespace statherd::server {
+namespace {
+
+using Form = Distribution::Form;
+
+std::optional<Distribution> buckets_delta(const Distribution& prev, const Distribution& cur) {
+  if (prev.bucket_upper_bounds != cur.bucket_upper_bounds ||
+      prev.bucket_counts.size() != cur.bucket_counts.size())
+    return std::nullopt;  // another histogram (bounds changed): a new start
+  Distribution d = cur;
+  for (size_t i = 0; i < d.bucket_counts.size(); ++i) {
+    d.bucket_counts[i] -= prev.bucket_counts[i];
+    if (d.bucket_counts[i] < 0) return std::nullopt;
+  }
+  d.count = cur.count - prev.count;
+  if (d.count < 0) return std::nullopt;
+  d.sum = cur.sum - prev.sum;
+  return d;
+}
+
+std::optional<Distribution> summary_delta(const Distribution& prev, const Distribution& cur) {
+  Distribution d = cur;  // quantiles, min, max: the source's own window
+  d.count = cur.count - prev.count;
+  if (d.count < 0) return std::nullopt;
+  d.sum = cur.sum - prev.sum;
+  return d;
+}
+
+void add_buckets(Distribution& into, const Distribution& d) {
+  if (into.bucket_upper_bounds == d.bucket_upper_bounds &&
+      into.bucket_counts.size() == d.bucket_counts.size()) {
+    for (size_t i = 0; i < into.bucket_counts.size(); ++i) into.bucket_counts[i] += d.bucket_counts[i];
+  } else {  // bounds changed within the interval: keep both, equal bounds added
+    std::vector<std::pair<double, double>> all;
+    for (const Distribution* x : {static_cast<const Distribution*>(&into), &d}) {
+      size_t n = std::min(x->bucket_upper_bounds.size(), x->bucket_counts.size());
+      for (size_t i = 0; i < n; ++i) all.emplace_back(x->bucket_upper_bounds[i], x->bucket_counts[i]);
+    }
+    std::sort(all.begin(), all.end());
+    into.bucket_upper_bounds.clear();
+    into.bucket_counts.clear();
+    for (const auto& [bound, c] : all) {
+      if (!into.bucket_upper_bounds.empty() && into.bucket_upper_bounds.back() == bound) {
+        into.bucket_counts.back() += c;
+      } else {
+        into.bucket_upper_bounds.push_back(bound);
+        into.bucket_counts.push_back(c);
+      }
+    }
+  }
+  into.count += d.count;
+  into.sum += d.sum;
+}
+
+}  // namespace
+
+std::optional<Distribution> distribution_delta(const Distribution& prev, const Distribution& cur) {
+  if (prev.form != cur.form) return std::nullopt;
+  switch (cur.form) {
+    case Form::Sketch: {
+      Distribution d;
+      d.sketch = cur.sketch;
+      if (!d.sketch.subtract(prev.sketch)) return std::nullopt;
+      return d;
+    }
+    case Form::Buckets: return buckets_delta(prev, cur);
+    case Form::Summary: return summary_delta(prev, cur);
+  }
+  return std::nullopt;
+}
+
+Distribution empty_delta_like(const Distribution& cur) {
+  Distribution d;
+  d.form = cur.form;
+  switch (cur.form) {
+    case Form::Sketch: d.sketch = Sketch(cur.sketch.alpha()); break;
+    case Form::Buckets:
+      d.bucket_upper_bounds = cur.bucket_upper_bounds;
+      d.bucket_counts.assign(cur.bucket_counts.size(), 0.0);
+      break;
+    case Form::Summary:
+      d.quantiles = cur.quantiles;
+      d.min = cur.min;
+      d.max = cur.max;
+      break;
+  }
+  return d;
+}
+
+void merge_delta(Distribution& into, const Distribution& d) {
+  if (into.form != d.form) {
+    into = d;
+    return;
+  }
+  switch (d.form) {
+    case Form::Sketch:
+      if (!into.sketch.merge(d.sketch)) into = d;
+      break;
+    case Form::Buckets: add_buckets(into, d); break;
+    case Form::Summary:
+      into.count += d.count;
+      into.sum += d.sum;
+      into.quantiles = d.quantiles;
+      into.min = d.min;
+      into.max = d.max;
+      break;
+  }
+}
+
+}  // namespace statherd::server

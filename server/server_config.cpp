@@ -36,7 +36,9 @@ void read_limits(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   r.get_bytes(n, "max_body_bytes", c.max_body_bytes, "limits");
   read_count(r, n, "max_series_total", c.max_series_total, 1, "limits");
   read_count(r, n, "max_series_per_source", c.max_series_per_source, 1, "limits");
-  r.check_keys(n, {"max_body_bytes", "max_series_total", "max_series_per_source"}, "limits");
+  read_count(r, n, "max_samples_per_batch", c.max_samples_per_batch, 1, "limits");
+  r.check_keys(n, {"max_body_bytes", "max_series_total", "max_series_per_source",
+                   "max_samples_per_batch"}, "limits");
 }
 
 void read_memory(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
@@ -324,6 +326,7 @@ EngineOptions engine_options_from(const ServerConfig& c) {
   o.level_app = c.level_app;
   o.max_series_total = c.max_series_total;
   o.max_series_per_source = c.max_series_per_source;
+  o.wire_limits.max_samples = c.max_samples_per_batch;
   o.state_dir = c.state_dir;
   return o;
 }

@@ -33,6 +33,13 @@ TEST(ServerConfig, ExampleConfigParsesToTheDocumentedValues) {
   EXPECT_EQ(c.graphite_max_new_series_per_minute, 0u);
 }
 
+TEST(ServerConfig, MaxSamplesPerBatchBoundsTheDecoder) {
+  ServerConfig c;
+  EXPECT_EQ(engine_options_from(c).wire_limits.max_samples, 1'000'000u);
+  ASSERT_TRUE(load_server_config_text("s.yaml", "limits:\n  max_samples_per_batch: 5000\n", c).ok());
+  EXPECT_EQ(engine_options_from(c).wire_limits.max_samples, 5000u);
+}
+
 TEST(ServerConfig, ErrorsCarryFileLineColumnAndKey) {
   ServerConfig c;
   Status s = load_server_config_text("s.yaml",

@@ -115,8 +115,13 @@ Status replay_wal_file(const std::string& path, bool newest,
     return make_error("cannot read write-ahead log " + path + ": " + std::strerror(errno),
                       "check permissions of --state-dir");
   std::string_view data(bytes);
-  const bool format2 = data.starts_with(std::string_view(kWalFileHeader, sizeof kWalFileHeader));
-  size_t pos = format2 ? sizeof kWalFileHeader : replay_format1(data, fn, report);
+  bool format2 = data.starts_with(std::string_view(kWalFileHeader, sizeof kWalFileHeader));
+  size_t pos = format2 ? sizeof kWalFileHeader : 0;
+  // A damaged file header: the records after it still carry their sync markers.
+  if (!format2 && data.size() >= sizeof kWalFileHeader + kHeader2 &&
+      resync2(data, 0) < data.size())
+    format2 = true;
+  if (!format2) pos = replay_format1(data, fn, report);
   while (format2 && pos < data.size()) {
     uint64_t len = 0;
     if (check_record2(data, pos, len) == Check::Ok) {

@@ -218,6 +218,18 @@ TEST(WalFraming, FlippedHeaderByteResynchronisesOnNextRecord) {
   }
 }
 
+TEST(WalFraming, DamagedFileHeaderCostsNoRecord) {
+  TempDir tmp;
+  auto batches = write_records(tmp.path, 4);
+  std::string path = wal_path(tmp.path, 1);
+  flip_byte(path, 2);
+  WalReplayReport rep;
+  EXPECT_EQ(replay_all(path, true, rep), batches);
+  ASSERT_EQ(rep.damaged.size(), 1u);
+  EXPECT_EQ(rep.damaged[0].offset, 0u);
+  EXPECT_EQ(rep.damaged[0].bytes, 8u);
+}
+
 TEST(WalFraming, TwoDamagedRecordsAreCountedApart) {
   TempDir tmp;
   auto batches = write_records(tmp.path, 10);

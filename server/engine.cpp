@@ -303,7 +303,14 @@ IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
     }
   }
   out.samples = batch->sample_count();
-  m.apply_batch(*batch, now_ms);
+  try {
+    m.apply_batch(*batch, now_ms);
+  } catch (const std::exception& e) {  // in the WAL: a restart replays (or quarantines) it
+    out.http_status = 500;
+    out.message = std::string("batch logged but not fully applied: ") + e.what();
+    log::error(out.message + "\nhint: lower limits.max_samples_per_batch or limits.max_series_*");
+    return out;
+  }
   out.message = "ok";
   return out;
 }

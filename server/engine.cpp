@@ -335,7 +335,16 @@ Engine::~Engine() = default;
 IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
   Impl& m = *impl_;
   IngestOutcome out;
-  Result<Batch> batch = decode_batch(body, m.opt.wire_limits);
+  Result<Batch> batch = make_error("not decoded");
+  try {
+    batch = decode_batch(body, m.opt.wire_limits);
+  } catch (const std::bad_alloc&) {  // not acknowledged: the agent keeps it and retries
+    ++m.st.rejected_batches;
+    out.http_status = 503;
+    out.message = "out of memory decoding a batch of " + std::to_string(body.size()) + " bytes";
+    log::error(out.message + "\nhint: lower limits.max_samples_per_batch or raise the memory limit");
+    return out;
+  }
   if (!batch) {
     ++m.st.rejected_batches;
     out.http_status = 400;
@@ -363,7 +372,14 @@ IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
     }
   }
   out.samples = batch->sample_count();
-  m.apply_batch(*batch, now_ms);
+  try {
+    m.apply_batch(*batch, now_ms);
+  } catch (const std::exception& e) {  // in the WAL: a restart replays (or quarantines) it
+    out.http_status = 500;
+    out.message = std::string("batch logged but not fully applied: ") + e.what();
+    log::error(out.message + "\nhint: lower limits.max_samples_per_batch or limits.max_series_*");
+    return out;
+  }
   out.message = "ok";
   return out;
 }

@@ -55,6 +55,11 @@ struct EngineStats {
   uint64_t series = 0, sources = 0;
   uint64_t wal_bytes = 0;
   uint64_t wal_failures = 0;   // appends that failed (the batch got a 500, the agent retries)
+  // Recovery at open(): damaged WAL ranges skipped, records quarantined (undecodable, or the
+  // one a previous replay crashed on), the newest damage "wal-N.log offset X (N bytes)".
+  uint64_t wal_damaged_records = 0;
+  uint64_t wal_quarantined_records = 0;
+  std::string wal_last_damage;
   bool wal_ok = true;          // false while the last append failed (GET /readyz: not ready)
 };
 
@@ -65,7 +70,8 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Create state_dir (mode 0700) if needed and recover: load the last snapshot, replay the WAL.
+  // Create state_dir (mode 0700) if needed and recover: load the last snapshot, replay the WAL
+  // (damaged records skipped, unreplayable ones quarantined; see engine_recovery.cpp).
   Status open(int64_t now_ms);
 
   // A raw request body (the wire format). Acknowledge (200) only after the batch is in the WAL.

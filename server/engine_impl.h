@@ -161,6 +161,11 @@ struct Engine::Impl {
   void release_deferred();
   void add_point(IntervalOutput& out, const Aggregate& a, std::string stat, double value) const;
 
+  // engine_recovery.cpp
+  Status replay_wal(uint64_t& next_file, uint64_t& replayed);
+  void replay_record(const WalRecord& rec, const std::string& file, uint64_t& replayed);
+  void quarantine_record(const WalRecord& rec, const std::string& file, const std::string& why);
+
   // engine_snapshot.cpp
   Status write_snapshot(int64_t now_ms);
   Status load_snapshot(bool& found);

@@ -305,42 +305,4 @@ void Engine::Impl::rebuild_indexes() {
     }
 }
 
-Status Engine::open(int64_t now_ms) {
-  Impl& m = *impl_;
-  m.last_snapshot_ms = now_ms;
-  if (m.opt.state_dir.empty()) return Ok{};
-  std::error_code ec;
-  if (!std::filesystem::exists(m.opt.state_dir, ec)) {
-    std::filesystem::create_directories(m.opt.state_dir, ec);
-    if (ec || ::chmod(m.opt.state_dir.c_str(), 0700) != 0)
-      return make_error("cannot create state directory " + m.opt.state_dir + ": " + ec.message(),
-                        "create it or point --state-dir at a writable directory");
-  }
-  bool found = false;
-  Status loaded = m.load_snapshot(found);
-  if (!loaded) return loaded;
-  uint64_t last = m.wal_start;
-  uint64_t replayed = 0;
-  m.recovering = true;
-  for (uint64_t n : list_wal_files(m.opt.state_dir)) {
-    if (n < m.wal_start) continue;
-    last = std::max(last, n + 1);
-    Status s = replay_wal_file(wal_path(m.opt.state_dir, n), [&](const WalRecord& rec) {
-      Result<Batch> b = decode_batch(rec.batch, m.opt.wire_limits);
-      if (!b) { log::warn("skipping undecodable WAL record: " + b.error().message); return; }
-      auto agent = m.agents.find(b->agent_id);
-      if (agent != m.agents.end() && b->seq <= agent->second.last_seq) return;
-      m.apply_batch(*b, rec.now_ms);
-      ++replayed;
-    });
-    if (!s) { m.recovering = false; return s; }
-  }
-  m.recovering = false;
-  if (found || replayed > 0)
-    log::info("recovered state from " + m.opt.state_dir + ": snapshot " +
-              (found ? "loaded" : "absent") + ", " + std::to_string(replayed) +
-              " WAL batches replayed");
-  return m.wal.open(m.opt.state_dir, last, m.opt.fsync);
-}
-
 }  // namespace statherd::server

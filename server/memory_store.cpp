@@ -128,6 +128,17 @@ void MemoryStore::emit(const IntervalOutput& out) {
   path_count_.store(series_.size(), std::memory_order_relaxed);  // once the interval is in
 }
 
+const MemoryStore::Slot* MemoryStore::Ring::find(int64_t ts) const {
+  size_t i = slot_index(ts - base_ts, interval_s, capacity);
+  return i < slots.size() ? &slots[i] : nullptr;
+}
+
+MemoryStore::Slot& MemoryStore::Ring::at(int64_t ts) {
+  size_t i = slot_index(ts - base_ts, interval_s, capacity);
+  if (i >= slots.size()) slots.resize(i + 1);
+  return slots[i];
+}
+
 void MemoryStore::store(const std::string& path, int64_t ts, int64_t interval_s, double value) {
   auto it = series_.find(path);
   if (it == series_.end()) {
@@ -137,13 +148,13 @@ void MemoryStore::store(const std::string& path, int64_t ts, int64_t interval_s,
     }
     Ring ring;
     ring.interval_s = interval_s;
-    int64_t slots = std::max<int64_t>(1, options_.retention.count() / interval_s);
-    ring.slots.resize(static_cast<size_t>(slots));
+    ring.capacity = static_cast<size_t>(std::max<int64_t>(1, options_.retention.count() / interval_s));
+    ring.base_ts = floor_to(ts, interval_s);
     it = series_.emplace(path, std::move(ring)).first;
   }
   Ring& ring = it->second;
   // A re-emission of the same interval lands in the same slot and overwrites it.
-  Slot& slot = ring.slots[slot_index(ts, ring.interval_s, ring.slots.size())];
+  Slot& slot = ring.at(ts);
   if (slot.ts != INT64_MIN && slot.ts > ts) return;  // older than what the slot holds: expired
   slot.ts = ts;
   slot.value = value;
@@ -271,9 +282,9 @@ nlohmann::json MemoryStore::datapoints(const Ring& ring, int64_t from_s, int64_t
   // the interval start at or before `until`. Nothing older than retention exists here.
   from_s = std::max(from_s, until_s - static_cast<int64_t>(options_.retention.count()));
   for (int64_t ts = floor_to(from_s, step) + step; ts <= floor_to(until_s, step); ts += step) {
-    const Slot& slot = ring.slots[slot_index(ts, step, ring.slots.size())];
-    if (slot.ts == ts) {
-      points.push_back({slot.value, ts});
+    const Slot* slot = ring.find(ts);
+    if (slot && slot->ts == ts) {
+      points.push_back({slot->value, ts});
     } else {
       points.push_back({nullptr, ts});
     }

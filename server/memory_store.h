@@ -72,10 +72,16 @@ class MemoryStore : public Sink {
     int64_t ts = INT64_MIN;  // interval start held in this slot; INT64_MIN: empty
     double value = 0;
   };
+  // retention / interval slots, indexed from the first point's interval (base_ts) and grown
+  // as points arrive: a path seen once costs one slot, not a whole retention's worth.
   struct Ring {
     int64_t interval_s = 10;
     int64_t newest_ts = INT64_MIN;
+    int64_t base_ts = 0;
+    size_t capacity = 1;
     std::vector<Slot> slots;
+    const Slot* find(int64_t ts) const;
+    Slot& at(int64_t ts);
   };
   void store(const std::string& path, int64_t ts, int64_t interval_s, double value);
   void expire(int64_t newest_ts);

@@ -68,8 +68,10 @@ void read_limits(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   read_count(r, n, "max_series_per_source", c.max_series_per_source, 1, "limits");
   read_count(r, n, "max_connections", c.max_connections, 1, "limits");
   r.get_duration(n, "connection_idle_timeout", c.connection_idle_timeout, "limits");
+  read_count(r, n, "max_samples_per_batch", c.max_samples_per_batch, 1, "limits");
   r.check_keys(n, {"max_body_bytes", "max_read_body_bytes", "max_series_total",
-                   "max_series_per_source", "max_connections", "connection_idle_timeout"},
+                   "max_series_per_source", "max_connections", "connection_idle_timeout",
+                   "max_samples_per_batch"},
                "limits");
 }
 
@@ -402,6 +404,7 @@ EngineOptions engine_options_from(const ServerConfig& c) {
   o.level_app = c.level_app;
   o.max_series_total = c.max_series_total;
   o.max_series_per_source = c.max_series_per_source;
+  o.wire_limits.max_samples = c.max_samples_per_batch;
   o.state_dir = c.state_dir;
   return o;
 }

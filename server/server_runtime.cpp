@@ -76,6 +76,9 @@ nlohmann::json ServerRuntime::readiness() const {
   return {{"ready", !draining && st.wal_ok},
           {"draining", draining},
           {"wal", config_.state_dir.empty() ? "off" : (st.wal_ok ? "ok" : "failing")},
+          {"wal_recovery", {{"damaged_records", st.wal_damaged_records},
+                            {"quarantined_records", st.wal_quarantined_records},
+                            {"last_damage", st.wal_last_damage}}},
           {"reloads", {{"ok", reloads_ok_}, {"failed", reloads_failed_}}},
           {"sinks", std::move(sinks)}};
 }

@@ -16,8 +16,7 @@
 namespace statherd::server {
 namespace {
 
-constexpr size_t kHeader = 8;
-constexpr size_t kMaxRecord = 1u << 30;
+constexpr uint32_t kRecordMagic = 0x52574853u;  // "SHWR"
 
 std::array<uint32_t, 256> make_crc_table() {
   std::array<uint32_t, 256> t{};
@@ -35,23 +34,22 @@ void put_u32(std::string& out, uint32_t v) {
 void put_u64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
-uint64_t get_le(const char* p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; ++i) v |= uint64_t(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
+void set_u32(std::string& out, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[at + i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+Status write_all(int fd, std::string_view bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return make_error(std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  return Ok{};
 }
 
 std::string errno_text() { return std::strerror(errno); }
-
-bool read_whole_file(const std::string& path, std::string& out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[1 << 16];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return n == 0;
-}
 
 }  // namespace
 
@@ -60,6 +58,20 @@ uint32_t crc32_ieee(std::string_view bytes) {
   uint32_t c = 0xFFFFFFFFu;
   for (char ch : bytes) c = table[(c ^ static_cast<uint8_t>(ch)) & 0xFF] ^ (c >> 8);
   return c ^ 0xFFFFFFFFu;
+}
+
+std::string frame_wal_record(int64_t now_ms, std::string_view batch) {
+  std::string out;
+  out.reserve(16 + 8 + batch.size());
+  put_u32(out, kRecordMagic);
+  put_u32(out, static_cast<uint32_t>(8 + batch.size()));
+  put_u32(out, 0);  // body crc
+  put_u32(out, 0);  // header crc
+  put_u64(out, static_cast<uint64_t>(now_ms));
+  out.append(batch);
+  set_u32(out, 8, crc32_ieee(std::string_view(out).substr(16)));
+  set_u32(out, 12, crc32_ieee(std::string_view(out).substr(0, 12)));
+  return out;
 }
 
 std::string wal_path(const std::string& dir, uint64_t number) {
@@ -79,6 +91,15 @@ Status WalWriter::open(const std::string& dir, uint64_t number, bool fsync) {
                       "check that --state-dir is writable and not full");
   struct stat st{};
   bytes_ = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  if (bytes_ == 0) {  // a new file starts with the format 2 header
+    Status h = write_all(fd_, std::string_view(kWalFileHeader, sizeof kWalFileHeader));
+    if (!h) {
+      close();
+      return make_error("cannot write write-ahead log " + path + ": " + h.error().message,
+                        "check that --state-dir is writable and not full");
+    }
+    bytes_ = sizeof kWalFileHeader;
+  }
   dir_ = dir;
   number_ = number;
   fsync_ = fsync;
@@ -96,28 +117,13 @@ void WalWriter::close() {
 
 Status WalWriter::append(int64_t now_ms, std::string_view batch) {
   if (fd_ < 0) return make_error("write-ahead log is not open", "restart the server");
-  buffer_.clear();
-  buffer_.reserve(kHeader + 8 + batch.size());
-  uint32_t body_len = static_cast<uint32_t>(8 + batch.size());
-  put_u32(buffer_, body_len);
-  put_u32(buffer_, 0);  // crc placeholder
-  put_u64(buffer_, static_cast<uint64_t>(now_ms));
-  buffer_.append(batch);
-  uint32_t crc = crc32_ieee(std::string_view(buffer_).substr(kHeader));
-  for (int i = 0; i < 4; ++i) buffer_[4 + i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
-
-  size_t done = 0;
-  while (done < buffer_.size()) {
-    ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string why = errno_text();
-      // Cut a partial record off so later records are not hidden behind a torn one.
-      if (::ftruncate(fd_, static_cast<off_t>(bytes_)) != 0) close();
-      return make_error("write-ahead log write failed: " + why,
-                        "free space in --state-dir; the batch was not acknowledged");
-    }
-    done += static_cast<size_t>(n);
+  buffer_ = frame_wal_record(now_ms, batch);
+  Status w = write_all(fd_, buffer_);
+  if (!w) {
+    // Cut a partial record off so later records do not follow a torn one.
+    if (::ftruncate(fd_, static_cast<off_t>(bytes_)) != 0) close();
+    return make_error("write-ahead log write failed: " + w.error().message,
+                      "free space in --state-dir; the batch was not acknowledged");
   }
   if (fsync_ && ::fdatasync(fd_) != 0) {
     std::string why = errno_text();
@@ -141,36 +147,6 @@ std::vector<uint64_t> list_wal_files(const std::string& dir) {
   ::closedir(d);
   std::sort(out.begin(), out.end());
   return out;
-}
-
-Status replay_wal_file(const std::string& path,
-                       const std::function<void(const WalRecord&)>& fn) {
-  std::string data;
-  if (!read_whole_file(path, data))
-    return make_error("cannot read write-ahead log " + path + ": " + errno_text(),
-                      "check permissions of --state-dir");
-  size_t pos = 0;
-  while (pos < data.size()) {
-    size_t left = data.size() - pos;
-    if (left < kHeader) break;
-    uint64_t len = get_le(data.data() + pos, 4);
-    uint32_t crc = static_cast<uint32_t>(get_le(data.data() + pos + 4, 4));
-    if (len < 8 || len > kMaxRecord || len > left - kHeader) break;
-    std::string_view body(data.data() + pos + kHeader, len);
-    if (crc32_ieee(body) != crc) break;
-    WalRecord rec{static_cast<int64_t>(get_le(body.data(), 8)), body.substr(8)};
-    fn(rec);
-    pos += kHeader + len;
-  }
-  if (pos < data.size()) {
-    log::warn("write-ahead log " + path + ": torn record at offset " + std::to_string(pos) +
-              " (" + std::to_string(data.size() - pos) + " bytes) truncated away; it was never "
-              "acknowledged");
-    if (::truncate(path.c_str(), static_cast<off_t>(pos)) != 0)
-      return make_error("cannot truncate torn write-ahead log " + path + ": " + errno_text(),
-                        "check permissions of --state-dir");
-  }
-  return Ok{};
 }
 
 void remove_wal_files_before(const std::string& dir, uint64_t keep_from) {

@@ -69,6 +69,12 @@ void ServerSelfMetrics::update_lifecycle(const ServerSelfValues& v) {
   gauge("ready", "1 when GET /readyz answers 200", v.ready ? 1.0 : 0.0);
   counter("wal_failures_total", "write-ahead log appends that failed (batch answered 500)",
           v.engine.wal_failures);
+  counter("wal_damaged_records_total",
+          "damaged write-ahead log records skipped at the last start (see /readyz)",
+          v.engine.wal_damaged_records);
+  counter("wal_quarantined_records_total",
+          "write-ahead log records that could not be replayed, moved to quarantine/",
+          v.engine.wal_quarantined_records);
 }
 
 void ServerSelfMetrics::update_graphite(const GraphiteSink::Counters& g) {

@@ -67,6 +67,13 @@ TEST(ServerConfig, ReadAndConnectionLimitsLoadAndExampleHasTheDefaults) {
   EXPECT_NE(bad.error().message.find("nope"), std::string::npos);
 }
 
+TEST(ServerConfig, MaxSamplesPerBatchBoundsTheDecoder) {
+  ServerConfig c;
+  EXPECT_EQ(engine_options_from(c).wire_limits.max_samples, 1'000'000u);
+  ASSERT_TRUE(load_server_config_text("s.yaml", "limits:\n  max_samples_per_batch: 5000\n", c).ok());
+  EXPECT_EQ(engine_options_from(c).wire_limits.max_samples, 5000u);
+}
+
 TEST(ServerConfig, ErrorsCarryFileLineColumnAndKey) {
   ServerConfig c;
   Status s = load_server_config_text("s.yaml",

@@ -43,8 +43,8 @@ int64_t ProcessTable::start_ms(int64_t pid) {
 }
 
 bool file_is_fresh(bool new_since_last_scan, int64_t start_ms, int64_t fresh_if_started_after_ms) {
-  return new_since_last_scan ||
-         (fresh_if_started_after_ms > 0 && start_ms > 0 && start_ms > fresh_if_started_after_ms);
+  return new_since_last_scan || (fresh_if_started_after_ms > 0 && start_ms > 0 &&
+                                 start_ms > fresh_if_started_after_ms - kFreshStartSlackMs);
 }
 
 }  // namespace statherd::agent

@@ -33,7 +33,12 @@ class ProcessTable {
 // A file's samples are `fresh` (the server counts their counters whole on first sighting)
 // when the file is new since the previous scan of this source (new_since_last_scan), or when
 // its process started after fresh_if_started_after_ms (the last scan before an agent start or
-// a source rebuild; 0: off; a start time of 0 is unknown and never fresh).
+// a source rebuild; 0: off; a start time of 0 is unknown and never fresh). Start times from
+// /proc rest on btime, which is whole seconds, so they read up to ~1 s early: a process that
+// started less than kFreshStartSlackMs before that scan still counts as started after it. A
+// wrong `fresh` on a file the server already knows changes nothing (it counts every batch of a
+// known source whole), whereas a missed one loses the writer's increments up to our first scan.
+inline constexpr int64_t kFreshStartSlackMs = 1000;
 bool file_is_fresh(bool new_since_last_scan, int64_t start_ms, int64_t fresh_if_started_after_ms);
 
 }  // namespace statherd::agent

@@ -39,8 +39,18 @@ TEST(ProcessTable, FreshMeansNewSinceTheLastScanOrStartedAfterIt) {
   EXPECT_TRUE(file_is_fresh(true, 0, 0));
   EXPECT_FALSE(file_is_fresh(false, 5'000, 0));      // off
   EXPECT_TRUE(file_is_fresh(false, 5'000, 4'000));   // started after the last scan
-  EXPECT_FALSE(file_is_fresh(false, 3'000, 4'000));  // already running: baselined
+  EXPECT_FALSE(file_is_fresh(false, 2'999, 4'000));  // already running: baselined
   EXPECT_FALSE(file_is_fresh(false, 0, 4'000));      // start unknown
+}
+
+TEST(ProcessTable, FreshAllowsForStartTimesRoundedDownToWholeBootSeconds) {
+  // /proc start times rest on btime (whole seconds), so a process that started 400 ms after
+  // the last scan can read as up to ~1 s earlier than it really did: still fresh.
+  const int64_t last_scan = 10'000'000;
+  EXPECT_TRUE(file_is_fresh(false, last_scan - 600, last_scan));
+  EXPECT_TRUE(file_is_fresh(false, last_scan - 999, last_scan));
+  EXPECT_FALSE(file_is_fresh(false, last_scan - 1'001, last_scan));
+  EXPECT_FALSE(file_is_fresh(false, last_scan - 60'000, last_scan));
 }
 
 }  // namespace

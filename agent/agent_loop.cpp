@@ -192,8 +192,8 @@ bool AgentLoop::drain(SteadyClock::time_point deadline, bool ignore_backoff) {
   const DeliveryStats was = delivery_.stats();
   const bool empty = delivery_.drain(deadline, ignore_backoff);
   fresh_.prune([this](uint64_t seq) {
-    return spool_.has(seq) ||
-           std::any_of(held_.begin(), held_.end(), [seq](const HeldBatch& h) { return h.seq == seq; });
+    auto held = [seq](const HeldBatch& h) { return h.seq == seq; };
+    return spool_.has(seq) || std::any_of(held_.begin(), held_.end(), held);
   });
   const DeliveryStats& now = delivery_.stats();
   const size_t removed = before.size() - std::min(before.size(), spool_.count());

@@ -259,6 +259,9 @@ void AgentLoop::flush_on_shutdown() {
   const int64_t now_ms = wall_ms_();
   spool_batch(now_ms, scrape_counted(now_ms, /*files_only=*/true));
   last_tick_ms_ = now_ms;
+  if (!held_.empty())
+    log::error(std::to_string(held_.size()) + " batches the spool could not store are lost " +
+               "at this stop; hint: free space in " + spool_.dir());
   log::info("stopping: shipping " + std::to_string(spool_.count()) + " spooled batches");
   if (!drain(SteadyClock::now() + options_.shutdown_flush, true))
     log::info(std::to_string(spool_.count()) + " batches stay in the spool " + spool_.dir() +

@@ -144,22 +144,48 @@ ScrapeReport AgentLoop::scrape_counted(int64_t now_ms, bool files_only) {
 }
 
 // Spooled BEFORE any shipping: from here on a kill loses nothing of this scrape.
+// A scrape consumes one-time events (a new file's only fresh sighting, a dead writer's final
+// read), so a batch the spool cannot store (full disk: begin_batch or put fails) is not
+// dropped: it is held in memory and written first at the next tick, in seq order, before the
+// newer batch; at most kMaxHeldBatches are held (the oldest is dropped beyond, counted).
 void AgentLoop::spool_batch(int64_t now_ms, ScrapeReport report) {
-  auto seq = spool_.begin_batch(now_ms);
-  if (!seq) {
-    ++counters_.spool_write_errors;
-    log::error("cannot persist the agent state: " + seq.error().to_string());
-    return;
+  counters_.held_batches = held_.size();  // as this batch's self-metrics will say
+  held_.push_back({0, build_batch(0, now_ms, std::move(report))});
+  if (held_.size() > kMaxHeldBatches) {
+    if (held_.front().seq != 0) fresh_.on_gone(held_.front().seq);
+    held_.pop_front();
+    ++counters_.held_dropped;
+    log::error("dropped a batch held since the spool could not store it (more than " +
+               std::to_string(kMaxHeldBatches) + " held); hint: free space in " + spool_.dir());
   }
-  Batch batch = build_batch(*seq, now_ms, std::move(report));
-  fresh_.on_built(*seq, batch.sources);
-  if (auto st = spool_.put(*seq, encode_batch(batch)); !st) {
-    fresh_.on_gone(*seq);
-    ++counters_.spool_write_errors;
-    log::error("cannot spool batch seq " + std::to_string(*seq) + ": " + st.error().to_string());
-    return;
+  while (!held_.empty() && spool_held(held_.front())) held_.pop_front();
+}
+
+// Reserves a seq for `held` (once) and stores it; false (counted, logged once per run of
+// failures) if the spool cannot.
+bool AgentLoop::spool_held(HeldBatch& held) {
+  Status st = Ok{};
+  if (held.seq == 0) {
+    if (auto seq = spool_.begin_batch(held.batch.sent_ms); !seq) {
+      st = seq.error();
+    } else {
+      held.seq = held.batch.seq = *seq;
+      fresh_.on_built(*seq, held.batch.sources);
+    }
   }
+  if (st) st = spool_.put(held.seq, encode_batch(held.batch));
+  if (!st) {
+    ++counters_.spool_write_errors;
+    if (!spool_failing_)
+      log::error("cannot spool the batch of " + std::to_string(held.batch.sent_ms) + ": " +
+                 st.error().to_string() + "; it is held in memory and retried every tick");
+    spool_failing_ = true;
+    return false;
+  }
+  if (spool_failing_) log::info("the spool stores batches again");
+  spool_failing_ = false;
   ++counters_.batches_written;
+  return true;
 }
 
 // SpoolDelivery::drain, plus the replay count: delivery removes batches oldest first, so the
@@ -169,7 +195,10 @@ bool AgentLoop::drain(SteadyClock::time_point deadline, bool ignore_backoff) {
   const std::vector<uint64_t> before = spool_.pending();
   const DeliveryStats was = delivery_.stats();
   const bool empty = delivery_.drain(deadline, ignore_backoff);
-  fresh_.prune([this](uint64_t seq) { return spool_.has(seq); });
+  fresh_.prune([this](uint64_t seq) {
+    auto held = [seq](const HeldBatch& h) { return h.seq == seq; };
+    return spool_.has(seq) || std::any_of(held_.begin(), held_.end(), held);
+  });
   const DeliveryStats& now = delivery_.stats();
   const size_t removed = before.size() - std::min(before.size(), spool_.count());
   uint64_t late = 0;
@@ -234,6 +263,9 @@ void AgentLoop::flush_on_shutdown() {
   const int64_t now_ms = wall_ms_();
   spool_batch(now_ms, scrape_counted(now_ms, /*files_only=*/true));
   last_tick_ms_ = now_ms;
+  if (!held_.empty())
+    log::error(std::to_string(held_.size()) + " batches the spool could not store are lost " +
+               "at this stop; hint: free space in " + spool_.dir());
   log::info("stopping: shipping " + std::to_string(spool_.count()) + " spooled batches");
   if (!drain(SteadyClock::now() + options_.shutdown_flush, true))
     log::info(std::to_string(spool_.count()) + " batches stay in the spool " + spool_.dir() +

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -57,6 +58,10 @@ ScrapeReport scrape_all(const std::vector<std::unique_ptr<Source>>& sources, int
 
 class AgentLoop;
 
+// Batches kept in memory while the spool cannot store them (a full disk): beyond this many the
+// oldest is dropped (counted in agent.spool.held_dropped).
+inline constexpr size_t kMaxHeldBatches = 60;
+
 struct AgentLoopOptions {
   std::string agent_id;
   std::string host;
@@ -99,11 +104,19 @@ class AgentLoop {
   const std::vector<SourceStatus>& last_scrape() const { return last_scrape_; }
   int64_t last_tick_ms() const { return last_tick_ms_; }
   const ReloadOutcome& last_reload() const { return last_reload_; }
+  // Batches scraped but not yet in the spool (its writes failed); see spool_batch.
+  size_t held_batches() const { return held_.size(); }
   int64_t last_reload_ms() const { return last_reload_ms_; }
 
  private:
   ScrapeReport scrape_counted(int64_t now_ms, bool files_only);
+  // A batch the spool could not take yet: seq 0 until begin_batch succeeds for it.
+  struct HeldBatch {
+    uint64_t seq = 0;
+    Batch batch;
+  };
   void spool_batch(int64_t now_ms, ScrapeReport report);
+  bool spool_held(HeldBatch& held);
   bool drain(SteadyClock::time_point deadline, bool ignore_backoff = false);
   bool wait_for_tick(StopSignal& stop, SteadyClock::time_point tick_at);
   void log_scrape_errors(const std::vector<SourceError>& errors);
@@ -124,6 +137,8 @@ class AgentLoop {
   ReloadOutcome last_reload_;
   int64_t last_reload_ms_ = 0;
   FreshUntilAcked fresh_;  // sources' fresh flags, kept until a batch carrying them is acked
+  std::deque<HeldBatch> held_;  // oldest first; at most kMaxHeldBatches
+  bool spool_failing_ = false;  // logging: once per run of failed spool writes
 };
 
 }  // namespace statherd::agent

@@ -47,6 +47,8 @@ SourceSamples agent_self_metrics(const std::string& host, int64_t pid, int64_t s
   add("agent.scrape_seconds", Kind::Gauge, c.scrape_ms / 1000.0);  // base unit: promtool
   add("agent.spool.batches_written", Kind::Counter, d(c.batches_written));
   add("agent.spool.write_errors", Kind::Counter, d(c.spool_write_errors));
+  add("agent.spool.held_batches", Kind::Gauge, d(c.held_batches));
+  add("agent.spool.held_dropped", Kind::Counter, d(c.held_dropped));
   add("agent.spool.batches", Kind::Gauge, d(spool.batches));
   add("agent.spool.bytes", Kind::Gauge, d(spool.bytes));
   add("agent.spool.dropped_batches", Kind::Counter, d(spool.dropped_batches));

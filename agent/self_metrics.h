@@ -23,7 +23,9 @@ struct AgentSelfCounters {
   std::map<std::string, uint64_t> scrape_errors;  // source kind -> errors reported
   uint64_t samples_read = 0;
   uint64_t batches_written = 0;     // batches put in the spool
-  uint64_t spool_write_errors = 0;  // batches (or seqs) that could not be persisted
+  uint64_t spool_write_errors = 0;  // failed attempts to persist a batch (or its seq)
+  uint64_t held_batches = 0;        // gauge: batches held in memory, the spool refusing them
+  uint64_t held_dropped = 0;        // held batches dropped beyond kMaxHeldBatches
   uint64_t replayed_batches = 0;    // acked after waiting in the spool (outage or restart)
   uint64_t reloads_ok = 0, reloads_failed = 0;
   double scrape_ms = 0;  // duration of the last scrape of all sources

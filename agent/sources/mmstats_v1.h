@@ -162,6 +162,9 @@ struct MmstatsV1Options {
   bool one_shot = false;
   // Files larger than this are refused unread (a per-file SourceError); see stat_file.h.
   uint64_t max_file_bytes = kDefaultMaxFileBytes;
+  // Where the start times sent for files are kept across agent restarts (start_time_memory.h);
+  // "": not kept.
+  std::string start_times_file;
 };
 
 class MmstatsV1Source : public Source {

@@ -30,6 +30,7 @@ std::unique_ptr<Source> build(const AgentConfig& c, int64_t last_scan_ms, bool o
   mm.fresh_if_started_after_ms = last_scan_ms;
   mm.one_shot = one_shot;
   mm.max_file_bytes = c.max_file_bytes;
+  if (!one_shot) mm.start_times_file = c.spool_dir + "/mmstats_v1.start_times";
   return std::make_unique<MmstatsV1Source>(std::move(mm));
 }
 

@@ -10,7 +10,9 @@
 //   guarded copies are in mmstats_v1_copy.cpp): the file is a SourceError for this scrape,
 //   unmapped, and mapped again next scrape.
 // - A dead pid (no <proc_root>/<pid>) gets its file read one last time; after that the file is
-//   unmapped and only reported again if its inode, size or mtime changes.
+//   unmapped and only reported again if its inode, size or mtime changes. If the pid died
+//   before this agent first saw it alive, the start time comes from the start times a previous
+//   agent kept (options.start_times_file, start_time_memory.h), so the identity is unchanged.
 // - A pid reused within one scrape interval by a process that recreates the same file name is
 //   not noticed as a new process (its counters restarting lower reads as a reset on the server).
 // - One-shot mode (--once) maps nothing: each file is copied with pread() and a second copy must
@@ -182,8 +184,14 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
   const bool alive = f.name.pid < 0 || processes.alive(f.name.pid);
   if (!alive && f.final_read_done && !changed) return false;  // dead and already reported
   f.final_read_done = !alive;
-  if (alive && f.start_time_ms == 0 && f.name.pid >= 0)
+  if (alive && f.start_time_ms == 0 && f.name.pid >= 0) {
     f.start_time_ms = std::max<int64_t>(0, processes.start_ms(f.name.pid));  // -1: just exited
+    start_times.remember(path, f.name.pid, now_stat.inode, f.start_time_ms);
+  }
+  // Dead before we ever saw it alive: the identity an earlier agent sent, if any.
+  if (!alive && f.start_time_ms == 0 && f.name.pid >= 0)
+    f.start_time_ms = start_times.recall(path, f.name.pid, now_stat.inode);
+  start_times.keep(path);
   if (!f.data) {
     if (auto st = map_file(f); !st) {
       errors.push_back({path, st.error().to_string()});
@@ -274,8 +282,10 @@ void MmstatsV1Source::scrape_each(int64_t now_ms, const SourceSamplesVisitor& on
                                          : s.visit(path, now_ms, ss, errors);
     if (read && !on_source(ss)) break;
   }
-  if (!s.options.one_shot)
+  if (!s.options.one_shot) {
     std::erase_if(s.files, [&](const auto& kv) { return kv.second->last_seen_scrape != s.scrape_count; });
+    s.start_times.save();
+  }
 }
 
 void MmstatsV1Source::set_fresh_if_started_after_ms(int64_t ms) {

@@ -13,6 +13,7 @@
 
 #include "agent/sources/mmstats_v1.h"
 #include "agent/sources/process_table.h"
+#include "agent/sources/start_time_memory.h"
 #include "agent/sources/stat_file.h"
 
 namespace statherd::agent {
@@ -55,6 +56,7 @@ struct MmstatsV1Source::Impl {
   LabelPatternSet counters;
   std::unordered_map<std::string, std::unique_ptr<MmstatsMappedFile>> files;
   ProcessTable processes;
+  StartTimeMemory start_times;  // across agent restarts: a dead writer keeps its identity
   uint64_t scrape_count = 0;
   std::string scratch_text;
   // --once (options.one_shot): one file object and two copy buffers, reused for every file.
@@ -74,7 +76,8 @@ struct MmstatsV1Source::Impl {
       : options(std::move(o)),
         counters(options.counter_patterns.empty() ? default_mmstats_counter_patterns()
                                                   : options.counter_patterns),
-        processes(options.proc_root, "mmstats_v1") {
+        processes(options.proc_root, "mmstats_v1"),
+        start_times(options.start_times_file) {
     if (options.globs.empty()) options.globs.push_back(default_mmstats_glob());
   }
 

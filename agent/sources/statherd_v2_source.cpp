@@ -74,6 +74,9 @@ struct MappedV2File {
   uint64_t parsed_until = 0;  // records in [256, parsed_until) are in `records`
   bool final_read_done = false;
   uint64_t last_seen_scrape = 0;
+  // The header (pid, start) last found alive, and that pid's start since boot then: while
+  // they stay the same, the writer is alive whatever the wall clock did since.
+  int64_t alive_pid = 0, alive_header_start_ms = 0, alive_since_boot_ms = 0;
 
   void forget_records() {
     records.clear();
@@ -134,7 +137,7 @@ struct StatherdV2Source::Impl {
     if (options.globs.empty()) options.globs.push_back(default_statherd_v2_glob());
   }
 
-  bool alive(const StatherdV2Header& h);
+  bool alive(MappedV2File& f);
   Status refresh(MappedV2File& f);
   bool copy_to_image(const MappedV2File& f, uint64_t offset, uint64_t n, std::string& fault);
   bool copy_values_to_image(const MappedV2File& f, std::string& fault);
@@ -144,11 +147,23 @@ struct StatherdV2Source::Impl {
   void visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out);
 };
 
-bool StatherdV2Source::Impl::alive(const StatherdV2Header& h) {
-  const int64_t start = processes.start_ms(h.pid);
-  if (start < 0) return false;
-  if (start == 0 || h.start_time_ms == 0) return true;  // unknown: trust the pid
-  return std::llabs(start - h.start_time_ms) <= kStartTimeToleranceMs;  // else a reused pid
+// The header's start time and ours rest on btime at different moments, which the wall clock
+// moves: compared once (with btime read this scrape), then the pid's start since boot decides.
+bool StatherdV2Source::Impl::alive(MappedV2File& f) {
+  const StatherdV2Header& h = f.header;
+  const auto pid = static_cast<int64_t>(h.pid);
+  const auto header_start = static_cast<int64_t>(h.start_time_ms);
+  const int64_t since_boot = processes.since_boot_ms(pid);
+  if (since_boot < 0) return false;
+  if (since_boot == 0 || header_start == 0) return true;  // unknown: trust the pid
+  if (f.alive_since_boot_ms != 0 && f.alive_pid == pid && f.alive_header_start_ms == header_start)
+    return since_boot == f.alive_since_boot_ms;  // else a reused pid
+  const int64_t start = processes.start_ms(pid);
+  if (start > 0 && std::llabs(start - header_start) > kStartTimeToleranceMs) return false;
+  f.alive_pid = pid;
+  f.alive_header_start_ms = header_start;
+  f.alive_since_boot_ms = since_boot;
+  return true;
 }
 
 // Copies [offset, offset + n) of f's mapping into the image, SIGBUS-guarded.
@@ -295,7 +310,7 @@ void StatherdV2Source::Impl::visit(const std::string& path, int64_t now_ms, Scra
     f.unmap();
     return;
   }
-  const bool is_alive = alive(f.header);
+  const bool is_alive = alive(f);
   f.final_read_done = !is_alive;
   read_file(f, !was_seen_last_scrape && scrape_count > 1, now_ms, out);
   if (!is_alive) f.unmap();  // last read of a dead process's file

@@ -14,6 +14,7 @@ EVIDENCE = (
     ("agent", "batch rejected and deleted (4xx)", r"server rejected batch seq"),
     ("agent", "spool dropped oldest batch", r"dropped the oldest batch"),
     ("agent", "batch not spooled (lost)", r"cannot spool batch"),
+    ("agent", "batch held in memory (spool full)", r"held in memory and retried"),
     ("agent", "state not persisted (batch lost)", r"cannot persist the agent state"),
     ("agent", "spooled batch unreadable (dropped)", r"dropping that batch"),
     ("agent", "ENOSPC anywhere", r"No space left on device"),

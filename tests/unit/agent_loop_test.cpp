@@ -1,6 +1,9 @@
 // The agent loop: aligned ticks, spool-before-ship, batch contents.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <filesystem>
 
@@ -254,6 +257,79 @@ TEST(AgentLoopFresh, KeepsASourceFreshUntilABatchCarryingItIsAcknowledged) {
   // 1: fresh, quarantined. 2: fresh again, 503. 2 again: acked. 3, 4: not fresh any more.
   EXPECT_EQ(fresh, (std::vector<bool>{true, true, true, true, false, false}));
   EXPECT_EQ(delivery.stats().quarantined, 1u);
+  std::filesystem::remove_all(tmpl);
+}
+
+// A writer's file read for the last time (its process died): the source reports it once and
+// never again. The spool's filesystem is full for two ticks (the batch write fails, then even
+// the state write fails): those batches are held in memory and spooled, in order, once the
+// spool is writable again, so the final increments still arrive.
+class DyingFileSource : public Source {
+ public:
+  std::string describe() const override { return "dying"; }
+  void scrape(int64_t now_ms, ScrapeReport& out) override {
+    if (++scrapes > 2) return;  // scrape 2 was the final read
+    SourceSamples s;
+    s.id = {"h", "app", 8, 1234, "/tmp/app-8-8.mmstats"};
+    s.fresh = scrapes == 1;
+    Sample c;
+    c.name = "requests.count";
+    c.kind = Kind::Counter;
+    c.value = scrapes == 1 ? 10 : 15;
+    c.timestamp_ms = now_ms;
+    s.samples.push_back(c);
+    out.sources.push_back(s);
+  }
+  int scrapes = 0;
+};
+
+// Runs f with writes limited to max_file_bytes (EFBIG beyond, as on a full disk).
+template <typename F>
+void with_file_size_limit(rlim_t max_file_bytes, F f) {
+  struct rlimit old {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = max_file_bytes;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  f();
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+}
+
+TEST(AgentLoopSpoolFull, HoldsBatchesThatCannotBeSpooledAndSpoolsThemInOrderLater) {
+  char tmpl[] = "/tmp/statherd-loop-full-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  auto spool = Spool::open(std::string(tmpl) + "/spool", 1 << 20, 1'000).value();
+  std::vector<std::unique_ptr<Source>> sources;
+  sources.push_back(std::make_unique<DyingFileSource>());
+  RecordingSender sender(*spool);
+  SpoolDelivery delivery(*spool, sender, Backoff(1s, 30s, 1));
+  AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources, *spool, delivery,
+                 [] { return int64_t{0}; });
+  loop.tick(10'000, SteadyClock::now() + 60s);
+  with_file_size_limit(200, [&] { loop.tick(20'000, SteadyClock::now() + 60s); });  // batch
+  with_file_size_limit(0, [&] { loop.tick(30'000, SteadyClock::now() + 60s); });    // state
+  EXPECT_EQ(sender.sent.size(), 1u);
+  EXPECT_GE(loop.counters().spool_write_errors, 2u);
+  loop.tick(40'000, SteadyClock::now() + 60s);
+  ASSERT_EQ(sender.sent.size(), 4u);
+  std::vector<int64_t> sent_ms;
+  std::vector<double> dying;
+  for (size_t i = 0; i < sender.sent.size(); ++i) {
+    auto b = decode_batch(sender.sent[i].second);
+    ASSERT_TRUE(b.ok());
+    if (i > 0) {
+      EXPECT_GT(sender.sent[i].first, sender.sent[i - 1].first);  // seq order
+    }
+    sent_ms.push_back(b->sent_ms);
+    for (const auto& ss : b->sources)
+      if (ss.id.app == "app") dying.push_back(ss.samples[0].value);
+  }
+  EXPECT_EQ(sent_ms, (std::vector<int64_t>{10'000, 20'000, 30'000, 40'000}));
+  EXPECT_EQ(dying, (std::vector<double>{10, 15}));
+  EXPECT_EQ(spool->count(), 0u);
+  EXPECT_EQ(loop.held_batches(), 0u);
   std::filesystem::remove_all(tmpl);
 }
 

@@ -182,6 +182,43 @@ TEST(MmstatsV1Source, DeadPidIsReadOnceMoreThenDropped) {
   EXPECT_EQ(r4.sources[0].samples[0].value, 9);
 }
 
+// A writer that dies while no agent runs: the next agent's first scan finds its pid gone (no
+// /proc start time), and still sends the file under the identity the previous agent used, so
+// the server counts its last increments instead of baselining a new source.
+TEST(MmstatsV1Source, RestartedAgentSendsADeadWritersFileUnderItsEarlierIdentity) {
+  FakeHost host;
+  host.start_process(100, 100 * sysconf(_SC_CLK_TCK));  // started 100 s after boot
+  const auto file = host.dir / "a-100-100.mmstats";
+  write_field_file(file, {{"x.count", 1}});
+  auto o = host.options();
+  o.start_times_file = (host.root / "start_times").string();
+  {
+    MmstatsV1Source first_agent(o);
+    ScrapeReport r;
+    first_agent.scrape(1, r);
+    ASSERT_EQ(r.sources.size(), 1u);
+    EXPECT_EQ(r.sources[0].id.start_time_ms, 1700000100000);
+  }
+  write_field_file(file, {{"x.count", 7}});  // last increments, then the writer dies
+  host.kill_process(100);
+  {
+    MmstatsV1Source second_agent(o);
+    ScrapeReport r;
+    second_agent.scrape(2, r);
+    ASSERT_EQ(r.sources.size(), 1u);
+    EXPECT_EQ(r.sources[0].id.start_time_ms, 1700000100000);
+    EXPECT_EQ(r.sources[0].samples[0].value, 7);
+  }
+  // Another file under that name (a new inode) is not given the old start time.
+  write_field_file(host.dir / "new.tmp", {{"x.count", 2}});
+  fs::rename(host.dir / "new.tmp", file);
+  MmstatsV1Source third_agent(o);
+  ScrapeReport r;
+  third_agent.scrape(3, r);
+  ASSERT_EQ(r.sources.size(), 1u);
+  EXPECT_EQ(r.sources[0].id.start_time_ms, 0);
+}
+
 TEST(MmstatsV1Source, BadFileIsAnErrorForThatFileOnly) {
   FakeHost host;
   host.start_process(100, 1);

@@ -144,26 +144,56 @@ TEST(StatherdV2Source, ReusedPidMeansTheOldFileIsDead) {
   EXPECT_EQ(scrape(source).sources.size(), 0u);
 }
 
+// The wall clock moves against the boot clock (NTP on a VM: btime in /proc/stat moved 27 s in
+// an hour). A writer's header start time rests on btime at its start; a long-running agent must
+// neither compare it with the btime it read at its own start nor let later drift make the
+// writer look like a reused pid: a live writer's unchanged file is read at every scrape.
+TEST(StatherdV2Source, BootTimeDriftDoesNotMakeALiveWriterLookDead) {
+  FakeHost host;
+  auto set_btime = [&](int64_t seconds) {
+    std::ofstream(host.proc / "stat") << "cpu  1 2 3\nbtime " << seconds << "\nprocesses 5\n";
+  };
+  const long hz = sysconf(_SC_CLK_TCK);
+  host.start_process(12, hz);  // a writer the agent reads from its start (and so reads btime)
+  V2FileBuilder early(12, static_cast<uint64_t>(start_ms_of(hz)), "early");
+  write_bytes(host.dir / "early-12.statherd", early.file_bytes());
+  StatherdV2Source source(host.options());
+  EXPECT_EQ(scrape(source).sources.size(), 1u);
+  set_btime(kBootMs / 1000 + 27);  // an hour later
+  host.start_process(13, 3600 * hz);
+  V2FileBuilder b(13, static_cast<uint64_t>(kBootMs + 27'000 + 3'600'000), "app");
+  b.add_number(1, "c", {}, 5);
+  write_bytes(host.dir / "app-13.statherd", b.file_bytes());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(scrape(source).sources.size(), 2u) << "scrape " << i;
+  set_btime(kBootMs / 1000 + 54);  // and it drifts on while the writers run
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(scrape(source).sources.size(), 2u) << "later " << i;
+  host.start_process(13, 3700 * hz);  // the pid reused by another process: the file is dead
+  EXPECT_EQ(scrape(source).sources.size(), 2u);
+  EXPECT_EQ(scrape(source).sources.size(), 1u);
+}
+
 TEST(StatherdV2Source, FileAppearingAfterTheFirstScrapeIsFresh) {
   FakeHost host;
+  // /proc start times are good to about a second (file_is_fresh allows 1 s): 3 s apart.
+  const long hz = sysconf(_SC_CLK_TCK);
   host.start_process(13, 1);
-  host.start_process(14, 2);
+  host.start_process(14, 3 * hz);
   V2FileBuilder old_one(13, static_cast<uint64_t>(start_ms_of(1)), "app");
   write_bytes(host.dir / "app-13.statherd", old_one.file_bytes());
   StatherdV2Source source(host.options());
   auto first = scrape(source);
   ASSERT_EQ(first.sources.size(), 1u);
   EXPECT_FALSE(first.sources[0].fresh);
-  V2FileBuilder new_one(14, static_cast<uint64_t>(start_ms_of(2)), "app");
+  V2FileBuilder new_one(14, static_cast<uint64_t>(start_ms_of(3 * hz)), "app");
   write_bytes(host.dir / "app-14.statherd", new_one.file_bytes());
   auto second = scrape(source);
   ASSERT_EQ(second.sources.size(), 2u);
   EXPECT_FALSE(second.sources[0].fresh);  // sorted by path: app-13 first
   EXPECT_TRUE(second.sources[1].fresh);
-  source.set_fresh_if_started_after_ms(start_ms_of(1));
+  source.set_fresh_if_started_after_ms(start_ms_of(2 * hz));
   StatherdV2Source restarted([&] {
     auto o = host.options();
-    o.fresh_if_started_after_ms = start_ms_of(1);
+    o.fresh_if_started_after_ms = start_ms_of(2 * hz);
     return o;
   }());
   auto after_restart = scrape(restarted);

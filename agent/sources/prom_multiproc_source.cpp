@@ -181,13 +181,15 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
     f.layout = {};
     return;
   }
-  if (size != f.size) {
-    if (size < kPromDbHeaderBytes) {  // being created (read next scrape), or truncated
-      if (f.data)
-        drop_faulted(name, "file shrank to " + std::to_string(size) + " bytes\nhint: it was "
-                     "truncated or rewritten in place; it is read afresh next scrape", errors);
-      return;
-    }
+  // Checked before the size comparison: a file dropped after a fault and still empty has
+  // size 0 == f.size (nothing mapped), and must not be read through a null mapping.
+  if (size < kPromDbHeaderBytes) {  // being created (read next scrape), or truncated
+    if (f.data)
+      drop_faulted(name, "file shrank to " + std::to_string(size) + " bytes\nhint: it was "
+                   "truncated or rewritten in place; it is read afresh next scrape", errors);
+    return;
+  }
+  if (size != f.size || !f.data) {
     if (auto mapped = map(f, dir_fd, name, size); !mapped) {
       errors.push_back({file_path(name), mapped.error().to_string()});
       return;

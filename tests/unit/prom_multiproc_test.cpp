@@ -339,6 +339,27 @@ TEST(PromMultiprocSource, FileTruncatedUnderTheMappingIsAnErrorThenReadAgain) {
   EXPECT_EQ(by_name_and_tags(r.sources.at(0))["c_total"]->value, 14);
 }
 
+// After the SIGBUS drop the file is met again while still empty: it is a file being created
+// (nothing to read yet), not a mapping to read (this crashed the agent with SIGSEGV).
+TEST(PromMultiprocSource, FileLeftEmptyAfterATruncationIsSkippedUntilWritten) {
+  TempDir dir;
+  const std::string c = R"(["c", "c_total", {}, "h"])";
+  const fs::path victim = dir.path() / "counter_2.db";
+  write_bytes(dir.path() / "counter_1.db", db_bytes({{c, 5}}, false));
+  write_bytes(victim, db_bytes({{c, 7}}, false));
+  PromMultiprocSource source({{{dir.path().string(), ""}}, "h1", false});
+  ASSERT_EQ(by_name_and_tags(scrape_dir(source).sources.at(0))["c_total"]->value, 12);
+  ASSERT_EQ(::truncate(victim.c_str(), 0), 0);
+  ASSERT_EQ(scrape_dir(source).errors.size(), 1u);  // the SIGBUS drop
+  for (int i = 0; i < 2; ++i) {  // still empty: skipped, the other file still counts
+    auto r = scrape_dir(source);
+    EXPECT_TRUE(r.errors.empty()) << r.errors[0].message;
+    EXPECT_EQ(by_name_and_tags(r.sources.at(0))["c_total"]->value, 5);
+  }
+  write_bytes(victim, db_bytes({{c, 2}}, false));
+  EXPECT_EQ(by_name_and_tags(scrape_dir(source).sources.at(0))["c_total"]->value, 7);
+}
+
 TEST(PromMultiprocSource, OneShotMatchesMappedScrape) {
   TempDir dir;
   for (int k = 1; k <= 2; ++k) run_writer(dir.path(), k);

@@ -9,6 +9,21 @@ namespace {
 
 using Form = Distribution::Form;
 
+// A count that went down by at most this fraction of itself is float noise in a writer that
+// sums parts (a Prometheus summary's _count written as a float), not a restart: the difference
+// is taken as 0. Anything larger is a reset (the new state counts whole).
+constexpr double kNoiseFraction = 1e-9;
+
+// True when `diff` (cur - prev) means the state went down; noise is clamped to 0.
+bool went_down(double& diff, double prev) {
+  if (diff >= 0) return false;
+  if (-diff <= kNoiseFraction * std::max(1.0, prev)) {
+    diff = 0;
+    return false;
+  }
+  return true;
+}
+
 std::optional<Distribution> buckets_delta(const Distribution& prev, const Distribution& cur) {
   if (prev.bucket_upper_bounds != cur.bucket_upper_bounds ||
       prev.bucket_counts.size() != cur.bucket_counts.size())
@@ -16,10 +31,10 @@ std::optional<Distribution> buckets_delta(const Distribution& prev, const Distri
   Distribution d = cur;
   for (size_t i = 0; i < d.bucket_counts.size(); ++i) {
     d.bucket_counts[i] -= prev.bucket_counts[i];
-    if (d.bucket_counts[i] < 0) return std::nullopt;
+    if (went_down(d.bucket_counts[i], prev.bucket_counts[i])) return std::nullopt;
   }
   d.count = cur.count - prev.count;
-  if (d.count < 0) return std::nullopt;
+  if (went_down(d.count, prev.count)) return std::nullopt;
   d.sum = cur.sum - prev.sum;
   return d;
 }
@@ -27,7 +42,7 @@ std::optional<Distribution> buckets_delta(const Distribution& prev, const Distri
 std::optional<Distribution> summary_delta(const Distribution& prev, const Distribution& cur) {
   Distribution d = cur;  // quantiles, min, max: the source's own window
   d.count = cur.count - prev.count;
-  if (d.count < 0) return std::nullopt;
+  if (went_down(d.count, prev.count)) return std::nullopt;
   d.sum = cur.sum - prev.sum;
   return d;
 }

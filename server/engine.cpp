@@ -160,6 +160,9 @@ uint32_t Engine::Impl::slot_for(uint32_t src, size_t pos, const Sample& s, int64
   k.clear();
   k.append(reinterpret_cast<const char*>(&src), sizeof src);
   k.push_back(static_cast<char>(s.kind));
+  // A distribution's form is part of its slot: a histogram and a summary under one name (a
+  // deploy that changed the metric's type) each keep their own previous cumulative state.
+  if (s.kind == Kind::Distribution && s.dist) k.push_back(static_cast<char>(s.dist->form));
   k.append(s.name);
   for (const auto& [tk, tv] : s.tags) {
     k.push_back('\0'); k.append(tk); k.push_back('\1'); k.append(tv);

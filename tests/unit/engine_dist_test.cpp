@@ -184,6 +184,31 @@ TEST(EngineDist, SummaryCountAndSumSubtractQuantilesStayTheSources) {
 }
 
 // Issue #9 item 6: five intervals of an unchanged 4-value sketch gave `_count 20` on /metrics.
+// One process reports a bucket histogram and a summary under one name (a rolling deploy that
+// changed a metric's type): each keeps its own previous state, so once observations stop the
+// interval counts go to 0 instead of one form counting the other's whole state as a reset.
+TEST(EngineDist, TwoFormsUnderOneNameKeepTheirOwnBaselines) {
+  Engine e(opts());
+  ASSERT_TRUE(e.open(T0).ok());
+  Distribution h;
+  h.form = Distribution::Form::Buckets;
+  h.bucket_upper_bounds = {0.1, INFINITY};
+  h.bucket_counts = {0, 0};
+  Distribution sm;
+  sm.form = Distribution::Form::Summary;
+  std::vector<IntervalOutput> out;
+  for (int k = 0; k < 8; ++k) {
+    if (k < 4) {  // both observe for 4 intervals, then stop
+      h.bucket_counts[0] += 10; h.count += 10; h.sum += 0.5;
+      sm.count += 20; sm.sum += 1;
+    }
+    int64_t now = T0 + k * kIv + 500;
+    e.ingest(batch("a", k + 1, {source(1, {dist("lat", h, now), dist("lat", sm, now)}, true)}), now);
+    for (auto& o : e.flush(now + kIv)) out.push_back(std::move(o));
+  }
+  for (int k = 5; k < 7; ++k) EXPECT_EQ(app(out, k, "count"), 0.0) << "interval " << k;
+}
+
 TEST(EngineDist, PrometheusCountIsTheFleetTotalNotASumOfCumulativeStates) {
   Engine e(opts());
   ASSERT_TRUE(e.open(T0).ok());

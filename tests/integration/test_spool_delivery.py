@@ -56,9 +56,14 @@ class SpoolDeliveryTest(PipelineTestCase):
         self.proxy.arm([("status", 404), ("status", 408), ("status", 413),
                         ("status_for", 503, 14.0)])
         writers = self.start_writers([(app, 0), (app, 1)], counters=2, rate=50, duration=30)
-        harness.wait_for(self.proxy.idle, 90, interval=0.2, what="the proxy's faults served")
+        # The writers must still be writing once the server is unreachable (the first 503);
+        # when the 503 window ends depends on the agent's jittered backoff (up to ~30 s), so
+        # that is only waited for, not timed against the writers.
+        harness.wait_for(lambda: self.proxy.answered.get(503, 0) >= 1, 60, interval=0.1,
+                         what="the proxy's first 503")
         self.assertTrue(all(w.process.running() for w in writers),
-                        "writers finished during the faults; raise --duration")
+                        "writers finished before the 503s; raise --duration")
+        harness.wait_for(self.proxy.idle, 120, interval=0.2, what="the proxy's faults served")
         for w in writers:
             w.wait_done(timeout=90)
         try:

@@ -174,16 +174,22 @@ class Reader {
     pos_ += 8;
     return v;
   }
-  // A count of items each at least min_item_bytes long, capped by `cap`.
-  uint64_t count(uint64_t cap, size_t min_item_bytes, const char* what) {
+  // A count of items each at least min_item_bytes long, capped by `cap`. `splittable`: the cap
+  // is a per-batch limit that smaller batches would meet (sources, samples), so exceeding it
+  // (with a count the payload can hold) makes the batch too large, not malformed.
+  uint64_t count(uint64_t cap, size_t min_item_bytes, const char* what, bool splittable = false) {
     uint64_t n = varint();
     if (failed()) return 0;
-    if (n > cap) return fail(std::string(what) + " count " + std::to_string(n) + " over limit " +
-                             std::to_string(cap)), 0;
     if (min_item_bytes && n > left() / min_item_bytes)
       return fail(std::string(what) + " count " + std::to_string(n) + " exceeds payload"), 0;
+    if (n > cap) {
+      over_limit_ = splittable;
+      return fail(std::string(what) + " count " + std::to_string(n) + " over limit " +
+                  std::to_string(cap)), 0;
+    }
     return n;
   }
+  bool over_limit() const { return over_limit_; }
   void str(std::string& out) {
     uint64_t n = varint();
     if (failed()) return;
@@ -200,6 +206,7 @@ class Reader {
   const WireLimits& limits_;
   size_t pos_ = 0;
   std::string err_;
+  bool over_limit_ = false;
 };
 
 bool finite_nonneg(double v) { return std::isfinite(v) && v >= 0; }
@@ -328,7 +335,7 @@ void read_source(Reader& r, SourceSamples& src, uint64_t& samples_left) {
   src.fresh = (r.u8() & 1) != 0;
   // A sample takes at least 6 bytes: a text sample with a 1-byte name and empty text is
   // name (2) + tag count (1) + kind (1) + timestamp (1) + text length (1).
-  uint64_t n = r.count(samples_left, kMinSampleBytes, "sample");
+  uint64_t n = r.count(samples_left, kMinSampleBytes, "sample", true);
   samples_left -= n;
   src.samples.resize(n);
   for (auto& s : src.samples) {
@@ -373,7 +380,9 @@ std::string encode_batch(const Batch& batch) {
   return out;
 }
 
-Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& limits) {
+Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& limits,
+                           bool* over_limit) {
+  if (over_limit) *over_limit = false;
   if (bytes.size() < 4 || std::memcmp(bytes.data(), "SHB", 3) != 0)
     return make_error("not a statherd batch (bad magic)",
                       "send application/x-statherd-batch bodies built by statherd-agent");
@@ -386,7 +395,7 @@ Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& lim
   b.seq = r.varint();
   b.sent_ms = r.zz();
   if (!r.failed() && b.agent_id.empty()) r.fail("empty agent id");
-  uint64_t nsrc = r.count(limits.max_sources, kMinSourceBytes, "source");
+  uint64_t nsrc = r.count(limits.max_sources, kMinSourceBytes, "source", true);
   b.sources.resize(nsrc);
   uint64_t samples_left = limits.max_samples;
   for (auto& src : b.sources) {
@@ -400,6 +409,11 @@ Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& lim
     r.str(e.message);
   }
   if (!r.failed() && r.left() != 0) r.fail(std::to_string(r.left()) + " trailing bytes");
+  if (r.failed() && r.over_limit()) {
+    if (over_limit) *over_limit = true;
+    return make_error("batch too large: " + r.error() + " (offsets after the 4-byte header)",
+                      "the agent splits it; or raise the server's limits");
+  }
   if (r.failed()) return make_error("malformed batch: " + r.error() + " (offsets after the 4-byte header)");
   return b;
 }

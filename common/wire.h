@@ -36,11 +36,15 @@ struct WireLimits {
 };
 
 std::string encode_batch(const Batch& batch);
-Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& limits = {});
-inline Result<Batch> decode_batch(std::string_view bytes, const WireLimits& limits = {}) {
+// over_limit (optional): set when the batch is refused only for holding more sources or
+// samples than `limits` allow (well formed as far as read; smaller parts would pass).
+Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& limits = {},
+                           bool* over_limit = nullptr);
+inline Result<Batch> decode_batch(std::string_view bytes, const WireLimits& limits = {},
+                                  bool* over_limit = nullptr) {
   return decode_batch(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
                                                bytes.size()),
-                      limits);
+                      limits, over_limit);
 }
 
 }  // namespace statherd

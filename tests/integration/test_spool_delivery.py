@@ -121,12 +121,20 @@ class SpoolDeliveryTest(PipelineTestCase):
     def test_server_413_splits_batches_and_every_increment_arrives_once(self):
         """The server's own 413 (limits.max_body_bytes far below a batch): the agent splits
         until the parts fit, every part is applied once and in order."""
-        app = "split"
+        self.check_server_limit_splits("split", "max_body_bytes: 2048")
+
+    def test_batch_over_max_samples_is_split_not_quarantined(self):
+        """A batch with more samples than limits.max_samples_per_batch is well formed, only too
+        large: the server answers 413 (not the 400 verdict that quarantines it) and the agent
+        splits it until the parts fit."""
+        self.check_server_limit_splits("manysamples", "max_samples_per_batch: 50")
+
+    def check_server_limit_splits(self, app, limit_line):
         self.token_file = harness.write_token_file(self.workdir)
         self.start_carbon()
         config = os.path.join(self.workdir, "server.yaml")
         with open(config, "w") as f:
-            f.write("limits:\n  max_body_bytes: 2048\n")
+            f.write("limits:\n  " + limit_line + "\n")
         self.server = harness.StatherdServer(self.workdir, self.token_file,
                                              graphite=self.carbon.address,
                                              extra_args=["--config", config])

@@ -78,6 +78,19 @@ TEST(Engine, BadPayloadIs400) {
   EXPECT_EQ(e.stats().rejected_batches, 1u);
 }
 
+TEST(Engine, BatchOverTheSampleLimitIs413SoTheAgentSplitsIt) {
+  EngineOptions o = opts();
+  o.wire_limits.max_samples = 2;
+  Engine e(o);
+  ASSERT_TRUE(e.open(T0).ok());
+  std::string three = batch("a", 1, {source(1, {counter("x", 1, T0), counter("y", 2, T0),
+                                                counter("z", 3, T0)})});
+  IngestOutcome big = e.ingest(three, T0);
+  EXPECT_EQ(big.http_status, 413) << big.message;  // not 400: the agent would quarantine it
+  std::string two = batch("a", 1, {source(1, {counter("x", 1, T0), counter("y", 2, T0)})});
+  EXPECT_EQ(e.ingest(two, T0).http_status, 200) << "the refused batch was not applied";
+}
+
 TEST(Engine, LateDataReemitsFullValuesAndFeedsNextTick) {
   Engine e(opts());
   ASSERT_TRUE(e.open(T0).ok());

@@ -124,12 +124,24 @@ TEST(Wire, LimitsAreEnforced) {
   std::string bytes = encode_batch(b);
   WireLimits tight;
   tight.max_samples = 3;
-  auto r = decode_batch(bytes, tight);
+  bool over_limit = false;
+  auto r = decode_batch(bytes, tight, &over_limit);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("over limit"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(over_limit) << "too many samples: too large (split it), not malformed";
+  tight = WireLimits{};
+  tight.max_sources = 0;
+  EXPECT_FALSE(decode_batch(bytes, tight, &over_limit).ok());
+  EXPECT_TRUE(over_limit) << "too many sources: too large, not malformed";
   tight = WireLimits{};
   tight.max_string = 8;
-  EXPECT_FALSE(decode_batch(bytes, tight).ok());
+  EXPECT_FALSE(decode_batch(bytes, tight, &over_limit).ok());
+  EXPECT_FALSE(over_limit) << "a string over the limit is not cured by splitting";
+  // A sample count the payload cannot hold is malformed, whatever the limit.
+  std::string cut = bytes.substr(0, bytes.size() / 2);
+  tight = WireLimits{};
+  tight.max_samples = 1;
+  EXPECT_FALSE(decode_batch(cut, tight, &over_limit).ok());
 }
 
 TEST(Wire, RejectsInconsistentDistributions) {

@@ -314,19 +314,51 @@ Distribution Engine::Impl::dist_delta(Slot& slot, bool count_new,
   return delta;
 }
 
+// A process source (pid > 0, start time from the process) that the server has not seen and
+// that started after the agent read its previous applied batch: every increment it has was
+// made since, so none can have been counted. The agent marks such a source `fresh`, but the
+// batch with that mark can be lost (held in memory while the spool's disk is full, then the
+// agent stopped); this rule needs nothing from the agent's disk. A directory or endpoint view
+// (pid -1) has the agent's first read as its start time, not a process start: never whole.
+bool Engine::Impl::started_after(const SourceIdentity& id, int64_t read_ms) {
+  return read_ms > 0 && id.pid > 0 && id.start_time_ms > read_ms;
+}
+
+// An mmstats v1 file read after its process died has no start time (/proc has none); when the
+// agent that knew it was stopped meanwhile and could not keep it (a full disk), it arrives as
+// start 0. The live source of the same agent, host, app, pid and path is that process: continue
+// it, rather than baseline a new identity and lose its last increments. Linear in the sources,
+// for the rare start-0 source the server does not know.
+const SourceIdentity* Engine::Impl::known_process_of(const SourceIdentity& id,
+                                                      const std::string& agent) const {
+  if (id.pid <= 0 || id.start_time_ms != 0 || source_index.count(id.key())) return nullptr;
+  const SourceIdentity* found = nullptr;
+  for (const SourceState& s : sources) {
+    if (!s.alive || s.agent_id != agent || s.id.pid != id.pid || s.id.start_time_ms == 0 ||
+        s.id.path != id.path || s.id.app != id.app || s.id.host != id.host)
+      continue;
+    if (!found || s.id.start_time_ms > found->start_time_ms) found = &s.id;  // the latest
+  }
+  return found;
+}
+
 void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {
   AgentState& agent = agents[batch.agent_id];
   agent.last_seq = batch.seq;
   agent.last_seen_ms = now_ms;
+  const int64_t previous_read_ms = agent.last_read_ms;
   keep_errors(agent, batch.errors);
   for (const SourceSamples& ss : batch.sources) {
-    uint32_t src = source_for(ss.id, batch.agent_id, now_ms);
-    bool count_new = ss.fresh || sources[src].batches > 0;
+    const SourceIdentity* known = known_process_of(ss.id, batch.agent_id);
+    uint32_t src = source_for(known ? SourceIdentity(*known) : ss.id, batch.agent_id, now_ms);
+    bool count_new = ss.fresh || sources[src].batches > 0 ||
+                     started_after(ss.id, previous_read_ms);
     for (size_t i = 0; i < ss.samples.size(); ++i)
       apply_sample(src, i, count_new, ss.samples[i], now_ms);
     ++sources[src].batches;
     st.samples_in += ss.samples.size();
   }
+  agent.last_read_ms = std::max(agent.last_read_ms, batch.sent_ms);
   ++st.batches;
 }
 
@@ -339,8 +371,9 @@ IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
   Impl& m = *impl_;
   IngestOutcome out;
   Result<Batch> batch = make_error("not decoded");
+  bool over_limit = false;
   try {
-    batch = decode_batch(body, m.opt.wire_limits);
+    batch = decode_batch(body, m.opt.wire_limits, &over_limit);
   } catch (const std::bad_alloc&) {  // not acknowledged: the agent keeps it and retries
     ++m.st.rejected_batches;
     out.http_status = 503;
@@ -350,7 +383,8 @@ IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
   }
   if (!batch) {
     ++m.st.rejected_batches;
-    out.http_status = 400;
+    // Too many samples or sources: well formed, only too large; 413 makes the agent split it.
+    out.http_status = over_limit ? 413 : 400;
     out.message = batch.error().to_string();
     return out;
   }

@@ -37,6 +37,7 @@ using InternMap = std::unordered_map<std::string, uint32_t, StringHash, std::equ
 struct AgentState {
   uint64_t last_seq = 0;
   int64_t last_seen_ms = 0;
+  int64_t last_read_ms = 0;  // the agent's read time (sent_ms) of its latest applied batch
   std::vector<SourceError> errors;  // from the agent's last batch, bounded (EngineOptions)
   uint64_t errors_dropped = 0;      // errors of that batch that were not kept
 };
@@ -140,6 +141,9 @@ struct Engine::Impl {
   void apply_batch(const Batch& batch, int64_t now_ms);
   void keep_errors(AgentState& agent, const std::vector<SourceError>& errors);
   uint32_t source_for(const SourceIdentity& id, const std::string& agent, int64_t now_ms);
+  const SourceIdentity* known_process_of(const SourceIdentity& id,
+                                         const std::string& agent) const;
+  static bool started_after(const SourceIdentity& id, int64_t read_ms);
   void apply_sample(uint32_t src, size_t pos, bool count_new, const Sample& s, int64_t now_ms);
   Distribution dist_delta(Slot& slot, bool count_new, const std::shared_ptr<const Distribution>& cur);
   uint32_t slot_for(uint32_t src, size_t pos, const Sample& s, int64_t start, int64_t now_ms);

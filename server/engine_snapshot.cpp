@@ -148,7 +148,7 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
   for (const auto& [id, a] : agents) {
     json errs = json::array();
     for (const auto& e : a.errors) errs.push_back({bin(e.source), bin(e.message)});
-    ag.push_back({bin(id), a.last_seq, a.last_seen_ms, std::move(errs)});
+    ag.push_back({bin(id), a.last_seq, a.last_seen_ms, std::move(errs), a.last_read_ms});
   }
   json& src = j["sources"] = json::array();
   for (const auto& s : sources)
@@ -216,6 +216,7 @@ Status Engine::Impl::load_snapshot(bool& found) {
       AgentState& ag = agents[unbin(a[0])];
       ag.last_seq = a[1]; ag.last_seen_ms = a[2];
       for (const auto& e : a[3]) ag.errors.push_back({unbin(e[0]), unbin(e[1])});
+      if (a.size() > 4) ag.last_read_ms = a[4];  // absent in snapshots of earlier builds
     }
     for (const auto& x : j.at("sources")) {
       SourceState src;

@@ -191,7 +191,7 @@ bool AgentLoop::spool_held(HeldBatch& held) {
 // SpoolDelivery::drain, plus the replay count: delivery removes batches oldest first, so the
 // batches gone after a drain are a prefix of those pending before it.
 bool AgentLoop::drain(SteadyClock::time_point deadline, bool ignore_backoff) {
-  if (spool_.count() == 0) return true;
+  if (spool_.count() == 0) return ship_held(deadline, ignore_backoff);
   const std::vector<uint64_t> before = spool_.pending();
   const DeliveryStats was = delivery_.stats();
   const bool empty = delivery_.drain(deadline, ignore_backoff);
@@ -206,7 +206,30 @@ bool AgentLoop::drain(SteadyClock::time_point deadline, bool ignore_backoff) {
   counters_.replayed_batches += std::min<uint64_t>(late, now.acked - was.acked);
   if (now.failed_attempts > was.failed_attempts && spool_.count() > 0)
     replay_through_ = std::max(replay_through_, spool_.pending().back());
-  return empty;
+  return empty && ship_held(deadline, ignore_backoff);
+}
+
+// While the spool's disk is full, held batches are shipped from memory (oldest first, once the
+// spool holds nothing older), so the server gets them while this agent runs: a stop or kill
+// then loses nothing the server did not already acknowledge. Their seqs are reserved without
+// the state file (Spool::begin_batch_unsaved). True when nothing is held any more.
+bool AgentLoop::ship_held(SteadyClock::time_point deadline, bool ignore_backoff) {
+  while (!held_.empty()) {
+    HeldBatch& held = held_.front();
+    if (held.seq == 0) {
+      held.seq = held.batch.seq = spool_.begin_batch_unsaved(held.batch.sent_ms);
+      fresh_.on_built(held.seq, held.batch.sources);
+    }
+    if (!delivery_.send_held(held.seq, encode_batch(held.batch), deadline, ignore_backoff))
+      return false;
+    if (!held_shipped_logged_)
+      log::info("shipped a batch from memory that the spool could not store (seq " +
+                std::to_string(held.seq) + "); held batches are sent this way until the spool " +
+                "stores batches again");
+    held_shipped_logged_ = true;
+    held_.pop_front();
+  }
+  return true;
 }
 
 void AgentLoop::tick(int64_t now_ms, SteadyClock::time_point ship_deadline) {
@@ -263,13 +286,14 @@ void AgentLoop::flush_on_shutdown() {
   const int64_t now_ms = wall_ms_();
   spool_batch(now_ms, scrape_counted(now_ms, /*files_only=*/true));
   last_tick_ms_ = now_ms;
+  log::info("stopping: shipping " + std::to_string(spool_.count()) + " spooled batches" +
+            (held_.empty() ? "" : " and " + std::to_string(held_.size()) + " held in memory"));
+  if (!drain(SteadyClock::now() + options_.shutdown_flush, true) && spool_.count() > 0)
+    log::info(std::to_string(spool_.count()) + " batches stay in the spool " + spool_.dir() +
+              " and will be sent on the next start");
   if (!held_.empty())
     log::error(std::to_string(held_.size()) + " batches the spool could not store are lost " +
                "at this stop; hint: free space in " + spool_.dir());
-  log::info("stopping: shipping " + std::to_string(spool_.count()) + " spooled batches");
-  if (!drain(SteadyClock::now() + options_.shutdown_flush, true))
-    log::info(std::to_string(spool_.count()) + " batches stay in the spool " + spool_.dir() +
-              " and will be sent on the next start");
 }
 
 }  // namespace statherd::agent

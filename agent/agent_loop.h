@@ -117,6 +117,7 @@ class AgentLoop {
   };
   void spool_batch(int64_t now_ms, ScrapeReport report);
   bool spool_held(HeldBatch& held);
+  bool ship_held(SteadyClock::time_point deadline, bool ignore_backoff);
   bool drain(SteadyClock::time_point deadline, bool ignore_backoff = false);
   bool wait_for_tick(StopSignal& stop, SteadyClock::time_point tick_at);
   void log_scrape_errors(const std::vector<SourceError>& errors);
@@ -138,6 +139,7 @@ class AgentLoop {
   int64_t last_reload_ms_ = 0;
   FreshUntilAcked fresh_;  // sources' fresh flags, kept until a batch carrying them is acked
   std::deque<HeldBatch> held_;  // oldest first; at most kMaxHeldBatches
+  bool held_shipped_logged_ = false;
   bool spool_failing_ = false;  // logging: once per run of failed spool writes
 };
 

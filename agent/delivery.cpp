@@ -150,6 +150,22 @@ bool SpoolDelivery::deliver(uint64_t seq, std::vector<SpoolPart> parts,
   return true;
 }
 
+bool SpoolDelivery::send_held(uint64_t seq, std::string_view body,
+                              SteadyClock::time_point deadline, bool ignore_backoff) {
+  if ((!ignore_backoff && backing_off()) || spool_.count() != 0 || clock_() >= deadline)
+    return false;
+  ShipResult r = sender_.send(seq, body);
+  if (r.outcome != ShipOutcome::Acked) {
+    on_failure(seq, r);
+    return false;
+  }
+  backoff_.reset();
+  next_attempt_ = {};
+  ++stats_.acked;
+  if (on_acked_) on_acked_(seq);
+  return true;
+}
+
 bool SpoolDelivery::drain(SteadyClock::time_point deadline, bool ignore_backoff) {
   if (!ignore_backoff && backing_off()) return spool_.count() == 0;
   for (uint64_t seq : spool_.pending()) {

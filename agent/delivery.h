@@ -55,6 +55,13 @@ class SpoolDelivery {
   // Returns true when the spool is empty afterwards.
   bool drain(SteadyClock::time_point deadline, bool ignore_backoff = false);
 
+  // Ships a batch the spool could not store (held in memory while its disk is full), only when
+  // the spool holds nothing older and no backoff is running (unless `ignore_backoff`). True
+  // when acknowledged; any other answer is a failure (backoff): the batch stays held and gets
+  // the spool's full treatment (split, quarantine) once it can be stored.
+  bool send_held(uint64_t seq, std::string_view body, SteadyClock::time_point deadline,
+                 bool ignore_backoff = false);
+
   // Called with the seq of each batch acknowledged whole (all its parts).
   void set_on_acked(std::function<void(uint64_t)> on_acked) { on_acked_ = std::move(on_acked); }
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -147,11 +148,16 @@ Status Spool::load_state(int64_t now_ms) {
     }
     std::fclose(f);
   }
+  // Seqs start at the wall clock (ms) times the stride, and never below it: an agent that
+  // shipped batches its full disk kept it from recording (begin_batch_unsaved) has used seqs
+  // above the state file's, but below this.
+  const uint64_t clock_floor = (now_ms > 0 ? static_cast<uint64_t>(now_ms) : 1) * kSeqStride;
   if (!have_state) {
-    next_seq_ = (now_ms > 0 ? static_cast<uint64_t>(now_ms) : 1) * kSeqStride;
+    next_seq_ = clock_floor;
   } else if (!have_stride || next_seq_ % kSeqStride != 0) {
     next_seq_ = window_after(next_seq_ - 1);  // state of an agent that counted in steps of 1
   }
+  next_seq_ = std::max(next_seq_, clock_floor);
   // Never reuse a seq that is still spooled, whatever the state file says.
   if (!batches_.empty() && batches_.rbegin()->first + kSeqStride > next_seq_)
     next_seq_ = window_after(batches_.rbegin()->first);
@@ -167,10 +173,15 @@ Status Spool::save_state() {
 }
 
 Result<uint64_t> Spool::begin_batch(int64_t scrape_ms) {
+  uint64_t seq = begin_batch_unsaved(scrape_ms);
+  if (auto st = save_state(); !st) return st.error();
+  return seq;
+}
+
+uint64_t Spool::begin_batch_unsaved(int64_t scrape_ms) {
   uint64_t seq = next_seq_;
   next_seq_ = seq + kSeqStride;
   last_scrape_ms_ = scrape_ms;
-  if (auto st = save_state(); !st) return st.error();
   return seq;
 }
 

@@ -42,6 +42,11 @@ class Spool {
   // Reserves the next seq and records the scrape time; persisted (atomically) before returning,
   // so a seq is never handed out twice, even across a crash.
   Result<uint64_t> begin_batch(int64_t scrape_ms);
+  // The same when the state cannot be persisted (a full disk): the seq is reserved in memory
+  // only. Safe across a restart all the same: open() starts at least at now_ms * kSeqStride,
+  // above every seq an earlier agent handed out (one per scrape, far fewer than one per ms);
+  // only a wall clock stepped back between the two runs defeats that.
+  uint64_t begin_batch_unsaved(int64_t scrape_ms);
 
   // Stores an encoded batch durably, then drops the oldest other batches if the spool is over
   // max_bytes. A failed write drops nothing. A batch larger than max_bytes on its own is

@@ -310,7 +310,9 @@ TEST(AgentLoopSpoolFull, HoldsBatchesThatCannotBeSpooledAndSpoolsThemInOrderLate
   loop.tick(10'000, SteadyClock::now() + 60s);
   with_file_size_limit(200, [&] { loop.tick(20'000, SteadyClock::now() + 60s); });  // batch
   with_file_size_limit(0, [&] { loop.tick(30'000, SteadyClock::now() + 60s); });    // state
-  EXPECT_EQ(sender.sent.size(), 1u);
+  // Held batches are shipped from memory meanwhile (the spool holds nothing older).
+  EXPECT_EQ(sender.sent.size(), 3u);
+  EXPECT_EQ(loop.held_batches(), 0u);
   EXPECT_GE(loop.counters().spool_write_errors, 2u);
   loop.tick(40'000, SteadyClock::now() + 60s);
   ASSERT_EQ(sender.sent.size(), 4u);
@@ -330,6 +332,44 @@ TEST(AgentLoopSpoolFull, HoldsBatchesThatCannotBeSpooledAndSpoolsThemInOrderLate
   EXPECT_EQ(dying, (std::vector<double>{10, 15}));
   EXPECT_EQ(spool->count(), 0u);
   EXPECT_EQ(loop.held_batches(), 0u);
+  std::filesystem::remove_all(tmpl);
+}
+
+// The spool's disk is full and the agent is then killed: what it held in memory was shipped
+// from memory while it ran, and the next agent's seqs stay above every seq the dead one used
+// although it could not save its state (else the server would drop them as duplicates).
+TEST(AgentLoopSpoolFull, HeldBatchesShipFromMemoryAndARestartNeverReusesTheirSeqs) {
+  char tmpl[] = "/tmp/statherd-loop-full-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = std::string(tmpl) + "/spool";
+  uint64_t last_seq_before = 0;
+  {
+    auto spool = Spool::open(dir, 1 << 20, 1'000).value();
+    std::vector<std::unique_ptr<Source>> sources;
+    sources.push_back(std::make_unique<DyingFileSource>());
+    RecordingSender sender(*spool);
+    SpoolDelivery delivery(*spool, sender, Backoff(1s, 30s, 1));
+    AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources, *spool, delivery,
+                   [] { return int64_t{0}; });
+    loop.tick(10'000, SteadyClock::now() + 60s);  // spooled; the state file says what is next
+    with_file_size_limit(0, [&] {
+      loop.tick(20'000, SteadyClock::now() + 60s);
+      loop.tick(30'000, SteadyClock::now() + 60s);
+    });
+    ASSERT_EQ(sender.sent.size(), 3u) << "the held batches were shipped from memory";
+    std::vector<double> dying;
+    for (const auto& [seq, body] : sender.sent)
+      for (const auto& ss : decode_batch(body)->sources)
+        if (ss.id.app == "app") dying.push_back(ss.samples[0].value);
+    EXPECT_EQ(dying, (std::vector<double>{10, 15}));
+    for (size_t i = 1; i < sender.sent.size(); ++i)
+      EXPECT_GT(sender.sent[i].first, sender.sent[i - 1].first);
+    last_seq_before = sender.sent.back().first;
+  }  // killed: its state file was never written
+  auto spool = Spool::open(dir, 1 << 20, 40'000).value();
+  auto seq = spool->begin_batch(40'000);
+  ASSERT_TRUE(seq.ok());
+  EXPECT_GT(*seq, last_seq_before);
   std::filesystem::remove_all(tmpl);
 }
 

@@ -244,13 +244,17 @@ void Engine::Impl::apply_sample(uint32_t src, size_t pos, bool count_new, const 
       slot.has_last = true;
       slot.last_cumulative = s.value;
       cell.value += delta;
-      if (iv.emitted)
-        for (uint32_t a : slot.agg) if (a != kNone) aggs[a].pending_late += delta;
+      for (uint32_t a : slot.agg) {
+        if (a == kNone) continue;
+        aggs[a].total_count += delta;
+        if (iv.emitted) aggs[a].pending_late += delta;
+      }
       break;
     }
     case Kind::Gauge: cell.value = s.value; break;
     case Kind::Distribution: {
       Distribution delta = dist_delta(slot, count_new, s.dist);
+      add_dist_totals(slot, delta);
       if (cell.dist == kNone) {
         cell.dist = static_cast<uint32_t>(iv.dists.size());
         iv.dists.push_back(std::move(delta));
@@ -312,6 +316,19 @@ Distribution Engine::Impl::dist_delta(Slot& slot, bool count_new,
   }
   slot.last_dist = cur;
   return delta;
+}
+
+// A distribution's totals grow by the observations of its delta (non-finite sums are skipped:
+// one NaN would freeze the exported _sum forever).
+void Engine::Impl::add_dist_totals(const Slot& slot, const Distribution& delta) {
+  const bool sketch = delta.form == Distribution::Form::Sketch;
+  const double count = sketch ? delta.sketch.count() : delta.count;
+  const double sum = sketch ? delta.sketch.sum() : delta.sum;
+  for (uint32_t a : slot.agg) {
+    if (a == kNone) continue;
+    if (std::isfinite(count) && count > 0) aggs[a].total_count += count;
+    if (std::isfinite(sum)) aggs[a].total_sum += sum;
+  }
 }
 
 void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {

@@ -139,6 +139,41 @@ TEST(PrometheusSink, DistributionsAreSummariesWithAccumulatedCountAndSum) {
   EXPECT_TRUE(contains(text, "statherd_db_latency_max{app=\"web\",level=\"app\"} 90\n")) << text;
 }
 
+// Issue #15: the engine's running totals (SeriesPoint::total) are exported as they are, so a
+// sink created by a restarted server continues where the old one was, re-emitted intervals
+// change nothing, and a smaller total (the engine's series expired and came back) resets.
+TEST(PrometheusSink, EngineTotalsAreExportedAsTheyAreAcrossRestarts) {
+  auto with_total = [](std::vector<SeriesPoint> points, double count_total, double sum_total) {
+    for (SeriesPoint& p : points) {
+      if (p.stat == "count") p.total = count_total;
+      if (p.stat == "sum") p.total = sum_total;
+    }
+    return points;
+  };
+  auto dist = [](double count, double sum) {
+    return std::vector<SeriesPoint>{point(Level::App, "db.latency", "count", count),
+                                    point(Level::App, "db.latency", "sum", sum),
+                                    point(Level::App, "db.latency", "p50", 3)};
+  };
+  PrometheusSink restarted;  // the old sink had exported 500 and 40 / 12.5
+  restarted.emit(interval(100, with_total(counter_points(Level::App, 30), 530, 0)));
+  restarted.emit(interval(100, with_total(dist(4, 2.5), 44, 15)));
+  std::string text = restarted.scrape();
+  EXPECT_TRUE(contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 530\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "statherd_db_latency_count{app=\"web\",level=\"app\"} 44\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_db_latency_sum{app=\"web\",level=\"app\"} 15\n")) << text;
+  restarted.emit(interval(90, with_total(counter_points(Level::App, 35), 530, 0), true));
+  restarted.emit(interval(110, with_total(counter_points(Level::App, 7), 537, 0)));
+  text = restarted.scrape();
+  EXPECT_TRUE(contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 537\n"))
+      << text;
+  restarted.emit(interval(120, with_total(counter_points(Level::App, 3), 3, 0)));
+  text = restarted.scrape();
+  EXPECT_TRUE(contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 3\n"))
+      << text;
+}
+
 TEST(PrometheusSink, GaugeStatsAreGauges) {
   PrometheusSink sink;
   sink.emit(interval(100, {point(Level::App, "queue.depth", "max", 11),

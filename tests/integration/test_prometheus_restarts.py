@@ -6,6 +6,7 @@ sample was refused as out of order (server and Prometheus logs), and the latest 
 written after the last restart (issue #15)."""
 
 import os
+import re
 import time
 import unittest
 
@@ -50,6 +51,13 @@ class PrometheusRestartTest(PipelineTestCase):
         self.server.start()
         return self.server
 
+    def self_metric(self, name):
+        """One unlabelled statherd_server_* value on the server's GET /metrics (0 if absent)."""
+        status, body = harness.http_request(self.server.url + "/metrics", timeout=5)
+        self.assertEqual(status, 200)
+        match = re.search(rf"^statherd_server_{name} (\S+)$", body.decode(), re.M)
+        return float(match.group(1)) if match else 0.0
+
     def selectors(self, name):
         metric = prom_name(name, "count_total")
         return {"remote_write": f'{metric}{{job="",app="{APP}",level="app"}}',
@@ -86,6 +94,9 @@ class PrometheusRestartTest(PipelineTestCase):
             self.wait_progress(writers, increments=150)  # counting on while the server is down
             restarted_at = time.time()
             self.start_statherd_server(port, state_dir=self.server.state_dir)
+            if how == "kill":  # WAL replay re-emits delivered intervals: none may be re-sent
+                harness.wait_for(lambda: self.self_metric("remote_write_samples_skipped_total") > 0,
+                                 30, interval=0.2, what="re-emitted samples skipped by remote_write")
         self.assertTrue(all(w.process.running() for w in writers),
                         "writers finished before the last restart; raise --duration")
         for w in writers:

@@ -278,6 +278,28 @@ TEST(ServerSelfMetrics, ExposesRemoteWriteCountersAndGauges) {
       << text;
 }
 
+TEST(ServerSelfMetrics, ExposesRemoteWriteRejectionsByReasonAndSkippedSamples) {
+  ServerSelfMetrics self;
+  ServerSelfValues values;
+  values.remote_write = RemoteWriteSink::Counters{};
+  RemoteWriteSink::Counters& rw = *values.remote_write;
+  rw.samples_rejected = 7;
+  rw.rejected_by_reason[static_cast<int>(RwReject::OutOfOrder)] = 5;
+  rw.rejected_by_reason[static_cast<int>(RwReject::Other)] = 2;
+  rw.samples_skipped = 192;
+  rw.batch_splits = 3;
+  self.update(values);
+  std::string text = PrometheusSink().scrape(self.collect());
+  for (const char* line :
+       {"remote_write_rejected_samples_total{reason=\"out_of_order\"} 5\n",
+        "remote_write_rejected_samples_total{reason=\"duplicate\"} 0\n",
+        "remote_write_rejected_samples_total{reason=\"out_of_bounds\"} 0\n",
+        "remote_write_rejected_samples_total{reason=\"other\"} 2\n",
+        "remote_write_samples_skipped_total 192\n", "remote_write_batch_splits_total 3\n"}) {
+    EXPECT_TRUE(contains(text, std::string("\nstatherd_server_") + line)) << line << text;
+  }
+}
+
 TEST(PrometheusRoute, GetMetricsServesTheScrapeAsTextWithoutAToken) {
   Engine engine(EngineOptions{});
   MemoryStore store(MemoryStoreOptions{});

@@ -1,6 +1,7 @@
 #include "server/sinks/remote_write.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "common/log.h"
@@ -134,10 +135,16 @@ void RemoteWriteSink::deliver(std::vector<RwSeries> batch, int& splits_left) {
   const Attempt a = send_with_retry(batch, samples);
   if (a.outcome != Outcome::Refused) return;
   const RwReject reason = classify_remote_write_rejection(a.error);
+  std::string answer = a.error;
+  while (!answer.empty() && std::isspace(static_cast<unsigned char>(answer.back()))) answer.pop_back();
   const std::string where = "remote_write " + options().url.to_string() + ": HTTP " +
-                            std::to_string(a.status) + " " + a.error;
+                            std::to_string(a.status) + " " + answer;
   std::vector<RwSeries> second;
   if (reason != RwReject::Other && splits_left > 0 && split_rw_batch(batch, second)) {
+    if (splits_left == kMaxSplits)  // once per batch taken from the queue
+      log::warn(where + "; resending the " + std::to_string(samples) + " samples in halves to "
+                "keep the valid ones\nhint: " + rw_reject_name(reason) + " samples mean the "
+                "receiver holds newer samples of these series (another writer?)");
     --splits_left;
     {
       std::lock_guard lock(mutex_);

@@ -4,7 +4,9 @@
 // snapshot + replay those WAL records with the server clock they were ingested at; dedup on
 // agent seq keeps a batch from counting twice. Intervals emitted after the snapshot are emitted
 // again after a crash (same values; Carbon keeps the last write), which also re-sends what a
-// sink may have lost in its queue.
+// sink may have lost in its queue; remote_write skips what its receiver already holds
+// (sinks/remote_write_hwm.h). Each aggregate's running totals (total_count, total_sum: the
+// exported fleet totals) are in the snapshot and grow again through the replayed batches.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -27,11 +27,12 @@
 // - distribution (has "count" but no "rate"): a Prometheus **summary** `statherd_<m>` with
 //   quantile labels from p50, p75, p90, p95, p99, p999 (of the last interval), and `_sum` and
 //   `_count` the engine's running totals of the observations (like the counters' totals:
-//   monotone fleet totals that continue across server restarts). Why a summary, not a histogram: the server already
-//   merges sketches exactly across processes and hosts, and a sketch has no fixed buckets a
-//   histogram could expose without re-bucketing (lossy) or hundreds of bucket series; the
-//   summary publishes the accurate merged quantiles at each level. min, max, mean and the
-//   approximate pNN_max / pNN_avg (Scales PMF sources) -> gauges `statherd_<m>_<stat>`.
+//   monotone fleet totals that continue across server restarts). Why a summary, not a
+//   histogram: the server already merges sketches exactly across processes and hosts, and a
+//   sketch has no fixed buckets a histogram could expose without re-bucketing (lossy) or
+//   hundreds of bucket series; the summary publishes the accurate merged quantiles at each
+//   level. min, max, mean and the approximate pNN_max / pNN_avg (Scales PMF sources) -> gauges
+//   `statherd_<m>_<stat>`.
 // - gauge (anything else): every stat (min, max, mean, p50, ...) -> a gauge; the stat `sum`
 //   becomes `statherd_<m>_summed` (a `_sum` suffix belongs to summaries and histograms).
 //

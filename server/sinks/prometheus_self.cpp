@@ -17,7 +17,8 @@ void ServerSelfMetrics::labelled_counter(const std::string& name, const std::str
                                          const prometheus::Labels& labels, uint64_t value) {
   const std::string full = "statherd_server_" + name;
   auto [family, fresh] = labelled_families_.try_emplace(full, nullptr);
-  if (fresh) family->second = &prometheus::BuildCounter().Name(full).Help(help).Register(*registry_);
+  if (fresh)
+    family->second = &prometheus::BuildCounter().Name(full).Help(help).Register(*registry_);
   prometheus::Counter& c = family->second->Add(labels);  // the existing one for these labels
   double now = static_cast<double>(value);
   if (now > c.Value()) c.Increment(now - c.Value());

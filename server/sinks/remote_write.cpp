@@ -136,7 +136,8 @@ void RemoteWriteSink::deliver(std::vector<RwSeries> batch, int& splits_left) {
   if (a.outcome != Outcome::Refused) return;
   const RwReject reason = classify_remote_write_rejection(a.error);
   std::string answer = a.error;
-  while (!answer.empty() && std::isspace(static_cast<unsigned char>(answer.back()))) answer.pop_back();
+  while (!answer.empty() && std::isspace(static_cast<unsigned char>(answer.back())))
+    answer.pop_back();
   const std::string where = "remote_write " + options().url.to_string() + ": HTTP " +
                             std::to_string(a.status) + " " + answer;
   std::vector<RwSeries> second;

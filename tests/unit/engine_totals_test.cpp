@@ -143,7 +143,8 @@ TEST(EngineTotals, SnapshotVersion2LoadsAndTotalsStartThere) {
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     const auto bytes = nlohmann::json::to_cbor(j);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
   }
   Engine second(opts(dir.path));
   auto opened = second.open(T0 + 11 * kIv);

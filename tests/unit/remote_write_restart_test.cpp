@@ -21,7 +21,8 @@ TEST(RemoteWriteSink, SplitsARequestRefusedForOneSampleAndResendsTheRest) {
   ScriptedReceiver receiver({400, 400, 204}, false,
                             {"out of order sample\n", "out of order sample\n"});
   RemoteWriteSink sink(fast_options(receiver.port()));
-  sink.enqueue({series({{"__name__", "old"}}, {{1, 1000}}), series({{"__name__", "new"}}, {{2, 1000}})});
+  sink.enqueue({series({{"__name__", "old"}}, {{1, 1000}}),
+                series({{"__name__", "new"}}, {{2, 1000}})});
   sink.stop();
   receiver.join();
   const auto c = sink.counters();

@@ -244,13 +244,17 @@ void Engine::Impl::apply_sample(uint32_t src, size_t pos, bool count_new, const 
       slot.has_last = true;
       slot.last_cumulative = s.value;
       cell.value += delta;
-      if (iv.emitted)
-        for (uint32_t a : slot.agg) if (a != kNone) aggs[a].pending_late += delta;
+      for (uint32_t a : slot.agg) {
+        if (a == kNone) continue;
+        aggs[a].total_count += delta;
+        if (iv.emitted) aggs[a].pending_late += delta;
+      }
       break;
     }
     case Kind::Gauge: cell.value = s.value; break;
     case Kind::Distribution: {
       Distribution delta = dist_delta(slot, count_new, s.dist);
+      add_dist_totals(slot, delta);
       if (cell.dist == kNone) {
         cell.dist = static_cast<uint32_t>(iv.dists.size());
         iv.dists.push_back(std::move(delta));
@@ -314,32 +318,17 @@ Distribution Engine::Impl::dist_delta(Slot& slot, bool count_new,
   return delta;
 }
 
-// A process source (pid > 0, start time from the process) that the server has not seen and
-// that started after the agent read its previous applied batch: every increment it has was
-// made since, so none can have been counted. The agent marks such a source `fresh`, but the
-// batch with that mark can be lost (held in memory while the spool's disk is full, then the
-// agent stopped); this rule needs nothing from the agent's disk. A directory or endpoint view
-// (pid -1) has the agent's first read as its start time, not a process start: never whole.
-bool Engine::Impl::started_after(const SourceIdentity& id, int64_t read_ms) {
-  return read_ms > 0 && id.pid > 0 && id.start_time_ms > read_ms;
-}
-
-// An mmstats v1 file read after its process died has no start time (/proc has none); when the
-// agent that knew it was stopped meanwhile and could not keep it (a full disk), it arrives as
-// start 0. The live source of the same agent, host, app, pid and path is that process: continue
-// it, rather than baseline a new identity and lose its last increments. Linear in the sources,
-// for the rare start-0 source the server does not know.
-const SourceIdentity* Engine::Impl::known_process_of(const SourceIdentity& id,
-                                                      const std::string& agent) const {
-  if (id.pid <= 0 || id.start_time_ms != 0 || source_index.count(id.key())) return nullptr;
-  const SourceIdentity* found = nullptr;
-  for (const SourceState& s : sources) {
-    if (!s.alive || s.agent_id != agent || s.id.pid != id.pid || s.id.start_time_ms == 0 ||
-        s.id.path != id.path || s.id.app != id.app || s.id.host != id.host)
-      continue;
-    if (!found || s.id.start_time_ms > found->start_time_ms) found = &s.id;  // the latest
+// A distribution's totals grow by the observations of its delta (non-finite sums are skipped:
+// one NaN would freeze the exported _sum forever).
+void Engine::Impl::add_dist_totals(const Slot& slot, const Distribution& delta) {
+  const bool sketch = delta.form == Distribution::Form::Sketch;
+  const double count = sketch ? delta.sketch.count() : delta.count;
+  const double sum = sketch ? delta.sketch.sum() : delta.sum;
+  for (uint32_t a : slot.agg) {
+    if (a == kNone) continue;
+    if (std::isfinite(count) && count > 0) aggs[a].total_count += count;
+    if (std::isfinite(sum)) aggs[a].total_sum += sum;
   }
-  return found;
 }
 
 void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {

@@ -19,7 +19,7 @@ constexpr int64_t kMinAgentMemoryMs = 7LL * 24 * 3600 * 1000;
 }  // namespace
 
 void Engine::Impl::add_point(IntervalOutput& out, const Aggregate& a, std::string stat,
-                             double value) const {
+                             double value, std::optional<double> total) const {
   SeriesPoint p;
   p.level = a.level;
   p.app = a.app;
@@ -29,6 +29,7 @@ void Engine::Impl::add_point(IntervalOutput& out, const Aggregate& a, std::strin
   p.tags = a.tags;
   p.stat = std::move(stat);
   p.value = value;
+  p.total = total;
   out.points.push_back(std::move(p));
 }
 
@@ -55,7 +56,7 @@ void Engine::Impl::emit_counters(const Interval& iv, bool reemit, const std::vec
     bool live = a.alive && a.first_start <= iv.start && !reemit;
     if (!live && !touched[i]) continue;
     double count = scratch_sum[i];
-    add_point(out, a, "count", count);
+    add_point(out, a, "count", count, a.total_count);
     add_point(out, a, "rate", count / seconds);
     if (reemit) continue;
     a.meter.tick(count + a.pending_late);
@@ -103,7 +104,13 @@ void Engine::Impl::emit_gauges_and_dists(const Interval& iv, const std::vector<u
     for (; j < dists.size() && dists[j].first == dists[i].first; ++j) group.push_back(dists[j].second);
     stats.clear();
     distribution_stats(group, stats);
-    for (auto& [name, v] : stats) add_point(out, aggs[dists[i].first], std::move(name), v);
+    const Aggregate& a = aggs[dists[i].first];
+    for (auto& [name, v] : stats) {
+      std::optional<double> total;
+      if (name == "count") total = a.total_count;
+      else if (name == "sum") total = a.total_sum;
+      add_point(out, a, std::move(name), v, total);
+    }
     i = j;
   }
 }

@@ -78,6 +78,10 @@ struct Aggregate {
   Tags tags;
   Meter meter{10};
   double pending_late = 0;   // late deltas of emitted intervals: added to the next tick
+  // Running totals since the aggregate appeared (SeriesPoint::total): counters the sum of their
+  // deltas, distributions the count and sum of their observations. Added at ingest, so a WAL
+  // replay rebuilds exactly what the snapshot does not hold.
+  double total_count = 0, total_sum = 0;
   int64_t first_start = 0;   // first interval with data: no EWMA tick before it
   uint32_t live_slots = 0;
   bool alive = false;
@@ -146,6 +150,7 @@ struct Engine::Impl {
   static bool started_after(const SourceIdentity& id, int64_t read_ms);
   void apply_sample(uint32_t src, size_t pos, bool count_new, const Sample& s, int64_t now_ms);
   Distribution dist_delta(Slot& slot, bool count_new, const std::shared_ptr<const Distribution>& cur);
+  void add_dist_totals(const Slot& slot, const Distribution& delta);
   uint32_t slot_for(uint32_t src, size_t pos, const Sample& s, int64_t start, int64_t now_ms);
   uint32_t agg_for(Level level, const SourceIdentity& id, const Sample& s, int64_t start);
   int64_t target_interval(int64_t sample_ms, int64_t now_ms);
@@ -163,7 +168,8 @@ struct Engine::Impl {
   void expire_idle(int64_t now_ms);
   void kill_slot(uint32_t id);
   void release_deferred();
-  void add_point(IntervalOutput& out, const Aggregate& a, std::string stat, double value) const;
+  void add_point(IntervalOutput& out, const Aggregate& a, std::string stat, double value,
+                 std::optional<double> total = std::nullopt) const;
 
   // engine_recovery.cpp
   Status replay_wal(uint64_t& next_file, uint64_t& replayed);

@@ -4,7 +4,9 @@
 // snapshot + replay those WAL records with the server clock they were ingested at; dedup on
 // agent seq keeps a batch from counting twice. Intervals emitted after the snapshot are emitted
 // again after a crash (same values; Carbon keeps the last write), which also re-sends what a
-// sink may have lost in its queue.
+// sink may have lost in its queue; remote_write skips what its receiver already holds
+// (sinks/remote_write_hwm.h). Each aggregate's running totals (total_count, total_sum: the
+// exported fleet totals) are in the snapshot and grow again through the replayed batches.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,7 +23,9 @@ namespace statherd::server {
 namespace {
 
 using json = nlohmann::json;
-constexpr int kSnapshotVersion = 2;  // 1: distributions wire-encoded, no last_dist
+// 1: distributions wire-encoded, no last_dist; 2: no running totals (they start at 0 once);
+// 3: each aggregate's total_count and total_sum (the exported fleet totals).
+constexpr int kSnapshotVersion = 3;
 
 json bin(std::string_view s) { return json::binary(std::vector<uint8_t>(s.begin(), s.end())); }
 std::string unbin(const json& j) {
@@ -167,7 +171,7 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
     else ga.push_back({bin(a.key), static_cast<int>(a.level), static_cast<int>(a.kind), bin(a.app),
                   bin(a.host), bin(a.metric), a.pid, tags_to_json(a.tags), ewma_to_json(a.meter.m1),
                   ewma_to_json(a.meter.m5), ewma_to_json(a.meter.m15), a.pending_late,
-                  a.first_start, a.alive});
+                  a.first_start, a.alive, a.total_count, a.total_sum});
   j["free_slots"] = free_slots;
   j["free_aggs"] = free_aggs;
   j["free_sources"] = free_sources;
@@ -250,6 +254,7 @@ Status Engine::Impl::load_snapshot(bool& found) {
       a.meter.m5.restore(x[9][0], x[9][1]);
       a.meter.m15.restore(x[10][0], x[10][1]);
       a.pending_late = x[11]; a.first_start = x[12]; a.alive = x[13];
+      if (version >= 3) { a.total_count = x.at(14); a.total_sum = x.at(15); }
       aggs.push_back(std::move(a));
     }
     free_slots = j.at("free_slots").get<std::vector<uint32_t>>();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,11 @@ struct SeriesPoint {
   Tags tags;
   std::string stat;     // "count", "rate", "m1_rate", "min", "p99", ...
   double value = 0;
+  // Counter "count", distribution "count" and "sum": the series' running total since it
+  // appeared (every delta ingested so far, the interval being filled included). Engine state,
+  // kept by snapshot + WAL, so it continues across restarts; the Prometheus outputs export it
+  // as `_count_total` / `_count` / `_sum`. Absent on every other stat.
+  std::optional<double> total;
 };
 
 struct IntervalOutput {

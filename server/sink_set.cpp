@@ -74,6 +74,7 @@ std::optional<RemoteWriteSinkOptions> remote_write_options_from(const ServerConf
   o.queue_max_samples = config.remote_write_queue_max_samples;
   o.batch_max_samples = config.remote_write_batch_max_samples;
   o.timeout = config.remote_write_timeout;
+  if (!config.state_dir.empty()) o.hwm_path = config.state_dir + "/remote_write.hwm";
   return o;
 }
 

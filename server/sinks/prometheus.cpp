@@ -160,17 +160,19 @@ void PrometheusSink::emit_group(const Group& group, const IntervalOutput& out) {
   const prometheus::Labels labels = series_labels(head);
   const int64_t start = out.start_s;
   double count = 0, sum = 0;
+  std::optional<double> count_total, sum_total;
   std::map<double, double> quantiles;
   for (const SeriesPoint* p : group.points) {
     if (counter && p->stat == "count") {
       std::string name = prometheus_metric_name(p->metric, "count_total");
       Series* s = find_or_add(Kind::Counter, name, p->metric, "total count", labels);
-      if (s != nullptr) add_count(*s, start, p->value, 0, out.reemit);
+      if (s != nullptr && p->total) set_total(*s, start, *p->total, 0);
+      else if (s != nullptr) add_count(*s, start, p->value, 0, out.reemit);
       continue;
     }
     if (summary) {
-      if (p->stat == "count") { count = p->value; continue; }
-      if (p->stat == "sum") { sum = p->value; continue; }
+      if (p->stat == "count") { count = p->value; count_total = p->total; continue; }
+      if (p->stat == "sum") { sum = p->value; sum_total = p->total; continue; }
       if (auto q = quantile_of_stat(p->stat)) { quantiles[*q] = p->value; continue; }
     }
     // "_sum" is reserved for summaries and histograms (promtool lint): a gauge's sum is "summed".
@@ -186,7 +188,8 @@ void PrometheusSink::emit_group(const Group& group, const IntervalOutput& out) {
   Series* s = find_or_add(Kind::Summary, name, head.metric, "distribution", labels);
   if (s == nullptr) return;
   if (start >= s->last_start_s) s->quantiles = std::move(quantiles);
-  add_count(*s, start, count, sum, out.reemit);
+  if (count_total) set_total(*s, start, *count_total, sum_total.value_or(s->sum_total));
+  else add_count(*s, start, count, sum, out.reemit);
 }
 
 PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string& family,
@@ -262,6 +265,26 @@ void PrometheusSink::add_count(Series& s, int64_t start_s, double count, double 
   } else {
     s.count_total += add_count;
     s.sum_total += add_sum;
+  }
+  s.last_start_s = std::max(s.last_start_s, start_s);
+}
+
+// The engine's running totals (SeriesPoint::total), exported as they are: they continue across
+// server restarts. A total below the exported one means the engine's series expired and came
+// back: the counter restarts there (a reset, as for a restarted process).
+void PrometheusSink::set_total(Series& s, int64_t start_s, double count, double sum) {
+  if (!std::isfinite(count)) return;
+  if (s.kind == Kind::Counter) {
+    const double now = s.counter->Value();
+    if (count < now) {
+      auto* family = counter_families_.at(s.family);
+      family->Remove(s.counter);
+      s.counter = &family->Add(s.labels);
+    }
+    if (count > s.counter->Value()) s.counter->Increment(count - s.counter->Value());
+  } else {
+    s.count_total = count;
+    if (std::isfinite(sum)) s.sum_total = sum;
   }
   s.last_start_s = std::max(s.last_start_s, start_s);
 }

@@ -20,17 +20,19 @@
 //
 // Kinds (SeriesPoint carries none; a series' stats in one interval tell it):
 // - counter (has a "rate" stat): `count` -> Prometheus counter `statherd_<m>_count_total`, the
-//   sum of every interval's count since the series appeared here (monotonic: rate() and
-//   increase() work; a re-emitted interval adds only its difference); `rate`, `m1_rate`,
-//   `m5_rate`, `m15_rate` -> gauges.
+//   engine's running total of the series (SeriesPoint::total: engine state, so it continues
+//   across server restarts; monotonic: rate() and increase() work); `rate`, `m1_rate`,
+//   `m5_rate`, `m15_rate` -> gauges. A point without a total (not from the engine) adds its
+//   interval's count instead (a re-emitted interval adds only its difference).
 // - distribution (has "count" but no "rate"): a Prometheus **summary** `statherd_<m>` with
 //   quantile labels from p50, p75, p90, p95, p99, p999 (of the last interval), and `_sum` and
-//   `_count` accumulated like counters: the engine emits each interval's observations (the
-//   difference of the sources' cumulative states), so these are monotone fleet totals. Why a summary, not a histogram: the server already
-//   merges sketches exactly across processes and hosts, and a sketch has no fixed buckets a
-//   histogram could expose without re-bucketing (lossy) or hundreds of bucket series; the
-//   summary publishes the accurate merged quantiles at each level. min, max, mean and the
-//   approximate pNN_max / pNN_avg (Scales PMF sources) -> gauges `statherd_<m>_<stat>`.
+//   `_count` the engine's running totals of the observations (like the counters' totals:
+//   monotone fleet totals that continue across server restarts). Why a summary, not a
+//   histogram: the server already merges sketches exactly across processes and hosts, and a
+//   sketch has no fixed buckets a histogram could expose without re-bucketing (lossy) or
+//   hundreds of bucket series; the summary publishes the accurate merged quantiles at each
+//   level. min, max, mean and the approximate pNN_max / pNN_avg (Scales PMF sources) -> gauges
+//   `statherd_<m>_<stat>`.
 // - gauge (anything else): every stat (min, max, mean, p50, ...) -> a gauge; the stat `sum`
 //   becomes `statherd_<m>_summed` (a `_sum` suffix belongs to summaries and histograms).
 //
@@ -104,6 +106,7 @@ class PrometheusSink : public Sink {
   Series* find_or_add(Kind kind, const std::string& family, std::string_view help_metric,
                       std::string_view help_what, const prometheus::Labels& labels);
   void add_count(Series& s, int64_t start_s, double count, double sum, bool reemit);
+  void set_total(Series& s, int64_t start_s, double count, double sum);
   void expire(int64_t newest_start_s, int64_t interval_s);
   void remove(const std::string& key);
 

@@ -13,6 +13,17 @@ void ServerSelfMetrics::counter(const std::string& name, const std::string& help
   if (now > it->second->Value()) it->second->Increment(now - it->second->Value());
 }
 
+void ServerSelfMetrics::labelled_counter(const std::string& name, const std::string& help,
+                                         const prometheus::Labels& labels, uint64_t value) {
+  const std::string full = "statherd_server_" + name;
+  auto [family, fresh] = labelled_families_.try_emplace(full, nullptr);
+  if (fresh)
+    family->second = &prometheus::BuildCounter().Name(full).Help(help).Register(*registry_);
+  prometheus::Counter& c = family->second->Add(labels);  // the existing one for these labels
+  double now = static_cast<double>(value);
+  if (now > c.Value()) c.Increment(now - c.Value());
+}
+
 void ServerSelfMetrics::gauge(const std::string& name, const std::string& help, double value) {
   auto [it, fresh] = gauges_.try_emplace("statherd_server_" + name, nullptr);
   if (fresh) {
@@ -106,7 +117,19 @@ void ServerSelfMetrics::update_remote_write(const RemoteWriteSink::Counters& rw)
   counter("remote_write_samples_dropped_total",
           "samples dropped: queue full (oldest first) or unsent at shutdown", rw.samples_dropped);
   counter("remote_write_samples_rejected_total",
-          "samples in batches refused with a non-retryable 4xx", rw.samples_rejected);
+          "samples refused with a non-retryable 4xx (after splitting the batch)",
+          rw.samples_rejected);
+  for (int r = 0; r < 4; ++r) {
+    const char* reason = rw_reject_name(static_cast<RwReject>(r));
+    labelled_counter("remote_write_rejected_samples_total",
+                     "samples refused by the receiver, by reason (out_of_order, duplicate, "
+                     "out_of_bounds, other)", {{"reason", reason}}, rw.rejected_by_reason[r]);
+  }
+  counter("remote_write_samples_skipped_total",
+          "samples at or before their series' high-water mark (already delivered): not sent",
+          rw.samples_skipped);
+  counter("remote_write_batch_splits_total",
+          "refused batches split in two and resent to keep their valid samples", rw.batch_splits);
   counter("remote_write_requests_total", "write requests made (retries included)", rw.requests);
   counter("remote_write_request_failures_total",
           "requests that failed: connection error, 5xx, 429 or other non-2xx",

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <prometheus/counter.h>
+#include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
@@ -48,11 +49,14 @@ class ServerSelfMetrics {
   void update_remote_write(const RemoteWriteSink::Counters& rw);
   void counter(const std::string& name, const std::string& help, uint64_t value);
   void gauge(const std::string& name, const std::string& help, double value);
+  void labelled_counter(const std::string& name, const std::string& help,
+                        const prometheus::Labels& labels, uint64_t value);
 
   mutable std::mutex mutex_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::map<std::string, prometheus::Counter*> counters_;
   std::map<std::string, prometheus::Gauge*> gauges_;
+  std::map<std::string, prometheus::Family<prometheus::Counter>*> labelled_families_;
 };
 
 }  // namespace statherd::server

@@ -1,6 +1,7 @@
 #include "server/sinks/remote_write.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "common/log.h"
@@ -9,10 +10,10 @@ namespace statherd::server {
 
 namespace {
 
-std::string labels_key(const std::vector<RwLabel>& labels) {
-  std::string key;
-  for (const RwLabel& l : labels) key += l.name + '\x1f' + l.value + '\x1e';
-  return key;
+uint64_t sample_count(const std::vector<RwSeries>& batch) {
+  uint64_t n = 0;
+  for (const RwSeries& s : batch) n += s.samples.size();
+  return n;
 }
 
 const std::vector<std::pair<std::string, std::string>>& remote_write_headers() {
@@ -26,7 +27,8 @@ const std::vector<std::pair<std::string, std::string>>& remote_write_headers() {
 
 }  // namespace
 
-RemoteWriteSink::RemoteWriteSink(RemoteWriteSinkOptions options) : options_(std::move(options)) {
+RemoteWriteSink::RemoteWriteSink(RemoteWriteSinkOptions options)
+    : options_(std::move(options)), hwm_(options_.hwm_path, options_.url.to_string()) {
   options_.batch_max_samples = std::max<uint64_t>(options_.batch_max_samples, 1);
   options_.queue_max_samples = std::max<uint64_t>(options_.queue_max_samples, 1);
   thread_ = std::thread([this] { run(); });
@@ -82,6 +84,7 @@ void RemoteWriteSink::reconfigure(RemoteWriteSinkOptions options) {
       log::info("remote_write: URL changed from " + options_.url.to_string() + " to " +
                 options.url.to_string());
     options_ = std::move(options);
+    hwm_.set_url(options_.url.to_string());
     ++options_generation_;
     while (queue_.size() > options_.queue_max_samples) {
       counters_.samples_dropped += queue_.front().samples.size();
@@ -112,7 +115,7 @@ std::vector<RwSeries> RemoteWriteSink::take_batch() {
     RwSeries s = std::move(queue_.front());
     queue_.pop_front();
     samples += s.samples.size();
-    auto [it, added] = index.try_emplace(labels_key(s.labels), batch.size());
+    auto [it, added] = index.try_emplace(rw_series_key(s.labels), batch.size());
     if (added) {
       batch.push_back(std::move(s));
     } else {
@@ -121,13 +124,50 @@ std::vector<RwSeries> RemoteWriteSink::take_batch() {
     }
   }
   counters_.queue_depth = queue_.size();
-  counters_.samples_in_flight = samples;
+  const uint64_t skipped = hwm_.filter(batch);
+  counters_.samples_skipped += skipped;
+  counters_.samples_in_flight = samples - skipped;
   return batch;
 }
 
+void RemoteWriteSink::deliver(std::vector<RwSeries> batch, int& splits_left) {
+  const uint64_t samples = sample_count(batch);
+  const Attempt a = send_with_retry(batch, samples);
+  if (a.outcome != Outcome::Refused) return;
+  const RwReject reason = classify_remote_write_rejection(a.error);
+  std::string answer = a.error;
+  while (!answer.empty() && std::isspace(static_cast<unsigned char>(answer.back())))
+    answer.pop_back();
+  const std::string where = "remote_write " + options().url.to_string() + ": HTTP " +
+                            std::to_string(a.status) + " " + answer;
+  std::vector<RwSeries> second;
+  if (reason != RwReject::Other && splits_left > 0 && split_rw_batch(batch, second)) {
+    if (splits_left == kMaxSplits)  // once per batch taken from the queue
+      log::warn(where + "; resending the " + std::to_string(samples) + " samples in halves to "
+                "keep the valid ones\nhint: " + rw_reject_name(reason) + " samples mean the "
+                "receiver holds newer samples of these series (another writer?)");
+    --splits_left;
+    {
+      std::lock_guard lock(mutex_);
+      ++counters_.batch_splits;
+    }
+    deliver(std::move(batch), splits_left);
+    deliver(std::move(second), splits_left);
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  counters_.samples_rejected += samples;
+  counters_.rejected_by_reason[static_cast<int>(reason)] += samples;
+  counters_.samples_in_flight -= samples;
+  log::warn(where + "; rejected " + std::to_string(samples) + " samples (" +
+            rw_reject_name(reason) + ")\nhint: a 4xx is not retried; out of order or duplicate "
+            "samples mean another writer sends these series, or the receiver holds newer ones; "
+            "otherwise check the URL path and the receiver's logs");
+}
+
 // POSTs the batch until it is accepted, refused for good, or the stop deadline passes.
-// Returns false when the batch was not delivered.
-bool RemoteWriteSink::send_with_retry(const std::vector<RwSeries>& batch, uint64_t samples) {
+RemoteWriteSink::Attempt RemoteWriteSink::send_with_retry(const std::vector<RwSeries>& batch,
+                                                          uint64_t samples) {
   const std::string body = snappy_block_compress(encode_write_request(batch));
   RemoteWriteSinkOptions opt = options();  // this attempt's URL and timeouts
   uint64_t generation = 0;
@@ -139,7 +179,7 @@ bool RemoteWriteSink::send_with_retry(const std::vector<RwSeries>& batch, uint64
   // mutex_ held: the batch leaves the in-flight gauge in the same step as it enters an outcome.
   auto settle = [&](uint64_t& outcome) {
     outcome += samples;
-    counters_.samples_in_flight = 0;
+    counters_.samples_in_flight -= samples;
   };
   for (;;) {
     RwPostResult r = http_post(opt.url, body, remote_write_headers(), opt.timeout);
@@ -149,31 +189,26 @@ bool RemoteWriteSink::send_with_retry(const std::vector<RwSeries>& batch, uint64
     counters_.last_status = r.status;
     if (what == RwRetry::Done) {
       settle(counters_.samples_sent);
-      return true;
+      hwm_.accepted(batch);
+      return {Outcome::Sent, r.status, {}};
     }
     ++counters_.request_failures;
     const std::string where = "remote_write " + opt.url.to_string() + ": ";
-    if (what == RwRetry::Drop) {
-      settle(counters_.samples_rejected);
-      log::warn(where + "HTTP " + std::to_string(r.status) + " " + r.error + "; dropped " +
-                std::to_string(samples) + " samples (hint: a 4xx is not retried; check the "
-                "receiver's logs, e.g. out-of-order samples or a wrong URL path)");
-      return false;
-    }
+    if (what == RwRetry::Drop) return {Outcome::Refused, r.status, r.error};
     log::warn(where + (r.status ? "HTTP " + std::to_string(r.status) + " " + r.error : r.error) +
               "; retrying in " + std::to_string(backoff.count()) + " ms (hint: is the receiver "
               "up, and started with --web.enable-remote-write-receiver?)");
     const auto wake_at = std::chrono::steady_clock::now() + backoff;
     if (stopping_ && wake_at > stop_deadline_) {
       settle(counters_.samples_dropped);
-      return false;
+      return {Outcome::Dropped, r.status, r.error};
     }
     wake_.wait_until(lock, wake_at, [&] {
       return (stopping_ && wake_at > stop_deadline_) || generation != options_generation_;
     });
     if (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_) {
       settle(counters_.samples_dropped);
-      return false;
+      return {Outcome::Dropped, r.status, r.error};
     }
     ++counters_.retries;
     if (generation != options_generation_) {  // reconfigured: retry at the new URL right away
@@ -189,7 +224,6 @@ bool RemoteWriteSink::send_with_retry(const std::vector<RwSeries>& batch, uint64
 void RemoteWriteSink::run() {
   for (;;) {
     std::vector<RwSeries> batch;
-    uint64_t samples = 0;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -202,8 +236,9 @@ void RemoteWriteSink::run() {
       }
       batch = take_batch();
     }
-    for (const RwSeries& s : batch) samples += s.samples.size();
-    send_with_retry(batch, samples);
+    if (batch.empty()) continue;  // every sample was at or before its high-water mark
+    int splits_left = kMaxSplits;
+    deliver(std::move(batch), splits_left);
   }
 }
 

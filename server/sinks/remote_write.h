@@ -12,6 +12,14 @@
 // deadline. 5xx, 429 and connection errors: the same batch is retried with exponential backoff
 // (new samples keep queueing, the oldest dropping beyond the bound); any other non-2xx: the batch
 // is dropped and counted (retrying a 400 cannot succeed).
+//
+// Restarts (issue #15): the `_count_total`, `_count` and `_sum` values are the engine's running
+// totals, so they continue where they were. Before a batch is sent, every sample at or before
+// its series' high-water mark (the last timestamp the receiver accepted, remote_write_hwm.h,
+// kept in the state dir) is skipped and counted: what the engine re-emits after a crash is
+// never sent twice. A 4xx that names samples (out of order, duplicate, out of bounds) refuses
+// the whole request in Prometheus: the batch is split in halves and each resent, so only the
+// offending samples are rejected (counted per reason); at most kMaxSplits resends per batch.
 #pragma once
 
 #include <chrono>
@@ -25,6 +33,7 @@
 
 #include "server/sinks/prometheus.h"
 #include "server/sinks/remote_write_http.h"
+#include "server/sinks/remote_write_hwm.h"
 #include "server/sinks/remote_write_proto.h"
 #include "server/sinks/sink.h"
 
@@ -38,6 +47,7 @@ struct RemoteWriteSinkOptions {
   std::chrono::milliseconds backoff_initial{250};
   std::chrono::milliseconds backoff_max{30'000};
   std::chrono::milliseconds stop_timeout{10'000};  // stop() flushes at most this long
+  std::string hwm_path;  // <state_dir>/remote_write.hwm; empty: the marks are not persisted
 };
 
 class RemoteWriteSink : public Sink {
@@ -45,12 +55,15 @@ class RemoteWriteSink : public Sink {
   struct Counters {
     uint64_t samples_queued = 0, samples_sent = 0;
     uint64_t samples_dropped = 0;    // queue full (oldest first) or unsent at stop
-    uint64_t samples_rejected = 0;   // batches answered with a non-retryable 4xx
+    uint64_t samples_rejected = 0;   // refused with a non-retryable 4xx (after splitting)
+    uint64_t rejected_by_reason[4] = {};  // indexed by RwReject; sums to samples_rejected
+    uint64_t samples_skipped = 0;    // at or before their series' high-water mark: not sent
+    uint64_t batch_splits = 0;       // refused batches split in two and resent
     uint64_t requests = 0, request_failures = 0, retries = 0;
     uint64_t reemits_skipped = 0;
     uint64_t queue_depth = 0;
     // Taken from the queue, being sent or retried. Every snapshot satisfies queued == sent +
-    // dropped + rejected + queue_depth + samples_in_flight.
+    // dropped + rejected + skipped + queue_depth + samples_in_flight.
     uint64_t samples_in_flight = 0;
     int last_status = 0;
   };
@@ -71,12 +84,24 @@ class RemoteWriteSink : public Sink {
   void enqueue(std::vector<RwSeries> series);
 
  private:
+  enum class Outcome : uint8_t { Sent, Refused, Dropped };
+  struct Attempt {
+    Outcome outcome = Outcome::Sent;
+    int status = 0;
+    std::string error;
+  };
+  static constexpr int kMaxSplits = 64;
+
   void run();
   std::vector<RwSeries> take_batch();            // mutex_ held
-  bool send_with_retry(const std::vector<RwSeries>& batch, uint64_t samples);
+  // Sends `batch`, split and resent where the receiver refuses some of its samples.
+  void deliver(std::vector<RwSeries> batch, int& splits_left);
+  // Sent and Dropped settle the batch's samples in the counters; Refused leaves them in flight.
+  Attempt send_with_retry(const std::vector<RwSeries>& batch, uint64_t samples);
 
   RemoteWriteSinkOptions options_;
   PrometheusSink names_;                          // naming and counter totals of /metrics
+  RwHighWater hwm_;                               // mutex_ held
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<RwSeries> queue_;

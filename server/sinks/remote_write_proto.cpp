@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <iterator>
 
 namespace statherd::server {
 
@@ -94,6 +95,40 @@ RwRetry classify_remote_write_status(int status) {
   if (status >= 200 && status < 300) return RwRetry::Done;
   if (status == 0 || status == 429 || (status >= 500 && status < 600)) return RwRetry::Retry;
   return RwRetry::Drop;
+}
+
+RwReject classify_remote_write_rejection(std::string_view body) {
+  auto has = [&](std::string_view text) { return body.find(text) != std::string_view::npos; };
+  if (has("out of order")) return RwReject::OutOfOrder;
+  if (has("duplicate sample")) return RwReject::Duplicate;
+  if (has("out of bounds") || has("too old")) return RwReject::OutOfBounds;
+  return RwReject::Other;
+}
+
+const char* rw_reject_name(RwReject reason) {
+  switch (reason) {
+    case RwReject::OutOfOrder: return "out_of_order";
+    case RwReject::Duplicate: return "duplicate";
+    case RwReject::OutOfBounds: return "out_of_bounds";
+    case RwReject::Other: return "other";
+  }
+  return "other";
+}
+
+bool split_rw_batch(std::vector<RwSeries>& batch, std::vector<RwSeries>& second) {
+  second.clear();
+  if (batch.size() > 1) {
+    const auto half = batch.begin() + static_cast<std::ptrdiff_t>(batch.size() / 2);
+    second.assign(std::make_move_iterator(half), std::make_move_iterator(batch.end()));
+    batch.erase(half, batch.end());
+    return true;
+  }
+  if (batch.empty() || batch[0].samples.size() < 2) return false;
+  RwSeries& one = batch[0];
+  const auto half = one.samples.begin() + static_cast<std::ptrdiff_t>(one.samples.size() / 2);
+  second.push_back({one.labels, std::vector<RwSample>(half, one.samples.end())});
+  one.samples.erase(half, one.samples.end());
+  return true;
 }
 
 std::vector<RwSeries> rw_series_from_families(const std::vector<prometheus::MetricFamily>& families,

@@ -46,6 +46,17 @@ enum class RwRetry : uint8_t { Done, Retry, Drop };
 // 2xx: Done; 5xx, 429 and 0 (connection error / timeout): Retry; any other status: Drop.
 RwRetry classify_remote_write_status(int status);
 
+// Why a receiver refused a request with a 4xx, from its answer's body. Prometheus refuses a
+// whole request (it rolls back every sample) when one sample is out of order, a duplicate with
+// another value, or outside its time window; the other samples would be accepted on their own.
+enum class RwReject : uint8_t { OutOfOrder, Duplicate, OutOfBounds, Other };
+RwReject classify_remote_write_rejection(std::string_view body);
+// "out_of_order", "duplicate", "out_of_bounds", "other": the self-metrics' reason label.
+const char* rw_reject_name(RwReject reason);
+// Splits a batch in two halves (by series; a single series by its samples, earlier ones first)
+// to resend the valid part of a refused request. False for a batch of one sample.
+bool split_rw_batch(std::vector<RwSeries>& batch, std::vector<RwSeries>& second);
+
 // Prometheus metric families (as PrometheusSink::collect() gives them) as remote-write series,
 // each with one sample at `timestamp_ms`, labels sorted. Counter/gauge/untyped: the family
 // name; summary: `name{quantile=..}`, `name_sum`, `name_count` (as the text exposition).

@@ -82,9 +82,10 @@ class RemoteWriteTest(PipelineTestCase):
         return harness.wait_for(check, timeout, interval=0.2, what=what)
 
     def assert_balance(self, m):
-        """Each queued sample is in one place: sent, dropped, rejected, queued or in flight."""
+        """Each queued sample is in one place: sent, dropped, rejected, skipped (already held
+        by the receiver), queued or in flight."""
         parts = ("samples_sent_total", "samples_dropped_total", "samples_rejected_total",
-                 "queue_depth", "samples_in_flight")
+                 "samples_skipped_total", "queue_depth", "samples_in_flight")
         self.assertEqual(m["remote_write_samples_queued_total"],
                          sum(m["remote_write_" + p] for p in parts), m)
 

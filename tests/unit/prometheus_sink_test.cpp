@@ -139,6 +139,41 @@ TEST(PrometheusSink, DistributionsAreSummariesWithAccumulatedCountAndSum) {
   EXPECT_TRUE(contains(text, "statherd_db_latency_max{app=\"web\",level=\"app\"} 90\n")) << text;
 }
 
+// Issue #15: the engine's running totals (SeriesPoint::total) are exported as they are, so a
+// sink created by a restarted server continues where the old one was, re-emitted intervals
+// change nothing, and a smaller total (the engine's series expired and came back) resets.
+TEST(PrometheusSink, EngineTotalsAreExportedAsTheyAreAcrossRestarts) {
+  auto with_total = [](std::vector<SeriesPoint> points, double count_total, double sum_total) {
+    for (SeriesPoint& p : points) {
+      if (p.stat == "count") p.total = count_total;
+      if (p.stat == "sum") p.total = sum_total;
+    }
+    return points;
+  };
+  auto dist = [](double count, double sum) {
+    return std::vector<SeriesPoint>{point(Level::App, "db.latency", "count", count),
+                                    point(Level::App, "db.latency", "sum", sum),
+                                    point(Level::App, "db.latency", "p50", 3)};
+  };
+  PrometheusSink restarted;  // the old sink had exported 500 and 40 / 12.5
+  restarted.emit(interval(100, with_total(counter_points(Level::App, 30), 530, 0)));
+  restarted.emit(interval(100, with_total(dist(4, 2.5), 44, 15)));
+  std::string text = restarted.scrape();
+  EXPECT_TRUE(contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 530\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "statherd_db_latency_count{app=\"web\",level=\"app\"} 44\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_db_latency_sum{app=\"web\",level=\"app\"} 15\n")) << text;
+  restarted.emit(interval(90, with_total(counter_points(Level::App, 35), 530, 0), true));
+  restarted.emit(interval(110, with_total(counter_points(Level::App, 7), 537, 0)));
+  text = restarted.scrape();
+  EXPECT_TRUE(contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 537\n"))
+      << text;
+  restarted.emit(interval(120, with_total(counter_points(Level::App, 3), 3, 0)));
+  text = restarted.scrape();
+  EXPECT_TRUE(contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 3\n"))
+      << text;
+}
+
 TEST(PrometheusSink, GaugeStatsAreGauges) {
   PrometheusSink sink;
   sink.emit(interval(100, {point(Level::App, "queue.depth", "max", 11),
@@ -241,6 +276,28 @@ TEST(ServerSelfMetrics, ExposesRemoteWriteCountersAndGauges) {
   EXPECT_TRUE(contains(text, "# TYPE statherd_server_remote_write_queue_depth gauge\n")) << text;
   EXPECT_TRUE(contains(text, "# HELP statherd_server_remote_write_samples_dropped_total "))
       << text;
+}
+
+TEST(ServerSelfMetrics, ExposesRemoteWriteRejectionsByReasonAndSkippedSamples) {
+  ServerSelfMetrics self;
+  ServerSelfValues values;
+  values.remote_write = RemoteWriteSink::Counters{};
+  RemoteWriteSink::Counters& rw = *values.remote_write;
+  rw.samples_rejected = 7;
+  rw.rejected_by_reason[static_cast<int>(RwReject::OutOfOrder)] = 5;
+  rw.rejected_by_reason[static_cast<int>(RwReject::Other)] = 2;
+  rw.samples_skipped = 192;
+  rw.batch_splits = 3;
+  self.update(values);
+  std::string text = PrometheusSink().scrape(self.collect());
+  for (const char* line :
+       {"remote_write_rejected_samples_total{reason=\"out_of_order\"} 5\n",
+        "remote_write_rejected_samples_total{reason=\"duplicate\"} 0\n",
+        "remote_write_rejected_samples_total{reason=\"out_of_bounds\"} 0\n",
+        "remote_write_rejected_samples_total{reason=\"other\"} 2\n",
+        "remote_write_samples_skipped_total 192\n", "remote_write_batch_splits_total 3\n"}) {
+    EXPECT_TRUE(contains(text, std::string("\nstatherd_server_") + line)) << line << text;
+  }
 }
 
 TEST(PrometheusRoute, GetMetricsServesTheScrapeAsTextWithoutAToken) {

@@ -1,15 +1,11 @@
-// See mmstats_v1_files.h.
-#include "agent/sources/mmstats_v1_files.h"
+// See stat_file_set.h: the glob listing of per-process stat files.
+#include "agent/sources/stat_file_set.h"
 
 #include <dirent.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <string_view>
 
 namespace statherd::agent {
@@ -56,31 +52,13 @@ bool glob_one_directory(const std::string& pattern, std::vector<std::string>& pa
 
 }  // namespace
 
-std::vector<std::string> list_mmstats_files(const std::vector<std::string>& globs) {
+std::vector<std::string> list_stat_files(const std::vector<std::string>& globs) {
   std::vector<std::string> paths;
   for (const auto& pattern : globs)
     if (!glob_one_directory(pattern, paths)) glob_with_libc(pattern, paths);
   std::sort(paths.begin(), paths.end());
   paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
   return paths;
-}
-
-Result<size_t> copy_whole_file(int fd, std::vector<uint8_t>& buf, size_t limit) {
-  constexpr size_t kInitial = 64 * 1024;
-  if (buf.size() < std::min(kInitial, limit)) buf.resize(std::min(kInitial, limit));
-  size_t n = 0;
-  while (n < limit) {
-    if (n == buf.size()) buf.resize(std::min(limit, buf.size() * 2));
-    const size_t room = std::min(buf.size(), limit) - n;  // buf may be longer than limit
-    const ssize_t got = ::pread(fd, buf.data() + n, room, static_cast<off_t>(n));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return make_error(std::string("cannot read: ") + std::strerror(errno),
-                                   "check the agent's permissions on the file");
-    if (got == 0) break;
-    n += static_cast<size_t>(got);
-    if (static_cast<size_t>(got) < room) break;  // a short read of a regular file: its end
-  }
-  return n;
 }
 
 }  // namespace statherd::agent

@@ -171,32 +171,13 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
   return read;
 }
 
-// StatFile::open(path), relative to the path's directory, which stays open for the next file
-// (the paths come sorted, so a directory's files come together): no path walk per file.
-// list_mmstats_files listed only regular files and links to them (a FIFO or device is never
-// listed), so the lstat before open() is skipped; O_NOFOLLOW refuses the links, and the fstat()
-// after open() a file swapped in since the listing.
-StatFile MmstatsV1Source::Impl::open_in_directory(const std::string& path) {
-  const uint64_t cap = options.max_file_bytes;
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return StatFile::open(AT_FDCWD, path.c_str(), cap, true);
-  const std::string_view dir(path.data(), slash + 1);
-  if (open_dir_fd < 0 || dir != open_dir) {
-    if (open_dir_fd >= 0) ::close(open_dir_fd);
-    open_dir.assign(dir);
-    open_dir_fd = ::open(open_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (open_dir_fd < 0) return StatFile::open(AT_FDCWD, path.c_str(), cap, true);
-  }
-  return StatFile::open(open_dir_fd, path.c_str() + slash + 1, cap, true);
-}
-
 bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_ms,
                                            SourceSamples& ss, std::vector<SourceError>& errors) {
   MmstatsMappedFile& f = copied_file;  // keeps the previous file's layout, names and kinds
   f.path = path;
   f.name = parse_mmstats_file_name(path);
   if (f.name.pid < 0) f.layout_ok = false;  // refresh_layout takes the pid from sys.pid
-  const StatFile file = open_in_directory(path);
+  const StatFile file = opener.open(path, options.max_file_bytes);
   if (!file.ok()) {
     // vanished: deleted between the directory scan and now
     if (!file.vanished()) errors.push_back({path, file.error().to_string()});

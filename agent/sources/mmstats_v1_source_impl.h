@@ -49,15 +49,10 @@ struct MmstatsV1Source::Impl {
   // --once (options.one_shot): one file object and two copy buffers, reused for every file.
   MmstatsMappedFile copied_file;
   std::vector<uint8_t> copy, check_copy;
-  std::string open_dir;      // the directory open_dir_fd refers to, with its trailing '/'
+  StatFileOpener opener;     // --once opens files relative to their directory
   // Mapped files are read through a private image (see snapshot_mapped), reused for every file.
   std::vector<uint8_t> image, field_copies;
   std::vector<uint8_t> torn_fields;  // per field of the last snapshot: 1 if it kept changing
-  int open_dir_fd = -1;      // files are opened relative to it: no path walk per file
-
-  ~Impl() {
-    if (open_dir_fd >= 0) ::close(open_dir_fd);
-  }
 
   explicit Impl(MmstatsV1Options o)
       : options(std::move(o)),
@@ -80,7 +75,6 @@ struct MmstatsV1Source::Impl {
   bool visit_one_shot(const std::string& path, int64_t now_ms, SourceSamples& ss,
                       std::vector<SourceError>& errors);
   Status copy_consistent(MmstatsMappedFile& f, const StatFile& file);
-  StatFile open_in_directory(const std::string& path);
 };
 
 }  // namespace statherd::agent

@@ -2,9 +2,11 @@
 #include "agent/sources/stat_file_set.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <string_view>
 
@@ -59,6 +61,24 @@ std::vector<std::string> list_stat_files(const std::vector<std::string>& globs) 
   std::sort(paths.begin(), paths.end());
   paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
   return paths;
+}
+
+StatFileOpener::~StatFileOpener() {
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+}
+
+StatFile StatFileOpener::open(const std::string& path, uint64_t max_bytes) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0)
+    return StatFile::open(AT_FDCWD, path.c_str(), max_bytes, true);
+  const std::string_view dir(path.data(), slash + 1);
+  if (dir_fd_ < 0 || dir != dir_) {
+    if (dir_fd_ >= 0) ::close(dir_fd_);
+    dir_.assign(dir);
+    dir_fd_ = ::open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd_ < 0) return StatFile::open(AT_FDCWD, path.c_str(), max_bytes, true);
+  }
+  return StatFile::open(dir_fd_, path.c_str() + slash + 1, max_bytes, true);
 }
 
 }  // namespace statherd::agent

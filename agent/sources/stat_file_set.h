@@ -42,6 +42,23 @@ namespace statherd::agent {
 // pattern goes through glob(3) and a stat per match.
 std::vector<std::string> list_stat_files(const std::vector<std::string>& globs);
 
+// Opens listed paths (StatFile::open, lstat skipped: list_stat_files listed only regular files
+// and links to them, which O_NOFOLLOW refuses) relative to their directory, which stays open for
+// the next path: the listing is sorted, so a directory's files come together and no path is
+// walked per file. The --once paths open every file this way.
+class StatFileOpener {
+ public:
+  StatFileOpener() = default;
+  ~StatFileOpener();
+  StatFileOpener(const StatFileOpener&) = delete;
+  StatFileOpener& operator=(const StatFileOpener&) = delete;
+  StatFile open(const std::string& path, uint64_t max_bytes);
+
+ private:
+  std::string dir_;  // the directory dir_fd_ refers to, with its trailing '/'
+  int dir_fd_ = -1;
+};
+
 // What a file source keeps per file; a source derives its per-file state from it.
 struct TrackedStatFile {
   std::string path;

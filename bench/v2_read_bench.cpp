@@ -21,14 +21,19 @@ namespace {
 struct V2Files {
   std::filesystem::path dir;
   explicit V2Files(int n) {
-    dir = std::filesystem::temp_directory_path() / ("statherd-v2-bench-" + std::to_string(getpid()));
+    dir = std::filesystem::temp_directory_path() /
+          ("statherd-v2-bench-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir);
     for (int i = 0; i < n; ++i) {
       // start time 0: "unknown", so liveness rests on the pid (ours) alone.
       testing::V2FileBuilder b(static_cast<uint64_t>(getpid()), 0, "benchapp");
-      for (int k = 0; k < 60; ++k) b.add_number(1, "requests.kind" + std::to_string(k), {{"route", "r" + std::to_string(k % 7)}}, i * 100.0 + k);
+      for (int k = 0; k < 60; ++k)
+        b.add_number(1, "requests.kind" + std::to_string(k),
+                     {{"route", "r" + std::to_string(k % 7)}}, i * 100.0 + k);
       for (int k = 0; k < 30; ++k) b.add_number(2, "pool.slot" + std::to_string(k), {}, k * 0.5);
-      for (int k = 0; k < 10; ++k) b.add_histogram("latency" + std::to_string(k), {}, {0.001 * (k + 1), 0.01, 0.1, 1.5}, -200, 200);
+      for (int k = 0; k < 10; ++k)
+        b.add_histogram("latency" + std::to_string(k), {}, {0.001 * (k + 1), 0.01, 0.1, 1.5},
+                        -200, 200);
       const std::vector<uint8_t> bytes = b.file_bytes();
       const std::string path = (dir / ("benchapp-" + std::to_string(i) + ".statherd")).string();
       const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);

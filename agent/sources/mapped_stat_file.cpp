@@ -15,7 +15,9 @@ FileIdentity FileIdentity::of(const struct stat& st) {
           static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
 }
 
-Error file_deleted_error() { return make_error("cannot open: the file was deleted", "none needed"); }
+Error file_deleted_error() {
+  return make_error("cannot open: the file was deleted", "none needed");
+}
 
 Status MappedStatFile::map(int dir_fd, const char* name, const MapRules& rules,
                            bool checked_before_open) {

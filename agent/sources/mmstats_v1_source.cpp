@@ -47,7 +47,8 @@ Error torn_field_error(const MmstatsFieldLayout& field) {
 }
 
 Error empty_mmstats_file_error() {
-  return make_error("mmstats v1: empty file (0 bytes)", "the writer may be starting; read again next scrape");
+  return make_error("mmstats v1: empty file (0 bytes)",
+                    "the writer may be starting; read again next scrape");
 }
 
 }  // namespace

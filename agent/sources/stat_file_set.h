@@ -121,12 +121,14 @@ class StatFileSet {
 
   // Forgets (and unmaps) every file not visited this scrape.
   void end_scrape() {
-    std::erase_if(files_, [this](const auto& kv) { return kv.second->last_seen_scrape != scrape_; });
+    std::erase_if(files_,
+                  [this](const auto& kv) { return kv.second->last_seen_scrape != scrape_; });
   }
 
   size_t mapped_count() const {
-    return static_cast<size_t>(std::count_if(files_.begin(), files_.end(),
-                                             [](const auto& kv) { return kv.second->map.mapped(); }));
+    size_t n = 0;
+    for (const auto& kv : files_) n += kv.second->map.mapped();
+    return n;
   }
 
  private:

@@ -12,9 +12,10 @@
 //   more than kStartTimeToleranceMs (a reused pid), the file is read one last time, unmapped,
 //   and read again only if its inode, size or mtime changes.
 // - A file replaced under the same name (new inode, or a header with another pid or start time)
-//   is parsed from scratch; a file that grew is remapped, keeping the records parsed so far. A file truncated below the mapping while mapped would make a read
-//   SIGBUS; the writer never shrinks a live file, and a smaller size seen by the stat() of each
-//   scrape is remapped before any read. A truncation after that stat() (a third party, or a
+//   is parsed from scratch; a file that grew is remapped, keeping the records parsed so far.
+//   A file truncated below the mapping while mapped would make a read SIGBUS; the writer never
+//   shrinks a live file, and a smaller size seen by the stat() of each scrape is remapped
+//   before any read. A truncation after that stat() (a third party, or a
 //   restarted writer rewriting the name in place) is caught by guarded_read
 //   (agent/mapped_guard.h): a SourceError for the file, which is unmapped and remapped next
 //   scrape. Everything read from the mapping is first copied into `image` inside the guard.
@@ -42,7 +43,8 @@ namespace {
 constexpr int64_t kStartTimeToleranceMs = 1000;
 
 Error short_v2_file_error() {
-  return make_error("statherd v2: file shorter than its 256-byte header", "the writer may be starting; it is read again next scrape");
+  return make_error("statherd v2: file shorter than its 256-byte header",
+                    "the writer may be starting; it is read again next scrape");
 }
 
 // One statherd v2 file: the shared bookkeeping and mapping (stat_file_set.h) plus what the
@@ -96,8 +98,12 @@ struct StatherdV2Source::Impl {
   bool alive(MappedV2File& f);
   Status refresh(MappedV2File& f);
   bool copy_values_to_image(const MappedV2File& f, std::string& fault);
-  std::span<const uint8_t> image_of(const MappedV2File& f) const { return {image.data(), f.map.size()}; }
-  MapRules map_rules() const { return {options.max_file_bytes, kStatherdV2HeaderSize, short_v2_file_error}; }
+  std::span<const uint8_t> image_of(const MappedV2File& f) const {
+    return {image.data(), f.map.size()};
+  }
+  MapRules map_rules() const {
+    return {options.max_file_bytes, kStatherdV2HeaderSize, short_v2_file_error};
+  }
   void read_file(const MappedV2File& f, bool fresh, int64_t now_ms, ScrapeReport& out);
   void visit(const std::string& path, int64_t now_ms, ScrapeReport& out);
   void visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out);

@@ -115,7 +115,8 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
   const char* name = entry.d_name;
   if (entry.d_type == DT_REG) {  // fast path: a known, unchanged file is read without a stat
     auto known = files.find(name);
-    if (known != files.end() && known->second->inode == entry.d_ino && known->second->map.mapped()) {
+    if (known != files.end() && known->second->inode == entry.d_ino &&
+        known->second->map.mapped()) {
       PromDbFile& f = *known->second;
       uint32_t used = 0;
       if (std::string fault; !f.map.copy(0, 4, &used, fault)) {
@@ -165,8 +166,8 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
     f.layout = {};
     return;
   }
-  // Checked before the size comparison: a file dropped after a fault and still empty has
-  // size 0 == f.size (nothing mapped), and must not be read through a null mapping.
+  // Checked before mapping: a file dropped after a fault and still empty must not be read
+  // through a null mapping; one being created is read next scrape.
   if (size < kPromDbHeaderBytes) {  // being created (read next scrape), or truncated
     if (f.map.mapped())
       drop_faulted(name, "file shrank to " + std::to_string(size) + " bytes\nhint: it was "

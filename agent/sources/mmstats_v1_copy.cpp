@@ -5,8 +5,6 @@
 #include <atomic>
 #include <cstring>
 
-#include "agent/mapped_guard.h"
-#include "agent/sources/mmstats_v1_files.h"
 #include "agent/sources/mmstats_v1_source_impl.h"
 
 namespace statherd::agent {
@@ -25,16 +23,16 @@ constexpr size_t kMaxCopyBytes = 64u << 20;
 // the guard would need a parser that never allocates.) The extra copy of the structure is
 // ~4 KB per file; bench/agent_read_bench measured no noticeable difference.
 Status MmstatsV1Source::Impl::snapshot_mapped(MmstatsMappedFile& f) {
-  if (image.size() < f.size) image.resize(f.size);  // never shrinks: no zero-fill per file
-  const std::span<const uint8_t> img(image.data(), f.size);
+  const size_t size = f.map.size();
   std::string fault;
   // The structure up to the terminator (whole file until a layout is known), then the rest of
   // the file only if the structure changed.
-  size_t head = f.layout_ok ? std::min<size_t>(f.size, size_t{f.layout.end} + 2) : f.size;
-  bool ok = guarded_copy(f.data, f.size, 0, head, image.data(), fault);
+  size_t head = f.layout_ok ? std::min<size_t>(size, size_t{f.layout.end} + 2) : size;
+  bool ok = f.map.copy_to_image(image, 0, head, fault);
+  const std::span<const uint8_t> img(image.data(), size);
   if (ok && f.layout_ok && !mmstats_v1_layout_still_valid(img, f.layout)) {
     f.layout_ok = false;
-    ok = guarded_copy(f.data, f.size, head, f.size - head, image.data() + head, fault);
+    ok = f.map.copy_to_image(image, head, size - head, fault);
   }
   Status st = Ok{};
   if (ok && !f.layout_ok) st = parse_layout(f, img);
@@ -55,7 +53,7 @@ bool MmstatsV1Source::Impl::copy_values_consistently(const MmstatsMappedFile& f,
   for (const auto& field : f.layout.fields) widest = std::max<size_t>(widest, field.value_size);
   if (field_copies.size() < 2 * (widest + 1)) field_copies.resize(2 * (widest + 1));
   torn_fields.assign(f.layout.fields.size(), 0);
-  const uint8_t* map = f.data;
+  const uint8_t* map = f.map.data();
   auto copy_once = [map](const MmstatsFieldLayout& field, uint8_t* dst) {
     dst[0] = *reinterpret_cast<const volatile uint8_t*>(map + field.wb_offset);
     std::atomic_signal_fence(std::memory_order_seq_cst);  // write_buffer before the value
@@ -83,7 +81,7 @@ bool MmstatsV1Source::Impl::copy_values_consistently(const MmstatsMappedFile& f,
       }
     }
   };
-  return guarded_read(f.data, f.size, copy_all, fault);
+  return f.map.read(copy_all, fault);
 }
 
 // Copies f.path (open as fd) into `copy` and points f at it, if a second copy agrees with the
@@ -97,8 +95,7 @@ Status MmstatsV1Source::Impl::copy_consistent(MmstatsMappedFile& f, const StatFi
   if (!n) return n.error();
   if (*n > cap) return over_file_cap_error(*n, cap);
   if (*n == 0) return make_error("mmstats v1: empty file (0 bytes)", "the writer may be starting; read again next scrape");
-  f.data = copy.data();
-  f.size = *n;
+  f.copied = {copy.data(), *n};
   if (*n <= kMaxCopyBytes && refresh_layout(f, f.bytes())) {
     const size_t used = f.layout.end;
     if (check_copy.size() < used) check_copy.resize(used);
@@ -108,7 +105,7 @@ Status MmstatsV1Source::Impl::copy_consistent(MmstatsMappedFile& f, const StatFi
   } else if (*n <= kMaxCopyBytes) {
     return Ok{};  // unparseable: read_file reports why
   }
-  f.data = nullptr;
+  f.copied = {};
   return map_file(f);
 }
 

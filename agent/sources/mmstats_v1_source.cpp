@@ -1,5 +1,7 @@
 // MmstatsV1Source: discovers mmstats v1 files by glob, keeps them mapped between scrapes, and
-// turns their fields into samples. Format and defaults: mmstats_v1.h.
+// turns their fields into samples. Format and defaults: mmstats_v1.h. Discovery, the per-path
+// table (fresh, changed, last read of a dead process), mapping and the guarded copies are the
+// shared ones of stat_file_set.h and mapped_stat_file.h; this file holds the mmstats policy.
 //
 // Hazards handled here:
 // - A file replaced under the same name (new inode or size) is unmapped and mapped again.
@@ -31,21 +33,11 @@
 #include <unordered_map>
 
 #include "agent/sources/mmstats_v1.h"
-#include "agent/sources/mmstats_v1_files.h"
 #include "agent/sources/mmstats_v1_source_impl.h"
 #include "common/log.h"
 
 namespace statherd::agent {
 namespace {
-
-// lstat(): false if the file is gone. The caller checks st against the rules of stat_file.h.
-bool stat_path(const std::string& path, struct stat& st, MmstatsFileStat& out) {
-  if (::lstat(path.c_str(), &st) != 0) return false;
-  out.inode = st.st_ino;
-  out.size = st.st_size;
-  out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  return true;
-}
 
 // What read_mmstats_v1_value says of a field that never read the same twice.
 Error torn_field_error(const MmstatsFieldLayout& field) {
@@ -54,24 +46,17 @@ Error torn_field_error(const MmstatsFieldLayout& field) {
                     std::to_string(field.wb_offset));
 }
 
+Error empty_mmstats_file_error() {
+  return make_error("mmstats v1: empty file (0 bytes)",
+                    "the writer may be starting; read again next scrape");
+}
+
 }  // namespace
 
+// visit() has just lstat()ed and checked it; copy_consistent's fallback has just opened it.
 Status MmstatsV1Source::Impl::map_file(MmstatsMappedFile& f) {
   f.unmap();
-  // visit() has just lstat()ed and checked it; copy_consistent's fallback has just opened it.
-  const StatFile file = StatFile::open(AT_FDCWD, f.path.c_str(), options.max_file_bytes, true);
-  if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
-  if (!file.ok()) return file.error();
-  if (file.size() == 0)
-    return make_error("mmstats v1: empty file (0 bytes)", "the writer may be starting; read again next scrape");
-  Error error;
-  f.data = file.map(file.size(), error);
-  if (!f.data) return error;
-  f.size = file.size();
-  f.mapped = true;
-  f.stat.inode = file.st().st_ino;
-  f.stat.size = file.st().st_size;
-  return Ok{};
+  return f.map.map(AT_FDCWD, f.path.c_str(), {options.max_file_bytes, 1, empty_mmstats_file_error});
 }
 
 // Layout, sample names and kinds, reusing f's capacity (the --once path reuses one f).
@@ -109,12 +94,12 @@ Status MmstatsV1Source::Impl::parse_layout(MmstatsMappedFile& f, std::span<const
 // Fills ss (reusing its capacity) from f; false (and an error) if f has no readable layout.
 bool MmstatsV1Source::Impl::read_file(MmstatsMappedFile& f, bool fresh, int64_t now_ms,
                                       SourceSamples& ss, std::vector<SourceError>& errors) {
-  const bool mapped = f.mapped;
+  const bool mapped = f.mapped();
   if (auto st = mapped ? snapshot_mapped(f) : refresh_layout(f, f.bytes()); !st) {
     errors.push_back({f.path, st.error().to_string()});
     return false;
   }
-  const std::span<const uint8_t> bytes = mapped ? std::span<const uint8_t>(image.data(), f.size)
+  const std::span<const uint8_t> bytes = mapped ? std::span<const uint8_t>(image.data(), f.size())
                                                 : f.bytes();
   ss.id.host = options.host;
   ss.id.app = f.name.app;
@@ -156,71 +141,35 @@ bool MmstatsV1Source::Impl::read_file(MmstatsMappedFile& f, bool fresh, int64_t 
 
 bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, SourceSamples& ss,
                                   std::vector<SourceError>& errors) {
-  MmstatsFileStat now_stat;
-  struct stat st;
-  if (!stat_path(path, st, now_stat)) return false;  // vanished between glob and stat
-  if (auto ok = check_stat_file(st, options.max_file_bytes); !ok) {
-    errors.push_back({path, ok.error().to_string()});  // e.g. now a symlink, or over the cap
-    files.erase(path);  // unmapped; never read while it stays so
-    return false;
-  }
-  auto [it, inserted] = files.try_emplace(path);
-  if (inserted) {
-    it->second = std::make_unique<MmstatsMappedFile>();
-    it->second->path = path;
-    it->second->name = parse_mmstats_file_name(path);
-  }
-  MmstatsMappedFile& f = *it->second;
-  const bool was_seen_last_scrape = !inserted && f.last_seen_scrape + 1 == scrape_count;
-  f.last_seen_scrape = scrape_count;
-  const bool changed = inserted || !(f.stat == now_stat);
-  const bool replaced = !inserted && (f.stat.inode != now_stat.inode || f.stat.size != now_stat.size);
-  if (replaced) {
+  StatFileVisit v;
+  MmstatsMappedFile* file = files.visit(path, options.max_file_bytes, v, errors);
+  if (!file) return false;  // vanished since the listing, or refused (reported)
+  MmstatsMappedFile& f = *file;
+  if (v.inserted || v.replaced() || v.resized()) {  // a new file, or one rewritten: start over
     f.unmap();
     f.start_time_ms = 0;
     f.name = parse_mmstats_file_name(path);
   }
-  f.stat = now_stat;
   const bool alive = f.name.pid < 0 || processes.alive(f.name.pid);
-  if (!alive && f.final_read_done && !changed) return false;  // dead and already reported
-  f.final_read_done = !alive;
+  if (!alive && f.final_read_done && !v.changed) return false;  // dead and already reported
   if (alive && f.start_time_ms == 0 && f.name.pid >= 0) {
     f.start_time_ms = std::max<int64_t>(0, processes.start_ms(f.name.pid));  // -1: just exited
-    start_times.remember(path, f.name.pid, now_stat.inode, f.start_time_ms);
+    start_times.remember(path, f.name.pid, v.now.inode, f.start_time_ms);
   }
   // Dead before we ever saw it alive: the identity an earlier agent sent, if any.
   if (!alive && f.start_time_ms == 0 && f.name.pid >= 0)
-    f.start_time_ms = start_times.recall(path, f.name.pid, now_stat.inode);
+    f.start_time_ms = start_times.recall(path, f.name.pid, v.now.inode);
   start_times.keep(path);
-  if (!f.data) {
+  if (!f.mapped()) {
     if (auto st = map_file(f); !st) {
+      f.final_read_done = !alive;
       errors.push_back({path, st.error().to_string()});
       return false;
     }
   }
-  const bool fresh = !was_seen_last_scrape && scrape_count > 1;
-  const bool read = read_file(f, fresh, now_ms, ss, errors);
-  if (!alive) f.unmap();  // last read of a dead process's file
+  const bool read = read_file(f, v.fresh, now_ms, ss, errors);
+  f.finish_read(alive);  // a dead process's file: its last read, then unmapped
   return read;
-}
-
-// StatFile::open(path), relative to the path's directory, which stays open for the next file
-// (the paths come sorted, so a directory's files come together): no path walk per file.
-// list_mmstats_files listed only regular files and links to them (a FIFO or device is never
-// listed), so the lstat before open() is skipped; O_NOFOLLOW refuses the links, and the fstat()
-// after open() a file swapped in since the listing.
-StatFile MmstatsV1Source::Impl::open_in_directory(const std::string& path) {
-  const uint64_t cap = options.max_file_bytes;
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return StatFile::open(AT_FDCWD, path.c_str(), cap, true);
-  const std::string_view dir(path.data(), slash + 1);
-  if (open_dir_fd < 0 || dir != open_dir) {
-    if (open_dir_fd >= 0) ::close(open_dir_fd);
-    open_dir.assign(dir);
-    open_dir_fd = ::open(open_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (open_dir_fd < 0) return StatFile::open(AT_FDCWD, path.c_str(), cap, true);
-  }
-  return StatFile::open(open_dir_fd, path.c_str() + slash + 1, cap, true);
 }
 
 bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_ms,
@@ -229,7 +178,7 @@ bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_
   f.path = path;
   f.name = parse_mmstats_file_name(path);
   if (f.name.pid < 0) f.layout_ok = false;  // refresh_layout takes the pid from sys.pid
-  const StatFile file = open_in_directory(path);
+  const StatFile file = opener.open(path, options.max_file_bytes);
   if (!file.ok()) {
     // vanished: deleted between the directory scan and now
     if (!file.vanished()) errors.push_back({path, file.error().to_string()});
@@ -241,12 +190,8 @@ bool MmstatsV1Source::Impl::visit_one_shot(const std::string& path, int64_t now_
     return false;
   }
   const bool read = read_file(f, false, now_ms, ss, errors);
-  if (f.mapped) {
-    f.unmap();
-  } else {
-    f.data = nullptr;  // the layout stays: the next file probably has the same one
-    f.size = 0;
-  }
+  if (f.mapped()) f.unmap();
+  else f.copied = {};  // the layout stays: the next file probably has the same one
   return read;
 }
 
@@ -274,16 +219,16 @@ void MmstatsV1Source::scrape(int64_t now_ms, ScrapeReport& out) {
 void MmstatsV1Source::scrape_each(int64_t now_ms, const SourceSamplesVisitor& on_source,
                                   std::vector<SourceError>& errors) {
   Impl& s = *impl_;
-  ++s.scrape_count;
+  s.files.begin_scrape();
   s.processes.begin_scrape();
   SourceSamples ss;
-  for (const auto& path : list_mmstats_files(s.options.globs)) {
+  for (const auto& path : list_stat_files(s.options.globs)) {
     const bool read = s.options.one_shot ? s.visit_one_shot(path, now_ms, ss, errors)
                                          : s.visit(path, now_ms, ss, errors);
     if (read && !on_source(ss)) break;
   }
   if (!s.options.one_shot) {
-    std::erase_if(s.files, [&](const auto& kv) { return kv.second->last_seen_scrape != s.scrape_count; });
+    s.files.end_scrape();
     s.start_times.save();
   }
 }
@@ -292,10 +237,6 @@ void MmstatsV1Source::set_fresh_if_started_after_ms(int64_t ms) {
   impl_->options.fresh_if_started_after_ms = ms;
 }
 
-size_t MmstatsV1Source::mapped_file_count() const {
-  size_t n = 0;
-  for (const auto& kv : impl_->files) n += kv.second->data != nullptr;
-  return n;
-}
+size_t MmstatsV1Source::mapped_file_count() const { return impl_->files.mapped_count(); }
 
 }  // namespace statherd::agent

@@ -1,76 +1,58 @@
 // Internal to the mmstats v1 source: MmstatsV1Source::Impl and the state it keeps per file.
 #pragma once
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "agent/sources/mmstats_v1.h"
 #include "agent/sources/process_table.h"
 #include "agent/sources/start_time_memory.h"
-#include "agent/sources/stat_file.h"
+#include "agent/sources/stat_file_set.h"
 
 namespace statherd::agent {
 
-struct MmstatsFileStat {
-  uint64_t inode = 0;
-  int64_t size = 0;
-  int64_t mtime_ns = 0;
-  bool operator==(const MmstatsFileStat&) const = default;
-};
-
-struct MmstatsMappedFile {
-  std::string path;
-  MmstatsFileStat stat;
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-  bool mapped = false;  // data is our mapping (else a copy owned by someone else, or null)
+// One mmstats v1 file: the shared bookkeeping and mapping (stat_file_set.h) plus what the
+// decoder keeps: the file name's identity, the parsed layout, sample names and kinds.
+struct MmstatsMappedFile : TrackedStatFile {
   MmstatsFileName name;
   int64_t start_time_ms = 0;
   bool layout_ok = false;
   MmstatsLayout layout;
   std::vector<std::string> sample_names;
   std::vector<Kind> kinds;
-  bool final_read_done = false;  // pid dead and its last read reported
-  uint64_t last_seen_scrape = 0;
+  std::span<const uint8_t> copied;  // --once: a pread() copy owned by the source (not mapped)
 
-  std::span<const uint8_t> bytes() const { return {data, size}; }
+  bool mapped() const { return map.mapped(); }
+  size_t size() const { return mapped() ? map.size() : copied.size(); }
+  std::span<const uint8_t> bytes() const {
+    return mapped() ? std::span<const uint8_t>(map.data(), map.size()) : copied;
+  }
   void unmap() {
-    if (data && mapped) ::munmap(const_cast<uint8_t*>(data), size);
-    data = nullptr;
-    size = 0;
-    mapped = false;
+    map.unmap();
+    copied = {};
     layout_ok = false;
   }
-  ~MmstatsMappedFile() { unmap(); }
 };
 
 struct MmstatsV1Source::Impl {
   MmstatsV1Options options;
   LabelPatternSet counters;
-  std::unordered_map<std::string, std::unique_ptr<MmstatsMappedFile>> files;
+  StatFileSet<MmstatsMappedFile> files;
   ProcessTable processes;
   StartTimeMemory start_times;  // across agent restarts: a dead writer keeps its identity
-  uint64_t scrape_count = 0;
   std::string scratch_text;
   // --once (options.one_shot): one file object and two copy buffers, reused for every file.
   MmstatsMappedFile copied_file;
   std::vector<uint8_t> copy, check_copy;
-  std::string open_dir;      // the directory open_dir_fd refers to, with its trailing '/'
+  StatFileOpener opener;     // --once opens files relative to their directory
   // Mapped files are read through a private image (see snapshot_mapped), reused for every file.
   std::vector<uint8_t> image, field_copies;
   std::vector<uint8_t> torn_fields;  // per field of the last snapshot: 1 if it kept changing
-  int open_dir_fd = -1;      // files are opened relative to it: no path walk per file
-
-  ~Impl() {
-    if (open_dir_fd >= 0) ::close(open_dir_fd);
-  }
 
   explicit Impl(MmstatsV1Options o)
       : options(std::move(o)),
@@ -93,7 +75,6 @@ struct MmstatsV1Source::Impl {
   bool visit_one_shot(const std::string& path, int64_t now_ms, SourceSamples& ss,
                       std::vector<SourceError>& errors);
   Status copy_consistent(MmstatsMappedFile& f, const StatFile& file);
-  StatFile open_in_directory(const std::string& path);
 };
 
 }  // namespace statherd::agent

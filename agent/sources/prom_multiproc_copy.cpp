@@ -2,7 +2,6 @@
 #include <atomic>
 #include <cstring>
 
-#include "agent/mapped_guard.h"
 #include "agent/sources/prom_multiproc_source_impl.h"
 
 namespace statherd::agent {
@@ -15,10 +14,10 @@ namespace statherd::agent {
 // False (and `fault`) if the mapping faulted; else `extended` is extend()'s result.
 bool PromMultiprocSource::DirState::extend_mapped(PromDbFile& f, Status& extended,
                                                   std::string& fault) {
-  if (image.size() < f.size) image.resize(f.size);  // never shrinks: no zero-fill per file
-  const uint8_t* map = f.data;
+  const size_t size = f.map.size();
+  if (image.size() < size) image.resize(size);  // never shrinks: no zero-fill per file
+  const uint8_t* map = f.map.data();
   uint8_t* img = image.data();
-  const size_t size = f.size;
   const uint32_t from = f.layout.parsed_to;
   auto copy = [map, img, size, from] {
     std::memcpy(img, map, kPromDbHeaderBytes);
@@ -27,8 +26,8 @@ bool PromMultiprocSource::DirState::extend_mapped(PromDbFile& f, Status& extende
     std::memcpy(&used, img, 4);
     if (used > from && used <= size) std::memcpy(img + from, map + from, used - from);
   };
-  if (!guarded_read(f.data, f.size, copy, fault)) return false;
-  extended = extend(f, {image.data(), f.size});
+  if (!f.map.read(copy, fault)) return false;
+  extended = extend(f, {image.data(), size});
   return true;
 }
 
@@ -36,14 +35,15 @@ bool PromMultiprocSource::DirState::extend_mapped(PromDbFile& f, Status& extende
 bool PromMultiprocSource::DirState::copy_values(const PromDbFile& f, std::string& fault) {
   const size_t per_entry = f.layout.value_bytes == 16 ? 2 : 1;
   values.resize(f.targets.size() * per_entry);
-  auto copy = [&f, this, per_entry] {
+  const uint8_t* data = f.map.data();
+  auto copy = [&f, this, per_entry, data] {
     for (size_t i = 0; i < f.targets.size(); ++i) {
       const uint32_t at = f.layout.entries[i].value_offset;
-      values[i * per_entry] = load_prom_db_double(f.data, at);  // an 8-byte load, nothing else
-      if (per_entry == 2) values[i * per_entry + 1] = load_prom_db_double(f.data, at + 8);
+      values[i * per_entry] = load_prom_db_double(data, at);  // an 8-byte load, nothing else
+      if (per_entry == 2) values[i * per_entry + 1] = load_prom_db_double(data, at + 8);
     }
   };
-  return guarded_read(f.data, f.size, copy, fault);
+  return f.map.read(copy, fault);
 }
 
 bool PromMultiprocSource::DirState::apply_mapped(const PromDbFile& f, std::string& fault) {
@@ -57,7 +57,7 @@ bool PromMultiprocSource::DirState::apply_mapped(const PromDbFile& f, std::strin
 
 // False (and `fault`) if the mapping faulted: nothing is retired, the values are gone.
 bool PromMultiprocSource::DirState::retire(PromDbFile& f, std::string& fault) {
-  if (!f.data) return true;
+  if (!f.map.mapped()) return true;
   if (!copy_values(f, fault)) return false;
   const size_t per_entry = f.layout.value_bytes == 16 ? 2 : 1;
   for (size_t i = 0; i < f.targets.size(); ++i) table.retire(f.targets[i], values[i * per_entry]);

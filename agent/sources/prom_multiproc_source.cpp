@@ -36,7 +36,6 @@
 // scrapes keep contributing, so a corrupt tail never makes a total drop.
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,7 +43,6 @@
 #include <cstring>
 #include <unordered_map>
 
-#include "agent/mapped_guard.h"
 #include "agent/sources/prom_multiproc.h"
 #include "agent/sources/prom_multiproc_aggregate.h"
 #include "agent/sources/prom_multiproc_source_impl.h"
@@ -112,29 +110,16 @@ void PromMultiprocSource::DirState::drop_faulted(const std::string& name, std::s
   files.erase(name);
 }
 
-Status PromMultiprocSource::DirState::map(PromDbFile& f, int dir_fd, const char* name,
-                                          size_t size) {
-  f.unmap();
-  // visit_mapped has just lstat()ed and checked it.
-  const StatFile file = StatFile::open(dir_fd, name, max_file_bytes, true);
-  if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
-  if (!file.ok()) return file.error();
-  Error error;
-  f.data = file.map(size, error);
-  if (!f.data) return error;
-  f.size = size;
-  return Ok{};
-}
-
 void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry,
                                                  std::vector<SourceError>& errors) {
   const char* name = entry.d_name;
   if (entry.d_type == DT_REG) {  // fast path: a known, unchanged file is read without a stat
     auto known = files.find(name);
-    if (known != files.end() && known->second->inode == entry.d_ino && known->second->data) {
+    if (known != files.end() && known->second->inode == entry.d_ino &&
+        known->second->map.mapped()) {
       PromDbFile& f = *known->second;
       uint32_t used = 0;
-      if (std::string fault; !guarded_copy(f.data, f.size, 0, 4, &used, fault)) {
+      if (std::string fault; !f.map.copy(0, 4, &used, fault)) {
         drop_faulted(name, std::move(fault), errors);
         return;
       }
@@ -176,24 +161,23 @@ void PromMultiprocSource::DirState::visit_mapped(int dir_fd, const dirent& entry
   const size_t size = static_cast<size_t>(st.st_size);
   if (size > max_file_bytes) {
     errors.push_back({file_path(name), over_file_cap_error(size, max_file_bytes).to_string()});
-    f.unmap();
+    f.map.unmap();
     f.targets.clear();
     f.layout = {};
     return;
   }
-  // Checked before the size comparison: a file dropped after a fault and still empty has
-  // size 0 == f.size (nothing mapped), and must not be read through a null mapping.
+  // Checked before mapping: a file dropped after a fault and still empty must not be read
+  // through a null mapping; one being created is read next scrape.
   if (size < kPromDbHeaderBytes) {  // being created (read next scrape), or truncated
-    if (f.data)
+    if (f.map.mapped())
       drop_faulted(name, "file shrank to " + std::to_string(size) + " bytes\nhint: it was "
                    "truncated or rewritten in place; it is read afresh next scrape", errors);
     return;
   }
-  if (size != f.size || !f.data) {
-    if (auto mapped = map(f, dir_fd, name, size); !mapped) {
-      errors.push_back({file_path(name), mapped.error().to_string()});
-      return;
-    }
+  // Grown (or new): mapped as it is now. visit_mapped has just lstat()ed and checked it.
+  if (auto mapped = f.map.ensure_mapped(dir_fd, name, st, map_rules()); !mapped) {
+    errors.push_back({file_path(name), mapped.error().to_string()});
+    return;
   }
   Status extended = Ok{};
   if (std::string fault; !extend_mapped(f, extended, fault)) {
@@ -223,25 +207,20 @@ void PromMultiprocSource::DirState::visit_copied(int dir_fd, const char* name, b
     if (!file.vanished()) errors.push_back({file_path(name), file.error().to_string()});
     return;  // vanished: deleted since the directory scan (mark_process_dead), as the collector
   }
-  const int fd = file.fd();
-  if (buffer.size() < kFirstReadBytes) buffer.resize(kFirstReadBytes);
-  ssize_t n = ::pread(fd, buffer.data(), kFirstReadBytes, 0);
-  if (n >= 8) {
+  // The first page, then up to `used` (never past the cap): not the writer's preallocated zeros.
+  auto n = copy_whole_file(file.fd(), buffer, kFirstReadBytes);
+  if (n && *n >= 8) {
     uint32_t used;
     std::memcpy(&used, buffer.data(), 4);
-    if (used > static_cast<size_t>(n) && used <= max_file_bytes) {
-      buffer.resize(std::max<size_t>(buffer.size(), used));
-      ssize_t more = ::pread(fd, buffer.data() + n, used - static_cast<size_t>(n), n);
-      if (more > 0) n += more;
-    }
+    if (used > *n && used <= max_file_bytes) n = copy_whole_file(file.fd(), buffer, used);
   }
-  if (n < 0) {
-    errors.push_back({file_path(name), "cannot read: " + errno_text()});
+  if (!n) {
+    errors.push_back({file_path(name), n.error().to_string()});
     return;
   }
   PromDbFile f;
   f.name = std::move(*parsed);
-  std::span<const uint8_t> bytes(buffer.data(), static_cast<size_t>(n));
+  std::span<const uint8_t> bytes(buffer.data(), *n);
   if (auto extended = extend(f, bytes); !extended)
     errors.push_back({file_path(name), extended.error().to_string()});
   apply(f, bytes);
@@ -353,7 +332,7 @@ std::string PromMultiprocSource::describe() const {
 size_t PromMultiprocSource::mapped_file_count() const {
   size_t n = 0;
   for (const auto& d : dirs_)
-    for (const auto& [name, f] : d->files) n += f->data != nullptr;
+    for (const auto& [name, f] : d->files) n += f->map.mapped();
   return n;
 }
 

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <dirent.h>
-#include <sys/mman.h>
 
 #include <cstdint>
 #include <memory>
@@ -12,25 +11,19 @@
 #include <vector>
 
 #include "agent/sources/prom_multiproc.h"
+#include "agent/sources/mapped_stat_file.h"
 #include "agent/sources/prom_multiproc_aggregate.h"
 
 namespace statherd::agent {
 
+// One .db file: its mapping (mapped_stat_file.h) and what the decoder keeps of it.
 struct PromDbFile {
   PromDbFileName name;
-  uint64_t inode = 0;
-  const uint8_t* data = nullptr;
-  size_t size = 0;
+  uint64_t inode = 0;  // from the lstat() (or directory entry) that found it
+  MappedStatFile map;
   PromDbLayout layout;
   std::vector<PromEntryTarget> targets;  // parallel to layout.entries
   uint64_t seen_scan = 0;
-
-  void unmap() {
-    if (data) ::munmap(const_cast<uint8_t*>(data), size);
-    data = nullptr;
-    size = 0;
-  }
-  ~PromDbFile() { unmap(); }
 };
 
 struct PromMultiprocSource::DirState {
@@ -54,7 +47,7 @@ struct PromMultiprocSource::DirState {
   bool extend_mapped(PromDbFile& f, Status& extended, std::string& fault);
   bool copy_values(const PromDbFile& f, std::string& fault);
   void drop_faulted(const std::string& name, std::string fault, std::vector<SourceError>& errors);
-  Status map(PromDbFile& f, int dir_fd, const char* name, size_t size);
+  MapRules map_rules() const { return {max_file_bytes, kPromDbHeaderBytes, nullptr}; }
   void visit_mapped(int dir_fd, const dirent& entry, std::vector<SourceError>& errors);
   // is_regular: the directory entry said DT_REG (no lstat needed before the open).
   void visit_copied(int dir_fd, const char* name, bool is_regular,

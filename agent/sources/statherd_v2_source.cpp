@@ -1,25 +1,27 @@
 // StatherdV2Source: discovers statherd v2 files by glob, keeps them mapped between scrapes and
-// turns their records into samples. Format: statherd_v2.h and docs/FORMAT.md.
+// turns their records into samples. Format: statherd_v2.h and docs/FORMAT.md. Discovery, the
+// per-path table, mapping and the guarded copies are shared (stat_file_set.h,
+// mapped_stat_file.h); this file holds the v2 decoding and liveness policy.
 //
 // Hazards handled here:
 // - Records are immutable once below `used`, so their structure (name, tags, offsets) is parsed
-//   once; when `used` grows only the new records are parsed, and the file is remapped when
-//   `used` passes the end of the mapping.
+//   once; when `used` grows only the new records are parsed. The file is remapped when the
+//   scrape's lstat() shows it grew, or when `used` passes the end of the mapping.
 // - The file is the process of the header's pid and start time. Each scrape reads
 //   <proc_root>/<pid>/stat: if the pid is gone, or its start time differs from the header's by
 //   more than kStartTimeToleranceMs (a reused pid), the file is read one last time, unmapped,
 //   and read again only if its inode, size or mtime changes.
 // - A file replaced under the same name (new inode, or a header with another pid or start time)
-//   is parsed from scratch. A file truncated below the mapping while mapped would make a read
-//   SIGBUS; the writer never shrinks a live file, and a smaller size seen by the stat() of each
-//   scrape is remapped before any read. A truncation after that stat() (a third party, or a
+//   is parsed from scratch; a file that grew is remapped, keeping the records parsed so far.
+//   A file truncated below the mapping while mapped would make a read SIGBUS; the writer never
+//   shrinks a live file, and a smaller size seen by the stat() of each scrape is remapped
+//   before any read. A truncation after that stat() (a third party, or a
 //   restarted writer rewriting the name in place) is caught by guarded_read
 //   (agent/mapped_guard.h): a SourceError for the file, which is unmapped and remapped next
 //   scrape. Everything read from the mapping is first copied into `image` inside the guard.
 // - One-shot mode (--once) maps each file, reads it and unmaps it; /proc is not read.
 // - What is opened at all (regular files with one link, no symlink, no FIFO or device, at most
 //   max_file_bytes) is decided by stat_file.h, both at the lstat() of every scrape and at open.
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -28,12 +30,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <unordered_map>
 
-#include "agent/mapped_guard.h"
-#include "agent/sources/mmstats_v1.h"
-#include "agent/sources/mmstats_v1_files.h"
 #include "agent/sources/process_table.h"
+#include "agent/sources/stat_file_set.h"
 #include "agent/sources/statherd_v2.h"
 #include "common/log.h"
 
@@ -43,37 +42,17 @@ namespace {
 // The writer's start time and ours come from the same /proc fields (rounding may differ).
 constexpr int64_t kStartTimeToleranceMs = 1000;
 
-struct FileStat {
-  uint64_t inode = 0;
-  int64_t size = 0;
-  int64_t mtime_ns = 0;
-  bool operator==(const FileStat&) const = default;
-};
-
-// lstat() + the checks of stat_file.h. Vanished (false, no error) or refused (false, error).
-bool stat_path(const std::string& path, uint64_t max_bytes, FileStat& out, std::string& error) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return false;
-  if (auto ok = check_stat_file(st, max_bytes); !ok) {
-    error = ok.error().to_string();
-    return false;
-  }
-  out.inode = st.st_ino;
-  out.size = st.st_size;
-  out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  return true;
+Error short_v2_file_error() {
+  return make_error("statherd v2: file shorter than its 256-byte header",
+                    "the writer may be starting; it is read again next scrape");
 }
 
-struct MappedV2File {
-  std::string path;
-  FileStat stat;
-  const uint8_t* data = nullptr;
-  size_t size = 0;
+// One statherd v2 file: the shared bookkeeping and mapping (stat_file_set.h) plus what the
+// decoder keeps: the header, the records parsed so far and the liveness it last established.
+struct MappedV2File : TrackedStatFile {
   StatherdV2Header header;
   std::vector<StatherdV2Record> records;
   uint64_t parsed_until = 0;  // records in [256, parsed_until) are in `records`
-  bool final_read_done = false;
-  uint64_t last_seen_scrape = 0;
   // The header (pid, start) last found alive, and that pid's start since boot then: while
   // they stay the same, the writer is alive whatever the wall clock did since.
   int64_t alive_pid = 0, alive_header_start_ms = 0, alive_since_boot_ms = 0;
@@ -82,26 +61,6 @@ struct MappedV2File {
     records.clear();
     parsed_until = 0;
   }
-  void unmap() {
-    if (data) ::munmap(const_cast<uint8_t*>(data), size);
-    data = nullptr;
-    size = 0;
-  }
-  Status map(uint64_t max_bytes) {
-    unmap();
-    // Callers have just lstat()ed and checked it (stat_path), or mapped it before.
-    const StatFile file = StatFile::open(AT_FDCWD, path.c_str(), max_bytes, true);
-    if (file.vanished()) return make_error("cannot open: the file was deleted", "none needed");
-    if (!file.ok()) return file.error();
-    if (file.size() < kStatherdV2HeaderSize)
-      return make_error("statherd v2: file shorter than its 256-byte header", "the writer may be starting; it is read again next scrape");
-    Error error;
-    data = file.map(file.size(), error);
-    if (!data) return error;
-    size = file.size();
-    return Ok{};
-  }
-  ~MappedV2File() { unmap(); }
 };
 
 }  // namespace
@@ -125,9 +84,8 @@ std::string default_statherd_v2_glob() {
 
 struct StatherdV2Source::Impl {
   StatherdV2Options options;
-  std::unordered_map<std::string, std::unique_ptr<MappedV2File>> files;
+  StatFileSet<MappedV2File> files;
   ProcessTable processes;
-  uint64_t scrape_count = 0;
   StatherdV2Value value;  // reused
   // A private copy of the mapped file being read, at the file's offsets (see refresh).
   std::vector<uint8_t> image;
@@ -139,9 +97,13 @@ struct StatherdV2Source::Impl {
 
   bool alive(MappedV2File& f);
   Status refresh(MappedV2File& f);
-  bool copy_to_image(const MappedV2File& f, uint64_t offset, uint64_t n, std::string& fault);
   bool copy_values_to_image(const MappedV2File& f, std::string& fault);
-  std::span<const uint8_t> image_of(const MappedV2File& f) const { return {image.data(), f.size}; }
+  std::span<const uint8_t> image_of(const MappedV2File& f) const {
+    return {image.data(), f.map.size()};
+  }
+  MapRules map_rules() const {
+    return {options.max_file_bytes, kStatherdV2HeaderSize, short_v2_file_error};
+  }
   void read_file(const MappedV2File& f, bool fresh, int64_t now_ms, ScrapeReport& out);
   void visit(const std::string& path, int64_t now_ms, ScrapeReport& out);
   void visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out);
@@ -166,13 +128,6 @@ bool StatherdV2Source::Impl::alive(MappedV2File& f) {
   return true;
 }
 
-// Copies [offset, offset + n) of f's mapping into the image, SIGBUS-guarded.
-bool StatherdV2Source::Impl::copy_to_image(const MappedV2File& f, uint64_t offset, uint64_t n,
-                                           std::string& fault) {
-  if (image.size() < f.size) image.resize(f.size);  // never shrinks: no zero-fill per file
-  return guarded_copy(f.data, f.size, offset, n, image.data() + offset, fault);
-}
-
 // Every known record's seq + value area, copied from the mapping into the image under the seq
 // rule of read_statherd_v2_value (which then decodes the image copy; a value that never read
 // consistently gets an odd seq in the image - the last one seen, rounded up - so that decode
@@ -186,11 +141,13 @@ bool StatherdV2Source::Impl::copy_values_to_image(const MappedV2File& f, std::st
     }
     return __atomic_load_n(reinterpret_cast<const uint64_t*>(p), __ATOMIC_ACQUIRE);
   };
+  const uint8_t* data = f.map.data();
+  const size_t size = f.map.size();
   auto copy_all = [&] {
     for (const StatherdV2Record& r : f.records) {
       const uint64_t end = r.seq_offset + 8 + uint64_t{r.value_size};
-      if (r.seq_offset < kStatherdV2HeaderSize || end > f.size) continue;  // decode reports it
-      const uint8_t* seq_at = f.data + r.seq_offset;
+      if (r.seq_offset < kStatherdV2HeaderSize || end > size) continue;  // decode reports it
+      const uint8_t* seq_at = data + r.seq_offset;
       uint64_t seq = 1;
       for (int attempt = 0; attempt < kStatherdV2MaxReadTries; ++attempt) {
         const uint64_t before = load_seq(seq_at);
@@ -208,7 +165,7 @@ bool StatherdV2Source::Impl::copy_values_to_image(const MappedV2File& f, std::st
       std::memcpy(image.data() + r.seq_offset, &seq, 8);
     }
   };
-  return guarded_read(f.data, f.size, copy_all, fault);
+  return f.map.read(copy_all, fault);
 }
 
 // Header, new records and a consistent copy of every value of a mapped file, read from a
@@ -219,17 +176,17 @@ bool StatherdV2Source::Impl::copy_values_to_image(const MappedV2File& f, std::st
 Status StatherdV2Source::Impl::refresh(MappedV2File& f) {
   std::string fault;
   auto shrank = [&f, &fault] {
-    f.unmap();
+    f.map.unmap();
     f.forget_records();
     return make_error(fault);
   };
-  const size_t header_bytes = std::min(f.size, kStatherdV2HeaderSize);
-  if (!copy_to_image(f, 0, header_bytes, fault)) return shrank();
+  const size_t header_bytes = std::min(f.map.size(), kStatherdV2HeaderSize);
+  if (!f.map.copy_to_image(image, 0, header_bytes, fault)) return shrank();
   auto header = parse_statherd_v2_header(image_of(f));
-  if (!header && f.size >= kStatherdV2HeaderSize) {
+  if (!header && f.map.size() >= kStatherdV2HeaderSize) {
     // Most likely `used` grew past the mapping: map the whole file as it is now and retry.
-    if (auto st = f.map(options.max_file_bytes); !st) return st;
-    if (!copy_to_image(f, 0, kStatherdV2HeaderSize, fault)) return shrank();
+    if (auto st = f.map.map(AT_FDCWD, f.path.c_str(), map_rules()); !st) return st;
+    if (!f.map.copy_to_image(image, 0, kStatherdV2HeaderSize, fault)) return shrank();
     header = parse_statherd_v2_header(image_of(f));
   }
   if (!header) return header.error();
@@ -239,7 +196,7 @@ Status StatherdV2Source::Impl::refresh(MappedV2File& f) {
   f.header = std::move(*header);
   const uint64_t from = f.parsed_until == 0 ? kStatherdV2HeaderSize : f.parsed_until;
   // `used` <= f.size was checked by the header parse.
-  if (f.header.used > from && !copy_to_image(f, from, f.header.used - from, fault))
+  if (f.header.used > from && !f.map.copy_to_image(image, from, f.header.used - from, fault))
     return shrank();
   if (auto st = parse_statherd_v2_records(image_of(f), from, f.header.used, f.records); !st) {
     f.forget_records();
@@ -278,55 +235,44 @@ void StatherdV2Source::Impl::read_file(const MappedV2File& f, bool fresh, int64_
 }
 
 void StatherdV2Source::Impl::visit(const std::string& path, int64_t now_ms, ScrapeReport& out) {
-  FileStat now_stat;
-  if (std::string refused; !stat_path(path, options.max_file_bytes, now_stat, refused)) {
-    if (!refused.empty()) out.errors.push_back({path, std::move(refused)});
-    files.erase(path);  // vanished between glob and stat, or refused: nothing stays mapped
-    return;
-  }
-  auto [it, inserted] = files.try_emplace(path);
-  if (inserted) {
-    it->second = std::make_unique<MappedV2File>();
-    it->second->path = path;
-  }
-  MappedV2File& f = *it->second;
-  const bool was_seen_last_scrape = !inserted && f.last_seen_scrape + 1 == scrape_count;
-  f.last_seen_scrape = scrape_count;
-  const bool changed = inserted || !(f.stat == now_stat);
-  if (!inserted && (f.stat.inode != now_stat.inode || now_stat.size < f.stat.size)) {
-    f.unmap();  // replaced or shrunk: never read the old mapping again
+  StatFileVisit v;
+  MappedV2File* file = files.visit(path, options.max_file_bytes, v, out.errors);
+  if (!file) return;  // vanished since the listing, or refused (reported): nothing stays mapped
+  MappedV2File& f = *file;
+  if (v.replaced() || v.shrank()) {
+    f.map.unmap();  // replaced or shrunk: never read the old mapping again
     f.forget_records();
   }
-  f.stat = now_stat;
-  if (f.final_read_done && !changed) return;  // dead and already reported
-  if (!f.data) {
-    if (auto st = f.map(options.max_file_bytes); !st) {
-      out.errors.push_back({path, st.error().to_string()});
-      return;
-    }
+  if (f.final_read_done && !v.changed) return;  // dead and already reported
+  // Grown: remapped, the records parsed so far stay (they are immutable below `used`).
+  if (auto st = f.map.ensure_mapped(AT_FDCWD, path.c_str(), v.st, map_rules()); !st) {
+    out.errors.push_back({path, st.error().to_string()});
+    return;
   }
   if (auto st = refresh(f); !st) {
     out.errors.push_back({path, st.error().to_string()});
-    f.unmap();
+    f.map.unmap();
     return;
   }
   const bool is_alive = alive(f);
-  f.final_read_done = !is_alive;
-  read_file(f, !was_seen_last_scrape && scrape_count > 1, now_ms, out);
-  if (!is_alive) f.unmap();  // last read of a dead process's file
+  read_file(f, v.fresh, now_ms, out);
+  f.finish_read(is_alive);  // a dead process's file: its last read, then unmapped
 }
 
+// --once: each file is mapped, read and unmapped; nothing is kept and /proc is not read.
 void StatherdV2Source::Impl::visit_one_shot(const std::string& path, int64_t now_ms, ScrapeReport& out) {
   MappedV2File f;
   f.path = path;
-  if (std::string refused; !stat_path(path, options.max_file_bytes, f.stat, refused)) {
-    if (!refused.empty()) out.errors.push_back({path, std::move(refused)});
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;  // vanished since the listing
+  if (auto ok = check_stat_file(st, options.max_file_bytes); !ok) {
+    out.errors.push_back({path, ok.error().to_string()});
     return;
   }
-  Status st = f.map(options.max_file_bytes);
-  if (st) st = refresh(f);
-  if (!st) {
-    out.errors.push_back({path, st.error().to_string()});
+  Status mapped = f.map.map(AT_FDCWD, path.c_str(), map_rules());
+  if (mapped) mapped = refresh(f);
+  if (!mapped) {
+    out.errors.push_back({path, mapped.error().to_string()});
     return;
   }
   read_file(f, false, now_ms, out);
@@ -345,24 +291,19 @@ std::string StatherdV2Source::describe() const {
 
 void StatherdV2Source::scrape(int64_t now_ms, ScrapeReport& out) {
   Impl& s = *impl_;
-  ++s.scrape_count;
+  s.files.begin_scrape();
   s.processes.begin_scrape();
-  for (const auto& path : list_mmstats_files(s.options.globs)) {
+  for (const auto& path : list_stat_files(s.options.globs)) {
     if (s.options.one_shot) s.visit_one_shot(path, now_ms, out);
     else s.visit(path, now_ms, out);
   }
-  if (!s.options.one_shot)
-    std::erase_if(s.files, [&](const auto& kv) { return kv.second->last_seen_scrape != s.scrape_count; });
+  if (!s.options.one_shot) s.files.end_scrape();
 }
 
 void StatherdV2Source::set_fresh_if_started_after_ms(int64_t ms) {
   impl_->options.fresh_if_started_after_ms = ms;
 }
 
-size_t StatherdV2Source::mapped_file_count() const {
-  size_t n = 0;
-  for (const auto& kv : impl_->files) n += kv.second->data != nullptr;
-  return n;
-}
+size_t StatherdV2Source::mapped_file_count() const { return impl_->files.mapped_count(); }
 
 }  // namespace statherd::agent

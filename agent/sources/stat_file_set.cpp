@@ -1,15 +1,13 @@
-// See mmstats_v1_files.h.
-#include "agent/sources/mmstats_v1_files.h"
+// See stat_file_set.h: the glob listing of per-process stat files.
+#include "agent/sources/stat_file_set.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <string_view>
 
 namespace statherd::agent {
@@ -56,7 +54,7 @@ bool glob_one_directory(const std::string& pattern, std::vector<std::string>& pa
 
 }  // namespace
 
-std::vector<std::string> list_mmstats_files(const std::vector<std::string>& globs) {
+std::vector<std::string> list_stat_files(const std::vector<std::string>& globs) {
   std::vector<std::string> paths;
   for (const auto& pattern : globs)
     if (!glob_one_directory(pattern, paths)) glob_with_libc(pattern, paths);
@@ -65,22 +63,22 @@ std::vector<std::string> list_mmstats_files(const std::vector<std::string>& glob
   return paths;
 }
 
-Result<size_t> copy_whole_file(int fd, std::vector<uint8_t>& buf, size_t limit) {
-  constexpr size_t kInitial = 64 * 1024;
-  if (buf.size() < std::min(kInitial, limit)) buf.resize(std::min(kInitial, limit));
-  size_t n = 0;
-  while (n < limit) {
-    if (n == buf.size()) buf.resize(std::min(limit, buf.size() * 2));
-    const size_t room = std::min(buf.size(), limit) - n;  // buf may be longer than limit
-    const ssize_t got = ::pread(fd, buf.data() + n, room, static_cast<off_t>(n));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return make_error(std::string("cannot read: ") + std::strerror(errno),
-                                   "check the agent's permissions on the file");
-    if (got == 0) break;
-    n += static_cast<size_t>(got);
-    if (static_cast<size_t>(got) < room) break;  // a short read of a regular file: its end
+StatFileOpener::~StatFileOpener() {
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+}
+
+StatFile StatFileOpener::open(const std::string& path, uint64_t max_bytes) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0)
+    return StatFile::open(AT_FDCWD, path.c_str(), max_bytes, true);
+  const std::string_view dir(path.data(), slash + 1);
+  if (dir_fd_ < 0 || dir != dir_) {
+    if (dir_fd_ >= 0) ::close(dir_fd_);
+    dir_.assign(dir);
+    dir_fd_ = ::open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd_ < 0) return StatFile::open(AT_FDCWD, path.c_str(), max_bytes, true);
   }
-  return n;
+  return StatFile::open(dir_fd_, path.c_str() + slash + 1, max_bytes, true);
 }
 
 }  // namespace statherd::agent

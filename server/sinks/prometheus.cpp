@@ -108,8 +108,7 @@ struct PrometheusSink::Series {
   Kind kind = Kind::Gauge;
   std::string family;
   prometheus::Labels labels;
-  prometheus::Counter* counter = nullptr;
-  prometheus::Gauge* gauge = nullptr;
+  double value = 0;  // counters: the exported total; gauges: the latest value
   int64_t last_start_s = INT64_MIN;
   // Counters and summaries: (interval start, count, sum) already added, ascending, bounded.
   std::vector<std::tuple<int64_t, double, double>> counted;
@@ -121,8 +120,7 @@ struct PrometheusSink::Group {
   std::vector<const SeriesPoint*> points;
 };
 
-PrometheusSink::PrometheusSink(PrometheusSinkOptions options)
-    : options_(options), registry_(std::make_shared<prometheus::Registry>()) {}
+PrometheusSink::PrometheusSink(PrometheusSinkOptions options) : options_(options) {}
 
 PrometheusSink::~PrometheusSink() = default;
 
@@ -179,7 +177,7 @@ void PrometheusSink::emit_group(const Group& group, const IntervalOutput& out) {
     std::string name = prometheus_metric_name(p->metric, p->stat == "sum" ? "summed" : p->stat);
     Series* s = find_or_add(Kind::Gauge, name, p->metric, p->stat, labels);
     if (s != nullptr && start >= s->last_start_s) {
-      s->gauge->Set(p->value);
+      s->value = p->value;
       s->last_start_s = start;
     }
   }
@@ -206,30 +204,14 @@ PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string
     ++counters_.series_rejected;
     return nullptr;
   }
-  const std::string help = help_of(help_metric, help_what);
   auto series = std::make_unique<Series>();
   series->kind = kind;
   series->family = family;
   series->labels = labels;
-  try {
-    if (kind == Kind::Counter) {
-      auto [it, fresh] = counter_families_.try_emplace(family, nullptr);
-      if (fresh) it->second = &prometheus::BuildCounter().Name(family).Help(help).Register(*registry_);
-      series->counter = &it->second->Add(labels);
-    } else if (kind == Kind::Gauge) {
-      auto [it, fresh] = gauge_families_.try_emplace(family, nullptr);
-      if (fresh) it->second = &prometheus::BuildGauge().Name(family).Help(help).Register(*registry_);
-      series->gauge = &it->second->Add(labels);
-    } else {
-      summary_help_.try_emplace(family, help);
-    }
-  } catch (const std::exception& e) {  // invalid name (cannot happen after sanitizing)
-    counter_families_.erase(family);
-    gauge_families_.erase(family);
-    ++counters_.type_conflicts;
-    log::warn("prometheus: cannot add series " + family + ": " + e.what());
-    return nullptr;
-  }
+  // The sink keeps its series itself and builds the families at collect(): prometheus-cpp's
+  // Registry checks every registered name on each new family, so thousands of new names (a
+  // stat file with many fields) cost quadratic time on the thread that answers ingest.
+  if (!family_help_.count(family)) family_help_.emplace(family, help_of(help_metric, help_what));
   family_kind_[family] = kind;
   ++family_series_[family];
   ++counters_.series;
@@ -261,7 +243,7 @@ void PrometheusSink::add_count(Series& s, int64_t start_s, double count, double 
     if (s.counted.size() > options_.reemit_window) s.counted.erase(s.counted.begin());
   }
   if (s.kind == Kind::Counter) {
-    if (add_count > 0) s.counter->Increment(add_count);
+    if (add_count > 0) s.value += add_count;
   } else {
     s.count_total += add_count;
     s.sum_total += add_sum;
@@ -275,13 +257,7 @@ void PrometheusSink::add_count(Series& s, int64_t start_s, double count, double 
 void PrometheusSink::set_total(Series& s, int64_t start_s, double count, double sum) {
   if (!std::isfinite(count)) return;
   if (s.kind == Kind::Counter) {
-    const double now = s.counter->Value();
-    if (count < now) {
-      auto* family = counter_families_.at(s.family);
-      family->Remove(s.counter);
-      s.counter = &family->Add(s.labels);
-    }
-    if (count > s.counter->Value()) s.counter->Increment(count - s.counter->Value());
+    s.value = count;
   } else {
     s.count_total = count;
     if (std::isfinite(sum)) s.sum_total = sum;
@@ -304,46 +280,42 @@ void PrometheusSink::remove(const std::string& key) {
   if (it == series_.end()) return;
   const Series& s = *it->second;
   const std::string family = s.family;
-  if (s.kind == Kind::Counter) counter_families_.at(family)->Remove(s.counter);
-  if (s.kind == Kind::Gauge) gauge_families_.at(family)->Remove(s.gauge);
   series_.erase(it);
   --counters_.series;
   if (--family_series_[family] > 0) return;
   family_series_.erase(family);
   family_kind_.erase(family);
-  summary_help_.erase(family);
-  if (auto c = counter_families_.find(family); c != counter_families_.end()) {
-    registry_->Remove(*c->second);
-    counter_families_.erase(c);
-  }
-  if (auto g = gauge_families_.find(family); g != gauge_families_.end()) {
-    registry_->Remove(*g->second);
-    gauge_families_.erase(g);
-  }
+  family_help_.erase(family);
 }
 
 std::vector<prometheus::MetricFamily> PrometheusSink::collect() const {
   std::lock_guard lock(mutex_);
-  std::vector<prometheus::MetricFamily> families = registry_->Collect();
-  std::map<std::string, prometheus::MetricFamily> summaries;
+  // series_ is ordered by family + labels: each family's series are adjacent and the families
+  // come out sorted by name.
+  std::vector<prometheus::MetricFamily> families;
   for (const auto& [key, s] : series_) {
-    if (s->kind != Kind::Summary) continue;
-    prometheus::MetricFamily& f = summaries[s->family];
-    if (f.name.empty()) {
+    if (families.empty() || families.back().name != s->family) {
+      prometheus::MetricFamily f;
       f.name = s->family;
-      f.help = summary_help_.at(s->family);
-      f.type = prometheus::MetricType::Summary;
+      f.help = family_help_.at(s->family);
+      f.type = s->kind == Kind::Counter ? prometheus::MetricType::Counter
+               : s->kind == Kind::Gauge ? prometheus::MetricType::Gauge
+                                        : prometheus::MetricType::Summary;
+      families.push_back(std::move(f));
     }
     prometheus::ClientMetric m;
     for (const auto& [name, value] : s->labels) m.label.push_back({name, value});
-    m.summary.sample_count = static_cast<uint64_t>(std::llround(s->count_total));
-    m.summary.sample_sum = s->sum_total;
-    for (const auto& [q, v] : s->quantiles) m.summary.quantile.push_back({q, v});
-    f.metric.push_back(std::move(m));
+    if (s->kind == Kind::Counter) {
+      m.counter.value = s->value;
+    } else if (s->kind == Kind::Gauge) {
+      m.gauge.value = s->value;
+    } else {
+      m.summary.sample_count = static_cast<uint64_t>(std::llround(s->count_total));
+      m.summary.sample_sum = s->sum_total;
+      for (const auto& [q, v] : s->quantiles) m.summary.quantile.push_back({q, v});
+    }
+    families.back().metric.push_back(std::move(m));
   }
-  for (auto& [name, f] : summaries) families.push_back(std::move(f));
-  std::sort(families.begin(), families.end(),
-            [](const auto& a, const auto& b) { return a.name < b.name; });
   return families;
 }
 

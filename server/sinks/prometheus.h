@@ -42,11 +42,9 @@
 // different threads.
 #pragma once
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
+#include <prometheus/client_metric.h>
+#include <prometheus/labels.h>
 #include <prometheus/metric_family.h>
-#include <prometheus/registry.h>
 
 #include <cstdint>
 #include <map>
@@ -112,10 +110,7 @@ class PrometheusSink : public Sink {
 
   PrometheusSinkOptions options_;
   mutable std::mutex mutex_;
-  std::shared_ptr<prometheus::Registry> registry_;
-  std::map<std::string, prometheus::Family<prometheus::Counter>*> counter_families_;
-  std::map<std::string, prometheus::Family<prometheus::Gauge>*> gauge_families_;
-  std::map<std::string, std::string> summary_help_;
+  std::map<std::string, std::string> family_help_;
   std::map<std::string, Kind> family_kind_;
   std::map<std::string, uint64_t> family_series_;
   std::map<std::string, std::unique_ptr<Series>> series_;  // key: family + labels

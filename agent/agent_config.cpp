@@ -144,7 +144,7 @@ void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   if (!root || !root.IsMap()) return;
   std::set<std::string> keys{"server",    "token_file",      "interval",     "host",
                              "agent_id",  "spool_dir",       "spool_max_bytes",
-                             "ship_timeout", "max_file_bytes"};
+                             "ship_timeout", "max_file_bytes", "max_batch_bytes"};
   for (const SourceKind* kind : source_kinds()) keys.insert(kind->yaml_key);
   r.check_keys(root, keys);
   r.get_string(root, "server", c.server);
@@ -157,6 +157,8 @@ void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   r.get_bytes(root, "spool_max_bytes", c.spool_max_bytes);
   r.get_duration(root, "ship_timeout", c.ship_timeout);
   r.get_bytes(root, "max_file_bytes", c.max_file_bytes);
+  r.get_bytes(root, "max_batch_bytes", c.max_batch_bytes, "", uint64_t{64} << 10,
+              uint64_t{1} << 30);
   if (const YAML::Node server = root["server"]; server && server.IsScalar()) {
     if (auto url = parse_server_url(c.server); !url)
       r.error_at(server, "server", url.error().message, "http://host:port[/path]");

@@ -43,6 +43,10 @@ struct AgentConfig {
   std::vector<std::string> prom_multiproc_dirs;
   // Per-file cap of the three file sources: a larger file is refused unread (stat_file.h).
   uint64_t max_file_bytes = kDefaultMaxFileBytes;
+  // Largest request body the agent sends: a batch over it is split before sending (the
+  // server's default max_body_bytes is 64 MiB; a body far over the server's limit never gets
+  // the server's 413 back). 64 KiB .. 1 GiB.
+  uint64_t max_batch_bytes = uint64_t{16} << 20;
 };
 
 // What the command line asked for, before merging with the YAML file.

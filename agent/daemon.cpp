@@ -147,6 +147,7 @@ int run_daemon(const CommandLine& cli, AgentConfig config) {
   SpoolDelivery delivery(sp, sender,
                          Backoff(std::chrono::seconds(1), std::chrono::seconds(30),
                                  static_cast<uint64_t>(started_ms) ^ ::getpid()));
+  delivery.set_max_send_bytes(static_cast<size_t>(config.max_batch_bytes));
   StatusWriter status{cli, config, sp, delivery, sender, started_ms};
   AgentLoopOptions opts{config.agent_id, config.host, config.interval,
                         std::chrono::milliseconds(2'000), started_ms};

@@ -121,6 +121,16 @@ bool SpoolDelivery::deliver(uint64_t seq, std::vector<SpoolPart> parts,
   size_t i = std::min(parts_done_[seq], parts.size());
   while (i < parts.size()) {
     if (clock_() >= deadline) return false;
+    if (parts[i].body.size() > max_send_bytes_) {
+      ShipResult over{ShipOutcome::TooLarge, 0,
+                      "over the agent's max_batch_bytes of " + std::to_string(max_send_bytes_)};
+      if (!split(seq, parts, i, over)) {
+        on_failure(parts[i].seq, over);
+        return false;
+      }
+      if (parts.empty()) return true;
+      continue;
+    }
     ShipResult r = sender_.send(parts[i].seq, parts[i].body);
     if (r.outcome == ShipOutcome::Acked) {
       parts_done_[seq] = ++i;

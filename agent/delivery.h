@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -62,6 +63,11 @@ class SpoolDelivery {
   bool send_held(uint64_t seq, std::string_view body, SteadyClock::time_point deadline,
                  bool ignore_backoff = false);
 
+  // A part larger than this is split before it is sent, as after a 413 (default: no limit).
+  // A body far over the server's max_body_bytes never gets its 413 back: the server refuses it
+  // from its Content-Length and closes while the agent is still writing (a broken pipe).
+  void set_max_send_bytes(size_t bytes) { max_send_bytes_ = bytes; }
+
   // Called with the seq of each batch acknowledged whole (all its parts).
   void set_on_acked(std::function<void(uint64_t)> on_acked) { on_acked_ = std::move(on_acked); }
 
@@ -83,6 +89,7 @@ class SpoolDelivery {
   BatchSender& sender_;
   Backoff backoff_;
   Clock clock_;
+  size_t max_send_bytes_ = SIZE_MAX;
   SteadyClock::time_point next_attempt_{};
   SteadyClock::time_point last_unauthorized_log_{};
   uint64_t unauthorized_unlogged_ = 0;

@@ -200,6 +200,27 @@ TEST_F(DeliveryRulesTest, SplitsOn413InsideTheSeqWindowAndAppliesEachSampleOnceI
   EXPECT_EQ(last_seq, seqs[1]);
 }
 
+// A body far over the server's limit never gets the 413 back: the server refuses it from its
+// Content-Length and closes while the agent is still writing (broken pipe). So the agent never
+// sends a part over max_send_bytes: it splits such a batch before sending it.
+TEST_F(DeliveryRulesTest, SplitsABatchOverMaxSendBytesBeforeSendingIt) {
+  auto seqs = spool_batches(1, 40);
+  const size_t cap = spool_->read(seqs[0])->size() / 3;
+  ScriptedSender sender;
+  sender.answer = [&](uint64_t, std::string_view body) {
+    // Over the cap: the connection breaks before any answer (status 0, a network failure).
+    return body.size() > cap ? std::pair<int, std::string>{0, "send: Broken pipe"}
+                             : std::pair<int, std::string>{200, "{}"};
+  };
+  auto d = delivery(sender);
+  d.set_max_send_bytes(cap);
+  EXPECT_TRUE(d.drain(now_ + 60s));
+  for (const Sent& s : sender.sent) EXPECT_LE(s.body.size(), cap);
+  EXPECT_GE(d.stats().split_batches, 2u);
+  uint64_t last_seq = 0;
+  EXPECT_EQ(applied(sender.sent, &last_seq).size(), 40u);
+}
+
 TEST_F(DeliveryRulesTest, NeverResendsTheWholeBatchOnceSplitEvenAfterARestart) {
   auto seqs = spool_batches(1, 10);
   const std::string whole = *spool_->read(seqs[0]);

@@ -49,8 +49,11 @@ test-unit: build
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L unit
 
-demo: build
-	@scripts/install-deps.sh all
+# The demo needs only the build packages and python3, and only the two daemons built.
+demo:
+	@scripts/install-deps.sh demo
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTATHERD_WERROR=$(WERROR) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS) --target statherd-server statherd-agent | grep -v '^\[' || true
 	@scripts/demo.sh $(BUILD)
 
 bench: build

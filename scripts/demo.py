@@ -15,6 +15,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRITER = os.path.join(ROOT, "clients", "python", "mmstats_writer.py")
+V2_WRITER = os.path.join(ROOT, "scripts", "demo_v2_writer.py")
 
 
 def free_port():
@@ -45,6 +46,9 @@ def get_json(url):
         return json.load(r)
 
 
+MAX_LINES = 24
+
+
 def show_new_lines(path, offset, interesting):
     with open(path, "rb") as f:
         f.seek(offset)
@@ -55,12 +59,12 @@ def show_new_lines(path, offset, interesting):
     if lines:
         print("Graphite receives (a few app-level series; all of them, host level too, "
               "in the file):")
-    for line in lines[:14]:
+    for line in lines[:MAX_LINES]:
         p, v, ts = line.split(" ")
         print("  %-52s %12.6g  %s" % (p, float(v),
                                       time.strftime("%H:%M:%S", time.localtime(int(ts)))))
-    if len(lines) > 14:
-        print("  ... and %d more lines" % (len(lines) - 14))
+    if len(lines) > MAX_LINES:
+        print("  ... and %d more lines" % (len(lines) - MAX_LINES))
     return offset + len(data)
 
 
@@ -96,24 +100,40 @@ def main():
     wait_until(lambda: port_open(port), 15, "statherd-server on port %d" % port)
     start([os.path.join(bindir, "statherd-agent"), "--server", "http://127.0.0.1:%d" % port,
            "--token-file", token, "--interval", args.interval, "--mmstats-glob",
-           os.path.join(stats, "*.mmstats"), "--spool-dir", os.path.join(tmp, "spool"),
-           "--host", "demo-host"], "agent.log")
+           os.path.join(stats, "*.mmstats"), "--v2-glob", os.path.join(stats, "*.statherd"),
+           "--spool-dir", os.path.join(tmp, "spool"), "--host", "demo-host"], "agent.log")
     wait_until(lambda: get_json("http://127.0.0.1:%d/api/v1/sources" % port).get("agents"),
                15, "the agent's first batch")
     for app, rate in (("api", 20), ("api", 10), ("worker", 5)):
         start(["/usr/bin/python3", WRITER, "--app", app, "--dir", stats, "--rate", str(rate),
                "--counters", "2", "--gauges", "1", "--duration", str(args.seconds + 60)],
               "writer-%s-%d.log" % (app, rate))
-    print("demo: server on 127.0.0.1:%d, agent and 3 writers (api x2, worker x1) running; "
-          "Ctrl-C to stop early\n" % port)
+    v2_env = dict(os.environ, STATHERD_DIR=stats, STATHERD_APP="checkout")
+    for rate in (10, 5):
+        p = subprocess.Popen(["/usr/bin/python3", V2_WRITER, "--rate", str(rate), "--duration",
+                              str(args.seconds + 60)], env=v2_env, stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(tmp, "writer-checkout-%d.log" % rate), "wb"))
+        procs.append(p)
+    print("demo: server on 127.0.0.1:%d, an agent, and 5 Python processes:\n"
+          "  api (mmstats, 2 processes at 20/s and 10/s): counter0.count.rate should read 30,\n"
+          "    counter1 (2 per request) 60; .count is the interval's increments\n"
+          "  worker (mmstats, 1 process at 5/s): counter0.count.rate 5, counter1 10\n"
+          "  checkout (statherd v2 client, 2 processes at 10/s and 5/s): requests.rate 15;\n"
+          "    latency uniform in 10..50 ms, merged over both: p50 ~0.030, p99 ~0.0496\n"
+          "Each line: Graphite path, value, interval start: a point holds what the agent read in\n"
+          "that interval (it reads at interval starts, so mostly what was counted in the\n"
+          "interval before; the first one is partial). Ctrl-C to stop early.\n" % port)
 
     def interesting(line):
         if ".hosts." in line:
             return False
         if line.startswith("statherd.self."):  # the daemons' own metrics: one line of them
             return line.startswith("statherd.self.server.samples_in.rate ")
-        return any(k in line for k in (".count.rate ", ".count.m1_rate ", "queue.depth.p99 ",
-                                       "queue.depth.max ", "request.time.max "))
+        if ".sys." in line:  # mmstats' built-in pid/uid/created fields
+            return False
+        return any(k in line for k in (".count.rate ", ".count.count ", "queue.depth.max ",
+                                       "requests.rate ", "requests.count ", "latency.p50 ",
+                                       "latency.p99 ", "latency.count "))
     offset = 0
     stop = time.monotonic() + args.seconds
     try:
@@ -139,8 +159,13 @@ def main():
                 print("  %s%s" % (n["id"], "" if n["leaf"] else "."))
         except OSError as e:
             print("demo: could not query the server: %s" % e)
+        # The agent first: on SIGTERM it reads once more and ships while the server still runs.
         for p in procs[:2][::-1]:
             p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
         for p in procs:
             try:
                 p.wait(timeout=10)

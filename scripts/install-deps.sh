@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages statherd needs to build, test and demo, if any are missing.
-# Idempotent and quiet when everything is there. Usage: scripts/install-deps.sh [build|test|all]
+# Idempotent and quiet when everything is there. Usage: scripts/install-deps.sh [build|demo|test|all]
 set -euo pipefail
 
 what=${1:-all}
@@ -11,7 +11,11 @@ test_pkgs=(graphite-carbon python3-whisper python3-prometheus-client python3 cla
            systemd shellcheck python3-yaml prometheus chromium)
 
 pkgs=("${build_pkgs[@]}")
-if [ "$what" != build ]; then pkgs+=("${test_pkgs[@]}"); fi
+case "$what" in
+  build) ;;
+  demo) pkgs+=(python3) ;;
+  *) pkgs+=("${test_pkgs[@]}") ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,13 +1,17 @@
 // Server ingest + rollup throughput on one core: encoded agent batches go through
 // Engine::ingest (decode, dedup, counter deltas, interval aggregation; WAL fsync off) and
 // Engine::flush (rollup at app and host levels, EWMA ticks). Prints a table with the reference
-// figures the issue names. Usage: server_ingest_bench [rounds] [agents] [procs] [series]
+// figures the issue names. Usage: server_ingest_bench [rounds] [agents] [procs] [series] [dists]
+// dists = 1: one series in ten is a latency sketch (the statherd v2 Histogram) instead of a
+// tagged counter: each round adds observations, so the engine subtracts the cumulative sketches
+// (the per-interval distribution path) and merges them across processes.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "common/sketch.h"
 #include "common/wire.h"
 #include "server/engine.h"
 
@@ -16,7 +20,7 @@ using namespace statherd;
 namespace {
 
 struct Shape {
-  int rounds = 30, agents = 20, procs = 50, series = 100;
+  int rounds = 30, agents = 20, procs = 50, series = 100, dists = 0;
 };
 
 // One agent's batch for one round: procs processes x series samples (60 % counters, 30 %
@@ -42,6 +46,13 @@ std::string make_batch(const Shape& s, int agent, int round, int64_t ts_ms) {
       } else if (i % 10 < 9) {
         m.kind = Kind::Gauge;
         m.value = (p * 7 + i + round) % 100;
+      } else if (s.dists) {
+        m.kind = Kind::Distribution;
+        auto d = std::make_shared<Distribution>();
+        d->form = Distribution::Form::Sketch;
+        for (int k = 0; k <= round; ++k)  // cumulative: every round adds 20 observations
+          for (int j = 0; j < 20; ++j) d->sketch.add(0.001 * (1 + (p + i + j * 7 + k) % 97));
+        m.dist = std::move(d);
       } else {
         m.kind = Kind::Counter;
         m.tags = {{"code", std::to_string(200 + i % 3)}};
@@ -62,6 +73,7 @@ int main(int argc, char** argv) {
   if (argc > 2) s.agents = std::atoi(argv[2]);
   if (argc > 3) s.procs = std::atoi(argv[3]);
   if (argc > 4) s.series = std::atoi(argv[4]);
+  if (argc > 5) s.dists = std::atoi(argv[5]);
 
   const int64_t interval_ms = 10'000;
   const int64_t t0 = 1'800'000'000'000;
@@ -98,8 +110,8 @@ int main(int argc, char** argv) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   double rate = samples / secs;
 
-  std::printf("server ingest + rollup, one core (%d rounds x %d agents x %d processes x %d series)\n",
-              s.rounds, s.agents, s.procs, s.series);
+  std::printf("server ingest + rollup, one core (%d rounds x %d agents x %d processes x %d series%s)\n",
+              s.rounds, s.agents, s.procs, s.series, s.dists ? ", 1 in 10 a sketch" : "");
   std::printf("| %-34s | %16s |\n", "what", "samples/s");
   std::printf("|%s|%s|\n", std::string(36, '-').c_str(), std::string(18, '-').c_str());
   std::printf("| %-34s | %16.0f |\n", "statherd-server ingest + rollup", rate);

@@ -8,6 +8,7 @@ echo "== agent read cost (whole process) =="
 echo
 echo "== server ingest + rollup =="
 "$build/bench/server_ingest_bench"
+"$build/bench/server_ingest_bench" 30 20 50 100 1   # the same with per-interval sketches
 echo
 echo "== Python v2 writer cost per call (statherd vs prometheus_client) =="
 /usr/bin/python3 "$root/bench/v2_writer_bench.py"

@@ -167,7 +167,14 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
       return false;
     }
   }
-  const bool read = read_file(f, v.fresh, now_ms, ss, errors);
+  // Dead, and no start time known (not even remembered: an earlier agent could not save it on
+  // a full disk): a file created after the previous agent's last scan holds only increments
+  // made since, so it is fresh. Its birth time is exact; /proc start times are not needed.
+  bool fresh = v.fresh;
+  if (!fresh && !alive && f.start_time_ms == 0 && f.name.pid >= 0 &&
+      options.fresh_if_started_after_ms > 0)
+    fresh = file_birth_ms(path) > options.fresh_if_started_after_ms;
+  const bool read = read_file(f, fresh, now_ms, ss, errors);
   f.finish_read(alive);  // a dead process's file: its last read, then unmapped
   return read;
 }

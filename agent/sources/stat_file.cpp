@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -110,6 +111,15 @@ const uint8_t* StatFile::map(size_t size, Error& error) const {
     return nullptr;
   }
   return static_cast<const uint8_t*>(p);
+}
+
+int64_t file_birth_ms(const std::string& path) {
+  struct statx sx {};
+  if (::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_BTIME,
+              &sx) != 0 ||
+      !(sx.stx_mask & STATX_BTIME))
+    return 0;
+  return static_cast<int64_t>(sx.stx_btime.tv_sec) * 1000 + sx.stx_btime.tv_nsec / 1'000'000;
 }
 
 }  // namespace statherd::agent

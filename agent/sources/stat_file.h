@@ -75,4 +75,8 @@ Status check_stat_file(const struct stat& st, uint64_t max_bytes);
 // "file of N bytes is larger than the per-file cap of M bytes (max_file_bytes)" + hint.
 Error over_file_cap_error(uint64_t size, uint64_t max_bytes);
 
+// When the file at `path` was created (statx birth time, wall clock ms, the link not followed);
+// 0 when the filesystem does not record it or the file is gone.
+int64_t file_birth_ms(const std::string& path);
+
 }  // namespace statherd::agent

@@ -1,5 +1,7 @@
 // MmstatsV1Source: discovery, file names, counter patterns, dead pids, freshness (fake /proc).
 #include <gtest/gtest.h>
+
+#include <chrono>
 #include <unistd.h>
 
 #include <cstring>
@@ -217,6 +219,33 @@ TEST(MmstatsV1Source, RestartedAgentSendsADeadWritersFileUnderItsEarlierIdentity
   third_agent.scrape(3, r);
   ASSERT_EQ(r.sources.size(), 1u);
   EXPECT_EQ(r.sources[0].id.start_time_ms, 0);
+}
+
+// A writer born and dead while the agent could record nothing (its spool's disk full, then it
+// was stopped): the next agent finds its file with no start time at all. The file's birth time
+// tells whether it was created after the previous agent's last scan: then everything in it is
+// new and the source is fresh (the server counts it whole, or continues the process it knows).
+TEST(MmstatsV1Source, DeadWritersFileBornAfterThePreviousScanIsFresh) {
+  FakeHost host;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+  write_field_file(host.dir / "a-100-100.mmstats", {{"x.count", 5}});  // pid 100: no /proc
+  auto o = host.options();
+  o.fresh_if_started_after_ms = now_ms - 60'000;  // the previous agent's last scan
+  {
+    MmstatsV1Source src(o);
+    ScrapeReport r;
+    src.scrape(1, r);
+    ASSERT_EQ(r.sources.size(), 1u);
+    EXPECT_EQ(r.sources[0].id.start_time_ms, 0);
+    EXPECT_TRUE(r.sources[0].fresh) << "created after the previous agent's last scan";
+  }
+  o.fresh_if_started_after_ms = now_ms + 60'000;  // created before that scan: a baseline
+  MmstatsV1Source src(o);
+  ScrapeReport r;
+  src.scrape(2, r);
+  ASSERT_EQ(r.sources.size(), 1u);
+  EXPECT_FALSE(r.sources[0].fresh);
 }
 
 TEST(MmstatsV1Source, BadFileIsAnErrorForThatFileOnly) {

@@ -10,6 +10,7 @@
 #include "agent/http_get.h"
 #include "agent/shipper.h"
 #include "agent/source_registry.h"
+#include "agent/spool_dir.h"
 
 namespace statherd::agent {
 namespace {
@@ -242,6 +243,11 @@ LoadedConfig load_agent_config(const CommandLine& cli) {
   }
   for (auto& p : validate_agent_config(loaded.config, needs_server))
     loaded.errors.push_back(std::move(p));
+  // The directory itself, as Spool::open will check it at start (here: without creating it).
+  if (needs_server) {
+    if (Status dir = check_spool_dir(loaded.config.spool_dir); !dir)
+      loaded.errors.push_back(dir.error().to_string());
+  }
   return loaded;
 }
 

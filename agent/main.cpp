@@ -10,6 +10,7 @@
 #include "agent/agent_config.h"
 #include "agent/daemon.h"
 #include "agent/once_output.h"
+#include "agent/sample_guard.h"
 #include "agent/source_registry.h"
 #include "agent/status_file.h"
 #include "common/log.h"
@@ -32,6 +33,7 @@ int run_once(const AgentConfig& config) {
     std::unique_ptr<Source> source = kind->build(config, 0, /*one_shot=*/true);
     try {
       source->scrape_each(wall_ms(), [&](SourceSamples& ss) {
+        if (claims_reserved_app(ss, errors)) return true;  // app "self": refused, go on
         ++sources_read;
         if (written) written = out.add(ss);
         return static_cast<bool>(written);

@@ -85,9 +85,9 @@ int agent_main(int argc, char** argv) {
   }
   if (cli->verbose) log::set_level(log::Level::Debug);
   LoadedConfig loaded = load_agent_config(*cli);
-  for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.c_str());
+  for (const auto& e : loaded.errors) log::error(e);  // "statherd-agent: error: ..." + hint
   if (cli->mode == CommandLine::Mode::CheckConfig) {
-    if (loaded.errors.empty()) std::fprintf(stdout, "configuration OK\n");
+    if (loaded.errors.empty()) std::fprintf(stdout, "configuration ok\n");  // as the server
     return loaded.errors.empty() ? 0 : 2;  // 2: a configuration problem (as at start)
   }
   if (!loaded.errors.empty()) return 2;

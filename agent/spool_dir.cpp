@@ -23,7 +23,8 @@ std::string octal_mode(mode_t mode) {
 // The rules for an existing path (lstat'ed into st).
 Status check_existing(const std::string& dir, const std::string& what, const struct stat& st) {
   if (S_ISLNK(st.st_mode))
-    return make_error(what + " " + dir + " is a symlink: whoever can change it decides where "
+    return make_error(what + " " + dir +
+                          " is a symlink: whoever can change it decides where "
                           "the agent writes and what it deletes",
                       std::string(kOwnDirHint) + " (give the real path, not a link)");
   if (!S_ISDIR(st.st_mode))
@@ -43,7 +44,8 @@ Status check_existing(const std::string& dir, const std::string& what, const str
 Error cannot_create(const std::string& dir, const std::string& what, int err) {
   return make_error("cannot create " + what + " " + dir + ": " + std::strerror(err),
                     "check that its parent directory exists and the agent's user may write "
-                    "there, or " + std::string(kOwnDirHint));
+                    "there, or " +
+                        std::string(kOwnDirHint));
 }
 
 }  // namespace

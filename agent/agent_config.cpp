@@ -10,6 +10,7 @@
 #include "agent/http_get.h"
 #include "agent/shipper.h"
 #include "agent/source_registry.h"
+#include "agent/spool_dir.h"
 
 namespace statherd::agent {
 namespace {
@@ -232,7 +233,17 @@ LoadedConfig load_agent_config(const CommandLine& cli) {
         reader.error_at(reader.root()["token_file"], "token_file", token.error().message,
                         "a readable, non-empty file holding the server's token");
     }
-    for (const auto& e : reader.errors()) loaded.errors.push_back(e.to_string());
+    // As the server: one error with every file:line:col problem and one hint, and nothing
+    // more (the values it read are not checked again: no second, unlocated report of a key,
+    // no "no token file configured" for a file that could not be read).
+    if (!reader.errors().empty()) {
+      std::string message;
+      for (const ConfigError& e : reader.errors())
+        message += (message.empty() ? "" : "\n") + e.to_string();
+      loaded.errors.push_back(
+          message + "\nhint: fix the configuration; config/agent.yaml documents every key");
+      return loaded;
+    }
   }
   apply_command_line(cli, loaded.config);
   fill_defaults(loaded.config);
@@ -242,6 +253,11 @@ LoadedConfig load_agent_config(const CommandLine& cli) {
   }
   for (auto& p : validate_agent_config(loaded.config, needs_server))
     loaded.errors.push_back(std::move(p));
+  // The directory itself, as Spool::open will check it at start (here: without creating it).
+  if (needs_server) {
+    if (Status dir = check_spool_dir(loaded.config.spool_dir); !dir)
+      loaded.errors.push_back(dir.error().to_string());
+  }
   return loaded;
 }
 

@@ -120,9 +120,12 @@ ScrapeReport AgentLoop::scrape_counted(int64_t now_ms, bool files_only) {
     } catch (const std::exception& e) {  // a source must not throw; contain it if one does
       report.errors.push_back({source->describe(), std::string("scrape threw: ") + e.what()});
     }
-    // Every source kind's samples pass the one finiteness guard here (agent/sample_guard.h).
-    for (size_t i = sources_before; i < report.sources.size(); ++i)
-      drop_non_finite(report.sources[i], report.errors);
+    // Every source kind's samples pass the one guard here (agent/sample_guard.h): a source
+    // claiming the reserved app "self" is dropped, non-finite values are dropped.
+    for (size_t i = sources_before; i < report.sources.size();) {
+      if (guard_source(report.sources[i], report.errors)) ++i;
+      else report.sources.erase(report.sources.begin() + static_cast<ptrdiff_t>(i));
+    }
     SourceStatus st{kind, source->describe(), report.sources.size() - sources_before,
                     report.errors.size() - errors_before, ""};
     if (st.errors > 0) {

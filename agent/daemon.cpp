@@ -134,9 +134,9 @@ int run_daemon(const CommandLine& cli, AgentConfig config) {
   }
   const int64_t started_ms = wall_ms();
   auto spool = Spool::open(config.spool_dir, config.spool_max_bytes, started_ms);
-  if (!spool) {
+  if (!spool) {  // the config check passed (exit 2 otherwise): a runtime failure, exit 1
     log::error(spool.error().to_string());
-    return 2;
+    return 1;
   }
   Spool& sp = **spool;
   if (sp.count() > 0)

@@ -10,6 +10,7 @@
 #include "agent/agent_config.h"
 #include "agent/daemon.h"
 #include "agent/once_output.h"
+#include "agent/sample_guard.h"
 #include "agent/source_registry.h"
 #include "agent/status_file.h"
 #include "common/log.h"
@@ -32,6 +33,7 @@ int run_once(const AgentConfig& config) {
     std::unique_ptr<Source> source = kind->build(config, 0, /*one_shot=*/true);
     try {
       source->scrape_each(wall_ms(), [&](SourceSamples& ss) {
+        if (claims_reserved_app(ss, errors)) return true;  // app "self": refused, go on
         ++sources_read;
         if (written) written = out.add(ss);
         return static_cast<bool>(written);
@@ -83,9 +85,9 @@ int agent_main(int argc, char** argv) {
   }
   if (cli->verbose) log::set_level(log::Level::Debug);
   LoadedConfig loaded = load_agent_config(*cli);
-  for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.c_str());
+  for (const auto& e : loaded.errors) log::error(e);  // "statherd-agent: error: ..." + hint
   if (cli->mode == CommandLine::Mode::CheckConfig) {
-    if (loaded.errors.empty()) std::fprintf(stdout, "configuration OK\n");
+    if (loaded.errors.empty()) std::fprintf(stdout, "configuration ok\n");  // as the server
     return loaded.errors.empty() ? 0 : 2;  // 2: a configuration problem (as at start)
   }
   if (!loaded.errors.empty()) return 2;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "agent/self_metrics.h"
+
 namespace statherd::agent {
 
 namespace {
@@ -59,6 +61,24 @@ size_t drop_non_finite(SourceSamples& ss, std::vector<SourceError>& errors) {
                                     "\nhint: the process wrote NaN or Inf into these stats; the "
                                     "other stats of this source were shipped"});
   return dropped;
+}
+
+bool claims_reserved_app(const SourceSamples& ss, std::vector<SourceError>& errors) {
+  if (ss.id.app != kSelfApp) return false;
+  errors.push_back({ss.id.path, std::string("app name \"") + kSelfApp +
+                                    "\" is reserved for statherd's own metrics; this source's " +
+                                    std::to_string(ss.samples.size()) +
+                                    " samples were refused\nhint: give the writer another app "
+                                    "name (the file name's or header's app, or APP= in the "
+                                    "config); statherd.self.* carries only the daemons' own "
+                                    "metrics"});
+  return true;
+}
+
+bool guard_source(SourceSamples& ss, std::vector<SourceError>& errors) {
+  if (claims_reserved_app(ss, errors)) return false;
+  drop_non_finite(ss, errors);
+  return true;
 }
 
 }  // namespace statherd::agent

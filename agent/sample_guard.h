@@ -20,4 +20,16 @@ bool sample_is_finite(const Sample& s);
 // ("2 non-finite values dropped: requests.count, latency ..."). Returns how many were dropped.
 size_t drop_non_finite(SourceSamples& ss, std::vector<SourceError>& errors);
 
+// The app name "self" is reserved for the daemons' own metrics (agent/self_metrics.h, the
+// server's self samples): a source that claims it (an mmstats file self-<pid>-<tid>.mmstats, a
+// v2 file whose header says app "self", a prom_multiproc directory named self, an HTTP endpoint
+// configured as self=URL) would forge the statherd.self.* series operators alert on. True if
+// `ss` claims it; then one error for ss.id.path is appended and the caller drops the source
+// (refused, not renamed: its samples go nowhere until the writer uses another name).
+bool claims_reserved_app(const SourceSamples& ss, std::vector<SourceError>& errors);
+
+// Every check of this file on one source a source kind read: false if it must be dropped
+// whole, else its non-finite samples are dropped (both with their errors).
+bool guard_source(SourceSamples& ss, std::vector<SourceError>& errors);
+
 }  // namespace statherd::agent

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "agent/spool_dir.h"
 #include "common/log.h"
 
 namespace statherd::agent {
@@ -87,12 +88,8 @@ Status write_file_atomically(const std::string& dir, const std::string& name,
 Result<std::unique_ptr<Spool>> Spool::open(std::string dir, uint64_t max_bytes, int64_t now_ms,
                                            QuarantineLimits limits) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return io_error("cannot create", dir);
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return make_error("spool path " + dir + " is not a directory",
-                      "point --spool-dir at a directory the agent owns");
-  if ((st.st_mode & 077) != 0) ::chmod(dir.c_str(), 0700);  // batches carry the fleet's stats
+  // Created 0700 if missing; an existing one is checked (never chmod-ed: it may be shared).
+  if (Status ok = prepare_spool_dir(dir); !ok) return ok.error();
   auto quarantine = SpoolQuarantine::open(dir, limits);
   if (!quarantine) return quarantine.error();
   std::unique_ptr<Spool> spool(new Spool(dir, max_bytes, std::move(*quarantine)));
@@ -109,7 +106,7 @@ Status Spool::scan() {
     uint64_t seq = 0;
     if (name.rfind(kTmpPrefix, 0) == 0) {
       // A write that never reached its rename: the batch was not acknowledged as stored.
-      ::unlink((dir_ + "/" + std::string(name)).c_str());
+      unlink_own_temp_file(dir_ + "/" + std::string(name));
     } else if (bool split = parse_batch_name(name, kPartsSuffix, seq);
                split || parse_batch_name(name, kBatchSuffix, seq)) {
       struct stat st {};

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "agent/spool.h"
+#include "agent/spool_dir.h"
 #include "common/log.h"
 
 namespace statherd::agent {
@@ -36,9 +37,7 @@ std::string seq_name(uint64_t seq, std::string_view suffix) {
 Result<SpoolQuarantine> SpoolQuarantine::open(const std::string& spool_dir,
                                               QuarantineLimits limits) {
   const std::string dir = spool_dir + "/quarantine";
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return make_error("cannot create " + dir + ": " + std::strerror(errno),
-                      "check that the spool directory is owned by the agent user (--spool-dir)");
+  if (Status ok = prepare_spool_dir(dir, "spool quarantine dir"); !ok) return ok.error();
   SpoolQuarantine q(dir, limits);
   DIR* d = ::opendir(dir.c_str());
   if (!d)
@@ -51,7 +50,7 @@ Result<SpoolQuarantine> SpoolQuarantine::open(const std::string& spool_dir,
       q.files_[seq] = static_cast<uint64_t>(st.st_size);
       q.bytes_ += static_cast<uint64_t>(st.st_size);
     } else if (std::string_view(e->d_name).rfind(".tmp-", 0) == 0) {
-      ::unlink((dir + "/" + e->d_name).c_str());
+      unlink_own_temp_file(dir + "/" + e->d_name);
     }
   }
   ::closedir(d);

@@ -67,6 +67,77 @@ class CheckConfigCase(unittest.TestCase):
 class AgentCheckConfigTest(CheckConfigCase):
     program = "statherd-agent"
 
+    def check(self, path, *extra):
+        # The default spool_dir (/var/lib/statherd-agent/spool) is checked too; point it at a
+        # creatable directory unless the test is about the spool dir.
+        if "--spool-dir" not in extra:
+            extra = (*extra, "--spool-dir", os.path.join(self.tmp, "spool"))
+        return super().check(path, *extra)
+
+    def run_agent(self, path, *extra):
+        proc = subprocess.run([harness.binary(self.program), "--config", path, *extra],
+                              capture_output=True, text=True, timeout=30)
+        return proc.returncode, proc.stderr
+
+    def test_shared_spool_dir_is_refused_and_left_alone(self):
+        shared = os.path.join(self.tmp, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)
+        other = os.path.join(shared, ".tmp-other-users-file")
+        open(other, "w").close()
+        path = self.write("agent.yaml", f"token_file: {self.token}\n")
+        rc, out, err = self.check(path, "--spool-dir", shared)
+        self.assertEqual(rc, AGENT_BAD_EXIT, err)
+        self.assertIn(f"spool_dir {shared} is world-writable", err)
+        self.assertIn("hint: point --spool-dir", err)
+        rc, err = self.run_agent(path, "--spool-dir", shared)  # the start refuses it the same way
+        self.assertEqual(rc, AGENT_BAD_EXIT, err)
+        self.assertIn(f"spool_dir {shared} is world-writable", err)
+        self.assertEqual(os.stat(shared).st_mode & 0o7777, 0o1777)
+        self.assertTrue(os.path.exists(other))
+        self.assertFalse(os.path.exists(os.path.join(shared, "quarantine")))
+
+    def test_errors_look_like_the_servers_once_each(self):
+        # As statherd-server prints them: "statherd-agent: error: FILE:L:C ..." then one hint;
+        # interval: 50ms once (it was also repeated without its file:line).
+        path = self.write("a1.yaml", f"token_file: {self.token}\ninterval: 50ms\n"
+                                     "mmstats:\n  glob: [a]\n")
+        rc, out, err = self.check(path)
+        self.assertEqual(rc, AGENT_BAD_EXIT, err)
+        self.assertTrue(err.startswith(f"statherd-agent: error: {path}:2:11: interval: "), err)
+        self.assertIn(f"\n{path}:4:3: mmstats.glob: unknown key", err)
+        self.assertEqual(err.count("out of range"), 1, err)
+        self.assertTrue(err.endswith("\nhint: fix the configuration; config/agent.yaml documents "
+                                     "every key\n"), err)
+
+    def test_value_problems_carry_the_prefix_and_their_hint(self):
+        path = self.write("agent.yaml", f"token_file: {self.token}\nspool_max_bytes: 100\n")
+        rc, out, err = self.check(path)
+        self.assertEqual(rc, AGENT_BAD_EXIT, err)
+        self.assertEqual(err, "statherd-agent: error: spool_max_bytes: 100 is too small\n"
+                              "hint: use at least 4KiB, e.g. 256MiB\n")
+
+    def test_missing_config_file_is_the_only_problem_reported(self):
+        missing = os.path.join(self.tmp, "absent.yaml")
+        rc, out, err = self.check(missing)
+        self.assertEqual(rc, AGENT_BAD_EXIT, err)
+        self.assertTrue(err.startswith(f"statherd-agent: error: {missing}: cannot read config "
+                                       "file"), err)
+        self.assertNotIn("token_file", err)
+        self.assertIn("\nhint: ", err)
+
+    def test_says_configuration_ok_as_the_server_does(self):
+        rc, out, err = self.check(self.write("agent.yaml", f"token_file: {self.token}\n"))
+        self.assertEqual((rc, out), (0, "configuration ok\n"), err)
+
+    def test_spool_dir_that_cannot_be_created_is_reported(self):
+        path = self.write("agent.yaml", f"token_file: {self.token}\n")
+        for run in (self.check, self.run_agent):
+            with self.subTest(run=run.__name__):
+                result = run(path, "--spool-dir", "/proc/statherd-nope")
+                self.assertEqual(result[0], AGENT_BAD_EXIT, result[-1])
+                self.assertIn("cannot create spool_dir /proc/statherd-nope", result[-1])
+
     def test_shipped_example_config_is_valid(self):
         example = os.path.join(harness.SOURCE_DIR, "config", "agent.yaml")
         self.assert_ok(example, "--token-file", self.token)

@@ -81,6 +81,14 @@ class FileSafetyTest(unittest.TestCase):
         self.assertIn("junk-1-5.mmstats: mmstats v1: unsupported type code at offset 7", err)
         self.assertNotIn(SECRET, err)
 
+    def test_a_file_named_self_cannot_forge_the_agents_self_metrics(self):
+        mmstats_v1.write_file(os.path.join(self.dir, "self-1-1.mmstats"),
+                              [("agent.spool.batches", "Q", 0)])
+        code, lines, err = run_once(self.args)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(sorted({line["app"] for line in lines}), ["good"])
+        self.assertIn("self-1-1.mmstats: app name \"self\" is reserved", err)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -136,5 +136,58 @@ TEST(SampleGuard, TheAgentLoopShipsABatchTheServerAcceptsWithThePoisonAsAnError)
   std::filesystem::remove_all(dir);
 }
 
+// Anyone who can write a watched stat directory could name a file's app "self" (file name
+// self-<pid>-1.mmstats, a v2 header's app, a multiproc directory named self) and forge the
+// statherd.self.* series operators alert on. Such a source is refused with a per-source error;
+// the agent's own self-metrics still ship as app "self".
+class ForgingSource : public Source {
+ public:
+  std::string describe() const override { return "forger"; }
+  std::string kind() const override { return "mmstats_v1"; }
+  void scrape(int64_t now_ms, ScrapeReport& out) override {
+    for (auto [app, path] : {std::pair{"self", "/tmp/self-7-1.mmstats"},
+                             {"web", "/tmp/web-8-1.mmstats"}, {"self", "/tmp/x.statherd"}}) {
+      SourceSamples s;
+      s.id = {"h", app, 7, 1234, path};
+      Sample c = value_sample("agent.spool.batches", Kind::Gauge, 0);
+      c.timestamp_ms = now_ms;
+      s.samples.push_back(c);
+      out.sources.push_back(s);
+    }
+  }
+};
+
+TEST(SampleGuard, AFileSourceNamedSelfIsRefusedAndTheAgentsOwnSelfMetricsShip) {
+  char tmpl[] = "/tmp/statherd-guard-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  {
+    auto spool = Spool::open(dir + "/spool", 1 << 20, 1'000).value();
+    std::vector<std::unique_ptr<Source>> sources;
+    sources.push_back(std::make_unique<ForgingSource>());
+    CapturingSender sender;
+    SpoolDelivery delivery(*spool, sender, Backoff(1s, 30s, 1));
+    AgentLoop loop({"agent-1", "h", 10s, 2s, 500}, sources, *spool, delivery,
+                   [] { return int64_t{20'000}; });
+    loop.tick(20'000, SteadyClock::now() + 60s);
+    ASSERT_EQ(sender.bodies.size(), 1u);
+    auto batch = decode_batch(sender.bodies[0]);
+    ASSERT_TRUE(batch.ok()) << batch.error().to_string();
+    std::vector<std::string> paths;
+    for (const auto& ss : batch->sources) paths.push_back(ss.id.app + " " + ss.id.path);
+    EXPECT_EQ(paths, (std::vector<std::string>{"web /tmp/web-8-1.mmstats", "self statherd-agent"}));
+    ASSERT_EQ(batch->errors.size(), 2u);
+    EXPECT_EQ(batch->errors[0].source, "/tmp/self-7-1.mmstats");
+    EXPECT_NE(batch->errors[0].message.find("app name \"self\" is reserved"), std::string::npos)
+        << batch->errors[0].message;
+    EXPECT_NE(batch->errors[0].message.find("hint:"), std::string::npos);
+    EXPECT_EQ(batch->errors[1].source, "/tmp/x.statherd");
+    ASSERT_EQ(loop.last_scrape().size(), 1u);
+    EXPECT_EQ(loop.last_scrape()[0].read, 1u);
+    EXPECT_EQ(loop.last_scrape()[0].errors, 2u);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace statherd::agent

@@ -95,9 +95,11 @@ void read_reads(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   read_size(r, n, "max_paths", l.max_paths);
   read_count(r, n, "max_match_steps", l.max_match_steps, 1, "reads");
   read_count(r, n, "max_points", l.max_points, 1, "reads");
+  read_count(r, n, "max_points_read", l.max_points_read, 1, "reads");
   r.get_bytes(n, "max_answer_bytes", l.max_answer_bytes, "reads");
   r.check_keys(n, {"max_targets", "max_pattern_bytes", "max_brace_depth", "max_alternatives",
-                   "max_paths", "max_match_steps", "max_points", "max_answer_bytes"},
+                   "max_paths", "max_match_steps", "max_points", "max_points_read",
+                   "max_answer_bytes"},
                "reads");
 }
 

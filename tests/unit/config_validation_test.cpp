@@ -76,6 +76,31 @@ TEST(ServerValidation, MaxBodyBytesMustBeUsable) {
   EXPECT_TRUE(load_server_config_text("s.yaml", "limits:\n  max_body_bytes: 1KiB\n", ok).ok());
 }
 
+// Values that passed --check-config and then broke every request (hostile review): an idle
+// timeout under a second disconnects a client between connect and request; a read body limit
+// of 0 refuses every POST /render.
+TEST(ServerValidation, ConnectionIdleTimeoutAndReadBodyLimitMustBeUsable) {
+  ServerConfig c;
+  Status idle = load_server_config_text("s.yaml", "limits:\n  connection_idle_timeout: 1ms\n", c);
+  ASSERT_FALSE(idle.ok());
+  EXPECT_NE(idle.error().message.find("s.yaml:2:28: limits.connection_idle_timeout:"),
+            std::string::npos)
+      << idle.error().message;
+  ServerConfig rb;
+  Status body = load_server_config_text("s.yaml", "limits:\n  max_read_body_bytes: 0\n", rb);
+  ASSERT_FALSE(body.ok());
+  EXPECT_NE(body.error().message.find("s.yaml:2:24: limits.max_read_body_bytes:"),
+            std::string::npos)
+      << body.error().message;
+  ServerConfig ok;
+  EXPECT_TRUE(load_server_config_text(
+                  "s.yaml", "limits:\n  connection_idle_timeout: 1s\n  max_read_body_bytes: 1KiB\n",
+                  ok)
+                  .ok());
+  EXPECT_EQ(ok.connection_idle_timeout, 1s);
+  EXPECT_EQ(ok.max_read_body_bytes, 1024u);
+}
+
 class StateDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -107,6 +132,21 @@ TEST_F(StateDirTest, PrivateOrMissingStateDirIsAccepted) {
   EXPECT_TRUE(parse({"--state-dir", dir_}).ok());
   EXPECT_TRUE(parse({"--state-dir", dir_ + "/not-yet"}).ok());
   EXPECT_TRUE(check_not_world_writable(dir_ + "/not-yet", "state_dir").ok());
+}
+
+// --check-config tries what start would do, without creating anything: a missing state_dir
+// needs a writable directory as its nearest existing ancestor.
+TEST_F(StateDirTest, StateDirThatCannotBeCreatedIsRefusedAtCheckConfig) {
+  ServerConfig c;
+  Status s = load_server_config_text("s.yaml", "state_dir: /proc/nope/state\n", c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("s.yaml:1:12: state_dir:"), std::string::npos)
+      << s.error().message;
+  EXPECT_NE(s.error().message.find("/proc"), std::string::npos) << s.error().message;
+  EXPECT_FALSE(parse({"--state-dir", "/proc/nope"}).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/a"));
+  EXPECT_TRUE(parse({"--state-dir", dir_ + "/a/b"}).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/a"));  // nothing created by the check
 }
 
 }  // namespace

@@ -1,0 +1,20 @@
+// What start would do with state_dir, checked without changing anything (--check-config and
+// start): the directory holds acknowledged data (WAL, snapshot), so it must be usable and only
+// the server's user may change it. Rules, each an error with a hint:
+// - missing: its nearest existing ancestor must be a writable directory on a filesystem that
+//   holds files (not /proc or /sys), since start creates it (mode 0700);
+// - present: a directory, not world-writable (common/private_dir.h).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "common/result.h"
+
+namespace statherd::server {
+
+// `uid`: the user the server runs as (geteuid() at start and at --check-config).
+Status check_state_dir(const std::string& path, uid_t uid);
+
+}  // namespace statherd::server

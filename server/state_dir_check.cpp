@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "common/private_dir.h"
 
@@ -48,16 +49,45 @@ Status check_creatable(const std::string& path) {
   return Ok{};
 }
 
+// Another user who can write the parent can rename state_dir away and put their own in its
+// place, unless the sticky bit (as on /tmp) keeps them from renaming what they do not own.
+Status check_parent(const std::string& path) {
+  const std::string parent = parent_of(path);
+  struct stat st {};
+  if (::stat(parent.c_str(), &st) != 0) return Ok{};
+  if ((st.st_mode & S_IWOTH) == 0 || (st.st_mode & S_ISVTX) != 0) return Ok{};
+  return make_error("state_dir " + path + ": its parent " + parent +
+                        " is world-writable without the sticky bit: any local user could "
+                        "replace state_dir",
+                    "run: chmod o-w " + parent + " (or chmod +t " + parent +
+                        "), or point state_dir elsewhere");
+}
+
 }  // namespace
 
-Status check_state_dir(const std::string& path, uid_t /*uid*/) {
+Status check_state_dir(const std::string& path, uid_t uid) {
   if (path.empty()) return Ok{};
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return check_creatable(path);
     return make_error("state_dir " + path + ": " + std::strerror(errno), kHint);
   }
-  return check_not_world_writable(path, "state_dir");
+  if (S_ISLNK(st.st_mode)) {
+    std::error_code ec;
+    std::string target = std::filesystem::canonical(path, ec).string();
+    return make_error("state_dir " + path + " is a symlink: whoever owns its target or can "
+                      "change the link decides where acknowledged data goes",
+                      "point state_dir at the directory itself" +
+                          (ec ? std::string() : ": " + target));
+  }
+  if (Status s = check_not_world_writable(path, "state_dir"); !s) return s;
+  if (st.st_uid != uid)
+    return make_error("state_dir " + path + " is owned by uid " + std::to_string(st.st_uid) +
+                          ", not by the server's uid " + std::to_string(uid) +
+                          ": that user could delete or forge the WAL and snapshots",
+                      "run: chown " + std::to_string(uid) + " " + path +
+                          " (as root), or run the server as the directory's owner");
+  return check_parent(path);
 }
 
 }  // namespace statherd::server

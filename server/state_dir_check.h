@@ -3,7 +3,8 @@
 // the server's user may change it. Rules, each an error with a hint:
 // - missing: its nearest existing ancestor must be a writable directory on a filesystem that
 //   holds files (not /proc or /sys), since start creates it (mode 0700);
-// - present: a directory, not world-writable (common/private_dir.h).
+// - present: a real directory (not a symlink), owned by the server's uid, not world-writable
+//   (common/private_dir.h), in a parent that is not world-writable without the sticky bit.
 #pragma once
 
 #include <sys/types.h>

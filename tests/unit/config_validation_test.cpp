@@ -149,5 +149,40 @@ TEST_F(StateDirTest, StateDirThatCannotBeCreatedIsRefusedAtCheckConfig) {
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/a"));  // nothing created by the check
 }
 
+// Only the server's user may change state_dir (hostile review: through a symlink to another
+// user's directory, that user deleted the acknowledged WAL).
+TEST_F(StateDirTest, SymlinkForeignOwnerOrUnstickyWorldWritableParentIsRefused) {
+  const std::string real = dir_ + "/real", link = dir_ + "/link";
+  ASSERT_TRUE(std::filesystem::create_directory(real));
+  ASSERT_EQ(::chmod(real.c_str(), 0700), 0);
+  std::filesystem::create_directory_symlink(real, link);
+  auto symlinked = parse({"--state-dir", link});
+  ASSERT_FALSE(symlinked.ok());
+  EXPECT_NE(symlinked.error().message.find("is a symlink"), std::string::npos)
+      << symlinked.error().message;
+  EXPECT_NE(symlinked.error().hint.find(std::filesystem::canonical(real).string()),
+            std::string::npos)
+      << symlinked.error().hint;
+  EXPECT_TRUE(parse({"--state-dir", real}).ok());
+
+  ASSERT_EQ(::chmod(dir_.c_str(), 0777), 0);  // parent writable by all, no sticky bit
+  auto parent = parse({"--state-dir", real});
+  ASSERT_FALSE(parent.ok());
+  EXPECT_NE(parent.error().message.find("world-writable without the sticky bit"),
+            std::string::npos)
+      << parent.error().message;
+  ASSERT_EQ(::chmod(dir_.c_str(), 01777), 0);  // like /tmp: others cannot rename it away
+  EXPECT_TRUE(parse({"--state-dir", real}).ok());
+  ASSERT_EQ(::chmod(dir_.c_str(), 0700), 0);
+
+  if (::geteuid() != 0) GTEST_SKIP() << "chown to another user needs root";
+  ASSERT_EQ(::chown(real.c_str(), 65534, 65534), 0);  // nobody
+  auto foreign = parse({"--state-dir", real});
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(foreign.error().message.find("owned by uid 65534"), std::string::npos)
+      << foreign.error().message;
+  EXPECT_NE(foreign.error().hint.find("chown"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -65,7 +65,8 @@ void read_limits(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   YAML::Node n = r.get_map(root, "limits");
   if (!n) return;
   r.get_bytes(n, "max_body_bytes", c.max_body_bytes, "limits", kMinBodyBytes, kMaxBodyBytes);
-  r.get_bytes(n, "max_read_body_bytes", c.max_read_body_bytes, "limits", kMinBodyBytes);
+  r.get_bytes(n, "max_read_body_bytes", c.max_read_body_bytes, "limits", kMinBodyBytes,
+              kMaxBodyBytes);
   read_count(r, n, "max_series_total", c.max_series_total, 1, "limits");
   read_count(r, n, "max_series_per_source", c.max_series_per_source, 1, "limits");
   read_count(r, n, "max_connections", c.max_connections, 1, "limits");
@@ -74,7 +75,7 @@ void read_limits(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
       c.connection_idle_timeout < std::chrono::seconds(1))
     r.error_at(n["connection_idle_timeout"], "limits.connection_idle_timeout",
                "under 1s: clients would be disconnected before their first request",
-               "use 1s or more (default 30s)");
+               "1s or more (default 30s)");
   read_count(r, n, "max_samples_per_batch", c.max_samples_per_batch, 1, "limits");
   r.check_keys(n, {"max_body_bytes", "max_read_body_bytes", "max_series_total",
                    "max_series_per_source", "max_connections", "connection_idle_timeout",

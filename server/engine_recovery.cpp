@@ -26,6 +26,7 @@
 
 #include "common/log.h"
 #include "server/engine_impl.h"
+#include "server/state_dir_check.h"
 
 namespace statherd::server {
 namespace {
@@ -195,6 +196,7 @@ Status Engine::open(int64_t now_ms) {
   Impl& m = *impl_;
   m.last_snapshot_ms = now_ms;
   if (m.opt.state_dir.empty()) return Ok{};
+  if (Status owner = check_state_dir_owner(m.opt.state_dir, ::geteuid()); !owner) return owner;
   std::error_code ec;
   if (!std::filesystem::exists(m.opt.state_dir, ec)) {
     std::filesystem::create_directories(m.opt.state_dir, ec);

@@ -6,8 +6,6 @@
 #include <map>
 #include <sstream>
 
-#include <unistd.h>
-
 #include "common/yaml_util.h"
 #include "server/sinks/remote_write_http.h"
 #include "server/state_dir_check.h"
@@ -199,7 +197,7 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
     if (r.get_string(root, "token_file", c.token_file) && check_token) check_token_file(r, c);
     r.get_interval(root, "interval", c.interval);
     if (r.get_string(root, "state_dir", c.state_dir))
-      if (Status s = check_state_dir(c.state_dir, ::geteuid()); !s)
+      if (Status s = check_state_dir(c.state_dir); !s)
         r.error_at(root["state_dir"], "state_dir", s.error().message, s.error().hint);
     r.get_duration(root, "late_window", c.late_window);
     r.get_duration(root, "idle_timeout", c.idle_timeout);
@@ -356,7 +354,7 @@ Status validate_server_config(const ServerConfig& c) {
     return make_error(
         "limits.max_body_bytes " + std::to_string(c.max_body_bytes) + " is out of range",
         "use 1KiB to 1GiB (default 64MiB)");
-  if (Status s = check_state_dir(c.state_dir, ::geteuid()); !s) return s;
+  if (Status s = check_state_dir(c.state_dir); !s) return s;
   return Ok{};
 }
 

@@ -65,7 +65,7 @@ Status check_parent(const std::string& path) {
 
 }  // namespace
 
-Status check_state_dir(const std::string& path, uid_t uid) {
+Status check_state_dir(const std::string& path) {
   if (path.empty()) return Ok{};
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
@@ -81,13 +81,19 @@ Status check_state_dir(const std::string& path, uid_t uid) {
                           (ec ? std::string() : ": " + target));
   }
   if (Status s = check_not_world_writable(path, "state_dir"); !s) return s;
+  return check_parent(path);
+}
+
+Status check_state_dir_owner(const std::string& path, uid_t uid) {
+  struct stat st {};
+  if (path.empty() || ::lstat(path.c_str(), &st) != 0) return Ok{};
   if (st.st_uid != uid)
     return make_error("state_dir " + path + " is owned by uid " + std::to_string(st.st_uid) +
                           ", not by the server's uid " + std::to_string(uid) +
                           ": that user could delete or forge the WAL and snapshots",
                       "run: chown " + std::to_string(uid) + " " + path +
                           " (as root), or run the server as the directory's owner");
-  return check_parent(path);
+  return Ok{};
 }
 
 }  // namespace statherd::server

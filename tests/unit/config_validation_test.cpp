@@ -9,6 +9,7 @@
 
 #include "common/private_dir.h"
 #include "common/yaml_util.h"
+#include "server/engine.h"
 #include "server/server_config.h"
 
 namespace statherd::server {
@@ -177,11 +178,18 @@ TEST_F(StateDirTest, SymlinkForeignOwnerOrUnstickyWorldWritableParentIsRefused) 
 
   if (::geteuid() != 0) GTEST_SKIP() << "chown to another user needs root";
   ASSERT_EQ(::chown(real.c_str(), 65534, 65534), 0);  // nobody
-  auto foreign = parse({"--state-dir", real});
+  // `sudo statherd-server --check-config` of a directory the service user owns: fine.
+  EXPECT_TRUE(parse({"--state-dir", real}).ok());
+  // The start refuses it: the server's uid is not the owner.
+  EngineOptions o;
+  o.state_dir = real;
+  Engine engine(o);
+  Status foreign = engine.open(1'700'000'000'000);
   ASSERT_FALSE(foreign.ok());
   EXPECT_NE(foreign.error().message.find("owned by uid 65534"), std::string::npos)
       << foreign.error().message;
   EXPECT_NE(foreign.error().hint.find("chown"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::is_empty(real));  // nothing written there
 }
 
 }  // namespace

@@ -122,5 +122,23 @@ TEST(SnapshotChecksum, IntactAndVersion3SnapshotsLoad) {
   EXPECT_FALSE(r4.stats().snapshot_quarantined.empty());
 }
 
+// Another user deleted the snapshot (hostile review, t_statedir.py): the WAL files it retired
+// are gone too, so the server says that batches were lost instead of starting quietly.
+TEST(SnapshotChecksum, MissingSnapshotWithRetiredWalFilesIsWarnedAbout) {
+  TempDir tmp;
+  const std::string dir = make_state(tmp.path);
+  ASSERT_EQ(list_wal_files(dir).front(), 1u);  // wal-0 retired by the snapshot
+  std::filesystem::remove(dir + "/snapshot");
+  ::testing::internal::CaptureStderr();
+  Engine r(opts(dir));
+  ASSERT_TRUE(r.open(T0 + 13'000).ok());
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("has no snapshot, but its WAL starts at wal-0000000000000001.log"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("are lost"), std::string::npos) << log;
+  EXPECT_EQ(r.stats().batches, 1u);
+}
+
 }  // namespace
 }  // namespace statherd::server

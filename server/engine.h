@@ -60,6 +60,8 @@ struct EngineStats {
   uint64_t wal_damaged_records = 0;
   uint64_t wal_quarantined_records = 0;
   std::string wal_last_damage;
+  // A snapshot that did not verify at open(): where it was moved (quarantine/); empty if none.
+  std::string snapshot_quarantined;
   bool wal_ok = true;          // false while the last append failed (GET /readyz: not ready)
 };
 

@@ -178,7 +178,11 @@ struct Engine::Impl {
 
   // engine_snapshot.cpp
   Status write_snapshot(int64_t now_ms);
-  Status load_snapshot(bool& found);
+  // `damaged`: set when the file does not verify (checksum, CBOR, content); the engine's
+  // state is then left empty and the error says why.
+  Status load_snapshot(bool& found, bool& damaged);
+  void discard_loaded_state();
+  void quarantine_snapshot(const std::string& why);
   void rebuild_indexes();
 };
 

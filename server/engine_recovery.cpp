@@ -9,7 +9,12 @@
 //   before each record with pwrite, no fsync: it must survive a process crash, not a power cut)
 //   and quarantined instead of applied, so a poison record is never retried forever;
 // - after any damage or quarantine a snapshot is written at once, which retires the replayed
-//   files; a file with damage is first hard-linked into quarantine/ so its bytes are kept.
+//   files; a file with damage is first hard-linked into quarantine/ so its bytes are kept;
+// - a snapshot that does not verify (checksum, CBOR, content) is moved into quarantine/ and the
+//   state is rebuilt from the WAL files still there: what only the snapshot held (batches of the
+//   WAL files it retired) is lost, which the log and GET /readyz say;
+// - with no snapshot, WAL files that do not start at wal-1.log mean records were lost (a
+//   snapshot deleted after it retired them): a warning.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +26,7 @@
 
 #include "common/log.h"
 #include "server/engine_impl.h"
+#include "server/state_dir_check.h"
 
 namespace statherd::server {
 namespace {
@@ -154,10 +160,43 @@ Status Engine::Impl::replay_wal(uint64_t& next_file, uint64_t& replayed) {
   return Ok{};
 }
 
+// Moves the snapshot that did not verify into quarantine/ (its bytes kept for inspection).
+void Engine::Impl::quarantine_snapshot(const std::string& why) {
+  const std::string from = opt.state_dir + "/snapshot", dir = quarantine_dir(opt.state_dir);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::string to = dir + "/snapshot-" + std::to_string(last_snapshot_ms) + ".bad";
+  bool moved = ::rename(from.c_str(), to.c_str()) == 0;
+  if (!moved) {
+    to = from + ".bad";  // at least out of the way of the next start
+    moved = ::rename(from.c_str(), to.c_str()) == 0;
+  }
+  st.snapshot_quarantined = moved ? to : from + " (could not be moved: " +
+                                             std::string(std::strerror(errno)) + ")";
+  log::error(why + "; moved to " + st.snapshot_quarantined +
+             ". Recovering from the WAL files still in " + opt.state_dir +
+             ": the state the snapshot held (batches of the WAL files it retired) is LOST; "
+             "counters restart from the replayed batches"
+             "\nhint: GET /readyz shows this under wal_recovery.snapshot_quarantined");
+}
+
+// No snapshot, yet the WAL does not start at its first file: a snapshot retired the files
+// before it and is gone now, so their batches are lost.
+static void warn_if_wal_head_missing(const std::string& state_dir) {
+  std::vector<uint64_t> files = list_wal_files(state_dir);
+  if (files.empty() || files.front() == 0) return;  // a fresh state_dir starts at wal-0
+  log::warn("state_dir " + state_dir + " has no snapshot, but its WAL starts at " +
+            base_name(wal_path(state_dir, files.front())) +
+            ": the batches before it (held by a snapshot that is gone) are lost"
+            "\nhint: keep state_dir private to the server's user; restore the snapshot from a "
+            "backup to get them back");
+}
+
 Status Engine::open(int64_t now_ms) {
   Impl& m = *impl_;
   m.last_snapshot_ms = now_ms;
   if (m.opt.state_dir.empty()) return Ok{};
+  if (Status owner = check_state_dir_owner(m.opt.state_dir, ::geteuid()); !owner) return owner;
   std::error_code ec;
   if (!std::filesystem::exists(m.opt.state_dir, ec)) {
     std::filesystem::create_directories(m.opt.state_dir, ec);
@@ -165,9 +204,15 @@ Status Engine::open(int64_t now_ms) {
       return make_error("cannot create state directory " + m.opt.state_dir + ": " + ec.message(),
                         "create it or point --state-dir at a writable directory");
   }
-  bool found = false;
-  Status loaded = m.load_snapshot(found);
-  if (!loaded) return loaded;
+  bool found = false, damaged = false;
+  Status loaded = m.load_snapshot(found, damaged);
+  if (!loaded && !damaged) return loaded;
+  if (damaged) {
+    m.quarantine_snapshot(loaded.error().message);
+    found = false;
+  } else if (!found) {
+    warn_if_wal_head_missing(m.opt.state_dir);
+  }
   uint64_t next_file = m.wal_start, replayed = 0;
   m.recovering = true;
   Status replay = m.replay_wal(next_file, replayed);
@@ -181,7 +226,7 @@ Status Engine::open(int64_t now_ms) {
               " quarantined");
   Status opened = m.wal.open(m.opt.state_dir, next_file, m.opt.fsync);
   if (!opened) return opened;
-  if (m.st.wal_damaged_records + m.st.wal_quarantined_records == 0) return Ok{};
+  if (m.st.wal_damaged_records + m.st.wal_quarantined_records == 0 && !damaged) return Ok{};
   // Retire the damaged files now (their bytes are in quarantine/), so the next start does not
   // report the same damage again.
   Status snap = m.write_snapshot(now_ms);

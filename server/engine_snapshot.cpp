@@ -7,6 +7,9 @@
 // sink may have lost in its queue; remote_write skips what its receiver already holds
 // (sinks/remote_write_hwm.h). Each aggregate's running totals (total_count, total_sum: the
 // exported fleet totals) are in the snapshot and grow again through the replayed batches.
+// Since version 4 the CBOR is followed by an 8-byte trailer: "SHSC" | u32 LE crc32(the CBOR
+// bytes) (docs/FORMAT.md); a snapshot that does not verify is quarantined by open()
+// (engine_recovery.cpp). Snapshots of earlier versions have no trailer and are still read.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "common/log.h"
 #include "server/engine_impl.h"
@@ -24,8 +28,39 @@ namespace {
 
 using json = nlohmann::json;
 // 1: distributions wire-encoded, no last_dist; 2: no running totals (they start at 0 once);
-// 3: each aggregate's total_count and total_sum (the exported fleet totals).
-constexpr int kSnapshotVersion = 3;
+// 3: each aggregate's total_count and total_sum (the exported fleet totals); 4: the same
+// document followed by the checksum trailer.
+constexpr int kSnapshotVersion = 4;
+constexpr char kTrailerMagic[4] = {'S', 'H', 'S', 'C'};
+constexpr size_t kTrailerBytes = 8;
+
+void append_trailer(std::vector<uint8_t>& bytes) {
+  uint32_t crc = crc32_ieee(std::string_view(reinterpret_cast<const char*>(bytes.data()),
+                                             bytes.size()));
+  bytes.insert(bytes.end(), kTrailerMagic, kTrailerMagic + 4);
+  for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<uint8_t>(crc >> (8 * i)));
+}
+
+// The snapshot's document: the CBOR verified against its trailer (version >= 4), or a whole
+// file of CBOR (versions 1-3). Throws on any mismatch or undecodable byte.
+json read_verified(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) throw std::runtime_error("read error");
+  bool trailer = bytes.size() >= kTrailerBytes &&
+                 std::memcmp(bytes.data() + bytes.size() - kTrailerBytes, kTrailerMagic, 4) == 0;
+  std::string_view body(bytes.data(), bytes.size() - (trailer ? kTrailerBytes : 0));
+  if (trailer) {
+    uint32_t stored = 0;
+    for (int i = 0; i < 4; ++i)
+      stored |= uint32_t{static_cast<uint8_t>(bytes[bytes.size() - 4 + i])} << (8 * i);
+    if (stored != crc32_ieee(body)) throw std::runtime_error("checksum mismatch");
+  }
+  json j = json::from_cbor(body);
+  if (!trailer && j.at("version").get<int>() >= 4)
+    throw std::runtime_error("checksum trailer missing (a cut or altered file)");
+  return j;
+}
 
 json bin(std::string_view s) { return json::binary(std::vector<uint8_t>(s.begin(), s.end())); }
 std::string unbin(const json& j) {
@@ -185,7 +220,9 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
     for (const auto& d : iv.dists) dists.push_back(dist_to_json(d));
     ivs.push_back({iv.start, iv.emitted, std::move(cells), std::move(dists), iv.changed_slots});
   }
-  Status written = write_file_durably(opt.state_dir, "snapshot", json::to_cbor(j));
+  std::vector<uint8_t> bytes = json::to_cbor(j);
+  append_trailer(bytes);
+  Status written = write_file_durably(opt.state_dir, "snapshot", bytes);
   if (!written) return written;
   Status opened = wal.open(opt.state_dir, next_wal, opt.fsync);
   if (!opened) return opened;
@@ -195,15 +232,32 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
   return Ok{};
 }
 
-Status Engine::Impl::load_snapshot(bool& found) {
+void Engine::Impl::discard_loaded_state() {
+  st = EngineStats{};
+  agents.clear();
+  sources.clear(); free_sources.clear(); dying_sources.clear();
+  slots.clear(); free_slots.clear(); dying_slots.clear();
+  aggs.clear(); free_aggs.clear(); dying_aggs.clear();
+  intervals.clear();
+  next_emit_start = kNoInterval;
+  wal_start = 0;
+}
+
+Status Engine::Impl::load_snapshot(bool& found, bool& damaged) {
   std::string path = opt.state_dir + "/snapshot";
   std::error_code ec;
   found = std::filesystem::exists(path, ec);
+  damaged = false;
   if (!found) return Ok{};
   const std::string hint = "move " + path + " and the wal-*.log files aside to start empty";
+  json j;
   try {
-    std::ifstream in(path, std::ios::binary);
-    json j = json::from_cbor(in);
+    j = read_verified(path);
+  } catch (const std::exception& e) {
+    damaged = true;
+    return make_error("snapshot " + path + " does not verify: " + e.what());
+  }
+  try {
     const int version = j.at("version").get<int>();
     if (j.at("format") != "statherd-engine-snapshot" || version < 1 || version > kSnapshotVersion)
       return make_error("snapshot " + path + " has an unknown format or version", hint);
@@ -281,7 +335,9 @@ Status Engine::Impl::load_snapshot(bool& found) {
           if (c.dist != kNone && c.slot < slots.size())
             slots[c.slot].last_dist = std::make_shared<const Distribution>(iv.dists.at(c.dist));
   } catch (const std::exception& e) {
-    return make_error("snapshot " + path + " is unreadable: " + e.what(), hint);
+    discard_loaded_state();  // half loaded: start from the WAL alone
+    damaged = true;
+    return make_error("snapshot " + path + " is unreadable: " + e.what());
   }
   rebuild_indexes();
   return Ok{};

@@ -76,10 +76,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (head.status != 0) return do_write(std::move(head), parser_->is_done());
     // Only ingest (authenticated above) may send max_body_bytes; every other route gets the
     // small read limit, refused from Content-Length before any of the body is read.
-    body_limit_ = ApiRoutes::needs_token(ApiRoutes::path_of(
-                      std::string_view(req.target().data(), req.target().size())))
-                      ? ctx_.options.max_body_bytes
-                      : ctx_.options.max_read_body_bytes;
+    body_limit_ = route_body_limit();
     if (auto length = parser_->content_length(); length && *length > body_limit_) {
       return fail_read(http::error::body_limit);
     }
@@ -125,10 +122,22 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Only ingest (authenticated) may send max_body_bytes; every other route max_read_body_bytes.
+  bool ingest_route() const {
+    const auto& req = parser_->get();
+    return ApiRoutes::needs_token(
+        ApiRoutes::path_of(std::string_view(req.target().data(), req.target().size())));
+  }
+  uint64_t route_body_limit() const {
+    return ingest_route() ? ctx_.options.max_body_bytes : ctx_.options.max_read_body_bytes;
+  }
+
   void fail_read(beast::error_code ec) {
     if (ec == http::error::body_limit) {
-      const bool ingest = body_limit_ == ctx_.options.max_body_bytes;
-      return do_write(json_error(413, "request body over " + std::to_string(body_limit_) +
+      // Beast checks Content-Length against the parser's limit while it reads the header,
+      // before on_header has chosen the route's limit: name the route's limit, not body_limit_.
+      const bool ingest = ingest_route();
+      return do_write(json_error(413, "request body over " + std::to_string(route_body_limit()) +
                                           " bytes",
                                  ingest ? "raise limits.max_body_bytes or send smaller batches"
                                         : "send fewer targets, or raise "

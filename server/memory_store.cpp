@@ -198,6 +198,7 @@ ReadLimits unbounded_limits() {
   l.max_alternatives = 4096;
   l.max_paths = SIZE_MAX / 2;
   l.max_match_steps = l.max_points = l.max_answer_bytes = UINT64_MAX / 2;
+  l.max_points_read = UINT64_MAX / 2;
   return l;
 }
 
@@ -281,15 +282,30 @@ nlohmann::json MemoryStore::datapoints(const Ring& ring, int64_t from_s, int64_t
   // Whisper's alignment: the first point is the first interval start after `from`, the last
   // the interval start at or before `until`. Nothing older than retention exists here.
   from_s = std::max(from_s, until_s - static_cast<int64_t>(options_.retention.count()));
-  for (int64_t ts = floor_to(from_s, step) + step; ts <= floor_to(until_s, step); ts += step) {
-    const Slot* slot = ring.find(ts);
-    if (slot && slot->ts == ts) {
-      points.push_back({slot->value, ts});
-    } else {
-      points.push_back({nullptr, ts});
+  int64_t first = floor_to(from_s, step) + step, last = floor_to(until_s, step);
+  if (last < first) return points;
+  // consolidate_datapoints() computed on the slots: runs of per_point raw points become one
+  // point, the average of their non-null values, without a JSON value per raw point.
+  size_t n = static_cast<size_t>((last - first) / step + 1);
+  size_t per_point = max_data_points == 0 || n <= max_data_points
+                         ? 1
+                         : (n + max_data_points - 1) / max_data_points;
+  for (int64_t run = first; run <= last; run += step * static_cast<int64_t>(per_point)) {
+    double sum = 0;
+    size_t count = 0;
+    for (int64_t ts = run; ts <= last && ts < run + step * static_cast<int64_t>(per_point);
+         ts += step) {
+      const Slot* slot = ring.find(ts);
+      if (!slot || slot->ts != ts) continue;
+      sum += slot->value;
+      ++count;
     }
+    nlohmann::json value = count == 0 ? nlohmann::json(nullptr)
+                           : per_point == 1 ? nlohmann::json(sum)
+                                            : nlohmann::json(sum / static_cast<double>(count));
+    points.push_back({value, run});
   }
-  return consolidate_datapoints(points, max_data_points);
+  return points;
 }
 
 Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& targets,
@@ -299,7 +315,7 @@ Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& t
   // First the matching paths and the answer's size, then the points: a refusal costs a scan.
   std::vector<std::pair<const std::string*, const Ring*>> matched;
   std::set<std::string_view> seen;
-  uint64_t steps = limits.max_match_steps, points = 0;
+  uint64_t steps = limits.max_match_steps, points = 0, points_read = 0;
   for (const GraphitePattern& target : targets) {
     std::optional<Error> refused;
     bool scanned = scan(target, steps, [&](const std::string& path, const Ring& ring) {
@@ -310,6 +326,15 @@ Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& t
         return false;
       }
       points += point_count(ring.interval_s, from_s, until_s, max_data_points);
+      points_read += point_count(ring.interval_s, from_s, until_s, 0);
+      if (points_read > limits.max_points_read) {
+        refused = Error{"the answer for '" + target.text().substr(0, 80) + "' would need more "
+                        "than " + std::to_string(limits.max_points_read) + " datapoints read "
+                        "(before maxDataPoints consolidation)",
+                        "narrow the pattern (fewer *) or shorten from/until; or raise "
+                        "reads.max_points_read"};
+        return false;
+      }
       if (points > limits.max_points) {
         refused = too_much(std::to_string(limits.max_points) + " datapoints", target.text(),
                            "max_points");

@@ -16,6 +16,7 @@ struct ReadLimits {
   size_t max_paths = 10'000;              // series of a /render answer, nodes of a find answer
   uint64_t max_match_steps = 20'000'000;  // (stored path x alternative) comparisons a request
   uint64_t max_points = 500'000;          // datapoints of a /render answer
+  uint64_t max_points_read = 50'000'000;  // stored slots a /render reads, before maxDataPoints
   uint64_t max_answer_bytes = 16ull << 20;
 };
 

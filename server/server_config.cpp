@@ -6,9 +6,9 @@
 #include <map>
 #include <sstream>
 
-#include "common/private_dir.h"
 #include "common/yaml_util.h"
 #include "server/sinks/remote_write_http.h"
+#include "server/state_dir_check.h"
 
 namespace statherd::server {
 
@@ -63,11 +63,17 @@ void read_limits(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   YAML::Node n = r.get_map(root, "limits");
   if (!n) return;
   r.get_bytes(n, "max_body_bytes", c.max_body_bytes, "limits", kMinBodyBytes, kMaxBodyBytes);
-  r.get_bytes(n, "max_read_body_bytes", c.max_read_body_bytes, "limits");
+  r.get_bytes(n, "max_read_body_bytes", c.max_read_body_bytes, "limits", kMinBodyBytes,
+              kMaxBodyBytes);
   read_count(r, n, "max_series_total", c.max_series_total, 1, "limits");
   read_count(r, n, "max_series_per_source", c.max_series_per_source, 1, "limits");
   read_count(r, n, "max_connections", c.max_connections, 1, "limits");
-  r.get_duration(n, "connection_idle_timeout", c.connection_idle_timeout, "limits");
+  // Under a second, a client is cut off between connect and its first request.
+  if (r.get_duration(n, "connection_idle_timeout", c.connection_idle_timeout, "limits") &&
+      c.connection_idle_timeout < std::chrono::seconds(1))
+    r.error_at(n["connection_idle_timeout"], "limits.connection_idle_timeout",
+               "under 1s: clients would be disconnected before their first request",
+               "1s or more (default 30s)");
   read_count(r, n, "max_samples_per_batch", c.max_samples_per_batch, 1, "limits");
   r.check_keys(n, {"max_body_bytes", "max_read_body_bytes", "max_series_total",
                    "max_series_per_source", "max_connections", "connection_idle_timeout",
@@ -95,9 +101,11 @@ void read_reads(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   read_size(r, n, "max_paths", l.max_paths);
   read_count(r, n, "max_match_steps", l.max_match_steps, 1, "reads");
   read_count(r, n, "max_points", l.max_points, 1, "reads");
+  read_count(r, n, "max_points_read", l.max_points_read, 1, "reads");
   r.get_bytes(n, "max_answer_bytes", l.max_answer_bytes, "reads");
   r.check_keys(n, {"max_targets", "max_pattern_bytes", "max_brace_depth", "max_alternatives",
-                   "max_paths", "max_match_steps", "max_points", "max_answer_bytes"},
+                   "max_paths", "max_match_steps", "max_points", "max_points_read",
+                   "max_answer_bytes"},
                "reads");
 }
 
@@ -189,7 +197,7 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
     if (r.get_string(root, "token_file", c.token_file) && check_token) check_token_file(r, c);
     r.get_interval(root, "interval", c.interval);
     if (r.get_string(root, "state_dir", c.state_dir))
-      if (Status s = check_not_world_writable(c.state_dir, "state_dir"); !s)
+      if (Status s = check_state_dir(c.state_dir); !s)
         r.error_at(root["state_dir"], "state_dir", s.error().message, s.error().hint);
     r.get_duration(root, "late_window", c.late_window);
     r.get_duration(root, "idle_timeout", c.idle_timeout);
@@ -346,7 +354,7 @@ Status validate_server_config(const ServerConfig& c) {
     return make_error(
         "limits.max_body_bytes " + std::to_string(c.max_body_bytes) + " is out of range",
         "use 1KiB to 1GiB (default 64MiB)");
-  if (Status s = check_not_world_writable(c.state_dir, "state_dir"); !s) return s;
+  if (Status s = check_state_dir(c.state_dir); !s) return s;
   return Ok{};
 }
 

@@ -78,7 +78,8 @@ nlohmann::json ServerRuntime::readiness() const {
           {"wal", config_.state_dir.empty() ? "off" : (st.wal_ok ? "ok" : "failing")},
           {"wal_recovery", {{"damaged_records", st.wal_damaged_records},
                             {"quarantined_records", st.wal_quarantined_records},
-                            {"last_damage", st.wal_last_damage}}},
+                            {"last_damage", st.wal_last_damage},
+                            {"snapshot_quarantined", st.snapshot_quarantined}}},
           {"reloads", {{"ok", reloads_ok_}, {"failed", reloads_failed_}}},
           {"sinks", std::move(sinks)}};
 }

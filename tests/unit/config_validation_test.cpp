@@ -9,6 +9,7 @@
 
 #include "common/private_dir.h"
 #include "common/yaml_util.h"
+#include "server/engine.h"
 #include "server/server_config.h"
 
 namespace statherd::server {
@@ -76,6 +77,31 @@ TEST(ServerValidation, MaxBodyBytesMustBeUsable) {
   EXPECT_TRUE(load_server_config_text("s.yaml", "limits:\n  max_body_bytes: 1KiB\n", ok).ok());
 }
 
+// Values that passed --check-config and then broke every request (hostile review): an idle
+// timeout under a second disconnects a client between connect and request; a read body limit
+// of 0 refuses every POST /render.
+TEST(ServerValidation, ConnectionIdleTimeoutAndReadBodyLimitMustBeUsable) {
+  ServerConfig c;
+  Status idle = load_server_config_text("s.yaml", "limits:\n  connection_idle_timeout: 1ms\n", c);
+  ASSERT_FALSE(idle.ok());
+  EXPECT_NE(idle.error().message.find("s.yaml:2:28: limits.connection_idle_timeout:"),
+            std::string::npos)
+      << idle.error().message;
+  ServerConfig rb;
+  Status body = load_server_config_text("s.yaml", "limits:\n  max_read_body_bytes: 0\n", rb);
+  ASSERT_FALSE(body.ok());
+  EXPECT_NE(body.error().message.find("s.yaml:2:24: limits.max_read_body_bytes:"),
+            std::string::npos)
+      << body.error().message;
+  ServerConfig ok;
+  EXPECT_TRUE(load_server_config_text(
+                  "s.yaml", "limits:\n  connection_idle_timeout: 1s\n  max_read_body_bytes: 1KiB\n",
+                  ok)
+                  .ok());
+  EXPECT_EQ(ok.connection_idle_timeout, 1s);
+  EXPECT_EQ(ok.max_read_body_bytes, 1024u);
+}
+
 class StateDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -107,6 +133,63 @@ TEST_F(StateDirTest, PrivateOrMissingStateDirIsAccepted) {
   EXPECT_TRUE(parse({"--state-dir", dir_}).ok());
   EXPECT_TRUE(parse({"--state-dir", dir_ + "/not-yet"}).ok());
   EXPECT_TRUE(check_not_world_writable(dir_ + "/not-yet", "state_dir").ok());
+}
+
+// --check-config tries what start would do, without creating anything: a missing state_dir
+// needs a writable directory as its nearest existing ancestor.
+TEST_F(StateDirTest, StateDirThatCannotBeCreatedIsRefusedAtCheckConfig) {
+  ServerConfig c;
+  Status s = load_server_config_text("s.yaml", "state_dir: /proc/nope/state\n", c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("s.yaml:1:12: state_dir:"), std::string::npos)
+      << s.error().message;
+  EXPECT_NE(s.error().message.find("/proc"), std::string::npos) << s.error().message;
+  EXPECT_FALSE(parse({"--state-dir", "/proc/nope"}).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/a"));
+  EXPECT_TRUE(parse({"--state-dir", dir_ + "/a/b"}).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/a"));  // nothing created by the check
+}
+
+// Only the server's user may change state_dir (hostile review: through a symlink to another
+// user's directory, that user deleted the acknowledged WAL).
+TEST_F(StateDirTest, SymlinkForeignOwnerOrUnstickyWorldWritableParentIsRefused) {
+  const std::string real = dir_ + "/real", link = dir_ + "/link";
+  ASSERT_TRUE(std::filesystem::create_directory(real));
+  ASSERT_EQ(::chmod(real.c_str(), 0700), 0);
+  std::filesystem::create_directory_symlink(real, link);
+  auto symlinked = parse({"--state-dir", link});
+  ASSERT_FALSE(symlinked.ok());
+  EXPECT_NE(symlinked.error().message.find("is a symlink"), std::string::npos)
+      << symlinked.error().message;
+  EXPECT_NE(symlinked.error().hint.find(std::filesystem::canonical(real).string()),
+            std::string::npos)
+      << symlinked.error().hint;
+  EXPECT_TRUE(parse({"--state-dir", real}).ok());
+
+  ASSERT_EQ(::chmod(dir_.c_str(), 0777), 0);  // parent writable by all, no sticky bit
+  auto parent = parse({"--state-dir", real});
+  ASSERT_FALSE(parent.ok());
+  EXPECT_NE(parent.error().message.find("world-writable without the sticky bit"),
+            std::string::npos)
+      << parent.error().message;
+  ASSERT_EQ(::chmod(dir_.c_str(), 01777), 0);  // like /tmp: others cannot rename it away
+  EXPECT_TRUE(parse({"--state-dir", real}).ok());
+  ASSERT_EQ(::chmod(dir_.c_str(), 0700), 0);
+
+  if (::geteuid() != 0) GTEST_SKIP() << "chown to another user needs root";
+  ASSERT_EQ(::chown(real.c_str(), 65534, 65534), 0);  // nobody
+  // `sudo statherd-server --check-config` of a directory the service user owns: fine.
+  EXPECT_TRUE(parse({"--state-dir", real}).ok());
+  // The start refuses it: the server's uid is not the owner.
+  EngineOptions o;
+  o.state_dir = real;
+  Engine engine(o);
+  Status foreign = engine.open(1'700'000'000'000);
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(foreign.error().message.find("owned by uid 65534"), std::string::npos)
+      << foreign.error().message;
+  EXPECT_NE(foreign.error().hint.find("chown"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::is_empty(real));  // nothing written there
 }
 
 }  // namespace

@@ -113,6 +113,36 @@ TEST(BoundedMemoryStore, RenderRefusesTooManySeriesPointsOrSteps) {
   EXPECT_NE(steps.error().hint.find("reads.max_match_steps"), std::string::npos);
 }
 
+// maxDataPoints shrinks the answer, not the work: the points read before consolidation are
+// bounded too (reads.max_points_read), refused before anything is built (hostile review).
+TEST(BoundedMemoryStore, RenderBoundsPointsReadBeforeConsolidation) {
+  MemoryStore store({std::chrono::seconds(3600), 1'000'000, "statherd"});
+  for (int64_t t = 910; t <= 1000; t += 10) {
+    if (t == 950) continue;  // a gap: null points inside a consolidated run
+    IntervalOutput out = gauges(t, 50);
+    for (SeriesPoint& p : out.points) p.value += static_cast<double>(t);
+    store.emit(out);
+  }
+  auto all = compile("statherd.web.*.mean");
+  ASSERT_TRUE(all.ok());
+  ReadLimits limits;
+  limits.max_points_read = 50 * 10 - 1;  // 50 series x 10 points of the last 100 s
+  auto refused = store.render({*all}, 900, 1000, 1, limits);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("499 datapoints read"), std::string::npos);
+  EXPECT_NE(refused.error().hint.find("reads.max_points_read"), std::string::npos);
+  limits.max_points_read = 50 * 10;
+  auto ok = store.render({*all}, 900, 1000, 3, limits);
+  ASSERT_TRUE(ok.ok());
+  ASSERT_EQ(ok->size(), 50u);
+  // The consolidated answer is the same as consolidating the full answer.
+  auto full = store.render({*all}, 900, 1000, 0, ReadLimits{});
+  ASSERT_TRUE(full.ok());
+  for (size_t i = 0; i < 50; ++i) {
+    EXPECT_EQ((*ok)[i]["datapoints"], consolidate_datapoints((*full)[i]["datapoints"], 3));
+  }
+}
+
 TEST(BoundedMemoryStore, FindRefusesTooManyNodes) {
   MemoryStore store({std::chrono::seconds(3600), 1'000'000, "statherd"});
   store.emit(gauges(1000, 20));

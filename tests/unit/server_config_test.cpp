@@ -45,6 +45,7 @@ TEST(ServerConfig, ReadAndConnectionLimitsLoadAndExampleHasTheDefaults) {
   EXPECT_EQ(example.reads.max_pattern_bytes, defaults.reads.max_pattern_bytes);
   EXPECT_EQ(example.reads.max_alternatives, defaults.reads.max_alternatives);
   EXPECT_EQ(example.reads.max_points, defaults.reads.max_points);
+  EXPECT_EQ(example.reads.max_points_read, defaults.reads.max_points_read);
   EXPECT_EQ(example.reads.max_answer_bytes, defaults.reads.max_answer_bytes);
 
   ServerConfig c;

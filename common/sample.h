@@ -65,6 +65,11 @@ struct SourceSamples {
   // The source appeared while the agent was watching (started since the previous scan), so the
   // server counts its counters' whole value on first sighting instead of baselining them.
   bool fresh = false;
+  // id.start_time_ms is not the process start but the stat file's birth time: the process died
+  // before this agent could learn its start (an mmstats v1 file has none). The server then
+  // continues the process it knows for that pid and path, or counts whole a file born after
+  // the agent's previous applied read.
+  bool start_is_file_birth = false;
   std::vector<Sample> samples;
 };
 

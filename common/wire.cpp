@@ -4,7 +4,8 @@
 //   magic "SHB" u8 version(=1)
 //   str agent_id | varint seq | zz sent_ms
 //   varint n_sources, then per source:
-//     str host | str app | zz pid | zz start_time_ms | str path | u8 flags (bit 0: fresh)
+//     str host | str app | zz pid | zz start_time_ms | str path | u8 flags (bit 0: fresh,
+//     bit 1: start_time_ms is the file's birth time)
 //     varint n_samples, then per sample:
 //       str name | varint n_tags, n x (str key, str value) | u8 kind | zz timestamp_ms
 //       counter/gauge: f64 value        text: str text
@@ -332,7 +333,9 @@ void read_source(Reader& r, SourceSamples& src, uint64_t& samples_left) {
   src.id.pid = r.zz();
   src.id.start_time_ms = r.zz();
   r.str(src.id.path);
-  src.fresh = (r.u8() & 1) != 0;
+  const uint8_t flags = r.u8();
+  src.fresh = (flags & 1) != 0;
+  src.start_is_file_birth = (flags & 2) != 0;
   // A sample takes at least 6 bytes: a text sample with a 1-byte name and empty text is
   // name (2) + tag count (1) + kind (1) + timestamp (1) + text length (1).
   uint64_t n = r.count(samples_left, kMinSampleBytes, "sample", true);
@@ -368,7 +371,7 @@ std::string encode_batch(const Batch& batch) {
     w.zz(src.id.pid);
     w.zz(src.id.start_time_ms);
     w.str(src.id.path);
-    w.u8(src.fresh ? 1 : 0);
+    w.u8(static_cast<uint8_t>((src.fresh ? 1 : 0) | (src.start_is_file_birth ? 2 : 0)));
     w.varint(src.samples.size());
     for (const auto& s : src.samples) write_sample(w, s);
   }

@@ -338,7 +338,7 @@ void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {
   const int64_t previous_read_ms = agent.last_read_ms;
   keep_errors(agent, batch.errors);
   for (const SourceSamples& ss : batch.sources) {
-    const SourceIdentity* known = known_process_of(ss.id, batch.agent_id);
+    const SourceIdentity* known = known_process_of(ss.id, batch.agent_id, ss.start_is_file_birth);
     uint32_t src = source_for(known ? SourceIdentity(*known) : ss.id, batch.agent_id, now_ms);
     bool count_new = ss.fresh || sources[src].batches > 0 ||
                      started_after(ss.id, previous_read_ms);

@@ -15,6 +15,7 @@ constexpr uint64_t kSnapshotWalBytes = 64ull << 20;
 // Agents keep their dedup state (last seq) at least this long: forgetting it early would let
 // a late retry of an acknowledged batch count twice.
 constexpr int64_t kMinAgentMemoryMs = 7LL * 24 * 3600 * 1000;
+constexpr int64_t kSilentAgentMs = 3600LL * 1000;
 
 }  // namespace
 
@@ -155,14 +156,31 @@ void Engine::Impl::kill_slot(uint32_t id) {
   dying_slots.push_back({watermark, id});
 }
 
+// Idle means idle while its agent kept sending: a series or source is measured against its
+// agent's latest batch, not the server's clock. So a server that was stopped or paused, or an
+// agent that was down or cut off (its batches waiting in its spool), expires nothing: the
+// spooled batches continue every series where it was (else each would come back as a new
+// sighting, a baseline, and its increments meanwhile and the exported totals would be lost).
+// An agent silent for longer than kSilentAgentMs (at least the idle timeout) is taken for gone:
+// its series expire by the server's clock after all.
+int64_t Engine::Impl::idle_clock(uint32_t source, int64_t now_ms) const {
+  if (source == kNone || source >= sources.size() || !sources[source].alive) return now_ms;
+  auto agent = agents.find(sources[source].agent_id);
+  if (agent == agents.end()) return now_ms;
+  const int64_t silent = std::max<int64_t>(opt.idle_timeout.count(), kSilentAgentMs);
+  if (now_ms - agent->second.last_seen_ms > silent) return now_ms;
+  return std::min(now_ms, agent->second.last_seen_ms);
+}
+
 void Engine::Impl::expire_idle(int64_t now_ms) {
   const int64_t idle = opt.idle_timeout.count();
   for (uint32_t i = 0; i < slots.size(); ++i)
-    if (slots[i].alive && now_ms - slots[i].last_seen_ms > idle) kill_slot(i);
+    if (slots[i].alive && idle_clock(slots[i].source, now_ms) - slots[i].last_seen_ms > idle)
+      kill_slot(i);
   const int64_t watermark = intervals.empty() ? kNoInterval : intervals.back().start;
   for (uint32_t i = 0; i < sources.size(); ++i) {
     SourceState& s = sources[i];
-    if (!s.alive || now_ms - s.last_seen_ms <= idle) continue;
+    if (!s.alive || idle_clock(i, now_ms) - s.last_seen_ms <= idle) continue;
     s.alive = false;
     source_index.erase(s.id.key());
     --st.sources;

@@ -16,18 +16,24 @@ bool Engine::Impl::started_after(const SourceIdentity& id, int64_t read_ms) {
 }
 
 // An mmstats v1 file read after its process died has no start time (/proc has none); when the
-// agent that knew it was stopped meanwhile and could not keep it (a full disk), it arrives as
-// start 0. The live source of the same agent, host, app, pid and path is that process: continue
-// it, rather than baseline a new identity and lose its last increments. Linear in the sources,
-// for the rare start-0 source the server does not know.
+// agent that knew it was stopped meanwhile and could not keep it (a full disk), it arrives with
+// start 0, or with the file's birth time in its place (`birth`, SourceSamples::
+// start_is_file_birth). The live source of the same agent, host, app, pid and path is that
+// process (one that started by the file's birth: a process creates its file): continue it,
+// rather than baseline a new identity and lose its last increments. Unknown to the server, a
+// birth-time identity is then judged by started_after like a process start. Linear in the
+// sources, for the rare such source the server does not know.
 const SourceIdentity* Engine::Impl::known_process_of(const SourceIdentity& id,
-                                                      const std::string& agent) const {
-  if (id.pid <= 0 || id.start_time_ms != 0 || source_index.count(id.key())) return nullptr;
+                                                      const std::string& agent,
+                                                      bool birth) const {
+  if (id.pid <= 0 || (id.start_time_ms != 0 && !birth) || source_index.count(id.key()))
+    return nullptr;
   const SourceIdentity* found = nullptr;
   for (const SourceState& s : sources) {
     if (!s.alive || s.agent_id != agent || s.id.pid != id.pid || s.id.start_time_ms == 0 ||
         s.id.path != id.path || s.id.app != id.app || s.id.host != id.host)
       continue;
+    if (birth && s.id.start_time_ms > id.start_time_ms) continue;  // started after the file
     if (!found || s.id.start_time_ms > found->start_time_ms) found = &s.id;  // the latest
   }
   return found;

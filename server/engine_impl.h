@@ -145,9 +145,10 @@ struct Engine::Impl {
   void apply_batch(const Batch& batch, int64_t now_ms);
   void keep_errors(AgentState& agent, const std::vector<SourceError>& errors);
   uint32_t source_for(const SourceIdentity& id, const std::string& agent, int64_t now_ms);
-  const SourceIdentity* known_process_of(const SourceIdentity& id,
-                                         const std::string& agent) const;
+  const SourceIdentity* known_process_of(const SourceIdentity& id, const std::string& agent,
+                                         bool birth) const;
   static bool started_after(const SourceIdentity& id, int64_t read_ms);
+  int64_t idle_clock(uint32_t source, int64_t now_ms) const;
   void apply_sample(uint32_t src, size_t pos, bool count_new, const Sample& s, int64_t now_ms);
   Distribution dist_delta(Slot& slot, bool count_new, const std::shared_ptr<const Distribution>& cur);
   void add_dist_totals(const Slot& slot, const Distribution& delta);

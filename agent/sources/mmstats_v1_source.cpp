@@ -148,6 +148,7 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
   if (v.inserted || v.replaced() || v.resized()) {  // a new file, or one rewritten: start over
     f.unmap();
     f.start_time_ms = 0;
+    f.start_is_birth = false;
     f.name = parse_mmstats_file_name(path);
   }
   const bool alive = f.name.pid < 0 || processes.alive(f.name.pid);
@@ -168,13 +169,17 @@ bool MmstatsV1Source::Impl::visit(const std::string& path, int64_t now_ms, Sourc
     }
   }
   // Dead, and no start time known (not even remembered: an earlier agent could not save it on
-  // a full disk): a file created after the previous agent's last scan holds only increments
-  // made since, so it is fresh. Its birth time is exact; /proc start times are not needed.
-  bool fresh = v.fresh;
-  if (!fresh && !alive && f.start_time_ms == 0 && f.name.pid >= 0 &&
-      options.fresh_if_started_after_ms > 0)
-    fresh = file_birth_ms(path) > options.fresh_if_started_after_ms;
-  const bool read = read_file(f, fresh, now_ms, ss, errors);
+  // a full disk): the file's birth time stands in, marked so, and the server decides from what
+  // it applied (common/sample.h, start_is_file_birth).
+  if (!alive && f.start_time_ms == 0 && f.name.pid >= 0) {
+    f.start_time_ms = file_birth_ms(path);
+    f.start_is_birth = f.start_time_ms > 0;
+  }
+  const bool read = read_file(f, v.fresh, now_ms, ss, errors);
+  if (f.start_is_birth) {
+    ss.start_is_file_birth = true;
+    ss.fresh = v.fresh;  // not from the birth time: the server decides (engine_identity.cpp)
+  }
   f.finish_read(alive);  // a dead process's file: its last read, then unmapped
   return read;
 }

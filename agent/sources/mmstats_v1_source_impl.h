@@ -21,6 +21,7 @@ namespace statherd::agent {
 struct MmstatsMappedFile : TrackedStatFile {
   MmstatsFileName name;
   int64_t start_time_ms = 0;
+  bool start_is_birth = false;  // start_time_ms is the file's birth time (see common/sample.h)
   bool layout_ok = false;
   MmstatsLayout layout;
   std::vector<std::string> sample_names;

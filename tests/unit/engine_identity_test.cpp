@@ -96,6 +96,36 @@ TEST(EngineIdentity, TheLastReadTimeSurvivesARestart) {
   std::filesystem::remove_all(dir);
 }
 
+SourceSamples born_at(int64_t pid, int64_t birth_ms, double value, int64_t read_ms) {
+  SourceSamples ss = started_at(pid, birth_ms, value, read_ms);
+  ss.start_is_file_birth = true;
+  return ss;
+}
+
+TEST(EngineIdentity, DeadV1FileIdentifiedByItsBirthContinuesTheKnownProcess) {
+  Engine e(opts());
+  ASSERT_TRUE(e.open(T0).ok());
+  e.ingest(batch_at(1024, T0 + 1000, {started_at(3, T0 - 60'000, 100, T0 + 1000)}), T0 + 1000);
+  e.ingest(batch_at(2048, T0 + 2000, {started_at(3, T0 - 60'000, 110, T0 + 2000)}), T0 + 2000);
+  // The file was created just after its process started (a process creates its file).
+  e.ingest(batch_at(3072, T0 + 5000, {born_at(3, T0 - 59'990, 125, T0 + 5000)}), T0 + 5000);
+  auto out = e.flush(T0 + 12'000);
+  EXPECT_EQ(point(out, S0, Level::App, "req", "count"), 25.0) << "110 -> 125 is 15 more";
+}
+
+TEST(EngineIdentity, UnknownFileBornAfterTheLastReadCountsWholeBornBeforeIsBaselined) {
+  Engine e(opts());
+  ASSERT_TRUE(e.open(T0).ok());
+  e.ingest(batch_at(1024, T0 + 1000, {started_at(1, T0 - 60'000, 50, T0 + 1000)}), T0 + 1000);
+  // pid 4's whole life fell between two applied reads; pid 5's file is older than the read.
+  e.ingest(batch_at(2048, T0 + 4000, {started_at(1, T0 - 60'000, 60, T0 + 4000),
+                                      born_at(4, T0 + 1500, 40, T0 + 4000),
+                                      born_at(5, T0 + 500, 30, T0 + 4000)}),
+           T0 + 4000);
+  auto out = e.flush(T0 + 12'000);
+  EXPECT_EQ(point(out, S0, Level::App, "req", "count"), 50.0) << "10 + 40; pid 5 a baseline";
+}
+
 TEST(EngineIdentity, DeadV1FileWithoutStartTimeContinuesTheKnownProcess) {
   Engine e(opts());
   ASSERT_TRUE(e.open(T0).ok());

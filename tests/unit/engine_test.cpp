@@ -233,9 +233,30 @@ TEST(Engine, IdleSeriesExpireAndStopEmittingZeros) {
   e.ingest(batch("a", 1, {source(1, {counter("req", 1, T0)})}), T0);
   auto out = e.flush(T0 + 22'000);
   EXPECT_EQ(point(out, S0 + 10, Level::App, "req", "count"), 0.0);  // known, no data: 0
+  // Idle while its agent keeps sending (other sources): expired.
+  e.ingest(batch("a", 2, {source(2, {counter("other", 1, T0 + 61'000)})}), T0 + 61'000);
   out = e.flush(T0 + 62'000);
   EXPECT_FALSE(point(out, S0 + 50, Level::App, "req", "count").has_value());
-  EXPECT_EQ(e.stats().series, 0u);
+  EXPECT_EQ(e.stats().series, 1u);   // "other"
+  EXPECT_EQ(e.stats().sources, 1u);
+}
+
+// A server stopped or paused, or an agent down (its batches waiting in its spool), longer than
+// the idle timeout: nothing expires, so the agent's batches continue every series where it was
+// (found by the hostile review of #15: every total restarted near 0 and increments were lost).
+// An agent silent for over an hour is taken for gone.
+TEST(Engine, SeriesOfASilentAgentDoNotExpireUntilItIsTakenForGone) {
+  EngineOptions o = opts();
+  o.idle_timeout = std::chrono::milliseconds(30'000);
+  Engine e(o);
+  ASSERT_TRUE(e.open(T0).ok());
+  e.ingest(batch("a", 1, {source(1, {counter("req", 100, T0)})}), T0);
+  e.flush(T0 + 300'000);  // 5 minutes without a batch from agent a
+  EXPECT_EQ(e.stats().sources, 1u);
+  e.ingest(batch("a", 2, {source(1, {counter("req", 160, T0 + 301'000)})}), T0 + 301'000);
+  auto out = e.flush(T0 + 312'000);
+  EXPECT_EQ(point(out, S0 + 300, Level::App, "req", "count"), 60.0) << "a delta, not a baseline";
+  e.flush(T0 + 301'000 + 3'601'000);
   EXPECT_EQ(e.stats().sources, 0u);
 }
 

@@ -218,14 +218,16 @@ TEST(MmstatsV1Source, RestartedAgentSendsADeadWritersFileUnderItsEarlierIdentity
   ScrapeReport r;
   third_agent.scrape(3, r);
   ASSERT_EQ(r.sources.size(), 1u);
-  EXPECT_EQ(r.sources[0].id.start_time_ms, 0);
+  EXPECT_NE(r.sources[0].id.start_time_ms, 1700000100000);
+  EXPECT_TRUE(r.sources[0].start_is_file_birth) << "no start known: the file's birth instead";
 }
 
 // A writer born and dead while the agent could record nothing (its spool's disk full, then it
-// was stopped): the next agent finds its file with no start time at all. The file's birth time
-// tells whether it was created after the previous agent's last scan: then everything in it is
-// new and the source is fresh (the server counts it whole, or continues the process it knows).
-TEST(MmstatsV1Source, DeadWritersFileBornAfterThePreviousScanIsFresh) {
+// was stopped): the next agent finds its file with no start time at all. It sends the file's
+// birth time in its place, marked so; the server decides from what it applied (it continues
+// the process it knows, or counts whole a file born after the agent's previous applied read),
+// not the agent from a last-scan time its full disk may not have recorded.
+TEST(MmstatsV1Source, DeadWritersFileWithoutStartTimeCarriesItsBirthTime) {
   FakeHost host;
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch()).count();
@@ -237,15 +239,11 @@ TEST(MmstatsV1Source, DeadWritersFileBornAfterThePreviousScanIsFresh) {
     ScrapeReport r;
     src.scrape(1, r);
     ASSERT_EQ(r.sources.size(), 1u);
-    EXPECT_EQ(r.sources[0].id.start_time_ms, 0);
-    EXPECT_TRUE(r.sources[0].fresh) << "created after the previous agent's last scan";
+    EXPECT_TRUE(r.sources[0].start_is_file_birth);
+    EXPECT_NEAR(static_cast<double>(r.sources[0].id.start_time_ms),
+                static_cast<double>(now_ms), 10'000.0);
+    EXPECT_FALSE(r.sources[0].fresh) << "the server decides, from what it applied";
   }
-  o.fresh_if_started_after_ms = now_ms + 60'000;  // created before that scan: a baseline
-  MmstatsV1Source src(o);
-  ScrapeReport r;
-  src.scrape(2, r);
-  ASSERT_EQ(r.sources.size(), 1u);
-  EXPECT_FALSE(r.sources[0].fresh);
 }
 
 TEST(MmstatsV1Source, BadFileIsAnErrorForThatFileOnly) {

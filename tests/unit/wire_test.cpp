@@ -119,6 +119,18 @@ TEST(Wire, HostileCountsFailBeforeAllocating) {
   EXPECT_NE(r2.error().message.find("string"), std::string::npos) << r2.error().message;
 }
 
+TEST(Wire, StartIsFileBirthFlagRoundTrips) {
+  Batch b = sample_batch();
+  b.sources[0].start_is_file_birth = true;
+  auto r = decode_batch(encode_batch(b));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->sources[0].start_is_file_birth);
+  EXPECT_EQ(r->sources[0].fresh, b.sources[0].fresh);
+  if (r->sources.size() > 1) {
+    EXPECT_FALSE(r->sources[1].start_is_file_birth);
+  }
+}
+
 TEST(Wire, LimitsAreEnforced) {
   Batch b = sample_batch();
   std::string bytes = encode_batch(b);

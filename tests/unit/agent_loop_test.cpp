@@ -358,9 +358,12 @@ TEST(AgentLoopSpoolFull, HeldBatchesShipFromMemoryAndARestartNeverReusesTheirSeq
     });
     ASSERT_EQ(sender.sent.size(), 3u) << "the held batches were shipped from memory";
     std::vector<double> dying;
-    for (const auto& [seq, body] : sender.sent)
-      for (const auto& ss : decode_batch(body)->sources)
+    for (const auto& [seq, body] : sender.sent) {
+      auto batch = decode_batch(body);  // kept: the loop below reads into it
+      ASSERT_TRUE(batch.ok());
+      for (const auto& ss : batch->sources)
         if (ss.id.app == "app") dying.push_back(ss.samples[0].value);
+    }
     EXPECT_EQ(dying, (std::vector<double>{10, 15}));
     for (size_t i = 1; i < sender.sent.size(); ++i)
       EXPECT_GT(sender.sent[i].first, sender.sent[i - 1].first);

@@ -21,14 +21,6 @@ namespace fs = std::filesystem;
 constexpr int64_t T0 = 1'700'000'000'000;
 constexpr int64_t kIv = 1000;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "engine-restart-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 EngineOptions opts(const std::string& dir) {
   EngineOptions o;

@@ -1,7 +1,10 @@
 // Helpers for the engine tests: build wire batches and look up emitted points.
 #pragma once
 
+#include <stdlib.h>
+
 #include <cmath>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +13,16 @@
 #include "server/engine.h"
 
 namespace statherd::server::testing {
+
+// A state directory of its own for one test, removed afterwards.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "engine-test-XXXXXX").string();
+    path = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
 
 inline Sample counter(const std::string& name, double v, int64_t ts) {
   Sample s;

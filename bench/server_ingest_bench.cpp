@@ -11,61 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "common/sketch.h"
-#include "common/wire.h"
+#include "bench/bench_batches.h"
 #include "server/engine.h"
 
 using namespace statherd;
 
-namespace {
-
-struct Shape {
-  int rounds = 30, agents = 20, procs = 50, series = 100, dists = 0;
-};
-
-// One agent's batch for one round: procs processes x series samples (60 % counters, 30 %
-// gauges, 10 % counters with a tag), values advancing with the round.
-std::string make_batch(const Shape& s, int agent, int round, int64_t ts_ms) {
-  Batch b;
-  b.agent_id = "host-" + std::to_string(agent);
-  b.seq = static_cast<uint64_t>(round) + 1;
-  b.sent_ms = ts_ms;
-  for (int p = 0; p < s.procs; ++p) {
-    SourceSamples src;
-    src.id = {b.agent_id, "app" + std::to_string(p % 5), 1000 + p, 1'700'000'000'000 + p,
-              "/tmp/app-" + std::to_string(1000 + p) + ".mmstats"};
-    src.fresh = true;
-    src.samples.reserve(s.series);
-    for (int i = 0; i < s.series; ++i) {
-      Sample m;
-      m.name = "service.component.metric_" + std::to_string(i);
-      m.timestamp_ms = ts_ms;
-      if (i % 10 < 6) {
-        m.kind = Kind::Counter;
-        m.value = static_cast<double>(round) * (i + 1) * 3;
-      } else if (i % 10 < 9) {
-        m.kind = Kind::Gauge;
-        m.value = (p * 7 + i + round) % 100;
-      } else if (s.dists) {
-        m.kind = Kind::Distribution;
-        auto d = std::make_shared<Distribution>();
-        d->form = Distribution::Form::Sketch;
-        for (int k = 0; k <= round; ++k)  // cumulative: every round adds 20 observations
-          for (int j = 0; j < 20; ++j) d->sketch.add(0.001 * (1 + (p + i + j * 7 + k) % 97));
-        m.dist = std::move(d);
-      } else {
-        m.kind = Kind::Counter;
-        m.tags = {{"code", std::to_string(200 + i % 3)}};
-        m.value = static_cast<double>(round) * 11;
-      }
-      src.samples.push_back(std::move(m));
-    }
-    b.sources.push_back(std::move(src));
-  }
-  return encode_batch(b);
-}
-
-}  // namespace
+using bench::make_batch;
+using bench::Shape;
 
 int main(int argc, char** argv) {
   Shape s;

@@ -10,6 +10,10 @@ echo "== server ingest + rollup =="
 "$build/bench/server_ingest_bench"
 "$build/bench/server_ingest_bench" 30 20 50 100 1   # the same with per-interval sketches
 echo
+echo "== the daemon over HTTP, default config (WAL fsync on): the same batches =="
+"$build/bench/server_http_bench" "$build/statherd-server" 30
+"$build/bench/server_http_bench" "$build/statherd-server" 30 20 50 100 1
+echo
 echo "== Python v2 writer cost per call (statherd vs prometheus_client) =="
 /usr/bin/python3 "$root/bench/v2_writer_bench.py"
 echo

@@ -134,10 +134,10 @@ class PipelineTestCase(unittest.TestCase):
         self.carbon.start()
         return self.carbon
 
-    def start_server(self, port=None, graphite=None):
+    def start_server(self, port=None, graphite=None, extra_args=()):
         graphite = graphite or (self.carbon.address if self.carbon else "-")
         self.server = harness.StatherdServer(self.workdir, self.token_file, graphite=graphite,
-                                             port=port)
+                                             port=port, extra_args=extra_args)
         self.managed.append(self.server)
         self.server.start()
         return self.server

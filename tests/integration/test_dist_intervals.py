@@ -20,6 +20,8 @@ import unittest
 
 import harness
 import pipeline
+from test_prometheus_restarts import ScrapingReceiver
+from test_prometheus_scrape import ensure_prometheus, prom_name
 
 APP = "distiv"
 METRIC = "lat"
@@ -57,11 +59,11 @@ class DistIntervalsTest(pipeline.PipelineTestCase):
             f.write(WRITER)
         self.observed = 0
 
-    def start(self, with_carbon=True):
+    def start(self, with_carbon=True, port=None, server_args=()):
         self.token_file = harness.write_token_file(self.workdir)
         if with_carbon:
             self.start_carbon()
-        self.start_server()
+        self.start_server(port=port, extra_args=server_args)
         self.prom_dir = os.path.join(self.workdir, "prom")
         os.makedirs(self.prom_dir)  # empty at the first scan: its files then count whole
         self.ports = [harness.free_port() for _ in range(3)]
@@ -165,6 +167,59 @@ class DistIntervalsTest(pipeline.PipelineTestCase):
         if self.MODE == "v2":
             last = max(t for t, c in s["count"].items() if c > 0)
             self.assertAlmostEqual(s["p50"][last], 0.05, delta=0.05 * 0.025)
+
+    def test_prometheus_gets_fleet_totals_and_the_last_intervals_quantiles(self):
+        """Prometheus scrapes /metrics and receives remote_write: `_count` and `_sum` are fleet
+        totals of the observations (a worker recycled mid-run neither drops nor doubles its
+        share, no reset), the quantiles those of the last interval (0.1 after the shift)."""
+        ensure_prometheus()
+        port = harness.free_port()
+        self.prom = ScrapingReceiver(self.workdir, f"127.0.0.1:{port}")
+        self.managed.append(self.prom)
+        self.prom.wait_ready()
+        self.start(with_carbon=False, port=port,
+                   server_args=["--remote-write", f"{self.prom.url}/api/v1/write"])
+        writers = [self.start_writer(i) for i in range(3)]
+        if self.MODE == "text":
+            self.wait_agent_batches(3)
+        observed_sum = 0.0
+        for k, value in enumerate([0.001] * 3 + [0.1] * 4):
+            if k == 5:  # a recycled worker
+                old = writers.pop(0)
+                old.stdin.close()
+                old.wait(timeout=10)
+                writers.append(self.start_writer(0))
+            self.step(writers, value)
+            observed_sum += value * PER_STEP * len(writers)
+        family = prom_name(METRIC, "")[:-1]  # statherd_lat: a summary
+        copies = {"remote_write": f'{{job="",app="{APP}",level="app"}}',
+                  "scrape": f'{{job="statherd",app="{APP}",level="app"}}'}
+
+        def figures():
+            return {what: {"count": self.prom.query_one(f"{family}_count{sel}"),
+                           "sum": self.prom.query_one(f"{family}_sum{sel}"),
+                           "resets": self.prom.query_one(f"resets({family}_count{sel}[1h])"),
+                           # an interval without observations has no quantiles (the scraped
+                           # series go stale): the last value the interval before the idle ones
+                           "p50": self.prom.query_one(
+                               f'last_over_time({family}{sel[:-1]},quantile="0.5"}}[5m])')}
+                    for what, sel in copies.items()}
+        try:
+            harness.wait_for(lambda: all(f["count"] == self.observed
+                                         for f in figures().values()),
+                             60, interval=0.5, what=f"both copies' _count == {self.observed}")
+        except harness.WaitTimeout:
+            pass  # the figures say what differs
+        got = figures()
+        report = f"observed {self.observed} (sum {observed_sum:.3f}); Prometheus {got}"
+        print(f"\n{report}", file=sys.stderr)
+        for what, f in got.items():
+            self.assertEqual(f["count"], self.observed, f"{what}: {report}")
+            self.assertAlmostEqual(f["sum"], observed_sum, delta=observed_sum * 1e-6,
+                                   msg=f"{what}: {report}")
+            self.assertEqual(f["resets"], 0, f"{what}: {report}")
+            tolerance = 0.025 if self.MODE == "v2" else 0.0025
+            self.assertAlmostEqual(f["p50"], 0.1, delta=0.1 * tolerance, msg=f"{what}: {report}")
 
     def wait_more_intervals_api(self, n):
         start = max(self.series().get("count", {0: 0}))

@@ -14,6 +14,9 @@ echo "== the daemon over HTTP, default config (WAL fsync on): the same batches =
 "$build/bench/server_http_bench" "$build/statherd-server" 30
 "$build/bench/server_http_bench" "$build/statherd-server" 30 20 50 100 1
 echo
+echo "== bench/fleet: a paced fleet against the daemon (issue #10's table) =="
+"$build/bench/fleet_bench" "$build/statherd-server"
+echo
 echo "== Python v2 writer cost per call (statherd vs prometheus_client) =="
 /usr/bin/python3 "$root/bench/v2_writer_bench.py"
 echo

@@ -1,0 +1,173 @@
+// bench/fleet (issue #10): a paced fleet against the real statherd-server binary over HTTP with
+// its default configuration (bench/bench_daemon.h: WAL fsync on). Every host posts one batch per
+// interval, the hosts spread over the interval as unsynchronized agents are, through the agent's
+// own sender (one connection per request). Prints, per shape: counter increments arriving (an
+// app-level counter read back from /render against what the batches carried), server RSS per
+// process series, server CPU per million samples (everything: HTTP, WAL, rollup, sinks, store,
+// emit), and the ack latency p50/p99/max.
+// Usage: fleet_bench SERVER_BINARY [hosts procs series interval_s intervals [senders]]
+//   default: the three shapes of issue #10 that fit this machine: 200x20x100 @10s, 20x10x100 @1s
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/shipper.h"
+#include "bench/bench_batches.h"
+#include "bench/bench_daemon.h"
+
+using namespace statherd;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Fleet {
+  int hosts = 200, procs = 20, series = 100, interval_s = 10, intervals = 6, senders = 16;
+};
+
+struct Figures {
+  uint64_t samples = 0, process_series = 0;
+  double expected = 0, arrived = 0;
+  long rss_kb = 0, peak_kb = 0;
+  double cpu_per_million = 0, p50_ms = 0, p99_ms = 0, max_ms = 0;
+  int failed = 0;
+};
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+}
+
+// The app-level count of metric_0 over the run: every process of app0 adds 3 per round after
+// its first (counted whole at 0).
+double arrived_count(const bench::ServerDaemon& server) {
+  auto r = server.get("/render?target=statherd.app0.service.component.metric_0.count"
+                      "&from=-1h&format=json");
+  if (r.status != 200) return -1;
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  double sum = 0;
+  if (j.is_array() && !j.empty())
+    for (const auto& p : j[0]["datapoints"])
+      if (p[0].is_number()) sum += p[0].get<double>();
+  return sum;
+}
+
+Figures run(const std::string& binary, const Fleet& f) {
+  bench::Shape shape;
+  shape.agents = f.hosts;
+  shape.procs = f.procs;
+  shape.series = f.series;
+  bench::ServerDaemon server(binary, {"--interval", std::to_string(f.interval_s) + "s"});
+  const auto interval = std::chrono::seconds(f.interval_s);
+  const int64_t wall0 = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto t0 = Clock::now() + std::chrono::milliseconds(200);
+
+  Figures out;
+  std::mutex mu;
+  std::vector<double> latencies;
+  const double cpu0 = server.cpu_seconds();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < f.senders; ++t)
+    threads.emplace_back([&, t] {
+      std::vector<double> mine;
+      int failed = 0;
+      for (int r = 0; r < f.intervals; ++r)
+        for (int h = t; h < f.hosts; h += f.senders) {
+          // Host h sends at its own offset in every interval.
+          auto offset = interval * h / f.hosts;
+          auto when = t0 + interval * r + offset;
+          std::this_thread::sleep_until(when);
+          const int64_t ms = wall0 + std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         Clock::now() - t0).count();
+          std::string body = bench::make_batch(shape, h, r, ms);
+          agent::HttpSenderOptions o;
+          o.url = {"127.0.0.1", server.port(), ""};
+          o.token = bench::ServerDaemon::kToken;
+          o.agent_id = "host-" + std::to_string(h);
+          o.timeout = std::chrono::seconds(60);
+          auto sent = Clock::now();
+          auto result = agent::HttpBatchSender(o).send(r + 1, body);
+          mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent).count());
+          if (result.http_status != 200 && failed++ == 0)
+            std::fprintf(stderr, "ingest: HTTP %d %s\n", result.http_status,
+                         result.detail.c_str());
+        }
+      std::lock_guard lock(mu);
+      latencies.insert(latencies.end(), mine.begin(), mine.end());
+      out.failed += failed;
+    });
+  for (auto& th : threads) th.join();
+  out.cpu_per_million = 0;
+  out.samples = static_cast<uint64_t>(f.hosts) * f.procs * f.series * f.intervals;
+  out.process_series = static_cast<uint64_t>(f.hosts) * f.procs * f.series;
+  // Wait for the last interval's rollup (end + grace), then read the counter back.
+  std::this_thread::sleep_for(interval * 2 + std::chrono::seconds(3));
+  out.cpu_per_million = (server.cpu_seconds() - cpu0) / (static_cast<double>(out.samples) / 1e6);
+  out.rss_kb = server.memory_kb("VmRSS");
+  out.peak_kb = server.memory_kb("VmHWM");
+  const int app0_procs = (f.procs + 4) / 5;
+  out.expected = 3.0 * f.hosts * app0_procs * (f.intervals - 1);
+  out.arrived = arrived_count(server);
+  out.p50_ms = quantile(latencies, 0.5);
+  out.p99_ms = quantile(latencies, 0.99);
+  out.max_ms = latencies.empty() ? 0 : *std::max_element(latencies.begin(), latencies.end());
+  if (out.failed || out.arrived != out.expected) server.keep_dir();
+  return out;
+}
+
+void print(const Fleet& f, const Figures& x) {
+  std::printf("| %4d x %3d x %3d @%2ds | %8llu | %9.0f / %-9.0f | %7.2f KiB (%6.0f MB) | %7.2f s "
+              "| %6.1f / %6.1f / %7.1f ms | %d |\n",
+              f.hosts, f.procs, f.series, f.interval_s,
+              static_cast<unsigned long long>(x.process_series), x.arrived, x.expected,
+              static_cast<double>(x.rss_kb) * 1024.0 / static_cast<double>(x.process_series) / 1024.0,
+              static_cast<double>(x.peak_kb) / 1024.0, x.cpu_per_million, x.p50_ms, x.p99_ms,
+              x.max_ms, x.failed);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: fleet_bench SERVER_BINARY [hosts procs series interval_s "
+                         "intervals [senders]]\n");
+    return 2;
+  }
+  std::vector<Fleet> fleets;
+  if (argc >= 7) {
+    Fleet f;
+    f.hosts = std::atoi(argv[2]);
+    f.procs = std::atoi(argv[3]);
+    f.series = std::atoi(argv[4]);
+    f.interval_s = std::max(1, std::atoi(argv[5]));
+    f.intervals = std::max(2, std::atoi(argv[6]));
+    if (argc > 7) f.senders = std::max(1, std::atoi(argv[7]));
+    fleets.push_back(f);
+  } else {
+    fleets.push_back({200, 20, 100, 10, 6, 16});  // 400k process series every 10 s
+    fleets.push_back({20, 10, 100, 1, 30, 4});    // 20k series every 1 s
+  }
+  std::printf("statherd-server over HTTP, default config (WAL fsync on); hosts x processes x "
+              "series @interval; issue #10 targets: RSS <= 1.5 KiB per process series, CPU <= "
+              "1.0 s per million samples, ack p99 <= 100 ms, max <= 500 ms\n");
+  std::printf("| fleet | process series | counter count arrived / sent | server RSS per process "
+              "series (peak) | CPU per M samples | ack p50 / p99 / max | failed |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  int bad = 0;
+  for (const Fleet& f : fleets) {
+    Figures x = run(argv[1], f);
+    print(f, x);
+    bad += x.failed != 0 || x.arrived != x.expected;
+  }
+  return bad ? 1 : 0;
+}

@@ -126,6 +126,7 @@ struct StatusWriter {
 }  // namespace
 
 int run_daemon(const CommandLine& cli, AgentConfig config) {
+  log::stamp_unless_journal();
   auto url = parse_server_url(config.server);
   auto token = read_token_file(config.token_file);
   if (!url || !token) {

@@ -35,6 +35,7 @@ int fail(const Error& error, int code = 2) {
 
 int serve(const ServerConfig& config, const std::string& token,
           const std::vector<std::string>& args) {
+  log::stamp_unless_journal();
   EngineOptions engine_options = engine_options_from(config);
   if (config.state_dir.empty()) {
     log::warn("no state_dir: the write-ahead log is off, acknowledged batches are lost on a "

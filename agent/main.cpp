@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "agent/agent_config.h"
+#include "agent/config_warnings.h"
 #include "agent/daemon.h"
 #include "agent/once_output.h"
 #include "agent/sample_guard.h"
@@ -87,7 +88,10 @@ int agent_main(int argc, char** argv) {
   LoadedConfig loaded = load_agent_config(*cli);
   for (const auto& e : loaded.errors) log::error(e);  // "statherd-agent: error: ..." + hint
   if (cli->mode == CommandLine::Mode::CheckConfig) {
-    if (loaded.errors.empty()) std::fprintf(stdout, "configuration ok\n");  // as the server
+    if (loaded.errors.empty()) {
+      for (const std::string& w : config_warnings(loaded.config)) log::warn(w);
+      std::fprintf(stdout, "configuration ok\n");  // as the server
+    }
     return loaded.errors.empty() ? 0 : 2;  // 2: a configuration problem (as at start)
   }
   if (!loaded.errors.empty()) return 2;

@@ -130,6 +130,24 @@ class AgentCheckConfigTest(CheckConfigCase):
         rc, out, err = self.check(self.write("agent.yaml", f"token_file: {self.token}\n"))
         self.assertEqual((rc, out), (0, "configuration ok\n"), err)
 
+    def test_globs_matching_nothing_are_warned_about_and_still_ok(self):
+        empty = os.path.join(self.tmp, "stats")
+        os.makedirs(empty)
+        glob = os.path.join(empty, "*.mmstats")
+        path = self.write("agent.yaml", f"token_file: {self.token}\n"
+                                        f"mmstats:\n  globs: [\"{glob}\"]\n")
+        missing = os.path.join(self.tmp, "no-such-dir")
+        rc, out, err = self.check(path, "--prom-multiproc-dir", f"web={missing}")
+        self.assertEqual((rc, out), (0, "configuration ok\n"), err)
+        self.assertIn(f"statherd-agent: warning: mmstats glob {glob} matches no file now\nhint: ",
+                      err)
+        self.assertIn(f"warning: prometheus multiprocess directory {missing} does not exist", err)
+        with open(os.path.join(empty, "app-1.mmstats"), "wb"):
+            pass  # a match: the glob warning goes
+        os.makedirs(missing)
+        rc, out, err = self.check(path, "--prom-multiproc-dir", f"web={missing}")
+        self.assertEqual((rc, out, err), (0, "configuration ok\n", ""))
+
     def test_spool_dir_that_cannot_be_created_is_reported(self):
         path = self.write("agent.yaml", f"token_file: {self.token}\n")
         for run in (self.check, self.run_agent):

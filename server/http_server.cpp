@@ -44,8 +44,10 @@ struct HttpServer::Impl {
   std::vector<Sink*> sinks;
   ApiRoutes& routes;
   std::function<int64_t()> now_ms;
-  // Declared before ioc: sessions still queued in it when it is destroyed leave this set.
+  // Declared before ioc: sessions still queued in it when it is destroyed leave this set and
+  // count themselves out.
   IdleConnections<HttpSession*> idle;
+  std::atomic<uint32_t> sessions{0}, queued_reads{0};
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   asio::steady_timer flush_timer{ioc};
@@ -54,7 +56,6 @@ struct HttpServer::Impl {
   // Read requests and the memory store's updates, in the order posted (one thread). Declared
   // after ioc: destroyed first, while the sessions its pending work holds can still close.
   asio::thread_pool reads{1};
-  std::atomic<uint32_t> sessions{0}, queued_reads{0};
   std::atomic<uint64_t> evicted{0}, refused{0};
   uint32_t max_connections = 0;
   AcceptBackoff accept_backoff;

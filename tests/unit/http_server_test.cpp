@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <future>
 #include <thread>
 
 #include "common/wire.h"
@@ -83,11 +84,17 @@ class HttpServerTest : public ::testing::Test {
     engine_ = std::make_unique<Engine>(eo);
     ASSERT_TRUE(engine_->open(kNowMs).ok());
     routes_ = std::make_unique<ApiRoutes>("s3cret", *engine_, store_, [] { return kNowMs; });
+    start(default_options());
+  }
+  static HttpServerOptions default_options() {
     HttpServerOptions ho;
     ho.port = 0;
     ho.max_body_bytes = 4096;
     ho.max_read_body_bytes = 1024;
     ho.max_connections = 3;
+    return ho;
+  }
+  void start(const HttpServerOptions& ho) {
     server_ = std::make_unique<HttpServer>(ho, *engine_, store_, std::vector<Sink*>{&sink_},
                                            *routes_, [] { return kNowMs; });
     ASSERT_TRUE(server_->listen().ok());
@@ -281,6 +288,34 @@ TEST_F(HttpServerTest, AtTheCapTheLongestIdleConnectionMakesRoomForANewClient) {
   EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 200");
   ::close(busy);
   for (int fd : idle) ::close(fd);
+}
+
+TEST_F(HttpServerTest, MetricsIsServedByTheReadThreadWhoseQueueIsBounded) {
+  stop();
+  HttpServerOptions ho = default_options();
+  ho.max_queued_reads = 1;
+  start(ho);
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  auto text = std::make_shared<const std::string>("statherd_x 1\n");
+  routes_->set_prometheus_scrape(PrepareScrape([&] {
+    return std::function<ScrapeText()>([&] {
+      entered.set_value();
+      released.wait();  // the read thread is busy until the test says so
+      return ScrapeText{text, "statherd_server_y 2\n"};
+    });
+  }));
+  HttpReply slow;
+  std::thread scraper([&] { slow = request(port_, "GET", "/metrics"); });
+  entered.get_future().wait();
+  EXPECT_EQ(request(port_, "GET", "/healthz").status, 200);  // the io thread is free
+  HttpReply busy = request(port_, "GET", "/metrics");
+  EXPECT_EQ(busy.status, 503);
+  EXPECT_NE(busy.head.find("Retry-After: 1"), std::string::npos) << busy.head;
+  release.set_value();
+  scraper.join();
+  EXPECT_EQ(slow.status, 200);
+  EXPECT_EQ(slow.body, "statherd_x 1\nstatherd_server_y 2\n");
 }
 
 }  // namespace

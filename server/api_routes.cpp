@@ -198,12 +198,18 @@ ApiResponse ApiRoutes::handle(const ApiRequest& request) {
 }
 
 bool ApiRoutes::is_read_path(std::string_view path) {
-  return path == "/render" || path == "/metrics/find" || path == "/";
+  return path == "/render" || path == "/metrics/find" || path == "/" || path == "/metrics" ||
+         path == "/api/v1/sources";
 }
 
 std::function<ApiResponse()> ApiRoutes::prepare_read(const ApiRequest& request) {
   std::string_view path = path_of(request.target);
   if (!is_read_path(path)) return {};
+  if (path == "/metrics") return prepare_metrics();
+  if (path == "/api/v1/sources") {
+    // Built from the Engine here, serialized there (it may be megabytes).
+    return [sources = engine_.sources_json(now_ms_())] { return json_ok(sources); };
+  }
   if (path == "/") {
     // The Engine is the io thread's: its part of the page is made here, the rest there.
     return [this, query = std::string(query_of(request.target)),
@@ -244,18 +250,32 @@ ApiResponse ApiRoutes::readyz() {
   return r;
 }
 
+void ApiRoutes::set_prometheus_scrape(PrepareScrape prepare) {
+  prometheus_scrape_ = std::move(prepare);
+}
+
 void ApiRoutes::set_prometheus_scrape(std::function<std::string()> scrape_text) {
-  prometheus_scrape_ = std::move(scrape_text);
+  prometheus_scrape_ = [scrape_text = std::move(scrape_text)] {
+    return [scrape_text] { return ScrapeText{nullptr, scrape_text()}; };
+  };
+}
+
+// Empty when the endpoint is off: handle() answers 404 on the io thread.
+std::function<ApiResponse()> ApiRoutes::prepare_metrics() {
+  if (!prometheus_scrape_) return {};
+  return [work = prometheus_scrape_()] {
+    ScrapeText text = work();
+    ApiResponse r;
+    r.shared_body = std::move(text.shared);
+    r.body = std::move(text.own);
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  };
 }
 
 ApiResponse ApiRoutes::prometheus_metrics() {
-  if (!prometheus_scrape_) {
-    return json_error(404, "the Prometheus endpoint is not enabled on this server");
-  }
-  ApiResponse r;
-  r.body = prometheus_scrape_();
-  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  return r;
+  if (auto work = prepare_metrics()) return work();
+  return json_error(404, "the Prometheus endpoint is not enabled on this server");
 }
 
 ApiResponse ApiRoutes::ingest(std::string_view body) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,6 +34,8 @@ struct ApiRequest {
 
 struct ApiResponse {
   int status = 200;
+  // Sent before `body`: one immutable text shared by concurrent answers (GET /metrics).
+  std::shared_ptr<const std::string> shared_body;
   std::string body;
   std::string content_type = "application/json";
   std::string allow;  // for 405: the allowed method
@@ -40,6 +43,15 @@ struct ApiResponse {
 };
 
 ApiResponse json_error(int status, std::string_view message, std::string_view hint = {});
+
+// GET /metrics: the text of every rolled-up series (shared by the answers of one interval)
+// and the answer's own rest (the self-metrics).
+struct ScrapeText {
+  std::shared_ptr<const std::string> shared;
+  std::string own;
+};
+// Runs on the io thread (what reads the Engine); returns what the read thread runs.
+using PrepareScrape = std::function<std::function<ScrapeText()>()>;
 
 class ApiRoutes {
  public:
@@ -58,10 +70,11 @@ class ApiRoutes {
 
   ApiResponse handle(const ApiRequest& request);
 
-  // Read requests (/render, /metrics/find, the web page) run on the HTTP server's read thread,
-  // so no read delays ingest or /healthz. prepare_read() runs on the io thread (it does what
-  // needs the Engine) and returns what runs on the read thread (what needs the MemoryStore);
-  // an empty function for every other route. The request's strings are copied.
+  // Read requests (/render, /metrics/find, /metrics, /api/v1/sources, the web page) run on the
+  // HTTP server's read thread, so no read delays ingest or /healthz. prepare_read() runs on
+  // the io thread (it does what needs the Engine) and returns what runs on the read thread
+  // (what needs the MemoryStore, collecting and serializing); an empty function for every
+  // other route. The request's strings are copied.
   static bool is_read_path(std::string_view path);
   std::function<ApiResponse()> prepare_read(const ApiRequest& request);
 
@@ -74,7 +87,10 @@ class ApiRoutes {
   // GET /readyz: readiness() returns {"ready": bool, ...checks}; 503 when not ready.
   void set_readiness(std::function<nlohmann::json()> readiness);
 
-  // GET /metrics answers with scrape_text() (Prometheus text exposition 0.0.4); unset: 404.
+  // GET /metrics answers with the text of prepare()() (Prometheus text exposition 0.0.4): the
+  // first step on the io thread, the second on the read thread. Unset: 404.
+  void set_prometheus_scrape(PrepareScrape prepare);
+  // The same from one function run on the read thread (tests, a sink without self-metrics).
   void set_prometheus_scrape(std::function<std::string()> scrape_text);
 
  private:
@@ -85,12 +101,13 @@ class ApiRoutes {
   ApiResponse healthz();
   ApiResponse readyz();
   ApiResponse prometheus_metrics();
+  std::function<ApiResponse()> prepare_metrics();
 
   std::string token_;
   Engine& engine_;
   MemoryStore& store_;
   std::function<int64_t()> now_ms_;
-  std::function<std::string()> prometheus_scrape_;
+  PrepareScrape prometheus_scrape_;
   std::function<nlohmann::json()> readiness_;
   ReadLimits read_limits_;
 };

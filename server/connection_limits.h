@@ -6,8 +6,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <list>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 namespace statherd::server {
 
@@ -43,6 +45,41 @@ class AcceptBackoff {
 
  private:
   std::chrono::milliseconds delay_{0};
+};
+
+// The connections that are idle (connected with no request started, or kept alive between two
+// requests), longest idle first. At the connection cap the server closes the longest-idle one
+// to admit a new client, so sockets that never send a request cannot lock real clients out;
+// a connection in the middle of a request or an answer is never in this set. One thread.
+template <typename Connection>
+class IdleConnections {
+ public:
+  // `c` is idle from now on (moved to the back if it already was).
+  void mark_idle(Connection c) {
+    mark_busy(c);
+    where_.emplace(c, order_.insert(order_.end(), c));
+  }
+  // `c` started a request, or closed: no longer a candidate for eviction.
+  void mark_busy(Connection c) {
+    if (auto it = where_.find(c); it != where_.end()) {
+      order_.erase(it->second);
+      where_.erase(it);
+    }
+  }
+  // The longest-idle connection, taken out of the set; nullopt when none is idle.
+  std::optional<Connection> take_longest_idle() {
+    if (order_.empty()) return std::nullopt;
+    Connection c = order_.front();
+    order_.pop_front();
+    where_.erase(c);
+    return c;
+  }
+  bool contains(Connection c) const { return where_.count(c) != 0; }
+  size_t size() const { return order_.size(); }
+
+ private:
+  std::list<Connection> order_;  // longest idle first
+  std::unordered_map<Connection, typename std::list<Connection>::iterator> where_;
 };
 
 }  // namespace statherd::server

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "server/connection_limits.h"
+#include "server/http_session.h"
 
 namespace statherd::server {
 
@@ -34,188 +35,6 @@ void exit_now(int) {
   ::_exit(1);
 }
 
-// What a session needs from the server, shared by every connection.
-struct SessionContext {
-  const HttpServerOptions& options;
-  ApiRoutes& routes;
-  asio::thread_pool& reads;           // the read thread
-  std::atomic<uint32_t>& sessions;    // open connections
-  std::atomic<uint32_t>& queued_reads;
-};
-
-// One connection: do_read -> on_header -> (read body) -> on_read -> do_write -> do_read ...
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(tcp::socket socket, SessionContext ctx) : stream_(std::move(socket)), ctx_(ctx) {
-    ++ctx_.sessions;
-  }
-  ~Session() { --ctx_.sessions; }
-
-  void start() { do_read(); }
-
- private:
-  void do_read() {
-    parser_.emplace();
-    parser_->header_limit(ctx_.options.max_header_bytes);
-    parser_->body_limit(ctx_.options.max_body_bytes);
-    stream_.expires_after(ctx_.options.idle_timeout);  // a connection waiting for a request
-    http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&Session::on_header, shared_from_this()));
-  }
-
-  void on_header(beast::error_code ec, size_t) {
-    if (ec) return fail_read(ec);
-    const auto& req = parser_->get();
-    // Route, method and token are checked before a body is read, so an unauthenticated client
-    // cannot make the server read 64 MiB.
-    ApiResponse head = ctx_.routes.check_head(
-        std::string_view(req.method_string().data(), req.method_string().size()),
-        std::string_view(req.target().data(), req.target().size()),
-        std::string_view(req[http::field::authorization].data(),
-                         req[http::field::authorization].size()));
-    if (head.status != 0) return do_write(std::move(head), parser_->is_done());
-    // Only ingest (authenticated above) may send max_body_bytes; every other route gets the
-    // small read limit, refused from Content-Length before any of the body is read.
-    body_limit_ = route_body_limit();
-    if (auto length = parser_->content_length(); length && *length > body_limit_) {
-      return fail_read(http::error::body_limit);
-    }
-    parser_->body_limit(body_limit_);
-    stream_.expires_after(ctx_.options.read_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
-  }
-
-  void on_read(beast::error_code ec, size_t) {
-    if (ec) return fail_read(ec);
-    const auto& req = parser_->get();
-    ApiRequest request;
-    request.method = std::string_view(req.method_string().data(), req.method_string().size());
-    request.target = std::string_view(req.target().data(), req.target().size());
-    auto auth = req[http::field::authorization];
-    request.authorization = std::string_view(auth.data(), auth.size());
-    request.body = req.body();
-    if (auto work = ctx_.routes.prepare_read(request)) return run_on_read_thread(std::move(work));
-    do_write(ctx_.routes.handle(request), true);
-  }
-
-  // The answer is written back on this session's executor (the io thread).
-  void run_on_read_thread(std::function<ApiResponse()> work) {
-    if (ctx_.queued_reads.load() >= ctx_.options.max_queued_reads) {
-      ApiResponse busy = json_error(503, "too many read requests waiting",
-                                    "retry in a moment; reads are served one at a time");
-      busy.headers.emplace_back("Retry-After", "1");
-      return do_write(std::move(busy), true);
-    }
-    ++ctx_.queued_reads;
-    asio::post(ctx_.reads, [self = shared_from_this(), work = std::move(work)] {
-      ApiResponse answer;
-      try {
-        answer = work();
-      } catch (const std::exception& e) {
-        answer = json_error(500, std::string("read request failed: ") + e.what());
-      }
-      --self->ctx_.queued_reads;
-      asio::post(self->stream_.get_executor(), [self, answer = std::move(answer)]() mutable {
-        self->do_write(std::move(answer), true);
-      });
-    });
-  }
-
-  // Only ingest (authenticated) may send max_body_bytes; every other route max_read_body_bytes.
-  bool ingest_route() const {
-    const auto& req = parser_->get();
-    return ApiRoutes::needs_token(
-        ApiRoutes::path_of(std::string_view(req.target().data(), req.target().size())));
-  }
-  uint64_t route_body_limit() const {
-    return ingest_route() ? ctx_.options.max_body_bytes : ctx_.options.max_read_body_bytes;
-  }
-
-  void fail_read(beast::error_code ec) {
-    if (ec == http::error::body_limit) {
-      // Beast checks Content-Length against the parser's limit while it reads the header,
-      // before on_header has chosen the route's limit: name the route's limit, not body_limit_.
-      const bool ingest = ingest_route();
-      return do_write(json_error(413, "request body over " + std::to_string(route_body_limit()) +
-                                          " bytes",
-                                 ingest ? "raise limits.max_body_bytes or send smaller batches"
-                                        : "send fewer targets, or raise "
-                                          "limits.max_read_body_bytes"),
-                      false);
-    }
-    if (ec == http::error::header_limit) {
-      return do_write(json_error(431, "request header too large"), false);
-    }
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted) {
-      return close();
-    }
-    if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
-      return do_write(json_error(400, "bad HTTP request: " + ec.message()), false);
-    }
-    close();
-  }
-
-  void do_write(ApiResponse api, bool may_keep_alive) {
-    const auto& req = parser_->get();
-    auto res = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(api.status), req.version());
-    res->set(http::field::server, "statherd");
-    res->set(http::field::content_type, api.content_type);
-    if (!api.allow.empty()) res->set(http::field::allow, api.allow);
-    for (const auto& [name, value] : api.headers) res->set(name, value);
-    if (api.status == 401) res->set(http::field::www_authenticate, "Bearer");
-    res->keep_alive(may_keep_alive && req.keep_alive());
-    res->body() = std::move(api.body);
-    res->prepare_payload();
-    stream_.expires_after(ctx_.options.write_timeout);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
-                        if (ec) return self->close();
-                        if (!res->keep_alive()) return self->linger_close();
-                        self->do_read();
-                      });
-  }
-
-  void close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
-  }
-
-  // After answering a request whose body was not read (401, 413, ...): send FIN, then read and
-  // discard what the client is still sending (bounded in bytes and time), so closing with unread
-  // data does not reset the connection before the client has read the answer.
-  void linger_close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    discard_until_eof();
-  }
-
-  void discard_until_eof() {
-    stream_.expires_after(std::chrono::seconds(2));
-    stream_.async_read_some(asio::buffer(discard_),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
-                              self->discarded_ += n;
-                              if (ec || self->discarded_ > kMaxDiscardBytes) {
-                                return self->stream_.close();
-                              }
-                              self->discard_until_eof();
-                            });
-  }
-
-  static constexpr size_t kMaxDiscardBytes = 1 << 20;
-  std::array<char, 4096> discard_{};
-  size_t discarded_ = 0;
-  uint64_t body_limit_ = 0;
-
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  SessionContext ctx_;
-};
-
 }  // namespace
 
 struct HttpServer::Impl {
@@ -225,6 +44,10 @@ struct HttpServer::Impl {
   std::vector<Sink*> sinks;
   ApiRoutes& routes;
   std::function<int64_t()> now_ms;
+  // Declared before ioc: sessions still queued in it when it is destroyed leave this set and
+  // count themselves out.
+  IdleConnections<HttpSession*> idle;
+  std::atomic<uint32_t> sessions{0}, queued_reads{0};
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   asio::steady_timer flush_timer{ioc};
@@ -233,10 +56,10 @@ struct HttpServer::Impl {
   // Read requests and the memory store's updates, in the order posted (one thread). Declared
   // after ioc: destroyed first, while the sessions its pending work holds can still close.
   asio::thread_pool reads{1};
-  std::atomic<uint32_t> sessions{0}, queued_reads{0};
+  std::atomic<uint64_t> evicted{0}, refused{0};
   uint32_t max_connections = 0;
   AcceptBackoff accept_backoff;
-  RateLimitedLine accept_log, over_cap_log;
+  RateLimitedLine accept_log, over_cap_log, evict_log;
   bool drained = false;
   bool stop_signals_taken = false;
   double last_rollup_ms = 0;
@@ -262,22 +85,46 @@ struct HttpServer::Impl {
       if (ec == asio::error::operation_aborted) return;
       if (ec) return accept_failed(ec);
       accept_backoff.on_success();
-      if (sessions.load() >= max_connections) {
-        // Closed at once: the descriptor is free again and the client may retry; the
-        // connections that hold the cap time out after idle_timeout.
-        if (auto line = over_cap_log.take("connection limit of " +
-                                              std::to_string(max_connections) +
-                                              " reached: closing new connections",
-                                          std::chrono::steady_clock::now())) {
-          log::warn(*line + "\nhint: raise limits.max_connections (and LimitNOFILE=) if "
-                            "these are real clients");
-        }
+      if (sessions.load() < max_connections || evict_longest_idle()) {
+        SessionContext ctx{options, routes, reads, sessions, queued_reads, idle};
+        std::make_shared<HttpSession>(std::move(s), ctx)->start();
       } else {
-        SessionContext ctx{options, routes, reads, sessions, queued_reads};
-        std::make_shared<Session>(std::move(s), ctx)->start();
+        refuse(std::move(s));
       }
       do_accept();
     });
+  }
+
+  // At the cap: the connection idle longest (no request started) makes room for the new one,
+  // so sockets that never send a request cannot lock real clients out.
+  bool evict_longest_idle() {
+    auto victim = idle.take_longest_idle();
+    if (!victim) return false;
+    (*victim)->evict();
+    ++evicted;
+    if (auto line = evict_log.take("connection limit of " + std::to_string(max_connections) +
+                                       " reached: evicting the longest-idle connection to "
+                                       "admit a new one",
+                                   std::chrono::steady_clock::now())) {
+      log::warn(*line + "\nhint: many idle connections (a client leaking them, or an attack); "
+                        "raise limits.max_connections if these are real clients");
+    }
+    return true;
+  }
+
+  // Every connection is in a request or an answer: the new one is closed at once; the
+  // descriptor is free again and the client may retry.
+  void refuse(tcp::socket socket) {
+    ++refused;
+    beast::error_code ignored;
+    socket.close(ignored);
+    if (auto line = over_cap_log.take("connection limit of " + std::to_string(max_connections) +
+                                          " reached with no idle connection: closing new "
+                                          "connections",
+                                      std::chrono::steady_clock::now())) {
+      log::warn(*line + "\nhint: raise limits.max_connections (and LimitNOFILE=) if these are "
+                        "real clients");
+    }
   }
 
   // Out of descriptors: wait (backing off) instead of retrying at once, log once in a while.
@@ -419,6 +266,10 @@ bool HttpServer::draining() const { return impl_->drained; }
 double HttpServer::last_rollup_ms() const { return impl_->last_rollup_ms; }
 
 uint32_t HttpServer::max_connections() const { return impl_->max_connections; }
+
+ConnectionCounts HttpServer::connections() const {
+  return {impl_->sessions.load(), impl_->evicted.load(), impl_->refused.load()};
+}
 
 void HttpServer::shutdown() {
   asio::post(impl_->ioc, [this] { impl_->drain_and_stop(); });

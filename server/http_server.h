@@ -2,7 +2,8 @@
 // connections, enforces deadlines and size limits, hands requests to ApiRoutes, and runs the
 // interval timer that flushes the Engine to the memory store and every sink. Read requests
 // (ApiRoutes::is_read_path) and the memory store's updates run on one read thread of their
-// own, so a read never delays ingest or /healthz. All Beast code lives in http_server.cpp.
+// own, so a read never delays ingest or /healthz. All Beast code lives in http_server.cpp and
+// http_session.cpp (one connection).
 #pragma once
 
 #include <chrono>
@@ -25,7 +26,9 @@ struct HttpServerOptions {
   uint16_t port = 8470;                           // 0: any free port (tests)
   uint64_t max_body_bytes = 64ull << 20;          // ingest; beyond: 413
   uint64_t max_read_body_bytes = 64 * 1024;       // every other route; beyond: 413, unread
-  uint32_t max_connections = 1024;                // beyond: accepted and closed at once;
+  uint32_t max_connections = 1024;                // beyond: the longest-idle connection is
+                                                  // closed to admit the new one, or if none
+                                                  // is idle the new one is closed at once;
                                                   // lowered to fit RLIMIT_NOFILE at listen()
   uint32_t max_queued_reads = 64;                 // read requests waiting; beyond: 503
   uint32_t max_header_bytes = 16 * 1024;          // beyond: 431
@@ -35,6 +38,12 @@ struct HttpServerOptions {
   bool handle_signals = false;                    // SIGTERM/SIGINT -> shutdown(), SIGHUP -> on_reload
   std::function<void()> on_reload;                // run on the io thread for each SIGHUP
   std::function<void(int64_t now_ms)> before_flush;  // run on the io thread before each rollup
+};
+
+struct ConnectionCounts {
+  uint32_t open = 0;     // connections now
+  uint64_t evicted = 0;  // idle connections closed at the cap to admit a new one
+  uint64_t refused = 0;  // new connections closed at the cap (none was idle)
 };
 
 class HttpServer {
@@ -57,6 +66,8 @@ class HttpServer {
   double last_rollup_ms() const;
   // After listen(): the connection cap in force (options.max_connections, maybe lowered).
   uint32_t max_connections() const;
+  // Thread-safe.
+  ConnectionCounts connections() const;
 
  private:
   struct Impl;

@@ -54,7 +54,7 @@ int serve(const ServerConfig& config, const std::string& token,
   ApiRoutes routes(token, engine, store, wall_clock_ms);
   routes.set_read_limits(config.reads);
   ServerRuntime runtime(config, args, engine, store, sinks, routes, wall_clock_ms());
-  routes.set_prometheus_scrape([&] { return runtime.scrape(); });
+  routes.set_prometheus_scrape(PrepareScrape([&] { return runtime.prepare_scrape(); }));
   routes.set_readiness([&] { return runtime.readiness(); });
 
   HttpServerOptions http;

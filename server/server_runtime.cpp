@@ -1,5 +1,6 @@
 #include "server/server_runtime.h"
 
+#include <prometheus/text_serializer.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -39,14 +40,27 @@ ServerSelfValues ServerRuntime::self_values() const {
   if (sinks_.remote_write()) v.remote_write = sinks_.remote_write()->counters();
   v.reloads_ok = reloads_ok_;
   v.reloads_failed = reloads_failed_;
-  if (server_) v.rollup_ms = server_->last_rollup_ms();
+  if (server_) {
+    v.rollup_ms = server_->last_rollup_ms();
+    ConnectionCounts c = server_->connections();
+    v.connections_open = c.open;
+    v.connections_evicted = c.evicted;
+    v.connections_refused = c.refused;
+  }
   v.ready = readiness()["ready"].get<bool>();
   return v;
 }
 
 std::string ServerRuntime::scrape() {
+  ScrapeText text = prepare_scrape()();
+  return *text.shared + text.own;
+}
+
+std::function<ScrapeText()> ServerRuntime::prepare_scrape() {
   self_metrics_.update(self_values());
-  return sinks_.prometheus().scrape(self_metrics_.collect());
+  return [&sink = sinks_.prometheus(), self = self_metrics_.collect()] {
+    return ScrapeText{sink.shared_text(), prometheus::TextSerializer().Serialize(self)};
+  };
 }
 
 void ServerRuntime::ingest_self(int64_t now_ms) {

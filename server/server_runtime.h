@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,10 @@ class ServerRuntime {
   ServerSelfValues self_values() const;
   // GET /metrics: every rolled-up series and the statherd_server_* self-metrics.
   std::string scrape();
+  // GET /metrics in two steps: the self-metrics are taken here, on the io thread (they read the
+  // Engine); the returned function runs on the read thread and adds the Prometheus sink's text
+  // of every series, shared by every scrape of one interval.
+  std::function<ScrapeText()> prepare_scrape();
   // Before each rollup: the server's own counters go through the pipeline as app "self".
   void ingest_self(int64_t now_ms);
   // GET /readyz: ready to take batches (not draining, the WAL writable); the sinks' queues are

@@ -142,9 +142,12 @@ void PrometheusSink::emit(const IntervalOutput& out) {
     }
     last->points.push_back(&p);
   }
+  std::shared_ptr<const std::string> stale;  // freed after the lock is released
   std::lock_guard lock(mutex_);
   for (const Group* group : order) emit_group(*group, out);
   if (!out.reemit) expire(out.start_s, out.interval_s);
+  ++generation_;
+  stale = std::move(text_);
 }
 
 void PrometheusSink::emit_group(const Group& group, const IntervalOutput& out) {
@@ -290,6 +293,10 @@ void PrometheusSink::remove(const std::string& key) {
 
 std::vector<prometheus::MetricFamily> PrometheusSink::collect() const {
   std::lock_guard lock(mutex_);
+  return collect_locked();
+}
+
+std::vector<prometheus::MetricFamily> PrometheusSink::collect_locked() const {
   // series_ is ordered by family + labels: each family's series are adjacent and the families
   // come out sorted by name.
   std::vector<prometheus::MetricFamily> families;
@@ -320,9 +327,25 @@ std::vector<prometheus::MetricFamily> PrometheusSink::collect() const {
 }
 
 std::string PrometheusSink::scrape(const std::vector<prometheus::MetricFamily>& extra) const {
-  std::vector<prometheus::MetricFamily> families = collect();
-  families.insert(families.end(), extra.begin(), extra.end());
-  return prometheus::TextSerializer().Serialize(families);
+  return *shared_text() + prometheus::TextSerializer().Serialize(extra);
+}
+
+std::shared_ptr<const std::string> PrometheusSink::shared_text() const {
+  std::vector<prometheus::MetricFamily> families;
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (text_ && text_generation_ == generation_) return text_;
+    generation = generation_;
+    families = collect_locked();
+  }
+  auto text = std::make_shared<const std::string>(prometheus::TextSerializer().Serialize(families));
+  std::lock_guard lock(mutex_);
+  if (generation == generation_) {
+    text_ = text;
+    text_generation_ = generation;
+  }
+  return text;
 }
 
 PrometheusSink::Counters PrometheusSink::counters() const {

@@ -39,7 +39,9 @@
 // Expiry and memory: a series not updated for `expire_intervals` intervals is removed (the
 // engine stops emitting a series after its idle timeout). At most `max_series` series; new
 // ones beyond are refused and counted. Thread-safe (one mutex): emit() and scrape() may run on
-// different threads.
+// different threads. The text of every series is rendered once per emit() and shared by the
+// scrapes until the next one (shared_text()); the mutex is held only to copy the series, not
+// while serializing, so emit() on the io thread never waits for a whole serialization.
 #pragma once
 
 #include <prometheus/client_metric.h>
@@ -92,6 +94,9 @@ class PrometheusSink : public Sink {
   std::vector<prometheus::MetricFamily> collect() const;
   // Text exposition 0.0.4 of collect() and `extra`.
   std::string scrape(const std::vector<prometheus::MetricFamily>& extra = {}) const;
+  // Text exposition 0.0.4 of collect(), rendered at most once per emit(): every scrape between
+  // two emits gets (and holds) the same immutable text.
+  std::shared_ptr<const std::string> shared_text() const;
   Counters counters() const;
 
  private:
@@ -107,6 +112,7 @@ class PrometheusSink : public Sink {
   void set_total(Series& s, int64_t start_s, double count, double sum);
   void expire(int64_t newest_start_s, int64_t interval_s);
   void remove(const std::string& key);
+  std::vector<prometheus::MetricFamily> collect_locked() const;
 
   PrometheusSinkOptions options_;
   mutable std::mutex mutex_;
@@ -115,6 +121,9 @@ class PrometheusSink : public Sink {
   std::map<std::string, uint64_t> family_series_;
   std::map<std::string, std::unique_ptr<Series>> series_;  // key: family + labels
   Counters counters_;
+  uint64_t generation_ = 0;  // emits so far
+  mutable std::shared_ptr<const std::string> text_;  // shared_text() of text_generation_
+  mutable uint64_t text_generation_ = 0;
 };
 
 }  // namespace statherd::server

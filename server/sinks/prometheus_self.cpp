@@ -78,6 +78,13 @@ void ServerSelfMetrics::update_lifecycle(const ServerSelfValues& v) {
   gauge("rollup_seconds", "seconds the last interval's rollup took (engine flush + sinks)",
         v.rollup_ms / 1000.0);
   gauge("ready", "1 when GET /readyz answers 200", v.ready ? 1.0 : 0.0);
+  gauge("connections", "open HTTP connections", static_cast<double>(v.connections_open));
+  counter("connections_evicted_total",
+          "idle HTTP connections closed at limits.max_connections to admit a new one",
+          v.connections_evicted);
+  counter("connections_refused_total",
+          "new HTTP connections closed at limits.max_connections (none was idle)",
+          v.connections_refused);
   counter("wal_failures_total", "write-ahead log appends that failed (batch answered 500)",
           v.engine.wal_failures);
   counter("wal_damaged_records_total",

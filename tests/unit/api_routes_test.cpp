@@ -211,6 +211,8 @@ TEST_F(ApiRoutesTest, ReadRoutesArePreparedForTheReadThreadOthersAreNot) {
   EXPECT_TRUE(ApiRoutes::is_read_path("/render"));
   EXPECT_TRUE(ApiRoutes::is_read_path("/metrics/find"));
   EXPECT_TRUE(ApiRoutes::is_read_path("/"));
+  EXPECT_TRUE(ApiRoutes::is_read_path("/metrics"));
+  EXPECT_TRUE(ApiRoutes::is_read_path("/api/v1/sources"));
   EXPECT_FALSE(ApiRoutes::is_read_path("/healthz"));
   EXPECT_FALSE(ApiRoutes::is_read_path("/api/v1/ingest"));
   EXPECT_FALSE(routes_.prepare_read({"GET", "/healthz", "", ""}));
@@ -222,6 +224,33 @@ TEST_F(ApiRoutesTest, ReadRoutesArePreparedForTheReadThreadOthersAreNot) {
   auto page = routes_.prepare_read({"GET", "/", "", ""});
   ASSERT_TRUE(page);
   EXPECT_EQ(page().status, 200);
+  auto sources = routes_.prepare_read({"GET", "/api/v1/sources", "", ""});
+  ASSERT_TRUE(sources);
+  EXPECT_EQ(sources().status, 200);
+}
+
+TEST_F(ApiRoutesTest, MetricsTakesTheEngineSideFirstAndServesTheSharedTextOnTheReadThread) {
+  EXPECT_FALSE(routes_.prepare_read({"GET", "/metrics", "", ""}));  // off: 404 on the io thread
+  EXPECT_EQ(get("/metrics").status, 404);
+  auto shared = std::make_shared<const std::string>("statherd_x 1\n");
+  int prepared = 0, served = 0;
+  routes_.set_prometheus_scrape(PrepareScrape([&] {
+    ++prepared;
+    return std::function<ScrapeText()>([&, n = prepared] {
+      ++served;
+      return ScrapeText{shared, "statherd_server_self " + std::to_string(n) + "\n"};
+    });
+  }));
+  auto work = routes_.prepare_read({"GET", "/metrics", "", ""});
+  ASSERT_TRUE(work);
+  EXPECT_EQ(prepared, 1);
+  EXPECT_EQ(served, 0);  // the text is made by the read thread, not here
+  ApiResponse r = work();
+  EXPECT_EQ(served, 1);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(r.shared_body, shared);  // the same copy, not a new one
+  EXPECT_EQ(r.body, "statherd_server_self 1\n");
 }
 
 }  // namespace

@@ -40,5 +40,22 @@ TEST(AcceptBackoff, BacksOffOnDescriptorExhaustionAndNeverRetriesAtOnce) {
   EXPECT_EQ(backoff.on_error(ECONNABORTED).count(), 10);
 }
 
+TEST(IdleConnections, TheLongestIdleIsTakenFirstAndBusyOnesNever) {
+  IdleConnections<int> idle;
+  EXPECT_EQ(idle.take_longest_idle(), std::nullopt);
+  idle.mark_idle(1);
+  idle.mark_idle(2);
+  idle.mark_idle(3);
+  idle.mark_busy(1);  // started a request: not a candidate
+  idle.mark_idle(2);  // idle again after a keep-alive answer: now the most recent
+  EXPECT_FALSE(idle.contains(1));
+  EXPECT_EQ(idle.size(), 2u);
+  EXPECT_EQ(idle.take_longest_idle(), 3);
+  EXPECT_EQ(idle.take_longest_idle(), 2);
+  EXPECT_EQ(idle.take_longest_idle(), std::nullopt);
+  idle.mark_busy(7);  // never idle: nothing to do
+  EXPECT_EQ(idle.size(), 0u);
+}
+
 }  // namespace
 }  // namespace statherd::server

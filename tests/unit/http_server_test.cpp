@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <future>
 #include <thread>
 
 #include "common/wire.h"
@@ -82,11 +84,17 @@ class HttpServerTest : public ::testing::Test {
     engine_ = std::make_unique<Engine>(eo);
     ASSERT_TRUE(engine_->open(kNowMs).ok());
     routes_ = std::make_unique<ApiRoutes>("s3cret", *engine_, store_, [] { return kNowMs; });
+    start(default_options());
+  }
+  static HttpServerOptions default_options() {
     HttpServerOptions ho;
     ho.port = 0;
     ho.max_body_bytes = 4096;
     ho.max_read_body_bytes = 1024;
     ho.max_connections = 3;
+    return ho;
+  }
+  void start(const HttpServerOptions& ho) {
     server_ = std::make_unique<HttpServer>(ho, *engine_, store_, std::vector<Sink*>{&sink_},
                                            *routes_, [] { return kNowMs; });
     ASSERT_TRUE(server_->listen().ok());
@@ -206,31 +214,108 @@ TEST_F(HttpServerTest, ReadRoutesGetTheSmallBodyLimitBeforeTheBodyIsRead) {
   EXPECT_EQ(ingest.status, 400) << ingest.body;
 }
 
+int connect_to(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// A connection in the middle of its second request: the first (pipelined with the start of
+// the second) is answered, so the server has read both.
+int connect_mid_request(uint16_t port) {
+  int fd = connect_to(port);
+  std::string requests = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /heal";
+  ::send(fd, requests.data(), requests.size(), MSG_NOSIGNAL);
+  char buf[4096];
+  EXPECT_GT(::read(fd, buf, sizeof buf), 12);
+  return fd;
+}
+
+// 1: the server closed fd (EOF); 0: still open, nothing to read; -1: data or an error.
+int closed_by_server(int fd, bool wait) {
+  char ch;
+  ssize_t n = ::recv(fd, &ch, 1, wait ? 0 : MSG_DONTWAIT);
+  if (n == 0) return 1;
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+}
+
 TEST_F(HttpServerTest, ConnectionsOverTheCapAreClosedAndServedAgainOnceOthersClose) {
   EXPECT_EQ(server_->max_connections(), 3u);
-  std::vector<int> idle;
-  for (int i = 0; i < 3; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port_);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    idle.push_back(fd);
-  }
-  // The fourth is accepted and closed without an answer, until one of the three goes away.
+  // Connections in the middle of a request are never evicted: the fourth is accepted and
+  // closed without an answer, until one of the three goes away.
+  std::vector<int> busy;
+  for (int i = 0; i < 3; ++i) busy.push_back(connect_mid_request(port_));
   int status = 200;
   for (int attempt = 0; attempt < 100 && status != 0; ++attempt) {
     status = status_of_head_only(port_, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   }
   EXPECT_EQ(status, 0);
-  ::close(idle.back());
-  idle.pop_back();
+  ::close(busy.back());
+  busy.pop_back();
   for (int attempt = 0; attempt < 100 && status != 200; ++attempt) {
     status = request(port_, "GET", "/healthz").status;
   }
   EXPECT_EQ(status, 200);
+  for (int fd : busy) EXPECT_EQ(closed_by_server(fd, false), 0);
+  for (int fd : busy) ::close(fd);
+}
+
+TEST_F(HttpServerTest, AtTheCapTheLongestIdleConnectionMakesRoomForANewClient) {
+  int busy = connect_mid_request(port_);  // the oldest, but in a request: never evicted
+  std::vector<int> idle{connect_to(port_), connect_to(port_)};  // send nothing
+  EXPECT_EQ(request(port_, "GET", "/healthz").status, 200);
+  EXPECT_EQ(closed_by_server(idle[0], true), 1);  // the longest idle made room
+  EXPECT_EQ(closed_by_server(idle[1], false), 0);
+  idle.push_back(connect_to(port_));
+  HttpReply ingest = request(port_, "POST", "/api/v1/ingest", gauge_batch(1),
+                             "Authorization: Bearer s3cret\r\n");
+  EXPECT_EQ(ingest.status, 200) << ingest.body;
+  EXPECT_EQ(closed_by_server(idle[1], true), 1);
+  EXPECT_EQ(closed_by_server(busy, false), 0);
+  EXPECT_EQ(server_->connections().evicted, 2u);
+  // The request goes on: its end is read and answered.
+  std::string rest = "thz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ::send(busy, rest.data(), rest.size(), MSG_NOSIGNAL);
+  char buf[512];
+  ssize_t n = ::read(busy, buf, sizeof buf);
+  ASSERT_GT(n, 12);
+  EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 200");
+  ::close(busy);
   for (int fd : idle) ::close(fd);
+}
+
+TEST_F(HttpServerTest, MetricsIsServedByTheReadThreadWhoseQueueIsBounded) {
+  stop();
+  HttpServerOptions ho = default_options();
+  ho.max_queued_reads = 1;
+  start(ho);
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  auto text = std::make_shared<const std::string>("statherd_x 1\n");
+  routes_->set_prometheus_scrape(PrepareScrape([&] {
+    return std::function<ScrapeText()>([&] {
+      entered.set_value();
+      released.wait();  // the read thread is busy until the test says so
+      return ScrapeText{text, "statherd_server_y 2\n"};
+    });
+  }));
+  HttpReply slow;
+  std::thread scraper([&] { slow = request(port_, "GET", "/metrics"); });
+  entered.get_future().wait();
+  EXPECT_EQ(request(port_, "GET", "/healthz").status, 200);  // the io thread is free
+  HttpReply busy = request(port_, "GET", "/metrics");
+  EXPECT_EQ(busy.status, 503);
+  EXPECT_NE(busy.head.find("Retry-After: 1"), std::string::npos) << busy.head;
+  release.set_value();
+  scraper.join();
+  EXPECT_EQ(slow.status, 200);
+  EXPECT_EQ(slow.body, "statherd_x 1\nstatherd_server_y 2\n");
 }
 
 }  // namespace

@@ -300,6 +300,21 @@ TEST(ServerSelfMetrics, ExposesRemoteWriteRejectionsByReasonAndSkippedSamples) {
   }
 }
 
+TEST(PrometheusSink, TheTextIsRenderedOncePerEmitAndSharedBetweenScrapes) {
+  PrometheusSink sink;
+  sink.emit(interval(100, {point(Level::App, "a", "max", 1)}));
+  auto first = sink.shared_text();
+  auto again = sink.shared_text();
+  EXPECT_EQ(first, again);  // one copy for every scrape of this interval
+  EXPECT_TRUE(contains(*first, "statherd_a_max{app=\"web\",level=\"app\"} 1\n")) << *first;
+  sink.emit(interval(110, {point(Level::App, "a", "max", 2)}));
+  auto next = sink.shared_text();
+  EXPECT_NE(next, first);
+  EXPECT_TRUE(contains(*next, "statherd_a_max{app=\"web\",level=\"app\"} 2\n")) << *next;
+  EXPECT_TRUE(contains(*first, "} 1\n"));  // an answer still being written keeps its text
+  EXPECT_EQ(sink.scrape(), *next);
+}
+
 TEST(PrometheusRoute, GetMetricsServesTheScrapeAsTextWithoutAToken) {
   Engine engine(EngineOptions{});
   MemoryStore store(MemoryStoreOptions{});

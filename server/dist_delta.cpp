@@ -24,14 +24,32 @@ bool went_down(double& diff, double prev) {
   return true;
 }
 
+// prev's counts placed on cur's bounds, when cur's bounds hold every one of prev's (a
+// prometheus_client directory whose files disagree: the agent's union grew by a bound; the new
+// bound's bucket held nothing before). nullopt when a bound went away.
+std::optional<std::vector<double>> counts_on(const Distribution& prev, const Distribution& cur) {
+  const auto& from = prev.bucket_upper_bounds;
+  const auto& to = cur.bucket_upper_bounds;
+  if (from.size() != prev.bucket_counts.size() || to.size() != cur.bucket_counts.size())
+    return std::nullopt;
+  if (from == to) return prev.bucket_counts;
+  std::vector<double> out(to.size(), 0.0);
+  size_t j = 0;
+  for (size_t i = 0; i < from.size(); ++i) {
+    while (j < to.size() && to[j] < from[i]) ++j;
+    if (j == to.size() || to[j] != from[i]) return std::nullopt;
+    out[j] = prev.bucket_counts[i];
+  }
+  return out;
+}
+
 std::optional<Distribution> buckets_delta(const Distribution& prev, const Distribution& cur) {
-  if (prev.bucket_upper_bounds != cur.bucket_upper_bounds ||
-      prev.bucket_counts.size() != cur.bucket_counts.size())
-    return std::nullopt;  // another histogram (bounds changed): a new start
+  auto before = counts_on(prev, cur);
+  if (!before) return std::nullopt;  // another histogram (a bound went away): a new start
   Distribution d = cur;
   for (size_t i = 0; i < d.bucket_counts.size(); ++i) {
-    d.bucket_counts[i] -= prev.bucket_counts[i];
-    if (went_down(d.bucket_counts[i], prev.bucket_counts[i])) return std::nullopt;
+    d.bucket_counts[i] -= (*before)[i];
+    if (went_down(d.bucket_counts[i], (*before)[i])) return std::nullopt;
   }
   d.count = cur.count - prev.count;
   if (went_down(d.count, prev.count)) return std::nullopt;

@@ -31,6 +31,8 @@ WRITER = r"""
 import os, sys
 mode = sys.argv[2]
 BOUNDS = (0.00099, 0.001, 0.0999, 0.1, 1.0)  # fine around the two values: interpolation is close
+if len(sys.argv) > 4:  # a release that adds a bucket bound
+    BOUNDS = tuple(sorted(BOUNDS + (float(sys.argv[4]),)))
 if mode == "v2":
     sys.path.insert(0, os.path.join(sys.argv[1], "clients", "python"))
     import statherd
@@ -88,10 +90,12 @@ class DistIntervalsTest(pipeline.PipelineTestCase):
         harness.wait_for(lambda: seq() >= start + more, 60, interval=0.1,
                          what=f"{more} more agent batches")
 
-    def start_writer(self, index):
+    def start_writer(self, index, extra_bound=None):
         env = dict(os.environ, STATHERD_DIR=self.stats_dir, STATHERD_APP=APP,
                    PROMETHEUS_MULTIPROC_DIR=self.prom_dir)
         argv = [harness.PYTHON, self.script, harness.SOURCE_DIR, self.MODE, str(self.ports[index])]
+        if extra_bound is not None:
+            argv.append(str(extra_bound))
         proc = subprocess.Popen(argv, env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.addCleanup(lambda: (proc.kill(), proc.wait()))
@@ -230,6 +234,24 @@ class DistIntervalsTest(pipeline.PipelineTestCase):
 class PromMultiprocIntervalsTest(DistIntervalsTest):
     MODE = "multiproc"
     test_server_restart_after_histograms_continues = None  # the v2 run covers the restart
+
+    def test_a_worker_with_one_more_bucket_bound_adds_only_its_observations(self):
+        """A rolling deploy: a new worker's histogram has one more bound than the running
+        ones'. The directory's histogram (the union of the bounds) grows a bucket; the interval
+        counts only what was observed in it, not every observation of the directory again."""
+        self.start(with_carbon=False)
+        writers = [self.start_writer(i) for i in range(2)]
+        for _ in range(3):
+            self.step(writers, 0.001)
+        writers.append(self.start_writer(2, extra_bound=0.25))
+        for _ in range(3):
+            self.step(writers, 0.2)  # step() checks the intervals' counts sum to the observed
+        s = self.series()
+        self.assertEqual(self.api_total(), self.observed, s["count"])
+        last = max(t for t, c in s["count"].items() if c > 0)
+        # The old workers' 0.2 s fall in their (0.1, 1] bucket: the interval's p50 lies there (the
+        # directory's lifetime p50 would still be 0.001).
+        self.assertTrue(0.1 < s["p50"][last] <= 1.0, s["p50"])
 
 
 class PromTextIntervalsTest(DistIntervalsTest):

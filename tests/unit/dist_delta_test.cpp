@@ -43,5 +43,38 @@ TEST(DistDelta, ARealStepDownIsAReset) {
   EXPECT_EQ(d->count, 10);
 }
 
+Distribution with_bounds(std::vector<double> bounds, std::vector<double> counts) {
+  Distribution d;
+  d.form = Distribution::Form::Buckets;
+  d.bucket_upper_bounds = std::move(bounds);
+  d.bucket_counts = std::move(counts);
+  for (double c : d.bucket_counts) d.count += c;
+  d.sum = d.count;  // whatever: the delta's sum is the difference
+  return d;
+}
+
+// A prometheus_client directory whose files disagree on the bounds (a rolling deploy adds one):
+// the agent's view is the union, grown by the new bound. What was there before is still there,
+// bucket by bucket: the interval gets the difference over the union, not the whole life again.
+TEST(DistDelta, BoundsThatGrowSubtractOverTheUnion) {
+  Distribution prev = with_bounds({0.001, 0.01, 0.1, 1}, {100, 4000, 800, 100});
+  Distribution cur = with_bounds({0.001, 0.01, 0.1, 0.25, 1}, {101, 4003, 802, 3, 101});
+  auto d = distribution_delta(prev, cur);
+  ASSERT_TRUE(d.has_value()) << "a new bound is not a reset";
+  EXPECT_EQ(d->bucket_upper_bounds, cur.bucket_upper_bounds);
+  EXPECT_EQ(d->bucket_counts, (std::vector<double>{1, 3, 2, 3, 1}));
+  EXPECT_EQ(d->count, 10);
+  EXPECT_EQ(d->sum, 10);
+}
+
+TEST(DistDelta, BoundsThatChangeOtherwiseAreANewHistogram) {
+  Distribution prev = with_bounds({0.001, 0.01, 0.1, 1}, {100, 4000, 800, 100});
+  // A bound gone: those observations cannot be placed; a reset (the new state counts whole).
+  EXPECT_FALSE(distribution_delta(prev, with_bounds({0.001, 0.1, 1}, {100, 4800, 101})));
+  // The union grew, but a shared bucket went down: a restart.
+  EXPECT_FALSE(distribution_delta(prev, with_bounds({0.001, 0.01, 0.1, 0.25, 1},
+                                                    {100, 10, 800, 3, 100})));
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -249,13 +249,22 @@ void StatherdV2Source::Impl::visit(const std::string& path, int64_t now_ms, Scra
     out.errors.push_back({path, st.error().to_string()});
     return;
   }
+  // The writer read at the previous scrape (header pid and start time); 0: none.
+  const bool read_before = !v.inserted && f.header.pid != 0;
+  const auto before_pid = f.header.pid;
+  const auto before_start = f.header.start_time_ms;
   if (auto st = refresh(f); !st) {
     out.errors.push_back({path, st.error().to_string()});
     f.map.unmap();
     return;
   }
+  // Another process took the path over since the previous scrape (a restarted worker with the
+  // same pid and file name, in a container): all it holds was counted since, whatever the
+  // start times (whole-second btime) say about the agent's previous read.
+  const bool new_writer = read_before && !v.fresh &&
+                          (f.header.pid != before_pid || f.header.start_time_ms != before_start);
   const bool is_alive = alive(f);
-  read_file(f, v.fresh, now_ms, out);
+  read_file(f, v.fresh || new_writer, now_ms, out);
   f.finish_read(is_alive);  // a dead process's file: its last read, then unmapped
 }
 

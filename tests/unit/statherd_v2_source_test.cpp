@@ -202,6 +202,43 @@ TEST(StatherdV2Source, FileAppearingAfterTheFirstScrapeIsFresh) {
   EXPECT_TRUE(after_restart.sources[1].fresh);  // started after the persisted last scan
 }
 
+// A container restarts its worker: the same pid, the same file name, a new process. The agent
+// read the old process's header at its previous scrape, so everything under the new header was
+// counted since: fresh, whatever the start times say (they rest on btime, whole seconds, and
+// can put the new start before the agent's previous read).
+TEST(StatherdV2Source, ANewWriterUnderAPathReadAtThePreviousScrapeIsFresh) {
+  for (bool in_place : {true, false}) {
+    SCOPED_TRACE(in_place ? "rewritten in place" : "replaced by a new file");
+    FakeHost host;
+    const long hz = sysconf(_SC_CLK_TCK);
+    host.start_process(15, hz);
+    V2FileBuilder old_writer(15, static_cast<uint64_t>(start_ms_of(hz)), "app");
+    old_writer.add_number(1, "c", {}, 500);
+    write_bytes(host.dir / "app-15.statherd", old_writer.file_bytes());
+    StatherdV2Source source(host.options());
+    ASSERT_EQ(scrape(source).sources.size(), 1u);
+    auto again = scrape(source);
+    ASSERT_EQ(again.sources.size(), 1u);
+    EXPECT_FALSE(again.sources[0].fresh);
+    host.start_process(15, hz + hz / 2);  // the pid again, half a second later
+    V2FileBuilder new_writer(15, static_cast<uint64_t>(start_ms_of(hz + hz / 2)), "app");
+    new_writer.add_number(1, "c", {}, 7);
+    if (in_place) {
+      rewrite_in_place(host.dir / "app-15.statherd", new_writer.file_bytes());
+    } else {
+      fs::remove(host.dir / "app-15.statherd");
+      write_bytes(host.dir / "app-15.statherd", new_writer.file_bytes());
+    }
+    auto after = scrape(source);
+    ASSERT_EQ(after.sources.size(), 1u);
+    EXPECT_EQ(after.sources[0].id.start_time_ms, start_ms_of(hz + hz / 2));
+    EXPECT_TRUE(after.sources[0].fresh);
+    auto next = scrape(source);
+    ASSERT_EQ(next.sources.size(), 1u);
+    EXPECT_FALSE(next.sources[0].fresh) << "fresh once, at the first read of the new writer";
+  }
+}
+
 TEST(StatherdV2Source, BadFileIsAnErrorForThatFileOnly) {
   FakeHost host;
   host.start_process(15, 1);

@@ -128,9 +128,27 @@ double bucket_quantile(const std::vector<std::pair<double, double>>& buckets, do
   return buckets.back().first;
 }
 
+double count_of(const Distribution& d) {
+  return d.form == Distribution::Form::Sketch ? static_cast<double>(d.sketch.count()) : d.count;
+}
+double sum_of(const Distribution& d) {
+  return d.form == Distribution::Form::Sketch ? d.sketch.sum() : d.sum;
+}
+
 void distribution_stats(const std::vector<const Distribution*>& dists, StatValues& out) {
   if (dists.empty()) return;
+  // One name in several forms (a client-library migration): count and sum cover them all; the
+  // other stats come from the form holding most of the interval's observations.
+  double per_form[3] = {0, 0, 0};
+  double count = 0, sum = 0;
+  for (const Distribution* d : dists) {
+    per_form[static_cast<int>(d->form)] += count_of(*d);
+    count += count_of(*d);
+    sum += sum_of(*d);
+  }
   Distribution::Form form = dists.front()->form;
+  for (const Distribution* d : dists)
+    if (per_form[static_cast<int>(d->form)] > per_form[static_cast<int>(form)]) form = d->form;
   std::vector<const Distribution*> same;
   same.reserve(dists.size());
   for (const Distribution* d : dists)
@@ -140,6 +158,12 @@ void distribution_stats(const std::vector<const Distribution*>& dists, StatValue
     case Distribution::Form::Buckets: bucket_stats(same, out); break;
     case Distribution::Form::Summary: summary_stats(same, out); break;
   }
+  if (same.size() == dists.size()) return;
+  std::erase_if(out, [](const auto& s) { return s.first == "count" || s.first == "sum" ||
+                                                s.first == "mean"; });
+  out.emplace_back("count", count);
+  out.emplace_back("sum", sum);
+  if (count > 0) out.emplace_back("mean", sum / count);
 }
 
 }  // namespace statherd::server

@@ -30,5 +30,40 @@ TEST(Rollup, BucketQuantileLikeHistogramQuantile) {
   EXPECT_DOUBLE_EQ(bucket_quantile(b, 0.9), 0.5);               // +Inf bucket: last finite bound
 }
 
+double stat(const StatValues& v, const std::string& name) {
+  for (const auto& [n, x] : v)
+    if (n == name) return x;
+  return std::nan("");
+}
+
+// One metric name reported in two forms (a client-library migration: a v2 sketch in one
+// process, a prometheus_client histogram in another): count and sum cover every observation of
+// the interval; the quantiles come from the form that holds most of them.
+TEST(Rollup, MixedFormsCountEveryObservation) {
+  Distribution sketch;
+  sketch.form = Distribution::Form::Sketch;
+  for (int i = 0; i < 100; ++i) sketch.sketch.add(0.01);
+  Distribution buckets;
+  buckets.form = Distribution::Form::Buckets;
+  buckets.bucket_upper_bounds = {0.1, 1, INFINITY};
+  buckets.bucket_counts = {0, 300, 0};
+  buckets.count = 300;
+  buckets.sum = 150;
+  Distribution summary;
+  summary.form = Distribution::Form::Summary;
+  summary.count = 10;
+  summary.sum = 5;
+  for (auto order : {std::vector<const Distribution*>{&sketch, &buckets, &summary},
+                     std::vector<const Distribution*>{&summary, &buckets, &sketch}}) {
+    StatValues out;
+    distribution_stats(order, out);
+    EXPECT_EQ(stat(out, "count"), 410);
+    EXPECT_NEAR(stat(out, "sum"), 1.0 + 150 + 5, 0.01);
+    EXPECT_NEAR(stat(out, "mean"), 156.0 / 410, 0.001);
+    EXPECT_GT(stat(out, "p50"), 0.1);  // the histogram's (0.1, 1] holds most of the interval
+    EXPECT_LE(stat(out, "p50"), 1.0);
+  }
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -184,6 +184,43 @@ class RemoteWriteCrashTest(PipelineTestCase):
         print(f"\nfigures: {figures}")
 
 
+    def restart_without_marks(self, how):
+        """Writers count, the server is SIGKILLed (its WAL then regenerates the intervals since its
+        last snapshot, which Prometheus holds) and restarted without its high-water marks: `how`
+        is "deleted hwm" (remote_write.hwm removed) or "url alias" (localhost for 127.0.0.1).
+        Returns the figures of the restarted server (its self-metrics start at 0)."""
+        url = f"http://127.0.0.1:{self.prom.port}/api/v1/write"
+        self.start_statherd_server(url)
+        self.write_sentinel()
+        self.start_agent()
+        self.wait_first_batch()
+        writers = self.start_writers([(APP, 0), (APP, 1)], counters=1, rate=50, duration=30)
+        name = "counter0.count"
+        self.wait_progress(writers, increments=1000)  # ~10 intervals, all in the WAL
+        self.wait_in_prometheus(name)
+        self.server.kill()
+        if how == "deleted hwm":
+            os.unlink(os.path.join(self.server.state_dir, "remote_write.hwm"))
+        else:
+            url = url.replace("127.0.0.1", "localhost")
+        self.start_statherd_server(url, state_dir=self.server.state_dir)
+        figures = self.finish(writers, name)
+        print(f"\n{how}: figures {figures}")
+        return figures
+
+    def assert_bounded_refusals(self, figures):
+        rw = figures["self-metrics"]
+        # Before the cuts: ~350 refused requests and thousands of rejected samples (a split per
+        # bad sample). Now a few refused requests per batch of regenerated samples.
+        self.assertLessEqual(rw["remote_write_request_failures_total"], 24, figures)
+        self.assertGreater(rw["remote_write_samples_sent_total"], 0, figures)
+
+    def test_deleted_hwm_costs_a_bounded_number_of_refused_requests(self):
+        self.assert_bounded_refusals(self.restart_without_marks("deleted hwm"))
+
+    def test_url_alias_costs_a_bounded_number_of_refused_requests(self):
+        self.assert_bounded_refusals(self.restart_without_marks("url alias"))
+
 if __name__ == "__main__":
     import unittest
     unittest.main()

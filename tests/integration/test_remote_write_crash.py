@@ -14,6 +14,7 @@ import http.client
 import http.server
 import os
 import re
+import subprocess
 import threading
 
 import harness
@@ -220,6 +221,24 @@ class RemoteWriteCrashTest(PipelineTestCase):
 
     def test_url_alias_costs_a_bounded_number_of_refused_requests(self):
         self.assert_bounded_refusals(self.restart_without_marks("url alias"))
+
+class IntervalChangeTest(PipelineTestCase):
+    """Item 3 of the review: the state is kept per interval; a restart with another interval is
+    refused with the procedure (docs/OPERATIONS.md, "Changing interval") in the hint."""
+
+    def test_restart_with_another_interval_is_refused_with_the_procedure(self):
+        token = harness.write_token_file(self.workdir)
+        server = harness.StatherdServer(self.workdir, token, interval="1s")
+        self.managed.append(server)
+        server.start()
+        self.assertEqual(server.stop(), 0)
+        again = harness.StatherdServer(self.workdir, token, interval="2s",
+                                       state_dir=server.state_dir)
+        done = subprocess.run(again.argv(), capture_output=True, text=True, timeout=30)
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertIn("was written with interval 1000 ms", done.stderr)
+        self.assertIn("stop the server (SIGTERM) and move", done.stderr)
+        self.assertIn('docs/OPERATIONS.md, "Changing interval"', done.stderr)
 
 if __name__ == "__main__":
     import unittest

@@ -259,9 +259,19 @@ RemoteWriteSink::Attempt RemoteWriteSink::send_with_retry(const Request& req) {
     outcome += req.samples;
     counters_.samples_in_flight -= req.samples;
   };
+  bool maybe_stored = false;  // an earlier attempt was sent whole, its answer lost
   for (;;) {
     RwPostResult r = http_post(opt.url, req.body, remote_write_headers(), opt.timeout);
-    const RwRetry what = classify_remote_write_status(r.status);
+    RwRetry what = classify_remote_write_status(r.status);
+    if (what == RwRetry::Drop && maybe_stored &&
+        classify_remote_write_rejection(r.error) != RwReject::Other) {
+      // Refused as out of order or duplicate after an attempt whose answer was lost: that attempt
+      // was stored (the older samples of a series are refused now, the newest is identical).
+      log::info("remote_write " + opt.url.to_string() + ": the receiver already held a request "
+                "whose answer was lost (" + std::to_string(req.marks.size()) + " series)");
+      what = RwRetry::Done;
+    }
+    maybe_stored = maybe_stored || r.maybe_stored;
     std::unique_lock lock(mutex_);
     ++counters_.requests;
     counters_.last_status = r.status;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "remote_write_test_util.h"
@@ -204,6 +205,34 @@ TEST(RemoteWriteSink, NewUrlCutsAtTheFloorOfThePreviousUrlFirst) {
   ASSERT_EQ(last.size(), 2u);
   EXPECT_EQ(last[0].samples, (std::vector<RwSample>{{5000, 5000}}));
   EXPECT_EQ(sink.counters().samples_rejected, 8u);
+}
+
+// The same window without a crash: the answer to a request the receiver stored is lost (timeout
+// after the request was sent), and the retry is refused for the series' older sample. It was
+// delivered: counted as sent, its marks stand, nothing is split or rejected.
+TEST(RemoteWriteSink, RetryRefusedAfterALostAnswerWasStoredByTheFirstAttempt) {
+  ScriptedReceiver receiver({204, 400, 204}, true, {"", "out of order sample\n"});
+  RemoteWriteSinkOptions o = fast_options(receiver.port());
+  o.timeout = std::chrono::milliseconds(300);
+  RemoteWriteSink sink(o);
+  sink.enqueue({series({{"__name__", "a"}}, {{1, 1000}, {2, 2000}})});
+  receiver.first_request_read.get_future().wait();
+  while (sink.counters().request_failures == 0) std::this_thread::yield();  // timed out
+  receiver.answer_first.set_value();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (sink.counters().samples_in_flight != 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  ASSERT_EQ(sink.counters().samples_in_flight, 0u) << "the first batch is settled";
+  sink.enqueue({series({{"__name__", "a"}}, {{3, 2000}, {4, 3000}})});
+  sink.stop();
+  receiver.join();
+  const auto c = sink.counters();
+  EXPECT_EQ(c.samples_sent, 3u);
+  EXPECT_EQ(c.samples_rejected, 0u);
+  EXPECT_EQ(c.samples_skipped, 1u) << "the regenerated sample at 2000 is at the mark";
+  EXPECT_EQ(c.batch_splits, 0u);
+  ASSERT_EQ(receiver.requests.size(), 3u);
+  EXPECT_EQ(sent_series(receiver.requests[2])[0].samples, (std::vector<RwSample>{{4, 3000}}));
 }
 
 }  // namespace

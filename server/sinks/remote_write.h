@@ -102,9 +102,9 @@ class RemoteWriteSink : public Sink {
     std::string error;
   };
   struct Request {
-    std::string body;      // snappy-compressed WriteRequest
-    RwMarks marks;         // what a 2xx proves the receiver holds
-    uint64_t samples = 0;  // this run's samples in it
+    std::string body;        // snappy-compressed WriteRequest
+    RwMarks marks;           // what a 2xx proves the receiver holds
+    uint64_t samples = 0;    // this run's samples in it
     bool left_over = false;  // the previous run's outbox: not in this run's counters
   };
   static constexpr int kMaxSplits = 64;

@@ -30,7 +30,8 @@ std::vector<int64_t> rw_stale_cuts(const std::vector<RwSeries>& batch, int64_t e
 uint64_t rw_drop_at_or_before(std::vector<RwSeries>& batch, int64_t cut_ms) {
   uint64_t removed = 0;
   for (RwSeries& s : batch)
-    removed += std::erase_if(s.samples, [&](const RwSample& x) { return x.timestamp_ms <= cut_ms; });
+    removed +=
+        std::erase_if(s.samples, [&](const RwSample& x) { return x.timestamp_ms <= cut_ms; });
   std::erase_if(batch, [](const RwSeries& s) { return s.samples.empty(); });
   return removed;
 }

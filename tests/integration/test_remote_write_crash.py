@@ -145,10 +145,12 @@ class RemoteWriteCrashTest(PipelineTestCase):
         except harness.WaitTimeout:
             pass  # the assertion below says what differs
         prom_log = self.prom.process.read_stderr()
+        server_log = self.server.process.read_stderr()
         figures = {"increments written": total, "Prometheus value": self.prom.query_one(sel),
                    "resets": self.prom.query_one(f"resets({sel}[1h])"),
-                   "server 'HTTP 400' log lines": self.server.process.read_stderr().count("HTTP 400"),
-                   "prometheus 'Out of order sample' log lines": prom_log.count("Out of order sample"),
+                   "server 'HTTP 400' log lines": server_log.count("HTTP 400"),
+                   "prometheus 'Out of order sample' log lines":
+                       prom_log.count("Out of order sample"),
                    "prometheus 'duplicate sample' log lines": prom_log.count("duplicate sample"),
                    "self-metrics": {k: v for k, v in self.self_metrics().items()
                                     if k.startswith("remote_write_")}}

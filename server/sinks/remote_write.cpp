@@ -203,8 +203,10 @@ bool RemoteWriteSink::cut_held_samples(std::vector<RwSeries>& batch, Attempt& a)
   if (cuts.empty()) return false;
   const std::string first_answer = a.error.substr(0, a.error.find('\n'));
   uint64_t dropped = 0, requests = 0;
+  int64_t last_cut = cuts.front();
   bool settled = false;
   for (int64_t cut : cuts) {
+    last_cut = cut;
     const uint64_t n = rw_drop_at_or_before(batch, cut);
     dropped += n;
     reject(n, reason);
@@ -228,7 +230,7 @@ bool RemoteWriteSink::cut_held_samples(std::vector<RwSeries>& batch, Attempt& a)
   log::warn("remote_write " + options().url.to_string() + ": refused (" + first_answer +
             "): the receiver holds samples sent before this server's start or URL change; "
             "dropped " + std::to_string(dropped) + " samples at or before " +
-            std::to_string(cuts.back()) + " ms in " + std::to_string(requests) + " resends" +
+            std::to_string(last_cut) + " ms in " + std::to_string(requests) + " resends" +
             (settled ? "" : ", the rest still refused") +
             "\nhint: expected once after remote_write.hwm was lost or the URL renamed; the "
             "totals continue exact with the next samples");

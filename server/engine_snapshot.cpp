@@ -264,7 +264,10 @@ Status Engine::Impl::load_snapshot(bool& found, bool& damaged) {
     if (j.at("interval_ms").get<int64_t>() != iv_ms)
       return make_error("snapshot " + path + " was written with interval " +
                             std::to_string(j.at("interval_ms").get<int64_t>()) + " ms",
-                        "restart with the old interval and drain first, or " + hint);
+                        "the state (fleet totals, counter baselines, open intervals) is kept per "
+                        "interval: start with the old interval again, or, to change it, stop the "
+                        "server (SIGTERM) and " + hint + "; the exported totals then restart from "
+                        "0 (docs/OPERATIONS.md, \"Changing interval\")");
     wal_start = j.at("wal_seq").get<uint64_t>();
     next_emit_start = j.at("next_emit_start").get<int64_t>();
     const json& s = j.at("stats");

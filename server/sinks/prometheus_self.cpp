@@ -137,6 +137,9 @@ void ServerSelfMetrics::update_remote_write(const RemoteWriteSink::Counters& rw)
           rw.samples_skipped);
   counter("remote_write_batch_splits_total",
           "refused batches split in two and resent to keep their valid samples", rw.batch_splits);
+  counter("remote_write_stale_cuts_total",
+          "refused batches resent without their oldest samples (from before the start or URL "
+          "change, which the receiver already holds)", rw.stale_cuts);
   counter("remote_write_requests_total", "write requests made (retries included)", rw.requests);
   counter("remote_write_request_failures_total",
           "requests that failed: connection error, 5xx, 429 or other non-2xx",

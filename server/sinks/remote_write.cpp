@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
 
 #include "common/log.h"
+#include "server/sinks/remote_write_cuts.h"
 
 namespace statherd::server {
 
@@ -25,16 +27,34 @@ const std::vector<std::pair<std::string, std::string>>& remote_write_headers() {
   return headers;
 }
 
+// <dir>/remote_write.outbox next to <dir>/remote_write.hwm; empty when nothing is persisted.
+std::string outbox_path(const std::string& hwm_path) {
+  if (hwm_path.empty()) return {};
+  const size_t slash = hwm_path.rfind('/');
+  return (slash == std::string::npos ? std::string() : hwm_path.substr(0, slash + 1)) +
+         "remote_write.outbox";
+}
+
 }  // namespace
 
 RemoteWriteSink::RemoteWriteSink(RemoteWriteSinkOptions options)
-    : options_(std::move(options)), hwm_(options_.hwm_path, options_.url.to_string()) {
+    : options_(std::move(options)),
+      hwm_(options_.hwm_path, options_.url.to_string()),
+      outbox_(outbox_path(options_.hwm_path)) {
+  epoch_ms_ = now_ms();
   options_.batch_max_samples = std::max<uint64_t>(options_.batch_max_samples, 1);
   options_.queue_max_samples = std::max<uint64_t>(options_.queue_max_samples, 1);
   thread_ = std::thread([this] { run(); });
 }
 
 RemoteWriteSink::~RemoteWriteSink() { stop(); }
+
+int64_t RemoteWriteSink::now_ms() const {
+  if (options_.clock_ms) return options_.clock_ms();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 void RemoteWriteSink::emit(const IntervalOutput& out) {
   names_.emit(out);
@@ -80,10 +100,12 @@ void RemoteWriteSink::reconfigure(RemoteWriteSinkOptions options) {
   options.queue_max_samples = std::max<uint64_t>(options.queue_max_samples, 1);
   {
     std::lock_guard lock(mutex_);
-    if (options.url.to_string() != options_.url.to_string())
+    const bool moved = options.url.to_string() != options_.url.to_string();
+    if (moved)
       log::info("remote_write: URL changed from " + options_.url.to_string() + " to " +
                 options.url.to_string());
     options_ = std::move(options);
+    if (moved) epoch_ms_ = now_ms();
     hwm_.set_url(options_.url.to_string());
     ++options_generation_;
     while (queue_.size() > options_.queue_max_samples) {
@@ -131,9 +153,10 @@ std::vector<RwSeries> RemoteWriteSink::take_batch() {
 }
 
 void RemoteWriteSink::deliver(std::vector<RwSeries> batch, int& splits_left) {
-  const uint64_t samples = sample_count(batch);
-  const Attempt a = send_with_retry(batch, samples);
+  Attempt a = send_with_retry(batch);
   if (a.outcome != Outcome::Refused) return;
+  if (splits_left == kMaxSplits && cut_held_samples(batch, a)) return;  // once per queued batch
+  const uint64_t samples = sample_count(batch);
   const RwReject reason = classify_remote_write_rejection(a.error);
   std::string answer = a.error;
   while (!answer.empty() && std::isspace(static_cast<unsigned char>(answer.back())))
@@ -155,21 +178,78 @@ void RemoteWriteSink::deliver(std::vector<RwSeries> batch, int& splits_left) {
     deliver(std::move(second), splits_left);
     return;
   }
-  std::lock_guard lock(mutex_);
-  counters_.samples_rejected += samples;
-  counters_.rejected_by_reason[static_cast<int>(reason)] += samples;
-  counters_.samples_in_flight -= samples;
+  reject(samples, reason);
   log::warn(where + "; rejected " + std::to_string(samples) + " samples (" +
             rw_reject_name(reason) + ")\nhint: a 4xx is not retried; out of order or duplicate "
             "samples mean another writer sends these series, or the receiver holds newer ones; "
             "otherwise check the URL path and the receiver's logs");
 }
 
-// POSTs the batch until it is accepted, refused for good, or the stop deadline passes.
-RemoteWriteSink::Attempt RemoteWriteSink::send_with_retry(const std::vector<RwSeries>& batch,
-                                                          uint64_t samples) {
-  const std::string body = snappy_block_compress(encode_write_request(batch));
+void RemoteWriteSink::reject(uint64_t samples, RwReject reason) {
+  std::lock_guard lock(mutex_);
+  counters_.samples_rejected += samples;
+  counters_.rejected_by_reason[static_cast<int>(reason)] += samples;
+  counters_.samples_in_flight -= samples;
+}
+
+bool RemoteWriteSink::cut_held_samples(std::vector<RwSeries>& batch, Attempt& a) {
+  RwReject reason = classify_remote_write_rejection(a.error);
+  if (reason == RwReject::Other) return false;
+  std::vector<int64_t> cuts;
+  {
+    std::lock_guard lock(mutex_);
+    cuts = rw_stale_cuts(batch, epoch_ms_, hwm_.hint_ms());
+  }
+  if (cuts.empty()) return false;
+  const std::string first_answer = a.error.substr(0, a.error.find('\n'));
+  uint64_t dropped = 0, requests = 0;
+  int64_t last_cut = cuts.front();
+  bool settled = false;
+  for (int64_t cut : cuts) {
+    last_cut = cut;
+    const uint64_t n = rw_drop_at_or_before(batch, cut);
+    dropped += n;
+    reject(n, reason);
+    {
+      std::lock_guard lock(mutex_);
+      ++counters_.stale_cuts;
+    }
+    if (batch.empty()) {
+      settled = true;
+      break;
+    }
+    ++requests;
+    a = send_with_retry(batch);
+    if (a.outcome != Outcome::Refused) {
+      settled = true;
+      break;
+    }
+    reason = classify_remote_write_rejection(a.error);
+    if (reason == RwReject::Other) break;
+  }
+  log::warn("remote_write " + options().url.to_string() + ": refused (" + first_answer +
+            "): the receiver holds samples sent before this server's start or URL change; "
+            "dropped " + std::to_string(dropped) + " samples at or before " +
+            std::to_string(last_cut) + " ms in " + std::to_string(requests) + " resends" +
+            (settled ? "" : ", the rest still refused") +
+            "\nhint: expected once after remote_write.hwm was lost or the URL renamed; the "
+            "totals continue exact with the next samples");
+  return settled;
+}
+
+RemoteWriteSink::Attempt RemoteWriteSink::send_with_retry(const std::vector<RwSeries>& batch) {
+  Request req;
+  req.body = snappy_block_compress(encode_write_request(batch));
+  req.marks = rw_marks_of(batch);
+  req.samples = sample_count(batch);
+  return send_with_retry(req);
+}
+
+// POSTs the request until it is accepted, refused for good, or the stop deadline passes. The
+// outbox holds it meanwhile (kept when the answer stays unknown at stop).
+RemoteWriteSink::Attempt RemoteWriteSink::send_with_retry(const Request& req) {
   RemoteWriteSinkOptions opt = options();  // this attempt's URL and timeouts
+  if (!req.left_over) outbox_.put({opt.url.to_string(), req.marks, req.body});
   uint64_t generation = 0;
   {
     std::lock_guard lock(mutex_);
@@ -178,23 +258,40 @@ RemoteWriteSink::Attempt RemoteWriteSink::send_with_retry(const std::vector<RwSe
   auto backoff = opt.backoff_initial;
   // mutex_ held: the batch leaves the in-flight gauge in the same step as it enters an outcome.
   auto settle = [&](uint64_t& outcome) {
-    outcome += samples;
-    counters_.samples_in_flight -= samples;
+    outcome += req.samples;
+    counters_.samples_in_flight -= req.samples;
   };
+  bool maybe_stored = false;  // an earlier attempt was sent whole, its answer lost
   for (;;) {
-    RwPostResult r = http_post(opt.url, body, remote_write_headers(), opt.timeout);
-    const RwRetry what = classify_remote_write_status(r.status);
+    RwPostResult r = http_post(opt.url, req.body, remote_write_headers(), opt.timeout);
+    RwRetry what = classify_remote_write_status(r.status);
+    if (what == RwRetry::Drop && maybe_stored &&
+        classify_remote_write_rejection(r.error) != RwReject::Other) {
+      // Refused as out of order or duplicate after an attempt whose answer was lost: that attempt
+      // was stored (the older samples of a series are refused now, the newest is identical).
+      log::info("remote_write " + opt.url.to_string() + ": the receiver already held a request "
+                "whose answer was lost (" + std::to_string(req.marks.size()) + " series)");
+      what = RwRetry::Done;
+    }
+    maybe_stored = maybe_stored || r.maybe_stored;
     std::unique_lock lock(mutex_);
     ++counters_.requests;
     counters_.last_status = r.status;
     if (what == RwRetry::Done) {
       settle(counters_.samples_sent);
-      hwm_.accepted(batch);
+      const std::string floor_file = hwm_.accept_marks(req.marks);
+      lock.unlock();
+      hwm_.write_file(floor_file);  // the floor first: a crash in between resends the outbox
+      outbox_.clear();
       return {Outcome::Sent, r.status, {}};
     }
     ++counters_.request_failures;
     const std::string where = "remote_write " + opt.url.to_string() + ": ";
-    if (what == RwRetry::Drop) return {Outcome::Refused, r.status, r.error};
+    if (what == RwRetry::Drop) {
+      lock.unlock();
+      if (!req.left_over) outbox_.clear();  // refused: the receiver rolled it back
+      return {Outcome::Refused, r.status, r.error};
+    }
     log::warn(where + (r.status ? "HTTP " + std::to_string(r.status) + " " + r.error : r.error) +
               "; retrying in " + std::to_string(backoff.count()) + " ms (hint: is the receiver "
               "up, and started with --web.enable-remote-write-receiver?)");
@@ -221,7 +318,40 @@ RemoteWriteSink::Attempt RemoteWriteSink::send_with_retry(const std::vector<RwSe
   }
 }
 
+void RemoteWriteSink::resend_left_over() {
+  std::optional<RwPending> p = outbox_.left_over();
+  if (!p) return;
+  const std::string url = options().url.to_string();
+  log::info("remote_write: resending to " + url + " the request in flight when the previous run "
+            "stopped (" + std::to_string(p->marks.size()) + " series, sent to " + p->url + ")");
+  Request req;
+  req.body = std::move(p->body);
+  req.marks = std::move(p->marks);
+  req.left_over = true;
+  const Attempt a = send_with_retry(req);
+  if (a.outcome == Outcome::Dropped) return;  // stopping: it stays in the outbox
+  if (a.outcome == Outcome::Refused) {
+    if (classify_remote_write_rejection(a.error) == RwReject::Other) {
+      log::warn("remote_write " + url + ": the previous run's last request was refused (status " +
+                std::to_string(a.status) + "); dropped\nhint: check the URL and the receiver's "
+                "logs");
+      outbox_.clear();
+      return;
+    }
+    // Refused as out of order or duplicate: the receiver stored it before the crash (a series
+    // with several samples in it is then refused for the older ones). Its marks stand.
+    std::unique_lock lock(mutex_);
+    const std::string floor_file = hwm_.accept_marks(req.marks);
+    lock.unlock();
+    hwm_.write_file(floor_file);
+    log::info("remote_write " + url + ": the receiver already held the previous run's last "
+              "request");
+    outbox_.clear();
+  }
+}
+
 void RemoteWriteSink::run() {
+  resend_left_over();
   for (;;) {
     std::vector<RwSeries> batch;
     {

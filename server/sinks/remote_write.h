@@ -20,12 +20,19 @@
 // never sent twice. A 4xx that names samples (out of order, duplicate, out of bounds) refuses
 // the whole request in Prometheus: the batch is split in halves and each resent, so only the
 // offending samples are rejected (counted per reason); at most kMaxSplits resends per batch.
+//
+// The request in flight is kept in <state_dir>/remote_write.outbox until its answer is known and
+// resent unchanged at the next start (remote_write_outbox.h): a crash after the receiver stored it
+// but before its 2xx arrived makes nothing refused. A receiver that holds samples the sink does not
+// know it holds (marks lost: .hwm deleted, URL renamed) refuses them; the sink then cuts the
+// samples from before its start, oldest first, in a few resends (remote_write_cuts.h).
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -34,6 +41,7 @@
 #include "server/sinks/prometheus.h"
 #include "server/sinks/remote_write_http.h"
 #include "server/sinks/remote_write_hwm.h"
+#include "server/sinks/remote_write_outbox.h"
 #include "server/sinks/remote_write_proto.h"
 #include "server/sinks/sink.h"
 
@@ -48,6 +56,8 @@ struct RemoteWriteSinkOptions {
   std::chrono::milliseconds backoff_max{30'000};
   std::chrono::milliseconds stop_timeout{10'000};  // stop() flushes at most this long
   std::string hwm_path;  // <state_dir>/remote_write.hwm; empty: the marks are not persisted
+                         // (nor the outbox, <same dir>/remote_write.outbox)
+  std::function<int64_t()> clock_ms;  // wall clock in unix ms; empty: the system clock
 };
 
 class RemoteWriteSink : public Sink {
@@ -59,6 +69,7 @@ class RemoteWriteSink : public Sink {
     uint64_t rejected_by_reason[4] = {};  // indexed by RwReject; sums to samples_rejected
     uint64_t samples_skipped = 0;    // at or before their series' high-water mark: not sent
     uint64_t batch_splits = 0;       // refused batches split in two and resent
+    uint64_t stale_cuts = 0;         // refused batches resent without their oldest samples
     uint64_t requests = 0, request_failures = 0, retries = 0;
     uint64_t reemits_skipped = 0;
     uint64_t queue_depth = 0;
@@ -90,18 +101,33 @@ class RemoteWriteSink : public Sink {
     int status = 0;
     std::string error;
   };
+  struct Request {
+    std::string body;        // snappy-compressed WriteRequest
+    RwMarks marks;           // what a 2xx proves the receiver holds
+    uint64_t samples = 0;    // this run's samples in it
+    bool left_over = false;  // the previous run's outbox: not in this run's counters
+  };
   static constexpr int kMaxSplits = 64;
 
   void run();
   std::vector<RwSeries> take_batch();            // mutex_ held
   // Sends `batch`, split and resent where the receiver refuses some of its samples.
   void deliver(std::vector<RwSeries> batch, int& splits_left);
-  // Sent and Dropped settle the batch's samples in the counters; Refused leaves them in flight.
-  Attempt send_with_retry(const std::vector<RwSeries>& batch, uint64_t samples);
+  // After a refusal for samples: cuts samples from before the epoch (remote_write_cuts.h) and
+  // resends. True when the batch is settled; false: `a` is the last refusal of what is left.
+  bool cut_held_samples(std::vector<RwSeries>& batch, Attempt& a);
+  void reject(uint64_t samples, RwReject reason);
+  // Sent and Dropped settle the request's samples in the counters; Refused leaves them in flight.
+  Attempt send_with_retry(const std::vector<RwSeries>& batch);
+  Attempt send_with_retry(const Request& req);
+  void resend_left_over();  // the previous run's outbox, before anything else
+  int64_t now_ms() const;
 
   RemoteWriteSinkOptions options_;
   PrometheusSink names_;                          // naming and counter totals of /metrics
   RwHighWater hwm_;                               // mutex_ held
+  RwOutbox outbox_;                               // sender thread only
+  int64_t epoch_ms_ = 0;  // start, or the last URL change (mutex_ held)
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<RwSeries> queue_;

@@ -40,7 +40,9 @@ RwPostResult http_post(const RwUrl& url, const std::string& body,
   req.headers = headers;
   req.max_response_body = 64 * 1024;
   HttpExchangeResult r = http_exchange(std::move(req), timeout);
-  if (!r.ok()) return {0, std::move(r.error)};
+  if (!r.ok())
+    return {0, std::move(r.error),
+            r.step == HttpStep::ReadHeader || r.step == HttpStep::ReadBody};
   RwPostResult out{r.status, ""};
   if (out.status < 200 || out.status >= 300) out.error = r.body.substr(0, 512);
   return out;

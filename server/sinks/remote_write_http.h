@@ -26,6 +26,9 @@ Result<RwUrl> parse_remote_write_url(std::string_view url);
 struct RwPostResult {
   int status = 0;       // 0: no answer (connection error or timeout); see `error`
   std::string error;    // transport error, or the start of a non-2xx answer's body
+  // No answer, but the request was sent whole (the failure came while reading the answer): the
+  // receiver may have stored it.
+  bool maybe_stored = false;
 };
 
 RwPostResult http_post(const RwUrl& url, const std::string& body,

@@ -92,5 +92,35 @@ TEST(RwHighWater, UnwritableFileOnlyLosesTheFloor) {
   EXPECT_EQ(hwm.filter(batch), 1u);
 }
 
+TEST(RwHighWater, GarbageOrTornFileGivesNoFloorAndIsReplacedDurably) {
+  TempDir dir;
+  const std::string path = dir.path + "/remote_write.hwm", url = "http://r:9090/api/v1/write";
+  for (const std::string& bad : {std::string("7000"), std::string("7000 " + url),
+                                std::string("x7000 " + url + "\n"),
+                                std::string("7000 " + url + " extra\n"), std::string("\0\0\0", 3),
+                                std::string("99999999999999999999999 " + url + "\n")}) {
+    std::ofstream(path, std::ios::trunc) << bad;
+    RwHighWater hwm(path, url);
+    EXPECT_EQ(hwm.floor_ms(), std::numeric_limits<int64_t>::min()) << bad;
+    hwm.accepted({rw("a", {8000})});
+    EXPECT_EQ(RwHighWater(path, url).floor_ms(), 8000) << "rewritten whole after " << bad;
+  }
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+  EXPECT_EQ(fs::status(path).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+}
+
+TEST(RwHighWater, AnotherUrlsFloorIsOnlyAHint) {
+  TempDir dir;
+  const std::string path = dir.path + "/remote_write.hwm";
+  { RwHighWater(path, "http://localhost:9090/api/v1/write").accepted({rw("a", {7000})}); }
+  RwHighWater alias(path, "http://127.0.0.1:9090/api/v1/write");
+  EXPECT_EQ(alias.floor_ms(), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(alias.hint_ms(), 7000);
+  alias.accepted({rw("a", {9000})});
+  alias.set_url("http://other:9090/api/v1/write");
+  EXPECT_EQ(alias.hint_ms(), 9000) << "the newest sent to the URL before";
+}
+
 }  // namespace
 }  // namespace statherd::server

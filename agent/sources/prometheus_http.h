@@ -3,8 +3,11 @@
 // samples: labels -> tags (sorted), counters cumulative, histograms as bucket distributions,
 // summaries as summary distributions. A slow, huge, non-text or malformed answer is a
 // SourceError for that URL only.
-// Identity: host, app (configured "APP=URL", else the URL's host:port), pid -1, path = URL.
+// Identity: host, app (configured "APP=URL", else the URL's host:port), pid -1, path = URL,
+// start time = process_start_time_seconds when exposed (EndpointStarts below), else 0.
 #pragma once
+
+#include <unordered_map>
 
 #include <chrono>
 #include <cstdint>
@@ -23,6 +26,20 @@ struct PrometheusHttpOptions {
   std::string host;
 };
 
+// The identity of an endpoint's process: process_start_time_seconds (exposed by prometheus_client
+// and the Go client) becomes the source's start time; when it changes between two reads of one
+// URL the process restarted since the previous read, so the source is fresh (its whole state
+// counts: a restarted worker that counted past its old totals before the next read is otherwise
+// indistinguishable from one that kept running). Without it (or with a value that is not a
+// plausible time) the start time stays 0, as before.
+class EndpointStarts {
+ public:
+  void apply(SourceSamples& ss);
+
+ private:
+  std::unordered_map<std::string, int64_t> last_;  // URL -> start time (ms) at the last read
+};
+
 class PrometheusHttpSource : public Source {
  public:
   explicit PrometheusHttpSource(PrometheusHttpOptions options);
@@ -35,6 +52,7 @@ class PrometheusHttpSource : public Source {
  private:
   PrometheusHttpOptions options_;
   std::vector<HttpEndpoint> endpoints_;
+  EndpointStarts starts_;
 };
 
 }  // namespace statherd::agent

@@ -14,6 +14,7 @@ Also (issue #9 item 1): a server that has seen v2 histograms restarts cleanly (S
 """
 
 import os
+import signal
 import subprocess
 import sys
 import unittest
@@ -257,6 +258,35 @@ class PromMultiprocIntervalsTest(DistIntervalsTest):
 class PromTextIntervalsTest(DistIntervalsTest):
     MODE = "text"
     test_server_restart_after_histograms_continues = None
+
+    def test_a_restart_that_counts_past_the_old_total_between_two_reads(self):
+        """The endpoint's process restarts and observes more than the old process did before the
+        agent reads it again (the agent is held with SIGSTOP meanwhile): the counts alone look
+        like growth; process_start_time_seconds says it is a new process, whose every
+        observation counts."""
+        self.start(with_carbon=False)
+        writers = [self.start_writer(0)]
+        self.wait_agent_batches(3)
+        self.step(writers, 0.001)
+        agent_pid = self.agent.process.pid
+        os.kill(agent_pid, signal.SIGSTOP)
+        try:
+            old = writers.pop(0)
+            old.stdin.close()
+            old.wait(timeout=10)
+            new = self.start_writer(0)
+            writers.append(new)
+            new.stdin.write(f"0.001 {3 * PER_STEP}\n")  # past the old counts in every bucket
+            new.stdin.flush()
+            self.assertEqual(new.stdout.readline().strip(), "ok")
+            self.observed += 3 * PER_STEP
+        finally:
+            os.kill(agent_pid, signal.SIGCONT)
+        harness.wait_for(lambda: self.api_total() == self.observed, 30, interval=0.1,
+                         what=f"the interval counts to sum to {self.observed} (the restarted "
+                              f"process counted whole)")
+        self.step(writers, 0.1)  # and it goes on counting only what is new
+        self.assertEqual(self.api_total(), self.observed)
 
 
 if __name__ == "__main__":

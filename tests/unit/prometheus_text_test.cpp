@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 
+#include "agent/sources/prometheus_http.h"
 #include "agent/sources/prometheus_text.h"
 
 namespace statherd::agent {
@@ -212,6 +213,60 @@ TEST(PrometheusText, HostileInputNeverCrashes) {
   auto big = parse_ok(many);
   ASSERT_EQ(big.size(), 1u);
   EXPECT_EQ(big[0].samples[0].labels.size(), 1000u);
+}
+
+}  // namespace
+}  // namespace statherd::agent
+
+namespace statherd::agent {
+namespace {
+
+SourceSamples endpoint_read(const std::string& text) {
+  SourceSamples ss;
+  ss.id = {"h", "app", -1, 0, "http://127.0.0.1:9/metrics"};
+  auto samples = prometheus_samples(parse_ok(text), 1000);
+  EXPECT_TRUE(samples.ok());
+  if (samples.ok()) ss.samples = std::move(*samples);
+  return ss;
+}
+
+// An endpoint's process restarts between two scrapes and counts past its old totals before the
+// next one: the counts alone cannot tell. prometheus_client (and the Go client) expose
+// process_start_time_seconds: a new value is a new process, everything of it counted since the
+// previous scrape (fresh), and the start time is the source's identity.
+TEST(PrometheusEndpointStart, ANewProcessStartTimeIsANewFreshIdentity) {
+  EndpointStarts starts;
+  const std::string first = "process_start_time_seconds 1796138400.25\nreq_total 500\n";
+  SourceSamples a = endpoint_read(first);
+  starts.apply(a);
+  EXPECT_EQ(a.id.start_time_ms, 1'796'138'400'250);
+  EXPECT_FALSE(a.fresh) << "first sight: the process may have run long before";
+  SourceSamples b = endpoint_read(first);
+  starts.apply(b);
+  EXPECT_EQ(b.id.start_time_ms, 1'796'138'400'250);
+  EXPECT_FALSE(b.fresh);
+  SourceSamples c = endpoint_read("process_start_time_seconds 1796138460.5\nreq_total 900\n");
+  starts.apply(c);
+  EXPECT_EQ(c.id.start_time_ms, 1'796'138'460'500);
+  EXPECT_TRUE(c.fresh);
+  SourceSamples d = endpoint_read("process_start_time_seconds 1796138460.5\nreq_total 950\n");
+  starts.apply(d);
+  EXPECT_FALSE(d.fresh);
+}
+
+TEST(PrometheusEndpointStart, WithoutAStartTimeTheIdentityStaysAsItWas) {
+  EndpointStarts starts;
+  SourceSamples a = endpoint_read("req_total 5\n");
+  starts.apply(a);
+  EXPECT_EQ(a.id.start_time_ms, 0);
+  EXPECT_FALSE(a.fresh);
+  for (const char* bad : {"process_start_time_seconds NaN\n", "process_start_time_seconds -5\n",
+                          "process_start_time_seconds 1e300\n"}) {
+    SourceSamples b = endpoint_read(std::string(bad) + "req_total 6\n");
+    starts.apply(b);
+    EXPECT_EQ(b.id.start_time_ms, 0) << bad;
+    EXPECT_FALSE(b.fresh) << bad;
+  }
 }
 
 }  // namespace

@@ -12,7 +12,13 @@
 
 namespace statherd::agent {
 
-// True if `s` carries only finite numbers (text samples always pass; a summary's min and max
+// A histogram's or summary's non-finite sum (prometheus_client keeps _sum NaN or +-Inf forever
+// after one such observation) does not cost the distribution: its sum is marked unknown
+// (Distribution::sum_unknown) and its count, buckets and quantiles ship. Returns how many.
+// Sketches are left alone (their sum is part of the sketch; a non-finite one is dropped).
+size_t mark_non_finite_sums_unknown(SourceSamples& ss);
+
+// True if `s` carries only finite numbers (an unknown sum counts as finite) (text samples always pass; a summary's min and max
 // may be NaN, meaning "not known").
 bool sample_is_finite(const Sample& s);
 
@@ -29,7 +35,8 @@ size_t drop_non_finite(SourceSamples& ss, std::vector<SourceError>& errors);
 bool claims_reserved_app(const SourceSamples& ss, std::vector<SourceError>& errors);
 
 // Every check of this file on one source a source kind read: false if it must be dropped
-// whole, else its non-finite samples are dropped (both with their errors).
+// whole, else non-finite sums become unknown and the other non-finite samples are dropped
+// (both with their errors).
 bool guard_source(SourceSamples& ss, std::vector<SourceError>& errors);
 
 }  // namespace statherd::agent

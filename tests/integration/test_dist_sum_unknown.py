@@ -3,7 +3,8 @@
 agent used to drop the whole distribution at every read from then on, so the app's series
 vanished (600 of 2,101 observations counted). Now the distribution's sum is unknown: every
 interval's `count` and quantiles keep flowing, `sum` and `mean` are not emitted once the sum is
-unknown, and /metrics `_count` keeps counting while `_sum` stays where it was (finite).
+unknown, and /metrics `_count` keeps counting while `_sum` adds no unknown delta (finite: it
+stays where it was for a directory; a text endpoint per worker adds the other's known sums).
 Real prometheus_client writers, multiprocess .db files and a text endpoint.
 prometheus_client puts a NaN observation in no bucket (NaN <= bound is false): its count is
 the finite observations; +Inf lands in the +Inf bucket and counts.
@@ -14,10 +15,11 @@ import re
 import unittest
 
 import harness
-from test_dist_intervals import APP, METRIC, PER_STEP, DistIntervalsTest
+import test_dist_intervals as base  # the module, so its own tests are not collected here
+from test_dist_intervals import APP, METRIC, PER_STEP
 
 
-class SumUnknownMultiprocTest(DistIntervalsTest):
+class SumUnknownMultiprocTest(base.DistIntervalsTest):
     MODE = "multiproc"
     BAD = "nan"
     test_intervals_hold_their_own_observations_after_a_latency_shift = None
@@ -67,9 +69,13 @@ class SumUnknownMultiprocTest(DistIntervalsTest):
                          what=f"/metrics _count to reach {self.observed}")
         total_sum = self.metrics("sum")
         self.assertTrue(math.isfinite(total_sum), total_sum)
-        self.assertEqual(total_sum, sum_before)  # stays where it was: never down, never NaN
-        errors = [a["errors"] for a in self.server.get_json("/api/v1/sources")["agents"]]
-        self.assertFalse(any(errors), errors)
+        if self.MODE == "multiproc":  # one source, unknown from then on: _sum stays where it was
+            self.assertEqual(total_sum, sum_before)
+        else:  # an endpoint per worker: the other one's known sums may still be added
+            self.assertGreaterEqual(total_sum, sum_before)
+            self.assertLessEqual(total_sum, sum_before + 3 * PER_STEP * 0.1 + 1e-6)
+        errors = [e for a in self.server.get_json("/api/v1/sources")["agents"] for e in a["errors"]]
+        self.assertFalse([e for e in errors if "non-finite" in e["message"]], errors)
         print(f"\n{self.MODE} {self.BAD}: counted {sum(s['count'].values())} of {self.observed}, "
               f"_count {self.metrics('count')}, _sum {total_sum}")
 

@@ -3,7 +3,8 @@
 // rates for good, and the server refuses the whole batch that carries one. So every source's
 // samples pass here once, where the agent gathers them (AgentLoop::scrape_counted): non-finite
 // samples are dropped, and the source gets one SourceError naming them (per-source, like a bad
-// file), so the other samples of that source and every other source still ship.
+// file), so the other samples of that source and every other source still ship. A histogram's
+// or summary's non-finite sum is the exception: the sum becomes unknown, the rest ships.
 #pragma once
 
 #include <vector>
@@ -18,8 +19,8 @@ namespace statherd::agent {
 // Sketches are left alone (their sum is part of the sketch; a non-finite one is dropped).
 size_t mark_non_finite_sums_unknown(SourceSamples& ss);
 
-// True if `s` carries only finite numbers (an unknown sum counts as finite) (text samples always pass; a summary's min and max
-// may be NaN, meaning "not known").
+// True if `s` carries only finite numbers (text samples always pass; an unknown sum passes; a
+// summary's min and max may be NaN, meaning "not known").
 bool sample_is_finite(const Sample& s);
 
 // Removes the non-finite samples of `ss`; if any, appends one error for ss.id.path to `errors`

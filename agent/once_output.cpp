@@ -93,7 +93,8 @@ void append_distribution(std::string& out, const Distribution* d) {
   out.append("{\"count\":");
   append_json_number(out, d->count);
   out.append(",\"sum\":");
-  append_json_number(out, d->sum);
+  if (d->sum_unknown) out.append("null");  // not known (a Scales PMF, a NaN _sum)
+  else append_json_number(out, d->sum);
   if (d->form == Distribution::Form::Buckets) {
     out.append(",\"buckets\":[");
     for (size_t i = 0; i < d->bucket_upper_bounds.size(); ++i) {

@@ -20,11 +20,13 @@ bool distribution_is_finite(const Distribution& d) {
       return std::isfinite(d.sketch.count()) && std::isfinite(d.sketch.sum());
     case Distribution::Form::Buckets:
       // The last upper bound may be +Inf (Prometheus' le="+Inf"); counts may not.
-      return std::isfinite(d.count) && std::isfinite(d.sum) && all_finite(d.bucket_counts) &&
+      return std::isfinite(d.count) && (d.sum_unknown || std::isfinite(d.sum)) &&
+             all_finite(d.bucket_counts) &&
              std::none_of(d.bucket_upper_bounds.begin(), d.bucket_upper_bounds.end(),
                           [](double b) { return std::isnan(b); });
     case Distribution::Form::Summary:
-      return std::isfinite(d.count) && std::isfinite(d.sum) && !std::isinf(d.min) &&
+      return std::isfinite(d.count) && (d.sum_unknown || std::isfinite(d.sum)) &&
+             !std::isinf(d.min) &&
              !std::isinf(d.max) &&
              std::all_of(d.quantiles.begin(), d.quantiles.end(),
                          [](const auto& q) { return std::isfinite(q.second); });
@@ -33,6 +35,20 @@ bool distribution_is_finite(const Distribution& d) {
 }
 
 }  // namespace
+
+size_t mark_non_finite_sums_unknown(SourceSamples& ss) {
+  size_t marked = 0;
+  for (Sample& s : ss.samples) {
+    if (s.kind != Kind::Distribution || !s.dist || s.dist->form == Distribution::Form::Sketch ||
+        s.dist->sum_unknown || std::isfinite(s.dist->sum))
+      continue;
+    auto copy = std::make_shared<Distribution>(*s.dist);
+    copy->set_sum_or_unknown(copy->sum);
+    s.dist = std::move(copy);
+    ++marked;
+  }
+  return marked;
+}
 
 bool sample_is_finite(const Sample& s) {
   switch (s.kind) {
@@ -77,6 +93,7 @@ bool claims_reserved_app(const SourceSamples& ss, std::vector<SourceError>& erro
 
 bool guard_source(SourceSamples& ss, std::vector<SourceError>& errors) {
   if (claims_reserved_app(ss, errors)) return false;
+  mark_non_finite_sums_unknown(ss);
   drop_non_finite(ss, errors);
   return true;
 }

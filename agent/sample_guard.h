@@ -3,7 +3,8 @@
 // rates for good, and the server refuses the whole batch that carries one. So every source's
 // samples pass here once, where the agent gathers them (AgentLoop::scrape_counted): non-finite
 // samples are dropped, and the source gets one SourceError naming them (per-source, like a bad
-// file), so the other samples of that source and every other source still ship.
+// file), so the other samples of that source and every other source still ship. A histogram's
+// or summary's non-finite sum is the exception: the sum becomes unknown, the rest ships.
 #pragma once
 
 #include <vector>
@@ -12,8 +13,14 @@
 
 namespace statherd::agent {
 
-// True if `s` carries only finite numbers (text samples always pass; a summary's min and max
-// may be NaN, meaning "not known").
+// A histogram's or summary's non-finite sum (prometheus_client keeps _sum NaN or +-Inf forever
+// after one such observation) does not cost the distribution: its sum is marked unknown
+// (Distribution::sum_unknown) and its count, buckets and quantiles ship. Returns how many.
+// Sketches are left alone (their sum is part of the sketch; a non-finite one is dropped).
+size_t mark_non_finite_sums_unknown(SourceSamples& ss);
+
+// True if `s` carries only finite numbers (text samples always pass; an unknown sum passes; a
+// summary's min and max may be NaN, meaning "not known").
 bool sample_is_finite(const Sample& s);
 
 // Removes the non-finite samples of `ss`; if any, appends one error for ss.id.path to `errors`
@@ -29,7 +36,8 @@ size_t drop_non_finite(SourceSamples& ss, std::vector<SourceError>& errors);
 bool claims_reserved_app(const SourceSamples& ss, std::vector<SourceError>& errors);
 
 // Every check of this file on one source a source kind read: false if it must be dropped
-// whole, else its non-finite samples are dropped (both with their errors).
+// whole, else non-finite sums become unknown and the other non-finite samples are dropped
+// (both with their errors).
 bool guard_source(SourceSamples& ss, std::vector<SourceError>& errors);
 
 }  // namespace statherd::agent

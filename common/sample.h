@@ -1,6 +1,7 @@
 // The sample model shared by agent and server (see ../shared/DESIGN.md "Data model").
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -40,9 +41,20 @@ struct Distribution {
   std::vector<double> bucket_upper_bounds;         // Form::Buckets: ascending, last may be +Inf
   std::vector<double> bucket_counts;               // Form::Buckets: non-cumulative counts
   double count = 0;                                // Buckets and Summary
-  double sum = 0;                                  // Buckets and Summary
+  double sum = 0;                                  // Buckets and Summary (0 if sum_unknown)
+  // Buckets and Summary: the source's sum is not known (a prometheus_client _sum that went NaN
+  // or +-Inf after one such observation; a Scales PMF, whose mean lags its count). Count,
+  // buckets and quantiles still hold; the server emits no interval sum/mean and its exported
+  // _sum total does not move. Wire: bit 7 of the form byte (docs/FORMAT.md).
+  bool sum_unknown = false;
   double min = 0, max = 0;                         // Summary (if known)
   std::vector<std::pair<double, double>> quantiles;  // Summary: (q in [0,1], value)
+
+  // Sets sum, or marks it unknown (sum = 0) when `v` is NaN or +-Inf.
+  void set_sum_or_unknown(double v) {
+    sum_unknown = !std::isfinite(v);
+    sum = sum_unknown ? 0.0 : v;
+  }
 
   bool operator==(const Distribution&) const = default;
 };

@@ -9,7 +9,7 @@
 //     varint n_samples, then per sample:
 //       str name | varint n_tags, n x (str key, str value) | u8 kind | zz timestamp_ms
 //       counter/gauge: f64 value        text: str text
-//       distribution: u8 form, then
+//       distribution: u8 form (bit 7: sum unknown, Buckets/Summary only; sum written 0), then
 //         sketch:  f64 alpha, f64 zero, f64 count, f64 sum, f64 min, f64 max,
 //                  store positive, store negative   (store = zz offset, varint n, n x f64)
 //         buckets: varint n, n x (f64 upper_bound, f64 count), f64 count, f64 sum
@@ -32,6 +32,8 @@ constexpr uint8_t kVersion = 1;
 // An empty source: host, app, pid, start time, path, flags, sample count = 7 bytes.
 constexpr size_t kMinSourceBytes = 7;
 constexpr size_t kMinSampleBytes = 6;
+// Bit 7 of a distribution's form byte: its sum is not known (Distribution::sum_unknown).
+constexpr uint8_t kSumUnknownBit = 0x80;
 
 class Writer {
  public:
@@ -71,7 +73,8 @@ void write_store(Writer& w, const Sketch::Store& s) {
 }
 
 void write_distribution(Writer& w, const Distribution& d) {
-  w.u8(static_cast<uint8_t>(d.form));
+  const bool unknown = d.sum_unknown && d.form != Distribution::Form::Sketch;
+  w.u8(static_cast<uint8_t>(static_cast<uint8_t>(d.form) | (unknown ? kSumUnknownBit : 0)));
   switch (d.form) {
     case Distribution::Form::Sketch: {
       const Sketch& s = d.sketch;
@@ -92,11 +95,11 @@ void write_distribution(Writer& w, const Distribution& d) {
         w.f64(i < d.bucket_counts.size() ? d.bucket_counts[i] : 0.0);
       }
       w.f64(d.count);
-      w.f64(d.sum);
+      w.f64(unknown ? 0.0 : d.sum);
       break;
     case Distribution::Form::Summary:
       w.f64(d.count);
-      w.f64(d.sum);
+      w.f64(unknown ? 0.0 : d.sum);
       w.f64(d.min);
       w.f64(d.max);
       w.varint(d.quantiles.size());
@@ -249,12 +252,14 @@ void read_buckets(Reader& r, Distribution& d) {
   d.count = r.f64();
   d.sum = r.f64();
   if (!r.failed() && !finite_nonneg(d.count)) r.fail("histogram count not finite >= 0");
+  if (!r.failed() && d.sum_unknown) d.sum = 0;  // the value is meaningless
   if (!r.failed() && !std::isfinite(d.sum)) r.fail("histogram sum not finite");
 }
 
 void read_summary(Reader& r, Distribution& d) {
   d.count = r.f64();
   d.sum = r.f64();
+  if (!r.failed() && d.sum_unknown) d.sum = 0;  // the value is meaningless; 0 passes below
   d.min = r.f64();
   d.max = r.f64();
   uint64_t n = r.count(r.limits().max_buckets, 16, "summary quantile");
@@ -274,6 +279,10 @@ void read_summary(Reader& r, Distribution& d) {
 void read_distribution(Reader& r, Sample& s) {
   auto d = std::make_shared<Distribution>();
   uint8_t form = r.u8();
+  d->sum_unknown = (form & kSumUnknownBit) != 0;
+  if (d->sum_unknown && form == (kSumUnknownBit | static_cast<uint8_t>(Distribution::Form::Sketch)))
+    return r.fail("sum-unknown flag on a sketch (its sum is always known)");
+  if (d->sum_unknown) form &= static_cast<uint8_t>(~kSumUnknownBit);
   switch (form) {
     case static_cast<uint8_t>(Distribution::Form::Sketch):
       d->form = Distribution::Form::Sketch;

@@ -43,6 +43,12 @@ std::optional<std::vector<double>> counts_on(const Distribution& prev, const Dis
   return out;
 }
 
+// The interval's sum: unknown when either state's is (a _sum that went NaN stays unknown).
+void subtract_sum(Distribution& d, const Distribution& prev, const Distribution& cur) {
+  d.sum_unknown = prev.sum_unknown || cur.sum_unknown;
+  d.sum = d.sum_unknown ? 0.0 : cur.sum - prev.sum;
+}
+
 std::optional<Distribution> buckets_delta(const Distribution& prev, const Distribution& cur) {
   auto before = counts_on(prev, cur);
   if (!before) return std::nullopt;  // another histogram (a bound went away): a new start
@@ -53,7 +59,7 @@ std::optional<Distribution> buckets_delta(const Distribution& prev, const Distri
   }
   d.count = cur.count - prev.count;
   if (went_down(d.count, prev.count)) return std::nullopt;
-  d.sum = cur.sum - prev.sum;
+  subtract_sum(d, prev, cur);
   return d;
 }
 
@@ -61,8 +67,14 @@ std::optional<Distribution> summary_delta(const Distribution& prev, const Distri
   Distribution d = cur;  // quantiles, min, max: the source's own window
   d.count = cur.count - prev.count;
   if (went_down(d.count, prev.count)) return std::nullopt;
-  d.sum = cur.sum - prev.sum;
+  subtract_sum(d, prev, cur);
   return d;
+}
+
+// Adds d's sum into `into`: unknown if either is (a merge with an unknown sum has one).
+void add_sum(Distribution& into, const Distribution& d) {
+  into.sum_unknown = into.sum_unknown || d.sum_unknown;
+  into.sum = into.sum_unknown ? 0.0 : into.sum + d.sum;
 }
 
 void add_buckets(Distribution& into, const Distribution& d) {
@@ -88,7 +100,7 @@ void add_buckets(Distribution& into, const Distribution& d) {
     }
   }
   into.count += d.count;
-  into.sum += d.sum;
+  add_sum(into, d);
 }
 
 }  // namespace
@@ -138,7 +150,7 @@ void merge_delta(Distribution& into, const Distribution& d) {
     case Form::Buckets: add_buckets(into, d); break;
     case Form::Summary:
       into.count += d.count;
-      into.sum += d.sum;
+      add_sum(into, d);
       into.quantiles = d.quantiles;
       into.min = d.min;
       into.max = d.max;

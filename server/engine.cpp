@@ -318,16 +318,17 @@ Distribution Engine::Impl::dist_delta(Slot& slot, bool count_new,
   return delta;
 }
 
-// A distribution's totals grow by the observations of its delta (non-finite sums are skipped:
-// one NaN would freeze the exported _sum forever).
+// A distribution's totals grow by the observations of its delta (non-finite and unknown sums
+// are skipped: one NaN would freeze the exported _sum forever).
 void Engine::Impl::add_dist_totals(const Slot& slot, const Distribution& delta) {
   const bool sketch = delta.form == Distribution::Form::Sketch;
   const double count = sketch ? delta.sketch.count() : delta.count;
   const double sum = sketch ? delta.sketch.sum() : delta.sum;
+  const bool sum_known = sketch || !delta.sum_unknown;  // unknown: the _sum total stays
   for (uint32_t a : slot.agg) {
     if (a == kNone) continue;
     if (std::isfinite(count) && count > 0) aggs[a].total_count += count;
-    if (std::isfinite(sum)) aggs[a].total_sum += sum;
+    if (sum_known && std::isfinite(sum)) aggs[a].total_sum += sum;
   }
 }
 

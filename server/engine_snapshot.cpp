@@ -85,11 +85,11 @@ json dist_to_json(const Distribution& d) {
               k.empty() ? 0.0 : k.max()};
     }
     case Distribution::Form::Buckets:
-      return {form, d.bucket_upper_bounds, d.bucket_counts, d.count, d.sum};
+      return {form, d.bucket_upper_bounds, d.bucket_counts, d.count, d.sum, d.sum_unknown};
     case Distribution::Form::Summary: {
       json q = json::array();
       for (const auto& [quantile, v] : d.quantiles) q.push_back({quantile, v});
-      return {form, d.count, d.sum, d.min, d.max, std::move(q)};
+      return {form, d.count, d.sum, d.min, d.max, std::move(q), d.sum_unknown};
     }
   }
   return nullptr;
@@ -108,10 +108,12 @@ Distribution dist_from_json(const json& j) {
       d.bucket_upper_bounds = j.at(1).get<std::vector<double>>();
       d.bucket_counts = j.at(2).get<std::vector<double>>();
       d.count = j.at(3); d.sum = j.at(4);
+      d.sum_unknown = j.size() > 5 && j.at(5).get<bool>();  // absent before the flag
       return d;
     case Distribution::Form::Summary:
       d.count = j.at(1); d.sum = j.at(2); d.min = j.at(3); d.max = j.at(4);
       for (const auto& q : j.at(5)) d.quantiles.emplace_back(q.at(0), q.at(1));
+      d.sum_unknown = j.size() > 6 && j.at(6).get<bool>();  // absent before the flag
       return d;
   }
   throw std::runtime_error("unknown distribution form in snapshot");

@@ -25,11 +25,13 @@ void sketch_stats(const std::vector<const Distribution*>& dists, StatValues& out
 void bucket_stats(const std::vector<const Distribution*>& dists, StatValues& out) {
   std::vector<std::pair<double, double>> all;
   double count = 0, sum = 0;
+  bool sum_unknown = false;
   for (const Distribution* d : dists) {
     size_t n = std::min(d->bucket_upper_bounds.size(), d->bucket_counts.size());
     for (size_t i = 0; i < n; ++i) all.emplace_back(d->bucket_upper_bounds[i], d->bucket_counts[i]);
     count += d->count;
     sum += d->sum;
+    sum_unknown = sum_unknown || d->sum_unknown;
   }
   std::sort(all.begin(), all.end());
   std::vector<std::pair<double, double>> merged;
@@ -38,20 +40,22 @@ void bucket_stats(const std::vector<const Distribution*>& dists, StatValues& out
     else merged.emplace_back(bound, c);
   }
   out.emplace_back("count", count);
-  out.emplace_back("sum", sum);
+  if (!sum_unknown) out.emplace_back("sum", sum);
   if (count <= 0) return;
-  out.emplace_back("mean", sum / count);
+  if (!sum_unknown) out.emplace_back("mean", sum / count);
   for (double q : kDistQuantiles) out.emplace_back(quantile_stat_name(q), bucket_quantile(merged, q));
 }
 
 void summary_stats(const std::vector<const Distribution*>& dists, StatValues& out) {
   double count = 0, sum = 0;
+  bool sum_unknown = false;
   double mn = std::numeric_limits<double>::infinity(), mx = -mn;
   struct Acc { double max = -std::numeric_limits<double>::infinity(), weighted = 0, weight = 0; };
   std::map<double, Acc> per_q;  // small: a handful of quantiles
   for (const Distribution* d : dists) {
     count += d->count;
     sum += d->sum;
+    sum_unknown = sum_unknown || d->sum_unknown;
     if (d->count > 0) { mn = std::min(mn, d->min); mx = std::max(mx, d->max); }
     for (const auto& [q, v] : d->quantiles) {
       if (!std::isfinite(v)) continue;
@@ -62,8 +66,8 @@ void summary_stats(const std::vector<const Distribution*>& dists, StatValues& ou
     }
   }
   out.emplace_back("count", count);
-  out.emplace_back("sum", sum);
-  if (count > 0) out.emplace_back("mean", sum / count);
+  if (!sum_unknown) out.emplace_back("sum", sum);
+  if (count > 0 && !sum_unknown) out.emplace_back("mean", sum / count);
   if (mn <= mx) { out.emplace_back("min", mn); out.emplace_back("max", mx); }
   for (const auto& [q, a] : per_q) {
     std::string name = quantile_stat_name(q);
@@ -139,12 +143,14 @@ void distribution_stats(const std::vector<const Distribution*>& dists, StatValue
   if (dists.empty()) return;
   // One name in several forms (a client-library migration): count and sum cover them all; the
   // other stats come from the form holding most of the interval's observations.
-  double per_form[3] = {0, 0, 0};
+  double per_form[4] = {0, 0, 0, 0};  // by Form (1..3)
   double count = 0, sum = 0;
+  bool sum_unknown = false;
   for (const Distribution* d : dists) {
     per_form[static_cast<int>(d->form)] += count_of(*d);
     count += count_of(*d);
     sum += sum_of(*d);
+    sum_unknown = sum_unknown || d->sum_unknown;
   }
   Distribution::Form form = dists.front()->form;
   for (const Distribution* d : dists)
@@ -162,6 +168,7 @@ void distribution_stats(const std::vector<const Distribution*>& dists, StatValue
   std::erase_if(out, [](const auto& s) { return s.first == "count" || s.first == "sum" ||
                                                 s.first == "mean"; });
   out.emplace_back("count", count);
+  if (sum_unknown) return;
   out.emplace_back("sum", sum);
   if (count > 0) out.emplace_back("mean", sum / count);
 }

@@ -31,6 +31,8 @@ std::string quantile_stat_name(double q);
 //   (approximate: bucket resolution); no min/max (unknown).
 // - Summary: count, sum, mean exact; min/max over sources; per quantile pNN_max (max over
 //   sources) and pNN_avg (count-weighted mean over sources): approximate, never one merged pNN.
+// A Buckets or Summary delta whose sum is unknown (Distribution::sum_unknown) makes the
+// group's sum unknown: no `sum` and no `mean` are appended; count and quantiles are.
 void distribution_stats(const std::vector<const Distribution*>& dists, StatValues& out);
 
 // Prometheus histogram_quantile over (upper bound, non-cumulative count), bounds ascending.

@@ -140,8 +140,9 @@ void TreeWalker::pmf(const std::string& name, const Json& obj) {
   d.form = Distribution::Form::Summary;
   d.count = number_or_nan(obj["count"]);
   if (std::isnan(d.count)) d.count = 0;
-  const double mean = number_or_nan(obj["mean"]);
-  d.sum = std::isfinite(mean) ? mean * d.count : 0;
+  // Scales refreshes a PMF's mean on its own (lagging) window while count grows every call, so
+  // mean x count is no sum: its interval differences went negative. The sum is unknown.
+  d.sum_unknown = true;
   d.min = number_or_nan(obj["min"]);
   d.max = number_or_nan(obj["max"]);
   for (const auto& [key, q] : kPmfQuantiles)

@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <tuple>
 #include <unordered_map>
 
@@ -160,7 +161,8 @@ void PrometheusSink::emit_group(const Group& group, const IntervalOutput& out) {
   const SeriesPoint& head = *group.points.front();
   const prometheus::Labels labels = series_labels(head);
   const int64_t start = out.start_s;
-  double count = 0, sum = 0;
+  // No "sum" point: the interval's sum is unknown (Distribution::sum_unknown); _sum stays.
+  double count = 0, sum = std::numeric_limits<double>::quiet_NaN();
   std::optional<double> count_total, sum_total;
   std::map<double, double> quantiles;
   for (const SeriesPoint* p : group.points) {
@@ -236,7 +238,9 @@ void PrometheusSink::add_count(Series& s, int64_t start_s, double count, double 
     return;
   }
   double add_count = std::isfinite(count) ? std::max(0.0, count - prev_count) : 0.0;
+  // An unknown (NaN) sum adds nothing and is not remembered as this interval's.
   double add_sum = std::isfinite(sum) ? sum - prev_sum : 0.0;
+  if (!std::isfinite(sum)) sum = prev_sum;
   if (it != s.counted.end()) {
     *it = {start_s, std::max(count, prev_count), sum};
   } else {

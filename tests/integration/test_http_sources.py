@@ -88,7 +88,8 @@ class HttpSourcesTest(unittest.TestCase):
         latency = scales["handlers.search.latency"]
         self.assertEqual(latency["kind"], "distribution")
         self.assertEqual(latency["value"]["count"], 1234)
-        self.assertAlmostEqual(latency["value"]["sum"], 61.7)
+        # A PMF's sum is unknown (its mean lags its count; issue #14): --once prints null.
+        self.assertIsNone(latency["value"]["sum"])
         self.assertEqual((latency["value"]["min"], latency["value"]["max"]), (0.002, 1.9))
         self.assertEqual(latency["value"]["quantiles"],
                          {"0.5": 0.04, "0.75": 0.06, "0.95": 0.12, "0.98": 0.2, "0.99": 0.3,

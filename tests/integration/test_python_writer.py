@@ -206,7 +206,7 @@ class MetricTest(unittest.TestCase):
         self.assertLess(rec["max"], 60)
         self.assertEqual(sum(rec["counts"]) + rec["zero_count"], 4)
 
-    def test_invalid_input_raises_and_changes_nothing(self):
+    def test_invalid_input_raises_or_is_dropped_and_changes_nothing(self):
         c = statherd.Counter("bad.counter")
         c.inc(5)
         for amount in (-1, float("nan"), float("inf"), "3"):
@@ -219,11 +219,18 @@ class MetricTest(unittest.TestCase):
             g.set("x")
         self.assertEqual(find("bad.gauge")["value"], 1)
         h = statherd.Histogram("bad.hist")
-        for value in (float("nan"), math.inf, -math.inf, "1", None):
-            with self.assertRaises((ValueError, TypeError)):
+        for value in ("1", None):
+            with self.assertRaises(TypeError):
                 h.observe(value)
+        # NaN and +-Inf are dropped silently: a metrics library never raises into the request
+        # path (issue #14, hostile review: observe(NaN) raised ValueError into the app).
+        for value in (float("nan"), math.inf, -math.inf):
+            h.observe(value)
         rec = find("bad.hist")
         self.assertEqual((rec["count"], rec["seq"] % 2), (0, 0))
+        h.observe(0.5)
+        rec = find("bad.hist")
+        self.assertEqual((rec["count"], rec["sum"], rec["seq"] % 2), (1, 0.5, 0))
         with self.assertRaises(ValueError):
             statherd.Counter("bad.counter")  # a second metric of the same name
         with self.assertRaises(ValueError):

@@ -76,5 +76,36 @@ TEST(DistDelta, BoundsThatChangeOtherwiseAreANewHistogram) {
                                                     {100, 10, 800, 3, 100})));
 }
 
+// An unknown sum on either side makes the interval's sum unknown (never cur.sum - 0, never a
+// negative difference); the count still subtracts. A merge with an unknown sum has one.
+TEST(DistDelta, AnUnknownSumOnEitherSideIsUnknownAndMergesUnknown) {
+  Distribution prev = buckets({10, 5, 0}), cur = buckets({10, 25, 1});
+  prev.sum = 1;
+  cur.sum_unknown = true;
+  auto d = distribution_delta(prev, cur);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_TRUE(d->sum_unknown);
+  EXPECT_EQ(d->count, 21);
+  EXPECT_EQ(d->bucket_counts, (std::vector<double>{0, 20, 1}));
+  auto back = distribution_delta(cur, prev.count < cur.count ? buckets({10, 30, 1}) : prev);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(back->sum_unknown);  // the previous state's sum was unknown
+  Distribution s0 = summary(100, 10), s1 = summary(140, 0);
+  s1.sum_unknown = true;
+  auto sd = distribution_delta(s0, s1);
+  ASSERT_TRUE(sd.has_value());
+  EXPECT_TRUE(sd->sum_unknown);
+  EXPECT_EQ(sd->count, 40);
+  Distribution into = summary(5, 2);
+  merge_delta(into, *sd);
+  EXPECT_TRUE(into.sum_unknown);
+  EXPECT_EQ(into.count, 45);
+  Distribution bin = buckets({1, 1, 0});
+  bin.sum = 3;
+  merge_delta(bin, *d);
+  EXPECT_TRUE(bin.sum_unknown);
+  EXPECT_EQ(bin.count, 23);
+}
+
 }  // namespace
 }  // namespace statherd::server

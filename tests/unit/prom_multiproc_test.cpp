@@ -13,6 +13,7 @@
 #include <map>
 #include <sstream>
 
+#include "agent/sample_guard.h"
 #include "agent/sources/prom_multiproc.h"
 
 namespace statherd::agent {
@@ -235,6 +236,44 @@ TEST(PromMultiprocSource, AggregatesLikeMultiProcessCollector) {
   EXPECT_EQ(size.form, Distribution::Form::Summary);
   EXPECT_EQ(size.count, 3);
   EXPECT_EQ(size.sum, 6);
+}
+
+// Issue #14, hostile review: one of two workers observed NaN once, so the directory's _sum is
+// NaN for the life of that file and the agent dropped the whole histogram (600 of 2,101
+// observations counted). The directory's sum is now unknown; its count and buckets are exact.
+TEST(PromMultiprocSource, OneFilesNaNSumMakesTheDirectorysSumUnknownNotTheHistogramGone) {
+  TempDir dir;
+  for (int k = 1; k <= 2; ++k) {
+    fs::path py = dir.path() / ("nan" + std::to_string(k) + ".py.txt");
+    std::ofstream(py) << "from prometheus_client import Histogram, Summary\n"
+                         "h = Histogram('lat', 'latency', buckets=[0.01, 0.1])\n"
+                         "for _ in range(300): h.observe(0.003)\n"
+                         "for _ in range(2): h.observe(0.05)\n"
+                      << (k == 2 ? "h.observe(float('nan'))\n"
+                                   "Summary('size', 'size').observe(float('inf'))\n"
+                                 : "Summary('size', 'size').observe(2)\n");
+    std::string cmd = "PROMETHEUS_MULTIPROC_DIR='" + dir.path().string() +
+                      "' /usr/bin/python3 '" + py.string() + "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    fs::remove(py);
+  }
+  PromMultiprocSource source({{{dir.path().string(), "web"}}, "h1", false});
+  ScrapeReport report = scrape_dir(source);
+  ASSERT_TRUE(report.errors.empty()) << report.errors[0].message;
+  ASSERT_EQ(report.sources.size(), 1u);
+  SourceSamples ss = report.sources[0];
+  std::vector<SourceError> errors;
+  ASSERT_TRUE(guard_source(ss, errors));
+  EXPECT_TRUE(errors.empty()) << errors[0].message;
+  auto m = by_name_and_tags(ss);
+  ASSERT_TRUE(m.count("lat"));
+  const Distribution& lat = *m["lat"]->dist;
+  EXPECT_TRUE(lat.sum_unknown);
+  EXPECT_EQ(lat.bucket_counts, (std::vector<double>{600, 4, 0}));  // NaN is in no bucket
+  EXPECT_EQ(lat.count, 604);
+  ASSERT_TRUE(m.count("size"));
+  EXPECT_TRUE(m["size"]->dist->sum_unknown);
+  EXPECT_EQ(m["size"]->dist->count, 2);
 }
 
 TEST(PromMultiprocSource, MostRecentUsesTheTimestamp) {

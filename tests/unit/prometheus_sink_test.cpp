@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 #include "server/api_routes.h"
@@ -172,6 +173,40 @@ TEST(PrometheusSink, EngineTotalsAreExportedAsTheyAreAcrossRestarts) {
   text = restarted.scrape();
   EXPECT_TRUE(contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 3\n"))
       << text;
+}
+
+// An interval whose sum is unknown (the engine emits no "sum" point: a distribution with
+// Distribution::sum_unknown) adds nothing to _sum, with or without engine totals; _count
+// keeps counting, and a re-emission of an interval that had a sum does not take it back.
+TEST(PrometheusSink, AnUnknownSumLeavesTheSumTotalWhereItWas) {
+  auto dist = [](double count, std::optional<double> sum) {
+    std::vector<SeriesPoint> p{point(Level::App, "db.latency", "count", count),
+                               point(Level::App, "db.latency", "p50", 3)};
+    if (sum) p.push_back(point(Level::App, "db.latency", "sum", *sum));
+    return p;
+  };
+  PrometheusSink sink;
+  sink.emit(interval(100, dist(4, 40)));
+  sink.emit(interval(110, dist(6, std::nullopt)));
+  sink.emit(interval(100, dist(5, std::nullopt), /*reemit=*/true));  // late: +1, sum unknown
+  std::string text = sink.scrape();
+  EXPECT_TRUE(contains(text, "statherd_db_latency_count{app=\"web\",level=\"app\"} 11\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_db_latency_sum{app=\"web\",level=\"app\"} 40\n")) << text;
+  sink.emit(interval(120, dist(2, 7)));
+  text = sink.scrape();
+  EXPECT_TRUE(contains(text, "statherd_db_latency_sum{app=\"web\",level=\"app\"} 47\n")) << text;
+
+  PrometheusSink totals;  // engine totals: the count point carries one, no sum point at all
+  auto with_count_total = [](std::vector<SeriesPoint> p, double total) {
+    for (SeriesPoint& x : p)
+      if (x.stat == "count" || x.stat == "sum") x.total = x.stat == "count" ? total : 12.5;
+    return p;
+  };
+  totals.emit(interval(100, with_count_total(dist(4, 12.5), 4)));
+  totals.emit(interval(110, with_count_total(dist(6, std::nullopt), 10)));
+  text = totals.scrape();
+  EXPECT_TRUE(contains(text, "statherd_db_latency_count{app=\"web\",level=\"app\"} 10\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_db_latency_sum{app=\"web\",level=\"app\"} 12.5\n")) << text;
 }
 
 TEST(PrometheusSink, GaugeStatsAreGauges) {

@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 
+#include "agent/sample_guard.h"
 #include "agent/sources/prometheus_http.h"
 #include "agent/sources/prometheus_text.h"
 
@@ -144,6 +145,29 @@ TEST(PrometheusText, ReadsNaNInfinitiesAndTimestamps) {
   EXPECT_EQ(f[2].samples[0].timestamp_ms, -5);
   EXPECT_EQ(f[3].samples[0].value, 1000);
   EXPECT_EQ(f[4].samples[0].value, -0.05);
+}
+
+// Issue #14, hostile review: after one NaN observation prometheus_client serves `_sum NaN` for
+// good; the agent dropped the whole histogram at every scrape. Through the agent's guard it
+// now ships with its count and buckets and an unknown sum.
+TEST(PrometheusText, AHistogramWithANaNSumShipsItsCountAndBucketsWithAnUnknownSum) {
+  SourceSamples ss;
+  ss.id.path = "http://127.0.0.1:1/metrics";
+  ss.samples = samples_ok(
+      "# TYPE lat histogram\n"
+      "lat_bucket{le=\"0.01\"} 300.0\nlat_bucket{le=\"0.1\"} 1350.0\n"
+      "lat_bucket{le=\"+Inf\"} 1350.0\nlat_count 1350.0\nlat_sum NaN\n"
+      "# TYPE size summary\nsize_count 4.0\nsize_sum +Inf\n");
+  std::vector<SourceError> errors;
+  ASSERT_TRUE(guard_source(ss, errors));
+  EXPECT_TRUE(errors.empty());
+  ASSERT_EQ(ss.samples.size(), 2u);
+  const Distribution& h = *ss.samples[0].dist;
+  EXPECT_TRUE(h.sum_unknown);
+  EXPECT_EQ(h.count, 1350);
+  EXPECT_EQ(h.bucket_counts, (std::vector<double>{300, 1050, 0}));
+  EXPECT_TRUE(ss.samples[1].dist->sum_unknown);
+  EXPECT_EQ(ss.samples[1].dist->count, 4);
 }
 
 TEST(PrometheusText, SkipsCommentsBlankLinesAndCarriageReturns) {

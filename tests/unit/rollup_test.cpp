@@ -65,5 +65,54 @@ TEST(Rollup, MixedFormsCountEveryObservation) {
   }
 }
 
+// A delta whose sum is unknown (a prometheus_client _sum gone NaN, a Scales PMF) makes the
+// group's sum unknown: count and quantiles are emitted, sum and mean are not.
+TEST(Rollup, AnUnknownSumEmitsCountAndQuantilesButNoSumOrMean) {
+  auto has = [](const StatValues& v, const std::string& name) {
+    for (const auto& [n, x] : v)
+      if (n == name) return true;
+    return false;
+  };
+  auto value = [](const StatValues& v, const std::string& name) {
+    for (const auto& [n, x] : v)
+      if (n == name) return x;
+    return std::nan("");
+  };
+  Distribution known, unknown;
+  known.form = unknown.form = Distribution::Form::Buckets;
+  known.bucket_upper_bounds = unknown.bucket_upper_bounds = {0.01, 0.1, INFINITY};
+  known.bucket_counts = {100, 0, 0};
+  known.count = 100;
+  known.sum = 0.5;
+  unknown.bucket_counts = {0, 300, 0};
+  unknown.count = 300;
+  unknown.sum_unknown = true;
+  StatValues out;
+  distribution_stats({&known}, out);
+  EXPECT_TRUE(has(out, "sum"));
+  EXPECT_TRUE(has(out, "mean"));
+  out.clear();
+  distribution_stats({&known, &unknown}, out);
+  EXPECT_EQ(value(out, "count"), 400);
+  EXPECT_GT(value(out, "p50"), 0.01);
+  EXPECT_FALSE(has(out, "sum"));
+  EXPECT_FALSE(has(out, "mean"));
+
+  Distribution pmf;  // a Scales PMF: its quantiles are its own
+  pmf.form = Distribution::Form::Summary;
+  pmf.count = 40;
+  pmf.sum_unknown = true;
+  pmf.min = 0.1;
+  pmf.max = 0.9;
+  pmf.quantiles = {{0.5, 0.4}};
+  out.clear();
+  distribution_stats({&pmf}, out);
+  EXPECT_EQ(value(out, "count"), 40);
+  EXPECT_EQ(value(out, "p50_max"), 0.4);
+  EXPECT_EQ(value(out, "min"), 0.1);
+  EXPECT_FALSE(has(out, "sum"));
+  EXPECT_FALSE(has(out, "mean"));
+}
+
 }  // namespace
 }  // namespace statherd::server

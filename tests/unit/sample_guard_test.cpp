@@ -189,5 +189,51 @@ TEST(SampleGuard, AFileSourceNamedSelfIsRefusedAndTheAgentsOwnSelfMetricsShip) {
   std::filesystem::remove_all(dir);
 }
 
+// Issue #14, hostile review: prometheus_client keeps a histogram's _sum NaN (or +-Inf) forever
+// after one such observation; dropping the distribution lost the series for good. Its sum is
+// now unknown and its count and buckets ship; a non-finite count still drops it.
+TEST(SampleGuard, ANonFiniteSumBecomesUnknownAndTheDistributionShips) {
+  auto buckets = std::make_shared<Distribution>();
+  buckets->form = Distribution::Form::Buckets;
+  buckets->bucket_upper_bounds = {0.01, kInf};
+  buckets->bucket_counts = {1500, 601};
+  buckets->count = 2101;
+  buckets->sum = std::nan("");
+  auto summary = std::make_shared<Distribution>();
+  summary->form = Distribution::Form::Summary;
+  summary->count = 7;
+  summary->sum = -kInf;
+  auto bad_count = std::make_shared<Distribution>(*buckets);
+  bad_count->count = std::nan("");
+  SourceSamples ss;
+  ss.id.path = "/run/prom";
+  for (auto [name, d] : {std::pair{"lat", buckets}, {"size", summary}, {"bad", bad_count}}) {
+    Sample s;
+    s.name = name;
+    s.kind = Kind::Distribution;
+    s.dist = d;
+    ss.samples.push_back(s);
+  }
+  std::vector<SourceError> errors;
+  ASSERT_TRUE(guard_source(ss, errors));
+  ASSERT_EQ(ss.samples.size(), 2u);
+  EXPECT_EQ(ss.samples[0].name, "lat");
+  EXPECT_TRUE(ss.samples[0].dist->sum_unknown);
+  EXPECT_EQ(ss.samples[0].dist->sum, 0);
+  EXPECT_EQ(ss.samples[0].dist->count, 2101);
+  EXPECT_EQ(ss.samples[0].dist->bucket_counts, buckets->bucket_counts);
+  EXPECT_TRUE(ss.samples[1].dist->sum_unknown);
+  EXPECT_EQ(ss.samples[1].dist->count, 7);
+  ASSERT_EQ(errors.size(), 1u);  // only the NaN count
+  EXPECT_NE(errors[0].message.find("bad"), std::string::npos) << errors[0].message;
+  EXPECT_TRUE(std::isnan(buckets->sum));  // the source's own sample is not changed under it
+  Batch b;
+  b.agent_id = "a";
+  b.sources.push_back(ss);
+  auto back = decode_batch(encode_batch(b));
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  EXPECT_TRUE(back->sources[0].samples[0].dist->sum_unknown);
+}
+
 }  // namespace
 }  // namespace statherd::agent

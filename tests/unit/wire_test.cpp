@@ -263,5 +263,74 @@ TEST(Wire, RejectsNonFiniteSummaryAndHistogramValues) {
   EXPECT_FALSE(decode_batch(batch_of(bk)).ok());
 }
 
+// A distribution whose sum is not known (a prometheus_client _sum gone NaN, a Scales PMF)
+// carries bit 7 of its form byte; its count, buckets and quantiles travel as before.
+TEST(Wire, SumUnknownFlagRoundTripsForBucketsAndSummaries) {
+  auto batch_of = [](std::shared_ptr<Distribution> d) {
+    Batch b;
+    b.agent_id = "a";
+    SourceSamples src;
+    src.samples.push_back(Sample{"lat", {}, Kind::Distribution, 0, 0, {}, std::move(d)});
+    b.sources.push_back(src);
+    return encode_batch(b);
+  };
+  auto bk = std::make_shared<Distribution>();
+  bk->form = Distribution::Form::Buckets;
+  bk->bucket_upper_bounds = {0.01, 0.1, std::numeric_limits<double>::infinity()};
+  bk->bucket_counts = {300, 601, 0};
+  bk->count = 901;
+  bk->set_sum_or_unknown(std::nan(""));
+  EXPECT_TRUE(bk->sum_unknown);
+  std::string bytes = batch_of(bk);
+  auto back = decode_batch(bytes);
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  const Distribution& d = *back->sources[0].samples[0].dist;
+  EXPECT_TRUE(d.sum_unknown);
+  EXPECT_EQ(d.count, 901);
+  EXPECT_EQ(d.bucket_counts, bk->bucket_counts);
+  EXPECT_EQ(d, *bk);
+  // The flag is bit 7 of the form byte; without it the same bytes say sum 0, known.
+  size_t form_at = bytes.find(static_cast<char>(0x82));
+  ASSERT_NE(form_at, std::string::npos);
+  bytes[form_at] = 0x02;
+  auto plain = decode_batch(bytes);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->sources[0].samples[0].dist->sum_unknown);
+
+  auto sm = std::make_shared<Distribution>();
+  sm->form = Distribution::Form::Summary;
+  sm->count = 40;
+  sm->min = std::nan("");
+  sm->max = std::nan("");
+  sm->quantiles = {{0.5, 0.25}};
+  sm->set_sum_or_unknown(std::numeric_limits<double>::infinity());
+  auto sback = decode_batch(batch_of(sm));
+  ASSERT_TRUE(sback.ok()) << sback.error().to_string();
+  EXPECT_TRUE(sback->sources[0].samples[0].dist->sum_unknown);
+  EXPECT_EQ(sback->sources[0].samples[0].dist->count, 40);
+  EXPECT_EQ(sback->sources[0].samples[0].dist->quantiles, sm->quantiles);
+  // Without the flag a non-finite sum is still refused (RejectsNonFiniteSummaryAndHistogramValues).
+  sm->sum_unknown = false;
+  sm->sum = std::nan("");
+  EXPECT_FALSE(decode_batch(batch_of(sm)).ok());
+}
+
+TEST(Wire, SumUnknownFlagOnASketchIsRefused) {
+  Batch b;
+  b.agent_id = "a";
+  SourceSamples src;
+  auto sk = std::make_shared<Distribution>();
+  sk->sketch.add(1);
+  src.samples.push_back(Sample{"lat", {}, Kind::Distribution, 0, 0, {}, sk});
+  b.sources.push_back(src);
+  std::string bytes = encode_batch(b);
+  size_t form_at = bytes.find(static_cast<char>(0x01), bytes.find("lat"));
+  ASSERT_NE(form_at, std::string::npos);
+  bytes[form_at] = static_cast<char>(0x81);
+  auto r = decode_batch(bytes);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("sum-unknown"), std::string::npos) << r.error().message;
+}
+
 }  // namespace
 }  // namespace statherd

@@ -249,8 +249,9 @@ class Histogram(_Metric):
     """A distribution in the server sketch's logarithmic buckets (alpha = 1 %), so percentiles
     merge exactly across processes. `buckets=(lo, hi)` sets the pre-allocated value range
     (default 1e-6 .. 1e6); values outside it count in the first or last bucket (min and max
-    stay exact). Values <= 1e-9 (negative ones too) count as zero; NaN and +-Inf raise
-    ValueError. A prometheus_client-style list of bounds is accepted: its smallest positive
+    stay exact). Values <= 1e-9 (negative ones too) count as zero. NaN and +-Inf are dropped
+    silently (not counted, never raised into the request path: the server's sketch needs a
+    finite sum, min and max). A prometheus_client-style list of bounds is accepted: its smallest positive
     and largest finite bound give the range."""
     __slots__ = ("_lo_index", "_hi_index", "_bucket_base", "_zero_index", "_min", "_max")
     _kind = _file.KIND_HISTOGRAM
@@ -286,10 +287,9 @@ class Histogram(_Metric):
 
     def observe(self, value):
         if value > ZERO_MAX:
-            try:
-                i = ceil(log(value) / LN_GAMMA)
-            except OverflowError:  # +Inf: the server's sketch (and sum) must stay finite
-                raise ValueError(f"statherd: histogram {self.name!r} cannot observe {value!r}")
+            if value == inf:  # dropped: the server's sketch (and sum) must stay finite
+                return
+            i = ceil(log(value) / LN_GAMMA)
             if i < self._lo_index:
                 i = self._lo_index
             elif i > self._hi_index:
@@ -297,8 +297,8 @@ class Histogram(_Metric):
             b = self._bucket_base + i
         elif value > -inf:  # false for NaN and -Inf too
             b = self._zero_index
-        else:
-            raise ValueError(f"statherd: histogram {self.name!r} cannot observe {value!r}")
+        else:  # NaN or -Inf: dropped, a metrics library never raises into the request path
+            return
         lock = self._lock
         lock.acquire()
         seq = self._seq + 2

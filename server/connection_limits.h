@@ -74,6 +74,11 @@ class IdleConnections {
     where_.erase(c);
     return c;
   }
+  // The longest-idle connection, left in the set; nullopt when none is idle.
+  std::optional<Connection> longest_idle() const {
+    if (order_.empty()) return std::nullopt;
+    return order_.front();
+  }
   bool contains(Connection c) const { return where_.count(c) != 0; }
   size_t size() const { return order_.size(); }
 

@@ -46,7 +46,7 @@ struct HttpServer::Impl {
   std::function<int64_t()> now_ms;
   // Declared before ioc: sessions still queued in it when it is destroyed leave this set and
   // count themselves out.
-  IdleConnections<HttpSession*> idle;
+  IdleConnections<HttpSession*> idle, slow;
   std::atomic<uint32_t> sessions{0}, queued_reads{0};
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
@@ -86,7 +86,7 @@ struct HttpServer::Impl {
       if (ec) return accept_failed(ec);
       accept_backoff.on_success();
       if (sessions.load() < max_connections || evict_longest_idle()) {
-        SessionContext ctx{options, routes, reads, sessions, queued_reads, idle};
+        SessionContext ctx{options, routes, reads, sessions, queued_reads, idle, slow};
         std::make_shared<HttpSession>(std::move(s), ctx)->start();
       } else {
         refuse(std::move(s));
@@ -97,8 +97,20 @@ struct HttpServer::Impl {
 
   // At the cap: the connection idle longest (no request started) makes room for the new one,
   // so sockets that never send a request cannot lock real clients out.
+  // With none idle: the oldest request whose header (or unauthenticated body) has been coming
+  // in for kSlowGrace at least: slowloris. A real client's header takes milliseconds, so one
+  // that is merely being read is not taken.
+  static constexpr std::chrono::milliseconds kSlowGrace{1000};
+  std::optional<HttpSession*> take_slow() {
+    auto oldest = slow.longest_idle();
+    if (!oldest || std::chrono::steady_clock::now() - (*oldest)->slow_since() < kSlowGrace)
+      return std::nullopt;
+    return slow.take_longest_idle();
+  }
+
   bool evict_longest_idle() {
     auto victim = idle.take_longest_idle();
+    if (!victim) victim = take_slow();
     if (!victim) return false;
     (*victim)->evict();
     ++evicted;

@@ -14,23 +14,28 @@ HttpSession::HttpSession(tcp::socket socket, SessionContext ctx)
   ++ctx_.sessions;
 }
 
-// Runs on the io thread whenever idle_ is set: an idle session's only owner is its pending
+// Runs on the io thread whenever the session is evictable: then its only owner is its pending
 // read, whose handler (or the io_context's destruction) runs there.
 HttpSession::~HttpSession() {
-  if (idle_) ctx_.idle.mark_busy(this);
+  set_evictable(Evictable::No);
   --ctx_.sessions;
 }
 
-void HttpSession::set_idle(bool idle) {
-  if (idle == idle_) return;
-  idle_ = idle;
-  if (idle) ctx_.idle.mark_idle(this);
-  else ctx_.idle.mark_busy(this);
+void HttpSession::set_evictable(Evictable e) {
+  if (e == evictable_) return;
+  if (evictable_ == Evictable::Idle) ctx_.idle.mark_busy(this);
+  if (evictable_ == Evictable::Slow) ctx_.slow.mark_busy(this);
+  evictable_ = e;
+  if (e == Evictable::Idle) ctx_.idle.mark_idle(this);
+  if (e == Evictable::Slow) {
+    slow_since_ = std::chrono::steady_clock::now();
+    ctx_.slow.mark_idle(this);  // the slow list's order: oldest first
+  }
 }
 
 void HttpSession::evict() {
-  idle_ = false;  // the server took it out of ctx_.idle
-  close();        // the pending read ends with operation_aborted and releases the session
+  evictable_ = Evictable::No;  // the server took it out of its list
+  close();  // the pending read ends with operation_aborted and releases the session
 }
 
 // Waits for the first byte of the next request while idle (evictable), then reads its header
@@ -41,25 +46,28 @@ void HttpSession::do_read() {
   parser_->body_limit(ctx_.options.max_body_bytes);
   stream_.expires_after(ctx_.options.idle_timeout);  // a connection waiting for a request
   if (buffer_.size() > 0) return read_header();      // a pipelined request has begun
-  set_idle(true);
+  set_evictable(Evictable::Idle);
   stream_.async_read_some(buffer_.prepare(4096),
                           beast::bind_front_handler(&HttpSession::on_first_bytes,
                                                     shared_from_this()));
 }
 
 void HttpSession::on_first_bytes(beast::error_code ec, size_t n) {
-  set_idle(false);
+  set_evictable(Evictable::No);
   if (ec) return fail_read(ec);
   buffer_.commit(n);
   read_header();
 }
 
+// A header still coming in is "slow": evictable when no idle session is left (slowloris).
 void HttpSession::read_header() {
+  set_evictable(Evictable::Slow);
   http::async_read_header(stream_, buffer_, *parser_,
                           beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
 }
 
 void HttpSession::on_header(beast::error_code ec, size_t) {
+  set_evictable(Evictable::No);
   if (ec) return fail_read(ec);
   const auto& req = parser_->get();
   // Route, method and token are checked before a body is read, so an unauthenticated client
@@ -77,12 +85,15 @@ void HttpSession::on_header(beast::error_code ec, size_t) {
     return fail_read(http::error::body_limit);
   }
   parser_->body_limit(body_limit_);
+  // An unauthenticated (read route) body stays evictable; an ingest body (token checked) not.
+  if (!ingest_route()) set_evictable(Evictable::Slow);
   stream_.expires_after(ctx_.options.read_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
 }
 
 void HttpSession::on_read(beast::error_code ec, size_t) {
+  set_evictable(Evictable::No);
   if (ec) return fail_read(ec);
   const auto& req = parser_->get();
   ApiRequest request;

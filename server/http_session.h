@@ -2,8 +2,10 @@
 // (read the body) -> on_read -> do_write -> do_read ... Deadlines and size limits on every
 // step; read routes (ApiRoutes::prepare_read) are answered by the read thread. Between two
 // requests a session is idle (ctx.idle): at the connection cap the server evicts the
-// longest-idle session to admit a new client (HttpSession::evict); a session that has received
-// any byte of a request, or is writing an answer, is never evicted.
+// longest-idle session to admit a new client (HttpSession::evict). With none idle, the oldest
+// "slow" one goes: a request whose header is not complete yet, or an unauthenticated request's
+// body (slowloris). An authenticated ingest body, a request being answered and an answer being
+// written are never evicted.
 #pragma once
 
 #include <utility>  // before Boost.Asio: its awaitable.hpp uses std::exchange
@@ -14,6 +16,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,6 +39,7 @@ struct SessionContext {
   std::atomic<uint32_t>& sessions;         // open connections
   std::atomic<uint32_t>& queued_reads;
   IdleConnections<HttpSession*>& idle;     // sessions waiting for a request
+  IdleConnections<HttpSession*>& slow;     // in a header, or an unauthenticated body
 };
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
@@ -44,8 +48,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   ~HttpSession();
 
   void start() { do_read(); }
-  // Closes this idle session (already taken out of ctx.idle) to make room for a new one.
+  // Closes this idle or slow session (already taken out of its list) to make room.
   void evict();
+  // Since when this session has been slow (in a header or an unauthenticated body).
+  std::chrono::steady_clock::time_point slow_since() const { return slow_since_; }
 
  private:
   void do_read();
@@ -61,13 +67,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void close();
   void linger_close();
   void discard_until_eof();
-  void set_idle(bool idle);
+  enum class Evictable { No, Idle, Slow };
+  void set_evictable(Evictable e);
 
   static constexpr size_t kMaxDiscardBytes = 1 << 20;
   std::array<char, 4096> discard_{};
   size_t discarded_ = 0;
   uint64_t body_limit_ = 0;
-  bool idle_ = false;  // in ctx_.idle
+  Evictable evictable_ = Evictable::No;  // in ctx_.idle / ctx_.slow
+  std::chrono::steady_clock::time_point slow_since_{};
 
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;

@@ -129,6 +129,58 @@ class IdleSocketsTest(ServerCase):
         self.assertLess(log.count("evicting the longest-idle"), 3, "eviction log not limited")
 
 
+class SlowRequestsTest(ServerCase):
+    """Slowloris: sockets that started a request header (one byte) or an unauthenticated read
+    request's body and then trickle hold every slot. They are not idle, but not trusted either:
+    once no idle connection is left, the oldest of them makes room for a new client. An
+    authenticated ingest in its body is never evicted."""
+    CAP = 16
+    INTERVAL = "1s"
+    CONFIG = f"limits:\n  max_connections: {CAP}\n  connection_idle_timeout: 60s\n"
+
+    def test_slow_headers_and_slow_read_bodies_make_room_for_real_clients(self):
+        body = gauge_batch("slow-agent", 1, ["slow.value"], value=5)
+        busy = self.connect()  # the oldest: an authenticated ingest halfway through its body
+        busy.sendall((f"POST {INGEST} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      f"Authorization: {HEADERS['Authorization']}\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:len(body) // 2])
+        slow_bodies = []
+        for _ in range(4):  # unauthenticated POST /render, 1 byte of a 600-byte body
+            s = self.connect()
+            s.sendall(b"POST /render HTTP/1.1\r\nHost: x\r\nContent-Length: 600\r\n\r\nt")
+            slow_bodies.append(s)
+        slow_headers = []
+        for _ in range(self.CAP - 5):  # one byte of a header each
+            s = self.connect()
+            s.sendall(b"G")
+            slow_headers.append(s)
+        # A header or body coming in for a second is taken for slowloris: until then a new
+        # client may be refused (a request being read is not evicted at once).
+        def healthz_ok():
+            try:
+                return harness.http_request(self.server.url + "/healthz", timeout=5)[0] == 200
+            except OSError:
+                return False
+        harness.wait_for(healthz_ok, 15, interval=0.2, what="/healthz admitted at the cap")
+        for seq in range(1, 9):  # every one served: each takes the slot the previous freed
+            status, reply = harness.http_request(self.server.url + "/healthz", timeout=5)
+            self.assertEqual(status, 200, reply)
+            status, reply = self.post_batch("real-agent", seq, ["real.value"])
+            self.assertEqual(status, 200, reply)
+        # The room was made by the oldest slow socket: the first unauthenticated body...
+        slow_bodies[0].settimeout(5)
+        self.assertTrue(closed_by_server(slow_bodies[0]))
+        slow_headers[-1].settimeout(0.2)
+        self.assertFalse(closed_by_server(slow_headers[-1]))  # ... not the newest
+        self.assertGreaterEqual(self.metric_value("statherd_server_connections_evicted_total"), 1)
+        # ... never the ingest in its body, which completes.
+        busy.sendall(body[len(body) // 2:])
+        reply = b""
+        while chunk := busy.recv(4096):
+            reply += chunk
+        self.assertIn(b"200 OK", reply.split(b"\r\n")[0], reply[:300])
+
+
 class MetricsScrapeLoadTest(ServerCase):
     GAUGES = 10_000  # 14 Prometheus series each (stats x levels): 140k series, 14 MB of text
     SCRAPERS = 4

@@ -228,13 +228,26 @@ int connect_to(uint16_t port) {
 
 // A connection in the middle of its second request: the first (pipelined with the start of
 // the second) is answered, so the server has read both.
-int connect_mid_request(uint16_t port) {
-  int fd = connect_to(port);
-  std::string requests = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /heal";
-  ::send(fd, requests.data(), requests.size(), MSG_NOSIGNAL);
+// A keep-alive client that was answered once and is now in the body of an authenticated
+// ingest (never evicted; a header still coming in, or an unauthenticated body, is). `rest`
+// completes the request.
+struct MidRequest {
+  int fd = -1;
+  std::string rest;
+};
+MidRequest connect_mid_request(uint16_t port, uint64_t seq = 7) {
+  MidRequest m;
+  m.fd = connect_to(port);
+  const std::string body = gauge_batch(seq);
+  std::string requests = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         "Authorization: Bearer s3cret\r\nContent-Length: " +
+                         std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, body.size() / 2);
+  m.rest = body.substr(body.size() / 2);
+  ::send(m.fd, requests.data(), requests.size(), MSG_NOSIGNAL);
   char buf[4096];
-  EXPECT_GT(::read(fd, buf, sizeof buf), 12);
-  return fd;
+  EXPECT_GT(::read(m.fd, buf, sizeof buf), 12);
+  return m;
 }
 
 // 1: the server closed fd (EOF); 0: still open, nothing to read; -1: data or an error.
@@ -250,7 +263,7 @@ TEST_F(HttpServerTest, ConnectionsOverTheCapAreClosedAndServedAgainOnceOthersClo
   // Connections in the middle of a request are never evicted: the fourth is accepted and
   // closed without an answer, until one of the three goes away.
   std::vector<int> busy;
-  for (int i = 0; i < 3; ++i) busy.push_back(connect_mid_request(port_));
+  for (int i = 0; i < 3; ++i) busy.push_back(connect_mid_request(port_, 10 + i).fd);
   int status = 200;
   for (int attempt = 0; attempt < 100 && status != 0; ++attempt) {
     status = status_of_head_only(port_, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -267,7 +280,8 @@ TEST_F(HttpServerTest, ConnectionsOverTheCapAreClosedAndServedAgainOnceOthersClo
 }
 
 TEST_F(HttpServerTest, AtTheCapTheLongestIdleConnectionMakesRoomForANewClient) {
-  int busy = connect_mid_request(port_);  // the oldest, but in a request: never evicted
+  MidRequest mid = connect_mid_request(port_);  // the oldest, but in a request: never evicted
+  int busy = mid.fd;
   std::vector<int> idle{connect_to(port_), connect_to(port_)};  // send nothing
   EXPECT_EQ(request(port_, "GET", "/healthz").status, 200);
   EXPECT_EQ(closed_by_server(idle[0], true), 1);  // the longest idle made room
@@ -280,8 +294,7 @@ TEST_F(HttpServerTest, AtTheCapTheLongestIdleConnectionMakesRoomForANewClient) {
   EXPECT_EQ(closed_by_server(busy, false), 0);
   EXPECT_EQ(server_->connections().evicted, 2u);
   // The request goes on: its end is read and answered.
-  std::string rest = "thz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  ::send(busy, rest.data(), rest.size(), MSG_NOSIGNAL);
+  ::send(busy, mid.rest.data(), mid.rest.size(), MSG_NOSIGNAL);
   char buf[512];
   ssize_t n = ::read(busy, buf, sizeof buf);
   ASSERT_GT(n, 12);

@@ -118,7 +118,10 @@ RwOutbox::RwOutbox(std::string path) : path_(std::move(path)) {}
 
 std::optional<RwPending> RwOutbox::left_over() const {
   if (path_.empty()) return std::nullopt;
-  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  // Regular files only: a FIFO would block the sink (and the shutdown) for good, a symlink
+  // would read some other file; either is set aside as unusable below.
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0 && errno == ELOOP) return set_aside("it is a symbolic link");
   if (fd < 0) {
     if (errno != ENOENT)
       log::warn("remote_write: cannot read " + path_ + ": " + std::strerror(errno) +
@@ -128,7 +131,15 @@ std::optional<RwPending> RwOutbox::left_over() const {
   }
   struct stat st{};
   std::string bytes;
-  if (::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) <= kMaxFileBytes) {
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return set_aside("it is not a regular file");
+  }
+  if (static_cast<uint64_t>(st.st_size) > kMaxFileBytes) {
+    ::close(fd);
+    return set_aside("it is larger than " + std::to_string(kMaxFileBytes) + " bytes");
+  }
+  {
     bytes.resize(static_cast<size_t>(st.st_size));
     size_t done = 0;
     while (done < bytes.size()) {
@@ -142,9 +153,13 @@ std::optional<RwPending> RwOutbox::left_over() const {
   ::close(fd);
   Result<RwPending> p = decode_rw_pending(bytes);
   if (p) return std::move(*p);
+  return set_aside(p.error().message);
+}
+
+std::optional<RwPending> RwOutbox::set_aside(const std::string& why) const {
   const std::string aside = path_ + ".damaged";
   ::rename(path_.c_str(), aside.c_str());
-  log::error("remote_write: " + path_ + " is unusable: " + p.error().message + "; moved to " +
+  log::error("remote_write: " + path_ + " is unusable: " + why + "; moved to " +
              aside + "\nhint: the request in flight at the last stop is not resent; samples the "
              "receiver already holds are skipped by the high-water floor, a few may be refused "
              "once as duplicates");

@@ -53,6 +53,7 @@ class RwOutbox {
   void clear();  // the answer is known
 
  private:
+  std::optional<RwPending> set_aside(const std::string& why) const;
   std::string path_;
   bool failing_ = false;
 };

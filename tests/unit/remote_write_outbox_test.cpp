@@ -85,6 +85,26 @@ TEST(RwOutbox, DamagedFileIsMovedAsideAndIgnored) {
   EXPECT_TRUE(outbox.left_over().has_value()) << "a new request is kept again";
 }
 
+// A FIFO at the outbox's path blocked remote_write (and the shutdown) for good; a symbolic link
+// was followed. Neither is read: both are set aside, and the sink goes on.
+TEST(RwOutbox, AFifoOrASymlinkIsSetAsideUnread) {
+  TempDir dir;
+  const std::string path = dir.path + "/remote_write.outbox";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  RwOutbox outbox(path);
+  EXPECT_FALSE(outbox.left_over().has_value());  // returns: does not wait for a writer
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_TRUE(fs::exists(path + ".damaged"));
+  fs::remove(path + ".damaged");
+  // A link to a valid outbox elsewhere is refused too: the state dir holds regular files only.
+  const std::string real = dir.path + "/elsewhere";
+  RwOutbox(real).put(pending());
+  fs::create_symlink(real, path);
+  EXPECT_FALSE(outbox.left_over().has_value());
+  EXPECT_FALSE(fs::is_symlink(path));
+  EXPECT_TRUE(fs::exists(real)) << "the link's target is left alone";
+}
+
 TEST(RwOutbox, UnwritableDirectoryOnlyLosesTheCrashCover) {
   RwOutbox outbox("/nonexistent-dir/remote_write.outbox");
   outbox.put(pending());

@@ -11,13 +11,13 @@ receiver on) behind a loopback proxy:
 """
 
 import http.client
-import http.server
 import os
 import re
 import subprocess
 import threading
 
 import harness
+from fault_proxy import FaultProxy
 from pipeline import PipelineTestCase, sum_by_app
 from test_prometheus_scrape import ensure_prometheus, prom_name
 from test_remote_write import RemoteWriteReceiver
@@ -26,47 +26,22 @@ APP = "crash"
 SELF_LINE = re.compile(r"^statherd_server_(\w+) (\S+)$", re.M)
 
 
-class HoldingProxy:
+class HoldingProxy(FaultProxy):
     """Forwards every request to Prometheus. Once armed, the next POST is forwarded and its answer
     read, then held back: `held` is set (with Prometheus' status in `held_status`) and the
     connection is closed without an answer once `release` is set."""
 
     def __init__(self, upstream_port):
-        self.upstream_port = upstream_port
+        super().__init__(upstream_port)  # the loopback server whose handler calls _handle
         self.armed = threading.Event()
         self.held = threading.Event()
         self.release = threading.Event()
         self.held_status = None
         self.statuses = {}  # Prometheus' answers to the requests passed through, by status
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                proxy._handle(self)
-
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        self._thread.start()
-        return self
 
     def stop(self):
         self.release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().stop()
 
     def _handle(self, handler):
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))

@@ -11,18 +11,9 @@
 
 #include "common/wire.h"
 #include "server/engine.h"
+#include "temp_dir.h"
 
 namespace statherd::server::testing {
-
-// A state directory of its own for one test, removed afterwards.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "engine-test-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 inline Sample counter(const std::string& name, double v, int64_t ts) {
   Sample s;

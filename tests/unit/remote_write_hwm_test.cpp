@@ -2,6 +2,7 @@
 // accepted timestamp is never sent again, the newest accepted timestamp survives a restart
 // (the floor re-emitted intervals are filtered by), and belongs to its URL only.
 #include "server/sinks/remote_write_hwm.h"
+#include "temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -14,14 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "rw-hwm-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using testing::TempDir;
 
 RwSeries rw(const std::string& name, std::vector<int64_t> timestamps, double value = 1) {
   RwSeries s;

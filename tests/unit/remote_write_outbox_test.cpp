@@ -11,20 +11,14 @@
 #include <limits>
 
 #include "server/sinks/remote_write_cuts.h"
+#include "temp_dir.h"
 
 namespace statherd::server {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "rw-outbox-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using testing::TempDir;
 
 RwPending pending() {
   RwPending p;

@@ -148,6 +148,7 @@ bool ApiRoutes::needs_token(std::string_view path) {
 bool ApiRoutes::authorized(std::string_view authorization) const {
   constexpr std::string_view kBearer = "Bearer ";
   if (!authorization.starts_with(kBearer)) return false;
+  std::lock_guard<std::mutex> guard(token_mu_);  // a reload may change it meanwhile
   return constant_time_equal(authorization.substr(kBearer.size()), token_);
 }
 
@@ -207,14 +208,13 @@ std::function<ApiResponse()> ApiRoutes::prepare_read(const ApiRequest& request) 
   if (!is_read_path(path)) return {};
   if (path == "/metrics") return prepare_metrics();
   if (path == "/api/v1/sources") {
-    // Built from the Engine here, serialized there (it may be megabytes).
-    return [sources = engine_.sources_json(now_ms_())] { return json_ok(sources); };
+    // The Engine's lock may be held by a rollup: taken on the read thread, never the io one.
+    return [this] { return json_ok(engine_.sources_json(now_ms_())); };
   }
   if (path == "/") {
-    // The Engine is the io thread's: its part of the page is made here, the rest there.
-    return [this, query = std::string(query_of(request.target)),
-            sources = engine_.sources_json(now_ms_()), now = now_ms_()]() mutable {
-      return web_index(query, std::move(sources), engine_, store_, now);
+    return [this, query = std::string(query_of(request.target))] {
+      const int64_t now = now_ms_();
+      return web_index(query, engine_.sources_json(now), engine_, store_, now);
     };
   }
   return [this, method = std::string(request.method), target = std::string(request.target),
@@ -235,7 +235,10 @@ ApiResponse ApiRoutes::bounded_json(const nlohmann::json& body) const {
   return r;
 }
 
-void ApiRoutes::set_token(std::string token) { token_ = std::move(token); }
+void ApiRoutes::set_token(std::string token) {
+  std::lock_guard<std::mutex> guard(token_mu_);
+  token_ = std::move(token);
+}
 
 void ApiRoutes::set_readiness(std::function<nlohmann::json()> readiness) {
   readiness_ = std::move(readiness);
@@ -279,7 +282,10 @@ ApiResponse ApiRoutes::prometheus_metrics() {
 }
 
 ApiResponse ApiRoutes::ingest(std::string_view body) {
-  IngestOutcome outcome = engine_.ingest(body, now_ms_());
+  return ingest_response(engine_.ingest(body, now_ms_()));
+}
+
+ApiResponse ApiRoutes::ingest_response(const IngestOutcome& outcome) {
   if (outcome.http_status == 400) {
     // The decoder's verdict: the only answer that lets an agent take a batch out of its spool
     // (into its quarantine). docs/API.md, "Ingest answers".

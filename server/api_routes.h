@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -69,6 +70,8 @@ class ApiRoutes {
                          std::string_view authorization) const;
 
   ApiResponse handle(const ApiRequest& request);
+  // The answer to an ingest (POST /api/v1/ingest) the Engine decided.
+  static ApiResponse ingest_response(const IngestOutcome& outcome);
 
   // Read requests (/render, /metrics/find, /metrics, /api/v1/sources, the web page) run on the
   // HTTP server's read thread, so no read delays ingest or /healthz. prepare_read() runs on
@@ -104,6 +107,7 @@ class ApiRoutes {
   std::function<ApiResponse()> prepare_metrics();
 
   std::string token_;
+  mutable std::mutex token_mu_;
   Engine& engine_;
   MemoryStore& store_;
   std::function<int64_t()> now_ms_;

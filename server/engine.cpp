@@ -335,6 +335,7 @@ void Engine::Impl::add_dist_totals(const Slot& slot, const Distribution& delta) 
 void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {
   AgentState& agent = agents[batch.agent_id];
   agent.last_seq = batch.seq;
+  mirror_seq(batch.agent_id, batch.seq);
   agent.last_seen_ms = now_ms;
   const int64_t previous_read_ms = agent.last_read_ms;
   keep_errors(agent, batch.errors);
@@ -359,6 +360,7 @@ Engine::~Engine() = default;
 
 IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
   Impl& m = *impl_;
+  Locked lock(m);
   IngestOutcome out;
   Result<Batch> batch = make_error("not decoded");
   bool over_limit = false;
@@ -413,6 +415,7 @@ IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
 
 void Engine::ingest_local(const SourceSamples& ss, int64_t now_ms) {
   Impl& m = *impl_;
+  Locked lock(m);
   uint32_t src = m.source_for(ss.id, "statherd-server", now_ms);
   bool count_new = ss.fresh || m.sources[src].batches > 0;
   for (size_t i = 0; i < ss.samples.size(); ++i)
@@ -420,11 +423,15 @@ void Engine::ingest_local(const SourceSamples& ss, int64_t now_ms) {
   ++m.sources[src].batches;
 }
 
-std::vector<IntervalOutput> Engine::flush(int64_t now_ms) { return impl_->flush(now_ms, false); }
+std::vector<IntervalOutput> Engine::flush(int64_t now_ms) {
+  Locked lock(*impl_);
+  return impl_->flush(now_ms, false);
+}
 
 std::vector<IntervalOutput> Engine::drain(int64_t now_ms) {
+  Locked lock(*impl_);
   std::vector<IntervalOutput> out = impl_->flush(now_ms, true);
-  if (impl_->wal.is_open()) {
+  if (impl_->wal.is_open() && !impl_->wal_external) {
     Status s = impl_->write_snapshot(now_ms);
     if (!s) log::warn("snapshot at shutdown failed: " + s.error().to_string());
   }
@@ -432,14 +439,26 @@ std::vector<IntervalOutput> Engine::drain(int64_t now_ms) {
 }
 
 EngineStats Engine::stats() const {
-  EngineStats s = impl_->st;
-  s.wal_bytes = impl_->wal.bytes();
+  const Impl& m = *impl_;
+  EngineStats s;
+  {
+    std::lock_guard<std::mutex> g(m.stats_mu);
+    s = m.published;
+  }
+  s.rejected_batches += m.front_rejected.load();
+  s.duplicates += m.front_duplicates.load();
+  s.wal_failures += m.front_wal_failures.load();
+  if (m.wal_external) {
+    s.wal_bytes = m.front_wal_bytes.load();
+    s.wal_ok = s.wal_ok && m.front_wal_ok.load();
+  }
   return s;
 }
 
 const EngineOptions& Engine::options() const { return impl_->opt; }
 
 nlohmann::json Engine::sources_json(int64_t /*now_ms*/) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
   nlohmann::json agents = nlohmann::json::array();
   for (const auto& [id, a] : impl_->agents) {
     // Every source the agent could not read in its last batch, including files that never

@@ -1,6 +1,11 @@
 // The server's core: ingest (decode, dedup, write-ahead log, per-source counter deltas) and the
-// per-interval rollup. Single-threaded: the HTTP server calls it from its io_context thread.
-// Time is always a parameter (now_ms, wall clock) so tests drive it.
+// per-interval rollup. Time is always a parameter (now_ms, wall clock) so tests drive it.
+// Threads: every call is serialized by one lock, but stats() and admit() never take it, so a
+// rollup running on the pipeline thread never delays them. Two ways to feed it:
+//   - ingest(): decode, WAL append, apply, in one call (tests, benches, a single thread);
+//   - pipelined (the server): take_wal() once after open(); then admit() on the ingest thread
+//     (decode, known duplicates), a WalCommitter logs the record, apply_admitted() on the
+//     pipeline thread; snapshot_due()/snapshot_at() checkpoint once the committer rotated.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -47,6 +52,14 @@ struct IngestOutcome {
   uint64_t samples = 0;
 };
 
+// What admit() decided: `batch` set means "log `record`, then apply_admitted(*batch)";
+// unset means answer `outcome` now (400/413/503, or a duplicate already applied).
+struct Admission {
+  IngestOutcome outcome;
+  std::shared_ptr<const Batch> batch;
+  std::string record;  // the WAL record (frame_wal_record) for the committer
+};
+
 struct EngineStats {
   uint64_t batches = 0, duplicates = 0, rejected_batches = 0;
   uint64_t samples_in = 0, series_rejected = 0, late_samples = 0;
@@ -79,6 +92,24 @@ class Engine {
   // A raw request body (the wire format). Acknowledge (200) only after the batch is in the WAL.
   IngestOutcome ingest(std::string_view body, int64_t now_ms);
 
+  // Pipelined ingest (see the top of this file). admit() is thread-safe and takes no lock:
+  // decode (400/413 answered at once), a batch already logged is a duplicate (200), a resend
+  // of one being logged gets 503.
+  Admission admit(std::string_view body, int64_t now_ms);
+  // Whether the committer logged an admitted batch (before its answer): a resend of it is a
+  // duplicate from then on; a failed one may be sent again.
+  void logged(const Batch& batch, bool ok);
+  // Apply a batch the committer logged (a duplicate of an applied one is skipped again).
+  void apply_admitted(const Batch& batch, int64_t now_ms);
+  // Hand the WAL to a committer: closes this engine's writer and returns the file number to
+  // append to. From then on flush()/drain() do not snapshot: snapshot_due() says when, and
+  // snapshot_at() writes one once the committer has rotated to `next_wal`.
+  uint64_t take_wal();
+  bool snapshot_due(int64_t now_ms, uint64_t wal_bytes);
+  Status snapshot_at(uint64_t next_wal, int64_t now_ms);
+  // The committer's health for stats() and GET /readyz.
+  void note_wal(bool ok, uint64_t bytes);
+
   // The server's own self-metrics (statherd.self.server.*): applied like one source of a batch
   // (same deltas and rollup), but not written to the WAL and not deduplicated, and not counted
   // in samples_in. Mark the source fresh on its first call so its counters count from zero.
@@ -99,8 +130,9 @@ class Engine {
   EngineStats stats() const;
   const EngineOptions& options() const;
 
+  struct Impl;  // server/engine_impl.h (internal)
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -10,8 +10,6 @@
 namespace statherd::server {
 namespace {
 
-constexpr int64_t kSnapshotEveryMs = 60'000;
-constexpr uint64_t kSnapshotWalBytes = 64ull << 20;
 // Agents keep their dedup state (last seq) at least this long: forgetting it early would let
 // a late retry of an acknowledged batch count twice.
 constexpr int64_t kMinAgentMemoryMs = 7LL * 24 * 3600 * 1000;
@@ -190,7 +188,9 @@ void Engine::Impl::expire_idle(int64_t now_ms) {
     dying_sources.push_back({watermark, i});
   }
   const int64_t agent_idle = std::max(idle, kMinAgentMemoryMs);
+  const size_t before = agents.size();
   std::erase_if(agents, [&](const auto& kv) { return now_ms - kv.second.last_seen_ms > agent_idle; });
+  if (agents.size() != before) rebuild_seq_mirror();
 }
 
 // Dead slots/aggregates/sources are recycled once no open interval can hold a cell of theirs.
@@ -246,7 +246,7 @@ std::vector<IntervalOutput> Engine::Impl::flush(int64_t now_ms, bool include_cur
     intervals.pop_front();
   release_deferred();
 
-  if (wal.is_open() && !recovering &&
+  if (wal.is_open() && !recovering && !wal_external &&
       (now_ms - last_snapshot_ms >= kSnapshotEveryMs || wal.bytes() >= kSnapshotWalBytes)) {
     Status s = write_snapshot(now_ms);
     if (!s) log::warn("snapshot failed (the WAL keeps growing until one succeeds): " +

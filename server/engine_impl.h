@@ -10,9 +10,11 @@
 // ids are recycled.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,6 +29,11 @@ namespace statherd::server {
 
 inline constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
 inline constexpr int64_t kNoInterval = std::numeric_limits<int64_t>::min();
+
+// A snapshot (which retires the WAL files it covers) is written this often, or sooner when
+// the WAL has grown this much.
+inline constexpr int64_t kSnapshotEveryMs = 60'000;
+inline constexpr uint64_t kSnapshotWalBytes = 64ull << 20;
 
 struct StringHash {
   using is_transparent = void;
@@ -133,6 +140,30 @@ struct Engine::Impl {
 
   WalWriter wal;
   uint64_t wal_start = 0;  // first WAL file not covered by the snapshot
+  // Pipelined (after take_wal()): a WalCommitter appends, this engine only applies what it
+  // logged; flush() no longer snapshots by itself (snapshot_due/snapshot_at do).
+  bool wal_external = false;
+
+  // Threads: `mu` guards all the state above; every public method takes it. `stats_mu` guards
+  // what other threads read without waiting for a rollup: the published stats and each
+  // agent's applied seq (a known duplicate is answered without the WAL).
+  std::mutex mu;
+  mutable std::mutex stats_mu;
+  EngineStats published;
+  // Per agent: the newest seq applied, logged (durable: answered 200) and admitted (its WAL
+  // write may still fail). admit() answers a seq up to `durable` as a duplicate, one up to
+  // `admitted` with 503 (its first copy is still being logged), and admits the rest.
+  struct SeqMirror {
+    uint64_t applied = 0, durable = 0, admitted = 0;
+  };
+  std::unordered_map<std::string, SeqMirror> seqs;
+  // Counted on the ingest thread (pipelined): added to stats().
+  std::atomic<uint64_t> front_rejected{0}, front_duplicates{0}, front_wal_failures{0};
+  std::atomic<uint64_t> front_wal_bytes{0};
+  std::atomic<bool> front_wal_ok{true};
+  void publish();
+  void mirror_seq(const std::string& agent, uint64_t seq);
+  void rebuild_seq_mirror();
   int64_t last_snapshot_ms = 0;
   bool recovering = false;
 
@@ -179,12 +210,25 @@ struct Engine::Impl {
 
   // engine_snapshot.cpp
   Status write_snapshot(int64_t now_ms);
+  // The same, covering the WAL files below next_wal (pipelined: the committer has already
+  // rotated to next_wal).
+  Status write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool open_next);
   // `damaged`: set when the file does not verify (checksum, CBOR, content); the engine's
   // state is then left empty and the error says why.
   Status load_snapshot(bool& found, bool& damaged);
   void discard_loaded_state();
   void quarantine_snapshot(const std::string& why);
   void rebuild_indexes();
+};
+
+// Holds the engine's lock for one public call and publishes its stats at the end.
+struct Locked {
+  explicit Locked(Engine::Impl& m) : impl(m), guard(m.mu) {}
+  ~Locked() { impl.publish(); }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+  Engine::Impl& impl;
+  std::lock_guard<std::mutex> guard;
 };
 
 }  // namespace statherd::server

@@ -194,6 +194,7 @@ static void warn_if_wal_head_missing(const std::string& state_dir) {
 
 Status Engine::open(int64_t now_ms) {
   Impl& m = *impl_;
+  Locked lock(m);
   m.last_snapshot_ms = now_ms;
   if (m.opt.state_dir.empty()) return Ok{};
   if (Status owner = check_state_dir_owner(m.opt.state_dir, ::geteuid()); !owner) return owner;
@@ -224,6 +225,7 @@ Status Engine::open(int64_t now_ms) {
               " WAL batches replayed, " + std::to_string(m.st.wal_damaged_records) +
               " damaged WAL records skipped, " + std::to_string(m.st.wal_quarantined_records) +
               " quarantined");
+  m.rebuild_seq_mirror();
   Status opened = m.wal.open(m.opt.state_dir, next_file, m.opt.fsync);
   if (!opened) return opened;
   if (m.st.wal_damaged_records + m.st.wal_quarantined_records == 0 && !damaged) return Ok{};

@@ -175,7 +175,10 @@ Status write_file_durably(const std::string& dir, const std::string& name,
 }  // namespace
 
 Status Engine::Impl::write_snapshot(int64_t now_ms) {
-  const uint64_t next_wal = wal.number() + 1;
+  return write_snapshot_to(now_ms, wal.number() + 1, true);
+}
+
+Status Engine::Impl::write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool open_next) {
   json j;
   j["format"] = "statherd-engine-snapshot";
   j["version"] = kSnapshotVersion;
@@ -183,7 +186,8 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
   j["wal_seq"] = next_wal;
   j["saved_ms"] = now_ms;
   j["next_emit_start"] = next_emit_start;
-  j["stats"] = {st.batches, st.duplicates, st.rejected_batches, st.samples_in, st.series_rejected,
+  j["stats"] = {st.batches, st.duplicates + front_duplicates.load(),
+                st.rejected_batches + front_rejected.load(), st.samples_in, st.series_rejected,
                 st.late_samples, st.resets};
   json& ag = j["agents"] = json::array();
   for (const auto& [id, a] : agents) {
@@ -226,8 +230,10 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
   append_trailer(bytes);
   Status written = write_file_durably(opt.state_dir, "snapshot", bytes);
   if (!written) return written;
-  Status opened = wal.open(opt.state_dir, next_wal, opt.fsync);
-  if (!opened) return opened;
+  if (open_next) {
+    Status opened = wal.open(opt.state_dir, next_wal, opt.fsync);
+    if (!opened) return opened;
+  }
   wal_start = next_wal;
   remove_wal_files_before(opt.state_dir, next_wal);
   last_snapshot_ms = now_ms;

@@ -10,11 +10,13 @@
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <csignal>
+#include <future>
 #include <optional>
 
 #include "common/log.h"
 #include "server/connection_limits.h"
 #include "server/http_session.h"
+#include "server/wal_committer.h"
 
 namespace statherd::server {
 
@@ -56,13 +58,21 @@ struct HttpServer::Impl {
   // Read requests and the memory store's updates, in the order posted (one thread). Declared
   // after ioc: destroyed first, while the sessions its pending work holds can still close.
   asio::thread_pool reads{1};
+  // The pipeline: applying logged batches, the rollup, the sinks, reloads, snapshots, in the
+  // order posted (a strand on one thread), so ingest (io thread) never waits for any of them.
+  asio::thread_pool pipeline{1};
+  asio::strand<asio::thread_pool::executor_type> pipe{pipeline.get_executor()};
+  std::unique_ptr<WalCommitter> committer;  // with a state_dir: group commit of the WAL
+  IngestHandler ingest_handler;
+  std::atomic<uint64_t> backlog{0};         // batches acknowledged, not applied yet
+  bool snapshot_pending = false;            // pipeline thread only
   std::atomic<uint64_t> evicted{0}, refused{0};
   uint32_t max_connections = 0;
   AcceptBackoff accept_backoff;
-  RateLimitedLine accept_log, over_cap_log, evict_log;
-  bool drained = false;
+  RateLimitedLine accept_log, over_cap_log, evict_log, backlog_log;
+  std::atomic<bool> drained{false};
   bool stop_signals_taken = false;
-  double last_rollup_ms = 0;
+  std::atomic<double> last_rollup_ms{0};
 
   Impl(HttpServerOptions o, Engine& e, MemoryStore& s, std::vector<Sink*> k, ApiRoutes& r,
        std::function<int64_t()> n)
@@ -86,7 +96,8 @@ struct HttpServer::Impl {
       if (ec) return accept_failed(ec);
       accept_backoff.on_success();
       if (sessions.load() < max_connections || evict_longest_idle()) {
-        SessionContext ctx{options, routes, reads, sessions, queued_reads, idle, slow};
+        SessionContext ctx{options, routes, reads, sessions, queued_reads, idle, slow,
+                           &ingest_handler};
         std::make_shared<HttpSession>(std::move(s), ctx)->start();
       } else {
         refuse(std::move(s));
@@ -164,14 +175,88 @@ struct HttpServer::Impl {
     flush_timer.expires_after(std::chrono::milliseconds(std::max<int64_t>(1, next - now)));
     flush_timer.async_wait([this](beast::error_code ec) {
       if (ec) return;
-      const int64_t now = now_ms();
-      if (options.before_flush) options.before_flush(now);
-      auto started = std::chrono::steady_clock::now();
-      dispatch(engine.flush(now));
-      last_rollup_ms = std::chrono::duration<double, std::milli>(
-                           std::chrono::steady_clock::now() - started).count();
+      asio::post(pipe, [this, now = now_ms()] { rollup(now); });
       schedule_flush();
     });
+  }
+
+  // Pipeline thread: the rollup of every interval that ended, to the sinks and the store.
+  void rollup(int64_t now) {
+    if (options.before_flush) options.before_flush(now);
+    auto started = std::chrono::steady_clock::now();
+    dispatch(engine.flush(now));
+    last_rollup_ms = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - started).count();
+    maybe_snapshot(now);
+  }
+
+  // Pipeline thread. The committer rotates to a new WAL file after the records logged so far;
+  // their batches were posted here before its callback posts the snapshot, so the snapshot
+  // covers exactly the files before the new one.
+  void maybe_snapshot(int64_t now) {
+    if (!committer || snapshot_pending || !engine.snapshot_due(now, committer->bytes())) return;
+    snapshot_pending = true;
+    committer->rotate([this](const Result<uint64_t>& next) {
+      asio::post(pipe, [this, next] {
+        snapshot_pending = false;
+        if (!next) return;
+        Status s = engine.snapshot_at(*next, now_ms());
+        if (!s) log::warn("snapshot failed (the WAL keeps growing until one succeeds): " +
+                          s.error().to_string());
+      });
+    });
+  }
+
+  // io thread: decode and log the batch; the answer goes out once it is in the WAL, and its
+  // apply is queued on the pipeline.
+  static constexpr uint64_t kMaxBacklog = 4096;
+  void ingest(std::string_view body, std::function<void(IngestOutcome)> answer) {
+    if (backlog.load() >= kMaxBacklog) return answer(busy());
+    const int64_t now = now_ms();
+    Admission a = engine.admit(body, now);
+    if (!a.batch) return answer(std::move(a.outcome));
+    if (!committer) {
+      engine.logged(*a.batch, true);
+      apply_later(std::move(a.batch), now);
+      return answer(std::move(a.outcome));
+    }
+    committer->submit(std::move(a.record),
+                      [this, batch = std::move(a.batch), outcome = std::move(a.outcome), now,
+                       answer = std::move(answer)](const Status& logged) mutable {
+                        engine.note_wal(static_cast<bool>(logged), committer->bytes());
+                        engine.logged(*batch, static_cast<bool>(logged));
+                        if (!logged) {
+                          outcome.http_status = 500;
+                          outcome.samples = 0;
+                          outcome.message = logged.error().to_string();
+                          return answer(std::move(outcome));
+                        }
+                        apply_later(std::move(batch), now);
+                        answer(std::move(outcome));
+                      });
+  }
+
+  void apply_later(std::shared_ptr<const Batch> batch, int64_t now) {
+    ++backlog;
+    asio::post(pipe, [this, batch = std::move(batch), now] {
+      engine.apply_admitted(*batch, now);
+      --backlog;
+    });
+  }
+
+  // The pipeline is kMaxBacklog batches behind (a rollup far slower than ingest): 503, before
+  // the WAL, so the agent keeps the batch in its spool and retries.
+  IngestOutcome busy() {
+    if (auto line = backlog_log.take("ingest: " + std::to_string(kMaxBacklog) +
+                                         " batches wait to be applied; answering 503",
+                                     std::chrono::steady_clock::now())) {
+      log::warn(*line + "\nhint: the rollup is slower than ingest; see "
+                        "statherd_server_rollup_seconds");
+    }
+    IngestOutcome o;
+    o.http_status = 503;
+    o.message = "the server is behind applying batches; retry later";
+    return o;
   }
 
   // SIGTERM/SIGINT: drain once; from then on a second one exits at once (exit_now), also
@@ -179,8 +264,8 @@ struct HttpServer::Impl {
   void wait_signal() {
     signals.async_wait([this](beast::error_code ec, int signal) {
       if (ec) return;
-      if (signal == SIGHUP) {
-        if (options.on_reload) options.on_reload();
+      if (signal == SIGHUP) {  // between rollups, on the pipeline thread (the sinks' own)
+        if (options.on_reload) asio::post(pipe, options.on_reload);
         else log::info("SIGHUP: nothing to reload");
         return wait_signal();
       }
@@ -211,7 +296,18 @@ struct HttpServer::Impl {
     flush_timer.cancel();
     accept_timer.cancel();
     take_over_stop_signals();
-    dispatch(engine.drain(now_ms()));
+    // What the committer holds is written and its batches queued; then the last interval.
+    if (committer) committer->stop();
+    std::promise<void> done;
+    asio::post(pipe, [this, &done] {
+      dispatch(engine.drain(now_ms()));
+      if (committer) {
+        Status s = engine.snapshot_at(committer->number() + 1, now_ms());
+        if (!s) log::warn("snapshot at shutdown failed: " + s.error().to_string());
+      }
+      done.set_value();
+    });
+    done.get_future().wait();
     ioc.stop();
   }
 };
@@ -267,13 +363,26 @@ void HttpServer::run() {
     s.signals.add(SIGHUP);
     s.wait_signal();
   }
+  if (!s.engine.options().state_dir.empty()) {
+    s.committer = std::make_unique<WalCommitter>(s.engine.options().state_dir, s.engine.take_wal(),
+                                                 s.engine.options().fsync);
+    if (Status started = s.committer->start(); !started) {
+      log::error("cannot open the write-ahead log: " + started.error().to_string());
+      s.committer.reset();
+      return;
+    }
+  }
+  s.ingest_handler = [&s](std::string_view body, std::function<void(IngestOutcome)> answer) {
+    s.ingest(body, std::move(answer));
+  };
   s.do_accept();
   s.schedule_flush();
   s.ioc.run();
+  s.pipeline.join();
   s.reads.join();  // the drained interval reaches the store before run() returns
 }
 
-bool HttpServer::draining() const { return impl_->drained; }
+bool HttpServer::draining() const { return impl_->drained.load(); }
 
 double HttpServer::last_rollup_ms() const { return impl_->last_rollup_ms; }
 

@@ -1,9 +1,12 @@
 // The HTTP front of statherd-server (Boost.Beast, one io_context thread). It accepts
 // connections, enforces deadlines and size limits, hands requests to ApiRoutes, and runs the
-// interval timer that flushes the Engine to the memory store and every sink. Read requests
-// (ApiRoutes::is_read_path) and the memory store's updates run on one read thread of their
-// own, so a read never delays ingest or /healthz. All Beast code lives in http_server.cpp and
-// http_session.cpp (one connection).
+// interval timer. Threads:
+//   - io: HTTP, and ingest's first half (Engine::admit: decode, known duplicates);
+//   - WAL committer (with a state_dir): group commit; a batch is answered once it is logged;
+//   - pipeline: applying logged batches, the rollup (Engine::flush) to every sink and the
+//     store, snapshots, SIGHUP reloads, in order; ingest never waits for it;
+//   - read: read requests (ApiRoutes::is_read_path) and the memory store's updates.
+// All Beast code lives in http_server.cpp and http_session.cpp (one connection).
 #pragma once
 
 #include <chrono>
@@ -36,8 +39,8 @@ struct HttpServerOptions {
   std::chrono::milliseconds idle_timeout{30'000};   // a connection without a request
   std::chrono::milliseconds write_timeout{30'000};
   bool handle_signals = false;                    // SIGTERM/SIGINT -> shutdown(), SIGHUP -> on_reload
-  std::function<void()> on_reload;                // run on the io thread for each SIGHUP
-  std::function<void(int64_t now_ms)> before_flush;  // run on the io thread before each rollup
+  std::function<void()> on_reload;                // run on the pipeline thread for each SIGHUP
+  std::function<void(int64_t now_ms)> before_flush;  // on the pipeline thread before each rollup
 };
 
 struct ConnectionCounts {
@@ -60,9 +63,9 @@ class HttpServer {
   void run();             // serve on the calling thread until shutdown
   // Thread-safe: stop accepting, Engine::drain to the store and every sink, return from run().
   void shutdown();
-  // io thread only: true once shutdown began (GET /readyz answers 503 then).
+  // Thread-safe: true once shutdown began (GET /readyz answers 503 then).
   bool draining() const;
-  // io thread only: how long the last rollup (Engine::flush + handing it to every sink) took.
+  // Thread-safe: how long the last rollup (Engine::flush + handing it to every sink) took.
   double last_rollup_ms() const;
   // After listen(): the connection cap in force (options.max_connections, maybe lowered).
   uint32_t max_connections() const;

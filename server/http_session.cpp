@@ -103,7 +103,19 @@ void HttpSession::on_read(beast::error_code ec, size_t) {
   request.authorization = std::string_view(auth.data(), auth.size());
   request.body = req.body();
   if (auto work = ctx_.routes.prepare_read(request)) return run_on_read_thread(std::move(work));
+  if (ctx_.ingest && *ctx_.ingest && ingest_route()) return ingest_async(request.body);
   do_write(ctx_.routes.handle(request), true);
+}
+
+// The answer comes once the batch is in the WAL (group commit, on the committer's thread) and
+// is written back on this session's executor, which also takes the last reference to it.
+void HttpSession::ingest_async(std::string_view body) {
+  (*ctx_.ingest)(body, [self = shared_from_this()](IngestOutcome outcome) mutable {
+    auto executor = self->stream_.get_executor();
+    asio::post(executor, [self = std::move(self), outcome = std::move(outcome)]() mutable {
+      self->do_write(ApiRoutes::ingest_response(outcome), true);
+    });
+  });
 }
 
 // The answer is written back on this session's executor (the io thread).

@@ -32,6 +32,10 @@ class HttpSession;
 
 // What a session needs from the server, shared by every connection (io thread only, except
 // the atomics).
+// Pipelined ingest: the body, and the callback that answers (from any thread).
+using IngestHandler =
+    std::function<void(std::string_view body, std::function<void(IngestOutcome)> answer)>;
+
 struct SessionContext {
   const HttpServerOptions& options;
   ApiRoutes& routes;
@@ -40,6 +44,7 @@ struct SessionContext {
   std::atomic<uint32_t>& queued_reads;
   IdleConnections<HttpSession*>& idle;     // sessions waiting for a request
   IdleConnections<HttpSession*>& slow;     // in a header, or an unauthenticated body
+  const IngestHandler* ingest = nullptr;   // unset: ApiRoutes::handle answers ingest too
 };
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
@@ -60,6 +65,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_header(boost::beast::error_code ec, size_t);
   void on_read(boost::beast::error_code ec, size_t);
   void run_on_read_thread(std::function<ApiResponse()> work);
+  void ingest_async(std::string_view body);
   bool ingest_route() const;
   uint64_t route_body_limit() const;
   void fail_read(boost::beast::error_code ec);

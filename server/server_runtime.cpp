@@ -30,16 +30,20 @@ ServerRuntime::ServerRuntime(ServerConfig config, std::vector<std::string> args,
                              int64_t started_ms)
     : config_(std::move(config)), args_(std::move(args)), engine_(engine), store_(store),
       sinks_(sinks), routes_(routes),
+      wal_on_(!config_.state_dir.empty()),
       self_id_{host_name(), "self", static_cast<int64_t>(::getpid()), started_ms,
                "statherd-server"} {}
 
 ServerSelfValues ServerRuntime::self_values() const {
   ServerSelfValues v{engine_.stats(), store_.path_count(), store_.refused_paths(),
                      sinks_.prometheus().counters(), std::nullopt};
-  if (sinks_.graphite()) v.graphite = sinks_.graphite()->counters();
-  if (sinks_.remote_write()) v.remote_write = sinks_.remote_write()->counters();
-  v.reloads_ok = reloads_ok_;
-  v.reloads_failed = reloads_failed_;
+  {
+    auto held = sinks_.lock();  // a reload on the pipeline thread may change them
+    if (sinks_.graphite()) v.graphite = sinks_.graphite()->counters();
+    if (sinks_.remote_write()) v.remote_write = sinks_.remote_write()->counters();
+  }
+  v.reloads_ok = reloads_ok_.load();
+  v.reloads_failed = reloads_failed_.load();
   if (server_) {
     v.rollup_ms = server_->last_rollup_ms();
     ConnectionCounts c = server_->connections();
@@ -74,6 +78,7 @@ nlohmann::json ServerRuntime::readiness() const {
   EngineStats st = engine_.stats();
   const bool draining = server_ && server_->draining();
   nlohmann::json sinks = nlohmann::json::object();
+  auto held = sinks_.lock();  // a reload on the pipeline thread may change them
   if (const GraphiteSink* g = sinks_.graphite()) {
     auto c = g->counters();
     sinks["graphite"] = {{"queue_depth", c.queue_depth},
@@ -89,12 +94,12 @@ nlohmann::json ServerRuntime::readiness() const {
   }
   return {{"ready", !draining && st.wal_ok},
           {"draining", draining},
-          {"wal", config_.state_dir.empty() ? "off" : (st.wal_ok ? "ok" : "failing")},
+          {"wal", !wal_on_ ? "off" : (st.wal_ok ? "ok" : "failing")},
           {"wal_recovery", {{"damaged_records", st.wal_damaged_records},
                             {"quarantined_records", st.wal_quarantined_records},
                             {"last_damage", st.wal_last_damage},
                             {"snapshot_quarantined", st.snapshot_quarantined}}},
-          {"reloads", {{"ok", reloads_ok_}, {"failed", reloads_failed_}}},
+          {"reloads", {{"ok", reloads_ok_.load()}, {"failed", reloads_failed_.load()}}},
           {"sinks", std::move(sinks)}};
 }
 

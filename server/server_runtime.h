@@ -1,9 +1,11 @@
-// What statherd-server runs on its io thread besides HTTP: its self-metrics (GET /metrics and
-// the pipeline's statherd.self.server.*), readiness (GET /readyz) and SIGHUP reloads.
+// What statherd-server runs besides HTTP: its self-metrics (GET /metrics on the io thread, the
+// pipeline's statherd.self.server.* on the pipeline thread), readiness (GET /readyz, io
+// thread) and SIGHUP reloads (pipeline thread, between rollups).
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -44,8 +46,8 @@ class ServerRuntime {
   bool reload();
 
   const ServerConfig& config() const { return config_; }
-  uint64_t reloads_ok() const { return reloads_ok_; }
-  uint64_t reloads_failed() const { return reloads_failed_; }
+  uint64_t reloads_ok() const { return reloads_ok_.load(); }
+  uint64_t reloads_failed() const { return reloads_failed_.load(); }
 
  private:
   ServerConfig config_;
@@ -54,10 +56,11 @@ class ServerRuntime {
   MemoryStore& store_;
   SinkSet& sinks_;
   ApiRoutes& routes_;
+  bool wal_on_;
   SourceIdentity self_id_;
   const HttpServer* server_ = nullptr;
   ServerSelfMetrics self_metrics_;
-  uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
+  std::atomic<uint64_t> reloads_ok_{0}, reloads_failed_{0};
 };
 
 }  // namespace statherd::server

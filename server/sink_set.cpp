@@ -83,6 +83,7 @@ SinkSet::SinkSet(PrometheusSink& prometheus) : prometheus_(prometheus) {}
 SinkSet::~SinkSet() { stop(); }
 
 std::vector<std::string> SinkSet::apply(const ServerConfig& config) {
+  std::lock_guard<std::mutex> guard(mu_);
   std::vector<std::string> changes;
   if (config.graphite_address.empty()) {
     if (graphite_) {

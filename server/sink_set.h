@@ -7,10 +7,13 @@
 //     its old destination on a thread of its own (ingest never waits), the rest is dropped and
 //     counted in its log line;
 //   - a newly configured sink starts with the next interval.
-// emit() and apply() are called from the server's io thread; counters() from the same thread.
+// emit() and apply() are called from the server's pipeline thread. Another thread that reads
+// graphite()/remote_write() (their counters, options) holds lock() meanwhile: apply() holds it
+// while it adds, reconfigures or retires a sink.
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -45,6 +48,7 @@ class SinkSet : public Sink {
   GraphiteSink* graphite() const { return graphite_.get(); }
   RemoteWriteSink* remote_write() const { return remote_write_.get(); }
   PrometheusSink& prometheus() const { return prometheus_; }
+  [[nodiscard]] std::unique_lock<std::mutex> lock() const { return std::unique_lock(mu_); }
 
  private:
   void retire(std::unique_ptr<Sink> sink);
@@ -53,6 +57,7 @@ class SinkSet : public Sink {
   std::unique_ptr<GraphiteSink> graphite_;
   std::unique_ptr<RemoteWriteSink> remote_write_;
   std::vector<std::thread> retiring_;
+  mutable std::mutex mu_;
 };
 
 }  // namespace statherd::server

@@ -116,9 +116,13 @@ void WalWriter::close() {
 }
 
 Status WalWriter::append(int64_t now_ms, std::string_view batch) {
-  if (fd_ < 0) return make_error("write-ahead log is not open", "restart the server");
   buffer_ = frame_wal_record(now_ms, batch);
-  Status w = write_all(fd_, buffer_);
+  return append_framed(buffer_);
+}
+
+Status WalWriter::append_framed(std::string_view records) {
+  if (fd_ < 0) return make_error("write-ahead log is not open", "restart the server");
+  Status w = write_all(fd_, records);
   if (!w) {
     // Cut a partial record off so later records do not follow a torn one.
     if (::ftruncate(fd_, static_cast<off_t>(bytes_)) != 0) close();
@@ -130,7 +134,7 @@ Status WalWriter::append(int64_t now_ms, std::string_view batch) {
     if (::ftruncate(fd_, static_cast<off_t>(bytes_)) != 0) close();
     return make_error("write-ahead log fsync failed: " + why, "check the disk under --state-dir");
   }
-  bytes_ += buffer_.size();
+  bytes_ += records.size();
   return Ok{};
 }
 

@@ -65,6 +65,9 @@ class WalWriter {
   Status open(const std::string& dir, uint64_t number, bool fsync);
   // Append one record; on failure the file is cut back to its previous size.
   Status append(int64_t now_ms, std::string_view batch);
+  // Append records already framed (frame_wal_record), concatenated: one write, one fsync
+  // (group commit). On failure the file is cut back to its previous size.
+  Status append_framed(std::string_view records);
   void close();
   bool is_open() const { return fd_ >= 0; }
   uint64_t number() const { return number_; }

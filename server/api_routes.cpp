@@ -296,6 +296,11 @@ ApiResponse ApiRoutes::ingest_response(const IngestOutcome& outcome) {
     r.status = 400;
     return r;
   }
+  if (outcome.http_status == 503) {  // busy, or a resend racing its first copy: soon again
+    ApiResponse r = json_error(503, outcome.message, "the agent keeps the batch and retries");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
   if (outcome.http_status != 200) {
     return json_error(outcome.http_status, outcome.message, "see the server log");
   }

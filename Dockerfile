@@ -8,7 +8,9 @@
 #
 # /etc/statherd is a volume: it starts with the example agent.yaml and server.yaml; put the
 # shared token in /etc/statherd/token (deploy/compose.yaml does it with a one-shot service).
-# Checked without a Docker engine by tests/integration/test_docker_files.py (see README).
+# Built and run with podman by tests/integration/test_image.py (base images made locally by
+# scripts/container-setup.sh; the apt sources are the base image's own), linted by
+# test_docker_files.py. Here: podman build --runtime runc --network host -t statherd .
 
 FROM debian:bookworm AS build
 RUN apt-get update \
@@ -17,15 +19,17 @@ RUN apt-get update \
        libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev dpkg-dev file \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY CMakeLists.txt README.md ./
+COPY CMakeLists.txt README.md LICENSE ./
 COPY common/ common/
 COPY agent/ agent/
 COPY server/ server/
 COPY config/ config/
 COPY deploy/ deploy/
 COPY docs/ docs/
+COPY clients/python/statherd/ clients/python/statherd/
+# Only the two daemons: no tests, no benchmarks (a packager's plain Release build, no -Werror).
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF \
-    && cmake --build /build -j"$(nproc)" \
+    && cmake --build /build -j"$(nproc)" --target statherd-server statherd-agent \
     && cd /build && cpack -G DEB \
     && mv /build/statherd_*.deb /statherd.deb
 

@@ -83,8 +83,21 @@ class Containers:
 
     def cleanup(self):
         if self.names:
-            podman("rm", "--force", "--time", "2", *self.names, check=False, timeout=120)
+            # --volumes: the image's VOLUME /etc/statherd gives each container an anonymous one.
+            podman("rm", "--force", "--volumes", "--time", "2", *self.names, check=False,
+                   timeout=120)
             self.names = []
+
+
+def remove_compose_project(project):
+    """Removes the containers, volumes and networks podman-compose made for project."""
+    label = f"label=io.podman.compose.project={project}"
+    for kind, remove in (("ps", ("rm", "--force", "--volumes")), ("volume", ("volume", "rm", "--force")),
+                         ("network", ("network", "rm", "--force"))):
+        listing = ("ps", "-a", "-q") if kind == "ps" else (kind, "ls", "-q")
+        names = podman(*listing, "--filter", label, check=False).stdout.split()
+        if names:
+            podman(*remove, *names, check=False, timeout=120)
 
 
 def process_uid(host_pid):

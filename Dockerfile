@@ -19,19 +19,21 @@ RUN apt-get update \
        libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev dpkg-dev file \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY CMakeLists.txt README.md LICENSE ./
+# The compile inputs first: a change to the docs, configs or packaging files does not recompile.
+COPY CMakeLists.txt ./
+COPY deploy/packaging.cmake deploy/
 COPY common/ common/
 COPY agent/ agent/
 COPY server/ server/
+# Only the two daemons: no tests, no benchmarks (a packager's plain Release build, no -Werror).
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF \
+    && cmake --build /build -j"$(nproc)" --target statherd-server statherd-agent
+COPY README.md LICENSE ./
 COPY config/ config/
 COPY deploy/ deploy/
 COPY docs/ docs/
 COPY clients/python/statherd/ clients/python/statherd/
-# Only the two daemons: no tests, no benchmarks (a packager's plain Release build, no -Werror).
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF \
-    && cmake --build /build -j"$(nproc)" --target statherd-server statherd-agent \
-    && cd /build && cpack -G DEB \
-    && mv /build/statherd_*.deb /statherd.deb
+RUN cd /build && cpack -G DEB && mv /build/statherd_*.deb /statherd.deb
 
 FROM debian:bookworm-slim
 COPY --from=build /statherd.deb /tmp/statherd.deb

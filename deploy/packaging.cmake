@@ -55,7 +55,6 @@ a Graphite-compatible render API (/render, /metrics/find) and a web page.\n\
 Ships systemd units (disabled until enabled by the operator).")
 set(CPACK_PACKAGE_CONTACT "statherd developers <statherd@localhost>")
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "statherd developers <statherd@localhost>")
-set(CPACK_RESOURCE_FILE_LICENSE ${CMAKE_SOURCE_DIR}/LICENSE)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)   # statherd_0.1.0_amd64.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)

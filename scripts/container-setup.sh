@@ -69,6 +69,10 @@ merge_conf
 image=localhost/debian:bookworm
 podman_bin=$(type -P podman) || die "podman is not installed" "scripts/install-deps.sh container"
 podman() { $sudo "$podman_bin" --runtime runc "$@"; }
+if ! info_err=$(podman info 2>&1 >/dev/null); then
+  echo "$info_err" | tail -5 >&2
+  die "podman does not work on this machine (above)" "check $conf and podman info --runtime runc"
+fi
 
 if ! podman image exists "$image"; then
   # shellcheck source=/dev/null
@@ -106,7 +110,7 @@ EOF
   [ -n "$mirror" ] || die "no apt source for the suite bookworm in /etc/apt/sources.list{,.d/}" \
     "debootstrap needs the Debian mirror this machine's apt uses"
   rootfs=$(mktemp -d /var/tmp/statherd-bookworm.XXXXXX)
-  trap '$sudo rm -rf "$rootfs"' EXIT
+  trap '$sudo rm -rf "$rootfs" "$rootfs.log"' EXIT
   echo "container-setup: debootstrap --variant=minbase bookworm from $mirror (a few minutes)" >&2
   if ! $sudo debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1; then
     tail -20 "$rootfs.log" >&2
@@ -115,7 +119,6 @@ EOF
   $sudo rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   $sudo tar -C "$rootfs" -c . | podman import - "$image" >/dev/null \
     || die "podman import of the debootstrapped tree failed" "podman info --runtime runc"
-  rm -f "$rootfs.log"
 fi
 for tag in docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim \
            localhost/debian:bookworm-slim; do

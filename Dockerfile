@@ -8,7 +8,9 @@
 #
 # /etc/statherd is a volume: it starts with the example agent.yaml and server.yaml; put the
 # shared token in /etc/statherd/token (deploy/compose.yaml does it with a one-shot service).
-# Checked without a Docker engine by tests/integration/test_docker_files.py (see README).
+# Built and run with podman by tests/integration/test_image.py (base images made locally by
+# scripts/container-setup.sh; the apt sources are the base image's own), linted by
+# test_docker_files.py. Here: podman build --runtime runc --network host -t statherd .
 
 FROM debian:bookworm AS build
 RUN apt-get update \
@@ -17,17 +19,21 @@ RUN apt-get update \
        libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev dpkg-dev file \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY CMakeLists.txt README.md ./
+# The compile inputs first: a change to the docs, configs or packaging files does not recompile.
+COPY CMakeLists.txt ./
+COPY deploy/packaging.cmake deploy/
 COPY common/ common/
 COPY agent/ agent/
 COPY server/ server/
+# Only the two daemons: no tests, no benchmarks (a packager's plain Release build, no -Werror).
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF \
+    && cmake --build /build -j"$(nproc)" --target statherd-server statherd-agent
+COPY README.md LICENSE ./
 COPY config/ config/
 COPY deploy/ deploy/
 COPY docs/ docs/
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF \
-    && cmake --build /build -j"$(nproc)" \
-    && cd /build && cpack -G DEB \
-    && mv /build/statherd_*.deb /statherd.deb
+COPY clients/python/statherd/ clients/python/statherd/
+RUN cd /build && cpack -G DEB && mv /build/statherd_*.deb /statherd.deb
 
 FROM debian:bookworm-slim
 COPY --from=build /statherd.deb /tmp/statherd.deb

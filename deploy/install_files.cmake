@@ -42,9 +42,10 @@ file(INSTALL DESTINATION "${CMAKE_INSTALL_PREFIX}/lib/systemd/system" TYPE FILE
      FILES "${statherd_unit_stage}/statherd-agent.service"
            "${statherd_unit_stage}/statherd-server.service")
 
-set(statherd_docs "${STATHERD_SOURCE_DIR}/README.md")
-if(EXISTS "${STATHERD_SOURCE_DIR}/docs/OPERATIONS.md")
-  list(APPEND statherd_docs "${STATHERD_SOURCE_DIR}/docs/OPERATIONS.md")
-endif()
+# README, every docs/*.md and the Debian copyright file (machine-readable; the license is
+# Apache-2.0, LICENSE at the source root).
+file(GLOB statherd_docs "${STATHERD_SOURCE_DIR}/docs/*.md")
+list(PREPEND statherd_docs "${STATHERD_SOURCE_DIR}/README.md")
+list(APPEND statherd_docs "${STATHERD_SOURCE_DIR}/deploy/debian/copyright")
 file(INSTALL DESTINATION "${CMAKE_INSTALL_PREFIX}/${STATHERD_DOCDIR}" TYPE FILE
      PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ FILES ${statherd_docs})

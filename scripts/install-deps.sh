@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages statherd needs to build, test and demo, if any are missing.
-# Idempotent and quiet when everything is there. Usage: scripts/install-deps.sh [build|demo|test|all]
+# Idempotent and quiet when everything is there.
+# Usage: scripts/install-deps.sh [build|demo|container|test|all]
+# (container: the engine for the image and package tests; scripts/container-setup.sh configures it)
 set -euo pipefail
 
 what=${1:-all}
@@ -9,12 +11,15 @@ build_pkgs=(cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-
             dpkg-dev file)
 test_pkgs=(graphite-carbon python3-whisper python3-prometheus-client python3 clang libclang-rt-14-dev
            systemd shellcheck python3-yaml prometheus chromium)
+# podman with runc (crun refuses this kernel's cgroups), debootstrap for the base image.
+container_pkgs=(podman runc debootstrap podman-compose)
 
 pkgs=("${build_pkgs[@]}")
 case "$what" in
   build) ;;
   demo) pkgs+=(python3) ;;
-  *) pkgs+=("${test_pkgs[@]}") ;;
+  container) pkgs=("${container_pkgs[@]}") ;;
+  *) pkgs+=("${test_pkgs[@]}" "${container_pkgs[@]}") ;;
 esac
 
 missing=()

@@ -21,6 +21,7 @@
 #include <iterator>
 
 #include "common/log.h"
+#include "server/cbor_writer.h"
 #include "server/engine_impl.h"
 
 namespace statherd::server {
@@ -129,11 +130,6 @@ Distribution dist_from_v1(const json& j) {
   return *b->sources[0].samples[0].dist;
 }
 
-json tags_to_json(const Tags& tags) {
-  json t = json::array();
-  for (const auto& [k, v] : tags) t.push_back({bin(k), bin(v)});
-  return t;
-}
 Tags tags_from_json(const json& j) {
   Tags t;
   for (const auto& kv : j) t.emplace_back(unbin(kv[0]), unbin(kv[1]));
@@ -151,7 +147,6 @@ std::vector<DeferredFree> deferred_from_json(const json& j) {
   return v;
 }
 
-json ewma_to_json(const Ewma& e) { return {e.rate(), e.initialized()}; }
 
 Status write_file_durably(const std::string& dir, const std::string& name,
                           const std::vector<uint8_t>& bytes) {
@@ -178,55 +173,86 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
   return write_snapshot_to(now_ms, wal.number() + 1, true);
 }
 
+// Streamed (CborWriter): the large arrays (sources, slots, aggregates, interval cells) go
+// straight to bytes, without a document in memory; the small parts through nlohmann::json.
+// The bytes decode (json::from_cbor) to the same document load_snapshot() has always read.
 Status Engine::Impl::write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool open_next) {
-  json j;
-  j["format"] = "statherd-engine-snapshot";
-  j["version"] = kSnapshotVersion;
-  j["interval_ms"] = iv_ms;
-  j["wal_seq"] = next_wal;
-  j["saved_ms"] = now_ms;
-  j["next_emit_start"] = next_emit_start;
-  j["stats"] = {st.batches, st.duplicates + front_duplicates.load(),
-                st.rejected_batches + front_rejected.load(), st.samples_in, st.series_rejected,
-                st.late_samples, st.resets};
-  json& ag = j["agents"] = json::array();
+  std::vector<uint8_t> bytes;
+  CborWriter w(bytes);
+  auto small = [&](std::string_view key, const json& value) {
+    w.text(key);
+    w.raw(json::to_cbor(value));
+  };
+  w.map(18);
+  small("format", "statherd-engine-snapshot");
+  small("version", kSnapshotVersion);
+  small("interval_ms", iv_ms);
+  small("wal_seq", next_wal);
+  small("saved_ms", now_ms);
+  small("next_emit_start", next_emit_start);
+  small("stats", {st.batches, st.duplicates + front_duplicates.load(),
+                  st.rejected_batches + front_rejected.load(), st.samples_in,
+                  st.series_rejected, st.late_samples, st.resets});
+  json ag = json::array();
   for (const auto& [id, a] : agents) {
     json errs = json::array();
     for (const auto& e : a.errors) errs.push_back({bin(e.source), bin(e.message)});
     ag.push_back({bin(id), a.last_seq, a.last_seen_ms, std::move(errs), a.last_read_ms});
   }
-  json& src = j["sources"] = json::array();
-  for (const auto& s : sources)
-    if (!s.alive) src.push_back(nullptr);  // dead: only its index matters
-    else src.push_back({bin(s.id.host), bin(s.id.app), s.id.pid, s.id.start_time_ms, bin(s.id.path),
-                   bin(s.agent_id), s.last_seen_ms, s.batches, s.alive});
-  json& sl = j["slots"] = json::array();
-  for (const auto& s : slots)
-    if (!s.alive && s.key.empty()) sl.push_back(nullptr);  // recycled: free
-    else sl.push_back({bin(s.key), s.source, s.agg[0], s.agg[1], s.agg[2], static_cast<int>(s.kind),
-                  s.alive, s.has_last, s.last_cumulative, s.last_seen_ms,
-                  s.last_dist ? dist_to_json(*s.last_dist) : json(nullptr)});
-  json& ga = j["aggs"] = json::array();
-  for (const auto& a : aggs)
-    if (!a.alive && a.key.empty()) ga.push_back(nullptr);  // recycled: free
-    else ga.push_back({bin(a.key), static_cast<int>(a.level), static_cast<int>(a.kind), bin(a.app),
-                  bin(a.host), bin(a.metric), a.pid, tags_to_json(a.tags), ewma_to_json(a.meter.m1),
-                  ewma_to_json(a.meter.m5), ewma_to_json(a.meter.m15), a.pending_late,
-                  a.first_start, a.alive, a.total_count, a.total_sum});
-  j["free_slots"] = free_slots;
-  j["free_aggs"] = free_aggs;
-  j["free_sources"] = free_sources;
-  j["dying_sources"] = deferred_to_json(dying_sources);
-  j["dying_slots"] = deferred_to_json(dying_slots);
-  j["dying_aggs"] = deferred_to_json(dying_aggs);
-  json& ivs = j["intervals"] = json::array();
-  for (const auto& iv : intervals) {
-    json cells = json::array(), dists = json::array();
-    for (const auto& c : iv.cells) cells.push_back({c.slot, c.dist, c.value});
-    for (const auto& d : iv.dists) dists.push_back(dist_to_json(d));
-    ivs.push_back({iv.start, iv.emitted, std::move(cells), std::move(dists), iv.changed_slots});
+  small("agents", ag);
+  w.text("sources");
+  w.array(sources.size());
+  for (const auto& x : sources) {
+    if (!x.alive) { w.null(); continue; }  // dead: only its index matters
+    w.array(9);
+    w.bytes(x.id.host); w.bytes(x.id.app); w.integer(x.id.pid); w.integer(x.id.start_time_ms);
+    w.bytes(x.id.path); w.bytes(x.agent_id); w.integer(x.last_seen_ms); w.uint(x.batches);
+    w.boolean(x.alive);
   }
-  std::vector<uint8_t> bytes = json::to_cbor(j);
+  w.text("slots");
+  w.array(slots.size());
+  for (const auto& x : slots) {
+    if (!x.alive && x.key.empty()) { w.null(); continue; }  // recycled: free
+    w.array(11);
+    w.bytes(x.key); w.uint(x.source); w.uint(x.agg[0]); w.uint(x.agg[1]); w.uint(x.agg[2]);
+    w.integer(static_cast<int>(x.kind)); w.boolean(x.alive); w.boolean(x.has_last);
+    w.float64(x.last_cumulative); w.integer(x.last_seen_ms);
+    if (x.last_dist) w.raw(json::to_cbor(dist_to_json(*x.last_dist)));
+    else w.null();
+  }
+  w.text("aggs");
+  w.array(aggs.size());
+  for (const auto& a : aggs) {
+    if (!a.alive && a.key.empty()) { w.null(); continue; }  // recycled: free
+    w.array(16);
+    w.bytes(a.key); w.integer(static_cast<int>(a.level)); w.integer(static_cast<int>(a.kind));
+    w.bytes(a.app); w.bytes(a.host); w.bytes(a.metric); w.integer(a.pid);
+    w.array(a.tags.size());
+    for (const auto& [k, v] : a.tags) { w.array(2); w.bytes(k); w.bytes(v); }
+    for (const Ewma* e : {&a.meter.m1, &a.meter.m5, &a.meter.m15}) {
+      w.array(2); w.float64(e->rate()); w.boolean(e->initialized());
+    }
+    w.float64(a.pending_late); w.integer(a.first_start); w.boolean(a.alive);
+    w.float64(a.total_count); w.float64(a.total_sum);
+  }
+  small("free_slots", free_slots);
+  small("free_aggs", free_aggs);
+  small("free_sources", free_sources);
+  small("dying_sources", deferred_to_json(dying_sources));
+  small("dying_slots", deferred_to_json(dying_slots));
+  small("dying_aggs", deferred_to_json(dying_aggs));
+  w.text("intervals");
+  w.array(intervals.size());
+  for (const auto& iv : intervals) {
+    w.array(5);
+    w.integer(iv.start); w.boolean(iv.emitted);
+    w.array(iv.cells.size());
+    for (const auto& c : iv.cells) { w.array(3); w.uint(c.slot); w.uint(c.dist); w.float64(c.value); }
+    w.array(iv.dists.size());
+    for (const auto& d : iv.dists) w.raw(json::to_cbor(dist_to_json(d)));
+    w.array(iv.changed_slots.size());
+    for (uint32_t id : iv.changed_slots) w.uint(id);
+  }
   append_trailer(bytes);
   Status written = write_file_durably(opt.state_dir, "snapshot", bytes);
   if (!written) return written;

@@ -1,4 +1,4 @@
-// The memory store's paths, compact: every path's bytes in 256 KiB arena blocks (no
+// The memory store's paths, compact: every path's bytes in 64 KiB arena blocks (no
 // std::string or map node per path), an open-addressing hash of 32-bit ids for the lookups of
 // emit, and the ids sorted by path for the prefix scans of /metrics/find and /render. About
 // 24 bytes per path plus the path's own bytes (a std::map<std::string, ...> node with its
@@ -41,7 +41,7 @@ class PathIndex {
   struct Ref {
     uint32_t block, offset, length;
   };
-  static constexpr uint32_t kBlockBytes = 256 * 1024;
+  static constexpr uint32_t kBlockBytes = 64 * 1024;
 
   Ref store_bytes(std::string_view path);
   void rehash(size_t slots);

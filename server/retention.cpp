@@ -110,7 +110,7 @@ Result<std::vector<RetentionTier>> resolve_retention(std::string_view text, int6
           "at interval " + seconds_text(interval_s) + " each precision is a multiple of " +
               seconds_text(interval_s) + " and of the tier before, each retention longer than "
               "the one before and at most " + std::to_string(kMaxPointsPerTier) +
-              " precisions, e.g. " + retention_text(default_retention(interval_s)));
+              " points a tier, e.g. " + retention_text(default_retention(interval_s)));
   }
   return tiers;
 }

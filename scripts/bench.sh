@@ -10,6 +10,9 @@ echo "== server ingest + rollup =="
 "$build/bench/server_ingest_bench"
 "$build/bench/server_ingest_bench" 30 20 50 100 1   # the same with per-interval sketches
 echo
+echo "== memory store (/render history): bytes per point and per path, old slots vs chunks =="
+"$build/bench/memory_store_bench"
+echo
 echo "== the daemon over HTTP, default config (WAL fsync on): the same batches =="
 "$build/bench/server_http_bench" "$build/statherd-server" 30
 "$build/bench/server_http_bench" "$build/statherd-server" 30 20 50 100 1

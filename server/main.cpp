@@ -44,8 +44,10 @@ int serve(const ServerConfig& config, const std::string& token,
   Engine engine(engine_options);
   if (Status s = engine.open(wall_clock_ms()); !s) return fail(s.error(), 1);
 
-  MemoryStore store({std::chrono::duration_cast<std::chrono::seconds>(config.memory_retention),
-                     config.memory_max_paths, config.graphite_prefix});
+  // Checked by validate_server_config(): the tiers resolve.
+  auto tiers = resolve_retention(config.memory_retention, config.interval.count() / 1000);
+  if (!tiers) return fail(tiers.error());
+  MemoryStore store({*tiers, config.memory_max_paths, config.graphite_prefix});
   PrometheusSink prometheus_sink;  // GET /metrics: every rolled-up series
   SinkSet sinks(prometheus_sink);
   sinks.apply(config);

@@ -1,9 +1,7 @@
 #include "server/memory_store.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
-#include <optional>
 #include <set>
 
 #include "common/names.h"
@@ -19,155 +17,85 @@ int64_t floor_to(int64_t t, int64_t step) {
   return q * step;
 }
 
-size_t slot_index(int64_t ts, int64_t step, size_t slots) {
-  int64_t n = static_cast<int64_t>(slots);
-  int64_t index = (floor_to(ts, step) / step) % n;
-  return static_cast<size_t>(index < 0 ? index + n : index);
-}
-
-// Seconds per unit, for Graphite's relative times; 0 if unknown.
-int64_t unit_seconds(std::string_view unit) {
-  auto is = [&](std::initializer_list<std::string_view> names) {
-    return std::find(names.begin(), names.end(), unit) != names.end();
-  };
-  if (is({"s", "sec", "secs", "second", "seconds"})) return 1;
-  if (is({"min", "mins", "minute", "minutes"})) return 60;
-  if (is({"h", "hour", "hours"})) return 3600;
-  if (is({"d", "day", "days"})) return 86400;
-  if (is({"w", "week", "weeks"})) return 7 * 86400;
-  if (is({"mon", "month", "months"})) return 30 * 86400;
-  if (is({"y", "year", "years"})) return 365 * 86400;
-  return 0;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (month 1..12, day 1..31).
-int64_t days_from_civil(int64_t year, int64_t month, int64_t day) {
-  year -= month <= 2 ? 1 : 0;
-  int64_t era = (year >= 0 ? year : year - 399) / 400;
-  int64_t year_of_era = year - era * 400;
-  int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-  int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-  return era * 146097 + day_of_era - 719468;
-}
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-int64_t digits_value(std::string_view s) {
-  int64_t v = 0;
-  for (char c : s) v = v * 10 + (c - '0');
-  return v;
-}
-
-// "YYYYMMDD" -> unix seconds of its midnight UTC; nullopt if not a valid date.
-std::optional<int64_t> parse_yyyymmdd(std::string_view s) {
-  if (s.size() != 8 || !all_digits(s)) return std::nullopt;
-  int64_t year = digits_value(s.substr(0, 4)), month = digits_value(s.substr(4, 2));
-  int64_t day = digits_value(s.substr(6, 2));
-  if (year < 1900 || month < 1 || month > 12 || day < 1) return std::nullopt;
-  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  if (day > kDays[month - 1] || (month == 2 && day == 29 && !leap)) return std::nullopt;
-  return days_from_civil(year, month, day) * 86400;
-}
-
-// "HH:MM_YYYYMMDD" -> unix seconds (UTC); nullopt if not that form.
-std::optional<int64_t> parse_hhmm_yyyymmdd(std::string_view s) {
-  if (s.size() != 14 || s[2] != ':' || s[5] != '_') return std::nullopt;
-  std::string_view hh = s.substr(0, 2), mm = s.substr(3, 2);
-  if (!all_digits(hh) || !all_digits(mm)) return std::nullopt;
-  auto midnight = parse_yyyymmdd(s.substr(6));
-  if (!midnight || digits_value(hh) > 23 || digits_value(mm) > 59) return std::nullopt;
-  return *midnight + digits_value(hh) * 3600 + digits_value(mm) * 60;
-}
-
 }  // namespace
-
-Result<int64_t> parse_graphite_time(std::string_view text, int64_t now_s) {
-  const std::string hint =
-      "use now, a relative time like -10min, -1h, -30s, -2d, unix seconds, HH:MM_YYYYMMDD or "
-      "YYYYMMDD";
-  if (text.empty() || text == "now") return now_s;
-  if (auto t = parse_hhmm_yyyymmdd(text)) return *t;
-  if (auto t = parse_yyyymmdd(text)) return *t;
-  bool relative = text.front() == '-' || text.front() == '+';
-  std::string_view digits = relative ? text.substr(1) : text;
-  int64_t amount = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), amount);
-  if (ec != std::errc() || end == digits.data() || amount < 0 || amount > (int64_t{1} << 40)) {
-    return make_error("bad time '" + std::string(text) + "'", hint);
-  }
-  std::string_view unit(end, static_cast<size_t>(digits.data() + digits.size() - end));
-  if (!relative) {
-    if (!unit.empty()) return make_error("bad time '" + std::string(text) + "'", hint);
-    return amount;
-  }
-  int64_t per = unit.empty() ? 1 : unit_seconds(unit);
-  if (per == 0) return make_error("bad time unit in '" + std::string(text) + "'", hint);
-  // amount <= 2^40 and per <= one year, so the product can pass INT64_MAX: checked, as is
-  // now -/+ delta. Out of range is a 400, never an overflow.
-  int64_t delta = 0, t = 0;
-  if (__builtin_mul_overflow(amount, per, &delta) ||
-      (text.front() == '-' ? __builtin_sub_overflow(now_s, delta, &t)
-                           : __builtin_add_overflow(now_s, delta, &t))) {
-    return make_error("time '" + std::string(text) + "' is out of range", hint);
-  }
-  return t;
-}
 
 MemoryStore::MemoryStore(MemoryStoreOptions options) : options_(std::move(options)) {}
 
+void MemoryStore::plan_tiers(int64_t interval_s) {
+  std::vector<RetentionTier> tiers = options_.retention.tiers;
+  if (tiers.empty()) tiers = default_retention(interval_s);
+  for (RetentionTier& t : tiers)
+    if (t.precision_s <= 0) t.precision_s = interval_s;
+  if (tiers.front().precision_s > interval_s) {
+    const int64_t keep = std::max<int64_t>(2 * tiers.front().precision_s, 900);
+    tiers.insert(tiers.begin(), RetentionTier{interval_s, keep});
+    first_visible_ = 1;
+  }
+  plan_ = std::move(tiers);
+}
+
 void MemoryStore::emit(const IntervalOutput& out) {
-  int64_t interval_s = std::max<int64_t>(1, out.interval_s);
+  if (plan_.empty()) plan_tiers(std::max<int64_t>(1, out.interval_s));
+  newest_ts_ = std::max(newest_ts_, out.start_s);
   for (const SeriesPoint& point : out.points) {
     if (!std::isfinite(point.value)) continue;
-    store(graphite_path(point, options_.prefix), out.start_s, interval_s, point.value);
+    store(graphite_path(point, options_.prefix), point, out.start_s);
   }
-  expire(out.start_s);
-  path_count_.store(series_.size(), std::memory_order_relaxed);  // once the interval is in
+  index_.commit();
+  expire(newest_ts_);
+  path_count_.store(index_.size(), std::memory_order_relaxed);  // once the interval is in
 }
 
-const MemoryStore::Slot* MemoryStore::Ring::find(int64_t ts) const {
-  size_t i = slot_index(ts - base_ts, interval_s, capacity);
-  return i < slots.size() ? &slots[i] : nullptr;
-}
-
-MemoryStore::Slot& MemoryStore::Ring::at(int64_t ts) {
-  size_t i = slot_index(ts - base_ts, interval_s, capacity);
-  if (i >= slots.size()) slots.resize(i + 1);
-  return slots[i];
-}
-
-void MemoryStore::store(const std::string& path, int64_t ts, int64_t interval_s, double value) {
-  auto it = series_.find(path);
-  if (it == series_.end()) {
-    if (series_.size() >= options_.max_paths) {
+void MemoryStore::store(std::string_view path, const SeriesPoint& point, int64_t ts) {
+  ts = floor_to(ts, plan_.front().precision_s);
+  if (ts < newest_ts_ - plan_.front().retention_s) return;  // older than the finest retention
+  uint32_t id = index_.find(path);
+  if (id == PathIndex::kNone) {
+    if (index_.size() >= options_.max_paths) {
       ++refused_paths_;
       return;
     }
-    Ring ring;
-    ring.interval_s = interval_s;
-    ring.capacity = static_cast<size_t>(std::max<int64_t>(1, options_.retention.count() / interval_s));
-    ring.base_ts = floor_to(ts, interval_s);
-    it = series_.emplace(path, std::move(ring)).first;
+    id = index_.insert(path);
+    // The series of a gauge's sum (a level) carries no running total; a distribution's sum
+    // (an amount) does: only amounts are summed when downsampled.
+    series_.emplace_back(plan_.size(), downsample_for(point.stat, point.total.has_value()));
   }
-  Ring& ring = it->second;
-  // A re-emission of the same interval lands in the same slot and overwrites it.
-  Slot& slot = ring.at(ts);
-  if (slot.ts != INT64_MIN && slot.ts > ts) return;  // older than what the slot holds: expired
-  slot.ts = ts;
-  slot.value = value;
-  ring.newest_ts = std::max(ring.newest_ts, ts);
+  series_[id].put(plan_, ts, point.value);
 }
 
-void MemoryStore::expire(int64_t newest_ts) {
-  // Once per retention/60 at most: a full scan is O(paths).
-  int64_t every = std::max<int64_t>(1, options_.retention.count() / 60);
-  if (last_expire_ts_ != INT64_MIN && newest_ts - last_expire_ts_ < every) return;
-  last_expire_ts_ = newest_ts;
-  int64_t cutoff = newest_ts - options_.retention.count();
-  std::erase_if(series_, [&](const auto& entry) { return entry.second.newest_ts < cutoff; });
+void MemoryStore::expire(int64_t now) {
+  // A full scan is O(paths): at most once per finest retention / 60.
+  int64_t every = std::max<int64_t>(1, plan_[first_visible_].retention_s / 60);
+  if (last_expire_ts_ != INT64_MIN && now - last_expire_ts_ < every) return;
+  last_expire_ts_ = now;
+  std::vector<bool> keep(series_.size(), true);
+  bool dropped = false;
+  for (size_t id = 0; id < series_.size(); ++id) {
+    keep[id] = !series_[id].expire(plan_, now);
+    dropped = dropped || !keep[id];
+  }
+  if (!dropped) return;
+  index_.compact(keep);
+  size_t next = 0;
+  for (size_t id = 0; id < series_.size(); ++id)
+    if (keep[id]) series_[next++] = std::move(series_[id]);
+  series_.erase(series_.begin() + static_cast<std::ptrdiff_t>(next), series_.end());
+}
+
+MemoryStoreStats MemoryStore::stats() const {
+  MemoryStoreStats s;
+  s.paths = index_.size();
+  for (const HistorySeries& series : series_) {
+    s.points += series.point_count(plan_.size());
+    s.series_bytes += series.memory_bytes(plan_.size());
+  }
+  s.index_bytes = index_.memory_bytes() + series_.capacity() * sizeof(HistorySeries);
+  return s;
+}
+
+std::string MemoryStore::tiers_text() const {
+  return retention_text(std::vector<RetentionTier>(
+      plan_.begin() + static_cast<std::ptrdiff_t>(first_visible_), plan_.end()));
 }
 
 nlohmann::json consolidate_datapoints(const nlohmann::json& points, size_t max_points) {
@@ -214,13 +142,13 @@ template <class Fn>
 bool MemoryStore::scan(const GraphitePattern& pattern, uint64_t& steps, Fn&& fn) const {
   const std::string& literal = pattern.literal_prefix();
   const uint64_t per_path = std::max<uint64_t>(1, pattern.alternatives());
-  auto it = literal.empty() ? series_.begin() : series_.lower_bound(literal);
-  for (; it != series_.end(); ++it) {
-    const std::string& path = it->first;
-    if (!literal.empty() && path.compare(0, literal.size(), literal) != 0) break;
+  const std::vector<uint32_t>& sorted = index_.sorted();
+  for (size_t i = literal.empty() ? 0 : index_.lower_bound(literal); i < sorted.size(); ++i) {
+    std::string_view path = index_.path(sorted[i]);
+    if (!literal.empty() && path.substr(0, literal.size()) != literal) break;
     if (steps < per_path) return false;
     steps -= per_path;
-    if (!fn(path, it->second)) return true;
+    if (!fn(path, series_[sorted[i]])) return true;
   }
   return true;
 }
@@ -231,9 +159,9 @@ Result<nlohmann::json> MemoryStore::find(const GraphitePattern& query,
   std::set<std::string> seen;
   uint64_t steps = limits.max_match_steps;
   bool too_many = false;
-  bool scanned = scan(query, steps, [&](const std::string& path, const Ring&) {
+  bool scanned = scan(query, steps, [&](std::string_view path, const HistorySeries&) {
     query.for_each_prefix_match(path, [&](size_t id_len, bool leaf) {
-      std::string id = path.substr(0, id_len);
+      std::string id(path.substr(0, id_len));
       if (too_many || !seen.insert(id + (leaf ? "\x01" : "\x02")).second) return;
       if (result.size() >= limits.max_paths) {
         too_many = true;
@@ -264,9 +192,16 @@ nlohmann::json MemoryStore::find(std::string_view query) const {
   return nodes ? std::move(*nodes) : nlohmann::json::array();
 }
 
-size_t MemoryStore::point_count(int64_t step, int64_t from_s, int64_t until_s,
+size_t MemoryStore::tier_for(int64_t from_s) const {
+  for (size_t t = first_visible_; t < plan_.size(); ++t)
+    if (from_s >= newest_ts_ - plan_[t].retention_s) return t;
+  return plan_.size() - 1;
+}
+
+size_t MemoryStore::point_count(size_t tier, int64_t from_s, int64_t until_s,
                                 size_t max_data_points) const {
-  from_s = std::max(from_s, until_s - static_cast<int64_t>(options_.retention.count()));
+  const int64_t step = plan_[tier].precision_s;
+  from_s = std::max(from_s, newest_ts_ - plan_[tier].retention_s);
   int64_t first = floor_to(from_s, step) + step, last = floor_to(until_s, step);
   if (last < first) return 0;
   size_t n = static_cast<size_t>((last - first) / step + 1);
@@ -275,35 +210,38 @@ size_t MemoryStore::point_count(int64_t step, int64_t from_s, int64_t until_s,
   return (n + per_point - 1) / per_point;
 }
 
-nlohmann::json MemoryStore::datapoints(const Ring& ring, int64_t from_s, int64_t until_s,
-                                       size_t max_data_points) const {
+nlohmann::json MemoryStore::datapoints(const HistorySeries& series, size_t tier, int64_t from_s,
+                                       int64_t until_s, size_t max_data_points) const {
   nlohmann::json points = nlohmann::json::array();
-  int64_t step = ring.interval_s;
-  // Whisper's alignment: the first point is the first interval start after `from`, the last
-  // the interval start at or before `until`. Nothing older than retention exists here.
-  from_s = std::max(from_s, until_s - static_cast<int64_t>(options_.retention.count()));
+  const int64_t step = plan_[tier].precision_s;
+  // Whisper's alignment: the first point is the first step start after `from`, the last the
+  // step start at or before `until`. Nothing older than the tier's retention is read.
+  from_s = std::max(from_s, newest_ts_ - plan_[tier].retention_s);
   int64_t first = floor_to(from_s, step) + step, last = floor_to(until_s, step);
   if (last < first) return points;
-  // consolidate_datapoints() computed on the slots: runs of per_point raw points become one
-  // point, the average of their non-null values, without a JSON value per raw point.
-  size_t n = static_cast<size_t>((last - first) / step + 1);
+  // One slot per step, NaN where no point is (stored values are finite); then runs of
+  // per_point slots become one point, the average of their values (consolidate_datapoints()
+  // without a JSON value per raw point).
+  const size_t n = static_cast<size_t>((last - first) / step + 1);
+  std::vector<double> values(n, std::nan(""));
+  series.visit(plan_, tier, first, last, [&](int64_t ts, double v) {
+    values[static_cast<size_t>((ts - first) / step)] = v;
+  });
   size_t per_point = max_data_points == 0 || n <= max_data_points
                          ? 1
                          : (n + max_data_points - 1) / max_data_points;
-  for (int64_t run = first; run <= last; run += step * static_cast<int64_t>(per_point)) {
+  for (size_t run = 0; run < n; run += per_point) {
     double sum = 0;
     size_t count = 0;
-    for (int64_t ts = run; ts <= last && ts < run + step * static_cast<int64_t>(per_point);
-         ts += step) {
-      const Slot* slot = ring.find(ts);
-      if (!slot || slot->ts != ts) continue;
-      sum += slot->value;
+    for (size_t i = run; i < std::min(n, run + per_point); ++i) {
+      if (std::isnan(values[i])) continue;
+      sum += values[i];
       ++count;
     }
     nlohmann::json value = count == 0 ? nlohmann::json(nullptr)
                            : per_point == 1 ? nlohmann::json(sum)
                                             : nlohmann::json(sum / static_cast<double>(count));
-    points.push_back({value, run});
+    points.push_back({value, first + static_cast<int64_t>(run) * step});
   }
   return points;
 }
@@ -313,20 +251,22 @@ Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& t
                                            size_t max_data_points,
                                            const ReadLimits& limits) const {
   // First the matching paths and the answer's size, then the points: a refusal costs a scan.
-  std::vector<std::pair<const std::string*, const Ring*>> matched;
+  std::vector<std::pair<std::string_view, const HistorySeries*>> matched;
+  if (plan_.empty()) return nlohmann::json::array();  // nothing stored yet
+  const size_t tier = tier_for(from_s);
   std::set<std::string_view> seen;
   uint64_t steps = limits.max_match_steps, points = 0, points_read = 0;
   for (const GraphitePattern& target : targets) {
     std::optional<Error> refused;
-    bool scanned = scan(target, steps, [&](const std::string& path, const Ring& ring) {
+    bool scanned = scan(target, steps, [&](std::string_view path, const HistorySeries& series) {
       if (!target.matches(path) || !seen.insert(path).second) return true;
       if (matched.size() >= limits.max_paths) {
         refused = too_much(std::to_string(limits.max_paths) + " series", target.text(),
                            "max_paths");
         return false;
       }
-      points += point_count(ring.interval_s, from_s, until_s, max_data_points);
-      points_read += point_count(ring.interval_s, from_s, until_s, 0);
+      points += point_count(tier, from_s, until_s, max_data_points);
+      points_read += point_count(tier, from_s, until_s, 0);
       if (points_read > limits.max_points_read) {
         refused = Error{"the answer for '" + target.text().substr(0, 80) + "' would need more "
                         "than " + std::to_string(limits.max_points_read) + " datapoints read "
@@ -340,7 +280,7 @@ Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& t
                            "max_points");
         return false;
       }
-      matched.emplace_back(&path, &ring);
+      matched.emplace_back(path, &series);
       return true;
     });
     if (refused) return *refused;
@@ -348,9 +288,9 @@ Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& t
                                   target.text(), "max_match_steps");
   }
   nlohmann::json result = nlohmann::json::array();
-  for (const auto& [path, ring] : matched) {
-    result.push_back({{"target", *path},
-                      {"datapoints", datapoints(*ring, from_s, until_s, max_data_points)}});
+  for (const auto& [path, series] : matched) {
+    result.push_back({{"target", path},
+                      {"datapoints", datapoints(*series, tier, from_s, until_s, max_data_points)}});
   }
   return result;
 }

@@ -1,5 +1,8 @@
-// The in-memory store: the last `retention` of every Graphite path at interval resolution,
+// The in-memory store: the history of every Graphite path in downsampled tiers written in
+// Graphite's retention syntax (server/retention.h; default 10s:6h,5m:7d), compressed in
+// Gorilla chunks grown as points arrive (server/history_series.h, server/history_tier.h),
 // served with the JSON shapes of Graphite's /render and /metrics/find APIs. Fed like a sink.
+// Paths live in a compact index (server/path_index.h) sorted for find's prefix scans.
 // Not thread-safe but for path_count()/refused_paths(): the HTTP server feeds and queries it
 // from its one read thread (server/http_server.cpp), never from the ingest (io) thread.
 #pragma once
@@ -9,29 +12,43 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/result.h"
 #include "server/graphite_pattern.h"
+#include "server/graphite_time.h"
+#include "server/history_series.h"
+#include "server/path_index.h"
 #include "server/read_limits.h"
 #include "server/sinks/sink.h"
 
 namespace statherd::server {
 
+// The store's tiers, finest first, checked by resolve_retention(); a precision of 0 is the
+// interval. Empty: default_retention() of the interval of the first emit.
+struct MemoryRetention {
+  MemoryRetention() = default;
+  // The single-duration form: one tier at the interval keeping this long.
+  MemoryRetention(std::chrono::seconds single) : tiers{{0, single.count()}} {}  // NOLINT
+  MemoryRetention(std::vector<RetentionTier> t) : tiers(std::move(t)) {}        // NOLINT
+  std::vector<RetentionTier> tiers;
+};
+
 struct MemoryStoreOptions {
-  std::chrono::seconds retention{3600};
+  MemoryRetention retention;
   uint64_t max_paths = 1'000'000;  // new paths beyond this are refused and counted
   std::string prefix = "statherd"; // Graphite prefix, as the graphite sink uses it
 };
 
-// A Graphite time: "now", relative "-10min", "-1h", "-30s", "-2d", "-1w" (also "-5minutes",
-// "-2hours", ...), absolute unix seconds, or Graphite's absolute "HH:MM_YYYYMMDD" and
-// "YYYYMMDD" (midnight) forms, read as UTC. As in Graphite, 8 digits that form a valid date
-// (year >= 1900) are YYYYMMDD, other digit strings are unix seconds. Returns unix seconds.
-Result<int64_t> parse_graphite_time(std::string_view text, int64_t now_s);
+// What the store holds (the memory-store bench and tests read it).
+struct MemoryStoreStats {
+  uint64_t paths = 0, points = 0;
+  uint64_t series_bytes = 0;  // chunks, chunk headers, tier state
+  uint64_t index_bytes = 0;   // paths' bytes, hash, sorted order, per-path vector slots
+};
+
 
 // Graphite's default consolidation (consolidateBy avg) for maxDataPoints: when `points`
 // ([[value|null, ts], ...]) holds more than `max_points`, consecutive runs of
@@ -44,14 +61,17 @@ class MemoryStore : public Sink {
   explicit MemoryStore(MemoryStoreOptions options);
 
   std::string name() const override { return "memory"; }
-  // Stores every point (re-emission overwrites its slot) and forgets paths older than retention.
+  // Stores every point (a re-emitted interval overwrites its point, in every tier) and forgets
+  // what each tier's retention has passed; a path once nothing of it is left.
   void emit(const IntervalOutput& out) override;
 
   // /metrics/find: [{"text","id","leaf","expandable","allowChildren"}], one per distinct node.
   nlohmann::json find(std::string_view query) const;
   // /render: [{"target": PATH, "datapoints": [[VALUE|null, TS], ...]}] for every path matching
-  // any target; one datapoint per interval start in [from_s, until_s], consolidated to at
-  // most max_data_points (0: no limit) by consolidate_datapoints().
+  // any target; one datapoint per step in [from_s, until_s], consolidated to at most
+  // max_data_points (0: no limit) by consolidate_datapoints(). As Whisper, the step is the
+  // finest tier whose retention covers from_s (from_s >= now - retention; now is the newest
+  // interval stored), else the coarsest's, and nothing older than that tier's retention.
   nlohmann::json render(const std::vector<std::string>& targets, int64_t from_s,
                         int64_t until_s, size_t max_data_points = 0) const;
 
@@ -66,37 +86,36 @@ class MemoryStore : public Sink {
   // Thread-safe.
   uint64_t path_count() const { return path_count_.load(std::memory_order_relaxed); }
   uint64_t refused_paths() const { return refused_paths_.load(std::memory_order_relaxed); }
+  // Not thread-safe (walks every path).
+  MemoryStoreStats stats() const;
+  // The tiers in use ("10s:6h,5m:7d"); empty before the first emit.
+  std::string tiers_text() const;
 
  private:
-  struct Slot {
-    int64_t ts = INT64_MIN;  // interval start held in this slot; INT64_MIN: empty
-    double value = 0;
-  };
-  // retention / interval slots, indexed from the first point's interval (base_ts) and grown
-  // as points arrive: a path seen once costs one slot, not a whole retention's worth.
-  struct Ring {
-    int64_t interval_s = 10;
-    int64_t newest_ts = INT64_MIN;
-    int64_t base_ts = 0;
-    size_t capacity = 1;
-    std::vector<Slot> slots;
-    const Slot* find(int64_t ts) const;
-    Slot& at(int64_t ts);
-  };
-  void store(const std::string& path, int64_t ts, int64_t interval_s, double value);
-  void expire(int64_t newest_ts);
-  nlohmann::json datapoints(const Ring& ring, int64_t from_s, int64_t until_s,
-                            size_t max_data_points) const;
-  size_t point_count(int64_t interval_s, int64_t from_s, int64_t until_s,
+  void plan_tiers(int64_t interval_s);
+  void store(std::string_view path, const SeriesPoint& point, int64_t ts);
+  void expire(int64_t now);
+  // The visible tier a query from `from_s` reads (index into plan_).
+  size_t tier_for(int64_t from_s) const;
+  nlohmann::json datapoints(const HistorySeries& series, size_t tier, int64_t from_s,
+                            int64_t until_s, size_t max_data_points) const;
+  size_t point_count(size_t tier, int64_t from_s, int64_t until_s,
                      size_t max_data_points) const;
-  // Calls fn(path, ring) for each stored path under the pattern's literal prefix; false (and
+  // Calls fn(path, series) for each stored path under the pattern's literal prefix; false (and
   // stops) once `steps` (decreased by the pattern's alternatives per path) would go below 0.
   template <class Fn>
   bool scan(const GraphitePattern& pattern, uint64_t& steps, Fn&& fn) const;
 
   MemoryStoreOptions options_;
-  std::map<std::string, Ring, std::less<>> series_;
+  // plan_[0] is a hidden tier at the interval when the first configured tier is coarser than
+  // the interval (its buckets need the interval's points, re-emissions included); kept for
+  // max(2 precisions, 15 min) and never read by a query.
+  std::vector<RetentionTier> plan_;
+  size_t first_visible_ = 0;
+  PathIndex index_;
+  std::vector<HistorySeries> series_;  // by PathIndex id
   std::atomic<uint64_t> refused_paths_{0}, path_count_{0};
+  int64_t newest_ts_ = INT64_MIN;
   int64_t last_expire_ts_ = INT64_MIN;
 };
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/yaml_util.h"
+#include "server/retention.h"
 #include "server/sinks/remote_write_http.h"
 #include "server/state_dir_check.h"
 
@@ -18,31 +19,6 @@ constexpr int64_t kMaxCount = int64_t{1} << 40;
 // limits.max_body_bytes: a batch of one sample needs a few dozen bytes; 0 would refuse every
 // batch, and over 1 GiB one request could hold a gigabyte of the server's memory.
 constexpr uint64_t kMinBodyBytes = 1024, kMaxBodyBytes = uint64_t{1} << 30;
-// The memory store keeps retention / interval points per path, allocated when the path first
-// appears: more than this per path is refused (16 bytes a point: 1.6 MB per path).
-constexpr int64_t kMaxPointsPerPath = 100'000;
-
-std::string seconds_text(int64_t s) {
-  if (s % 86400 == 0) return std::to_string(s / 86400) + "d";
-  if (s % 3600 == 0) return std::to_string(s / 3600) + "h";
-  if (s % 60 == 0) return std::to_string(s / 60) + "m";
-  return std::to_string(s) + "s";
-}
-
-// memory.retention against the interval: empty if fine, else the problem (and its hint).
-std::string retention_problem(std::chrono::milliseconds retention,
-                              std::chrono::milliseconds interval, std::string& hint) {
-  const int64_t interval_s = std::max<int64_t>(1, interval.count() / 1000);
-  const int64_t points = retention.count() / 1000 / interval_s;
-  hint = "at interval " + seconds_text(interval_s) + " the retention may be " +
-         seconds_text(interval_s) + " to " + seconds_text(kMaxPointsPerPath * interval_s) + " (" +
-         std::to_string(kMaxPointsPerPath) + " points per path)";
-  if (retention < interval) return "memory retention is shorter than the interval";
-  if (points > kMaxPointsPerPath)
-    return "memory retention of " + std::to_string(points) + " intervals is over the limit of " +
-           std::to_string(kMaxPointsPerPath) + " points per path";
-  return {};
-}
 
 void read_levels(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   YAML::Node n = r.get_map(root, "levels");
@@ -112,11 +88,12 @@ void read_reads(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
 void read_memory(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   YAML::Node n = r.get_map(root, "memory");
   if (!n) return;
-  if (r.get_duration(n, "retention", c.memory_retention, "memory")) {
-    std::string hint;
-    if (std::string problem = retention_problem(c.memory_retention, c.interval, hint);
-        !problem.empty())
-      r.error_at(n["retention"], "memory.retention", problem, hint);
+  // Graphite's retention syntax, checked against the interval read so far (and again in
+  // validate_server_config() against the final one).
+  if (r.get_string(n, "retention", c.memory_retention, "memory")) {
+    auto tiers = resolve_retention(c.memory_retention, c.interval.count() / 1000);
+    if (!tiers) r.error_at(n["retention"], "memory.retention", tiers.error().message,
+                           tiers.error().hint);
   }
   read_count(r, n, "max_paths", c.memory_max_paths, 1, "memory");
   r.check_keys(n, {"retention", "max_paths"}, "memory");
@@ -257,8 +234,11 @@ const std::map<std::string, Apply>& value_flags() {
          return set_duration(c.config.late_window, "--late-window", v); }},
       {"--idle-timeout", [](ServerCommand& c, const std::string& v) {
          return set_duration(c.config.idle_timeout, "--idle-timeout", v); }},
-      {"--retention", [](ServerCommand& c, const std::string& v) {
-         return set_duration(c.config.memory_retention, "--retention", v); }},
+      {"--retention", [](ServerCommand& c, const std::string& v) -> Status {
+         if (auto tiers = parse_retention(v); !tiers)
+           return make_error("--retention: " + tiers.error().message, tiers.error().hint);
+         c.config.memory_retention = v;
+         return Ok{}; }},
   };
   return flags;
 }
@@ -312,7 +292,7 @@ std::string server_usage() {
          "                       [--interval 10s] [--state-dir DIR] [--graphite HOST:PORT | -]\n"
          "                       [--graphite-prefix statherd] [--graphite-tags]\n"
          "                       [--late-window 10m]\n"
-         "                       [--idle-timeout 5m] [--retention 1h] [--level-process]\n"
+         "                       [--idle-timeout 5m] [--retention 10s:6h,5m:7d] [--level-process]\n"
          "                       [--remote-write http://HOST:9090/api/v1/write]\n"
          "                       [--check-config] [--help] [--version]\n"
          "Flags override the keys of the YAML file; config/server.yaml documents every key.\n"
@@ -346,10 +326,9 @@ Status validate_server_config(const ServerConfig& c) {
   }
   if (auto d = parse_interval(std::to_string(c.interval.count()) + "ms"); !d)
     return make_error("interval: " + d.error().message, d.error().hint);
-  std::string hint;
-  if (std::string problem = retention_problem(c.memory_retention, c.interval, hint);
-      !problem.empty())
-    return make_error("--retention / memory.retention: " + problem, "set it " + hint);
+  if (auto tiers = resolve_retention(c.memory_retention, c.interval.count() / 1000); !tiers)
+    return make_error("--retention / memory.retention: " + tiers.error().message,
+                      tiers.error().hint);
   if (c.max_body_bytes < kMinBodyBytes || c.max_body_bytes > kMaxBodyBytes)
     return make_error(
         "limits.max_body_bytes " + std::to_string(c.max_body_bytes) + " is out of range",

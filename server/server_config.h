@@ -31,7 +31,7 @@ struct ServerConfig {
   uint64_t max_series_total = 1'000'000;
   uint64_t max_series_per_source = 10'000;
   uint64_t max_samples_per_batch = 1'000'000;    // more: the batch is refused (400), not applied
-  std::chrono::milliseconds memory_retention{3'600'000};  // memory.*
+  std::string memory_retention;  // memory.* (server/retention.h); empty: the interval's defaults
   uint64_t memory_max_paths = 1'000'000;
   std::string graphite_address;                  // graphite.*; empty: no graphite sink
   std::string graphite_prefix = "statherd";

@@ -33,7 +33,7 @@ std::vector<std::string> restart_only_changes(const ServerConfig& a, const Serve
           std::to_string(b.max_series_total));
   differs(out, "limits.max_series_per_source", std::to_string(a.max_series_per_source),
           std::to_string(b.max_series_per_source));
-  differs(out, "memory.retention", ms_text(a.memory_retention), ms_text(b.memory_retention));
+  differs(out, "memory.retention", a.memory_retention, b.memory_retention);
   differs(out, "memory.max_paths", std::to_string(a.memory_max_paths),
           std::to_string(b.memory_max_paths));
   // The memory store (/render) names paths with the prefix it started with; the Graphite sink

@@ -26,7 +26,7 @@ TEST(ServerConfig, ExampleConfigParsesToTheDocumentedValues) {
   EXPECT_EQ(c.idle_timeout, 5min);
   EXPECT_FALSE(c.level_process);
   EXPECT_EQ(c.max_body_bytes, 64ull << 20);
-  EXPECT_EQ(c.memory_retention, 1h);
+  EXPECT_EQ(c.memory_retention, "10s:6h,5m:7d");
   EXPECT_EQ(c.memory_max_paths, 1'000'000u);
   EXPECT_EQ(c.graphite_prefix, "statherd");
   EXPECT_EQ(c.graphite_address, "");
@@ -102,7 +102,7 @@ TEST(ServerConfig, FlagsOverrideYaml) {
   EXPECT_EQ(cmd->config.graphite_prefix, "x");
   EXPECT_EQ(cmd->config.graphite_address, "-");
   EXPECT_TRUE(cmd->config.level_process);
-  EXPECT_EQ(cmd->config.memory_retention, 2h);
+  EXPECT_EQ(cmd->config.memory_retention, "2h");
   EXPECT_EQ(engine_options_from(cmd->config).interval, 5s);
   EXPECT_TRUE(engine_options_from(cmd->config).level_process);
 }

@@ -1,0 +1,97 @@
+#include "server/history_series.h"
+
+#include <algorithm>
+
+namespace statherd::server {
+
+namespace {
+
+int64_t floor_to(int64_t t, int64_t step) {
+  int64_t q = t / step;
+  if (t % step != 0 && t < 0) --q;
+  return q * step;
+}
+
+}  // namespace
+
+Downsample downsample_for(std::string_view stat, bool amount) {
+  if (stat == "count") return Downsample::Sum;
+  if (stat == "sum") return amount ? Downsample::Sum : Downsample::Average;
+  if (stat == "min") return Downsample::Min;
+  if (stat == "max") return Downsample::Max;
+  return Downsample::Average;
+}
+
+HistorySeries::HistorySeries(size_t tier_count, Downsample how)
+    : tiers_(std::make_unique<Tier[]>(std::max<size_t>(1, tier_count))), how_(how) {}
+
+void HistorySeries::put(const std::vector<RetentionTier>& tiers, int64_t ts, double value) {
+  put_at(tiers, 0, ts, value);
+}
+
+void HistorySeries::put_at(const std::vector<RetentionTier>& tiers, size_t t, int64_t ts,
+                           double value) {
+  tiers_[t].data.put(ts, value);
+  if (t + 1 >= tiers.size()) return;
+  Tier& up = tiers_[t + 1];
+  const int64_t width = tiers[t + 1].precision_s;
+  const int64_t bucket = floor_to(ts, width);
+  if (up.open_bucket == kNoBucket || bucket > up.open_bucket) {
+    const int64_t closing = up.open_bucket;
+    up.open_bucket = bucket;
+    if (closing == kNoBucket) return;
+    if (auto v = aggregate(tiers, t, closing, width)) put_at(tiers, t + 1, closing, *v);
+  } else if (bucket < up.open_bucket) {
+    // A closed bucket changed: compute it again from what tier t holds now.
+    if (auto v = aggregate(tiers, t, bucket, width)) put_at(tiers, t + 1, bucket, *v);
+  }
+}
+
+std::optional<double> HistorySeries::aggregate(const std::vector<RetentionTier>& tiers, size_t t,
+                                               int64_t bucket, int64_t width) const {
+  double acc = 0;
+  size_t n = 0;
+  visit(tiers, t, bucket, bucket + width - 1, [&](int64_t, double v) {
+    switch (how_) {
+      case Downsample::Average:
+      case Downsample::Sum: acc += v; break;
+      case Downsample::Min: acc = n == 0 ? v : std::min(acc, v); break;
+      case Downsample::Max: acc = n == 0 ? v : std::max(acc, v); break;
+    }
+    ++n;
+  });
+  if (n == 0) return std::nullopt;
+  return how_ == Downsample::Average ? acc / static_cast<double>(n) : acc;
+}
+
+bool HistorySeries::expire(const std::vector<RetentionTier>& tiers, int64_t now) {
+  // First close the buckets whose time has passed (their points below may expire next).
+  for (size_t t = 0; t + 1 < tiers.size(); ++t) {
+    Tier& up = tiers_[t + 1];
+    const int64_t width = tiers[t + 1].precision_s;
+    if (up.open_bucket == kNoBucket || up.open_bucket + width > now) continue;
+    const int64_t closing = up.open_bucket;
+    up.open_bucket = kNoBucket;
+    if (auto v = aggregate(tiers, t, closing, width)) put_at(tiers, t + 1, closing, *v);
+  }
+  bool empty = true;
+  for (size_t t = 0; t < tiers.size(); ++t) {
+    tiers_[t].data.expire(now - tiers[t].retention_s);
+    empty = empty && tiers_[t].data.empty() && tiers_[t].open_bucket == kNoBucket;
+  }
+  return empty;
+}
+
+size_t HistorySeries::point_count(size_t tier_count) const {
+  size_t n = 0;
+  for (size_t t = 0; t < tier_count; ++t) n += tiers_[t].data.point_count();
+  return n;
+}
+
+size_t HistorySeries::memory_bytes(size_t tier_count) const {
+  size_t n = tier_count * sizeof(Tier);
+  for (size_t t = 0; t < tier_count; ++t) n += tiers_[t].data.memory_bytes();
+  return n;
+}
+
+}  // namespace statherd::server

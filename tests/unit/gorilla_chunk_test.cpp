@@ -1,0 +1,123 @@
+#include "server/gorilla_chunk.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "server/history_tier.h"
+
+namespace statherd::server {
+namespace {
+
+// Bitwise equality: NaN payloads and -0.0 must come back exactly.
+void expect_same(const std::vector<TimedValue>& got, const std::vector<TimedValue>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].ts, want[i].ts) << "point " << i;
+    EXPECT_EQ(std::bit_cast<uint64_t>(got[i].value), std::bit_cast<uint64_t>(want[i].value))
+        << "point " << i << ": " << got[i].value << " != " << want[i].value;
+  }
+}
+
+std::vector<TimedValue> round_trip(const std::vector<TimedValue>& points) {
+  GorillaChunk chunk;
+  GorillaAppender appender;
+  for (const TimedValue& p : points) appender.append(chunk, p.ts, p.value);
+  EXPECT_EQ(chunk.count, points.size());
+  return decode_chunk(chunk);
+}
+
+TEST(GorillaChunk, RoundTripsRandomValuesAndGaps) {
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> noise(-1e6, 1e6);
+  std::uniform_int_distribution<int> gap(1, 4000);
+  std::vector<TimedValue> points;
+  int64_t ts = 1'700'000'000;
+  for (int i = 0; i < 1000; ++i) {
+    ts += i % 7 == 0 ? gap(rng) : 10;  // mostly regular, with irregular gaps of every size
+    if (i % 97 == 0) ts += int64_t{1} << 40;  // a delta-of-delta beyond every short form
+    points.push_back({ts, i % 3 == 0 ? noise(rng) : std::bit_cast<double>(rng())});
+  }
+  expect_same(round_trip(points), points);
+}
+
+TEST(GorillaChunk, RoundTripsEdgeValues) {
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> values = {0.0,
+                                -0.0,
+                                std::nan(""),
+                                std::bit_cast<double>(uint64_t{0x7ff4000000000123}),  // NaN payload
+                                inf,
+                                -inf,
+                                std::numeric_limits<double>::max(),
+                                std::numeric_limits<double>::lowest(),
+                                std::numeric_limits<double>::denorm_min(),
+                                std::numeric_limits<double>::min(),
+                                1e-300,
+                                1.0,
+                                1.0,
+                                -1.0,
+                                3.0,
+                                0.1};
+  std::vector<TimedValue> points;
+  for (size_t i = 0; i < values.size(); ++i)
+    points.push_back({static_cast<int64_t>(i) * 10 - 50, values[i]});  // negative ts too
+  expect_same(round_trip(points), points);
+}
+
+TEST(GorillaChunk, RegularConstantSeriesCostsAboutTwoBitsAPoint) {
+  GorillaChunk chunk;
+  GorillaAppender appender;
+  for (int i = 0; i < 256; ++i) appender.append(chunk, 1000 + i * 10, 42.0);
+  // 64 bits for the first value, then the first delta (9 bits), then 2 bits a point.
+  EXPECT_EQ(chunk.bits, 64u + (9 + 1) + 254u * 2);
+  EXPECT_LE(chunk.bytes.size(), 80u);
+}
+
+TEST(HistoryTier, ReemissionOverwritesInEveryChunkAndLateInsertsKeepOrder) {
+  HistoryTier tier;
+  std::vector<TimedValue> want;
+  for (int64_t i = 0; i < 600; ++i) {
+    if (i == 300) continue;  // a hole, filled late below
+    tier.put(i * 10, static_cast<double>(i));
+  }
+  // Re-emission of a closed chunk's interval, of the open chunk's and of the newest.
+  tier.put(50 * 10, -50.5);
+  tier.put(590 * 10, -0.0);
+  tier.put(599 * 10, std::nan(""));
+  tier.put(300 * 10, 3e300);  // late and older than the newest: inserted in place
+  tier.put(600 * 10, 600);    // and appends continue the open chunk after a rewrite
+  for (int64_t i = 0; i <= 600; ++i) {
+    double v = static_cast<double>(i);
+    if (i == 50) v = -50.5;
+    if (i == 590) v = -0.0;
+    if (i == 599) v = std::nan("");
+    if (i == 300) v = 3e300;
+    want.push_back({i * 10, v});
+  }
+  std::vector<TimedValue> got;
+  tier.visit(INT64_MIN, INT64_MAX, [&](int64_t ts, double v) { got.push_back({ts, v}); });
+  expect_same(got, want);
+  EXPECT_EQ(tier.point_count(), 601u);
+}
+
+TEST(HistoryTier, ExpireDropsWholeChunksOlderThanTheCutoff) {
+  HistoryTier tier;
+  for (int64_t i = 0; i < 1000; ++i) tier.put(i, 1.0 * static_cast<double>(i % 5));
+  tier.expire(600);  // chunks [0,255] and [256,511] end before 600; [512,767] stays
+  size_t n = 0;
+  int64_t first = -1;
+  tier.visit(INT64_MIN, INT64_MAX, [&](int64_t ts, double) {
+    if (n++ == 0) first = ts;
+  });
+  EXPECT_EQ(first, 512);
+  EXPECT_EQ(n, 1000u - 512u);
+  tier.expire(2000);
+  EXPECT_TRUE(tier.empty());
+}
+
+}  // namespace
+}  // namespace statherd::server

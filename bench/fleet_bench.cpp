@@ -6,7 +6,7 @@
 // process series, server CPU per million samples (everything: HTTP, WAL, rollup, sinks, store,
 // emit), and the ack latency p50/p99/max.
 // Usage: fleet_bench SERVER_BINARY [hosts procs series interval_s intervals [senders]]
-//   default: the three shapes of issue #10 that fit this machine: 200x20x100 @10s, 20x10x100 @1s
+//   default: the three shapes of issue #10: 200x20x100 @10s, 1000x20x100 @10s, 20x10x100 @1s
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -154,8 +154,9 @@ int main(int argc, char** argv) {
     if (argc > 7) f.senders = std::max(1, std::atoi(argv[7]));
     fleets.push_back(f);
   } else {
-    fleets.push_back({200, 20, 100, 10, 6, 16});  // 400k process series every 10 s
-    fleets.push_back({20, 10, 100, 1, 30, 4});    // 20k series every 1 s
+    fleets.push_back({200, 20, 100, 10, 6, 16});   // 400k process series every 10 s
+    fleets.push_back({1000, 20, 100, 10, 4, 16});  // 2M process series every 10 s
+    fleets.push_back({20, 10, 100, 1, 30, 4});     // 20k series every 1 s
   }
   std::printf("statherd-server over HTTP, default config (WAL fsync on); hosts x processes x "
               "series @interval; issue #10 targets: RSS <= 1.5 KiB per process series, CPU <= "

@@ -188,7 +188,16 @@ void apply_command_line(const CommandLine& cli, AgentConfig& c) {
   if (!cli.prom_multiproc_dirs.empty()) c.prom_multiproc_dirs = cli.prom_multiproc_dirs;
 }
 
+std::string default_spool_dir(const EnvLookup& env, uid_t uid) {
+  const std::string state = default_state_dir("statherd-agent", env, uid);
+  return state.empty() ? state : state + "/spool";
+}
+
 void fill_defaults(AgentConfig& c) {
+  if (c.spool_dir.empty()) {
+    c.spool_dir = default_spool_dir(process_env(), ::geteuid());
+    c.spool_dir_default = true;
+  }
   if (c.host.empty()) {
     char name[256] = {};
     if (::gethostname(name, sizeof name - 1) == 0) c.host = name;
@@ -204,9 +213,10 @@ std::vector<std::string> validate_agent_config(const AgentConfig& c, bool needs_
       problems.push_back(
           "token_file: no token file configured\nhint: pass --token-file FILE or set token_file "
           "in the config; it holds the shared token of statherd-server");
-    if (c.spool_dir.empty())
-      problems.push_back("spool_dir: empty\nhint: pass --spool-dir DIR (a directory the agent "
-                         "owns; it is created with mode 0700)");
+    if (c.spool_dir.empty() && c.spool_dir_default)
+      problems.push_back("spool_dir: none configured and no default (neither $STATE_DIRECTORY, "
+                         "root, $XDG_STATE_HOME nor $HOME)\nhint: pass --spool-dir DIR (a "
+                         "directory the agent owns; it is created with mode 0700)");
   }
   if (!agent_interval_ok(c.interval))
     problems.push_back("interval: " + std::to_string(c.interval.count()) +
@@ -254,7 +264,13 @@ LoadedConfig load_agent_config(const CommandLine& cli) {
   for (auto& p : validate_agent_config(loaded.config, needs_server))
     loaded.errors.push_back(std::move(p));
   // The directory itself, as Spool::open will check it at start (here: without creating it).
-  if (needs_server) {
+  if (needs_server && !loaded.config.spool_dir.empty()) {
+    // The default's parents (~/.local/state, /var/lib/statherd-agent) may not exist yet.
+    if (loaded.config.spool_dir_default) {
+      if (Status parents = create_parent_dirs(loaded.config.spool_dir); !parents)
+        loaded.errors.push_back("spool_dir (default " + loaded.config.spool_dir + "): " +
+                                parents.error().to_string());
+    }
     if (Status dir = check_spool_dir(loaded.config.spool_dir); !dir)
       loaded.errors.push_back(dir.error().to_string());
   }

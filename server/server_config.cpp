@@ -1,11 +1,14 @@
 #include "server/server_config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <sstream>
 
+#include "common/state_dirs.h"
 #include "common/yaml_util.h"
 #include "server/sinks/remote_write_http.h"
 #include "server/state_dir_check.h"
@@ -196,9 +199,11 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
     }
     if (r.get_string(root, "token_file", c.token_file) && check_token) check_token_file(r, c);
     r.get_interval(root, "interval", c.interval);
-    if (r.get_string(root, "state_dir", c.state_dir))
+    if (r.get_string(root, "state_dir", c.state_dir)) {
+      c.state_dir_set = true;
       if (Status s = check_state_dir(c.state_dir); !s)
         r.error_at(root["state_dir"], "state_dir", s.error().message, s.error().hint);
+    }
     r.get_duration(root, "late_window", c.late_window);
     r.get_duration(root, "idle_timeout", c.idle_timeout);
     read_levels(r, root, c);
@@ -241,7 +246,7 @@ const std::map<std::string, Apply>& value_flags() {
       {"--token-file", [](ServerCommand& c, const std::string& v) -> Status {
          c.config.token_file = v; return Ok{}; }},
       {"--state-dir", [](ServerCommand& c, const std::string& v) -> Status {
-         c.config.state_dir = v; return Ok{}; }},
+         c.config.state_dir = v; c.config.state_dir_set = true; return Ok{}; }},
       {"--graphite", [](ServerCommand& c, const std::string& v) -> Status {
          c.config.graphite_address = v; return Ok{}; }},
       {"--graphite-prefix", [](ServerCommand& c, const std::string& v) -> Status {
@@ -379,6 +384,8 @@ Result<ServerCommand> parse_server_command_line(const std::vector<std::string>& 
     }
   }
   if (cmd.help || cmd.version) return cmd;
+  if (!cmd.config.state_dir_set)
+    cmd.config.state_dir = default_state_dir("statherd", process_env(), ::geteuid());
   if (Status s = validate_server_config(cmd.config); !s) return s.error();
   return cmd;
 }

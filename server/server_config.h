@@ -20,6 +20,9 @@ struct ServerConfig {
   std::string token_file;                        // token_file (required)
   std::chrono::milliseconds interval{10'000};    // interval
   std::string state_dir;                         // state_dir (WAL); empty: no WAL
+  // Neither the YAML key nor --state-dir given: parse_server_command_line sets state_dir to
+  // common/state_dirs.h's default ($STATE_DIRECTORY, /var/lib/statherd as root, else XDG).
+  bool state_dir_set = false;
   std::chrono::milliseconds late_window{600'000};
   std::chrono::milliseconds idle_timeout{300'000};
   bool level_process = false, level_host = true, level_app = true;  // levels.*

@@ -11,6 +11,7 @@
 #include "agent/config_warnings.h"
 #include "agent/daemon.h"
 #include "agent/once_output.h"
+#include "agent/once_report.h"
 #include "agent/sample_guard.h"
 #include "agent/source_registry.h"
 #include "agent/status_file.h"
@@ -27,11 +28,14 @@ constexpr const char* kVersion = "statherd-agent 0.1.0";
 int run_once(const AgentConfig& config) {
   OnceLineWriter out(STDOUT_FILENO);
   std::vector<SourceError> errors;
+  std::vector<std::string> searched;
   size_t sources_read = 0;
   Status written = Ok{};
   for (const SourceKind* kind : source_kinds()) {
     if (!kind->configured(config)) continue;
     std::unique_ptr<Source> source = kind->build(config, 0, /*one_shot=*/true);
+    searched.push_back(source->describe());
+    log::debug("reading " + searched.back());
     try {
       source->scrape_each(wall_ms(), [&](SourceSamples& ss) {
         if (claims_reserved_app(ss, errors)) return true;  // app "self": refused, go on
@@ -44,7 +48,8 @@ int run_once(const AgentConfig& config) {
     }
   }
   if (written) written = out.finish();
-  for (const auto& e : errors) log::error(e.source + ": " + e.message);
+  for (const auto& e : errors) log::error(e.source + ": " + without_next_scrape_hint(e.message));
+  if (errors.empty() && sources_read == 0) log::warn(nothing_found_message(searched));
   if (!written) {
     log::error(written.error().to_string());
     return 1;

@@ -11,6 +11,7 @@
 
 #include "agent/sources/stat_file.h"
 #include "common/state_dirs.h"
+#include "common/token_file.h"
 #include "common/yaml_util.h"
 
 namespace statherd::agent {
@@ -101,7 +102,7 @@ struct LoadedConfig {
 };
 LoadedConfig load_agent_config(const CommandLine& cli);
 
-// Reads the bearer token: the file's content with surrounding whitespace trimmed.
-Result<std::string> read_token_file(const std::string& path);
+// Reads the bearer token (common/token_file.h, shared with the server).
+using ::statherd::read_token_file;
 
 }  // namespace statherd::agent

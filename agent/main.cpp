@@ -15,6 +15,7 @@
 #include "agent/sample_guard.h"
 #include "agent/source_registry.h"
 #include "agent/status_file.h"
+#include "common/cli.h"
 #include "common/log.h"
 
 namespace statherd::agent {
@@ -76,10 +77,9 @@ int run_status(const CommandLine& cli, const AgentConfig& config) {
 int agent_main(int argc, char** argv) {
   log::set_program("statherd-agent");
   auto cli = parse_command_line(argc, argv);
-  if (!cli) {
+  if (!cli) {  // the problem and a hint to --help, as statherd-server (common/cli.h)
     log::error(cli.error().to_string());
-    std::fputs(usage_text().c_str(), stderr);
-    return 2;
+    return statherd::cli::kExitBadUsage;
   }
   if (cli->mode == CommandLine::Mode::Help) {
     std::fputs(usage_text().c_str(), stdout);
@@ -95,7 +95,7 @@ int agent_main(int argc, char** argv) {
   if (cli->mode == CommandLine::Mode::CheckConfig) {
     if (loaded.errors.empty()) {
       for (const std::string& w : config_warnings(loaded.config)) log::warn(w);
-      std::fprintf(stdout, "configuration ok\n");  // as the server
+      std::fputs(statherd::cli::kConfigOk, stdout);
     }
     return loaded.errors.empty() ? 0 : 2;  // 2: a configuration problem (as at start)
   }

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 
+#include "common/cli.h"
 #include "common/log.h"
 #include "common/yaml_util.h"
 #include "server/api_routes.h"
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
   auto token = read_token_file(command->config.token_file);
   if (!token) return fail(token.error());
   if (command->check_config) {
-    std::cout << "configuration ok\n";
+    std::cout << cli::kConfigOk;
     return 0;
   }
   return serve(command->config, *token, std::vector<std::string>(argv + 1, argv + argc));

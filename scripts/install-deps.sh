@@ -10,11 +10,14 @@ build_pkgs=(cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-
 test_pkgs=(graphite-carbon python3-whisper python3-prometheus-client python3 clang libclang-rt-14-dev
            systemd shellcheck python3-yaml prometheus chromium)
 
-pkgs=("${build_pkgs[@]}")
+# make demo builds only the two daemons (no tests, no benchmarks) and runs Python writers.
+demo_pkgs=(cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-json3-dev
+           libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev python3)
+
 case "$what" in
-  build) ;;
-  demo) pkgs+=(python3) ;;
-  *) pkgs+=("${test_pkgs[@]}") ;;
+  build) pkgs=("${build_pkgs[@]}") ;;
+  demo) pkgs=("${demo_pkgs[@]}") ;;
+  *) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
 esac
 
 missing=()

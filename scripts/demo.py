@@ -196,8 +196,11 @@ class Demo:
             p.send_signal(signal.SIGTERM)
         for p in self.workers:
             out, _ = p.communicate(timeout=10)
-            for k, v in json.loads(out.decode().strip().splitlines()[-1]).items():
-                totals[k] += v
+            try:
+                for k, v in json.loads(out.decode().strip().splitlines()[-1]).items():
+                    totals[k] += v
+            except (ValueError, IndexError):  # a worker that died says nothing: see its log
+                print("demo: worker %d reported no totals (exit %s)" % (p.pid, p.returncode))
         return totals
 
     def show_api(self):

@@ -39,8 +39,9 @@ int serve(const ServerConfig& config, const std::string& token,
   log::stamp_unless_journal();
   EngineOptions engine_options = engine_options_from(config);
   if (config.state_dir.empty()) {
-    log::warn("no state_dir: the write-ahead log is off, acknowledged batches are lost on a "
-              "crash\nhint: pass --state-dir DIR");
+    log::warn("no state_dir (set to \"\", or no default: no $STATE_DIRECTORY and no $HOME): the "
+              "write-ahead log is off, acknowledged batches are lost on a crash\nhint: pass "
+              "--state-dir DIR");
   }
   Engine engine(engine_options);
   if (Status s = engine.open(wall_clock_ms()); !s) return fail(s.error(), 1);

@@ -11,6 +11,7 @@
 #include "agent/shipper.h"
 #include "agent/source_registry.h"
 #include "agent/spool_dir.h"
+#include "common/cli.h"
 
 namespace statherd::agent {
 namespace {
@@ -27,8 +28,10 @@ bool flag_takes_value(std::string_view flag) {
   return false;
 }
 
+constexpr const char* kProgram = "statherd-agent";
+
 Error bad_flag(const std::string& flag, const std::string& message, const std::string& allowed) {
-  return make_error(flag + ": " + message, allowed.empty() ? "see --help" : allowed);
+  return cli::bad_value(kProgram, flag, message, allowed);
 }
 
 // Stores one "--flag value" pair; returns an error for an unknown flag or a bad value.
@@ -62,7 +65,7 @@ Status store_valued_flag(const std::string& flag, const std::string& value, Comm
     if (!b) return bad_flag(flag, b.error().message, "a size like 256MiB, 10MB, 4096");
     (flag == "--spool-max-bytes" ? cli.spool_max_bytes : cli.max_file_bytes) = *b;
   } else {
-    return bad_flag(flag, "unknown option", "");
+    return cli::unknown_option(kProgram, flag);
   }
   return Ok{};
 }
@@ -75,7 +78,7 @@ Status store_switch(const std::string& flag, CommandLine& cli) {
   else if (flag == "--help" || flag == "-h") cli.mode = CommandLine::Mode::Help;
   else if (flag == "--version") cli.mode = CommandLine::Mode::Version;
   else if (flag == "--verbose" || flag == "-v") cli.verbose = true;
-  else return bad_flag(flag, "unknown option", "");
+  else return cli::unknown_option(kProgram, flag);
   return Ok{};
 }
 
@@ -94,12 +97,12 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
     }
     if (flag_takes_value(flag)) {
       if (!has_inline_value) {
-        if (i + 1 >= argc) return bad_flag(flag, "needs a value", "");
+        if (i + 1 >= argc) return cli::needs_value(kProgram, flag);
         value = argv[++i];
       }
       if (auto st = store_valued_flag(flag, value, cli); !st) return st.error();
     } else {
-      if (has_inline_value) return bad_flag(flag, "takes no value", "");
+      if (has_inline_value) return cli::takes_no_value(kProgram, flag);
       if (auto st = store_switch(flag, cli); !st) return st.error();
     }
   }
@@ -188,7 +191,16 @@ void apply_command_line(const CommandLine& cli, AgentConfig& c) {
   if (!cli.prom_multiproc_dirs.empty()) c.prom_multiproc_dirs = cli.prom_multiproc_dirs;
 }
 
+std::string default_spool_dir(const EnvLookup& env, uid_t uid) {
+  const std::string state = default_state_dir("statherd-agent", env, uid);
+  return state.empty() ? state : state + "/spool";
+}
+
 void fill_defaults(AgentConfig& c) {
+  if (c.spool_dir.empty()) {
+    c.spool_dir = default_spool_dir(process_env(), ::geteuid());
+    c.spool_dir_default = true;
+  }
   if (c.host.empty()) {
     char name[256] = {};
     if (::gethostname(name, sizeof name - 1) == 0) c.host = name;
@@ -200,13 +212,11 @@ void fill_defaults(AgentConfig& c) {
 std::vector<std::string> validate_agent_config(const AgentConfig& c, bool needs_server) {
   std::vector<std::string> problems;
   if (needs_server) {
-    if (c.token_file.empty())
-      problems.push_back(
-          "token_file: no token file configured\nhint: pass --token-file FILE or set token_file "
-          "in the config; it holds the shared token of statherd-server");
-    if (c.spool_dir.empty())
-      problems.push_back("spool_dir: empty\nhint: pass --spool-dir DIR (a directory the agent "
-                         "owns; it is created with mode 0700)");
+    if (c.token_file.empty()) problems.push_back(read_token_file("").error().to_string());
+    if (c.spool_dir.empty() && c.spool_dir_default)
+      problems.push_back("spool_dir: none configured and no default (neither $STATE_DIRECTORY, "
+                         "root, $XDG_STATE_HOME nor $HOME)\nhint: pass --spool-dir DIR (a "
+                         "directory the agent owns; it is created with mode 0700)");
   }
   if (!agent_interval_ok(c.interval))
     problems.push_back("interval: " + std::to_string(c.interval.count()) +
@@ -237,11 +247,8 @@ LoadedConfig load_agent_config(const CommandLine& cli) {
     // more (the values it read are not checked again: no second, unlocated report of a key,
     // no "no token file configured" for a file that could not be read).
     if (!reader.errors().empty()) {
-      std::string message;
-      for (const ConfigError& e : reader.errors())
-        message += (message.empty() ? "" : "\n") + e.to_string();
       loaded.errors.push_back(
-          message + "\nhint: fix the configuration; config/agent.yaml documents every key");
+          cli::config_file_error(reader.errors(), "config/agent.yaml").to_string());
       return loaded;
     }
   }
@@ -254,31 +261,17 @@ LoadedConfig load_agent_config(const CommandLine& cli) {
   for (auto& p : validate_agent_config(loaded.config, needs_server))
     loaded.errors.push_back(std::move(p));
   // The directory itself, as Spool::open will check it at start (here: without creating it).
-  if (needs_server) {
-    if (Status dir = check_spool_dir(loaded.config.spool_dir); !dir)
+  if (needs_server && !loaded.config.spool_dir.empty()) {
+    // The default's parents (~/.local/state, /var/lib/statherd-agent) may not exist yet.
+    Status parents = loaded.config.spool_dir_default
+                         ? create_parent_dirs(loaded.config.spool_dir) : Status(Ok{});
+    if (!parents)
+      loaded.errors.push_back("spool_dir (default " + loaded.config.spool_dir + "): " +
+                              parents.error().to_string());
+    else if (Status dir = check_spool_dir(loaded.config.spool_dir); !dir)
       loaded.errors.push_back(dir.error().to_string());
   }
   return loaded;
-}
-
-Result<std::string> read_token_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return make_error("cannot read token file " + path + ": " + std::strerror(errno),
-                      "create it with the server's token (one line) and make it readable by the "
-                      "agent user only (chmod 600)");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string token = ss.str();
-  auto is_space = [](char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t'; };
-  while (!token.empty() && is_space(token.back())) token.pop_back();
-  size_t start = 0;
-  while (start < token.size() && is_space(token[start])) ++start;
-  token.erase(0, start);
-  if (token.empty())
-    return make_error("token file " + path + " is empty",
-                      "put the server's shared token in it (one line)");
-  return token;
 }
 
 }  // namespace statherd::agent

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "agent/sources/stat_file.h"
+#include "common/state_dirs.h"
+#include "common/token_file.h"
 #include "common/yaml_util.h"
 
 namespace statherd::agent {
@@ -22,7 +24,9 @@ struct AgentConfig {
   std::chrono::milliseconds interval{10'000};
   std::string host;      // empty: gethostname()
   std::string agent_id;  // empty: host
-  std::string spool_dir = "/var/lib/statherd-agent/spool";
+  // Empty: default_spool_dir() (filled by fill_defaults, which sets spool_dir_default).
+  std::string spool_dir;
+  bool spool_dir_default = false;
   uint64_t spool_max_bytes = kDefaultSpoolMaxBytes;
   std::vector<std::string> mmstats_globs;  // empty: the source's default ($MMSTATS_GLOB/$TMPDIR)
   // Labels matching one of these are counters. nullopt: the mmstats source's documented defaults.
@@ -76,7 +80,13 @@ void read_agent_yaml(YamlReader& reader, AgentConfig& config);
 // Overlays command-line values onto `config`.
 void apply_command_line(const CommandLine& cli, AgentConfig& config);
 
-// Fills host (gethostname) and agent_id (host) when empty.
+// The spool dir when none is configured: <state dir>/spool, the state dir being
+// $STATE_DIRECTORY (systemd), /var/lib/statherd-agent (root) or $XDG_STATE_HOME/statherd-agent
+// (common/state_dirs.h). Empty when none applies.
+std::string default_spool_dir(const EnvLookup& env, uid_t uid);
+
+// Fills host (gethostname), agent_id (host) and spool_dir (default_spool_dir of this process's
+// environment and uid) when empty.
 void fill_defaults(AgentConfig& config);
 
 // Checks that need no I/O: token file and spool dir present for `Run` (the server URL is
@@ -92,7 +102,7 @@ struct LoadedConfig {
 };
 LoadedConfig load_agent_config(const CommandLine& cli);
 
-// Reads the bearer token: the file's content with surrounding whitespace trimmed.
-Result<std::string> read_token_file(const std::string& path);
+// Reads the bearer token (common/token_file.h, shared with the server).
+using ::statherd::read_token_file;
 
 }  // namespace statherd::agent

@@ -11,9 +11,11 @@
 #include "agent/config_warnings.h"
 #include "agent/daemon.h"
 #include "agent/once_output.h"
+#include "agent/once_report.h"
 #include "agent/sample_guard.h"
 #include "agent/source_registry.h"
 #include "agent/status_file.h"
+#include "common/cli.h"
 #include "common/log.h"
 
 namespace statherd::agent {
@@ -27,11 +29,14 @@ constexpr const char* kVersion = "statherd-agent 0.1.0";
 int run_once(const AgentConfig& config) {
   OnceLineWriter out(STDOUT_FILENO);
   std::vector<SourceError> errors;
+  std::vector<std::string> searched;
   size_t sources_read = 0;
   Status written = Ok{};
   for (const SourceKind* kind : source_kinds()) {
     if (!kind->configured(config)) continue;
     std::unique_ptr<Source> source = kind->build(config, 0, /*one_shot=*/true);
+    searched.push_back(source->describe());
+    log::debug("reading " + searched.back());
     try {
       source->scrape_each(wall_ms(), [&](SourceSamples& ss) {
         if (claims_reserved_app(ss, errors)) return true;  // app "self": refused, go on
@@ -44,7 +49,8 @@ int run_once(const AgentConfig& config) {
     }
   }
   if (written) written = out.finish();
-  for (const auto& e : errors) log::error(e.source + ": " + e.message);
+  for (const auto& e : errors) log::error(e.source + ": " + without_next_scrape_hint(e.message));
+  if (errors.empty() && sources_read == 0) log::warn(nothing_found_message(searched));
   if (!written) {
     log::error(written.error().to_string());
     return 1;
@@ -71,10 +77,9 @@ int run_status(const CommandLine& cli, const AgentConfig& config) {
 int agent_main(int argc, char** argv) {
   log::set_program("statherd-agent");
   auto cli = parse_command_line(argc, argv);
-  if (!cli) {
+  if (!cli) {  // the problem and a hint to --help, as statherd-server (common/cli.h)
     log::error(cli.error().to_string());
-    std::fputs(usage_text().c_str(), stderr);
-    return 2;
+    return statherd::cli::kExitBadUsage;
   }
   if (cli->mode == CommandLine::Mode::Help) {
     std::fputs(usage_text().c_str(), stdout);
@@ -90,7 +95,7 @@ int agent_main(int argc, char** argv) {
   if (cli->mode == CommandLine::Mode::CheckConfig) {
     if (loaded.errors.empty()) {
       for (const std::string& w : config_warnings(loaded.config)) log::warn(w);
-      std::fprintf(stdout, "configuration ok\n");  // as the server
+      std::fputs(statherd::cli::kConfigOk, stdout);
     }
     return loaded.errors.empty() ? 0 : 2;  // 2: a configuration problem (as at start)
   }

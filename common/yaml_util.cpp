@@ -147,8 +147,13 @@ bool YamlReader::get_int(const YAML::Node& map, const std::string& key, int64_t&
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     parsed = !text.empty() && ec == std::errc() && p == text.data() + text.size();
   }
-  if (!parsed || value < min || value > max) {
-    error_at(n, join_key(prefix, key), "expected " + allowed + ", got " + describe(n), allowed);
+  // The range is said once, in "allowed" (it was also in the message: said twice).
+  if (!parsed) {
+    error_at(n, join_key(prefix, key), "expected an integer, got " + describe(n), allowed);
+    return false;
+  }
+  if (value < min || value > max) {
+    error_at(n, join_key(prefix, key), std::to_string(value) + " is out of range", allowed);
     return false;
   }
   out = value;

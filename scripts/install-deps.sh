@@ -14,12 +14,15 @@ test_pkgs=(graphite-carbon python3-whisper python3-prometheus-client python3 cla
 # podman with runc (crun refuses this kernel's cgroups), debootstrap for the base image.
 container_pkgs=(podman runc debootstrap podman-compose)
 
-pkgs=("${build_pkgs[@]}")
+# make demo builds only the two daemons (no tests, no benchmarks) and runs Python writers.
+demo_pkgs=(cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-json3-dev
+           libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev python3)
+
 case "$what" in
-  build) ;;
-  demo) pkgs+=(python3) ;;
+  build) pkgs=("${build_pkgs[@]}") ;;
+  demo) pkgs=("${demo_pkgs[@]}") ;;
   container) pkgs=("${container_pkgs[@]}") ;;
-  *) pkgs+=("${test_pkgs[@]}" "${container_pkgs[@]}") ;;
+  *) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${container_pkgs[@]}") ;;
 esac
 
 missing=()

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 
+#include "common/cli.h"
 #include "common/log.h"
 #include "common/yaml_util.h"
 #include "server/api_routes.h"
@@ -38,8 +39,9 @@ int serve(const ServerConfig& config, const std::string& token,
   log::stamp_unless_journal();
   EngineOptions engine_options = engine_options_from(config);
   if (config.state_dir.empty()) {
-    log::warn("no state_dir: the write-ahead log is off, acknowledged batches are lost on a "
-              "crash\nhint: pass --state-dir DIR");
+    log::warn("no state_dir (set to \"\", or no default: no $STATE_DIRECTORY and no $HOME): the "
+              "write-ahead log is off, acknowledged batches are lost on a crash\nhint: pass "
+              "--state-dir DIR");
   }
   Engine engine(engine_options);
   if (Status s = engine.open(wall_clock_ms()); !s) return fail(s.error(), 1);
@@ -103,7 +105,7 @@ int main(int argc, char** argv) {
   auto token = read_token_file(command->config.token_file);
   if (!token) return fail(token.error());
   if (command->check_config) {
-    std::cout << "configuration ok\n";
+    std::cout << cli::kConfigOk;
     return 0;
   }
   return serve(command->config, *token, std::vector<std::string>(argv + 1, argv + argc));

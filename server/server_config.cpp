@@ -1,11 +1,15 @@
 #include "server/server_config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <sstream>
 
+#include "common/cli.h"
+#include "common/state_dirs.h"
 #include "common/yaml_util.h"
 #include "server/retention.h"
 #include "server/sinks/remote_write_http.h"
@@ -15,6 +19,7 @@ namespace statherd::server {
 
 namespace {
 
+constexpr const char* kProgram = "statherd-server";
 constexpr int64_t kMaxCount = int64_t{1} << 40;
 // limits.max_body_bytes: a batch of one sample needs a few dozen bytes; 0 would refuse every
 // batch, and over 1 GiB one request could hold a gigabyte of the server's memory.
@@ -173,9 +178,11 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
     }
     if (r.get_string(root, "token_file", c.token_file) && check_token) check_token_file(r, c);
     r.get_interval(root, "interval", c.interval);
-    if (r.get_string(root, "state_dir", c.state_dir))
+    if (r.get_string(root, "state_dir", c.state_dir)) {
+      c.state_dir_set = true;
       if (Status s = check_state_dir(c.state_dir); !s)
         r.error_at(root["state_dir"], "state_dir", s.error().message, s.error().hint);
+    }
     r.get_duration(root, "late_window", c.late_window);
     r.get_duration(root, "idle_timeout", c.idle_timeout);
     read_levels(r, root, c);
@@ -189,9 +196,7 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
                         "remote_write"});
   }
   if (r.errors().empty()) return Ok{};
-  std::string message;
-  for (const ConfigError& e : r.errors()) message += (message.empty() ? "" : "\n") + e.to_string();
-  return make_error(message, "fix the configuration; config/server.yaml documents every key");
+  return cli::config_file_error(r.errors(), "config/server.yaml");
 }
 
 // One command-line flag: how it applies its value (nullptr value for a boolean flag).
@@ -218,7 +223,7 @@ const std::map<std::string, Apply>& value_flags() {
       {"--token-file", [](ServerCommand& c, const std::string& v) -> Status {
          c.config.token_file = v; return Ok{}; }},
       {"--state-dir", [](ServerCommand& c, const std::string& v) -> Status {
-         c.config.state_dir = v; return Ok{}; }},
+         c.config.state_dir = v; c.config.state_dir_set = true; return Ok{}; }},
       {"--graphite", [](ServerCommand& c, const std::string& v) -> Status {
          c.config.graphite_address = v; return Ok{}; }},
       {"--graphite-prefix", [](ServerCommand& c, const std::string& v) -> Status {
@@ -272,11 +277,9 @@ Result<std::vector<Flag>> split_flags(const std::vector<std::string>& args) {
       f.has_value = true;
     }
     bool takes_value = value_flags().count(f.name) || f.name == "--config";
-    if (!takes_value && !bool_flags().count(f.name)) {
-      return make_error("unknown argument: " + args[i], "run statherd-server --help");
-    }
+    if (!takes_value && !bool_flags().count(f.name)) return cli::unknown_option(kProgram, args[i]);
     if (takes_value && !f.has_value) {
-      if (i + 1 >= args.size()) return make_error(f.name + " needs a value", "run --help");
+      if (i + 1 >= args.size()) return cli::needs_value(kProgram, f.name);
       f.value = args[++i];
       f.has_value = true;
     }
@@ -358,28 +361,16 @@ Result<ServerCommand> parse_server_command_line(const std::vector<std::string>& 
     }
   }
   if (cmd.help || cmd.version) return cmd;
+  if (!cmd.config.state_dir_set)
+    cmd.config.state_dir = default_state_dir("statherd", process_env(), ::geteuid());
   if (Status s = validate_server_config(cmd.config); !s) return s.error();
+  if (token_flag) {  // as statherd-agent: a bad --token-file is named as the flag
+    if (auto token = read_token_file(cmd.config.token_file); !token)
+      return make_error("--token-file: " + token.error().message, token.error().hint);
+  }
   return cmd;
 }
 
-Result<std::string> read_token_file(const std::string& path) {
-  const std::string hint =
-      "create one with: head -c 32 /dev/urandom | base64 > token && chmod 600 token; then pass "
-      "--token-file token (or token_file: in the config); agents use the same file";
-  if (path.empty()) return make_error("no token file configured; a token is required", hint);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error("cannot read token file " + path, hint);
-  std::ostringstream text;
-  text << in.rdbuf();
-  std::string token = text.str();
-  auto is_space = [](char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t'; };
-  while (!token.empty() && is_space(token.back())) token.pop_back();
-  size_t start = 0;
-  while (start < token.size() && is_space(token[start])) ++start;
-  token.erase(0, start);
-  if (token.empty()) return make_error("token file " + path + " is empty", hint);
-  return token;
-}
 
 EngineOptions engine_options_from(const ServerConfig& c) {
   EngineOptions o;

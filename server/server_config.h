@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/token_file.h"
 #include "server/engine.h"
 #include "server/graphite_rules.h"
 #include "server/read_limits.h"
@@ -20,6 +21,9 @@ struct ServerConfig {
   std::string token_file;                        // token_file (required)
   std::chrono::milliseconds interval{10'000};    // interval
   std::string state_dir;                         // state_dir (WAL); empty: no WAL
+  // Neither the YAML key nor --state-dir given: parse_server_command_line sets state_dir to
+  // common/state_dirs.h's default ($STATE_DIRECTORY, /var/lib/statherd as root, else XDG).
+  bool state_dir_set = false;
   std::chrono::milliseconds late_window{600'000};
   std::chrono::milliseconds idle_timeout{300'000};
   bool level_process = false, level_host = true, level_app = true;  // levels.*
@@ -67,9 +71,8 @@ Result<ServerCommand> parse_server_command_line(const std::vector<std::string>& 
 // Cross-field checks (listen parses, graphite address parses or is "-", ...).
 Status validate_server_config(const ServerConfig& config);
 
-// Reads the shared token: the file must exist, be readable and hold a non-empty token
-// (surrounding whitespace and the trailing newline are stripped).
-Result<std::string> read_token_file(const std::string& path);
+// Reads the shared token (common/token_file.h, shared with the agent).
+using ::statherd::read_token_file;
 
 EngineOptions engine_options_from(const ServerConfig& config);
 

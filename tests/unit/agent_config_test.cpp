@@ -1,6 +1,8 @@
 // Agent configuration: YAML keys, command-line overrides, errors with file:line:col.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "agent/agent_config.h"
 
 namespace statherd::agent {
@@ -117,6 +119,36 @@ TEST(AgentConfig, DefaultsAgentIdToHost) {
   fill_defaults(d);
   EXPECT_FALSE(d.host.empty());
   EXPECT_EQ(d.agent_id, d.host);
+}
+
+// Issue #12: a non-root agent without --spool-dir exited ("cannot create
+// /var/lib/statherd-agent/spool"); the default now follows systemd, root, then XDG.
+TEST(AgentConfig, DefaultSpoolDirFollowsSystemdRootThenXdg) {
+  auto env = [](std::map<std::string, std::string> vars) -> EnvLookup {
+    return [vars](const std::string& k) -> std::optional<std::string> {
+      auto it = vars.find(k);
+      return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+  };
+  EXPECT_EQ(default_spool_dir(env({{"STATE_DIRECTORY", "/var/lib/statherd-agent"}}), 999),
+            "/var/lib/statherd-agent/spool");
+  EXPECT_EQ(default_spool_dir(env({{"HOME", "/root"}}), 0), "/var/lib/statherd-agent/spool");
+  EXPECT_EQ(default_spool_dir(env({{"HOME", "/home/u"}}), 1000),
+            "/home/u/.local/state/statherd-agent/spool");
+  EXPECT_EQ(default_spool_dir(env({{"HOME", "/home/u"}, {"XDG_STATE_HOME", "/s"}}), 1000),
+            "/s/statherd-agent/spool");
+  EXPECT_EQ(default_spool_dir(env({}), 1000), "");
+}
+
+TEST(AgentConfig, FillDefaultsMarksTheSpoolDirAsDefaultOnlyWhenUnset) {
+  AgentConfig c;
+  fill_defaults(c);
+  EXPECT_TRUE(c.spool_dir_default);
+  AgentConfig d;
+  d.spool_dir = "/srv/spool";
+  fill_defaults(d);
+  EXPECT_EQ(d.spool_dir, "/srv/spool");
+  EXPECT_FALSE(d.spool_dir_default);
 }
 
 TEST(AgentConfig, RequiresTokenFileOnlyWhenShipping) {

@@ -1,6 +1,10 @@
 #include "server/server_config.h"
 
+#include "common/state_dirs.h"
+
 #include <gtest/gtest.h>
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -105,6 +109,23 @@ TEST(ServerConfig, FlagsOverrideYaml) {
   EXPECT_EQ(cmd->config.memory_retention, "2h");
   EXPECT_EQ(engine_options_from(cmd->config).interval, 5s);
   EXPECT_TRUE(engine_options_from(cmd->config).level_process);
+}
+
+// Issue #12: state_dir had no default (the WAL was off unless configured); it now follows the
+// agent's rule (common/state_dirs.h); an explicit empty value still turns the WAL off.
+TEST(ServerConfig, StateDirDefaultsLikeTheAgentsSpoolDir) {
+  auto cmd = parse_server_command_line({"--listen", "127.0.0.1:1"});
+  ASSERT_TRUE(cmd.ok()) << cmd.error().to_string();
+  const std::string expected = default_state_dir("statherd", process_env(), ::geteuid());
+  ASSERT_FALSE(expected.empty());
+  EXPECT_EQ(cmd->config.state_dir, expected);
+  auto flag = parse_server_command_line({"--state-dir", ""});
+  ASSERT_TRUE(flag.ok()) << flag.error().to_string();
+  EXPECT_EQ(flag->config.state_dir, "");
+  std::string path = temp_file("empty_state.yaml", "state_dir: \"\"\n");
+  auto yaml = parse_server_command_line({"--config", path});
+  ASSERT_TRUE(yaml.ok()) << yaml.error().to_string();
+  EXPECT_EQ(yaml->config.state_dir, "");
 }
 
 TEST(ServerConfig, BadFlagsAreErrorsWithHints) {

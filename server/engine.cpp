@@ -2,6 +2,7 @@
 #include "server/engine.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -29,6 +30,10 @@ void append_key_part(std::string& k, std::string_view part) {
 
 Engine::Impl::Impl(EngineOptions o) : opt(std::move(o)), iv_ms(opt.interval.count()) {
   if (iv_ms <= 0) iv_ms = 10'000;
+}
+
+Engine::Impl::~Impl() {
+  if (state_lock_fd >= 0) ::close(state_lock_fd);
 }
 
 int64_t Engine::Impl::retain_floor(int64_t now_ms) const {

@@ -143,6 +143,9 @@ struct Engine::Impl {
   // Pipelined (after take_wal()): a WalCommitter appends, this engine only applies what it
   // logged; flush() no longer snapshots by itself (snapshot_due/snapshot_at do).
   bool wal_external = false;
+  int state_lock_fd = -1;  // flock'd <state_dir>/lock (engine_recovery.cpp)
+  Status lock_state_dir();
+  ~Impl();
 
   // Threads: `mu` guards all the state above; every public method takes it. `stats_mu` guards
   // what other threads read without waiting for a rollup: the published stats and each

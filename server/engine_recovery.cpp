@@ -16,9 +16,11 @@
 // - with no snapshot, WAL files that do not start at wal-1.log mean records were lost (a
 //   snapshot deleted after it retired them): a warning.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -192,6 +194,26 @@ static void warn_if_wal_head_missing(const std::string& state_dir) {
             "backup to get them back");
 }
 
+// One server per state_dir: a second one would interleave its WAL records and snapshots with
+// the first's. flock(2) on <state_dir>/lock, held until the engine goes (or the process dies).
+Status Engine::Impl::lock_state_dir() {
+  const std::string path = opt.state_dir + "/lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return make_error("cannot open " + path + ": " + std::strerror(errno),
+                      "point --state-dir at a directory of the server's own");
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return make_error("state_dir " + opt.state_dir + " is in use by another statherd-server (" +
+                          (err == EWOULDBLOCK ? std::string("its lock is held")
+                                              : std::string(std::strerror(err))) + ")",
+                      "give each server its own --state-dir");
+  }
+  state_lock_fd = fd;
+  return Ok{};
+}
+
 Status Engine::open(int64_t now_ms) {
   Impl& m = *impl_;
   Locked lock(m);
@@ -205,6 +227,7 @@ Status Engine::open(int64_t now_ms) {
       return make_error("cannot create state directory " + m.opt.state_dir + ": " + ec.message(),
                         "create it or point --state-dir at a writable directory");
   }
+  if (Status held = m.lock_state_dir(); !held) return held;
   bool found = false, damaged = false;
   Status loaded = m.load_snapshot(found, damaged);
   if (!loaded && !damaged) return loaded;

@@ -306,19 +306,38 @@ TEST(WalFraming, EngineReportsDamageAndReplaysEveryOtherBatch) {
   WalReplayReport clean;
   replay_all(wal, false, clean, &offsets);
   flip_byte(wal, offsets[3] + 40);  // seq 4
-  Engine r(o);
-  ASSERT_TRUE(r.open(T0 + 1000).ok());
-  EXPECT_EQ(r.stats().batches, 5u);
-  EXPECT_EQ(r.stats().wal_damaged_records, 1u);
-  EXPECT_NE(r.stats().wal_last_damage.find("offset " + std::to_string(offsets[3])),
-            std::string::npos) << r.stats().wal_last_damage;
-  // Cumulative counters: the damaged seq 4 costs nothing once seq 5 arrives (50 in total).
-  EXPECT_EQ(point(r.flush(T0 + 12'000), S0, Level::App, "req", "count"), 50.0);
-  EXPECT_TRUE(std::filesystem::exists(o.state_dir + "/quarantine/" +
-                                      std::filesystem::path(wal).filename().string()));
+  {
+    Engine r(o);
+    ASSERT_TRUE(r.open(T0 + 1000).ok());
+    EXPECT_EQ(r.stats().batches, 5u);
+    EXPECT_EQ(r.stats().wal_damaged_records, 1u);
+    EXPECT_NE(r.stats().wal_last_damage.find("offset " + std::to_string(offsets[3])),
+              std::string::npos) << r.stats().wal_last_damage;
+    // Cumulative counters: the damaged seq 4 costs nothing once seq 5 arrives (50 in total).
+    EXPECT_EQ(point(r.flush(T0 + 12'000), S0, Level::App, "req", "count"), 50.0);
+    EXPECT_TRUE(std::filesystem::exists(o.state_dir + "/quarantine/" +
+                                        std::filesystem::path(wal).filename().string()));
+  }  // stopped (a second engine on the same state_dir is refused while this one runs)
   Engine again(o);  // the damage was retired by a snapshot: not reported twice
   ASSERT_TRUE(again.open(T0 + 2000).ok());
   EXPECT_EQ(again.stats().wal_damaged_records, 0u);
+}
+
+TEST(StateDirLock, ASecondEngineOnTheSameStateDirIsRefusedUntilTheFirstStops) {
+  TempDir tmp;
+  EngineOptions o = opts(tmp.path);
+  {
+    Engine first(o);
+    ASSERT_TRUE(first.open(T0).ok());
+    Engine second(o);
+    Status refused = second.open(T0);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.error().message.find("in use by another statherd-server"),
+              std::string::npos) << refused.error().message;
+    EXPECT_NE(refused.error().hint.find("its own --state-dir"), std::string::npos);
+  }
+  Engine later(o);
+  EXPECT_TRUE(later.open(T0 + 1000).ok());
 }
 
 TEST(WalFraming, RecordThatCrashedTheLastReplayIsQuarantined) {

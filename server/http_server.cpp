@@ -346,6 +346,14 @@ Status HttpServer::listen() {
   std::string why;
   s.max_connections = fit_connection_cap(s.options.max_connections, why);
   if (!why.empty()) log::warn(why);
+  if (!s.engine.options().state_dir.empty() && !s.committer) {  // the WAL's group commit
+    s.committer = std::make_unique<WalCommitter>(s.engine.options().state_dir, s.engine.take_wal(),
+                                                 s.engine.options().fsync);
+    if (Status started = s.committer->start(); !started) {
+      s.committer.reset();
+      return started;
+    }
+  }
   return Ok{};
 }
 
@@ -362,15 +370,6 @@ void HttpServer::run() {
     s.signals.add(SIGINT);
     s.signals.add(SIGHUP);
     s.wait_signal();
-  }
-  if (!s.engine.options().state_dir.empty()) {
-    s.committer = std::make_unique<WalCommitter>(s.engine.options().state_dir, s.engine.take_wal(),
-                                                 s.engine.options().fsync);
-    if (Status started = s.committer->start(); !started) {
-      log::error("cannot open the write-ahead log: " + started.error().to_string());
-      s.committer.reset();
-      return;
-    }
   }
   s.ingest_handler = [&s](std::string_view body, std::function<void(IngestOutcome)> answer) {
     s.ingest(body, std::move(answer));

@@ -149,6 +149,8 @@ void PrometheusSink::emit(const IntervalOutput& out) {
   if (!out.reemit) expire(out.start_s, out.interval_s);
   ++generation_;
   stale = std::move(text_);
+  std::lock_guard published(counters_mutex_);
+  published_ = counters_;
 }
 
 void PrometheusSink::emit_group(const Group& group, const IntervalOutput& out) {
@@ -352,9 +354,10 @@ std::shared_ptr<const std::string> PrometheusSink::shared_text() const {
   return text;
 }
 
+// As of the last emit, without waiting for one that runs (it holds mutex_ throughout).
 PrometheusSink::Counters PrometheusSink::counters() const {
-  std::lock_guard lock(mutex_);
-  return counters_;
+  std::lock_guard lock(counters_mutex_);
+  return published_;
 }
 
 }  // namespace statherd::server

@@ -121,6 +121,8 @@ class PrometheusSink : public Sink {
   std::map<std::string, uint64_t> family_series_;
   std::map<std::string, std::unique_ptr<Series>> series_;  // key: family + labels
   Counters counters_;
+  mutable std::mutex counters_mutex_;  // guards published_: counters() never waits for emit()
+  Counters published_;
   uint64_t generation_ = 0;  // emits so far
   mutable std::shared_ptr<const std::string> text_;  // shared_text() of text_generation_
   mutable uint64_t text_generation_ = 0;

@@ -181,6 +181,7 @@ class GraphiteSink::Sender {
       if (!wait_backoff()) {
         std::lock_guard lock(sink_.mutex_);
         sink_.counters_.lines_dropped += batch.size();
+        dropped_at_stop_ += batch.size();  // not a full queue: the stop deadline passed
         return;
       }
       std::lock_guard lock(sink_.mutex_);  // reconfigured while retrying: the batch goes there
@@ -218,13 +219,16 @@ class GraphiteSink::Sender {
   }
 
   // Sleeps the current backoff (doubling it); false if the stop deadline passes meanwhile.
+  // A stop that begins during the wait ends it at once (one more try, then waits are bounded
+  // by the stop deadline): a 30 s backoff must not hold the shutdown past stop_timeout.
   bool wait_backoff() {
     std::unique_lock lock(sink_.mutex_);
     auto until = Clock::now() + backoff_;
     backoff_ = std::min(backoff_ * 2, opt_.backoff_max);
-    if (sink_.stopping_) until = std::min(until, sink_.stop_deadline_);
+    const bool was_stopping = sink_.stopping_;
+    if (was_stopping) until = std::min(until, sink_.stop_deadline_);
     sink_.wake_.wait_until(lock, until, [&] {
-      return (sink_.stopping_ && Clock::now() >= sink_.stop_deadline_) ||
+      return (sink_.stopping_ && (!was_stopping || Clock::now() >= sink_.stop_deadline_)) ||
              generation_ != sink_.options_generation_;
     });
     return !(sink_.stopping_ && Clock::now() >= sink_.stop_deadline_);
@@ -238,11 +242,18 @@ class GraphiteSink::Sender {
     }
     auto now = Clock::now();
     if (dropped == logged_drops_ || now - last_drop_log_ < std::chrono::seconds(10)) return;
-    log::warn("graphite: " + std::to_string(dropped - logged_drops_) +
-              " lines dropped (queue full, queue_max_lines=" +
-              std::to_string(opt_.queue_max_lines) +
-              ")\nhint: carbon is slow or down; raise graphite.queue_max_lines or fix the link");
+    const uint64_t at_stop = dropped_at_stop_ - logged_at_stop_;
+    const uint64_t full = dropped - logged_drops_ - at_stop;
+    if (full > 0)
+      log::warn("graphite: " + std::to_string(full) + " lines dropped (queue full, " +
+                "queue_max_lines=" + std::to_string(opt_.queue_max_lines) +
+                ")\nhint: carbon is slow or down; raise graphite.queue_max_lines or fix the link");
+    if (at_stop > 0)
+      log::warn("graphite: " + std::to_string(at_stop) + " lines in flight dropped at the stop " +
+                "deadline (stop_timeout)\nhint: check that " + opt_.address +
+                " accepts connections");
     logged_drops_ = dropped;
+    logged_at_stop_ = dropped_at_stop_;
     last_drop_log_ = now;
   }
 
@@ -250,6 +261,7 @@ class GraphiteSink::Sender {
   GraphiteSinkOptions opt_;  // the sender's copy, refreshed from sink_.options_ by generation
   uint64_t generation_ = 0;
   int fd_ = -1;
+  uint64_t dropped_at_stop_ = 0, logged_at_stop_ = 0;
   milliseconds backoff_;
   double tokens_ = 0;
   Clock::time_point last_refill_;

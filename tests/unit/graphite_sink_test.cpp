@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -174,6 +175,28 @@ TEST(GraphiteSink, BoundedQueueDropsOldestAndCounts) {
   EXPECT_EQ(c.lines_sent, 0u);
   EXPECT_EQ(c.lines_dropped, 5u);  // the rest is dropped when the stop deadline passes
   EXPECT_GE(c.connect_failures, 1u);
+}
+
+// The sender sits in a 10-minute reconnect backoff when the stop comes: stop() must end at
+// its stop_timeout, not at the backoff's end (a SIGTERM took 22 s with Carbon down). The
+// 60 s bound is a liveness check far from both figures, not a timing measurement.
+TEST(GraphiteSink, StopDuringALongBackoffEndsAtTheStopDeadline) {
+  uint16_t dead_port;
+  {
+    LineListener reserve;
+    dead_port = reserve.port();
+  }
+  GraphiteSinkOptions o = fast_options("127.0.0.1:" + std::to_string(dead_port));
+  o.backoff_initial = std::chrono::minutes(10);
+  o.backoff_max = std::chrono::minutes(10);
+  o.stop_timeout = 100ms;
+  GraphiteSink sink(o);
+  sink.emit(output(10, {{"a", 1}, {"b", 2}}));
+  while (sink.counters().connect_failures == 0) std::this_thread::sleep_for(1ms);
+  auto stopped = std::async(std::launch::async, [&] { sink.stop(); });
+  ASSERT_EQ(stopped.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_EQ(sink.counters().lines_dropped, 2u);
+  EXPECT_EQ(sink.counters().lines_sent, 0u);
 }
 
 std::string read_all(int fd) {

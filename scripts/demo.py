@@ -276,7 +276,7 @@ class Demo:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("--build", default="build", help="the build dir holding the daemons")
     ap.add_argument("--seconds", type=float, default=30, help="how long the table runs")
     ap.add_argument("--interval", default="2s", help="the server's rollup interval")

@@ -232,7 +232,7 @@ bool YamlReader::get_interval(const YAML::Node& map, const std::string& key,
   }
   // Not a duration at all: the duration message; a duration out of range: the interval rule.
   if (auto d = parse_duration(n.Scalar()); !d) {
-    error_at(n, join_key(prefix, key), d.error().message, kDurationAllowed);
+    error_at(n, join_key(prefix, key), d.error().message, kIntervalAllowed);
     return false;
   }
   auto parsed = parse_interval(n.Scalar());

@@ -273,7 +273,7 @@ class ServerCheckConfigTest(CheckConfigCase):
         path = self.write("server.yaml", f"token_file: {self.token}\ninterval: abc\n"
                                          "memory:\n  retention: 1y\n")
         self.assert_problems(path, SERVER_BAD_EXIT, [
-            (2, 11, "interval", "abc", "a duration like 10s"),
+            (2, 11, "interval", "abc", "whole seconds from 1s to 1h"),
             (4, 14, "memory.retention", "1y", "a duration like 10s"),
         ])
 

@@ -9,17 +9,13 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "common/time_floor.h"
 #include "server/dist_delta.h"
 #include "server/engine_impl.h"
 
 namespace statherd::server {
 namespace {
 
-int64_t floor_to(int64_t t, int64_t step) {
-  int64_t q = t / step;
-  if (t % step != 0 && t < 0) --q;
-  return q * step;
-}
 
 void append_key_part(std::string& k, std::string_view part) {
   k.append(part);
@@ -363,26 +359,34 @@ void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 Engine::~Engine() = default;
 
+std::optional<Batch> decode_for_ingest(std::string_view body, const WireLimits& limits,
+                                       IngestOutcome& out) {
+  Result<Batch> batch = make_error("not decoded");
+  bool over_limit = false;
+  try {
+    batch = decode_batch(body, limits, &over_limit);
+  } catch (const std::bad_alloc&) {  // not acknowledged: the agent keeps it and retries
+    out.http_status = 503;
+    out.message = "out of memory decoding a batch of " + std::to_string(body.size()) + " bytes";
+    log::error(out.message + "\nhint: lower limits.max_samples_per_batch or raise the memory limit");
+    return std::nullopt;
+  }
+  if (!batch) {
+    // Too many samples or sources: well formed, only too large; 413 makes the agent split it.
+    out.http_status = over_limit ? 413 : 400;
+    out.message = batch.error().to_string();
+    return std::nullopt;
+  }
+  return std::move(*batch);
+}
+
 IngestOutcome Engine::ingest(std::string_view body, int64_t now_ms) {
   Impl& m = *impl_;
   Locked lock(m);
   IngestOutcome out;
-  Result<Batch> batch = make_error("not decoded");
-  bool over_limit = false;
-  try {
-    batch = decode_batch(body, m.opt.wire_limits, &over_limit);
-  } catch (const std::bad_alloc&) {  // not acknowledged: the agent keeps it and retries
-    ++m.st.rejected_batches;
-    out.http_status = 503;
-    out.message = "out of memory decoding a batch of " + std::to_string(body.size()) + " bytes";
-    log::error(out.message + "\nhint: lower limits.max_samples_per_batch or raise the memory limit");
-    return out;
-  }
+  std::optional<Batch> batch = decode_for_ingest(body, m.opt.wire_limits, out);
   if (!batch) {
     ++m.st.rejected_batches;
-    // Too many samples or sources: well formed, only too large; 413 makes the agent split it.
-    out.http_status = over_limit ? 413 : 400;
-    out.message = batch.error().to_string();
     return out;
   }
   auto agent = m.agents.find(batch->agent_id);

@@ -15,6 +15,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -223,6 +224,11 @@ struct Engine::Impl {
   void quarantine_snapshot(const std::string& why);
   void rebuild_indexes();
 };
+
+// Decode a request body for ingest: the batch, or nullopt with `out` set to the answer (400
+// malformed, 413 over the limits: the agent splits it, 503 out of memory: it retries).
+std::optional<Batch> decode_for_ingest(std::string_view body, const WireLimits& limits,
+                                       IngestOutcome& out);
 
 // Holds the engine's lock for one public call and publishes its stats at the end.
 struct Locked {

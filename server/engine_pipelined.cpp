@@ -34,23 +34,9 @@ void Engine::Impl::rebuild_seq_mirror() {
 Admission Engine::admit(std::string_view body, int64_t now_ms) {
   Impl& m = *impl_;
   Admission a;
-  Result<Batch> batch = make_error("not decoded");
-  bool over_limit = false;
-  try {
-    batch = decode_batch(body, m.opt.wire_limits, &over_limit);
-  } catch (const std::bad_alloc&) {  // not acknowledged: the agent keeps it and retries
-    ++m.front_rejected;
-    a.outcome.http_status = 503;
-    a.outcome.message = "out of memory decoding a batch of " + std::to_string(body.size()) +
-                        " bytes";
-    log::error(a.outcome.message +
-               "\nhint: lower limits.max_samples_per_batch or raise the memory limit");
-    return a;
-  }
+  std::optional<Batch> batch = decode_for_ingest(body, m.opt.wire_limits, a.outcome);
   if (!batch) {
     ++m.front_rejected;
-    a.outcome.http_status = over_limit ? 413 : 400;
-    a.outcome.message = batch.error().to_string();
     return a;
   }
   {

@@ -2,17 +2,9 @@
 
 #include <algorithm>
 
+#include "common/time_floor.h"
+
 namespace statherd::server {
-
-namespace {
-
-int64_t floor_to(int64_t t, int64_t step) {
-  int64_t q = t / step;
-  if (t % step != 0 && t < 0) --q;
-  return q * step;
-}
-
-}  // namespace
 
 Downsample downsample_for(std::string_view stat, bool amount) {
   if (stat == "count") return Downsample::Sum;

@@ -5,19 +5,10 @@
 #include <set>
 
 #include "common/names.h"
+#include "common/time_floor.h"
 #include "server/graphite_path.h"
 
 namespace statherd::server {
-
-namespace {
-
-int64_t floor_to(int64_t t, int64_t step) {
-  int64_t q = t / step;
-  if (t % step != 0 && t < 0) --q;
-  return q * step;
-}
-
-}  // namespace
 
 MemoryStore::MemoryStore(MemoryStoreOptions options) : options_(std::move(options)) {}
 

@@ -11,9 +11,13 @@
 #include <thread>
 
 #include "common/wire.h"
+#include "http_test_client.h"
 
 namespace statherd::server {
 namespace {
+
+using testing::HttpReply;
+using testing::request;
 
 constexpr int64_t kNowMs = 1'700'000'005'000;
 
@@ -24,40 +28,6 @@ class RecordingSink : public Sink {
   void emit(const IntervalOutput& out) override { outputs.push_back(out); }
   std::vector<IntervalOutput> outputs;
 };
-
-struct HttpReply {
-  int status = 0;
-  std::string head, body;
-};
-
-// One request on a fresh connection ("Connection: close"); reads until the server closes.
-HttpReply request(uint16_t port, const std::string& method, const std::string& target,
-                  const std::string& body = "", const std::string& extra_headers = "") {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  timeval tv{20, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
-                    extra_headers + "Content-Length: " + std::to_string(body.size()) +
-                    "\r\n\r\n" + body;
-  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) raw.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  HttpReply reply;
-  size_t split = raw.find("\r\n\r\n");
-  if (raw.size() < 12 || split == std::string::npos) return reply;
-  reply.status = std::stoi(raw.substr(9, 3));
-  reply.head = raw.substr(0, split);
-  reply.body = raw.substr(split + 4);
-  return reply;
-}
 
 std::string gauge_batch(uint64_t seq) {
   Batch batch;
@@ -183,14 +153,7 @@ TEST_F(HttpServerTest, ShutdownDrainsToSinksAndStore) {
 // Sends `head` (no body) on a new connection and returns the answer's status, or 0 when the
 // server does not answer within 5 s.
 int status_of_head_only(uint16_t port, const std::string& head, int* fd_out = nullptr) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int fd = testing::connect_loopback(port, 5);
   ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
   char buf[512];
   ssize_t n = ::read(fd, buf, sizeof buf);
@@ -214,17 +177,7 @@ TEST_F(HttpServerTest, ReadRoutesGetTheSmallBodyLimitBeforeTheBodyIsRead) {
   EXPECT_EQ(ingest.status, 400) << ingest.body;
 }
 
-int connect_to(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
+int connect_to(uint16_t port) { return testing::connect_loopback(port, 5); }
 
 // A connection in the middle of its second request: the first (pipelined with the start of
 // the second) is answered, so the server has read both.

@@ -2,11 +2,7 @@
 // thread (before_flush blocks), still answers ingest; the batches are applied once it goes on.
 // And the pipelined WAL (WalCommitter + Engine::snapshot_at) recovers exactly what was
 // acknowledged, across a rotation and a crash.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <future>
@@ -16,6 +12,7 @@
 #include "server/engine.h"
 #include "server/http_server.h"
 #include "server/wal_committer.h"
+#include "http_test_client.h"
 #include "temp_dir.h"
 
 namespace statherd::server {
@@ -27,24 +24,8 @@ constexpr int64_t kNowMs = 1'700'000'005'000;
 
 // POST one batch on a fresh connection; the HTTP status, or 0 when no answer came in 20 s.
 int post_ingest(uint16_t port, const std::string& body) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  timeval tv{20, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string req = "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                    "Authorization: Bearer s3cret\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\n\r\n" + body;
-  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) raw.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return raw.size() >= 12 ? std::stoi(raw.substr(9, 3)) : 0;
+  return testing::request(port, "POST", "/api/v1/ingest", body,
+                          "Authorization: Bearer s3cret\r\n").status;
 }
 
 Batch counter_batch(uint64_t seq, double value) {

@@ -434,7 +434,11 @@ void Engine::ingest_local(const SourceSamples& ss, int64_t now_ms) {
 
 std::vector<IntervalOutput> Engine::flush(int64_t now_ms) {
   Locked lock(*impl_);
-  return impl_->flush(now_ms, false);
+  std::vector<IntervalOutput> out = impl_->flush(now_ms, false);
+  auto view = std::make_shared<const nlohmann::json>(impl_->sources_view(now_ms));
+  std::lock_guard<std::mutex> g(impl_->stats_mu);
+  impl_->published_sources = std::move(view);  // what /api/v1/sources answers in the next one
+  return out;
 }
 
 std::vector<IntervalOutput> Engine::drain(int64_t now_ms) {
@@ -466,33 +470,47 @@ EngineStats Engine::stats() const {
 
 const EngineOptions& Engine::options() const { return impl_->opt; }
 
-nlohmann::json Engine::sources_json(int64_t /*now_ms*/) const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  nlohmann::json agents = nlohmann::json::array();
-  for (const auto& [id, a] : impl_->agents) {
+// Never waits for a rollup: while one holds the engine, the view of the last call (or of the
+// end of the last rollup) is answered, at most one interval old.
+nlohmann::json Engine::sources_json(int64_t now_ms) const {
+  std::unique_lock<std::mutex> lock(impl_->mu, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    std::lock_guard<std::mutex> g(impl_->stats_mu);
+    if (impl_->published_sources) return *impl_->published_sources;
+    lock.lock();  // none yet: the first call waits once
+  }
+  auto view = std::make_shared<const nlohmann::json>(impl_->sources_view(now_ms));
+  std::lock_guard<std::mutex> g(impl_->stats_mu);
+  impl_->published_sources = view;
+  return *view;
+}
+
+nlohmann::json Engine::Impl::sources_view(int64_t /*now_ms*/) const {
+  nlohmann::json agents_out = nlohmann::json::array();
+  for (const auto& [id, a] : agents) {
     // Every source the agent could not read in its last batch, including files that never
     // produced a sample (a corrupt file) and so have no entry under "sources".
     nlohmann::json errors = nlohmann::json::array();
     for (const SourceError& e : a.errors)
       errors.push_back({{"source", e.source}, {"message", e.message}});
-    agents.push_back({{"agent_id", id}, {"last_seq", a.last_seq},
+    agents_out.push_back({{"agent_id", id}, {"last_seq", a.last_seq},
                       {"last_seen_ms", a.last_seen_ms}, {"errors", std::move(errors)},
                       {"errors_dropped", a.errors_dropped}});
   }
-  nlohmann::json sources = nlohmann::json::array();
-  for (const SourceState& s : impl_->sources) {
+  nlohmann::json sources_out = nlohmann::json::array();
+  for (const SourceState& s : sources) {
     if (!s.alive) continue;
     nlohmann::json errors = nlohmann::json::array();
-    auto agent = impl_->agents.find(s.agent_id);
-    if (agent != impl_->agents.end())
+    auto agent = agents.find(s.agent_id);
+    if (agent != agents.end())
       for (const SourceError& e : agent->second.errors)
         if (e.source == s.id.path) errors.push_back(e.message);
-    sources.push_back({{"host", s.id.host}, {"app", s.id.app}, {"pid", s.id.pid},
+    sources_out.push_back({{"host", s.id.host}, {"app", s.id.app}, {"pid", s.id.pid},
                        {"start_time_ms", s.id.start_time_ms}, {"path", s.id.path},
                        {"last_seen_ms", s.last_seen_ms}, {"series", s.series},
                        {"errors", std::move(errors)}});
   }
-  return {{"agents", std::move(agents)}, {"sources", std::move(sources)}};
+  return {{"agents", std::move(agents_out)}, {"sources", std::move(sources_out)}};
 }
 
 }  // namespace statherd::server

@@ -107,6 +107,8 @@ class Engine {
   uint64_t take_wal();
   bool snapshot_due(int64_t now_ms, uint64_t wal_bytes);
   Status snapshot_at(uint64_t next_wal, int64_t now_ms);
+  // The rotation for a snapshot failed (a full disk): the next try comes when one is due again.
+  void postpone_snapshot(int64_t now_ms);
   // The committer's health for stats() and GET /readyz.
   void note_wal(bool ok, uint64_t bytes);
 

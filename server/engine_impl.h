@@ -161,6 +161,9 @@ struct Engine::Impl {
     uint64_t applied = 0, durable = 0, admitted = 0;
   };
   std::unordered_map<std::string, SeqMirror> seqs;
+  // GET /api/v1/sources while a rollup holds `mu`: the last view built (sources_json()).
+  std::shared_ptr<const nlohmann::json> published_sources;
+  nlohmann::json sources_view(int64_t now_ms) const;
   // Counted on the ingest thread (pipelined): added to stats().
   std::atomic<uint64_t> front_rejected{0}, front_duplicates{0}, front_wal_failures{0};
   std::atomic<uint64_t> front_wal_bytes{0};

@@ -115,6 +115,12 @@ Status Engine::snapshot_at(uint64_t next_wal, int64_t now_ms) {
   return m.write_snapshot_to(now_ms, next_wal, false);
 }
 
+void Engine::postpone_snapshot(int64_t now_ms) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  m.last_snapshot_ms = now_ms;
+}
+
 void Engine::note_wal(bool ok, uint64_t bytes) {
   Impl& m = *impl_;
   m.front_wal_ok = ok;

@@ -153,17 +153,26 @@ Status write_file_durably(const std::string& dir, const std::string& name,
   std::string tmp = dir + "/" + name + ".tmp", final_path = dir + "/" + name;
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return make_error("cannot create " + tmp + ": " + std::strerror(errno));
+  auto fail = [&](const std::string& what) -> Status {  // no half-written file left holding space
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return make_error(what + " " + tmp + ": " + why);
+  };
   size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) { ::close(fd); return make_error("cannot write " + tmp + ": " + std::strerror(errno)); }
+    if (n <= 0) return fail("cannot write");
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) { ::close(fd); return make_error("fsync " + tmp + " failed"); }
+  if (::fsync(fd) != 0) return fail("fsync failed for");
   ::close(fd);
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
-    return make_error("cannot rename " + tmp + ": " + std::strerror(errno));
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return make_error("cannot rename " + tmp + ": " + why);
+  }
   return fsync_dir(dir);
 }
 

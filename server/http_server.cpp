@@ -199,7 +199,7 @@ struct HttpServer::Impl {
     committer->rotate([this](const Result<uint64_t>& next) {
       asio::post(pipe, [this, next] {
         snapshot_pending = false;
-        if (!next) return;
+        if (!next) return engine.postpone_snapshot(now_ms());  // retried when due again
         Status s = engine.snapshot_at(*next, now_ms());
         if (!s) log::warn("snapshot failed (the WAL keeps growing until one succeeds): " +
                           s.error().to_string());

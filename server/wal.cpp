@@ -95,6 +95,7 @@ Status WalWriter::open(const std::string& dir, uint64_t number, bool fsync) {
     Status h = write_all(fd_, std::string_view(kWalFileHeader, sizeof kWalFileHeader));
     if (!h) {
       close();
+      ::unlink(path.c_str());  // empty: nothing to keep (a full disk left 0-byte files behind)
       return make_error("cannot write write-ahead log " + path + ": " + h.error().message,
                         "check that --state-dir is writable and not full");
     }

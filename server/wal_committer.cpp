@@ -77,7 +77,10 @@ void WalCommitter::commit(std::vector<Entry>& group) {
       bytes_ = wal_.bytes();
       group.front().rotated(number_.load());
     } else {
-      log::warn("write-ahead log rotation failed: " + opened.error().to_string());
+      if (auto line = failure_log_.take("write-ahead log rotation failed: " +
+                                            opened.error().to_string(),
+                                        std::chrono::steady_clock::now()))
+        log::warn(*line);
       group.front().rotated(opened.error());
       // Keep appending to the old file if the new one could not be opened.
       if (!wal_.is_open()) (void)wal_.open(dir_, number_, fsync_);
@@ -97,7 +100,8 @@ void WalCommitter::commit(std::vector<Entry>& group) {
     ++groups_;
   } else {
     ++failures_;
-    log::error(written.error().to_string());
+    if (auto line = failure_log_.take(written.error().to_string(), std::chrono::steady_clock::now()))
+      log::error(*line);  // one line per 10 s, not one per retried batch
     if (!wal_.is_open()) (void)wal_.open(dir_, number_, fsync_);  // try again next group
   }
   for (Entry& e : group) e.done(written);

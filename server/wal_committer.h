@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "server/connection_limits.h"
 #include "server/wal.h"
 
 namespace statherd::server {
@@ -68,6 +69,7 @@ class WalCommitter {
   std::string dir_;
   bool fsync_;
   WalWriter wal_;  // the committer thread's only
+  RateLimitedLine failure_log_;  // the committer thread's only
   std::mutex mu_;
   std::condition_variable wake_;
   std::deque<Entry> queue_;

@@ -289,7 +289,8 @@ void AgentLoop::flush_on_shutdown() {
   const int64_t now_ms = wall_ms_();
   spool_batch(now_ms, scrape_counted(now_ms, /*files_only=*/true));
   last_tick_ms_ = now_ms;
-  log::info("stopping: shipping " + std::to_string(spool_.count()) + " spooled batches" +
+  log::info("stopping: shipping " + std::to_string(spool_.count()) + " spooled batch" +
+            (spool_.count() == 1 ? "" : "es") +
             (held_.empty() ? "" : " and " + std::to_string(held_.size()) + " held in memory"));
   if (!drain(SteadyClock::now() + options_.shutdown_flush, true) && spool_.count() > 0)
     log::info(std::to_string(spool_.count()) + " batches stay in the spool " + spool_.dir() +

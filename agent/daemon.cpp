@@ -167,6 +167,7 @@ int run_daemon(const CommandLine& cli, AgentConfig config) {
   sender.set_timeout(std::min(config.ship_timeout, std::chrono::milliseconds(2'000)));
   loop.flush_on_shutdown();
   status.write(loop, "stopped");
+  log::info("stopped");  // the last line, as the server's
   return 0;
 }
 

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -185,6 +186,30 @@ class ManagedProcess:
 
 # ---------------------------------------------------------------------------------------------
 # statherd daemons
+
+
+def test_has_failed(testcase):
+    """True when `testcase` has already failed or errored (its cleanups run after that)."""
+    result = getattr(getattr(testcase, "_outcome", None), "result", None)
+    if result is None:
+        return True
+    return any(test is testcase for test, _ in list(result.failures) + list(result.errors))
+
+
+class TempFilesMixin:
+    """A temp dir of the test's own (self.tmp), a token file in it (self.token), and write()."""
+
+    def make_temp_files(self, prefix, token):
+        self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        self.addCleanup(self._tmp.cleanup)
+        self.tmp = self._tmp.name
+        self.token = self.write("token", token + "\n")
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
 
 def write_token_file(workdir, token=TOKEN):

@@ -99,15 +99,8 @@ class PipelineTestCase(unittest.TestCase):
         self.carbon = self.server = self.agent = None
         self.addCleanup(self._cleanup)
 
-    def _test_failed(self):
-        """True when this test has already failed or errored (cleanups run after that)."""
-        result = getattr(getattr(self, "_outcome", None), "result", None)
-        if result is None:
-            return True
-        return any(test is self for test, _ in list(result.failures) + list(result.errors))
-
     def _cleanup(self):
-        failed = self._test_failed()
+        failed = harness.test_has_failed(self)
         for thing in reversed(self.managed):
             proc = getattr(thing, "process", None)
             if proc is not None:

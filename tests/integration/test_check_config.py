@@ -8,7 +8,6 @@ problem as `file:line:column: key: message (allowed: ...)`; a good file exits 0 
 import os
 import re
 import subprocess
-import tempfile
 import unittest
 
 import harness
@@ -17,27 +16,14 @@ AGENT_BAD_EXIT = 2
 SERVER_BAD_EXIT = 2
 
 
-class CheckConfigCase(unittest.TestCase):
+class CheckConfigCase(harness.TempFilesMixin, unittest.TestCase):
     program = None  # "statherd-agent" or "statherd-server"
 
     def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="statherd-check-config-")
-        self.tmp = self._tmp.name
-        self.token = os.path.join(self.tmp, "token")
-        with open(self.token, "w") as f:
-            f.write("s3cret-token\n")
+        self.make_temp_files("statherd-check-config-", "s3cret-token")
         self.empty_token = os.path.join(self.tmp, "empty-token")
         open(self.empty_token, "w").close()
         self.missing_token = os.path.join(self.tmp, "no-such-dir", "token")
-
-    def tearDown(self):
-        self._tmp.cleanup()
-
-    def write(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
 
     def check(self, path, *extra):
         proc = subprocess.run([harness.binary(self.program), "--check-config", "--config", path,

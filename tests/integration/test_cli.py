@@ -7,7 +7,6 @@ import pwd
 import re
 import signal
 import subprocess
-import tempfile
 import unittest
 
 import harness
@@ -27,22 +26,9 @@ def run(program, *args, env=None, user=None, timeout=30):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-class CliTestCase(unittest.TestCase):
+class CliTestCase(harness.TempFilesMixin, unittest.TestCase):
     def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="statherd-cli-")
-        self.tmp = self._tmp.name
-        self.token = os.path.join(self.tmp, "token")
-        with open(self.token, "w") as f:
-            f.write("s3cret\n")
-
-    def tearDown(self):
-        self._tmp.cleanup()
-
-    def write(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+        self.make_temp_files("statherd-cli-", "s3cret")
 
     def dirs(self, program):
         """Flags giving the program a private state dir, so a check never touches /var/lib."""

@@ -102,14 +102,8 @@ class ImageTest(unittest.TestCase):
         self.processes = []
         self.addCleanup(self._cleanup)
 
-    def _test_failed(self):
-        result = getattr(getattr(self, "_outcome", None), "result", None)
-        if result is None:
-            return True
-        return any(test is self for test, _ in list(result.failures) + list(result.errors))
-
     def _cleanup(self):
-        if self._test_failed():
+        if harness.test_has_failed(self):
             for name in self.containers.names:
                 print(self.containers.logs(name))
             for process in self.processes:

@@ -435,9 +435,11 @@ void Engine::ingest_local(const SourceSamples& ss, int64_t now_ms) {
 std::vector<IntervalOutput> Engine::flush(int64_t now_ms) {
   Locked lock(*impl_);
   std::vector<IntervalOutput> out = impl_->flush(now_ms, false);
-  auto view = std::make_shared<const nlohmann::json>(impl_->sources_view(now_ms));
-  std::lock_guard<std::mutex> g(impl_->stats_mu);
-  impl_->published_sources = std::move(view);  // what /api/v1/sources answers in the next one
+  if (impl_->sources_asked.load()) {  // built only for a server someone asks
+    auto view = std::make_shared<const nlohmann::json>(impl_->sources_view(now_ms));
+    std::lock_guard<std::mutex> g(impl_->stats_mu);
+    impl_->published_sources = std::move(view);  // what /api/v1/sources answers in the next one
+  }
   return out;
 }
 
@@ -473,6 +475,7 @@ const EngineOptions& Engine::options() const { return impl_->opt; }
 // Never waits for a rollup: while one holds the engine, the view of the last call (or of the
 // end of the last rollup) is answered, at most one interval old.
 nlohmann::json Engine::sources_json(int64_t now_ms) const {
+  impl_->sources_asked = true;
   std::unique_lock<std::mutex> lock(impl_->mu, std::try_to_lock);
   if (!lock.owns_lock()) {
     std::lock_guard<std::mutex> g(impl_->stats_mu);

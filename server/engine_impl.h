@@ -163,6 +163,7 @@ struct Engine::Impl {
   std::unordered_map<std::string, SeqMirror> seqs;
   // GET /api/v1/sources while a rollup holds `mu`: the last view built (sources_json()).
   std::shared_ptr<const nlohmann::json> published_sources;
+  std::atomic<bool> sources_asked{false};  // flush() publishes a view once someone asked
   nlohmann::json sources_view(int64_t now_ms) const;
   // Counted on the ingest thread (pipelined): added to stats().
   std::atomic<uint64_t> front_rejected{0}, front_duplicates{0}, front_wal_failures{0};

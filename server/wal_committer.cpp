@@ -87,12 +87,14 @@ void WalCommitter::commit(std::vector<Entry>& group) {
     }
     return;
   }
-  std::string bytes;
-  size_t total = 0;
-  for (const Entry& e : group) total += e.record.size();
-  bytes.reserve(total);
-  for (const Entry& e : group) bytes += e.record;
-  Status written = wal_.append_framed(bytes);
+  std::string joined;  // a group of one (the common case at low load) is written as it is
+  if (group.size() > 1) {
+    size_t total = 0;
+    for (const Entry& e : group) total += e.record.size();
+    joined.reserve(total);
+    for (const Entry& e : group) joined += e.record;
+  }
+  Status written = wal_.append_framed(group.size() > 1 ? joined : group.front().record);
   ok_ = static_cast<bool>(written);
   if (written) {
     bytes_ = wal_.bytes();

@@ -156,6 +156,9 @@ Row run(const Kind& kind, int paths, int64_t intervals) {
     if (kind.amount) points.back().total = 0;
     names.push_back(graphite_path(points.back(), "statherd"));
   }
+  std::vector<SeriesKeyRef> keys;  // one per path, made once as the engine does
+  for (const SeriesPoint& sp : points)
+    keys.push_back(make_series_key(sp.level, sp.app, sp.host, sp.pid, sp.metric, sp.tags));
   const int64_t t0 = 1'764'000'000;
   {
     long long before = g_live;
@@ -165,14 +168,19 @@ Row run(const Kind& kind, int paths, int64_t intervals) {
     IntervalOutput out;
     out.interval_s = 10;
     for (int64_t k = 0; k < intervals; ++k) {
+      out = IntervalOutput{};
       out.start_s = t0 + 10 * k;
-      out.points = points;
-      for (int p = 0; p < paths; ++p)
-        out.points[static_cast<size_t>(p)].value = kind.value(rng, p, k, state[static_cast<size_t>(p)]);
+      out.interval_s = 10;
+      for (int p = 0; p < paths; ++p) {
+        const SeriesPoint& sp = points[static_cast<size_t>(p)];
+        RollupRecord& r = out.add(keys[static_cast<size_t>(p)],
+                                  kind.amount ? SeriesKind::Counter : SeriesKind::Gauge);
+        if (kind.amount) r.count_total = 0;
+        out.stat(sp.stat, kind.value(rng, p, k, state[static_cast<size_t>(p)]));
+      }
       store.emit(out);
     }
-    out.points.clear();
-    out.points.shrink_to_fit();
+    out = IntervalOutput{};
     MemoryStoreStats s = store.stats();
     row.paths = s.paths;
     row.points = s.points;

@@ -73,32 +73,22 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-void add_point(IntervalOutput& out, Level level, const std::string& app, const std::string& host,
-               const std::string& metric, const char* stat, double value) {
-  SeriesPoint p;
-  p.level = level;
-  p.app = app;
-  p.host = host;
-  p.metric = metric;
-  p.stat = stat;
-  p.value = value;
-  out.points.push_back(std::move(p));
-}
-
 // One (app, host) or app-level instance: realistic magnitudes (integer counts, rates with a
 // decimal, EWMA meters and means with every digit of a double). `scale` is the host count at
-// the app level (a sum over hosts).
+// the app level (a sum over hosts). Records as the engine builds them: one per series.
 void add_instance(IntervalOutput& out, Level level, const std::string& app, const std::string& host,
                   int salt, double scale) {
   for (int c = 0; c < kCounters; ++c) {
     std::string metric = "svc.handler" + std::to_string(c) + ".calls";
     double count = scale * static_cast<double>((salt * 37 + c * 101) % 900 + 17);
     double rate = count / static_cast<double>(kStep);
-    add_point(out, level, app, host, metric, "count", count);
-    add_point(out, level, app, host, metric, "rate", rate);
-    add_point(out, level, app, host, metric, "m1_rate", rate * 1.0131457219);
-    add_point(out, level, app, host, metric, "m5_rate", rate * 0.9874219437);
-    add_point(out, level, app, host, metric, "m15_rate", rate * 0.9960125836);
+    out.add(make_series_key(level, app, host, -1, metric, {}), SeriesKind::Counter).count_total =
+        count * 50;
+    out.stat("count", count);
+    out.stat("rate", rate);
+    out.stat("m1_rate", rate * 1.0131457219);
+    out.stat("m5_rate", rate * 0.9874219437);
+    out.stat("m15_rate", rate * 0.9960125836);
   }
   static const char* const kGaugeStats[] = {"min", "max", "mean", "sum", "p50", "p90", "p99"};
   for (int g = 0; g < kGauges; ++g) {
@@ -106,7 +96,8 @@ void add_instance(IntervalOutput& out, Level level, const std::string& app, cons
     double base = static_cast<double>((salt * 13 + g * 7) % 40 + 1);
     const double values[] = {base,     base + 9, base + 4.0 / 3.0, scale * (base + 4.3),
                              base + 4, base + 8, base + 9};
-    for (int s = 0; s < 7; ++s) add_point(out, level, app, host, metric, kGaugeStats[s], values[s]);
+    out.add(make_series_key(level, app, host, -1, metric, {}), SeriesKind::Gauge);
+    for (int s = 0; s < 7; ++s) out.stat(kGaugeStats[s], values[s]);
   }
 }
 
@@ -114,7 +105,7 @@ IntervalOutput make_interval(const Shape& shape) {
   IntervalOutput out;
   out.start_s = kStart;
   out.interval_s = kStep;
-  out.points.reserve(static_cast<size_t>(shape.series()));
+  out.stats.reserve(static_cast<size_t>(shape.series()));
   for (int a = 0; a < shape.apps; ++a) {
     std::string app = "app" + std::to_string(a);
     add_instance(out, Level::App, app, "", a, shape.hosts);
@@ -140,7 +131,7 @@ void write_file(const std::string& path, const std::string& text) {
 std::string points_tsv(const IntervalOutput& out) {
   std::string text;
   char value[40];
-  for (const SeriesPoint& p : out.points) {
+  for (const SeriesPoint& p : flat_points(out)) {
     std::snprintf(value, sizeof value, "%.17g", p.value);
     text += (p.level == Level::App ? "app\t" : "host\t") + p.app + '\t' + p.host + '\t' + p.metric +
             '\t' + p.stat + '\t' + value + '\n';
@@ -239,7 +230,7 @@ uint64_t graphite_bytes(const IntervalOutput& out, const std::string& dump) {
     std::exit(1);
   }
   {
-    GraphiteSink sink(graphite_options(fd, out.points.size()));
+    GraphiteSink sink(graphite_options(fd, out.point_count()));
     sink.emit(out);
     sink.stop();  // flushes the queue into the file
   }
@@ -259,7 +250,7 @@ nlohmann::json bench_graphite(IntervalOutput out, const Args& args, const std::s
   int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
   std::vector<double> emit, path_only;
   {
-    GraphiteSink sink(graphite_options(devnull, out.points.size()));
+    GraphiteSink sink(graphite_options(devnull, out.point_count()));
     for (int r = 0; r < args.reps; ++r) {
       out.start_s += kStep;
       double a = thread_cpu_s();
@@ -274,10 +265,10 @@ nlohmann::json bench_graphite(IntervalOutput out, const Args& args, const std::s
   for (int r = 0; r < args.reps; ++r) {
     double a = thread_cpu_s();
     path_bytes = 0;
-    for (const SeriesPoint& p : out.points) path_bytes += graphite_path(p, "statherd").size();
+    for (const SeriesPoint& p : flat_points(out)) path_bytes += graphite_path(p, "statherd").size();
     path_only.push_back(thread_cpu_s() - a);
   }
-  return {{"section", "graphite"},       {"lines", out.points.size()}, {"time_s", median(emit)},
+  return {{"section", "graphite"},       {"lines", out.point_count()}, {"time_s", median(emit)},
           {"path_s", median(path_only)}, {"path_bytes", path_bytes},   {"bytes", bytes}};
 }
 
@@ -291,8 +282,8 @@ std::vector<nlohmann::json> bench_render(const Args& args) {
   double t0 = thread_cpu_s();
   for (int i = 0; i < 360; ++i) {
     out.start_s = kStart + i * kStep;
-    for (size_t k = 0; k < out.points.size(); ++k)
-      out.points[k].value = static_cast<double>((k + i) % 97);
+    for (size_t k = 0; k < out.point_count(); ++k)
+      out.stats[k].value = static_cast<double>((k + i) % 97);
     store.emit(out);
   }
   double fill_s = thread_cpu_s() - t0;
@@ -366,7 +357,7 @@ int main(int argc, char** argv) {
   Args args = parse_args(argc, argv);
   for (int requested : args.series) {
     IntervalOutput out = make_interval(shape_for(requested));
-    const int series = static_cast<int>(out.points.size());
+    const int series = static_cast<int>(out.point_count());
     if (!args.dump.empty()) write_file(dump_path(args, "points", series, ".tsv"), points_tsv(out));
     nlohmann::json rows[] = {
         bench_prometheus(out, args, dump_path(args, "metrics", series, ".txt")),

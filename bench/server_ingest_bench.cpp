@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
       bytes += body.size();
     }
     for (const auto& io : engine.flush(now + interval_ms + opt.grace.count()))
-      points += io.points.size();
+      points += io.point_count();
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   double rate = samples / secs;

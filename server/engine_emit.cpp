@@ -17,19 +17,9 @@ constexpr int64_t kSilentAgentMs = 3600LL * 1000;
 
 }  // namespace
 
-void Engine::Impl::add_point(IntervalOutput& out, const Aggregate& a, std::string stat,
-                             double value, std::optional<double> total) const {
-  SeriesPoint p;
-  p.level = a.level;
-  p.app = a.app;
-  p.host = a.host;
-  p.pid = a.pid;
-  p.metric = a.metric;
-  p.tags = a.tags;
-  p.stat = std::move(stat);
-  p.value = value;
-  p.total = total;
-  out.points.push_back(std::move(p));
+RollupRecord& Engine::Impl::add_record(IntervalOutput& out, Aggregate& a, SeriesKind kind) const {
+  if (!a.series_key) a.series_key = make_series_key(a.level, a.app, a.host, a.pid, a.metric, a.tags);
+  return out.add(a.series_key, kind);
 }
 
 // Counters: count and rate of this interval for every live counter series (0 when it had no
@@ -55,14 +45,15 @@ void Engine::Impl::emit_counters(const Interval& iv, bool reemit, const std::vec
     bool live = a.alive && a.first_start <= iv.start && !reemit;
     if (!live && !touched[i]) continue;
     double count = scratch_sum[i];
-    add_point(out, a, "count", count, a.total_count);
-    add_point(out, a, "rate", count / seconds);
+    add_record(out, a, SeriesKind::Counter).count_total = a.total_count;
+    out.stat("count", count);
+    out.stat("rate", count / seconds);
     if (reemit) continue;
     a.meter.tick(count + a.pending_late);
     a.pending_late = 0;
-    add_point(out, a, "m1_rate", a.meter.m1.rate());
-    add_point(out, a, "m5_rate", a.meter.m5.rate());
-    add_point(out, a, "m15_rate", a.meter.m15.rate());
+    out.stat("m1_rate", a.meter.m1.rate());
+    out.stat("m5_rate", a.meter.m5.rate());
+    out.stat("m15_rate", a.meter.m15.rate());
   }
 }
 
@@ -89,11 +80,12 @@ void Engine::Impl::emit_gauges_and_dists(const Interval& iv, const std::vector<u
     values.clear();
     for (; j < gauges.size() && gauges[j].first == gauges[i].first; ++j)
       values.push_back(gauges[j].second);
-    const Aggregate& a = aggs[gauges[i].first];
+    Aggregate& a = aggs[gauges[i].first];
     stats.clear();
     if (a.level == Level::Process) stats.emplace_back("last", values.back());
     else gauge_stats(values, stats);
-    for (auto& [name, v] : stats) add_point(out, a, std::move(name), v);
+    add_record(out, a, SeriesKind::Gauge);
+    for (auto& [name, v] : stats) out.stat(std::move(name), v);
     i = j;
   }
   std::vector<const Distribution*> group;
@@ -103,12 +95,12 @@ void Engine::Impl::emit_gauges_and_dists(const Interval& iv, const std::vector<u
     for (; j < dists.size() && dists[j].first == dists[i].first; ++j) group.push_back(dists[j].second);
     stats.clear();
     distribution_stats(group, stats);
-    const Aggregate& a = aggs[dists[i].first];
+    Aggregate& a = aggs[dists[i].first];
+    RollupRecord& r = add_record(out, a, SeriesKind::Distribution);
+    r.count_total = a.total_count;
     for (auto& [name, v] : stats) {
-      std::optional<double> total;
-      if (name == "count") total = a.total_count;
-      else if (name == "sum") total = a.total_sum;
-      add_point(out, a, std::move(name), v, total);
+      if (name == "sum") r.sum_total = a.total_sum;  // unknown sum this interval: no total
+      out.stat(std::move(name), v);
     }
     i = j;
   }
@@ -238,7 +230,7 @@ std::vector<IntervalOutput> Engine::Impl::flush(int64_t now_ms, bool include_cur
     Interval& iv = interval_at(next_emit_start);
     if (!iv.emitted) {
       IntervalOutput o = emit_interval(iv, false);
-      if (!o.points.empty()) out.push_back(std::move(o));
+      if (!o.records.empty()) out.push_back(std::move(o));
     }
     next_emit_start += iv_ms;
   }

@@ -91,6 +91,7 @@ struct Aggregate {
   // replay rebuilds exactly what the snapshot does not hold.
   double total_count = 0, total_sum = 0;
   int64_t first_start = 0;   // first interval with data: no EWMA tick before it
+  SeriesKeyRef series_key;   // built at its first emission, shared by its records
   uint32_t live_slots = 0;
   bool alive = false;
 };
@@ -208,8 +209,8 @@ struct Engine::Impl {
   void expire_idle(int64_t now_ms);
   void kill_slot(uint32_t id);
   void release_deferred();
-  void add_point(IntervalOutput& out, const Aggregate& a, std::string stat, double value,
-                 std::optional<double> total = std::nullopt) const;
+  // Appends a's record (its key built once) for the stats that follow.
+  RollupRecord& add_record(IntervalOutput& out, Aggregate& a, SeriesKind kind) const;
 
   // engine_recovery.cpp
   Status replay_wal(uint64_t& next_file, uint64_t& replayed);

@@ -27,8 +27,9 @@ void MemoryStore::plan_tiers(int64_t interval_s) {
 
 void MemoryStore::emit(const IntervalOutput& out) {
   if (plan_.empty()) plan_tiers(std::max<int64_t>(1, out.interval_s));
+  const std::vector<SeriesPoint> points = flat_points(out);  // TODO(#10): records
   newest_ts_ = std::max(newest_ts_, out.start_s);
-  for (const SeriesPoint& point : out.points) {
+  for (const SeriesPoint& point : points) {
     if (!std::isfinite(point.value)) continue;
     store(graphite_path(point, options_.prefix), point, out.start_s);
   }

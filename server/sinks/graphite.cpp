@@ -279,12 +279,13 @@ GraphiteSink::GraphiteSink(GraphiteSinkOptions options) : options_(std::move(opt
 GraphiteSink::~GraphiteSink() { stop(); }
 
 void GraphiteSink::emit(const IntervalOutput& out) {
+  const std::vector<SeriesPoint> points = flat_points(out);  // TODO(#10): records
   std::vector<Line> lines;
-  lines.reserve(out.points.size());
+  lines.reserve(points.size());
   uint64_t skipped = 0, filtered = 0;
   std::string ts = " " + std::to_string(out.start_s) + "\n";
-  collisions_.begin(out.points.size());
-  for (const SeriesPoint& point : out.points) {
+  collisions_.begin(points.size());
+  for (const SeriesPoint& point : points) {
     if (!std::isfinite(point.value)) {
       ++skipped;
       continue;

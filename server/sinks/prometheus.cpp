@@ -128,12 +128,13 @@ PrometheusSink::~PrometheusSink() = default;
 void PrometheusSink::emit(const IntervalOutput& out) {
   // The engine emits a series' stats next to each other: a run of points with the same key is
   // one group, so the key is built once per point and looked up once per run.
+  const std::vector<SeriesPoint> points = flat_points(out);  // TODO(#10): records
   std::unordered_map<std::string, Group> groups;
-  groups.reserve(out.points.size() / 4 + 1);
+  groups.reserve(points.size() / 4 + 1);
   std::vector<Group*> order;  // first-seen order: families are created deterministically
   std::string key, last_key;
   Group* last = nullptr;
-  for (const SeriesPoint& p : out.points) {
+  for (const SeriesPoint& p : points) {
     key = group_key(p);
     if (last == nullptr || key != last_key) {
       auto [it, fresh] = groups.try_emplace(key);

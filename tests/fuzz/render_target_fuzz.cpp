@@ -8,6 +8,7 @@
 #include <string>
 
 #include "server/api_routes.h"
+#include "tests/unit/rollup_test_util.h"
 
 namespace {
 
@@ -40,7 +41,7 @@ struct World {
           p.metric = metric;
           p.stat = "rate";
           p.value = static_cast<double>(t % 7);
-          out.points.push_back(p);
+          testing::append_point(out, p);
         }
       store.emit(out);
     }

@@ -1,4 +1,5 @@
 #include "server/api_routes.h"
+#include "rollup_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -54,7 +55,7 @@ TEST_F(ApiRoutesTest, RenderUsesTheStoreWithRelativeTimes) {
   p.metric = "req";
   p.stat = "count";
   p.value = 4;
-  out.points.push_back(p);
+  testing::append_point(out, p);
   store_.emit(out);
   ApiResponse r = get("/render?target=statherd.web.*.count&from=-20s&until=now&format=json");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -103,7 +104,7 @@ TEST_F(ApiRoutesTest, RenderSeveralTargetsAbsoluteTimesAndMaxDataPoints) {
       p.metric = metric;
       p.stat = "count";
       p.value = static_cast<double>(t - 990);
-      out.points.push_back(p);
+      testing::append_point(out, p);
     }
     store_.emit(out);
   }
@@ -132,7 +133,7 @@ TEST_F(ApiRoutesTest, FindTreejsonByDefaultAndCompleter) {
   p.metric = "req";
   p.stat = "count";
   p.value = 1;
-  out.points.push_back(p);
+  testing::append_point(out, p);
   store_.emit(out);
   nlohmann::json tree =
       nlohmann::json::parse(get("/metrics/find?query=statherd.web.*&format=treejson").body);
@@ -157,7 +158,7 @@ TEST_F(ApiRoutesTest, RenderAndFindAcceptFormPosts) {
   p.metric = "req";
   p.stat = "count";
   p.value = 2;
-  out.points.push_back(p);
+  testing::append_point(out, p);
   store_.emit(out);
   ApiResponse r = routes_.handle(
       {"POST", "/render", "", "target=statherd.web.req.count&from=-20s&until=now&format=json"});
@@ -179,7 +180,7 @@ TEST_F(ApiRoutesTest, ReadLimitsGive400ForPatternsAnd413ForAnswers) {
     p.metric = "m" + std::to_string(i);
     p.stat = "count";
     p.value = i;
-    out.points.push_back(p);
+    testing::append_point(out, p);
   }
   store_.emit(out);
   ReadLimits limits;

@@ -38,7 +38,7 @@ using Values = std::map<Key, double>;  // last value per (interval, level, host/
 
 void collect(const std::vector<IntervalOutput>& outs, Values& v) {
   for (const auto& o : outs)
-    for (const auto& p : o.points)
+    for (const auto& p : flat_points(o))
       v[{o.start_s, static_cast<int>(p.level), p.host + "/" + std::to_string(p.pid), p.metric, p.stat}] = p.value;
 }
 

@@ -64,7 +64,7 @@ inline std::optional<double> point(const std::vector<IntervalOutput>& outs, int6
   std::optional<double> v;
   for (const auto& o : outs) {
     if (o.start_s != start_s || (reemit && o.reemit != *reemit)) continue;
-    for (const auto& p : o.points)
+    for (const auto& p : flat_points(o))
       if (p.level == level && p.metric == metric && p.stat == stat) v = p.value;
   }
   return v;

@@ -56,7 +56,7 @@ struct Totals {
   std::vector<double> counter, dist_count, dist_sum;
   void collect(const std::vector<IntervalOutput>& outs) {
     for (const auto& o : outs)
-      for (const auto& p : o.points) {
+      for (const auto& p : flat_points(o)) {
         if (p.level != Level::App) continue;
         if (p.metric == "req" && p.stat == "count") {
           EXPECT_TRUE(p.total.has_value()) << "counter count point without its total";

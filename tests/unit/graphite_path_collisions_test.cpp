@@ -5,6 +5,7 @@
 
 #include "server/graphite_path.h"
 #include "server/sinks/graphite.h"
+#include "rollup_test_util.h"
 
 namespace statherd::server {
 namespace {
@@ -53,10 +54,10 @@ TEST(PathCollisions, TheGraphiteSinkCountsThem) {
   ASSERT_GE(o.stdout_fd, 0);
   GraphiteSink sink(o);
   for (int64_t t = 0; t < 3; ++t) {
-    IntervalOutput out;
-    out.start_s = 1000 + 10 * t;
-    out.points = {point("a.p.p", "req", "count"), point("a_p_p", "req", "count"),
-                  point("api", "x", "count")};
+    IntervalOutput out = testing::output_of(1000 + 10 * t, 10,
+                                            {point("a.p.p", "req", "count"),
+                                             point("a_p_p", "req", "count"),
+                                             point("api", "x", "count")});
     sink.emit(out);
   }
   EXPECT_EQ(sink.counters().path_collisions, 1u);

@@ -4,6 +4,7 @@
 
 #include "common/names.h"
 #include "server/memory_store.h"
+#include "rollup_test_util.h"
 
 namespace statherd::server {
 namespace {
@@ -81,7 +82,7 @@ IntervalOutput gauges(int64_t start_s, int n) {
     p.metric = "m" + std::to_string(i);
     p.stat = "mean";
     p.value = i;
-    out.points.push_back(p);
+    testing::append_point(out, p);
   }
   return out;
 }
@@ -120,7 +121,7 @@ TEST(BoundedMemoryStore, RenderBoundsPointsReadBeforeConsolidation) {
   for (int64_t t = 910; t <= 1000; t += 10) {
     if (t == 950) continue;  // a gap: null points inside a consolidated run
     IntervalOutput out = gauges(t, 50);
-    for (SeriesPoint& p : out.points) p.value += static_cast<double>(t);
+    for (Stat& s : out.stats) s.value += static_cast<double>(t);
     store.emit(out);
   }
   auto all = compile("statherd.web.*.mean");

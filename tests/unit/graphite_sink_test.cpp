@@ -1,4 +1,5 @@
 #include "server/sinks/graphite.h"
+#include "rollup_test_util.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -104,7 +105,7 @@ IntervalOutput output(int64_t start_s, std::vector<std::pair<std::string, double
     p.metric = metric;
     p.stat = "count";
     p.value = value;
-    out.points.push_back(p);
+    testing::append_point(out, p);
   }
   return out;
 }
@@ -257,11 +258,13 @@ TEST(GraphiteSink, TagsAndRulesShapeTheOutput) {
     rules.push_back(std::move(*rule));
   }
   o.rules = GraphiteRules(std::move(rules));
-  IntervalOutput out = output(40, {{"req", 7}, {"secret.key", 1}, {"junk.x", 2}});
-  out.points[0].tags = {{"dc", "eu 1"}, {"route", "a=b;c"}};
-  SeriesPoint other = out.points[0];
+  std::vector<SeriesPoint> points =
+      flat_points(output(40, {{"req", 7}, {"secret.key", 1}, {"junk.x", 2}}));
+  points[0].tags = {{"dc", "eu 1"}, {"route", "a=b;c"}};
+  SeriesPoint other = points[0];
   other.app = "db";  // not allowed by any rule: whitelist mode forbids it
-  out.points.push_back(other);
+  points.push_back(other);
+  IntervalOutput out = testing::output_of(40, 10, points);
   {
     GraphiteSink sink(o);
     sink.emit(out);

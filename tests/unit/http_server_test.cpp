@@ -144,7 +144,7 @@ TEST_F(HttpServerTest, ShutdownDrainsToSinksAndStore) {
                     "Authorization: Bearer s3cret\r\n").status, 200);
   stop();
   size_t points = 0;
-  for (const IntervalOutput& out : sink_.outputs) points += out.points.size();
+  for (const IntervalOutput& out : sink_.outputs) points += out.point_count();
   EXPECT_GT(points, 0u);
   nlohmann::json found = store_.find("statherd.web.queue.depth.*");
   EXPECT_FALSE(found.empty()) << found.dump();

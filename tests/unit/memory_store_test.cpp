@@ -1,4 +1,5 @@
 #include "server/memory_store.h"
+#include "rollup_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -18,7 +19,7 @@ IntervalOutput output(int64_t start_s, std::vector<std::pair<std::string, double
     p.metric = metric;
     p.stat = "count";
     p.value = value;
-    out.points.push_back(p);
+    testing::append_point(out, p);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // The memory store's downsampled tiers (server/history_series.h): how buckets are computed,
 // which tier a query reads, re-emission through the tiers, and expiry.
 #include "server/memory_store.h"
+#include "rollup_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -20,14 +21,11 @@ SeriesPoint point(std::string stat, double value, bool amount = false) {
 
 // The four downsampling kinds plus a gauge's sum, each with a value that changes every interval.
 IntervalOutput output(int64_t start_s, double v, int64_t interval_s = 10) {
-  IntervalOutput out;
-  out.start_s = start_s;
-  out.interval_s = interval_s;
-  out.points = {point("count", v, true), point("min", v), point("max", v), point("mean", v),
-                point("sum", v)};
-  out.points.push_back(point("sum", v, true));  // a distribution's sum: an amount
-  out.points.back().metric = "lat";
-  return out;
+  std::vector<SeriesPoint> points = {point("count", v, true), point("min", v), point("max", v),
+                                     point("mean", v), point("sum", v)};
+  points.push_back(point("sum", v, true));  // a distribution's sum: an amount
+  points.back().metric = "lat";
+  return testing::output_of(start_s, interval_s, points);
 }
 
 nlohmann::json points_of(const MemoryStore& store, const std::string& stat, int64_t from,
@@ -111,10 +109,7 @@ TEST(MemoryStoreTiers, ReemissionRewritesTheClosedBucketsAbove) {
 TEST(MemoryStoreTiers, RetentionExpiresEachTierAndForgetsPathsAtTheLongest) {
   MemoryStore store({std::vector<RetentionTier>{{10, 60}, {60, 600}}, 1000, "statherd"});
   for (int i = 0; i < 30; ++i) store.emit(output(6000 + 10 * i, i));  // 6000..6290
-  IntervalOutput other;
-  other.start_s = 6300;
-  other.interval_s = 10;
-  other.points = {point("p99", 1)};
+  IntervalOutput other = testing::output_of(6300, 10, {point("p99", 1)});
   store.emit(other);  // only p99 from now on
   // The 10s tier holds the last minute only; the 1m tier the rest.
   EXPECT_EQ(points_of(store, "count", 6240, 6300).size(), 6u);  // 6250..6300, 10s steps

@@ -8,6 +8,7 @@
 
 #include "server/api_routes.h"
 #include "server/sinks/prometheus_self.h"
+#include "rollup_test_util.h"
 
 namespace statherd::server {
 namespace {
@@ -26,12 +27,7 @@ SeriesPoint point(Level level, std::string metric, std::string stat, double valu
 }
 
 IntervalOutput interval(int64_t start_s, std::vector<SeriesPoint> points, bool reemit = false) {
-  IntervalOutput out;
-  out.start_s = start_s;
-  out.interval_s = 10;
-  out.reemit = reemit;
-  out.points = std::move(points);
-  return out;
+  return testing::output_of(start_s, 10, points, reemit);
 }
 
 std::vector<SeriesPoint> counter_points(Level level, double count) {

@@ -18,6 +18,7 @@
 
 #include "remote_write_test_util.h"
 #include "server/server_config.h"
+#include "rollup_test_util.h"
 
 namespace statherd::server {
 namespace {
@@ -122,13 +123,10 @@ TEST(RemoteWriteSink, RetriesA503ThenSendsTheMetricsNamesAndHeaders) {
   // they travel in one batch.
   sink.enqueue({series({{"__name__", "warmup"}}, {{1, 1000}})});
   receiver.first_request_read.get_future().wait();
-  IntervalOutput out;
-  out.start_s = 1'700'000'000;
-  out.points = {counter_point("count", 30), counter_point("rate", 3)};
-  sink.emit(out);
-  out.start_s += 10;
-  out.points = {counter_point("count", 12), counter_point("rate", 1.2)};
-  sink.emit(out);
+  sink.emit(testing::output_of(1'700'000'000, 10,
+                               {counter_point("count", 30), counter_point("rate", 3)}));
+  sink.emit(testing::output_of(1'700'000'010, 10,
+                               {counter_point("count", 12), counter_point("rate", 1.2)}));
   receiver.answer_first.set_value();
   sink.stop();
   receiver.join();

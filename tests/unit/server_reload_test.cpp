@@ -224,7 +224,7 @@ TEST(SelfSamples, IngestLocalRollsUpWithoutCountingAsInput) {
   EXPECT_EQ(engine.stats().samples_in, 0u);
   double count = -1;
   for (const IntervalOutput& out : engine.flush(1'700'000'011'000))
-    for (const SeriesPoint& p : out.points)
+    for (const SeriesPoint& p : flat_points(out))
       if (p.app == "self" && p.metric == "server.batches" && p.level == Level::App &&
           p.stat == "count")
         count = p.value;

@@ -43,7 +43,7 @@ using Key = std::tuple<int64_t, bool, int, std::string, std::string>;
 std::map<Key, double> as_map(const std::vector<IntervalOutput>& outs) {
   std::map<Key, double> m;
   for (const auto& o : outs)
-    for (const auto& p : o.points)
+    for (const auto& p : flat_points(o))
       m[{o.start_s, o.reemit, static_cast<int>(p.level), p.metric, p.stat}] = p.value;
   return m;
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "server/api_routes.h"
+#include "rollup_test_util.h"
 
 namespace statherd::server {
 namespace {
@@ -94,7 +95,7 @@ IntervalOutput points(std::vector<std::pair<std::string, std::string>> metric_st
     p.metric = metric;
     p.stat = stat;
     p.value = 1;
-    out.points.push_back(p);
+    testing::append_point(out, p);
   }
   return out;
 }

@@ -1,0 +1,48 @@
+#include "server/rollup_record.h"
+
+#include <atomic>
+
+#include "server/series_point.h"
+
+namespace statherd::server {
+
+uint64_t next_series_key_id() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+SeriesKeyRef make_series_key(Level level, std::string app, std::string host, int64_t pid,
+                             std::string metric, Tags tags) {
+  auto key = std::make_shared<SeriesKey>();
+  key->id = next_series_key_id();
+  key->level = level;
+  key->app = std::move(app);
+  key->host = std::move(host);
+  key->pid = pid;
+  key->metric = std::move(metric);
+  key->tags = std::move(tags);
+  return key;
+}
+
+std::vector<SeriesPoint> flat_points(const IntervalOutput& out) {
+  std::vector<SeriesPoint> points;
+  points.reserve(out.stats.size());
+  for (const RollupRecord& r : out.records) {
+    for (const Stat& s : out.stats_of(r)) {
+      SeriesPoint& p = points.emplace_back();
+      p.level = r.key->level;
+      p.app = r.key->app;
+      p.host = r.key->host;
+      p.pid = r.key->pid;
+      p.metric = r.key->metric;
+      p.tags = r.key->tags;
+      p.stat = s.name;
+      p.value = s.value;
+      if (s.name == "count" && !std::isnan(r.count_total)) p.total = r.count_total;
+      if (s.name == "sum" && !std::isnan(r.sum_total)) p.total = r.sum_total;
+    }
+  }
+  return points;
+}
+
+}  // namespace statherd::server

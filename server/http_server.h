@@ -1,11 +1,7 @@
-// The HTTP front of statherd-server (Boost.Beast, one io_context thread). It accepts
-// connections, enforces deadlines and size limits, hands requests to ApiRoutes, and runs the
-// interval timer. Threads:
-//   - io: HTTP, and ingest's first half (Engine::admit: decode, known duplicates);
-//   - WAL committer (with a state_dir): group commit; a batch is answered once it is logged;
-//   - pipeline: applying logged batches, the rollup (Engine::flush) to every sink and the
-//     store, snapshots, SIGHUP reloads, in order; ingest never waits for it;
-//   - read: read requests (ApiRoutes::is_read_path) and the memory store's updates.
+// The HTTP transport of statherd-server (Boost.Beast, one io_context thread): it accepts
+// connections, enforces deadlines, size limits and the connection cap, and hands requests to
+// ApiRoutes, batch bodies to the pipeline (IngestPort), read requests to the read thread. It
+// knows nothing of the engine, the rollup or signals (server/pipeline.h, server/daemon.h).
 // All Beast code lives in http_server.cpp and http_session.cpp (one connection).
 #pragma once
 
@@ -18,9 +14,8 @@
 
 #include "common/result.h"
 #include "server/api_routes.h"
-#include "server/engine.h"
-#include "server/memory_store.h"
-#include "server/sinks/sink.h"
+#include "server/pipeline.h"
+#include "server/server_status.h"
 
 namespace statherd::server {
 
@@ -38,39 +33,25 @@ struct HttpServerOptions {
   std::chrono::milliseconds read_timeout{30'000};   // per request (header + body)
   std::chrono::milliseconds idle_timeout{30'000};   // a connection without a request
   std::chrono::milliseconds write_timeout{30'000};
-  bool handle_signals = false;                    // SIGTERM/SIGINT -> shutdown(), SIGHUP -> on_reload
-  std::function<void()> on_reload;                // run on the pipeline thread for each SIGHUP
-  std::function<void(int64_t now_ms)> before_flush;  // on the pipeline thread before each rollup
-};
-
-struct ConnectionCounts {
-  uint32_t open = 0;     // connections now
-  uint64_t evicted = 0;  // idle connections closed at the cap to admit a new one
-  uint64_t refused = 0;  // new connections closed at the cap (none was idle)
 };
 
 class HttpServer {
  public:
-  // `store` and every sink receive each IntervalOutput of Engine::flush / Engine::drain.
-  HttpServer(HttpServerOptions options, Engine& engine, MemoryStore& store,
-             std::vector<Sink*> sinks, ApiRoutes& routes, std::function<int64_t()> now_ms);
+  // `reads`: the read thread, shared with the pipeline's store updates; it must outlive the
+  // server and be joined before the server is destroyed (its work may hold connections).
+  HttpServer(HttpServerOptions options, IngestPort& ingest, ApiRoutes& routes,
+             boost::asio::thread_pool& reads, ServerStatus& status);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   Status listen();        // bind and listen; after it, port() is the bound port
   uint16_t port() const;
-  void run();             // serve on the calling thread until shutdown
-  // Thread-safe: stop accepting, Engine::drain to the store and every sink, return from run().
-  void shutdown();
-  // Thread-safe: true once shutdown began (GET /readyz answers 503 then).
-  bool draining() const;
-  // Thread-safe: how long the last rollup (Engine::flush + handing it to every sink) took.
-  double last_rollup_ms() const;
-  // After listen(): the connection cap in force (options.max_connections, maybe lowered).
-  uint32_t max_connections() const;
-  // Thread-safe.
-  ConnectionCounts connections() const;
+  void run();             // serve on the calling thread until stop()
+  // Thread-safe: close the listener; GET /readyz answers 503 from now on (draining).
+  void stop_accepting();
+  // Thread-safe: stop_accepting(), then close every connection and return from run().
+  void stop();
 
  private:
   struct Impl;

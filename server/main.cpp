@@ -11,9 +11,11 @@
 #include "common/log.h"
 #include "common/yaml_util.h"
 #include "server/api_routes.h"
+#include "server/daemon.h"
 #include "server/engine.h"
 #include "server/http_server.h"
 #include "server/memory_store.h"
+#include "server/pipeline.h"
 #include "server/server_config.h"
 #include "server/server_runtime.h"
 #include "server/sink_set.h"
@@ -57,10 +59,18 @@ int serve(const ServerConfig& config, const std::string& token,
   auto listen = parse_host_port(config.listen);
   ApiRoutes routes(token, engine, store, wall_clock_ms);
   routes.set_read_limits(config.reads);
-  ServerRuntime runtime(config, args, engine, store, sinks, routes, wall_clock_ms());
+  ServerStatus status;
+  ServerRuntime runtime(config, args, engine, store, sinks, routes, status, wall_clock_ms());
   routes.set_prometheus_scrape(PrepareScrape([&] { return runtime.prepare_scrape(); }));
   routes.set_readiness([&] { return runtime.readiness(); });
 
+  // Built in one direction: the read thread, the pipeline (engine, rollup clock, sinks), the
+  // HTTP transport that feeds it, the daemon (signals, reload, the stop order) around both.
+  boost::asio::thread_pool reads(1);
+  PipelineOptions pipeline_options;
+  pipeline_options.now_ms = wall_clock_ms;
+  pipeline_options.before_flush = [&](int64_t now_ms) { runtime.ingest_self(now_ms); };
+  Pipeline pipeline(pipeline_options, engine, store, {&sinks}, reads, status);
   HttpServerOptions http;
   http.host = listen->host;
   http.port = listen->port;
@@ -68,18 +78,18 @@ int serve(const ServerConfig& config, const std::string& token,
   http.max_read_body_bytes = config.max_read_body_bytes;
   http.max_connections = static_cast<uint32_t>(std::min<uint64_t>(config.max_connections, 1u << 20));
   http.idle_timeout = config.connection_idle_timeout;
-  http.handle_signals = true;
-  http.on_reload = [&] { runtime.reload(); };
-  http.before_flush = [&](int64_t now_ms) { runtime.ingest_self(now_ms); };
-  HttpServer server(http, engine, store, {&sinks}, routes, wall_clock_ms);
-  runtime.attach(server);
+  HttpServer server(http, pipeline, routes, reads, status);
   if (Status s = server.listen(); !s) return fail(s.error(), 1);
+  if (Status s = pipeline.start(); !s) return fail(s.error(), 1);
   log::info("listening on " + http.host + ":" + std::to_string(server.port()) + ", interval " +
             std::to_string(config.interval.count()) + " ms" +
             (config.graphite_address.empty() ? "" : ", graphite " + config.graphite_address) +
             (config.remote_write_url.empty() ? "" : ", remote_write " + config.remote_write_url));
-  server.run();  // returns after SIGTERM/SIGINT drained the engine to every sink
-  sinks.stop();   // a second SIGTERM/SIGINT meanwhile exits at once (see HttpServer)
+  DaemonOptions daemon_options;
+  daemon_options.reload = [&] { runtime.reload(); };
+  Daemon daemon(daemon_options, pipeline, server, reads);
+  daemon.run();   // returns after SIGTERM/SIGINT drained the pipeline to every sink
+  sinks.stop();   // a second SIGTERM/SIGINT meanwhile exits at once (see server/daemon.h)
   log::info("stopped");
   return 0;
 }

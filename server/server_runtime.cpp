@@ -27,9 +27,9 @@ std::string join(const std::vector<std::string>& lines, const std::string& sep) 
 
 ServerRuntime::ServerRuntime(ServerConfig config, std::vector<std::string> args, Engine& engine,
                              MemoryStore& store, SinkSet& sinks, ApiRoutes& routes,
-                             int64_t started_ms)
+                             const ServerStatus& status, int64_t started_ms)
     : config_(std::move(config)), args_(std::move(args)), engine_(engine), store_(store),
-      sinks_(sinks), routes_(routes),
+      sinks_(sinks), routes_(routes), status_(status),
       wal_on_(!config_.state_dir.empty()),
       self_id_{host_name(), "self", static_cast<int64_t>(::getpid()), started_ms,
                "statherd-server"} {}
@@ -44,13 +44,11 @@ ServerSelfValues ServerRuntime::self_values() const {
   }
   v.reloads_ok = reloads_ok_.load();
   v.reloads_failed = reloads_failed_.load();
-  if (server_) {
-    v.rollup_ms = server_->last_rollup_ms();
-    ConnectionCounts c = server_->connections();
-    v.connections_open = c.open;
-    v.connections_evicted = c.evicted;
-    v.connections_refused = c.refused;
-  }
+  v.rollup_ms = status_.last_rollup_ms.load();
+  ConnectionCounts c = status_.connections();
+  v.connections_open = c.open;
+  v.connections_evicted = c.evicted;
+  v.connections_refused = c.refused;
   v.ready = readiness()["ready"].get<bool>();
   return v;
 }
@@ -76,7 +74,7 @@ void ServerRuntime::ingest_self(int64_t now_ms) {
 
 nlohmann::json ServerRuntime::readiness() const {
   EngineStats st = engine_.stats();
-  const bool draining = server_ && server_->draining();
+  const bool draining = status_.draining.load();
   nlohmann::json sinks = nlohmann::json::object();
   auto held = sinks_.lock();  // a reload on the pipeline thread may change them
   if (const GraphiteSink* g = sinks_.graphite()) {

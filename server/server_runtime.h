@@ -13,7 +13,7 @@
 
 #include "server/api_routes.h"
 #include "server/engine.h"
-#include "server/http_server.h"
+#include "server/server_status.h"
 #include "server/memory_store.h"
 #include "server/server_config.h"
 #include "server/sink_set.h"
@@ -25,9 +25,8 @@ class ServerRuntime {
  public:
   // `args`: the command line (without argv[0]); a reload parses it again, re-reading --config.
   ServerRuntime(ServerConfig config, std::vector<std::string> args, Engine& engine,
-                MemoryStore& store, SinkSet& sinks, ApiRoutes& routes, int64_t started_ms);
-
-  void attach(const HttpServer& server) { server_ = &server; }
+                MemoryStore& store, SinkSet& sinks, ApiRoutes& routes,
+                const ServerStatus& status, int64_t started_ms);
 
   ServerSelfValues self_values() const;
   // GET /metrics: every rolled-up series and the statherd_server_* self-metrics.
@@ -56,9 +55,9 @@ class ServerRuntime {
   MemoryStore& store_;
   SinkSet& sinks_;
   ApiRoutes& routes_;
+  const ServerStatus& status_;
   bool wal_on_;
   SourceIdentity self_id_;
-  const HttpServer* server_ = nullptr;
   ServerSelfMetrics self_metrics_;
   std::atomic<uint64_t> reloads_ok_{0}, reloads_failed_{0};
 };

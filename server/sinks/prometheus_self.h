@@ -34,7 +34,7 @@ struct ServerSelfValues {
   uint64_t reloads_ok = 0, reloads_failed = 0;  // SIGHUP results
   double rollup_ms = 0;                         // the last interval's rollup, all sinks fed
   bool ready = true;                            // what GET /readyz says
-  uint64_t connections_open = 0;                // HTTP connections (HttpServer::connections)
+  uint64_t connections_open = 0;                // HTTP connections (server/server_status.h)
   uint64_t connections_evicted = 0, connections_refused = 0;
 };
 

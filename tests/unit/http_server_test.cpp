@@ -12,6 +12,7 @@
 
 #include "common/wire.h"
 #include "http_test_client.h"
+#include "running_server.h"
 
 namespace statherd::server {
 namespace {
@@ -65,25 +66,22 @@ class HttpServerTest : public ::testing::Test {
     return ho;
   }
   void start(const HttpServerOptions& ho) {
-    server_ = std::make_unique<HttpServer>(ho, *engine_, store_, std::vector<Sink*>{&sink_},
-                                           *routes_, [] { return kNowMs; });
-    ASSERT_TRUE(server_->listen().ok());
+    PipelineOptions po;
+    po.now_ms = [] { return kNowMs; };
+    server_ = std::make_unique<testing::RunningServer>(ho, po, *engine_, store_,
+                                                       std::vector<Sink*>{&sink_}, *routes_);
     port_ = server_->port();
-    thread_ = std::thread([this] { server_->run(); });
   }
   void TearDown() override { stop(); }
   void stop() {
-    if (!thread_.joinable()) return;
-    server_->shutdown();
-    thread_.join();
+    if (server_) server_->stop();
   }
 
   MemoryStore store_{{}};
   RecordingSink sink_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<ApiRoutes> routes_;
-  std::unique_ptr<HttpServer> server_;
-  std::thread thread_;
+  std::unique_ptr<testing::RunningServer> server_;
   uint16_t port_ = 0;
 };
 
@@ -212,7 +210,7 @@ int closed_by_server(int fd, bool wait) {
 }
 
 TEST_F(HttpServerTest, ConnectionsOverTheCapAreClosedAndServedAgainOnceOthersClose) {
-  EXPECT_EQ(server_->max_connections(), 3u);
+  EXPECT_EQ(server_->status.max_connections.load(), 3u);
   // Connections in the middle of a request are never evicted: the fourth is accepted and
   // closed without an answer, until one of the three goes away.
   std::vector<int> busy;
@@ -245,7 +243,7 @@ TEST_F(HttpServerTest, AtTheCapTheLongestIdleConnectionMakesRoomForANewClient) {
   EXPECT_EQ(ingest.status, 200) << ingest.body;
   EXPECT_EQ(closed_by_server(idle[1], true), 1);
   EXPECT_EQ(closed_by_server(busy, false), 0);
-  EXPECT_EQ(server_->connections().evicted, 2u);
+  EXPECT_EQ(server_->status.connections().evicted, 2u);
   // The request goes on: its end is read and answered.
   ::send(busy, mid.rest.data(), mid.rest.size(), MSG_NOSIGNAL);
   char buf[512];

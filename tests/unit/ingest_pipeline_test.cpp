@@ -13,6 +13,7 @@
 #include "server/http_server.h"
 #include "server/wal_committer.h"
 #include "http_test_client.h"
+#include "running_server.h"
 #include "temp_dir.h"
 
 namespace statherd::server {
@@ -59,24 +60,21 @@ class PipelinedServer {
     routes = std::make_unique<ApiRoutes>("s3cret", *engine, store, [] { return kNowMs; });
     HttpServerOptions ho;
     ho.port = 0;
-    ho.before_flush = std::move(before_flush);
-    server = std::make_unique<HttpServer>(ho, *engine, store, std::vector<Sink*>{}, *routes,
-                                          [] { return kNowMs; });
-    EXPECT_TRUE(server->listen().ok());
-    thread = std::thread([this] { server->run(); });
+    PipelineOptions po;
+    po.before_flush = std::move(before_flush);
+    po.now_ms = [] { return kNowMs; };
+    server = std::make_unique<testing::RunningServer>(ho, po, *engine, store,
+                                                      std::vector<Sink*>{}, *routes);
   }
   void stop() {
-    if (!thread.joinable()) return;
-    server->shutdown();
-    thread.join();
+    if (server) server->stop();
   }
   ~PipelinedServer() { stop(); }
 
   MemoryStore store{{}};
   std::unique_ptr<Engine> engine;
   std::unique_ptr<ApiRoutes> routes;
-  std::unique_ptr<HttpServer> server;
-  std::thread thread;
+  std::unique_ptr<testing::RunningServer> server;
 };
 
 // On main the rollup ran on the io thread: this ingest got no answer until the rollup ended.

@@ -132,6 +132,7 @@ class RuntimeTest : public ::testing::Test {
   PrometheusSink prometheus_;
   SinkSet sinks_;
   ApiRoutes routes_;
+  ServerStatus status_;
 };
 
 TEST_F(RuntimeTest, ReloadSwapsTokenAndSinksOrKeepsEverything) {
@@ -139,7 +140,7 @@ TEST_F(RuntimeTest, ReloadSwapsTokenAndSinksOrKeepsEverything) {
   std::string file = dir_.write("server.yaml", config_text(token, ""));
   ServerConfig config;
   ASSERT_TRUE(load_server_config_file(file, config));
-  ServerRuntime runtime(config, {"--config", file}, engine_, store_, sinks_, routes_, 0);
+  ServerRuntime runtime(config, {"--config", file}, engine_, store_, sinks_, routes_, status_, 0);
 
   dir_.write("server.yaml", config_text(token, "127.0.0.1:9"));
   EXPECT_TRUE(runtime.reload());
@@ -163,7 +164,7 @@ TEST_F(RuntimeTest, ReloadSwapsTokenAndSinksOrKeepsEverything) {
 }
 
 TEST_F(RuntimeTest, ReadyzAnswers200WithChecksAnd503WhenNotReady) {
-  ServerRuntime runtime(ServerConfig{}, {}, engine_, store_, sinks_, routes_, 0);
+  ServerRuntime runtime(ServerConfig{}, {}, engine_, store_, sinks_, routes_, status_, 0);
   routes_.set_readiness([&] { return runtime.readiness(); });
   ApiResponse r = routes_.handle({"GET", "/readyz", "", ""});
   EXPECT_EQ(r.status, 200);

@@ -1,5 +1,8 @@
 #include "server/sink_set.h"
 
+#include <future>
+#include <system_error>
+
 #include "common/log.h"
 
 namespace statherd::server {
@@ -118,10 +121,21 @@ std::vector<std::string> SinkSet::apply(const ServerConfig& config) {
   return changes;
 }
 
+// The sinks share nothing but the (immutable) interval: with another sink configured, the
+// Prometheus sink converts it on a thread of its own meanwhile, so the rollup uses two cores.
+// emit() returns when every sink has it, as before: reloads (apply()) never overlap an emit.
 void SinkSet::emit(const IntervalOutput& out) {
-  prometheus_.emit(out);
+  std::future<void> prometheus;
+  if (graphite_ || remote_write_) {
+    try {
+      prometheus = std::async(std::launch::async, [&] { prometheus_.emit(out); });
+    } catch (const std::system_error&) {  // no thread to be had: one after the other
+    }
+  }
+  if (!prometheus.valid()) prometheus_.emit(out);
   if (graphite_) graphite_->emit(out);
   if (remote_write_) remote_write_->emit(out);
+  if (prometheus.valid()) prometheus.get();
 }
 
 // A removed sink delivers what it holds to its old destination (bounded by its stop_timeout)

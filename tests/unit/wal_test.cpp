@@ -50,6 +50,27 @@ std::map<Key, double> as_map(const std::vector<IntervalOutput>& outs) {
 
 TEST(Wal, Crc32MatchesIeeeCheckValue) { EXPECT_EQ(crc32_ieee("123456789"), 0xCBF43926u); }
 
+// The word-at-a-time CRC against the definition, bit by bit, at every length and alignment
+// around the 8-byte steps.
+TEST(Wal, Crc32MatchesTheBitwiseDefinitionAtEveryLengthAndOffset) {
+  auto bitwise = [](std::string_view bytes) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (char ch : bytes) {
+      c ^= static_cast<uint8_t>(ch);
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFu;
+  };
+  std::string data;
+  uint32_t x = 12345;
+  for (int i = 0; i < 300; ++i) data.push_back(static_cast<char>((x = x * 1103515245u + 12345u) >> 16));
+  for (size_t offset = 0; offset < 9; ++offset)
+    for (size_t len = 0; offset + len <= data.size(); len += len < 40 ? 1 : 37)
+      ASSERT_EQ(crc32_ieee(std::string_view(data).substr(offset, len)),
+                bitwise(std::string_view(data).substr(offset, len)))
+          << "offset " << offset << " length " << len;
+}
+
 TEST(Wal, RecoveryAfterCrashWithTornTailIsExact) {
   TempDir tmp;
   EngineOptions o = opts(tmp.path);

@@ -100,8 +100,17 @@ PrometheusSink::KeyCache& PrometheusSink::cache_for(const RollupRecord& r) {
 PrometheusSink::Series* PrometheusSink::resolve(KeyCache& c, Slot& slot, Kind kind,
                                                 std::string_view help_what) {
   if (slot.series != nullptr) return slot.series;
+  if (slot.refused_at == removals_) {  // still full / still taken: counted as a new refusal
+    ++(slot.conflict ? counters_.type_conflicts : counters_.series_rejected);
+    return nullptr;
+  }
+  const uint64_t conflicts = counters_.type_conflicts;
   Series* s = find_or_add(kind, slot.target.family, c.key->metric, help_what, c.labels);
-  if (s == nullptr) return nullptr;  // refused or a type conflict: tried again next time
+  if (s == nullptr) {  // refused or a type conflict: tried again next time
+    slot.refused_at = removals_;
+    slot.conflict = counters_.type_conflicts != conflicts;
+    return nullptr;
+  }
   slot.series = s;
   const uint64_t id = c.key->id;
   if (std::find(s->cached_by.begin(), s->cached_by.end(), id) == s->cached_by.end())
@@ -253,6 +262,7 @@ void PrometheusSink::remove(const std::string& key) {
   }
   const std::string family = s.family;
   series_.erase(it);
+  ++removals_;
   --counters_.series;
   if (--family_series_[family] > 0) return;
   family_series_.erase(family);

@@ -41,7 +41,8 @@
 // the Series it feeds is remembered, so a steady interval builds no strings and looks up no
 // map per stat (one hash lookup per record). A Series remembers the key ids that cache it and
 // its removal (expiry) clears those entries; a refused series (max_series) or a type conflict
-// is not cached (retried, and counted, every interval); a key not seen for `expire_intervals`
+// is not cached (retried, and counted, every interval: without a lookup while no series has
+// been removed since, as nothing can have changed); a key not seen for `expire_intervals`
 // intervals leaves the cache.
 //
 // Expiry and memory: a series not updated for `expire_intervals` intervals is removed (the
@@ -112,6 +113,10 @@ class PrometheusSink : public Sink {
     std::string stat;
     PromTarget target;
     Series* series = nullptr;
+    // Refused (max_series) or a type conflict when removals_ was this: until a series is
+    // removed neither can change, so the refusal is counted again without a lookup.
+    uint64_t refused_at = UINT64_MAX;
+    bool conflict = false;
   };
   struct KeyCache {
     SeriesKeyRef key;
@@ -148,6 +153,7 @@ class PrometheusSink : public Sink {
   mutable std::mutex counters_mutex_;  // guards published_: counters() never waits for emit()
   Counters published_;
   uint64_t generation_ = 0;  // emits so far
+  uint64_t removals_ = 0;    // series removed so far
   mutable std::shared_ptr<const std::string> text_;  // shared_text() of text_generation_
   mutable uint64_t text_generation_ = 0;
 };

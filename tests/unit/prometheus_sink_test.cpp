@@ -303,6 +303,27 @@ TEST(PrometheusSink, ARefusedSeriesIsRetriedEachInterval) {
   EXPECT_EQ(sink.counters().series_rejected, 3u);
 }
 
+// A name taken by another type is refused and counted every interval, until the other expires.
+TEST(PrometheusSink, ATypeConflictIsCountedEachIntervalUntilTheNameIsFree) {
+  PrometheusSink sink(PrometheusSinkOptions{.expire_intervals = 1});
+  auto both = [](int64_t t, bool gauge) {
+    std::vector<SeriesPoint> p = counter_points(Level::App, 10);
+    if (gauge) p.insert(p.begin(), point(Level::App, "http.requests", "count_total", 5));
+    return interval(t, p);
+  };
+  sink.emit(both(100, true));   // the gauge takes the name first
+  sink.emit(both(110, false));
+  EXPECT_EQ(sink.counters().type_conflicts, 2u);
+  sink.emit(both(120, false));  // counted, then the gauge expires
+  EXPECT_EQ(sink.counters().type_conflicts, 3u);
+  sink.emit(both(130, false));
+  EXPECT_EQ(sink.counters().type_conflicts, 3u);
+  std::string text = sink.scrape();
+  EXPECT_TRUE(contains(text, "# TYPE statherd_http_requests_count_total counter\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 10\n"))
+      << text;
+}
+
 TEST(ServerSelfMetrics, ExposesEngineAndSinkCounters) {
   ServerSelfMetrics self;
   ServerSelfValues values;

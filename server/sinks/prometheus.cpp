@@ -62,8 +62,12 @@ PrometheusSink::Slot& PrometheusSink::KeyCache::slot(size_t index, const std::st
   if (index < slots.size() && slots[index].stat == stat) return slots[index];
   for (Slot& s : slots)
     if (s.stat == stat) return s;
-  slots.push_back(Slot{stat, prometheus_target(kind, key->metric, stat), nullptr});
-  return slots.back();
+  const PromTarget t = prometheus_target(kind, key->metric, stat);
+  Slot& s = slots.emplace_back();
+  s.stat = stat;
+  s.role = t.role;
+  s.quantile = t.quantile;
+  return s;
 }
 
 PrometheusSink::PrometheusSink(PrometheusSinkOptions options) : options_(options) {}
@@ -88,8 +92,7 @@ PrometheusSink::KeyCache& PrometheusSink::cache_for(const RollupRecord& r) {
   if (fresh) {
     c.key = r.key;
     c.kind = r.kind;
-    c.labels = prometheus_series_labels(*r.key);
-    c.summary.target.family = prometheus_metric_name(r.key->metric, "");
+    c.summary.role = PromRole::SummaryCount;  // stands for the summary itself
   } else if (c.kind != r.kind) {  // the same key with another kind: every stat means another thing
     c.kind = r.kind;
     c.slots.clear();
@@ -105,7 +108,10 @@ PrometheusSink::Series* PrometheusSink::resolve(KeyCache& c, Slot& slot, Kind ki
     return nullptr;
   }
   const uint64_t conflicts = counters_.type_conflicts;
-  Series* s = find_or_add(kind, slot.target.family, c.key->metric, help_what, c.labels);
+  const std::string family = kind == Kind::Summary
+                                 ? prometheus_metric_name(c.key->metric, "")
+                                 : prometheus_target(c.kind, c.key->metric, slot.stat).family;
+  Series* s = find_or_add(kind, family, c.key->metric, help_what, prometheus_series_labels(*c.key));
   if (s == nullptr) {  // refused or a type conflict: tried again next time
     slot.refused_at = removals_;
     slot.conflict = counters_.type_conflicts != conflicts;
@@ -129,7 +135,7 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
   for (size_t i = 0; i < stats.size(); ++i) {
     Slot& slot = c.slot(i, stats[i].name);
     const double v = stats[i].value;
-    switch (slot.target.role) {
+    switch (slot.role) {
       case PromRole::CounterTotal:
         if (Series* s = resolve(c, slot, Kind::Counter, "total count")) {
           if (std::isfinite(r.count_total)) set_total(*s, start, r.count_total, 0);
@@ -138,7 +144,7 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
         break;
       case PromRole::SummaryCount: count = v; break;
       case PromRole::SummarySum: sum = v; break;
-      case PromRole::Quantile: quantiles_.emplace_back(slot.target.quantile, v); break;
+      case PromRole::Quantile: quantiles_.emplace_back(slot.quantile, v); break;
       case PromRole::Gauge:
         if (Series* s = resolve(c, slot, Kind::Gauge, slot.stat); s && start >= s->last_start_s) {
           s->value = v;

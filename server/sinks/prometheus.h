@@ -37,9 +37,9 @@
 //   `statherd_<m>_summed` (a `_sum` suffix belongs to summaries and histograms).
 // Naming is shared with remote_write: server/sinks/prometheus_names.h.
 //
-// Per-series cache: per SeriesKey::id the labels and family names are built once, and per stat
-// the Series it feeds is remembered, so a steady interval builds no strings and looks up no
-// map per stat (one hash lookup per record). A Series remembers the key ids that cache it and
+// Per-series cache: per SeriesKey::id and stat the Series it feeds is remembered (labels and
+// family names are built only to find or make a Series), so a steady interval builds no strings
+// and looks up no map per stat (one hash lookup per record). A Series remembers the key ids that cache it and
 // its removal (expiry) clears those entries; a refused series (max_series) or a type conflict
 // is not cached (retried, and counted, every interval: without a lookup while no series has
 // been removed since, as nothing can have changed); a key not seen for `expire_intervals`
@@ -109,9 +109,12 @@ class PrometheusSink : public Sink {
   struct Series;
   // One stat name of a key: what it feeds, and the Series once found (nullptr: not yet, refused,
   // a type conflict, or removed since).
+  // Small on purpose (one per stat of every key): the family name and the labels are built
+  // again only when a Series has to be found or made.
   struct Slot {
-    std::string stat;
-    PromTarget target;
+    std::string stat;  // short: no allocation
+    PromRole role = PromRole::Gauge;
+    double quantile = 0;
     Series* series = nullptr;
     // Refused (max_series) or a type conflict when removals_ was this: until a series is
     // removed neither can change, so the refusal is counted again without a lookup.
@@ -121,7 +124,6 @@ class PrometheusSink : public Sink {
   struct KeyCache {
     SeriesKeyRef key;
     SeriesKind kind = SeriesKind::Gauge;
-    prometheus::Labels labels;
     std::vector<Slot> slots;  // in the order the key's records list their stats
     Slot summary;             // Distribution: the summary `statherd_<m>`
     int64_t last_start_s = INT64_MIN;  // newest interval (not re-emitted) that had the key

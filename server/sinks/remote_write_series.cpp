@@ -9,7 +9,7 @@ namespace statherd::server {
 
 namespace {
 
-// Shortest round trip ("0.99"), as the text exposition and rw_series_from_families() spell it.
+// Shortest round trip ("0.99"), as the text exposition spells a quantile.
 std::string quantile_text(double q) {
   char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, q);

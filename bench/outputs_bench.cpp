@@ -32,6 +32,7 @@
 #include "server/sinks/graphite.h"
 #include "server/sinks/prometheus.h"
 #include "server/sinks/remote_write_proto.h"
+#include "server/sinks/remote_write_series.h"
 
 using namespace statherd;
 using namespace statherd::server;
@@ -168,16 +169,19 @@ nlohmann::json bench_prometheus(IntervalOutput out, const Args& args, const std:
           {"prom_series", sink.counters().series}};
 }
 
-// remote_write: what RemoteWriteSink does with one interval after naming it (collect, convert
-// to series), then what its sender does per batch of kRwBatch samples (encode, snappy).
+// remote_write: what RemoteWriteSink::emit does with one interval (records to series, keys
+// cached from a first interval), then what its sender does per batch of kRwBatch samples
+// (encode, snappy).
 nlohmann::json bench_remote_write(const IntervalOutput& out, const Args& args) {
-  PrometheusSink names;
-  names.emit(out);
+  RwSeriesBuilder builder;
+  std::vector<RwSeries> warm;
+  builder.build(out, warm);
   std::vector<double> convert, encode, total;
   size_t samples = 0, raw_bytes = 0, wire_bytes = 0;
   for (int r = 0; r < args.reps; ++r) {
     double a = thread_cpu_s();
-    std::vector<RwSeries> series = rw_series_from_families(names.collect(), out.start_s * 1000);
+    std::vector<RwSeries> series;
+    builder.build(out, series);
     double b = thread_cpu_s();
     samples = series.size();
     raw_bytes = wire_bytes = 0;

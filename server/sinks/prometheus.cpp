@@ -7,42 +7,14 @@
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <span>
 #include <tuple>
-#include <unordered_map>
 
 #include "common/log.h"
 
 namespace statherd::server {
 
 namespace {
-
-bool is_name_char(char ch, bool allow_colon) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-         ch == '_' || (allow_colon && ch == ':');
-}
-
-void append_sanitized(std::string& out, std::string_view text, bool allow_colon) {
-  for (char ch : text) out += is_name_char(ch, allow_colon) ? ch : '_';
-}
-
-std::string_view level_name(Level level) {
-  switch (level) {
-    case Level::Process: return "process";
-    case Level::Host: return "host";
-    case Level::App: return "app";
-  }
-  return "app";
-}
-
-prometheus::Labels series_labels(const SeriesPoint& p) {
-  prometheus::Labels labels;
-  for (const auto& [key, value] : p.tags) labels[prometheus_label_name(key)] = value;
-  labels["level"] = std::string(level_name(p.level));
-  labels["app"] = p.app;
-  if (p.level != Level::App) labels["host"] = p.host;
-  if (p.level == Level::Process) labels["pid"] = std::to_string(p.pid);
-  return labels;
-}
 
 std::string series_key(const std::string& family, const prometheus::Labels& labels) {
   std::string key = family;
@@ -55,55 +27,23 @@ std::string series_key(const std::string& family, const prometheus::Labels& labe
   return key;
 }
 
-// Points of one series (level, app, host, pid, metric, tags) share this key.
-std::string group_key(const SeriesPoint& p) {
-  std::string key = std::to_string(static_cast<int>(p.level)) + '\x1f' + p.app + '\x1f' + p.host +
-                    '\x1f' + std::to_string(p.pid) + '\x1f' + p.metric;
-  for (const auto& [k, v] : p.tags) key += '\x1f' + k + '=' + v;
-  return key;
-}
-
-std::string help_of(std::string_view metric, std::string_view what) {
-  return "statherd rollup of '" + std::string(metric) + "': " + std::string(what);
+// Sorted by quantile, one value per quantile (the last one given: "p50" and "p500" are both 0.5).
+void sort_quantiles(std::vector<std::pair<double, double>>& q) {
+  auto before = [](const auto& x, const auto& y) { return x.first < y.first; };
+  if (std::adjacent_find(q.begin(), q.end(), [](const auto& x, const auto& y) {
+        return !(x.first < y.first);
+      }) == q.end())
+    return;  // the usual case: the engine lists them ascending
+  std::stable_sort(q.begin(), q.end(), before);
+  std::vector<std::pair<double, double>> unique;
+  for (const auto& p : q) {
+    if (!unique.empty() && unique.back().first == p.first) unique.back() = p;
+    else unique.push_back(p);
+  }
+  q = std::move(unique);
 }
 
 }  // namespace
-
-std::string prometheus_metric_name(std::string_view metric, std::string_view stat) {
-  std::string out = "statherd_";
-  append_sanitized(out, metric, true);
-  if (!stat.empty()) {
-    out += '_';
-    append_sanitized(out, stat, true);
-  }
-  return out;
-}
-
-std::string prometheus_label_name(std::string_view key) {
-  static constexpr std::array<std::string_view, 5> kReserved{"level", "app", "host", "pid",
-                                                             "quantile"};
-  std::string out;
-  append_sanitized(out, key, false);
-  bool reserved = std::find(kReserved.begin(), kReserved.end(), out) != kReserved.end();
-  if (out.empty() || (out[0] >= '0' && out[0] <= '9') || out.starts_with("__") || reserved) {
-    out.insert(0, "tag_");
-  }
-  return out;
-}
-
-std::optional<double> quantile_of_stat(std::string_view stat) {
-  if (stat.size() < 2 || stat[0] != 'p') return std::nullopt;
-  std::string_view digits = stat.substr(1);
-  if (digits.size() > 6 || !std::all_of(digits.begin(), digits.end(),
-                                        [](char ch) { return ch >= '0' && ch <= '9'; })) {
-    return std::nullopt;
-  }
-  // The first two digits are the whole percent, the rest its decimals ("p999" -> 99.9 %), so
-  // q = digits / 10^len ("p5", one digit: 5 %). One division keeps 0.999 exactly "0.999".
-  double value = std::stod(std::string(digits));
-  double scale = digits.size() == 1 ? 100.0 : std::pow(10.0, static_cast<double>(digits.size()));
-  return value / scale;
-}
 
 struct PrometheusSink::Series {
   Kind kind = Kind::Gauge;
@@ -114,39 +54,31 @@ struct PrometheusSink::Series {
   // Counters and summaries: (interval start, count, sum) already added, ascending, bounded.
   std::vector<std::tuple<int64_t, double, double>> counted;
   double count_total = 0, sum_total = 0;  // summaries
-  std::map<double, double> quantiles;      // summaries: of the latest interval
+  std::vector<std::pair<double, double>> quantiles;  // summaries: of the latest interval
+  std::vector<uint64_t> cached_by;  // SeriesKey ids whose KeyCache points here
 };
 
-struct PrometheusSink::Group {
-  std::vector<const SeriesPoint*> points;
-};
+PrometheusSink::Slot& PrometheusSink::KeyCache::slot(size_t index, const std::string& stat) {
+  if (index < slots.size() && slots[index].stat == stat) return slots[index];
+  for (Slot& s : slots)
+    if (s.stat == stat) return s;
+  const PromTarget t = prometheus_target(kind, key->metric, stat);
+  Slot& s = slots.emplace_back();
+  s.stat = stat;
+  s.role = t.role;
+  s.quantile = t.quantile;
+  return s;
+}
 
 PrometheusSink::PrometheusSink(PrometheusSinkOptions options) : options_(options) {}
 
 PrometheusSink::~PrometheusSink() = default;
 
 void PrometheusSink::emit(const IntervalOutput& out) {
-  // The engine emits a series' stats next to each other: a run of points with the same key is
-  // one group, so the key is built once per point and looked up once per run.
-  const std::vector<SeriesPoint> points = flat_points(out);  // TODO(#10): records
-  std::unordered_map<std::string, Group> groups;
-  groups.reserve(points.size() / 4 + 1);
-  std::vector<Group*> order;  // first-seen order: families are created deterministically
-  std::string key, last_key;
-  Group* last = nullptr;
-  for (const SeriesPoint& p : points) {
-    key = group_key(p);
-    if (last == nullptr || key != last_key) {
-      auto [it, fresh] = groups.try_emplace(key);
-      if (fresh) order.push_back(&it->second);
-      last = &it->second;
-      last_key = key;
-    }
-    last->points.push_back(&p);
-  }
   std::shared_ptr<const std::string> stale;  // freed after the lock is released
   std::lock_guard lock(mutex_);
-  for (const Group* group : order) emit_group(*group, out);
+  for (const RollupRecord& r : out.records)
+    if (r.key) emit_record(r, out);
   if (!out.reemit) expire(out.start_s, out.interval_s);
   ++generation_;
   stale = std::move(text_);
@@ -154,48 +86,84 @@ void PrometheusSink::emit(const IntervalOutput& out) {
   published_ = counters_;
 }
 
-void PrometheusSink::emit_group(const Group& group, const IntervalOutput& out) {
-  auto has = [&](std::string_view stat) {
-    return std::any_of(group.points.begin(), group.points.end(),
-                       [&](const SeriesPoint* p) { return p->stat == stat; });
-  };
-  const bool counter = has("rate");
-  const bool summary = !counter && has("count");
-  const SeriesPoint& head = *group.points.front();
-  const prometheus::Labels labels = series_labels(head);
+PrometheusSink::KeyCache& PrometheusSink::cache_for(const RollupRecord& r) {
+  auto [it, fresh] = cache_.try_emplace(r.key->id);
+  KeyCache& c = it->second;
+  if (fresh) {
+    c.key = r.key;
+    c.kind = r.kind;
+    c.summary.role = PromRole::SummaryCount;  // stands for the summary itself
+  } else if (c.kind != r.kind) {  // the same key with another kind: every stat means another thing
+    c.kind = r.kind;
+    c.slots.clear();
+  }
+  return c;
+}
+
+PrometheusSink::Series* PrometheusSink::resolve(KeyCache& c, Slot& slot, Kind kind,
+                                                std::string_view help_what) {
+  if (slot.series != nullptr) return slot.series;
+  if (slot.refused_at == removals_) {  // still full / still taken: counted as a new refusal
+    ++(slot.conflict ? counters_.type_conflicts : counters_.series_rejected);
+    return nullptr;
+  }
+  const uint64_t conflicts = counters_.type_conflicts;
+  const std::string family = kind == Kind::Summary
+                                 ? prometheus_metric_name(c.key->metric, "")
+                                 : prometheus_target(c.kind, c.key->metric, slot.stat).family;
+  Series* s = find_or_add(kind, family, c.key->metric, help_what, prometheus_series_labels(*c.key));
+  if (s == nullptr) {  // refused or a type conflict: tried again next time
+    slot.refused_at = removals_;
+    slot.conflict = counters_.type_conflicts != conflicts;
+    return nullptr;
+  }
+  slot.series = s;
+  const uint64_t id = c.key->id;
+  if (std::find(s->cached_by.begin(), s->cached_by.end(), id) == s->cached_by.end())
+    s->cached_by.push_back(id);
+  return s;
+}
+
+void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& out) {
+  KeyCache& c = cache_for(r);
   const int64_t start = out.start_s;
-  // No "sum" point: the interval's sum is unknown (Distribution::sum_unknown); _sum stays.
+  if (!out.reemit) c.last_start_s = std::max(c.last_start_s, start);
+  // No "sum" stat: the interval's sum is unknown (Distribution::sum_unknown); _sum stays.
   double count = 0, sum = std::numeric_limits<double>::quiet_NaN();
-  std::optional<double> count_total, sum_total;
-  std::map<double, double> quantiles;
-  for (const SeriesPoint* p : group.points) {
-    if (counter && p->stat == "count") {
-      std::string name = prometheus_metric_name(p->metric, "count_total");
-      Series* s = find_or_add(Kind::Counter, name, p->metric, "total count", labels);
-      if (s != nullptr && p->total) set_total(*s, start, *p->total, 0);
-      else if (s != nullptr) add_count(*s, start, p->value, 0, out.reemit);
-      continue;
-    }
-    if (summary) {
-      if (p->stat == "count") { count = p->value; count_total = p->total; continue; }
-      if (p->stat == "sum") { sum = p->value; sum_total = p->total; continue; }
-      if (auto q = quantile_of_stat(p->stat)) { quantiles[*q] = p->value; continue; }
-    }
-    // "_sum" is reserved for summaries and histograms (promtool lint): a gauge's sum is "summed".
-    std::string name = prometheus_metric_name(p->metric, p->stat == "sum" ? "summed" : p->stat);
-    Series* s = find_or_add(Kind::Gauge, name, p->metric, p->stat, labels);
-    if (s != nullptr && start >= s->last_start_s) {
-      s->value = p->value;
-      s->last_start_s = start;
+  quantiles_.clear();
+  const std::span<const Stat> stats = out.stats_of(r);
+  for (size_t i = 0; i < stats.size(); ++i) {
+    Slot& slot = c.slot(i, stats[i].name);
+    const double v = stats[i].value;
+    switch (slot.role) {
+      case PromRole::CounterTotal:
+        if (Series* s = resolve(c, slot, Kind::Counter, "total count")) {
+          if (std::isfinite(r.count_total)) set_total(*s, start, r.count_total, 0);
+          else add_count(*s, start, v, 0, out.reemit);
+        }
+        break;
+      case PromRole::SummaryCount: count = v; break;
+      case PromRole::SummarySum: sum = v; break;
+      case PromRole::Quantile: quantiles_.emplace_back(slot.quantile, v); break;
+      case PromRole::Gauge:
+        if (Series* s = resolve(c, slot, Kind::Gauge, slot.stat); s && start >= s->last_start_s) {
+          s->value = v;
+          s->last_start_s = start;
+        }
+        break;
     }
   }
-  if (!summary) return;
-  std::string name = prometheus_metric_name(head.metric, "");
-  Series* s = find_or_add(Kind::Summary, name, head.metric, "distribution", labels);
+  if (r.kind != SeriesKind::Distribution) return;
+  Series* s = resolve(c, c.summary, Kind::Summary, "distribution");
   if (s == nullptr) return;
-  if (start >= s->last_start_s) s->quantiles = std::move(quantiles);
-  if (count_total) set_total(*s, start, *count_total, sum_total.value_or(s->sum_total));
-  else add_count(*s, start, count, sum, out.reemit);
+  if (start >= s->last_start_s) {
+    sort_quantiles(quantiles_);
+    s->quantiles.assign(quantiles_.begin(), quantiles_.end());
+  }
+  if (std::isfinite(r.count_total))
+    set_total(*s, start, r.count_total, std::isfinite(r.sum_total) ? r.sum_total : s->sum_total);
+  else
+    add_count(*s, start, count, sum, out.reemit);
 }
 
 PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string& family,
@@ -219,7 +187,8 @@ PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string
   // The sink keeps its series itself and builds the families at collect(): prometheus-cpp's
   // Registry checks every registered name on each new family, so thousands of new names (a
   // stat file with many fields) cost quadratic time on the thread that answers ingest.
-  if (!family_help_.count(family)) family_help_.emplace(family, help_of(help_metric, help_what));
+  if (!family_help_.count(family))
+    family_help_.emplace(family, prometheus_help(help_metric, help_what));
   family_kind_[family] = kind;
   ++family_series_[family];
   ++counters_.series;
@@ -261,7 +230,7 @@ void PrometheusSink::add_count(Series& s, int64_t start_s, double count, double 
   s.last_start_s = std::max(s.last_start_s, start_s);
 }
 
-// The engine's running totals (SeriesPoint::total), exported as they are: they continue across
+// The engine's running totals (RollupRecord::count_total / sum_total), exported as they are: they continue across
 // server restarts. A total below the exported one means the engine's series expired and came
 // back: the counter restarts there (a reset, as for a restarted process).
 void PrometheusSink::set_total(Series& s, int64_t start_s, double count, double sum) {
@@ -283,14 +252,23 @@ void PrometheusSink::expire(int64_t newest_start_s, int64_t interval_s) {
   }
   for (const std::string& key : idle) remove(key);
   counters_.series_expired += idle.size();
+  std::erase_if(cache_, [&](const auto& entry) { return entry.second.last_start_s < oldest_kept; });
 }
 
 void PrometheusSink::remove(const std::string& key) {
   auto it = series_.find(key);
   if (it == series_.end()) return;
   const Series& s = *it->second;
+  for (uint64_t id : s.cached_by) {  // no cache entry may reach it any more
+    auto c = cache_.find(id);
+    if (c == cache_.end()) continue;
+    for (Slot& slot : c->second.slots)
+      if (slot.series == &s) slot.series = nullptr;
+    if (c->second.summary.series == &s) c->second.summary.series = nullptr;
+  }
   const std::string family = s.family;
   series_.erase(it);
+  ++removals_;
   --counters_.series;
   if (--family_series_[family] > 0) return;
   family_series_.erase(family);

@@ -18,23 +18,32 @@
 // shadow level/app/host/pid/quantile or starts with "__" gets a "tag_" prefix. Label values are
 // kept as they are: the serializer escapes '\\', '"' and newlines.
 //
-// Kinds (SeriesPoint carries none; a series' stats in one interval tell it):
-// - counter (has a "rate" stat): `count` -> Prometheus counter `statherd_<m>_count_total`, the
-//   engine's running total of the series (SeriesPoint::total: engine state, so it continues
-//   across server restarts; monotonic: rate() and increase() work); `rate`, `m1_rate`,
-//   `m5_rate`, `m15_rate` -> gauges. A point without a total (not from the engine) adds its
+// Kinds: RollupRecord::kind says what a series is (the stat names are not consulted for it).
+// - Counter: `count` -> Prometheus counter `statherd_<m>_count_total`, the engine's running
+//   total of the series (RollupRecord::count_total: engine state, so it continues across server
+//   restarts; monotonic: rate() and increase() work); `rate`, `m1_rate`, `m5_rate`, `m15_rate`
+//   and any other stat -> gauges. A record without a total (NaN: not from the engine) adds its
 //   interval's count instead (a re-emitted interval adds only its difference).
-// - distribution (has "count" but no "rate"): a Prometheus **summary** `statherd_<m>` with
-//   quantile labels from p50, p75, p90, p95, p99, p999 (of the last interval), and `_sum` and
-//   `_count` the engine's running totals of the observations (like the counters' totals:
-//   monotone fleet totals that continue across server restarts). Why a summary, not a
-//   histogram: the server already merges sketches exactly across processes and hosts, and a
-//   sketch has no fixed buckets a histogram could expose without re-bucketing (lossy) or
-//   hundreds of bucket series; the summary publishes the accurate merged quantiles at each
-//   level. min, max, mean and the approximate pNN_max / pNN_avg (Scales PMF sources) -> gauges
-//   `statherd_<m>_<stat>`.
-// - gauge (anything else): every stat (min, max, mean, p50, ...) -> a gauge; the stat `sum`
-//   becomes `statherd_<m>_summed` (a `_sum` suffix belongs to summaries and histograms).
+// - Distribution: a Prometheus **summary** `statherd_<m>` with quantile labels from p50, p75,
+//   p90, p95, p99, p999 (of the last interval), and `_sum` and `_count` the engine's running
+//   totals of the observations (count_total / sum_total; like the counters' totals: monotone
+//   fleet totals that continue across server restarts; sum_total NaN: the interval's sum is
+//   unknown, `_sum` stays where it was). Why a summary, not a histogram: the server already
+//   merges sketches exactly across processes and hosts, and a sketch has no fixed buckets a
+//   histogram could expose without re-bucketing (lossy) or hundreds of bucket series; the
+//   summary publishes the accurate merged quantiles at each level. min, max, mean and the
+//   approximate pNN_max / pNN_avg (Scales PMF sources) -> gauges `statherd_<m>_<stat>`.
+// - Gauge: every stat (min, max, mean, p50, ...) -> a gauge; the stat `sum` becomes
+//   `statherd_<m>_summed` (a `_sum` suffix belongs to summaries and histograms).
+// Naming is shared with remote_write: server/sinks/prometheus_names.h.
+//
+// Per-series cache: per SeriesKey::id and stat the Series it feeds is remembered (labels and
+// family names are built only to find or make a Series), so a steady interval builds no strings
+// and looks up no map per stat (one hash lookup per record). A Series remembers the key ids that cache it and
+// its removal (expiry) clears those entries; a refused series (max_series) or a type conflict
+// is not cached (retried, and counted, every interval: without a lookup while no series has
+// been removed since, as nothing can have changed); a key not seen for `expire_intervals`
+// intervals leaves the cache.
 //
 // Expiry and memory: a series not updated for `expire_intervals` intervals is removed (the
 // engine stops emitting a series after its idle timeout). At most `max_series` series; new
@@ -55,8 +64,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include "server/sinks/prometheus_names.h"
 #include "server/sinks/sink.h"
 
 namespace statherd::server {
@@ -66,13 +78,6 @@ struct PrometheusSinkOptions {
   int64_t expire_intervals = 3;   // removed after this many intervals without an update
   size_t reemit_window = 32;      // intervals per counter whose counts are remembered
 };
-
-// "statherd_" + metric + "_" + stat, every char outside [a-zA-Z0-9_:] replaced by '_'.
-std::string prometheus_metric_name(std::string_view metric, std::string_view stat);
-// A tag key as a label name: [a-zA-Z_][a-zA-Z0-9_]*, reserved names prefixed with "tag_".
-std::string prometheus_label_name(std::string_view key);
-// "p50" -> 0.5, "p999" -> 0.999, "p9999" -> 0.9999; nullopt for anything else ("p99_max").
-std::optional<double> quantile_of_stat(std::string_view stat);
 
 class PrometheusSink : public Sink {
  public:
@@ -102,9 +107,33 @@ class PrometheusSink : public Sink {
  private:
   enum class Kind : uint8_t { Counter, Gauge, Summary };
   struct Series;
-  struct Group;
+  // One stat name of a key: what it feeds, and the Series once found (nullptr: not yet, refused,
+  // a type conflict, or removed since).
+  // Small on purpose (one per stat of every key): the family name and the labels are built
+  // again only when a Series has to be found or made.
+  struct Slot {
+    std::string stat;  // short: no allocation
+    PromRole role = PromRole::Gauge;
+    double quantile = 0;
+    Series* series = nullptr;
+    // Refused (max_series) or a type conflict when removals_ was this: until a series is
+    // removed neither can change, so the refusal is counted again without a lookup.
+    uint64_t refused_at = UINT64_MAX;
+    bool conflict = false;
+  };
+  struct KeyCache {
+    SeriesKeyRef key;
+    SeriesKind kind = SeriesKind::Gauge;
+    std::vector<Slot> slots;  // in the order the key's records list their stats
+    Slot summary;             // Distribution: the summary `statherd_<m>`
+    int64_t last_start_s = INT64_MIN;  // newest interval (not re-emitted) that had the key
+    Slot& slot(size_t index, const std::string& stat);
+  };
 
-  void emit_group(const Group& group, const IntervalOutput& out);
+  void emit_record(const RollupRecord& r, const IntervalOutput& out);
+  KeyCache& cache_for(const RollupRecord& r);
+  // The cached Series of `slot`, or find_or_add() (cached when it succeeds).
+  Series* resolve(KeyCache& c, Slot& slot, Kind kind, std::string_view help_what);
   // help_metric/help_what make the family's HELP text, built only when the family is new.
   Series* find_or_add(Kind kind, const std::string& family, std::string_view help_metric,
                       std::string_view help_what, const prometheus::Labels& labels);
@@ -120,10 +149,13 @@ class PrometheusSink : public Sink {
   std::map<std::string, Kind> family_kind_;
   std::map<std::string, uint64_t> family_series_;
   std::map<std::string, std::unique_ptr<Series>> series_;  // key: family + labels
+  std::unordered_map<uint64_t, KeyCache> cache_;            // key: SeriesKey::id
+  std::vector<std::pair<double, double>> quantiles_;        // emit_record()'s scratch
   Counters counters_;
   mutable std::mutex counters_mutex_;  // guards published_: counters() never waits for emit()
   Counters published_;
   uint64_t generation_ = 0;  // emits so far
+  uint64_t removals_ = 0;    // series removed so far
   mutable std::shared_ptr<const std::string> text_;  // shared_text() of text_generation_
   mutable uint64_t text_generation_ = 0;
 };

@@ -57,13 +57,17 @@ int64_t RemoteWriteSink::now_ms() const {
 }
 
 void RemoteWriteSink::emit(const IntervalOutput& out) {
-  names_.emit(out);
   if (out.reemit) {
     std::lock_guard lock(mutex_);
     ++counters_.reemits_skipped;
     return;
   }
-  enqueue(rw_series_from_families(names_.collect(), out.start_s * 1000));
+  std::vector<RwSeries> series;
+  {
+    std::lock_guard lock(build_mutex_);
+    builder_.build(out, series);
+  }
+  enqueue(std::move(series));
 }
 
 void RemoteWriteSink::enqueue(std::vector<RwSeries> series) {

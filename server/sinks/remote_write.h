@@ -1,10 +1,13 @@
 // RemoteWriteSink: Prometheus remote-write 1.0 (`--remote-write URL`, YAML `remote_write:`).
 //
-// Names, labels and values are exactly those of GET /metrics: the sink feeds each interval to a
-// private PrometheusSink (same naming, same `_count_total` running totals, same summaries) and
-// sends every series it holds as one sample stamped with the interval start (ms). A re-emitted
-// interval (late data) is not sent on its own: Prometheus refuses samples older than the newest
-// one of a series; the counters' totals carry the late counts into the next interval instead.
+// Names, labels and values are those of GET /metrics (shared naming, prometheus_names.h): each
+// interval's records become one sample per series, stamped with the interval start (ms), by
+// RwSeriesBuilder (remote_write_series.h). Only the series the interval emitted are sent: one
+// the engine did not emit has no sample for that interval (/metrics keeps showing its last
+// value until it expires; resending that value as a new sample would invent data). A
+// re-emitted interval (late data) is not sent on its own: Prometheus refuses samples older than
+// the newest one of a series; the engine's running totals carry the late counts into the next
+// interval instead.
 //
 // emit() only converts and queues (bounded by queue_max_samples, drop oldest, counted). A sender
 // thread takes batches of at most batch_max_samples (samples of one series stay in time order),
@@ -38,11 +41,11 @@
 #include <thread>
 #include <vector>
 
-#include "server/sinks/prometheus.h"
 #include "server/sinks/remote_write_http.h"
 #include "server/sinks/remote_write_hwm.h"
 #include "server/sinks/remote_write_outbox.h"
 #include "server/sinks/remote_write_proto.h"
+#include "server/sinks/remote_write_series.h"
 #include "server/sinks/sink.h"
 
 namespace statherd::server {
@@ -124,7 +127,8 @@ class RemoteWriteSink : public Sink {
   int64_t now_ms() const;
 
   RemoteWriteSinkOptions options_;
-  PrometheusSink names_;                          // naming and counter totals of /metrics
+  std::mutex build_mutex_;                        // guards builder_ (emit() callers)
+  RwSeriesBuilder builder_;                       // records -> series, named as /metrics
   RwHighWater hwm_;                               // mutex_ held
   RwOutbox outbox_;                               // sender thread only
   int64_t epoch_ms_ = 0;  // start, or the last URL change (mutex_ held)

@@ -3,7 +3,6 @@
 #include <snappy.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <iterator>
 
@@ -53,23 +52,6 @@ std::string encode_series(const RwSeries& s) {
     put_bytes(out, 2, sub);
   }
   return out;
-}
-
-std::string quantile_text(double q) {
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, q);  // shortest round trip: "0.99"
-  return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
-}
-
-RwSeries one_series(const std::string& name, const prometheus::ClientMetric& m, double value,
-                    int64_t ts_ms, const std::string& quantile = {}) {
-  RwSeries s;
-  s.labels.push_back({"__name__", name});
-  for (const auto& l : m.label) s.labels.push_back({l.name, l.value});
-  if (!quantile.empty()) s.labels.push_back({"quantile", quantile});
-  sort_rw_labels(s);
-  s.samples.push_back({value, ts_ms});
-  return s;
 }
 
 }  // namespace
@@ -129,34 +111,6 @@ bool split_rw_batch(std::vector<RwSeries>& batch, std::vector<RwSeries>& second)
   second.push_back({one.labels, std::vector<RwSample>(half, one.samples.end())});
   one.samples.erase(half, one.samples.end());
   return true;
-}
-
-std::vector<RwSeries> rw_series_from_families(const std::vector<prometheus::MetricFamily>& families,
-                                              int64_t timestamp_ms) {
-  std::vector<RwSeries> out;
-  for (const auto& f : families) {
-    for (const auto& m : f.metric) {
-      switch (f.type) {
-        case prometheus::MetricType::Counter:
-          out.push_back(one_series(f.name, m, m.counter.value, timestamp_ms));
-          break;
-        case prometheus::MetricType::Gauge:
-          out.push_back(one_series(f.name, m, m.gauge.value, timestamp_ms));
-          break;
-        case prometheus::MetricType::Summary:
-          for (const auto& q : m.summary.quantile)
-            out.push_back(one_series(f.name, m, q.value, timestamp_ms, quantile_text(q.quantile)));
-          out.push_back(one_series(f.name + "_sum", m, m.summary.sample_sum, timestamp_ms));
-          out.push_back(one_series(f.name + "_count", m,
-                                   static_cast<double>(m.summary.sample_count), timestamp_ms));
-          break;
-        default:
-          out.push_back(one_series(f.name, m, m.untyped.value, timestamp_ms));
-          break;
-      }
-    }
-  }
-  return out;
 }
 
 }  // namespace statherd::server

@@ -11,8 +11,6 @@
 //   Sample       { double value = 1; int64 timestamp = 2; }   // timestamp: unix ms
 #pragma once
 
-#include <prometheus/metric_family.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -56,11 +54,5 @@ const char* rw_reject_name(RwReject reason);
 // Splits a batch in two halves (by series; a single series by its samples, earlier ones first)
 // to resend the valid part of a refused request. False for a batch of one sample.
 bool split_rw_batch(std::vector<RwSeries>& batch, std::vector<RwSeries>& second);
-
-// Prometheus metric families (as PrometheusSink::collect() gives them) as remote-write series,
-// each with one sample at `timestamp_ms`, labels sorted. Counter/gauge/untyped: the family
-// name; summary: `name{quantile=..}`, `name_sum`, `name_count` (as the text exposition).
-std::vector<RwSeries> rw_series_from_families(const std::vector<prometheus::MetricFamily>& families,
-                                              int64_t timestamp_ms);
 
 }  // namespace statherd::server

@@ -159,6 +159,85 @@ TEST(RemoteWriteSink, RetriesA503ThenSendsTheMetricsNamesAndHeaders) {
                                                    {1.2, 1'700'000'010'000}}));
 }
 
+const RwSeries* find_series(const std::vector<RwSeries>& series, const std::string& name,
+                            const std::string& quantile = "") {
+  for (const RwSeries& s : series) {
+    bool name_ok = false, quantile_ok = quantile.empty();
+    for (const RwLabel& l : s.labels) {
+      if (l.name == "__name__") name_ok = l.value == name;
+      if (l.name == "quantile") quantile_ok = l.value == quantile;
+    }
+    if (name_ok && quantile_ok) return &s;
+  }
+  return nullptr;
+}
+
+double value_of(const std::vector<RwSeries>& series, const std::string& name) {
+  const RwSeries* s = find_series(series, name);
+  if (s == nullptr || s->samples.size() != 1) {
+    ADD_FAILURE() << name << " not sent (once)";
+    return -1;
+  }
+  return s->samples[0].value;
+}
+
+// The series come straight from the records, with the /metrics names and the engine's totals;
+// the kind is the record's (a counter without a "rate" stat is still a counter).
+TEST(RwSeriesBuilder, NamesRecordsAsMetricsAndSendsTheEngineTotals) {
+  auto key = make_series_key(Level::Host, "web", "h1", -1, "db.latency", {{"dc", "x"}});
+  auto jobs = make_series_key(Level::App, "web", "", -1, "jobs", {});
+  IntervalOutput out;
+  out.start_s = 1'700'000'000;
+  RollupRecord& d = out.add(key, SeriesKind::Distribution);
+  d.count_total = 40;
+  d.sum_total = 12.5;
+  out.stat("count", 4);
+  out.stat("sum", 2.5);
+  out.stat("max", 9);
+  out.stat("p99", 8);
+  out.add(jobs, SeriesKind::Counter).count_total = 530;
+  out.stat("count", 30);
+  out.stat("m1_rate", 0.5);
+  RwSeriesBuilder builder;
+  std::vector<RwSeries> got;
+  builder.build(out, got);
+  ASSERT_EQ(got.size(), 6u);  // p99 (quantile), max, _sum, _count, _count_total, m1_rate
+  const RwSeries* p99 = find_series(got, "statherd_db_latency", "0.99");
+  ASSERT_NE(p99, nullptr);
+  EXPECT_EQ(p99->labels, (std::vector<RwLabel>{{"__name__", "statherd_db_latency"},
+                                                 {"app", "web"},
+                                                 {"dc", "x"},
+                                                 {"host", "h1"},
+                                                 {"level", "host"},
+                                                 {"quantile", "0.99"}}));
+  EXPECT_EQ(p99->samples, (std::vector<RwSample>{{8, 1'700'000'000'000}}));
+  EXPECT_EQ(value_of(got, "statherd_db_latency_max"), 9);
+  EXPECT_EQ(value_of(got, "statherd_db_latency_sum"), 12.5);
+  EXPECT_EQ(value_of(got, "statherd_db_latency_count"), 40);
+  EXPECT_EQ(value_of(got, "statherd_jobs_count_total"), 530);
+  EXPECT_EQ(value_of(got, "statherd_jobs_m1_rate"), 0.5);
+
+  // Next interval: the counter is not emitted (not sent); the sum is unknown (last one sent).
+  IntervalOutput next;
+  next.start_s = out.start_s + 10;
+  RollupRecord& d2 = next.add(key, SeriesKind::Distribution);
+  d2.count_total = 41;
+  next.stat("count", 1);
+  got.clear();
+  builder.build(next, got);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(value_of(got, "statherd_db_latency_count"), 41);
+  EXPECT_EQ(value_of(got, "statherd_db_latency_sum"), 12.5);
+  EXPECT_EQ(got[0].samples[0].timestamp_ms, 1'700'000'010'000);
+  EXPECT_EQ(builder.cached_keys(), 2u);
+  for (int i = 2; i <= 5; ++i) {  // idle keys leave the cache after 3 intervals
+    IntervalOutput empty;
+    empty.start_s = out.start_s + 10 * i;
+    builder.build(empty, got);
+  }
+  EXPECT_EQ(builder.cached_keys(), 0u);
+}
+
 TEST(RemoteWriteSink, DropsA400WithoutRetry) {
   ScriptedReceiver receiver({400});
   RemoteWriteSink sink(fast_options(receiver.port()));

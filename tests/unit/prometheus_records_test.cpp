@@ -1,0 +1,123 @@
+// PrometheusSink and rollup records: the kind comes from the record, and the per-key cache
+// (server/sinks/prometheus.h) never reaches a removed series, retries refusals and counts them.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "rollup_test_util.h"
+#include "server/sinks/prometheus.h"
+
+namespace statherd::server {
+namespace {
+
+SeriesPoint point(Level level, std::string metric, std::string stat, double value) {
+  SeriesPoint p;
+  p.level = level;
+  p.app = "web";
+  p.host = level == Level::App ? "" : "h1";
+  p.metric = std::move(metric);
+  p.stat = std::move(stat);
+  p.value = value;
+  return p;
+}
+
+IntervalOutput interval(int64_t start_s, std::vector<SeriesPoint> points) {
+  return testing::output_of(start_s, 10, points);
+}
+
+std::vector<SeriesPoint> counter_points(Level level, double count) {
+  return {point(level, "http.requests", "count", count),
+          point(level, "http.requests", "rate", count / 10),
+          point(level, "http.requests", "m1_rate", 0.5)};
+}
+
+bool contains(const std::string& text, const std::string& line) {
+  return text.find(line) != std::string::npos;
+}
+
+// The kind comes from the record, not from the stat names: a counter whose record has no
+// "rate" stat (an EWMA-only re-emission, a future source) is still a counter, and a gauge with
+// a stat named "count" stays a gauge. (Guessed from names, the first was a summary.)
+TEST(PrometheusSink, TheRecordKindDecidesNotTheStatNames) {
+  IntervalOutput out;
+  out.start_s = 100;
+  out.interval_s = 10;
+  out.add(make_series_key(Level::App, "web", "", -1, "jobs.done", {}), SeriesKind::Counter)
+      .count_total = 40;
+  out.stat("count", 4);
+  out.stat("m1_rate", 0.25);
+  out.add(make_series_key(Level::App, "web", "", -1, "pool", {}), SeriesKind::Gauge);
+  out.stat("count", 3);
+  out.stat("sum", 9);
+  PrometheusSink sink;
+  sink.emit(out);
+  std::string text = sink.scrape();
+  EXPECT_TRUE(contains(text, "# TYPE statherd_jobs_done_count_total counter\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_jobs_done_count_total{app=\"web\",level=\"app\"} 40\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "statherd_jobs_done_m1_rate{app=\"web\",level=\"app\"} 0.25\n"))
+      << text;
+  EXPECT_FALSE(contains(text, "# TYPE statherd_jobs_done summary")) << text;
+  EXPECT_TRUE(contains(text, "# TYPE statherd_pool_count gauge\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_pool_count{app=\"web\",level=\"app\"} 3\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_pool_summed{app=\"web\",level=\"app\"} 9\n")) << text;
+}
+
+// The per-key cache must never reach a Series that expiry removed: here the key stays in use
+// (its other stat keeps coming) while its "max" series expires, then "max" comes back.
+TEST(PrometheusSink, AStatWhoseSeriesExpiredComesBackUnderTheSameKey) {
+  PrometheusSink sink(PrometheusSinkOptions{.expire_intervals = 2});
+  sink.emit(interval(100, {point(Level::App, "q", "max", 1), point(Level::App, "q", "min", 0)}));
+  for (int64_t t : {110, 120, 130}) sink.emit(interval(t, {point(Level::App, "q", "min", 0)}));
+  EXPECT_FALSE(contains(sink.scrape(), "statherd_q_max"));
+  EXPECT_EQ(sink.counters().series_expired, 1u);
+  sink.emit(interval(140, {point(Level::App, "q", "max", 7), point(Level::App, "q", "min", 2)}));
+  std::string text = sink.scrape();
+  EXPECT_TRUE(contains(text, "statherd_q_max{app=\"web\",level=\"app\"} 7\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_q_min{app=\"web\",level=\"app\"} 2\n")) << text;
+  EXPECT_EQ(sink.counters().series, 2u);
+  // The whole key idle past expiry, then back: its series are made anew.
+  for (int64_t t : {150, 160, 170}) sink.emit(interval(t, {point(Level::App, "other", "max", 1)}));
+  EXPECT_FALSE(contains(sink.scrape(), "statherd_q_"));
+  sink.emit(interval(180, {point(Level::App, "q", "max", 8)}));
+  EXPECT_TRUE(contains(sink.scrape(), "statherd_q_max{app=\"web\",level=\"app\"} 8\n"));
+}
+
+// A refused series is not cached: it is counted again each interval and made once there is room.
+TEST(PrometheusSink, ARefusedSeriesIsRetriedEachInterval) {
+  PrometheusSink sink(PrometheusSinkOptions{.max_series = 1, .expire_intervals = 1});
+  sink.emit(interval(100, {point(Level::App, "a", "max", 1), point(Level::App, "b", "max", 2)}));
+  sink.emit(interval(110, {point(Level::App, "b", "max", 3)}));
+  sink.emit(interval(120, {point(Level::App, "b", "max", 4)}));  // "a" expires after this one
+  EXPECT_EQ(sink.counters().series_rejected, 3u);
+  sink.emit(interval(130, {point(Level::App, "b", "max", 5)}));
+  std::string text = sink.scrape();
+  EXPECT_TRUE(contains(text, "statherd_b_max{app=\"web\",level=\"app\"} 5\n")) << text;
+  EXPECT_FALSE(contains(text, "statherd_a_max")) << text;
+  EXPECT_EQ(sink.counters().series_rejected, 3u);
+}
+
+// A name taken by another type is refused and counted every interval, until the other expires.
+TEST(PrometheusSink, ATypeConflictIsCountedEachIntervalUntilTheNameIsFree) {
+  PrometheusSink sink(PrometheusSinkOptions{.expire_intervals = 1});
+  auto both = [](int64_t t, bool gauge) {
+    std::vector<SeriesPoint> p = counter_points(Level::App, 10);
+    if (gauge) p.insert(p.begin(), point(Level::App, "http.requests", "count_total", 5));
+    return interval(t, p);
+  };
+  sink.emit(both(100, true));   // the gauge takes the name first
+  sink.emit(both(110, false));
+  EXPECT_EQ(sink.counters().type_conflicts, 2u);
+  sink.emit(both(120, false));  // counted, then the gauge expires
+  EXPECT_EQ(sink.counters().type_conflicts, 3u);
+  sink.emit(both(130, false));
+  EXPECT_EQ(sink.counters().type_conflicts, 3u);
+  std::string text = sink.scrape();
+  EXPECT_TRUE(contains(text, "# TYPE statherd_http_requests_count_total counter\n")) << text;
+  EXPECT_TRUE(contains(text, "statherd_http_requests_count_total{app=\"web\",level=\"app\"} 10\n"))
+      << text;
+}
+
+}  // namespace
+}  // namespace statherd::server

@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <span>
 #include <unordered_set>
 #include <vector>
 
 #include "common/log.h"
-#include "server/graphite_path.h"
 #include "server/sinks/graphite_socket.h"
 
 namespace statherd::server {
@@ -271,7 +271,35 @@ class GraphiteSink::Sender {
   Clock::time_point last_drop_log_{};
 };
 
-GraphiteSink::GraphiteSink(GraphiteSinkOptions options) : options_(std::move(options)) {
+namespace {
+
+GraphiteSeriesCache::Naming naming_of(const GraphiteSinkOptions& o) {
+  return {o.prefix, o.tags, o.rules};
+}
+
+// "<path before the stat>.<stat><tags> <value> <ts>\n" in one allocation; path_len its path.
+std::string format_line(const GraphiteSeriesPath& path, std::string_view component,
+                        double value, std::string_view ts, uint32_t& path_len) {
+  char number[64];
+  const char* number_end = std::to_chars(number, number + sizeof number, value).ptr;
+  const auto number_len = static_cast<size_t>(number_end - number);
+  path_len = static_cast<uint32_t>(path.text.size() + 1 + component.size());
+  std::string line;
+  line.reserve(path_len + 1 + number_len + ts.size());
+  line.append(path.text, 0, path.stat_at);
+  line.push_back('.');
+  line.append(component);
+  line.append(path.text, path.stat_at);
+  line.push_back(' ');
+  line.append(number, number_len);
+  line.append(ts);
+  return line;
+}
+
+}  // namespace
+
+GraphiteSink::GraphiteSink(GraphiteSinkOptions options)
+    : options_(std::move(options)), cache_(naming_of(options_)) {
   options_.queue_max_lines = std::max<uint64_t>(1, options_.queue_max_lines);
   thread_ = std::thread([this] { Sender(*this).run(); });
 }
@@ -279,41 +307,37 @@ GraphiteSink::GraphiteSink(GraphiteSinkOptions options) : options_(std::move(opt
 GraphiteSink::~GraphiteSink() { stop(); }
 
 void GraphiteSink::emit(const IntervalOutput& out) {
-  const std::vector<SeriesPoint> points = flat_points(out);  // TODO(#10): records
   std::vector<Line> lines;
-  lines.reserve(points.size());
+  lines.reserve(out.point_count());
   uint64_t skipped = 0, filtered = 0;
-  std::string ts = " " + std::to_string(out.start_s) + "\n";
-  collisions_.begin(points.size());
-  for (const SeriesPoint& point : points) {
-    if (!std::isfinite(point.value)) {
-      ++skipped;
-      continue;
+  const std::string ts = " " + std::to_string(out.start_s) + "\n";
+  cache_.begin_emit();
+  for (const RollupRecord& record : out.records) {
+    GraphiteSeries& series = cache_.series(record.key);
+    const std::span<const Stat> stats = out.stats_of(record);
+    if (series.slots.empty()) series.slots.reserve(stats.size());
+    for (size_t i = 0; i < stats.size(); ++i) {
+      if (!std::isfinite(stats[i].value)) {
+        ++skipped;
+        continue;
+      }
+      const GraphiteSeries::Slot& slot = cache_.slot(series, i, stats[i].name);
+      if (!slot.passes) {
+        ++filtered;
+        continue;
+      }
+      uint32_t path_len = 0;
+      std::string text =
+          format_line(series.path, cache_.component(slot), stats[i].value, ts, path_len);
+      lines.push_back(Line{std::move(text), path_len});
     }
-    std::string line = options_.tags ? graphite_tagged_path(point, options_.prefix)
-                                     : graphite_path(point, options_.prefix);
-    if (!options_.rules.empty() &&
-        !options_.rules.passes(std::string_view(line).substr(0, line.find(';')))) {
-      ++filtered;
-      continue;
-    }
-    // The path's own buffer becomes the line: one allocation per line (the hot path).
-    const auto path_len = static_cast<uint32_t>(line.size());
-    char value[64];
-    const char* value_end = std::to_chars(value, value + sizeof value, point.value).ptr;
-    line.reserve(line.size() + 1 + static_cast<size_t>(value_end - value) + ts.size());
-    line.push_back(' ');
-    line.append(value, static_cast<size_t>(value_end - value));
-    line.append(ts);
-    lines.push_back(Line{std::move(line), path_len});
-    // `lines` never reallocates (reserved above), so the path stays valid for this emit.
-    collisions_.add(std::string_view(lines.back().text).substr(0, path_len), point);
   }
+  cache_.end_emit();
   {
     std::lock_guard lock(mutex_);
     counters_.non_finite_skipped += skipped;
     counters_.lines_filtered += filtered;
-    counters_.path_collisions = collisions_.total();
+    counters_.path_collisions = cache_.collisions();
     if (stopping_) {
       counters_.lines_dropped += lines.size();
       return;
@@ -345,6 +369,7 @@ void GraphiteSink::stop() {
 
 void GraphiteSink::reconfigure(GraphiteSinkOptions options) {
   options.queue_max_lines = std::max<uint64_t>(1, options.queue_max_lines);
+  cache_.configure(naming_of(options));
   {
     std::lock_guard lock(mutex_);
     options_ = std::move(options);

@@ -18,6 +18,7 @@
 
 #include "server/graphite_rules.h"
 #include "server/sinks/graphite_cache.h"
+#include "server/sinks/graphite_lines.h"
 #include "server/sinks/sink.h"
 
 namespace statherd::server {
@@ -67,16 +68,18 @@ class GraphiteSink : public Sink {
   const GraphiteSinkOptions& options() const { return options_; }
 
  private:
-  struct Line {
-    std::string text;     // "path value ts\n"
-    uint32_t path_len;    // text.substr(0, path_len) is the path
+  struct Line {             // a line the sender's pacing holds back
+    std::string text;       // "path value ts\n"
+    uint32_t path_len;      // text.substr(0, path_len) is the path
   };
   class Sender;
+  void drop_oldest_locked(uint64_t max_lines);
 
   GraphiteSinkOptions options_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Line> queue_;
+  std::deque<GraphiteLineBlock> queue_;
+  uint64_t queued_lines_ = 0;  // lines left in queue_
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};
   uint64_t options_generation_ = 0;  // bumped by reconfigure(); the sender re-reads options_

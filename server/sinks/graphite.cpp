@@ -42,7 +42,8 @@ class GraphiteSink::Sender {
     Batch batch;
     while (take_batch(batch)) {
       if (batch.lines > 0) send(batch);
-      batch = Batch{};
+      batch.text.clear();  // keeps its capacity for the next batch
+      batch.lines = 0;
       log_drops();
     }
     log_drops();

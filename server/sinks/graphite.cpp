@@ -302,22 +302,6 @@ GraphiteSeriesCache::Naming naming_of(const GraphiteSinkOptions& o) {
   return {o.prefix, o.tags, o.rules};
 }
 
-// Appends "<path before the stat>.<stat><tags> <value> <ts>\n"; returns the path's length.
-uint32_t append_line(std::string& line, const GraphiteSeriesPath& path,
-                     std::string_view component, double value, std::string_view ts) {
-  char number[64];
-  const char* number_end = std::to_chars(number, number + sizeof number, value).ptr;
-  const auto number_len = static_cast<size_t>(number_end - number);
-  line.append(path.text, 0, path.stat_at);
-  line.push_back('.');
-  line.append(component);
-  line.append(path.text, path.stat_at);
-  line.push_back(' ');
-  line.append(number, number_len);
-  line.append(ts);
-  return static_cast<uint32_t>(path.text.size() + 1 + component.size());
-}
-
 }  // namespace
 
 GraphiteSink::GraphiteSink(GraphiteSinkOptions options)
@@ -329,10 +313,8 @@ GraphiteSink::GraphiteSink(GraphiteSinkOptions options)
 GraphiteSink::~GraphiteSink() { stop(); }
 
 void GraphiteSink::emit(const IntervalOutput& out) {
-  GraphiteLineBlock block;
-  block.ends.reserve(out.point_count());
-  block.path_lens.reserve(out.point_count());
-  uint64_t skipped = 0, filtered = 0;
+  std::vector<GraphiteLineBlock> blocks(1);  // a new one past kBlockBytes (32-bit offsets)
+  uint64_t lines = 0, skipped = 0, filtered = 0;
   const std::string ts = " " + std::to_string(out.start_s) + "\n";
   cache_.begin_emit();
   for (const RollupRecord& record : out.records) {
@@ -349,8 +331,9 @@ void GraphiteSink::emit(const IntervalOutput& out) {
         ++filtered;
         continue;
       }
-      block.end_line(
-          append_line(block.text, series.path, cache_.component(slot), stats[i].value, ts));
+      if (blocks.back().text.size() >= GraphiteLineBlock::kBlockBytes) blocks.emplace_back();
+      blocks.back().add(series.path, cache_.component(slot), stats[i].value, ts);
+      ++lines;
     }
   }
   cache_.end_emit();
@@ -359,16 +342,14 @@ void GraphiteSink::emit(const IntervalOutput& out) {
     counters_.non_finite_skipped += skipped;
     counters_.lines_filtered += filtered;
     counters_.path_collisions = cache_.collisions();
-    const uint64_t lines = block.left();
     if (stopping_) {
       counters_.lines_dropped += lines;
       return;
     }
     counters_.lines_queued += lines;
-    if (lines > 0) {
-      queue_.push_back(std::move(block));
-      queued_lines_ += lines;
-    }
+    queued_lines_ += lines;
+    for (GraphiteLineBlock& block : blocks)
+      if (block.left() > 0) queue_.push_back(std::move(block));
     drop_oldest_locked(options_.queue_max_lines);
   }
   wake_.notify_one();

@@ -8,9 +8,12 @@
 #include <string_view>
 #include <vector>
 
+#include "server/sinks/graphite_naming.h"
+
 namespace statherd::server {
 
 struct GraphiteLineBlock {
+  static constexpr size_t kBlockBytes = 64 << 20;  // an emit starts a new block past this
   std::string text;
   std::vector<uint32_t> ends;       // one past line i's '\n'
   std::vector<uint32_t> path_lens;  // line i's path is its first path_lens[i] bytes
@@ -22,11 +25,9 @@ struct GraphiteLineBlock {
     return std::string_view(text).substr(start(i), ends[i] - start(i));
   }
   std::string_view path(size_t i) const { return line(i).substr(0, path_lens[i]); }
-  // Ends the line appended to text since the previous one; its path is path_len bytes.
-  void end_line(uint32_t path_len) {
-    ends.push_back(static_cast<uint32_t>(text.size()));
-    path_lens.push_back(path_len);
-  }
+  // Appends "<path before the stat>.<component><tags> <value><ts>" (ts: " <seconds>\n").
+  void add(const GraphiteSeriesPath& path, std::string_view component, double value,
+           std::string_view ts);
 };
 
 }  // namespace statherd::server

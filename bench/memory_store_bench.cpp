@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "server/graphite_path.h"
+#include "server/sinks/graphite_naming.h"
 #include "server/memory_store.h"
 
 namespace {

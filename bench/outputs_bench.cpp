@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-#include "server/graphite_path.h"
+#include "server/sinks/graphite_naming.h"
 #include "server/memory_store.h"
 #include "server/sinks/graphite.h"
 #include "server/sinks/prometheus.h"

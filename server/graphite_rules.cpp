@@ -1,8 +1,5 @@
 #include "server/graphite_rules.h"
 
-#include "common/names.h"
-#include "server/graphite_path.h"
-
 namespace statherd::server {
 
 Result<GraphiteRule> make_graphite_rule(std::string_view kind, const std::string& pattern) {
@@ -59,24 +56,6 @@ bool GraphiteRules::passes(std::string_view path) const {
     }
   }
   return !has_allow_;
-}
-
-std::string graphite_tagged_path(const SeriesPoint& point, std::string_view prefix) {
-  SeriesPoint untagged;
-  untagged.level = point.level;
-  untagged.app = point.app;
-  untagged.host = point.host;
-  untagged.pid = point.pid;
-  untagged.metric = point.metric;
-  untagged.stat = point.stat;
-  std::string path = graphite_path(untagged, prefix);
-  for (const auto& [key, value] : point.tags) {
-    path += ';';
-    path += sanitize_graphite_tag(key);
-    path += '=';
-    path += sanitize_graphite_tag(value);
-  }
-  return path;
 }
 
 }  // namespace statherd::server

@@ -1,5 +1,6 @@
-// Graphite-only output shaping: Scales-style allow / forbid / prune rules on the final path,
-// and the optional Graphite tag form of a path (";k=v" instead of ".k.v" components).
+// Graphite-only output shaping: Scales-style allow / forbid / prune rules on the final path.
+// (The Graphite tag form of a path, ";k=v" instead of ".k.v" components, is named in
+// server/sinks/graphite_naming.h.)
 //
 // Rule semantics (modelled on Scales' GraphitePusher, with regular expressions instead of
 // fnmatch globs; each RE is compiled once, ECMAScript syntax, and *searched* in the path, so
@@ -21,7 +22,6 @@
 #include <vector>
 
 #include "common/result.h"
-#include "server/series_point.h"
 
 namespace statherd::server {
 
@@ -51,10 +51,5 @@ class GraphiteRules {
   std::vector<GraphiteRule> rules_;
   bool has_allow_ = false;
 };
-
-// The Graphite-tags form: graphite_path() of the point without its tags, then ";k=v" for every
-// tag in key order (keys and values sanitized by sanitize_graphite_tag). app and host stay path
-// components, so dashboards built on the plain paths keep working.
-std::string graphite_tagged_path(const SeriesPoint& point, std::string_view prefix);
 
 }  // namespace statherd::server

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <span>
 
 #include "common/names.h"
 #include "common/time_floor.h"
-#include "server/graphite_path.h"
 
 namespace statherd::server {
 
@@ -27,32 +27,56 @@ void MemoryStore::plan_tiers(int64_t interval_s) {
 
 void MemoryStore::emit(const IntervalOutput& out) {
   if (plan_.empty()) plan_tiers(std::max<int64_t>(1, out.interval_s));
-  const std::vector<SeriesPoint> points = flat_points(out);  // TODO(#10): records
   newest_ts_ = std::max(newest_ts_, out.start_s);
-  for (const SeriesPoint& point : points) {
-    if (!std::isfinite(point.value)) continue;
-    store(graphite_path(point, options_.prefix), point, out.start_s);
+  const int64_t ts = floor_to(out.start_s, plan_.front().precision_s);
+  cache_.begin_emit();
+  if (ts >= newest_ts_ - plan_.front().retention_s) {  // else older than the finest retention
+    for (const RollupRecord& record : out.records) store_record(out, record, ts);
   }
+  cache_.end_emit([](CachedSeries&) {});
   index_.commit();
   expire(newest_ts_);
   path_count_.store(index_.size(), std::memory_order_relaxed);  // once the interval is in
 }
 
-void MemoryStore::store(std::string_view path, const SeriesPoint& point, int64_t ts) {
-  ts = floor_to(ts, plan_.front().precision_s);
-  if (ts < newest_ts_ - plan_.front().retention_s) return;  // older than the finest retention
-  uint32_t id = index_.find(path);
+void MemoryStore::store_record(const IntervalOutput& out, const RollupRecord& record,
+                               int64_t ts) {
+  bool made = false;
+  CachedSeries& cached = cache_.get(record.key->id, made);
+  const std::span<const Stat> stats = out.stats_of(record);
+  if (made) cached.slots.reserve(stats.size());
+  std::optional<GraphiteSeriesPath> path;  // built only when a stat is new to the cache
+  for (size_t i = 0; i < stats.size(); ++i) {
+    if (!std::isfinite(stats[i].value)) continue;
+    const uint32_t id = id_for(cached, record, i, stats[i].name, path);
+    if (id != PathIndex::kNone) series_[id].put(plan_, ts, stats[i].value);
+  }
+}
+
+uint32_t MemoryStore::id_for(CachedSeries& cached, const RollupRecord& record, size_t index,
+                             std::string_view name, std::optional<GraphiteSeriesPath>& path) {
+  if (index < cached.slots.size() && stat_names_.name(cached.slots[index].stat) == name)
+    return cached.slots[index].id;
+  for (const CachedSeries::Slot& slot : cached.slots)
+    if (stat_names_.name(slot.stat) == name) return slot.id;
+  const uint32_t stat = stat_names_.intern(name);
+  if (!path) path = graphite_series_path(*record.key, options_.prefix, false);
+  const std::string full = path->with_stat(stat_names_.component(stat));
+  uint32_t id = index_.find(full);
   if (id == PathIndex::kNone) {
     if (index_.size() >= options_.max_paths) {
       ++refused_paths_;
-      return;
+      return PathIndex::kNone;  // not cached: tried again next interval
     }
-    id = index_.insert(path);
+    id = index_.insert(full);
     // The series of a gauge's sum (a level) carries no running total; a distribution's sum
     // (an amount) does: only amounts are summed when downsampled.
-    series_.emplace_back(plan_.size(), downsample_for(point.stat, point.total.has_value()));
+    const bool amount = (name == "count" && !std::isnan(record.count_total)) ||
+                        (name == "sum" && !std::isnan(record.sum_total));
+    series_.emplace_back(plan_.size(), downsample_for(name, amount));
   }
-  series_[id].put(plan_, ts, point.value);
+  cached.slots.push_back({stat, id});
+  return id;
 }
 
 void MemoryStore::expire(int64_t now) {
@@ -68,10 +92,21 @@ void MemoryStore::expire(int64_t now) {
   }
   if (!dropped) return;
   index_.compact(keep);
-  size_t next = 0;
-  for (size_t id = 0; id < series_.size(); ++id)
-    if (keep[id]) series_[next++] = std::move(series_[id]);
+  std::vector<uint32_t> renumber(series_.size(), PathIndex::kNone);
+  uint32_t next = 0;
+  for (size_t id = 0; id < series_.size(); ++id) {
+    if (!keep[id]) continue;
+    renumber[id] = next;
+    series_[next++] = std::move(series_[id]);
+  }
   series_.erase(series_.begin() + static_cast<std::ptrdiff_t>(next), series_.end());
+  // compact() keeps the survivors' order: the cached ids follow, the expired ones go.
+  cache_.for_each([&](CachedSeries& cached) {
+    size_t kept = 0;
+    for (const CachedSeries::Slot& slot : cached.slots)
+      if (renumber[slot.id] != PathIndex::kNone) cached.slots[kept++] = {slot.stat, renumber[slot.id]};
+    cached.slots.resize(kept);
+  });
 }
 
 MemoryStoreStats MemoryStore::stats() const {

@@ -1,8 +1,12 @@
 // The in-memory store: the history of every Graphite path in downsampled tiers written in
 // Graphite's retention syntax (server/retention.h; default 10s:6h,5m:7d), compressed in
 // Gorilla chunks grown as points arrive (server/history_series.h, server/history_tier.h),
-// served with the JSON shapes of Graphite's /render and /metrics/find APIs. Fed like a sink.
-// Paths live in a compact index (server/path_index.h) sorted for find's prefix scans.
+// served with the JSON shapes of Graphite's /render and /metrics/find APIs. One more sink: it
+// consumes the rollup's records, named as the Graphite sink names them
+// (server/sinks/graphite_naming.h). Paths live in a compact index (server/path_index.h)
+// sorted for find's prefix scans; per series key a cache holds each stat's index id, so a
+// steady interval neither builds nor looks up a path (ids are renumbered when expiry
+// compacts the index).
 // Not thread-safe but for path_count()/refused_paths(): the HTTP server feeds and queries it
 // from its one read thread (server/http_server.cpp), never from the ingest (io) thread.
 #pragma once
@@ -12,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +27,8 @@
 #include "server/history_series.h"
 #include "server/path_index.h"
 #include "server/read_limits.h"
+#include "server/sinks/graphite_naming.h"
+#include "server/sinks/series_cache.h"
 #include "server/sinks/sink.h"
 
 namespace statherd::server {
@@ -93,7 +100,18 @@ class MemoryStore : public Sink {
 
  private:
   void plan_tiers(int64_t interval_s);
-  void store(std::string_view path, const SeriesPoint& point, int64_t ts);
+  // A record's series in the store: per stat seen, its PathIndex id.
+  struct CachedSeries {
+    struct Slot {
+      uint32_t stat;  // GraphiteStatNames id
+      uint32_t id;    // PathIndex id
+    };
+    std::vector<Slot> slots;
+  };
+  void store_record(const IntervalOutput& out, const RollupRecord& record, int64_t ts);
+  // The index id of the record's stat `name` (kNone: refused, max_paths reached).
+  uint32_t id_for(CachedSeries& cached, const RollupRecord& record, size_t index,
+                  std::string_view name, std::optional<GraphiteSeriesPath>& path);
   void expire(int64_t now);
   // The visible tier a query from `from_s` reads (index into plan_).
   size_t tier_for(int64_t from_s) const;
@@ -114,6 +132,8 @@ class MemoryStore : public Sink {
   size_t first_visible_ = 0;
   PathIndex index_;
   std::vector<HistorySeries> series_;  // by PathIndex id
+  GraphiteStatNames stat_names_;
+  SeriesCache<CachedSeries> cache_;    // by SeriesKey::id
   std::atomic<uint64_t> refused_paths_{0}, path_count_{0};
   int64_t newest_ts_ = INT64_MIN;
   int64_t last_expire_ts_ = INT64_MIN;

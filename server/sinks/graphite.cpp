@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <span>
 #include <unordered_set>
 #include <vector>
 
 #include "common/log.h"
-#include "server/graphite_path.h"
 #include "server/sinks/graphite_socket.h"
 
 namespace statherd::server {
@@ -39,10 +39,11 @@ class GraphiteSink::Sender {
   ~Sender() { disconnect(); }
 
   void run() {
-    std::vector<Line> batch;
+    Batch batch;
     while (take_batch(batch)) {
-      if (!batch.empty()) send(batch);
-      batch.clear();
+      if (batch.lines > 0) send(batch);
+      batch.text.clear();  // keeps its capacity for the next batch
+      batch.lines = 0;
       log_drops();
     }
     log_drops();
@@ -61,9 +62,9 @@ class GraphiteSink::Sender {
   }
 
   // A line may go now if its path was sent before or the new-series budget allows it.
-  bool admit(const Line& line) {
+  bool admit(std::string_view path_view) {
     if (!paced()) return true;
-    std::string path = line.text.substr(0, line.path_len);
+    std::string path(path_view);
     if (sent_paths_.count(path)) return true;
     if (tokens_ < 1.0) return false;
     tokens_ -= 1.0;
@@ -71,9 +72,41 @@ class GraphiteSink::Sender {
     return true;
   }
 
+  struct Batch {
+    std::string text;
+    uint64_t lines = 0;
+  };
+
+  // Moves the front block's lines into `batch` while it holds less than batch_bytes; unpaced
+  // as one run of bytes, paced line by line (a line not admitted waits in delayed_).
+  void take_from_front_locked(Batch& batch) {
+    GraphiteLineBlock& block = sink_.queue_.front();
+    const size_t from = block.first;
+    size_t i = from;
+    if (!paced()) {
+      for (size_t bytes = batch.text.size(); i < block.ends.size() && bytes < opt_.batch_bytes;
+           ++i)
+        bytes += block.ends[i] - block.start(i);
+      batch.text.append(block.text, block.start(from), block.start(i) - block.start(from));
+      batch.lines += i - from;
+    } else {
+      for (; i < block.ends.size() && batch.text.size() < opt_.batch_bytes; ++i) {
+        if (admit(block.path(i))) {
+          batch.text.append(block.line(i));
+          ++batch.lines;
+        } else {
+          delay_locked(Line{std::string(block.line(i)), block.path_lens[i]});
+        }
+      }
+    }
+    sink_.queued_lines_ -= i - from;
+    block.first = i;
+    if (block.left() == 0) sink_.queue_.pop_front();
+  }
+
   // Moves up to batch_bytes of admissible lines into `batch`. Returns false when stopped and
   // nothing is left to send (or the stop deadline passed).
-  bool take_batch(std::vector<Line>& batch) {
+  bool take_batch(Batch& batch) {
     std::unique_lock lock(sink_.mutex_);
     while (true) {
       if (generation_ != sink_.options_generation_) adopt_options_locked();
@@ -83,24 +116,16 @@ class GraphiteSink::Sender {
         return false;
       }
       if (paced()) refill();
-      size_t bytes = 0;
-      while (!delayed_.empty() && bytes < opt_.batch_bytes && admit(delayed_.front())) {
-        bytes += delayed_.front().text.size();
-        batch.push_back(std::move(delayed_.front()));
+      while (!delayed_.empty() && batch.text.size() < opt_.batch_bytes &&
+             admit(std::string_view(delayed_.front().text).substr(0, delayed_.front().path_len))) {
+        batch.text += delayed_.front().text;
+        ++batch.lines;
         delayed_.pop_front();
       }
-      while (!sink_.queue_.empty() && bytes < opt_.batch_bytes) {
-        Line line = std::move(sink_.queue_.front());
-        sink_.queue_.pop_front();
-        if (!admit(line)) {
-          delay_locked(std::move(line));
-          continue;
-        }
-        bytes += line.text.size();
-        batch.push_back(std::move(line));
-      }
-      sink_.counters_.queue_depth = sink_.queue_.size() + delayed_.size();
-      if (!batch.empty()) return true;
+      while (!sink_.queue_.empty() && batch.text.size() < opt_.batch_bytes)
+        take_from_front_locked(batch);
+      sink_.counters_.queue_depth = sink_.queued_lines_ + delayed_.size();
+      if (batch.lines > 0) return true;
       if (stopping && delayed_.empty()) return false;
       auto wake_at = stopping ? sink_.stop_deadline_ : Clock::time_point::max();
       if (!delayed_.empty()) wake_at = std::min(wake_at, next_token_time());
@@ -144,9 +169,10 @@ class GraphiteSink::Sender {
   }
 
   void drop_leftovers_locked() {
-    uint64_t left = sink_.queue_.size() + delayed_.size();
+    uint64_t left = sink_.queued_lines_ + delayed_.size();
     sink_.counters_.lines_dropped += left;
     sink_.queue_.clear();
+    sink_.queued_lines_ = 0;
     delayed_.clear();
     if (left > 0) {
       log::warn("graphite: stop deadline passed with " + std::to_string(left) +
@@ -162,14 +188,13 @@ class GraphiteSink::Sender {
   }
 
   // Sends the batch, reconnecting with backoff, until it is written or the stop deadline passes.
-  void send(const std::vector<Line>& batch) {
-    std::string buffer;
-    for (const Line& line : batch) buffer += line.text;
+  void send(const Batch& batch) {
+    const std::string& buffer = batch.text;
     while (true) {
       if (ensure_connected() &&
           write_all(fd_, !to_stdout(), buffer, deadline_for(opt_.write_timeout))) {
         std::lock_guard lock(sink_.mutex_);
-        sink_.counters_.lines_sent += batch.size();
+        sink_.counters_.lines_sent += batch.lines;
         return;
       }
       if (fd_ >= 0) {
@@ -180,8 +205,8 @@ class GraphiteSink::Sender {
       disconnect();
       if (!wait_backoff()) {
         std::lock_guard lock(sink_.mutex_);
-        sink_.counters_.lines_dropped += batch.size();
-        dropped_at_stop_ += batch.size();  // not a full queue: the stop deadline passed
+        sink_.counters_.lines_dropped += batch.lines;
+        dropped_at_stop_ += batch.lines;  // not a full queue: the stop deadline passed
         return;
       }
       std::lock_guard lock(sink_.mutex_);  // reconfigured while retrying: the batch goes there
@@ -271,7 +296,16 @@ class GraphiteSink::Sender {
   Clock::time_point last_drop_log_{};
 };
 
-GraphiteSink::GraphiteSink(GraphiteSinkOptions options) : options_(std::move(options)) {
+namespace {
+
+GraphiteSeriesCache::Naming naming_of(const GraphiteSinkOptions& o) {
+  return {o.prefix, o.tags, o.rules};
+}
+
+}  // namespace
+
+GraphiteSink::GraphiteSink(GraphiteSinkOptions options)
+    : options_(std::move(options)), cache_(naming_of(options_)) {
   options_.queue_max_lines = std::max<uint64_t>(1, options_.queue_max_lines);
   thread_ = std::thread([this] { Sender(*this).run(); });
 }
@@ -279,56 +313,59 @@ GraphiteSink::GraphiteSink(GraphiteSinkOptions options) : options_(std::move(opt
 GraphiteSink::~GraphiteSink() { stop(); }
 
 void GraphiteSink::emit(const IntervalOutput& out) {
-  const std::vector<SeriesPoint> points = flat_points(out);  // TODO(#10): records
-  std::vector<Line> lines;
-  lines.reserve(points.size());
-  uint64_t skipped = 0, filtered = 0;
-  std::string ts = " " + std::to_string(out.start_s) + "\n";
-  collisions_.begin(points.size());
-  for (const SeriesPoint& point : points) {
-    if (!std::isfinite(point.value)) {
-      ++skipped;
-      continue;
+  std::vector<GraphiteLineBlock> blocks(1);  // a new one past kBlockBytes (32-bit offsets)
+  uint64_t lines = 0, skipped = 0, filtered = 0;
+  const std::string ts = " " + std::to_string(out.start_s) + "\n";
+  cache_.begin_emit();
+  for (const RollupRecord& record : out.records) {
+    GraphiteSeries& series = cache_.series(record.key);
+    const std::span<const Stat> stats = out.stats_of(record);
+    if (series.slots.empty()) series.slots.reserve(stats.size());
+    for (size_t i = 0; i < stats.size(); ++i) {
+      if (!std::isfinite(stats[i].value)) {
+        ++skipped;
+        continue;
+      }
+      const GraphiteSeries::Slot& slot = cache_.slot(series, i, stats[i].name);
+      if (!slot.passes) {
+        ++filtered;
+        continue;
+      }
+      if (blocks.back().text.size() >= GraphiteLineBlock::kBlockBytes) blocks.emplace_back();
+      blocks.back().add(series.path, cache_.component(slot), stats[i].value, ts);
+      ++lines;
     }
-    std::string line = options_.tags ? graphite_tagged_path(point, options_.prefix)
-                                     : graphite_path(point, options_.prefix);
-    if (!options_.rules.empty() &&
-        !options_.rules.passes(std::string_view(line).substr(0, line.find(';')))) {
-      ++filtered;
-      continue;
-    }
-    // The path's own buffer becomes the line: one allocation per line (the hot path).
-    const auto path_len = static_cast<uint32_t>(line.size());
-    char value[64];
-    const char* value_end = std::to_chars(value, value + sizeof value, point.value).ptr;
-    line.reserve(line.size() + 1 + static_cast<size_t>(value_end - value) + ts.size());
-    line.push_back(' ');
-    line.append(value, static_cast<size_t>(value_end - value));
-    line.append(ts);
-    lines.push_back(Line{std::move(line), path_len});
-    // `lines` never reallocates (reserved above), so the path stays valid for this emit.
-    collisions_.add(std::string_view(lines.back().text).substr(0, path_len), point);
   }
+  cache_.end_emit();
   {
     std::lock_guard lock(mutex_);
     counters_.non_finite_skipped += skipped;
     counters_.lines_filtered += filtered;
-    counters_.path_collisions = collisions_.total();
+    counters_.path_collisions = cache_.collisions();
     if (stopping_) {
-      counters_.lines_dropped += lines.size();
+      counters_.lines_dropped += lines;
       return;
     }
-    for (Line& line : lines) {
-      queue_.push_back(std::move(line));
-      ++counters_.lines_queued;
-      if (queue_.size() > options_.queue_max_lines) {
-        queue_.pop_front();
-        ++counters_.lines_dropped;
-      }
-    }
-    counters_.queue_depth = queue_.size();
+    counters_.lines_queued += lines;
+    queued_lines_ += lines;
+    for (GraphiteLineBlock& block : blocks)
+      if (block.left() > 0) queue_.push_back(std::move(block));
+    drop_oldest_locked(options_.queue_max_lines);
   }
   wake_.notify_one();
+}
+
+// Drops the oldest queued lines beyond max_lines (counted).
+void GraphiteSink::drop_oldest_locked(uint64_t max_lines) {
+  while (queued_lines_ > max_lines) {
+    GraphiteLineBlock& front = queue_.front();
+    const uint64_t drop = std::min<uint64_t>(front.left(), queued_lines_ - max_lines);
+    front.first += drop;
+    queued_lines_ -= drop;
+    counters_.lines_dropped += drop;
+    if (front.left() == 0) queue_.pop_front();
+  }
+  counters_.queue_depth = queued_lines_;
 }
 
 void GraphiteSink::stop() {
@@ -345,15 +382,12 @@ void GraphiteSink::stop() {
 
 void GraphiteSink::reconfigure(GraphiteSinkOptions options) {
   options.queue_max_lines = std::max<uint64_t>(1, options.queue_max_lines);
+  cache_.configure(naming_of(options));
   {
     std::lock_guard lock(mutex_);
     options_ = std::move(options);
     ++options_generation_;
-    while (queue_.size() > options_.queue_max_lines) {  // a smaller bound: drop the oldest
-      queue_.pop_front();
-      ++counters_.lines_dropped;
-    }
-    counters_.queue_depth = queue_.size();
+    drop_oldest_locked(options_.queue_max_lines);  // a smaller bound: drop the oldest
   }
   wake_.notify_all();
 }

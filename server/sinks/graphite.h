@@ -16,8 +16,9 @@
 #include <string_view>
 #include <thread>
 
-#include "server/graphite_path.h"
 #include "server/graphite_rules.h"
+#include "server/sinks/graphite_cache.h"
+#include "server/sinks/graphite_lines.h"
 #include "server/sinks/sink.h"
 
 namespace statherd::server {
@@ -34,7 +35,7 @@ struct GraphiteSinkOptions {
   std::chrono::milliseconds backoff_initial{250};
   std::chrono::milliseconds backoff_max{30'000};
   int stdout_fd = 1;                        // for "-" (tests pass a pipe)
-  bool tags = false;                        // sample tags as ";k=v" (graphite_tagged_path)
+  bool tags = false;                        // sample tags as ";k=v" (graphite_naming.h)
   GraphiteRules rules;                      // allow/forbid/prune on the path (graphite_rules.h)
 };
 
@@ -48,7 +49,7 @@ class GraphiteSink : public Sink {
     uint64_t non_finite_skipped = 0, connects = 0, connect_failures = 0, write_failures = 0;
     uint64_t queue_depth = 0;
     uint64_t lines_filtered = 0;  // refused by options.rules (forbidden or pruned)
-    uint64_t path_collisions = 0; // distinct series that sanitize to one path (graphite_path.h)
+    uint64_t path_collisions = 0; // distinct series that sanitize to one path (graphite_collisions.h)
   };
 
   explicit GraphiteSink(GraphiteSinkOptions options);
@@ -60,27 +61,30 @@ class GraphiteSink : public Sink {
   Counters counters() const;
   // SIGHUP: new options for everything after this call. Lines already queued stay queued and
   // go to the new address (nothing buffered is lost); prefix, tags and rules apply to the next
-  // emit(); the sender thread takes address, timeouts and pacing before its next batch.
+  // emit() (the per-series cache is emptied when they change); the sender thread takes
+  // address, timeouts and pacing before its next batch.
   // Call it from the thread that calls emit().
   void reconfigure(GraphiteSinkOptions options);
   const GraphiteSinkOptions& options() const { return options_; }
 
  private:
-  struct Line {
-    std::string text;     // "path value ts\n"
-    uint32_t path_len;    // text.substr(0, path_len) is the path
+  struct Line {             // a line the sender's pacing holds back
+    std::string text;       // "path value ts\n"
+    uint32_t path_len;      // text.substr(0, path_len) is the path
   };
   class Sender;
+  void drop_oldest_locked(uint64_t max_lines);
 
   GraphiteSinkOptions options_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Line> queue_;
+  std::deque<GraphiteLineBlock> queue_;
+  uint64_t queued_lines_ = 0;  // lines left in queue_
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};
   uint64_t options_generation_ = 0;  // bumped by reconfigure(); the sender re-reads options_
   Counters counters_;
-  PathCollisions collisions_;  // used by emit() only
+  GraphiteSeriesCache cache_;  // used by emit() (and reconfigure(), on the same thread) only
   std::thread thread_;
   friend class Sender;
 };

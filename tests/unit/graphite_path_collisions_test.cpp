@@ -1,10 +1,13 @@
-// Distinct series that sanitize to one Graphite path are reported (log + self-metric), once.
+// Distinct series that sanitize to one Graphite path are reported (log + self-metric), once:
+// checked when a path enters the Graphite sink's per-series cache, released when the series'
+// entry is dropped (its key went idle).
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "server/graphite_path.h"
 #include "server/sinks/graphite.h"
+#include "server/sinks/graphite_cache.h"
+#include "server/sinks/graphite_naming.h"
 #include "rollup_test_util.h"
 
 namespace statherd::server {
@@ -19,32 +22,75 @@ SeriesPoint point(const std::string& app, const std::string& metric, const std::
   return p;
 }
 
+// One interval through the cache as GraphiteSink::emit() walks it; the collisions it reported.
+uint64_t pass(GraphiteSeriesCache& cache, const std::vector<SeriesPoint>& points) {
+  IntervalOutput out = testing::output_of(1000, 10, points);
+  const uint64_t before = cache.collisions();
+  cache.begin_emit();
+  for (const RollupRecord& record : out.records) {
+    GraphiteSeries& series = cache.series(record.key);
+    const auto stats = out.stats_of(record);
+    for (size_t i = 0; i < stats.size(); ++i) cache.slot(series, i, stats[i].name);
+  }
+  cache.end_emit();
+  return cache.collisions() - before;
+}
+
 TEST(PathCollisions, DistinctSeriesWithOnePathAreReportedOnce) {
   std::vector<SeriesPoint> points = {point("a.p.p", "req", "count"), point("a_p_p", "req", "count"),
                                      point("web", "req time", "count"),
                                      point("web", "req_time", "count"),
                                      point("web", "req_time", "rate")};
-  PathCollisions c;
+  GraphiteSeriesCache c;
   for (int interval = 0; interval < 3; ++interval) {
-    std::vector<std::string> paths;
-    for (const auto& p : points) paths.push_back(graphite_path(p, "statherd"));
-    EXPECT_EQ(paths[0], paths[1]);  // the premise: statherd.a_p_p.req.count twice
-    c.begin(points.size());
-    int fresh = 0;
-    for (size_t i = 0; i < points.size(); ++i) fresh += c.add(paths[i], points[i]) ? 1 : 0;
-    EXPECT_EQ(fresh, interval == 0 ? 2 : 0) << "interval " << interval;
+    EXPECT_EQ(graphite_path(points[0], "statherd"), graphite_path(points[1], "statherd"));
+    EXPECT_EQ(pass(c, points), interval == 0 ? 2u : 0u) << "interval " << interval;
   }
-  EXPECT_EQ(c.total(), 2u);
+  EXPECT_EQ(c.collisions(), 2u);
 }
 
 TEST(PathCollisions, TheSameSeriesTwiceIsNoCollision) {
-  PathCollisions c;
+  GraphiteSeriesCache c;
   SeriesPoint p = point("web", "req", "count");
-  std::string path = graphite_path(p, "statherd");
-  c.begin(2);
-  EXPECT_FALSE(c.add(path, p));
-  EXPECT_FALSE(c.add(path, p));
-  EXPECT_EQ(c.total(), 0u);
+  EXPECT_EQ(pass(c, {p, p}), 0u);
+  EXPECT_EQ(c.collisions(), 0u);
+}
+
+TEST(PathCollisions, OneSeriesWithTwoStatNamesOfOnePathCollides) {
+  GraphiteSeriesCache c;
+  EXPECT_EQ(pass(c, {point("web", "req", "p99.9"), point("web", "req", "p99_9")}), 1u);
+}
+
+TEST(PathCollisions, DifferentStatsUnderOneSeriesPathAreNoCollision) {
+  GraphiteSeriesCache c;  // statherd.web.req_time.count and statherd.web.req_time.min
+  EXPECT_EQ(pass(c, {point("web", "req time", "count"), point("web", "req_time", "min")}), 0u);
+}
+
+// A series still live (seen within the cache's idle window) owns its paths; once its entry is
+// dropped, another series may take the same path without a collision.
+TEST(PathCollisions, APathIsOwnedWhileItsSeriesIsLiveAndFreedAfter) {
+  using Cache = SeriesCache<GraphiteSeries>;
+  GraphiteSeriesCache c;
+  EXPECT_EQ(pass(c, {point("a.p.p", "req", "count")}), 0u);
+  EXPECT_EQ(pass(c, {point("api", "x", "count")}), 0u);
+  EXPECT_EQ(c.size(), 2u);
+  for (uint64_t i = 0; i < Cache::kIdleEmits + Cache::kSweepEvery; ++i)
+    EXPECT_EQ(pass(c, {point("api", "x", "count")}), 0u);
+  EXPECT_EQ(c.size(), 1u);  // a.p.p's entry went: its key was idle
+  EXPECT_EQ(pass(c, {point("a_p_p", "req", "count")}), 0u);
+  // Live a_p_p now owns the path: a series taking it meanwhile collides.
+  EXPECT_EQ(pass(c, {point("a:p:p", "req", "count")}), 1u);
+  EXPECT_EQ(c.collisions(), 1u);
+}
+
+TEST(PathCollisions, AFirstHolderLeavingKeepsTheOthersOwnership) {
+  using Cache = SeriesCache<GraphiteSeries>;
+  GraphiteSeriesCache c;
+  EXPECT_EQ(pass(c, {point("a.p.p", "req", "count"), point("a_p_p", "req", "min")}), 0u);
+  for (uint64_t i = 0; i < Cache::kIdleEmits + Cache::kSweepEvery; ++i)
+    EXPECT_EQ(pass(c, {point("a_p_p", "req", "min")}), 0u);
+  EXPECT_EQ(c.size(), 1u);  // the first holder (a.p.p) left; a_p_p still holds the path
+  EXPECT_EQ(pass(c, {point("a:p:p", "req", "min")}), 1u);
 }
 
 TEST(PathCollisions, TheGraphiteSinkCountsThem) {

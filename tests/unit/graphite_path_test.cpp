@@ -1,4 +1,4 @@
-#include "server/graphite_path.h"
+#include "server/sinks/graphite_naming.h"
 
 #include <gtest/gtest.h>
 

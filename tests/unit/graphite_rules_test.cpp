@@ -1,4 +1,5 @@
 #include "server/graphite_rules.h"
+#include "server/sinks/graphite_naming.h"
 
 #include <gtest/gtest.h>
 

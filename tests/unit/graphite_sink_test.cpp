@@ -322,5 +322,35 @@ TEST(GraphiteSink, ReconfigureToASmallerQueueDropsTheOldest) {
   EXPECT_EQ(c.lines_dropped, 4u);  // every line accounted for: queued == dropped (none sent)
 }
 
+// The queue holds each emit's lines as one block; its bound still counts lines across blocks
+// (the oldest go first, even from the middle of a block), and small batches split a block.
+TEST(GraphiteSink, QueueBoundCountsLinesAcrossEmitsAndSmallBatchesSplitThem) {
+  LineListener probe;
+  const uint16_t dead_port = probe.port();
+  probe.close();
+  GraphiteSinkOptions o = fast_options("127.0.0.1:" + std::to_string(dead_port));
+  o.queue_max_lines = 3;
+  o.batch_bytes = 1;  // one line per write
+  GraphiteSink sink(o);
+  sink.emit(output(1700000000, {{"a", 1}, {"b", 2}}));
+  sink.emit(output(1700000010, {{"c", 3}, {"d", 4}}));
+  // "a" is dropped as the oldest, unless the sender already held it (in flight, retrying).
+  EXPECT_LE(sink.counters().lines_dropped, 1u);
+  LineListener carbon;
+  o.address = "127.0.0.1:" + std::to_string(carbon.port());
+  sink.reconfigure(o);
+  sink.stop();  // flushes everything queued to carbon
+  auto c = sink.counters();
+  EXPECT_EQ(c.lines_sent + c.lines_dropped, 4u);
+  EXPECT_GE(c.lines_sent, 3u);
+  auto lines = carbon.wait_for_lines(c.lines_sent);
+  ASSERT_EQ(lines.size(), c.lines_sent);
+  EXPECT_EQ(std::vector<std::string>(lines.end() - 3, lines.end()),
+            (std::vector<std::string>{"statherd.web.b.count 2 1700000000",
+                                      "statherd.web.c.count 3 1700000010",
+                                      "statherd.web.d.count 4 1700000010"}));
+  EXPECT_EQ(c.lines_queued, 4u);
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,7 @@
 
 #include "common/ewma.h"
 #include "server/engine.h"
+#include "server/fork_join_pool.h"
 #include "server/series_point.h"
 #include "server/wal.h"
 
@@ -112,6 +114,29 @@ struct Interval {
   std::unordered_map<uint32_t, uint32_t> index;  // slot -> cell, built on first late lookup
 };
 
+// The rollup of one interval, sharded by aggregate (engine_rollup_shards.cpp): every (cell,
+// aggregate it feeds) pair, bucketed by the aggregate's shard, in cell order.
+struct AggInput {
+  uint32_t agg;
+  uint32_t dist;  // Interval::dists index (a distribution), else kNone
+  double value;   // counter: the cell's delta sum; gauge: its value
+};
+struct ShardInputs {
+  std::vector<AggInput> counters, others;  // others: gauges and distributions
+};
+// Aggregates [shard * width, (shard + 1) * width) form a shard; cells [chunk * n / chunks, ...)
+// a chunk. inputs[chunk * shards + shard] is what that chunk of cells feeds that shard.
+struct RollupPlan {
+  size_t chunks = 1, shards = 1;
+  uint32_t width = 1;
+};
+// One shard's records, by section (emitted counters, then gauges, then distributions), and
+// the series keys it created (their ids are given after the join, in output order).
+struct ShardOutput {
+  IntervalOutput section[3];
+  std::vector<std::shared_ptr<SeriesKey>> new_keys[3];
+};
+
 struct DeferredFree {
   int64_t after_start;  // free once the oldest open interval starts after this
   uint32_t id;
@@ -177,8 +202,12 @@ struct Engine::Impl {
   bool recovering = false;
 
   std::string key_buf;  // reused per sample
-  std::vector<double> scratch_sum;
   std::vector<uint8_t> scratch_mark;
+  // The rollup's threads (null: threads == 1, everything on the caller) and its buffers.
+  std::unique_ptr<ForkJoinPool> pool;
+  std::vector<ShardInputs> shard_inputs;
+  // Runs task(0..n-1) on the pool's threads (in any order; each writes only its own part).
+  void run_parallel(size_t n, const std::function<void(size_t)>& task);
 
   // engine.cpp
   Status apply_wal_and_ingest(std::string_view body, int64_t now_ms, IngestOutcome& out);
@@ -201,16 +230,22 @@ struct Engine::Impl {
 
   // engine_emit.cpp
   std::vector<IntervalOutput> flush(int64_t now_ms, bool include_current);
-  IntervalOutput emit_interval(Interval& iv, bool reemit);
-  void emit_counters(const Interval& iv, bool reemit, const std::vector<uint8_t>* only,
-                     IntervalOutput& out);
-  void emit_gauges_and_dists(const Interval& iv, const std::vector<uint8_t>* only,
-                             IntervalOutput& out);
   void expire_idle(int64_t now_ms);
   void kill_slot(uint32_t id);
   void release_deferred();
-  // Appends a's record (its key built once) for the stats that follow.
-  RollupRecord& add_record(IntervalOutput& out, Aggregate& a, SeriesKind kind) const;
+
+  // engine_rollup_shards.cpp
+  IntervalOutput emit_interval(Interval& iv, bool reemit);
+  RollupPlan rollup_plan(size_t cells) const;
+  void bucket_cells(const Interval& iv, const std::vector<uint8_t>* only, const RollupPlan& plan);
+  void emit_counters(const Interval& iv, bool reemit, const RollupPlan& plan, size_t shard,
+                     ShardOutput& part);
+  void emit_gauges_and_dists(const Interval& iv, const RollupPlan& plan, size_t shard,
+                             ShardOutput& part);
+  // Appends a's record (its key built once: a new one is listed in `created`) for the stats
+  // that follow.
+  RollupRecord& add_record(IntervalOutput& out, Aggregate& a, SeriesKind kind,
+                           std::vector<std::shared_ptr<SeriesKey>>& created) const;
 
   // engine_recovery.cpp
   Status replay_wal(uint64_t& next_file, uint64_t& replayed);

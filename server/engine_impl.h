@@ -130,10 +130,16 @@ struct RollupPlan {
   size_t chunks = 1, shards = 1;
   uint32_t width = 1;
 };
-// One shard's records, by section (emitted counters, then gauges, then distributions), and
-// the series keys it created (their ids are given after the join, in output order).
+// One shard's rollup, in two passes (engine_rollup_shards.cpp): `count` sums the counters,
+// groups gauges and distributions and rolls up the distributions (into `dists`); then every
+// shard's place in the output is known and `write` fills it in (counters, EWMA ticks, gauges).
 struct ShardOutput {
-  IntervalOutput section[3];
+  std::vector<double> sum;       // counters, by aggregate - first of the shard
+  std::vector<uint8_t> touched;
+  std::vector<std::pair<uint32_t, double>> gauges;  // (aggregate, value), by aggregate
+  IntervalOutput dists;          // the distribution records, stat offsets from 0
+  size_t records[3] = {0, 0, 0}, stats[3] = {0, 0, 0};  // by section
+  size_t at_record[3] = {0, 0, 0}, at_stat[3] = {0, 0, 0};  // where they go in the output
   std::vector<std::shared_ptr<SeriesKey>> new_keys[3];
 };
 
@@ -238,14 +244,12 @@ struct Engine::Impl {
   IntervalOutput emit_interval(Interval& iv, bool reemit);
   RollupPlan rollup_plan(size_t cells) const;
   void bucket_cells(const Interval& iv, const std::vector<uint8_t>* only, const RollupPlan& plan);
-  void emit_counters(const Interval& iv, bool reemit, const RollupPlan& plan, size_t shard,
-                     ShardOutput& part);
-  void emit_gauges_and_dists(const Interval& iv, const RollupPlan& plan, size_t shard,
-                             ShardOutput& part);
-  // Appends a's record (its key built once: a new one is listed in `created`) for the stats
-  // that follow.
-  RollupRecord& add_record(IntervalOutput& out, Aggregate& a, SeriesKind kind,
-                           std::vector<std::shared_ptr<SeriesKey>>& created) const;
+  void count_shard(const Interval& iv, bool reemit, const RollupPlan& plan, size_t shard,
+                   ShardOutput& part);
+  void write_shard(const Interval& iv, bool reemit, const RollupPlan& plan, size_t shard,
+                   ShardOutput& part, IntervalOutput& out);
+  // a's series key, built at its first record (a new one is listed in `created`).
+  const SeriesKeyRef& key_of(Aggregate& a, std::vector<std::shared_ptr<SeriesKey>>& created) const;
 
   // engine_recovery.cpp
   Status replay_wal(uint64_t& next_file, uint64_t& replayed);

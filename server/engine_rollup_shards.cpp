@@ -2,14 +2,17 @@
 // Aggregates are cut into contiguous shards of ids. Two fork-join rounds:
 //   1. bucket_cells: the interval's cells are cut into chunks (one per thread); each chunk
 //      lists, per shard, every (aggregate, value) its cells feed, in cell order;
-//   2. per shard: counter sums, gauge/distribution grouping and stats, EWMA ticks and the
-//      records, into the shard's own output; a shard reads the lists of every chunk in chunk
-//      order, so each aggregate sees its cells in arrival order (the same floating-point sums).
-// The shards' outputs are then joined section by section (counters, gauges, distributions),
-// shard after shard: records in ascending aggregate id within each section, as one thread
-// emits them. New series keys get their ids after the join, in that order. So the output does
-// not depend on the number of threads, bit for bit.
+//   2. per shard, count_shard: counter sums, gauge and distribution grouping (a shard reads the
+//      lists of every chunk in chunk order, so each aggregate sees its cells in arrival order:
+//      the same floating-point sums), the distributions' stats, and how many records and stats
+//      each section (counters, gauges, distributions) of the shard emits;
+//   3. per shard, write_shard: into its place in the output, sized once: section by section,
+//      shard after shard, i.e. records in ascending aggregate id within each section, as one
+//      thread emits them; counters' EWMA ticks, gauges' stats.
+// New series keys get their ids after that, in output order. So the output does not depend on
+// the number of threads, bit for bit.
 #include <algorithm>
+#include <cassert>
 #include <iterator>
 
 #include "server/engine_impl.h"
@@ -24,16 +27,6 @@ enum Section { kCounters = 0, kGauges = 1, kDists = 2 };
 // threads take shards one by one (deterministic output whichever thread takes which).
 constexpr size_t kShardsPerThread = 4;
 
-void append_output(IntervalOutput& out, IntervalOutput&& part) {
-  const auto base = static_cast<uint32_t>(out.stats.size());
-  for (RollupRecord& r : part.records) {
-    r.first_stat += base;
-    out.records.push_back(std::move(r));
-  }
-  out.stats.insert(out.stats.end(), std::make_move_iterator(part.stats.begin()),
-                   std::make_move_iterator(part.stats.end()));
-}
-
 }  // namespace
 
 void Engine::Impl::run_parallel(size_t n, const std::function<void(size_t)>& task) {
@@ -44,10 +37,10 @@ void Engine::Impl::run_parallel(size_t n, const std::function<void(size_t)>& tas
   for (size_t i = 0; i < n; ++i) task(i);
 }
 
-RollupRecord& Engine::Impl::add_record(IntervalOutput& out, Aggregate& a, SeriesKind kind,
-                                       std::vector<std::shared_ptr<SeriesKey>>& created) const {
+const SeriesKeyRef& Engine::Impl::key_of(Aggregate& a,
+                                         std::vector<std::shared_ptr<SeriesKey>>& created) const {
   if (!a.series_key) {
-    auto key = std::make_shared<SeriesKey>();  // id given after the join (emit_interval)
+    auto key = std::make_shared<SeriesKey>();  // id given once the output is complete
     key->level = a.level;
     key->app = a.app;
     key->host = a.host;
@@ -57,7 +50,7 @@ RollupRecord& Engine::Impl::add_record(IntervalOutput& out, Aggregate& a, Series
     created.push_back(key);
     a.series_key = std::move(key);
   }
-  return out.add(a.series_key, kind);
+  return a.series_key;
 }
 
 RollupPlan Engine::Impl::rollup_plan(size_t cells) const {
@@ -100,58 +93,124 @@ void Engine::Impl::bucket_cells(const Interval& iv, const std::vector<uint8_t>* 
   });
 }
 
-// Counters: count and rate of this interval for every live counter series (0 when it had no
-// data), and on first emission the EWMA tick with this interval's count plus late deltas that
-// arrived for intervals already emitted (so the meters lose nothing).
-void Engine::Impl::emit_counters(const Interval& iv, bool reemit, const RollupPlan& plan,
-                                 size_t shard, ShardOutput& part) {
-  const uint32_t lo = static_cast<uint32_t>(shard * plan.width);
+namespace {
+
+// Fills records and stats of an output sized beforehand, from a given position on.
+struct PlacedWriter {
+  IntervalOutput& out;
+  size_t record, stat;
+  RollupRecord& add(const SeriesKeyRef& key, SeriesKind kind) {
+    RollupRecord& r = out.records[record++];
+    r.key = key;
+    r.kind = kind;
+    r.first_stat = static_cast<uint32_t>(stat);
+    r.stat_count = 0;
+    return r;
+  }
+  void add_stat(const char* name, double value) {
+    Stat& s = out.stats[stat++];
+    s.name = name;
+    s.value = value;
+    ++out.records[record - 1].stat_count;
+  }
+};
+
+uint32_t shard_begin(const RollupPlan& plan, size_t shard) {
+  return static_cast<uint32_t>(shard * plan.width);
+}
+
+}  // namespace
+
+// Pass 1: everything but the counters' and gauges' records. Counters: this interval's count
+// for every live counter series (0 when it had no data) or, re-emitted, every touched one.
+void Engine::Impl::count_shard(const Interval& iv, bool reemit, const RollupPlan& plan,
+                               size_t shard, ShardOutput& part) {
+  const uint32_t lo = shard_begin(plan, shard);
   const uint32_t hi = static_cast<uint32_t>(std::min<size_t>(aggs.size(), lo + size_t{plan.width}));
   if (lo >= hi) return;
-  std::vector<double> sum(hi - lo, 0.0);
-  std::vector<uint8_t> touched(hi - lo, 0);
+  part.sum.assign(hi - lo, 0.0);
+  part.touched.assign(hi - lo, 0);
+  std::vector<std::pair<uint32_t, const Distribution*>> dists;
   for (size_t chunk = 0; chunk < plan.chunks; ++chunk) {
-    for (const AggInput& in : shard_inputs[chunk * plan.shards + shard].counters) {
-      sum[in.agg - lo] += in.value;
-      touched[in.agg - lo] = 1;
+    const ShardInputs& in = shard_inputs[chunk * plan.shards + shard];
+    for (const AggInput& c : in.counters) {
+      part.sum[c.agg - lo] += c.value;
+      part.touched[c.agg - lo] = 1;
+    }
+    for (const AggInput& c : in.others) {
+      if (c.dist == kNone) part.gauges.emplace_back(c.agg, c.value);
+      else dists.emplace_back(c.agg, &iv.dists[c.dist]);
     }
   }
-  const double seconds = static_cast<double>(iv_ms) / 1000.0;
-  IntervalOutput& out = part.section[kCounters];
   for (uint32_t i = lo; i < hi; ++i) {
+    const Aggregate& a = aggs[i];
+    if (a.kind != Kind::Counter) continue;
+    bool live = a.alive && a.first_start <= iv.start && !reemit;
+    if (!live && !part.touched[i - lo]) continue;
+    ++part.records[kCounters];
+    part.stats[kCounters] += reemit ? 2 : 5;
+  }
+  auto by_agg = [](const auto& x, const auto& y) { return x.first < y.first; };
+  std::stable_sort(part.gauges.begin(), part.gauges.end(), by_agg);
+  for (size_t i = 0; i < part.gauges.size(); ++i) {
+    if (i > 0 && part.gauges[i].first == part.gauges[i - 1].first) continue;
+    ++part.records[kGauges];
+    part.stats[kGauges] += aggs[part.gauges[i].first].level == Level::Process ? 1 : 7;
+  }
+  std::stable_sort(dists.begin(), dists.end(), by_agg);
+  std::vector<const Distribution*> group;
+  StatValues stats;
+  for (size_t i = 0; i < dists.size();) {
+    size_t j = i;
+    group.clear();
+    for (; j < dists.size() && dists[j].first == dists[i].first; ++j) group.push_back(dists[j].second);
+    stats.clear();
+    distribution_stats(group, stats);
+    Aggregate& a = aggs[dists[i].first];
+    RollupRecord& r = part.dists.add(key_of(a, part.new_keys[kDists]), SeriesKind::Distribution);
+    r.count_total = a.total_count;
+    for (auto& [name, v] : stats) {
+      if (name == "sum") r.sum_total = a.total_sum;  // unknown sum this interval: no total
+      part.dists.stat(std::move(name), v);
+    }
+    i = j;
+  }
+  part.records[kDists] = part.dists.records.size();
+  part.stats[kDists] = part.dists.stats.size();
+}
+
+// Pass 2: the shard's records in their place. Counters: count and rate, and on first emission
+// the EWMA tick with this interval's count plus late deltas that arrived for intervals already
+// emitted (so the meters lose nothing). Gauges: the last value at process level, else the
+// stats over sources (server/rollup.h).
+void Engine::Impl::write_shard(const Interval& iv, bool reemit, const RollupPlan& plan,
+                               size_t shard, ShardOutput& part, IntervalOutput& out) {
+  const uint32_t lo = shard_begin(plan, shard);
+  const double seconds = static_cast<double>(iv_ms) / 1000.0;
+  PlacedWriter w{out, part.at_record[kCounters], part.at_stat[kCounters]};
+  for (uint32_t i = lo; i < lo + part.sum.size(); ++i) {
     Aggregate& a = aggs[i];
     if (a.kind != Kind::Counter) continue;
     bool live = a.alive && a.first_start <= iv.start && !reemit;
-    if (!live && !touched[i - lo]) continue;
-    double count = sum[i - lo];
-    add_record(out, a, SeriesKind::Counter, part.new_keys[kCounters]).count_total = a.total_count;
-    out.stat("count", count);
-    out.stat("rate", count / seconds);
+    if (!live && !part.touched[i - lo]) continue;
+    double count = part.sum[i - lo];
+    w.add(key_of(a, part.new_keys[kCounters]), SeriesKind::Counter).count_total = a.total_count;
+    w.add_stat("count", count);
+    w.add_stat("rate", count / seconds);
     if (reemit) continue;
     a.meter.tick(count + a.pending_late);
     a.pending_late = 0;
-    out.stat("m1_rate", a.meter.m1.rate());
-    out.stat("m5_rate", a.meter.m5.rate());
-    out.stat("m15_rate", a.meter.m15.rate());
+    w.add_stat("m1_rate", a.meter.m1.rate());
+    w.add_stat("m5_rate", a.meter.m5.rate());
+    w.add_stat("m15_rate", a.meter.m15.rate());
   }
-}
-
-void Engine::Impl::emit_gauges_and_dists(const Interval& iv, const RollupPlan& plan, size_t shard,
-                                         ShardOutput& part) {
-  std::vector<std::pair<uint32_t, double>> gauges;
-  std::vector<std::pair<uint32_t, const Distribution*>> dists;
-  for (size_t chunk = 0; chunk < plan.chunks; ++chunk) {
-    for (const AggInput& in : shard_inputs[chunk * plan.shards + shard].others) {
-      if (in.dist == kNone) gauges.emplace_back(in.agg, in.value);
-      else dists.emplace_back(in.agg, &iv.dists[in.dist]);
-    }
-  }
-  auto by_agg = [](const auto& x, const auto& y) { return x.first < y.first; };
-  std::stable_sort(gauges.begin(), gauges.end(), by_agg);
-  std::stable_sort(dists.begin(), dists.end(), by_agg);
+  assert(w.record == part.at_record[kCounters] + part.records[kCounters]);
+  assert(w.stat == part.at_stat[kCounters] + part.stats[kCounters]);
+  w.record = part.at_record[kGauges];
+  w.stat = part.at_stat[kGauges];
   std::vector<double> values;
   StatValues stats;
-  IntervalOutput& gout = part.section[kGauges];
+  const auto& gauges = part.gauges;
   for (size_t i = 0; i < gauges.size();) {
     size_t j = i;
     values.clear();
@@ -161,27 +220,20 @@ void Engine::Impl::emit_gauges_and_dists(const Interval& iv, const RollupPlan& p
     stats.clear();
     if (a.level == Level::Process) stats.emplace_back("last", values.back());
     else gauge_stats(values, stats);
-    add_record(gout, a, SeriesKind::Gauge, part.new_keys[kGauges]);
-    for (auto& [name, v] : stats) gout.stat(std::move(name), v);
+    w.add(key_of(a, part.new_keys[kGauges]), SeriesKind::Gauge);
+    for (auto& [name, v] : stats) w.add_stat(name.c_str(), v);
     i = j;
   }
-  std::vector<const Distribution*> group;
-  IntervalOutput& dout = part.section[kDists];
-  for (size_t i = 0; i < dists.size();) {
-    size_t j = i;
-    group.clear();
-    for (; j < dists.size() && dists[j].first == dists[i].first; ++j) group.push_back(dists[j].second);
-    stats.clear();
-    distribution_stats(group, stats);
-    Aggregate& a = aggs[dists[i].first];
-    RollupRecord& r = add_record(dout, a, SeriesKind::Distribution, part.new_keys[kDists]);
-    r.count_total = a.total_count;
-    for (auto& [name, v] : stats) {
-      if (name == "sum") r.sum_total = a.total_sum;  // unknown sum this interval: no total
-      dout.stat(std::move(name), v);
-    }
-    i = j;
+  assert(w.record == part.at_record[kGauges] + part.records[kGauges]);
+  assert(w.stat == part.at_stat[kGauges] + part.stats[kGauges]);
+  const size_t r0 = part.at_record[kDists], s0 = part.at_stat[kDists];
+  for (size_t i = 0; i < part.dists.records.size(); ++i) {
+    RollupRecord& r = out.records[r0 + i];
+    r = std::move(part.dists.records[i]);
+    r.first_stat += static_cast<uint32_t>(s0);
   }
+  std::move(part.dists.stats.begin(), part.dists.stats.end(),
+            out.stats.begin() + static_cast<ptrdiff_t>(s0));
 }
 
 IntervalOutput Engine::Impl::emit_interval(Interval& iv, bool reemit) {
@@ -200,24 +252,30 @@ IntervalOutput Engine::Impl::emit_interval(Interval& iv, bool reemit) {
   const RollupPlan plan = rollup_plan(iv.cells.size());
   bucket_cells(iv, only, plan);
   std::vector<ShardOutput> parts(plan.shards);
-  run_parallel(plan.shards, [&](size_t shard) {
-    emit_counters(iv, reemit, plan, shard, parts[shard]);
-    emit_gauges_and_dists(iv, plan, shard, parts[shard]);
-  });
+  run_parallel(plan.shards,
+               [&](size_t shard) { count_shard(iv, reemit, plan, shard, parts[shard]); });
   size_t records = 0, stats = 0;
-  for (const ShardOutput& p : parts)
-    for (const IntervalOutput& o : p.section) {
-      records += o.records.size();
-      stats += o.stats.size();
-    }
-  out.records.reserve(records);
-  out.stats.reserve(stats);
   for (int section : {kCounters, kGauges, kDists}) {
     for (ShardOutput& p : parts) {
-      for (const auto& key : p.new_keys[section]) key->id = next_series_key_id();
-      append_output(out, std::move(p.section[section]));
+      p.at_record[section] = records;
+      p.at_stat[section] = stats;
+      records += p.records[section];
+      stats += p.stats[section];
     }
   }
+  out.records.resize(records);
+  out.stats.resize(stats);
+  run_parallel(plan.shards, [&](size_t shard) {
+    write_shard(iv, reemit, plan, shard, parts[shard], out);
+    ShardOutput& p = parts[shard];
+    p.sum = {};  // freed by the thread that built them
+    p.touched = {};
+    p.gauges = {};
+    p.dists = IntervalOutput{};
+  });
+  for (int section : {kCounters, kGauges, kDists})
+    for (const ShardOutput& p : parts)
+      for (const auto& key : p.new_keys[section]) key->id = next_series_key_id();
   if (!reemit) iv.emitted = true;
   iv.changed_slots.clear();
   return out;

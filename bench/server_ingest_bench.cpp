@@ -2,8 +2,9 @@
 // Engine::ingest (decode, dedup, counter deltas, interval aggregation; WAL fsync off) and
 // Engine::flush (rollup at app and host levels, EWMA ticks). Prints a table with the reference
 // figures the issue names, and the median wall time of one flush (the rollup of one interval).
-// Usage: server_ingest_bench [rounds] [agents] [procs] [series] [dists] [threads]
-// threads: EngineOptions::threads for the rollup (default 1; 0 = auto).
+// Usage: server_ingest_bench [rounds] [agents] [procs] [series] [dists] [threads] [process]
+// threads: EngineOptions::threads for the rollup (default 1; 0 = auto); process = 1: the
+// process level too (one more aggregate per process series).
 // dists = 1: one series in ten is a latency sketch (the statherd v2 Histogram) instead of a
 // tagged counter: each round adds observations, so the engine subtracts the cumulative sketches
 // (the per-interval distribution path) and merges them across processes.
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   if (argc > 4) s.series = std::atoi(argv[4]);
   if (argc > 5) s.dists = std::atoi(argv[5]);
   const unsigned threads = argc > 6 ? static_cast<unsigned>(std::atoi(argv[6])) : 1;
+  const bool process_level = argc > 7 && std::atoi(argv[7]) != 0;
 
   const int64_t interval_ms = 10'000;
   const int64_t t0 = 1'800'000'000'000;
@@ -42,6 +44,7 @@ int main(int argc, char** argv) {
   opt.interval = std::chrono::milliseconds(interval_ms);
   opt.fsync = false;
   opt.threads = threads;
+  opt.level_process = process_level;
   server::Engine engine(opt);
   if (auto st = engine.open(t0); !st.ok()) {
     std::fprintf(stderr, "open: %s\n", st.error().to_string().c_str());

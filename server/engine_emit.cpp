@@ -1,11 +1,11 @@
 // Rollup emission: flush/drain intervals in time order, re-emit late-changed intervals with
-// full values, tick EWMA meters, expire idle series, drop intervals past the late window.
+// full values, expire idle series, drop intervals past the late window. The rollup of one
+// interval (stats, EWMA ticks, records; sharded over the threads) is engine_rollup_shards.cpp.
 #include <algorithm>
 #include <chrono>
 
 #include "common/log.h"
 #include "server/engine_impl.h"
-#include "server/rollup.h"
 
 namespace statherd::server {
 namespace {

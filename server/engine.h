@@ -1,6 +1,7 @@
 // The server's core: ingest (decode, dedup, write-ahead log, per-source counter deltas) and the
 // per-interval rollup. Time is always a parameter (now_ms, wall clock) so tests drive it.
-// Threads: every call is serialized by one lock, but stats() and admit() never take it, so a
+// Threads: a rollup may use EngineOptions::threads (a fork-join pool, server/fork_join_pool.h)
+// and emits exactly what one thread would. Every call is serialized by one lock, but stats() and admit() never take it, so a
 // rollup running on the pipeline thread never delays them. Two ways to feed it:
 //   - ingest(): decode, WAL append, apply, in one call (tests, benches, a single thread);
 //   - pipelined (the server): take_wal() once after open(); then admit() on the ingest thread
@@ -42,6 +43,12 @@ struct EngineOptions {
   uint64_t max_agents_with_errors = 256;
   std::string state_dir;   // write-ahead log + snapshots; empty: in memory only (tests, bench)
   bool fsync = true;       // fsync the WAL before acknowledging
+  // Threads of the rollup (flush/drain), sharded by series: 0 = auto (the machine's cores, at
+  // most 16), 1 = none besides the caller. The output is the same whatever the number.
+  unsigned threads = 1;
+  // A rollup shard holds at least this many series (and a thread's chunk of the interval at
+  // least this many values): below, splitting costs more than it saves. Tests set it low.
+  uint32_t min_shard_series = 4096;
   WireLimits wire_limits;
 };
 

@@ -1,11 +1,11 @@
 // Rollup emission: flush/drain intervals in time order, re-emit late-changed intervals with
-// full values, tick EWMA meters, expire idle series, drop intervals past the late window.
+// full values, expire idle series, drop intervals past the late window. The rollup of one
+// interval (stats, EWMA ticks, records; sharded over the threads) is engine_rollup_shards.cpp.
 #include <algorithm>
 #include <chrono>
 
 #include "common/log.h"
 #include "server/engine_impl.h"
-#include "server/rollup.h"
 
 namespace statherd::server {
 namespace {
@@ -16,116 +16,6 @@ constexpr int64_t kMinAgentMemoryMs = 7LL * 24 * 3600 * 1000;
 constexpr int64_t kSilentAgentMs = 3600LL * 1000;
 
 }  // namespace
-
-RollupRecord& Engine::Impl::add_record(IntervalOutput& out, Aggregate& a, SeriesKind kind) const {
-  if (!a.series_key) a.series_key = make_series_key(a.level, a.app, a.host, a.pid, a.metric, a.tags);
-  return out.add(a.series_key, kind);
-}
-
-// Counters: count and rate of this interval for every live counter series (0 when it had no
-// data), and on first emission the EWMA tick with this interval's count plus late deltas that
-// arrived for intervals already emitted (so the meters lose nothing).
-void Engine::Impl::emit_counters(const Interval& iv, bool reemit, const std::vector<uint8_t>* only,
-                                 IntervalOutput& out) {
-  scratch_sum.assign(aggs.size(), 0.0);
-  std::vector<uint8_t> touched(aggs.size(), 0);
-  for (const Cell& c : iv.cells) {
-    const Slot& slot = slots[c.slot];
-    if (slot.kind != Kind::Counter) continue;
-    for (uint32_t a : slot.agg) {
-      if (a == kNone || (only && !(*only)[a])) continue;
-      scratch_sum[a] += c.value;
-      touched[a] = 1;
-    }
-  }
-  const double seconds = static_cast<double>(iv_ms) / 1000.0;
-  for (uint32_t i = 0; i < aggs.size(); ++i) {
-    Aggregate& a = aggs[i];
-    if (a.kind != Kind::Counter) continue;
-    bool live = a.alive && a.first_start <= iv.start && !reemit;
-    if (!live && !touched[i]) continue;
-    double count = scratch_sum[i];
-    add_record(out, a, SeriesKind::Counter).count_total = a.total_count;
-    out.stat("count", count);
-    out.stat("rate", count / seconds);
-    if (reemit) continue;
-    a.meter.tick(count + a.pending_late);
-    a.pending_late = 0;
-    out.stat("m1_rate", a.meter.m1.rate());
-    out.stat("m5_rate", a.meter.m5.rate());
-    out.stat("m15_rate", a.meter.m15.rate());
-  }
-}
-
-void Engine::Impl::emit_gauges_and_dists(const Interval& iv, const std::vector<uint8_t>* only,
-                                         IntervalOutput& out) {
-  std::vector<std::pair<uint32_t, double>> gauges;
-  std::vector<std::pair<uint32_t, const Distribution*>> dists;
-  for (const Cell& c : iv.cells) {
-    const Slot& slot = slots[c.slot];
-    if (slot.kind == Kind::Counter) continue;
-    for (uint32_t a : slot.agg) {
-      if (a == kNone || (only && !(*only)[a])) continue;
-      if (slot.kind == Kind::Gauge) gauges.emplace_back(a, c.value);
-      else if (c.dist != kNone) dists.emplace_back(a, &iv.dists[c.dist]);
-    }
-  }
-  auto by_agg = [](const auto& x, const auto& y) { return x.first < y.first; };
-  std::stable_sort(gauges.begin(), gauges.end(), by_agg);
-  std::stable_sort(dists.begin(), dists.end(), by_agg);
-  std::vector<double> values;
-  StatValues stats;
-  for (size_t i = 0; i < gauges.size();) {
-    size_t j = i;
-    values.clear();
-    for (; j < gauges.size() && gauges[j].first == gauges[i].first; ++j)
-      values.push_back(gauges[j].second);
-    Aggregate& a = aggs[gauges[i].first];
-    stats.clear();
-    if (a.level == Level::Process) stats.emplace_back("last", values.back());
-    else gauge_stats(values, stats);
-    add_record(out, a, SeriesKind::Gauge);
-    for (auto& [name, v] : stats) out.stat(std::move(name), v);
-    i = j;
-  }
-  std::vector<const Distribution*> group;
-  for (size_t i = 0; i < dists.size();) {
-    size_t j = i;
-    group.clear();
-    for (; j < dists.size() && dists[j].first == dists[i].first; ++j) group.push_back(dists[j].second);
-    stats.clear();
-    distribution_stats(group, stats);
-    Aggregate& a = aggs[dists[i].first];
-    RollupRecord& r = add_record(out, a, SeriesKind::Distribution);
-    r.count_total = a.total_count;
-    for (auto& [name, v] : stats) {
-      if (name == "sum") r.sum_total = a.total_sum;  // unknown sum this interval: no total
-      out.stat(std::move(name), v);
-    }
-    i = j;
-  }
-}
-
-IntervalOutput Engine::Impl::emit_interval(Interval& iv, bool reemit) {
-  IntervalOutput out;
-  out.start_s = iv.start / 1000;
-  out.interval_s = iv_ms / 1000;
-  out.reemit = reemit;
-  if (reemit) {  // full values of every series that late data touched
-    scratch_mark.assign(aggs.size(), 0);
-    for (uint32_t s : iv.changed_slots)
-      for (uint32_t a : slots[s].agg)
-        if (a != kNone) scratch_mark[a] = 1;
-    emit_counters(iv, true, &scratch_mark, out);
-    emit_gauges_and_dists(iv, &scratch_mark, out);
-  } else {
-    emit_counters(iv, false, nullptr, out);
-    emit_gauges_and_dists(iv, nullptr, out);
-    iv.emitted = true;
-  }
-  iv.changed_slots.clear();
-  return out;
-}
 
 void Engine::Impl::kill_slot(uint32_t id) {
   Slot& slot = slots[id];
@@ -164,9 +54,20 @@ int64_t Engine::Impl::idle_clock(uint32_t source, int64_t now_ms) const {
 
 void Engine::Impl::expire_idle(int64_t now_ms) {
   const int64_t idle = opt.idle_timeout.count();
-  for (uint32_t i = 0; i < slots.size(); ++i)
-    if (slots[i].alive && idle_clock(slots[i].source, now_ms) - slots[i].last_seen_ms > idle)
-      kill_slot(i);
+  // The scan (an agent lookup per series) runs on the rollup's threads, read-only; the series
+  // found idle are then dropped in id order, as one thread would (dropping one changes no
+  // other's idle_clock).
+  const size_t per_chunk = std::max<size_t>(opt.min_shard_series, 1);
+  const size_t chunks = pool ? std::clamp<size_t>(slots.size() / per_chunk, 1, pool->size()) : 1;
+  std::vector<std::vector<uint32_t>> idle_slots(chunks);
+  run_parallel(chunks, [&](size_t chunk) {
+    const size_t end = slots.size() * (chunk + 1) / chunks;
+    for (size_t i = slots.size() * chunk / chunks; i < end; ++i)
+      if (slots[i].alive && idle_clock(slots[i].source, now_ms) - slots[i].last_seen_ms > idle)
+        idle_slots[chunk].push_back(static_cast<uint32_t>(i));
+  });
+  for (const auto& ids : idle_slots)
+    for (uint32_t i : ids) kill_slot(i);
   const int64_t watermark = intervals.empty() ? kNoInterval : intervals.back().start;
   for (uint32_t i = 0; i < sources.size(); ++i) {
     SourceState& s = sources[i];

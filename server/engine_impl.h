@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,7 @@
 
 #include "common/ewma.h"
 #include "server/engine.h"
+#include "server/fork_join_pool.h"
 #include "server/series_point.h"
 #include "server/wal.h"
 
@@ -112,6 +114,35 @@ struct Interval {
   std::unordered_map<uint32_t, uint32_t> index;  // slot -> cell, built on first late lookup
 };
 
+// The rollup of one interval, sharded by aggregate (engine_rollup_shards.cpp): every (cell,
+// aggregate it feeds) pair, bucketed by the aggregate's shard, in cell order.
+struct AggInput {
+  uint32_t agg;
+  uint32_t dist;  // Interval::dists index (a distribution), else kNone
+  double value;   // counter: the cell's delta sum; gauge: its value
+};
+struct ShardInputs {
+  std::vector<AggInput> counters, others;  // others: gauges and distributions
+};
+// Aggregates [shard * width, (shard + 1) * width) form a shard; cells [chunk * n / chunks, ...)
+// a chunk. inputs[chunk * shards + shard] is what that chunk of cells feeds that shard.
+struct RollupPlan {
+  size_t chunks = 1, shards = 1;
+  uint32_t width = 1;
+};
+// One shard's rollup, in two passes (engine_rollup_shards.cpp): `count` sums the counters,
+// groups gauges and distributions and rolls up the distributions (into `dists`); then every
+// shard's place in the output is known and `write` fills it in (counters, EWMA ticks, gauges).
+struct ShardOutput {
+  std::vector<double> sum;       // counters, by aggregate - first of the shard
+  std::vector<uint8_t> touched;
+  std::vector<std::pair<uint32_t, double>> gauges;  // (aggregate, value), by aggregate
+  IntervalOutput dists;          // the distribution records, stat offsets from 0
+  size_t records[3] = {0, 0, 0}, stats[3] = {0, 0, 0};  // by section
+  size_t at_record[3] = {0, 0, 0}, at_stat[3] = {0, 0, 0};  // where they go in the output
+  std::vector<std::shared_ptr<SeriesKey>> new_keys[3];
+};
+
 struct DeferredFree {
   int64_t after_start;  // free once the oldest open interval starts after this
   uint32_t id;
@@ -177,8 +208,12 @@ struct Engine::Impl {
   bool recovering = false;
 
   std::string key_buf;  // reused per sample
-  std::vector<double> scratch_sum;
   std::vector<uint8_t> scratch_mark;
+  // The rollup's threads (null: threads == 1, everything on the caller) and its buffers.
+  std::unique_ptr<ForkJoinPool> pool;
+  std::vector<ShardInputs> shard_inputs;
+  // Runs task(0..n-1) on the pool's threads (in any order; each writes only its own part).
+  void run_parallel(size_t n, const std::function<void(size_t)>& task);
 
   // engine.cpp
   Status apply_wal_and_ingest(std::string_view body, int64_t now_ms, IngestOutcome& out);
@@ -201,16 +236,20 @@ struct Engine::Impl {
 
   // engine_emit.cpp
   std::vector<IntervalOutput> flush(int64_t now_ms, bool include_current);
-  IntervalOutput emit_interval(Interval& iv, bool reemit);
-  void emit_counters(const Interval& iv, bool reemit, const std::vector<uint8_t>* only,
-                     IntervalOutput& out);
-  void emit_gauges_and_dists(const Interval& iv, const std::vector<uint8_t>* only,
-                             IntervalOutput& out);
   void expire_idle(int64_t now_ms);
   void kill_slot(uint32_t id);
   void release_deferred();
-  // Appends a's record (its key built once) for the stats that follow.
-  RollupRecord& add_record(IntervalOutput& out, Aggregate& a, SeriesKind kind) const;
+
+  // engine_rollup_shards.cpp
+  IntervalOutput emit_interval(Interval& iv, bool reemit);
+  RollupPlan rollup_plan(size_t cells) const;
+  void bucket_cells(const Interval& iv, const std::vector<uint8_t>* only, const RollupPlan& plan);
+  void count_shard(const Interval& iv, bool reemit, const RollupPlan& plan, size_t shard,
+                   ShardOutput& part);
+  void write_shard(const Interval& iv, bool reemit, const RollupPlan& plan, size_t shard,
+                   ShardOutput& part, IntervalOutput& out);
+  // a's series key, built at its first record (a new one is listed in `created`).
+  const SeriesKeyRef& key_of(Aggregate& a, std::vector<std::shared_ptr<SeriesKey>>& created) const;
 
   // engine_recovery.cpp
   Status replay_wal(uint64_t& next_file, uint64_t& replayed);

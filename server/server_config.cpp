@@ -11,6 +11,7 @@
 #include "common/cli.h"
 #include "common/state_dirs.h"
 #include "common/yaml_util.h"
+#include "server/fork_join_pool.h"
 #include "server/retention.h"
 #include "server/sinks/remote_write_http.h"
 #include "server/state_dir_check.h"
@@ -160,6 +161,15 @@ void read_remote_write(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
   r.check_keys(n, {"url", "queue_max_samples", "batch_max_samples", "timeout"}, "remote_write");
 }
 
+void read_threads(YamlReader& r, const YAML::Node& root, ServerConfig& c) {
+  std::string text;
+  if (!r.get_string(root, "threads", text)) return;
+  if (auto t = parse_threads(text); !t)
+    r.error_at(root["threads"], "threads", t.error().message, t.error().hint);
+  else
+    c.threads = *t;
+}
+
 // token_file given in the YAML but unreadable or empty: reported at the key's position, as the
 // server could not start with it (--check-config says so before a deploy).
 void check_token_file(YamlReader& r, const ServerConfig& c) {
@@ -186,13 +196,14 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
     r.get_duration(root, "late_window", c.late_window);
     r.get_duration(root, "idle_timeout", c.idle_timeout);
     read_levels(r, root, c);
+    read_threads(r, root, c);
     read_limits(r, root, c);
     read_reads(r, root, c);
     read_memory(r, root, c);
     read_graphite(r, root, c);
     read_remote_write(r, root, c);
     r.check_keys(root, {"listen", "token_file", "interval", "state_dir", "late_window",
-                        "idle_timeout", "levels", "limits", "reads", "memory", "graphite",
+                        "idle_timeout", "levels", "threads", "limits", "reads", "memory", "graphite",
                         "remote_write"});
   }
   if (r.errors().empty()) return Ok{};
@@ -239,6 +250,11 @@ const std::map<std::string, Apply>& value_flags() {
          return set_duration(c.config.late_window, "--late-window", v); }},
       {"--idle-timeout", [](ServerCommand& c, const std::string& v) {
          return set_duration(c.config.idle_timeout, "--idle-timeout", v); }},
+      {"--threads", [](ServerCommand& c, const std::string& v) -> Status {
+         auto t = parse_threads(v);
+         if (!t) return make_error("--threads: " + t.error().message, t.error().hint);
+         c.config.threads = *t;
+         return Ok{}; }},
       {"--retention", [](ServerCommand& c, const std::string& v) -> Status {
          if (auto tiers = parse_retention(v); !tiers)
            return make_error("--retention: " + tiers.error().message, tiers.error().hint);
@@ -296,6 +312,7 @@ std::string server_usage() {
          "                       [--graphite-prefix statherd] [--graphite-tags]\n"
          "                       [--late-window 10m]\n"
          "                       [--idle-timeout 5m] [--retention 10s:6h,5m:7d] [--level-process]\n"
+         "                       [--threads auto|N]\n"
          "                       [--remote-write http://HOST:9090/api/v1/write]\n"
          "                       [--check-config] [--help] [--version]\n"
          "Flags override the keys of the YAML file; config/server.yaml documents every key.\n"
@@ -384,7 +401,23 @@ EngineOptions engine_options_from(const ServerConfig& c) {
   o.max_series_per_source = c.max_series_per_source;
   o.wire_limits.max_samples = c.max_samples_per_batch;
   o.state_dir = c.state_dir;
+  o.threads = c.threads;
   return o;
+}
+
+Result<unsigned> parse_threads(const std::string& text) {
+  if (text == "auto") return 0u;
+  unsigned v = 0;
+  bool digits = !text.empty() && text.size() <= 4;
+  for (char ch : text) {
+    if (ch < '0' || ch > '9') digits = false;
+    else v = v * 10 + static_cast<unsigned>(ch - '0');
+  }
+  if (!digits || v < 1 || v > kMaxThreads)
+    return make_error("not a number of threads: '" + text + "'",
+                      "use auto (the machine's cores, at most " + std::to_string(kMaxAutoThreads) +
+                          ") or a number from 1 to " + std::to_string(kMaxThreads));
+  return v;
 }
 
 }  // namespace statherd::server

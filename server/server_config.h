@@ -27,6 +27,7 @@ struct ServerConfig {
   std::chrono::milliseconds late_window{600'000};
   std::chrono::milliseconds idle_timeout{300'000};
   bool level_process = false, level_host = true, level_app = true;  // levels.*
+  unsigned threads = 0;  // threads [--threads]: the rollup's; 0 = auto (the machine's cores)
   uint64_t max_body_bytes = 64ull << 20;         // limits.* (ingest)
   uint64_t max_read_body_bytes = 64 * 1024;      // every other route
   uint64_t max_connections = 1024;
@@ -75,5 +76,8 @@ Status validate_server_config(const ServerConfig& config);
 using ::statherd::read_token_file;
 
 EngineOptions engine_options_from(const ServerConfig& config);
+
+// `threads:` / --threads: "auto" (0) or 1..256; an error says what is allowed.
+Result<unsigned> parse_threads(const std::string& text);
 
 }  // namespace statherd::server

@@ -27,6 +27,8 @@ std::vector<std::string> restart_only_changes(const ServerConfig& a, const Serve
   differs(out, "late_window", ms_text(a.late_window), ms_text(b.late_window));
   differs(out, "idle_timeout", ms_text(a.idle_timeout), ms_text(b.idle_timeout));
   differs(out, "levels", levels_text(a), levels_text(b));
+  differs(out, "threads", a.threads ? std::to_string(a.threads) : "auto",
+          b.threads ? std::to_string(b.threads) : "auto");
   differs(out, "limits.max_body_bytes", std::to_string(a.max_body_bytes),
           std::to_string(b.max_body_bytes));
   differs(out, "limits.max_series_total", std::to_string(a.max_series_total),

@@ -35,6 +35,7 @@ TEST(ServerConfig, ExampleConfigParsesToTheDocumentedValues) {
   EXPECT_EQ(c.graphite_prefix, "statherd");
   EXPECT_EQ(c.graphite_address, "");
   EXPECT_EQ(c.graphite_max_new_series_per_minute, 0u);
+  EXPECT_EQ(c.threads, 0u);  // auto
 }
 
 TEST(ServerConfig, ReadAndConnectionLimitsLoadAndExampleHasTheDefaults) {
@@ -126,6 +127,30 @@ TEST(ServerConfig, StateDirDefaultsLikeTheAgentsSpoolDir) {
   auto yaml = parse_server_command_line({"--config", path});
   ASSERT_TRUE(yaml.ok()) << yaml.error().to_string();
   EXPECT_EQ(yaml->config.state_dir, "");
+}
+
+// Issue #10 item 2: the rollup's threads, auto by default (the machine's cores).
+TEST(ServerConfig, ThreadsAutoOrANumber) {
+  ServerConfig defaults;
+  EXPECT_EQ(defaults.threads, 0u);
+  ServerConfig c;
+  ASSERT_TRUE(load_server_config_text("t.yaml", "threads: 3\n", c).ok());
+  EXPECT_EQ(c.threads, 3u);
+  EXPECT_EQ(engine_options_from(c).threads, 3u);
+  ASSERT_TRUE(load_server_config_text("t.yaml", "threads: auto\n", c).ok());
+  EXPECT_EQ(c.threads, 0u);
+  Status bad = load_server_config_text("t.yaml", "interval: 10s\nthreads: 0\n", c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("t.yaml:2:"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("threads"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(load_server_config_text("t.yaml", "threads: many\n", c).ok());
+  EXPECT_FALSE(load_server_config_text("t.yaml", "threads: 1000\n", c).ok());
+  auto cmd = parse_server_command_line({"--threads", "2", "--state-dir", ""});
+  ASSERT_TRUE(cmd.ok()) << cmd.error().to_string();
+  EXPECT_EQ(engine_options_from(cmd->config).threads, 2u);
+  auto bad_flag = parse_server_command_line({"--threads", "-1"});
+  ASSERT_FALSE(bad_flag.ok());
+  EXPECT_FALSE(bad_flag.error().hint.empty());
 }
 
 TEST(ServerConfig, BadFlagsAreErrorsWithHints) {

@@ -33,7 +33,7 @@ struct EngineOptions {
   bool level_process = false;
   bool level_host = true;
   bool level_app = true;
-  uint64_t max_series_total = 1'000'000;   // rejected series are counted
+  uint64_t max_series_total = 4'000'000;   // rejected series are counted
   uint64_t max_series_per_source = 10'000;
   // The source errors an agent reports (shown by /api/v1/sources and the web page): kept from
   // its last batch up to this many, each source name and message cut to max_error_bytes, and

@@ -33,7 +33,7 @@ struct ServerConfig {
   uint64_t max_connections = 1024;
   std::chrono::milliseconds connection_idle_timeout{30'000};
   ReadLimits reads;                              // reads.*
-  uint64_t max_series_total = 1'000'000;
+  uint64_t max_series_total = 4'000'000;
   uint64_t max_series_per_source = 10'000;
   uint64_t max_samples_per_batch = 1'000'000;    // more: the batch is refused (400), not applied
   std::string memory_retention;  // memory.* (server/retention.h); empty: the interval's defaults

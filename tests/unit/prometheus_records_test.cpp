@@ -5,36 +5,16 @@
 #include <string>
 #include <vector>
 
-#include "rollup_test_util.h"
+#include "prometheus_test_util.h"
 #include "server/sinks/prometheus.h"
 
 namespace statherd::server {
 namespace {
 
-SeriesPoint point(Level level, std::string metric, std::string stat, double value) {
-  SeriesPoint p;
-  p.level = level;
-  p.app = "web";
-  p.host = level == Level::App ? "" : "h1";
-  p.metric = std::move(metric);
-  p.stat = std::move(stat);
-  p.value = value;
-  return p;
-}
-
-IntervalOutput interval(int64_t start_s, std::vector<SeriesPoint> points) {
-  return testing::output_of(start_s, 10, points);
-}
-
-std::vector<SeriesPoint> counter_points(Level level, double count) {
-  return {point(level, "http.requests", "count", count),
-          point(level, "http.requests", "rate", count / 10),
-          point(level, "http.requests", "m1_rate", 0.5)};
-}
-
-bool contains(const std::string& text, const std::string& line) {
-  return text.find(line) != std::string::npos;
-}
+using testing::contains;
+using testing::counter_points;
+using testing::interval;
+using testing::point;
 
 // The kind comes from the record, not from the stat names: a counter whose record has no
 // "rate" stat (an EWMA-only re-emission, a future source) is still a counter, and a gauge with

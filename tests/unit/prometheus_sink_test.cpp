@@ -8,37 +8,15 @@
 
 #include "server/api_routes.h"
 #include "server/sinks/prometheus_self.h"
-#include "rollup_test_util.h"
+#include "prometheus_test_util.h"
 
 namespace statherd::server {
 namespace {
 
-SeriesPoint point(Level level, std::string metric, std::string stat, double value,
-                  Tags tags = {}) {
-  SeriesPoint p;
-  p.level = level;
-  p.app = "web";
-  p.host = level == Level::App ? "" : "h1";
-  p.metric = std::move(metric);
-  p.stat = std::move(stat);
-  p.value = value;
-  p.tags = std::move(tags);
-  return p;
-}
-
-IntervalOutput interval(int64_t start_s, std::vector<SeriesPoint> points, bool reemit = false) {
-  return testing::output_of(start_s, 10, points, reemit);
-}
-
-std::vector<SeriesPoint> counter_points(Level level, double count) {
-  return {point(level, "http.requests", "count", count),
-          point(level, "http.requests", "rate", count / 10),
-          point(level, "http.requests", "m1_rate", 0.5)};
-}
-
-bool contains(const std::string& text, const std::string& line) {
-  return text.find(line) != std::string::npos;
-}
+using testing::contains;
+using testing::counter_points;
+using testing::interval;
+using testing::point;
 
 TEST(PrometheusNames, SanitizesMetricAndStat) {
   EXPECT_EQ(prometheus_metric_name("db.query-time", "p99"), "statherd_db_query_time_p99");

@@ -5,8 +5,9 @@
 // app-level counter read back from /render against what the batches carried), server RSS per
 // process series, server CPU per million samples (everything: HTTP, WAL, rollup, sinks, store,
 // emit), and the ack latency p50/p99/max.
-// Usage: fleet_bench SERVER_BINARY [hosts procs series interval_s intervals [senders]]
-//   default: the three shapes of issue #10: 200x20x100 @10s, 1000x20x100 @10s, 20x10x100 @1s
+// Usage: fleet_bench SERVER_BINARY [hosts procs series interval_s intervals [senders [threads]]]
+//   default: the three shapes of issue #10: 200x20x100 @10s, 1000x20x100 @10s, 20x10x100 @1s,
+//   then the first again with the rollup on one thread (--threads 1)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,6 +31,7 @@ namespace {
 
 struct Fleet {
   int hosts = 200, procs = 20, series = 100, interval_s = 10, intervals = 6, senders = 16;
+  int threads = 0;  // the server's --threads; 0: its default (auto)
 };
 
 struct Figures {
@@ -65,7 +67,9 @@ Figures run(const std::string& binary, const Fleet& f) {
   shape.agents = f.hosts;
   shape.procs = f.procs;
   shape.series = f.series;
-  bench::ServerDaemon server(binary, {"--interval", std::to_string(f.interval_s) + "s"});
+  std::vector<std::string> args = {"--interval", std::to_string(f.interval_s) + "s"};
+  if (f.threads > 0) args.insert(args.end(), {"--threads", std::to_string(f.threads)});
+  bench::ServerDaemon server(binary, args);
   const auto interval = std::chrono::seconds(f.interval_s);
   const int64_t wall0 = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch()).count();
@@ -125,9 +129,10 @@ Figures run(const std::string& binary, const Fleet& f) {
 }
 
 void print(const Fleet& f, const Figures& x) {
-  std::printf("| %4d x %3d x %3d @%2ds | %8llu | %9.0f / %-9.0f | %7.2f KiB (%6.0f MB) | %7.2f s "
-              "| %6.1f / %6.1f / %7.1f ms | %d |\n",
+  std::printf("| %4d x %3d x %3d @%2ds | %4s | %8llu | %9.0f / %-9.0f | %7.2f KiB (%6.0f MB) | "
+              "%7.2f s | %6.1f / %6.1f / %7.1f ms | %d |\n",
               f.hosts, f.procs, f.series, f.interval_s,
+              f.threads > 0 ? std::to_string(f.threads).c_str() : "auto",
               static_cast<unsigned long long>(x.process_series), x.arrived, x.expected,
               static_cast<double>(x.rss_kb) * 1024.0 / static_cast<double>(x.process_series) / 1024.0,
               static_cast<double>(x.peak_kb) / 1024.0, x.cpu_per_million, x.p50_ms, x.p99_ms,
@@ -140,7 +145,7 @@ void print(const Fleet& f, const Figures& x) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: fleet_bench SERVER_BINARY [hosts procs series interval_s "
-                         "intervals [senders]]\n");
+                         "intervals [senders [threads]]]\n");
     return 2;
   }
   std::vector<Fleet> fleets;
@@ -152,18 +157,20 @@ int main(int argc, char** argv) {
     f.interval_s = std::max(1, std::atoi(argv[5]));
     f.intervals = std::max(2, std::atoi(argv[6]));
     if (argc > 7) f.senders = std::max(1, std::atoi(argv[7]));
+    if (argc > 8) f.threads = std::max(0, std::atoi(argv[8]));
     fleets.push_back(f);
   } else {
     fleets.push_back({200, 20, 100, 10, 6, 16});   // 400k process series every 10 s
     fleets.push_back({1000, 20, 100, 10, 4, 16});  // 2M process series every 10 s
     fleets.push_back({20, 10, 100, 1, 30, 4});     // 20k series every 1 s
+    fleets.push_back({200, 20, 100, 10, 6, 16, 1});  // the first shape, rollup on one thread
   }
   std::printf("statherd-server over HTTP, default config (WAL fsync on); hosts x processes x "
               "series @interval; issue #10 targets: RSS <= 1.5 KiB per process series, CPU <= "
               "1.0 s per million samples, ack p99 <= 100 ms, max <= 500 ms\n");
-  std::printf("| fleet | process series | counter count arrived / sent | server RSS per process "
+  std::printf("| fleet | threads | process series | counter count arrived / sent | server RSS per process "
               "series (peak) | CPU per M samples | ack p50 / p99 / max | failed |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
   int bad = 0;
   for (const Fleet& f : fleets) {
     Figures x = run(argv[1], f);

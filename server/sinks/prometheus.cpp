@@ -166,11 +166,27 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
     add_count(*s, start, count, sum, out.reemit);
 }
 
+// A summary `s` also writes the samples `s_count` and `s_sum`: a new family may not take one of
+// those names, and a new summary may not be `s` when `s_count` or `s_sum` is a family already
+// (strict parsers refuse a page with two HELP lines for one name).
+bool PrometheusSink::clashes_with_a_summary(const std::string& family, Kind kind) const {
+  for (std::string_view suffix : {std::string_view("_count"), std::string_view("_sum")}) {
+    if (family.ends_with(suffix)) {
+      auto base = family_kind_.find(family.substr(0, family.size() - suffix.size()));
+      if (base != family_kind_.end() && base->second == Kind::Summary) return true;
+    }
+    if (kind == Kind::Summary && family_kind_.count(family + std::string(suffix))) return true;
+  }
+  return false;
+}
+
 PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string& family,
                                                     std::string_view help_metric,
                                                     std::string_view help_what,
                                                     const prometheus::Labels& labels) {
-  if (auto fk = family_kind_.find(family); fk != family_kind_.end() && fk->second != kind) {
+  auto fk = family_kind_.find(family);
+  if ((fk != family_kind_.end() && fk->second != kind) ||
+      (fk == family_kind_.end() && clashes_with_a_summary(family, kind))) {
     ++counters_.type_conflicts;
     return nullptr;
   }

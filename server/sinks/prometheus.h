@@ -7,7 +7,8 @@
 // dashes, spaces, ...), so "db.query-time" / "p99" -> "statherd_db_query_time_p99". The
 // "statherd_" prefix guarantees a valid first character. Different metrics that sanitize to the
 // same name share a family (same labels: last writer wins); a name already taken by another
-// metric type is refused and counted (type_conflicts).
+// metric type is refused and counted (type_conflicts), and so is a name a summary writes
+// (`<summary>_count`, `<summary>_sum`, e.g. a distribution "d.count" next to "d").
 //
 // Labels: `level` ("host", "app" or "process"), `app`, `host` (host and process levels only),
 // `pid` (process level only), then the sample's tags. The app level is the sum over hosts, so
@@ -135,6 +136,7 @@ class PrometheusSink : public Sink {
   // The cached Series of `slot`, or find_or_add() (cached when it succeeds).
   Series* resolve(KeyCache& c, Slot& slot, Kind kind, std::string_view help_what);
   // help_metric/help_what make the family's HELP text, built only when the family is new.
+  bool clashes_with_a_summary(const std::string& family, Kind kind) const;
   Series* find_or_add(Kind kind, const std::string& family, std::string_view help_metric,
                       std::string_view help_what, const prometheus::Labels& labels);
   void add_count(Series& s, int64_t start_s, double count, double sum, bool reemit);
@@ -146,7 +148,7 @@ class PrometheusSink : public Sink {
   PrometheusSinkOptions options_;
   mutable std::mutex mutex_;
   std::map<std::string, std::string> family_help_;
-  std::map<std::string, Kind> family_kind_;
+  std::map<std::string, Kind> family_kind_;  // clashes_with_a_summary() reads it
   std::map<std::string, uint64_t> family_series_;
   std::map<std::string, std::unique_ptr<Series>> series_;  // key: family + labels
   std::unordered_map<uint64_t, KeyCache> cache_;            // key: SeriesKey::id

@@ -99,5 +99,36 @@ TEST(PrometheusSink, ATypeConflictIsCountedEachIntervalUntilTheNameIsFree) {
       << text;
 }
 
+// A summary `statherd_d` also writes `statherd_d_count` and `statherd_d_sum`: a distribution
+// named "d.count" (or "d.sum") must not make a family of that name, in either order: a second
+// HELP for one name makes strict parsers (promtool, Go's expfmt) refuse the whole page
+// (hostile review). The later one is refused and counted as a type conflict.
+TEST(PrometheusSink, NoFamilyTakesTheNameOfASummarysCountOrSum) {
+  auto dist = [](const std::string& metric) {
+    return std::vector<SeriesPoint>{point(Level::App, metric, "count", 4),
+                                    point(Level::App, metric, "sum", 2),
+                                    point(Level::App, metric, "p50", 0.5)};
+  };
+  for (bool summary_first : {true, false}) {
+    SCOPED_TRACE(summary_first ? "d first" : "d.count first");
+    PrometheusSink sink;
+    std::vector<SeriesPoint> points = dist(summary_first ? "d" : "d.count");
+    for (const SeriesPoint& p : dist(summary_first ? "d.count" : "d")) points.push_back(p);
+    for (const SeriesPoint& p : dist("d.sum")) points.push_back(p);
+    sink.emit(interval(100, points));
+    const std::string text = sink.scrape();
+    auto count = [&](const std::string& line) {
+      size_t n = 0;
+      for (size_t at = text.find(line); at != std::string::npos; at = text.find(line, at + 1)) ++n;
+      return n;
+    };
+    EXPECT_EQ(count("# TYPE statherd_d summary\n") + count("# TYPE statherd_d_count summary\n"),
+              1u) << text;
+    // With "d" refused (d.count came first), "d.sum" is a summary of its own: no clash.
+    EXPECT_EQ(count("# TYPE statherd_d_sum "), summary_first ? 0u : 1u) << text;
+    EXPECT_GE(sink.counters().type_conflicts, summary_first ? 2u : 1u);
+  }
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -318,7 +318,7 @@ void GraphiteSink::emit(const IntervalOutput& out) {
   const std::string ts = " " + std::to_string(out.start_s) + "\n";
   cache_.begin_emit();
   for (const RollupRecord& record : out.records) {
-    GraphiteSeries& series = cache_.series(record.key);
+    GraphiteSeries& series = cache_.series(record.key, record.kind);
     const std::span<const Stat> stats = out.stats_of(record);
     if (series.slots.empty()) series.slots.reserve(stats.size());
     for (size_t i = 0; i < stats.size(); ++i) {

@@ -27,11 +27,12 @@ void GraphiteSeriesCache::configure(Naming naming) {
   naming_ = std::move(naming);
 }
 
-GraphiteSeries& GraphiteSeriesCache::series(const SeriesKeyRef& key) {
+GraphiteSeries& GraphiteSeriesCache::series(const SeriesKeyRef& key, SeriesKind kind) {
   bool made = false;
   GraphiteSeries& s = entries_.get(key->id, made);
   if (made) {
     s.key = key;
+    s.kind = kind;
     s.path = graphite_series_path(*key, naming_.prefix, naming_.tags);
     collisions_.join(s);
   }

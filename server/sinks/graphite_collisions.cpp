@@ -17,10 +17,12 @@ std::string describe_series(const SeriesKey& k, std::string_view stat) {
 }
 
 // Two keys of one series (the engine made a new key after dropping the old one, which is not
-// idle yet): the same series, no collision.
-bool same_series(const SeriesKey& a, const SeriesKey& b) {
-  return a.level == b.level && a.app == b.app && a.host == b.host && a.pid == b.pid &&
-         a.metric == b.metric && a.tags == b.tags;
+// idle yet): the same series, no collision. One name of two kinds is two series.
+bool same_series(const GraphiteSeries& x, const GraphiteSeries& y) {
+  const SeriesKey& a = *x.key;
+  const SeriesKey& b = *y.key;
+  return x.kind == y.kind && a.level == b.level && a.app == b.app && a.host == b.host &&
+         a.pid == b.pid && a.metric == b.metric && a.tags == b.tags;
 }
 
 }  // namespace
@@ -59,7 +61,7 @@ bool PathCollisions::check(const GraphiteSeries& s, size_t slot, const GraphiteS
   auto it = holders_.find(std::string_view(s.path.text));
   if (it == holders_.end()) return false;
   for (const GraphiteSeries* h = it->second; h != nullptr; h = h->next_holder) {
-    if (h == &s || same_series(*h->key, *s.key)) continue;
+    if (h == &s || same_series(*h, s)) continue;
     for (const GraphiteSeries::Slot& other : h->slots)
       if (names.component_id(other.stat) == component)
         return report(*h, s, other.stat, stat, names);

@@ -17,6 +17,7 @@ struct GraphiteSeries {
     bool passes = true;   // GraphiteRules::passes() of the dotted path
   };
   SeriesKeyRef key;
+  SeriesKind kind = SeriesKind::Gauge;  // of the first record: one name of two kinds collides
   GraphiteSeriesPath path;
   std::vector<Slot> slots;  // in the order first seen (usually the record's own order)
   // The next live series with the same path text (PathCollisions' list; nullptr at its end).

@@ -267,7 +267,7 @@ RemoteWriteSink::Attempt RemoteWriteSink::send_with_retry(const Request& req) {
   };
   bool maybe_stored = false;  // an earlier attempt was sent whole, its answer lost
   for (;;) {
-    RwPostResult r = http_post(opt.url, req.body, remote_write_headers(), opt.timeout);
+    RwPostResult r = http_post(opt.url, req.body, remote_write_headers(), attempt_timeout(opt));
     RwRetry what = classify_remote_write_status(r.status);
     if (what == RwRetry::Drop && maybe_stored &&
         classify_remote_write_rejection(r.error) != RwReject::Other) {
@@ -296,14 +296,14 @@ RemoteWriteSink::Attempt RemoteWriteSink::send_with_retry(const Request& req) {
       if (!req.left_over) outbox_.clear();  // refused: the receiver rolled it back
       return {Outcome::Refused, r.status, r.error};
     }
-    log::warn(where + (r.status ? "HTTP " + std::to_string(r.status) + " " + r.error : r.error) +
-              "; retrying in " + std::to_string(backoff.count()) + " ms (hint: is the receiver "
-              "up, and started with --web.enable-remote-write-receiver?)");
     const auto wake_at = std::chrono::steady_clock::now() + backoff;
     if (stopping_ && wake_at > stop_deadline_) {
       settle(counters_.samples_dropped);
       return {Outcome::Dropped, r.status, r.error};
     }
+    log::warn(where + (r.status ? "HTTP " + std::to_string(r.status) + " " + r.error : r.error) +
+              "; retrying in " + std::to_string(backoff.count()) + " ms (hint: is the receiver "
+              "up, and started with --web.enable-remote-write-receiver?)");
     wake_.wait_until(lock, wake_at, [&] {
       return (stopping_ && wake_at > stop_deadline_) || generation != options_generation_;
     });
@@ -320,6 +320,18 @@ RemoteWriteSink::Attempt RemoteWriteSink::send_with_retry(const Request& req) {
     }
     backoff = std::min(backoff * 2, opt.backoff_max);
   }
+}
+
+// One request's deadline: its timeout, and once stopping no later than the stop deadline, so a
+// receiver that never answers cannot hold the stop for the whole timeout (hostile review: a
+// SIGTERM took stop_timeout + timeout).
+std::chrono::milliseconds RemoteWriteSink::attempt_timeout(const RemoteWriteSinkOptions& opt) const {
+  std::lock_guard lock(mutex_);
+  if (!stopping_) return opt.timeout;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      stop_deadline_ - std::chrono::steady_clock::now());
+  return std::clamp(left, std::chrono::milliseconds(1), std::max(opt.timeout,
+                                                                 std::chrono::milliseconds(1)));
 }
 
 void RemoteWriteSink::resend_left_over() {

@@ -124,6 +124,7 @@ class RemoteWriteSink : public Sink {
   Attempt send_with_retry(const std::vector<RwSeries>& batch);
   Attempt send_with_retry(const Request& req);
   void resend_left_over();  // the previous run's outbox, before anything else
+  std::chrono::milliseconds attempt_timeout(const RemoteWriteSinkOptions& opt) const;
   int64_t now_ms() const;
 
   RemoteWriteSinkOptions options_;

@@ -141,23 +141,40 @@ void SinkSet::emit(const IntervalOutput& out) {
 // A removed sink delivers what it holds to its old destination (bounded by its stop_timeout)
 // on a thread of its own, so the io thread never waits for a slow or dead receiver.
 void SinkSet::retire(std::unique_ptr<Sink> sink) {
+  reap_retired();
   std::shared_ptr<Sink> owned(std::move(sink));
-  retiring_.emplace_back([owned] {
-    owned->stop();
-    log::info(owned->name() + ": retired sink stopped");
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  retiring_.push_back({std::thread([owned, done] {
+                         owned->stop();
+                         log::info(owned->name() + ": retired sink stopped");
+                         *done = true;
+                       }),
+                       done});
+}
+
+void SinkSet::reap_retired() {
+  std::erase_if(retiring_, [](Retiring& r) {
+    if (!*r.done) return false;
+    r.thread.join();
+    return true;
   });
 }
 
 // The network sinks flush in parallel, so a dead Carbon and a dead receiver together take one
 // stop_timeout, not two.
+size_t SinkSet::retired_threads() {
+  reap_retired();
+  return retiring_.size();
+}
+
 void SinkSet::stop() {
   std::vector<std::thread> stopping;
   if (graphite_) stopping.emplace_back([g = graphite_.get()] { g->stop(); });
   if (remote_write_) stopping.emplace_back([r = remote_write_.get()] { r->stop(); });
   for (std::thread& t : stopping) t.join();
   prometheus_.stop();
-  for (std::thread& t : retiring_)
-    if (t.joinable()) t.join();
+  for (Retiring& r : retiring_)
+    if (r.thread.joinable()) r.thread.join();
   retiring_.clear();
 }
 

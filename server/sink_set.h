@@ -12,6 +12,7 @@
 // while it adds, reconfigures or retires a sink.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,6 +50,8 @@ class SinkSet : public Sink {
   RemoteWriteSink* remote_write() const { return remote_write_.get(); }
   PrometheusSink& prometheus() const { return prometheus_; }
   [[nodiscard]] std::unique_lock<std::mutex> lock() const { return std::unique_lock(mu_); }
+  // Joins the retired sinks' threads that have finished; returns how many still run.
+  size_t retired_threads();
 
  private:
   void retire(std::unique_ptr<Sink> sink);
@@ -56,7 +59,12 @@ class SinkSet : public Sink {
   PrometheusSink& prometheus_;
   std::unique_ptr<GraphiteSink> graphite_;
   std::unique_ptr<RemoteWriteSink> remote_write_;
-  std::vector<std::thread> retiring_;
+  struct Retiring {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  void reap_retired();  // joins the finished ones
+  std::vector<Retiring> retiring_;
   mutable std::mutex mu_;
 };
 

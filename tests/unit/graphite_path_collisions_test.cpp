@@ -93,12 +93,30 @@ TEST(PathCollisions, AFirstHolderLeavingKeepsTheOthersOwnership) {
   EXPECT_EQ(pass(c, {point("a:p:p", "req", "min")}), 1u);
 }
 
+// A Graphite sink writing to /dev/null, stopped (then the file closed) at the end of a test.
+class NullGraphite {
+ public:
+  NullGraphite() : fd_(::open("/dev/null", O_WRONLY | O_CLOEXEC)), sink_(options(fd_)) {}
+  ~NullGraphite() {
+    sink_.stop();
+    ::close(fd_);
+  }
+  GraphiteSink& sink() { return sink_; }
+
+ private:
+  static GraphiteSinkOptions options(int fd) {
+    GraphiteSinkOptions o;
+    o.address = "-";
+    o.stdout_fd = fd;
+    return o;
+  }
+  int fd_;
+  GraphiteSink sink_;
+};
+
 TEST(PathCollisions, TheGraphiteSinkCountsThem) {
-  GraphiteSinkOptions o;
-  o.address = "-";
-  o.stdout_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(o.stdout_fd, 0);
-  GraphiteSink sink(o);
+  NullGraphite null;
+  GraphiteSink& sink = null.sink();
   for (int64_t t = 0; t < 3; ++t) {
     IntervalOutput out = testing::output_of(1000 + 10 * t, 10,
                                             {point("a.p.p", "req", "count"),
@@ -107,19 +125,14 @@ TEST(PathCollisions, TheGraphiteSinkCountsThem) {
     sink.emit(out);
   }
   EXPECT_EQ(sink.counters().path_collisions, 1u);
-  sink.stop();
-  ::close(o.stdout_fd);
 }
 
 // One metric name, two kinds (a distribution on one host, a gauge on another): the engine keeps
 // two app-level series with equal names, and both write statherd.web.lat.min. Not one series
 // under two keys: a collision (hostile review: Carbon silently kept one of two values).
 TEST(PathCollisions, OneNameOfTwoKindsCollides) {
-  GraphiteSinkOptions o;
-  o.address = "-";
-  o.stdout_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(o.stdout_fd, 0);
-  GraphiteSink sink(o);
+  NullGraphite null;
+  GraphiteSink& sink = null.sink();
   SeriesKeyRef dist = make_series_key(Level::App, "web", "", -1, "lat", {});
   SeriesKeyRef gauge = make_series_key(Level::App, "web", "", -1, "lat", {});
   for (int64_t t = 0; t < 2; ++t) {
@@ -133,8 +146,6 @@ TEST(PathCollisions, OneNameOfTwoKindsCollides) {
     sink.emit(out);
   }
   EXPECT_EQ(sink.counters().path_collisions, 1u);
-  sink.stop();
-  ::close(o.stdout_fd);
 }
 
 }  // namespace

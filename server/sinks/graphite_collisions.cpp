@@ -6,8 +6,18 @@ namespace statherd::server {
 
 namespace {
 
-std::string describe_series(const SeriesKey& k, std::string_view stat) {
-  std::string out = "app '" + k.app + "'";
+std::string_view kind_name(SeriesKind kind) {
+  switch (kind) {
+    case SeriesKind::Counter: return "counter";
+    case SeriesKind::Gauge: return "gauge";
+    case SeriesKind::Distribution: return "distribution";
+  }
+  return "gauge";
+}
+
+std::string describe_series(const GraphiteSeries& s, std::string_view stat) {
+  const SeriesKey& k = *s.key;
+  std::string out = std::string(kind_name(s.kind)) + " app '" + k.app + "'";
   if (k.level != Level::App) out += " host '" + k.host + "'";
   if (k.level == Level::Process) out += " pid " + std::to_string(k.pid);
   out += " metric '" + k.metric + "'";
@@ -76,8 +86,8 @@ bool PathCollisions::report(const GraphiteSeries& first, const GraphiteSeries& s
   if (reported_.size() >= kMaxRemembered || !reported_.insert(path).second) return false;
   ++total_;
   log::warn("graphite: two series sanitize to one path " + path + ": " +
-            describe_series(*first.key, names.name(first_stat)) + " and " +
-            describe_series(*second.key, names.name(second_stat)) +
+            describe_series(first, names.name(first_stat)) + " and " +
+            describe_series(second, names.name(second_stat)) +
             "; Carbon merges them\nhint: rename one of them (only A-Z a-z 0-9 _ - survive in a "
             "path component, everything else becomes _)");
   return true;

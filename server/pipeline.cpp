@@ -50,12 +50,13 @@ struct Pipeline::Impl {
 
   // The store belongs to the read thread: its updates queue there behind running reads. The
   // sinks get an interval first, so a path visible in the store was also handed to them.
-  void dispatch(const std::vector<IntervalOutput>& outputs) {
-    for (const IntervalOutput& out : outputs) {
-      for (Sink* sink : sinks) sink->emit(out);
-      asio::post(reads, [this, copy = std::make_shared<const IntervalOutput>(out)] {
-        store.emit(*copy);
-      });
+  // Each interval is moved into one shared, immutable copy: the sinks and the store read the
+  // same one (it was copied whole for the store: every record and stat name once more).
+  void dispatch(std::vector<IntervalOutput> outputs) {
+    for (IntervalOutput& out : outputs) {
+      auto shared = std::make_shared<const IntervalOutput>(std::move(out));
+      for (Sink* sink : sinks) sink->emit(*shared);
+      asio::post(reads, [this, shared] { store.emit(*shared); });
     }
   }
 

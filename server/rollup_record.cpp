@@ -6,6 +6,24 @@
 
 namespace statherd::server {
 
+std::string_view level_name(Level level) {
+  switch (level) {
+    case Level::Process: return "process";
+    case Level::Host: return "host";
+    case Level::App: return "app";
+  }
+  return "app";
+}
+
+std::string_view series_kind_name(SeriesKind kind) {
+  switch (kind) {
+    case SeriesKind::Counter: return "counter";
+    case SeriesKind::Gauge: return "gauge";
+    case SeriesKind::Distribution: return "distribution";
+  }
+  return "gauge";
+}
+
 uint64_t next_series_key_id() {
   static std::atomic<uint64_t> next{1};
   return next.fetch_add(1, std::memory_order_relaxed);

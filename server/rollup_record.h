@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/sample.h"
@@ -17,6 +18,9 @@
 namespace statherd::server {
 
 enum class Level : uint8_t { Process = 0, Host = 1, App = 2 };
+
+// "process", "host", "app" (Prometheus' `level` label, log lines).
+std::string_view level_name(Level level);
 
 // One rolled-up series: a process's, a host's (sum over its processes) or an app's (over hosts).
 struct SeriesKey {
@@ -40,6 +44,7 @@ SeriesKeyRef make_series_key(Level level, std::string app, std::string host, int
 // p50, p90, p99 over sources. Distribution: count, sum (this interval's deltas), min, max, mean,
 // quantiles (server/rollup.h); sum/mean absent when the interval's sum is unknown.
 enum class SeriesKind : uint8_t { Counter, Gauge, Distribution };
+std::string_view series_kind_name(SeriesKind kind);  // "counter", "gauge", "distribution"
 
 struct Stat {
   std::string name;  // "count", "rate", "m1_rate", "min", "p99", ...: short (no allocation)

@@ -6,18 +6,9 @@ namespace statherd::server {
 
 namespace {
 
-std::string_view kind_name(SeriesKind kind) {
-  switch (kind) {
-    case SeriesKind::Counter: return "counter";
-    case SeriesKind::Gauge: return "gauge";
-    case SeriesKind::Distribution: return "distribution";
-  }
-  return "gauge";
-}
-
 std::string describe_series(const GraphiteSeries& s, std::string_view stat) {
   const SeriesKey& k = *s.key;
-  std::string out = std::string(kind_name(s.kind)) + " app '" + k.app + "'";
+  std::string out = std::string(series_kind_name(s.kind)) + " app '" + k.app + "'";
   if (k.level != Level::App) out += " host '" + k.host + "'";
   if (k.level == Level::Process) out += " pid " + std::to_string(k.pid);
   out += " metric '" + k.metric + "'";

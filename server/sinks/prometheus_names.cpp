@@ -17,15 +17,6 @@ void append_sanitized(std::string& out, std::string_view text, bool allow_colon)
   for (char ch : text) out += is_name_char(ch, allow_colon) ? ch : '_';
 }
 
-std::string_view level_name(Level level) {
-  switch (level) {
-    case Level::Process: return "process";
-    case Level::Host: return "host";
-    case Level::App: return "app";
-  }
-  return "app";
-}
-
 }  // namespace
 
 std::string prometheus_metric_name(std::string_view metric, std::string_view stat) {

@@ -78,7 +78,30 @@ Interval& Engine::Impl::interval_at(int64_t start) {
   return intervals[static_cast<size_t>((start - intervals.front().start) / iv_ms)];
 }
 
+void Engine::Impl::pack(Interval& iv) {
+  if (iv.is_packed) return;
+  iv.packed = pack_cells(iv.cells);
+  iv.is_packed = true;
+  std::vector<Cell>().swap(iv.cells);
+  std::unordered_map<uint32_t, uint32_t>().swap(iv.index);
+  iv.index_built = false;
+}
+
+// The cells come back in their order: the slots' cache_pos into them still hold.
+void Engine::Impl::unpack(Interval& iv) {
+  if (!iv.is_packed) return;
+  iv.cells = unpack_cells(iv.packed);
+  std::vector<uint8_t>().swap(iv.packed);
+  iv.is_packed = false;
+}
+
+void Engine::Impl::pack_emitted() {
+  for (Interval& iv : intervals)
+    if (iv.emitted && iv.changed_slots.empty() && !iv.cells.empty()) pack(iv);
+}
+
 Cell& Engine::Impl::cell_for(Interval& iv, Slot& slot, uint32_t slot_id) {
+  if (iv.is_packed) unpack(iv);  // late data for an emitted interval
   if (slot.cache_start == iv.start) return iv.cells[slot.cache_pos];
   auto append = [&]() -> Cell& {
     iv.cells.push_back(Cell{slot_id});

@@ -138,6 +138,7 @@ std::vector<IntervalOutput> Engine::Impl::flush(int64_t now_ms, bool include_cur
   while (!intervals.empty() && intervals.front().emitted && intervals.front().start < floor)
     intervals.pop_front();
   release_deferred();
+  pack_emitted();
 
   if (wal.is_open() && !recovering && !wal_external &&
       (now_ms - last_snapshot_ms >= kSnapshotEveryMs || wal.bytes() >= kSnapshotWalBytes)) {

@@ -25,12 +25,12 @@
 #include "common/ewma.h"
 #include "server/engine.h"
 #include "server/fork_join_pool.h"
+#include "server/interval_cells.h"
 #include "server/series_point.h"
 #include "server/wal.h"
 
 namespace statherd::server {
 
-inline constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
 inline constexpr int64_t kNoInterval = std::numeric_limits<int64_t>::min();
 
 // A snapshot (which retires the WAL files it covers) is written this often, or sooner when
@@ -98,16 +98,14 @@ struct Aggregate {
   bool alive = false;
 };
 
-struct Cell {
-  uint32_t slot;
-  uint32_t dist = kNone;  // index into Interval::dists (the interval's delta)
-  double value = 0;       // counter: sum of deltas; gauge: last value
-};
-
 struct Interval {
   int64_t start = 0;
   bool emitted = false;
-  std::vector<Cell> cells;
+  std::vector<Cell> cells;  // empty while packed
+  // An emitted interval waiting out the late window keeps its cells packed (interval_cells.h);
+  // late data for it unpacks them (cell_for), the next flush packs them again.
+  std::vector<uint8_t> packed;
+  bool is_packed = false;
   std::vector<Distribution> dists;  // per-interval deltas of cumulative distributions
   std::vector<uint32_t> changed_slots;  // since emission: re-emit these series' aggregates
   bool index_built = false;
@@ -232,6 +230,10 @@ struct Engine::Impl {
   int64_t target_interval(int64_t sample_ms, int64_t now_ms);
   Interval& interval_at(int64_t start);
   Cell& cell_for(Interval& iv, Slot& slot, uint32_t slot_id);
+  // Emitted intervals with no re-emission pending keep their cells packed (flush()).
+  static void pack(Interval& iv);
+  static void unpack(Interval& iv);
+  void pack_emitted();
   int64_t retain_floor(int64_t now_ms) const;
 
   // engine_emit.cpp

@@ -241,6 +241,7 @@ IntervalOutput Engine::Impl::emit_interval(Interval& iv, bool reemit) {
   out.start_s = iv.start / 1000;
   out.interval_s = iv_ms / 1000;
   out.reemit = reemit;
+  unpack(iv);
   const std::vector<uint8_t>* only = nullptr;
   if (reemit) {  // full values of every series that late data touched
     scratch_mark.assign(aggs.size(), 0);

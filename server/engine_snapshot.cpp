@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 
 #include "common/log.h"
 #include "server/cbor_writer.h"
@@ -30,8 +31,9 @@ namespace {
 using json = nlohmann::json;
 // 1: distributions wire-encoded, no last_dist; 2: no running totals (they start at 0 once);
 // 3: each aggregate's total_count and total_sum (the exported fleet totals); 4: the same
-// document followed by the checksum trailer.
-constexpr int kSnapshotVersion = 4;
+// document followed by the checksum trailer; 5: an emitted interval's cells may be one byte
+// string (packed, server/interval_cells.h).
+constexpr int kSnapshotVersion = 5;
 constexpr char kTrailerMagic[4] = {'S', 'H', 'S', 'C'};
 constexpr size_t kTrailerBytes = 8;
 
@@ -255,13 +257,18 @@ Status Engine::Impl::write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool o
   for (const auto& iv : intervals) {
     w.array(5);
     w.integer(iv.start); w.boolean(iv.emitted);
-    w.array(iv.cells.size());
-    for (const auto& c : iv.cells) { w.array(3); w.uint(c.slot); w.uint(c.dist); w.float64(c.value); }
+    if (iv.is_packed) {  // version 5: an emitted interval's cells as packed (interval_cells.h)
+      w.bytes({reinterpret_cast<const char*>(iv.packed.data()), iv.packed.size()});
+    } else {
+      w.array(iv.cells.size());
+      for (const auto& c : iv.cells) { w.array(3); w.uint(c.slot); w.uint(c.dist); w.float64(c.value); }
+    }
     w.array(iv.dists.size());
     for (const auto& d : iv.dists) w.raw(json::to_cbor(dist_to_json(d)));
     w.array(iv.changed_slots.size());
     for (uint32_t id : iv.changed_slots) w.uint(id);
   }
+  w.finish();
   append_trailer(bytes);
   Status written = write_file_durably(opt.state_dir, "snapshot", bytes);
   if (!written) return written;
@@ -368,7 +375,16 @@ Status Engine::Impl::load_snapshot(bool& found, bool& damaged) {
     for (const auto& x : j.at("intervals")) {
       Interval iv;
       iv.start = x[0]; iv.emitted = x[1];
-      for (const auto& c : x[2]) iv.cells.push_back(Cell{c[0], c[1], c[2]});
+      if (version >= 5 && x[2].is_binary()) {
+        const auto& packed = x[2].get_binary();
+        iv.packed.assign(packed.begin(), packed.end());
+        for (const Cell& c : unpack_cells(iv.packed))  // throws on bytes pack_cells() did not write
+          if (c.slot >= slots.size() || (c.dist != kNone && x[3].size() <= c.dist))
+            throw std::runtime_error("packed interval cells name a slot or dist that is not there");
+        iv.is_packed = true;
+      } else {
+        for (const auto& c : x[2]) iv.cells.push_back(Cell{c[0], c[1], c[2]});
+      }
       for (const auto& d : x[3]) iv.dists.push_back(version >= 2 ? dist_from_json(d) : dist_from_v1(d));
       iv.changed_slots = x[4].get<std::vector<uint32_t>>();
       intervals.push_back(std::move(iv));
@@ -405,12 +421,14 @@ void Engine::Impl::rebuild_indexes() {
   }
   for (uint32_t i = 0; i < aggs.size(); ++i)
     if (aggs[i].alive) agg_index.emplace(aggs[i].key, i);
-  for (const Interval& iv : intervals)
-    for (uint32_t p = 0; p < iv.cells.size(); ++p) {
-      Slot& sl = slots[iv.cells[p].slot];
+  for (const Interval& iv : intervals) {
+    const std::vector<Cell> cells = iv.is_packed ? unpack_cells(iv.packed) : iv.cells;
+    for (uint32_t p = 0; p < cells.size(); ++p) {
+      Slot& sl = slots[cells[p].slot];
       sl.cache_start = iv.start;
       sl.cache_pos = p;
     }
+  }
 }
 
 }  // namespace statherd::server

@@ -23,6 +23,7 @@ void HistorySeries::put(const std::vector<RetentionTier>& tiers, int64_t ts, dou
 
 void HistorySeries::put_at(const std::vector<RetentionTier>& tiers, size_t t, int64_t ts,
                            double value) {
+  const int64_t newest = tiers_[t].data.newest_ts();  // before this point
   tiers_[t].data.put(ts, value);
   if (t + 1 >= tiers.size()) return;
   Tier& up = tiers_[t + 1];
@@ -30,13 +31,41 @@ void HistorySeries::put_at(const std::vector<RetentionTier>& tiers, size_t t, in
   const int64_t bucket = floor_to(ts, width);
   if (up.open_bucket == kNoBucket || bucket > up.open_bucket) {
     const int64_t closing = up.open_bucket;
+    const std::optional<double> closed =
+        closing == kNoBucket ? std::nullopt : close(tiers, t, up, width);
     up.open_bucket = bucket;
-    if (closing == kNoBucket) return;
-    if (auto v = aggregate(tiers, t, closing, width)) put_at(tiers, t + 1, closing, *v);
-  } else if (bucket < up.open_bucket) {
+    up.acc = 0;
+    up.n = 0;
+    up.folded = newest < bucket;  // no earlier point of tier t in the bucket
+    if (up.folded) fold(up, value);
+    if (closed) put_at(tiers, t + 1, closing, *closed);
+  } else if (bucket == up.open_bucket) {
+    if (ts > newest) fold(up, value);
+    else up.folded = false;  // a point replaced or inserted: fold no more
+  } else {
     // A closed bucket changed: compute it again from what tier t holds now.
     if (auto v = aggregate(tiers, t, bucket, width)) put_at(tiers, t + 1, bucket, *v);
   }
+}
+
+void HistorySeries::fold(Tier& up, double v) const {
+  switch (how_) {
+    case Downsample::Average:
+    case Downsample::Sum: up.acc += v; break;
+    case Downsample::Min: up.acc = up.n == 0 ? v : std::min(up.acc, v); break;
+    case Downsample::Max: up.acc = up.n == 0 ? v : std::max(up.acc, v); break;
+  }
+  ++up.n;
+}
+
+std::optional<double> HistorySeries::folded_value(const Tier& up) const {
+  if (up.n == 0) return std::nullopt;
+  return how_ == Downsample::Average ? up.acc / static_cast<double>(up.n) : up.acc;
+}
+
+std::optional<double> HistorySeries::close(const std::vector<RetentionTier>& tiers, size_t t,
+                                           const Tier& up, int64_t width) const {
+  return up.folded ? folded_value(up) : aggregate(tiers, t, up.open_bucket, width);
 }
 
 std::optional<double> HistorySeries::aggregate(const std::vector<RetentionTier>& tiers, size_t t,
@@ -63,8 +92,10 @@ bool HistorySeries::expire(const std::vector<RetentionTier>& tiers, int64_t now)
     const int64_t width = tiers[t + 1].precision_s;
     if (up.open_bucket == kNoBucket || up.open_bucket + width > now) continue;
     const int64_t closing = up.open_bucket;
+    const std::optional<double> closed = close(tiers, t, up, width);
     up.open_bucket = kNoBucket;
-    if (auto v = aggregate(tiers, t, closing, width)) put_at(tiers, t + 1, closing, *v);
+    up.folded = false;
+    if (closed) put_at(tiers, t + 1, closing, *closed);
   }
   bool empty = true;
   for (size_t t = 0; t < tiers.size(); ++t) {

@@ -44,7 +44,7 @@ class HistorySeries {
     tiers_[t].data.visit(first, last, fn);
     const int64_t open = tiers_[t].open_bucket;
     if (t == 0 || open == kNoBucket || open < first || open > last) return;
-    if (auto v = aggregate(tiers, t - 1, open, tiers[t].precision_s)) fn(open, *v);
+    if (auto v = close(tiers, t - 1, tiers_[t], tiers[t].precision_s)) fn(open, *v);
   }
 
   int64_t newest_ts() const { return tiers_[0].data.newest_ts(); }
@@ -57,7 +57,18 @@ class HistorySeries {
   struct Tier {
     HistoryTier data;
     int64_t open_bucket = kNoBucket;  // the bucket of tier-1 points not yet computed here
+    // The finer tier's points in open_bucket, folded by how_ as they arrived in time order, so
+    // closing the bucket decodes nothing. `folded` false: a point of the bucket was replaced
+    // (a re-emission) or was there before the bucket opened: closing decodes them again.
+    double acc = 0;
+    uint32_t n = 0;
+    bool folded = false;
   };
+  void fold(Tier& up, double value) const;
+  std::optional<double> folded_value(const Tier& up) const;
+  // The value of up's open bucket (the finer tier t's points in it), folded or decoded.
+  std::optional<double> close(const std::vector<RetentionTier>& tiers, size_t t, const Tier& up,
+                              int64_t width) const;
   void put_at(const std::vector<RetentionTier>& tiers, size_t t, int64_t ts, double value);
   // tier t's points in [bucket, bucket + width) by how_; nullopt when there are none.
   std::optional<double> aggregate(const std::vector<RetentionTier>& tiers, size_t t,

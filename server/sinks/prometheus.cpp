@@ -56,6 +56,7 @@ struct PrometheusSink::Series {
   double count_total = 0, sum_total = 0;  // summaries
   std::vector<std::pair<double, double>> quantiles;  // summaries: of the latest interval
   std::vector<uint64_t> cached_by;  // SeriesKey ids whose KeyCache points here
+  bool expiring = false;            // chosen by expire(): removed next
 };
 
 PrometheusSink::Slot& PrometheusSink::KeyCache::slot(size_t index, const std::string& stat) {
@@ -90,6 +91,7 @@ PrometheusSink::KeyCache& PrometheusSink::cache_for(const RollupRecord& r) {
   auto [it, fresh] = cache_.try_emplace(r.key->id);
   KeyCache& c = it->second;
   if (fresh) {
+    keys_by_start_[INT64_MIN].push_back(r.key->id);  // leaves unless a record lists it later
     c.key = r.key;
     c.kind = r.kind;
     c.summary.role = PromRole::SummaryCount;  // stands for the summary itself
@@ -127,7 +129,10 @@ PrometheusSink::Series* PrometheusSink::resolve(KeyCache& c, Slot& slot, Kind ki
 void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& out) {
   KeyCache& c = cache_for(r);
   const int64_t start = out.start_s;
-  if (!out.reemit) c.last_start_s = std::max(c.last_start_s, start);
+  if (!out.reemit && start > c.last_start_s) {
+    c.last_start_s = start;
+    keys_by_start_[start].push_back(r.key->id);
+  }
   // No "sum" stat: the interval's sum is unknown (Distribution::sum_unknown); _sum stays.
   double count = 0, sum = std::numeric_limits<double>::quiet_NaN();
   quantiles_.clear();
@@ -148,7 +153,7 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
       case PromRole::Gauge:
         if (Series* s = resolve(c, slot, Kind::Gauge, slot.stat); s && start >= s->last_start_s) {
           s->value = v;
-          s->last_start_s = start;
+          touch(*s, start);
         }
         break;
     }
@@ -208,7 +213,9 @@ PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string
   family_kind_[family] = kind;
   ++family_series_[family];
   ++counters_.series;
-  return series_.emplace(std::move(key), std::move(series)).first->second.get();
+  Series* s = series_.emplace(std::move(key), std::move(series)).first->second.get();
+  series_by_start_[INT64_MIN].push_back(s);  // expires unless an update lists it later
+  return s;
 }
 
 // Adds what this interval's count (and sum) adds beyond what was already added for it: the
@@ -243,7 +250,7 @@ void PrometheusSink::add_count(Series& s, int64_t start_s, double count, double 
     s.count_total += add_count;
     s.sum_total += add_sum;
   }
-  s.last_start_s = std::max(s.last_start_s, start_s);
+  touch(s, start_s);
 }
 
 // The engine's running totals (RollupRecord::count_total / sum_total), exported as they are: they continue across
@@ -257,24 +264,43 @@ void PrometheusSink::set_total(Series& s, int64_t start_s, double count, double 
     s.count_total = count;
     if (std::isfinite(sum)) s.sum_total = sum;
   }
-  s.last_start_s = std::max(s.last_start_s, start_s);
+  touch(s, start_s);
 }
 
+void PrometheusSink::touch(Series& s, int64_t start_s) {
+  if (start_s <= s.last_start_s) return;
+  s.last_start_s = start_s;
+  series_by_start_[start_s].push_back(&s);
+}
+
+// Only what was last updated before oldest_kept is looked at: the series and keys listed
+// under those interval starts (each is listed under every start it was updated at, so one
+// listed under a later start too is still fresh, and a series removed here is listed under no
+// start that remains).
 void PrometheusSink::expire(int64_t newest_start_s, int64_t interval_s) {
   const int64_t oldest_kept = newest_start_s - options_.expire_intervals * std::max<int64_t>(1, interval_s);
-  std::vector<std::string> idle;
-  for (const auto& [key, s] : series_) {
-    if (s->last_start_s < oldest_kept) idle.push_back(key);
+  std::vector<Series*> idle;
+  while (!series_by_start_.empty() && series_by_start_.begin()->first < oldest_kept) {
+    for (Series* s : series_by_start_.begin()->second)
+      if (s->last_start_s < oldest_kept && !s->expiring) {
+        s->expiring = true;
+        idle.push_back(s);
+      }
+    series_by_start_.erase(series_by_start_.begin());
   }
-  for (const std::string& key : idle) remove(key);
+  for (Series* s : idle) remove(*s);
   counters_.series_expired += idle.size();
-  std::erase_if(cache_, [&](const auto& entry) { return entry.second.last_start_s < oldest_kept; });
+  while (!keys_by_start_.empty() && keys_by_start_.begin()->first < oldest_kept) {
+    for (uint64_t id : keys_by_start_.begin()->second)
+      if (auto c = cache_.find(id); c != cache_.end() && c->second.last_start_s < oldest_kept)
+        cache_.erase(c);
+    keys_by_start_.erase(keys_by_start_.begin());
+  }
 }
 
-void PrometheusSink::remove(const std::string& key) {
-  auto it = series_.find(key);
-  if (it == series_.end()) return;
-  const Series& s = *it->second;
+void PrometheusSink::remove(const Series& s) {
+  auto it = series_.find(series_key(s.family, s.labels));
+  if (it == series_.end() || it->second.get() != &s) return;
   for (uint64_t id : s.cached_by) {  // no cache entry may reach it any more
     auto c = cache_.find(id);
     if (c == cache_.end()) continue;

@@ -141,8 +141,10 @@ class PrometheusSink : public Sink {
                       std::string_view help_what, const prometheus::Labels& labels);
   void add_count(Series& s, int64_t start_s, double count, double sum, bool reemit);
   void set_total(Series& s, int64_t start_s, double count, double sum);
+  // Raises s.last_start_s to start_s and lists s under it for expire().
+  void touch(Series& s, int64_t start_s);
   void expire(int64_t newest_start_s, int64_t interval_s);
-  void remove(const std::string& key);
+  void remove(const Series& s);
   std::vector<prometheus::MetricFamily> collect_locked() const;
 
   PrometheusSinkOptions options_;
@@ -152,6 +154,9 @@ class PrometheusSink : public Sink {
   std::map<std::string, uint64_t> family_series_;
   std::map<std::string, std::unique_ptr<Series>> series_;  // key: family + labels
   std::unordered_map<uint64_t, KeyCache> cache_;            // key: SeriesKey::id
+  // expire() looks only at the oldest starts: series and keys by a start they were updated at.
+  std::map<int64_t, std::vector<Series*>> series_by_start_;
+  std::map<int64_t, std::vector<uint64_t>> keys_by_start_;
   std::vector<std::pair<double, double>> quantiles_;        // emit_record()'s scratch
   Counters counters_;
   mutable std::mutex counters_mutex_;  // guards published_: counters() never waits for emit()

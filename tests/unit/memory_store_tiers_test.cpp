@@ -106,6 +106,28 @@ TEST(MemoryStoreTiers, ReemissionRewritesTheClosedBucketsAbove) {
   EXPECT_EQ(value_at(points_of(store, "count", 1000, 1370), 1260), 51.0);  // untouched
 }
 
+TEST(MemoryStoreTiers, ReemissionInsideTheOpenBucketCountsTheNewValueOnce) {
+  MemoryStore store({std::vector<RetentionTier>{{10, 300}, {60, 3600}}, 1000, "statherd"});
+  for (int i = 0; i < 3; ++i) store.emit(output(1200 + 10 * i, i));  // bucket 1200 open
+  IntervalOutput again = output(1210, 101);  // replaces a point of the open bucket
+  again.reemit = true;
+  store.emit(again);
+  again = output(1220, 50);  // and the newest one
+  again.reemit = true;
+  store.emit(again);
+  // Read while open (computed on the fly), then closed by the next minute's points.
+  EXPECT_EQ(value_at(points_of(store, "count", 900, 1230), 1200), 151.0);  // the 1m tier
+  for (int i = 3; i < 12; ++i) store.emit(output(1200 + 10 * i, i));
+  EXPECT_EQ(value_at(points_of(store, "count", 1000, 1370), 1200), 0 + 101 + 50 + 3 + 4 + 5.0);
+  EXPECT_EQ(value_at(points_of(store, "max", 1000, 1370), 1200), 101.0);
+  EXPECT_EQ(value_at(points_of(store, "min", 1000, 1370), 1200), 0.0);
+  EXPECT_EQ(value_at(points_of(store, "mean", 1000, 1370), 1200), 163.0 / 6);
+  // The next bucket, all in order (folded as the points arrived), and one point of a bucket
+  // that went quiet, closed by expiry rather than by a later point.
+  EXPECT_EQ(value_at(points_of(store, "count", 1000, 1370), 1260), 51.0);
+  EXPECT_EQ(value_at(points_of(store, "mean", 1000, 1370), 1260), 8.5);
+}
+
 TEST(MemoryStoreTiers, RetentionExpiresEachTierAndForgetsPathsAtTheLongest) {
   MemoryStore store({std::vector<RetentionTier>{{10, 60}, {60, 600}}, 1000, "statherd"});
   for (int i = 0; i < 30; ++i) store.emit(output(6000 + 10 * i, i));  // 6000..6290

@@ -64,6 +64,31 @@ TEST(PrometheusSink, AStatWhoseSeriesExpiredComesBackUnderTheSameKey) {
   EXPECT_TRUE(contains(sink.scrape(), "statherd_q_max{app=\"web\",level=\"app\"} 8\n"));
 }
 
+// Expiry looks only at the series listed under old interval starts; a series listed under
+// several (updated in several intervals) is removed once, and a re-emission of an old interval
+// does not keep an idle series alive.
+TEST(PrometheusSink, ASeriesUpdatedInManyIntervalsExpiresOnceAndAReemissionDoesNotRevive) {
+  PrometheusSink sink(PrometheusSinkOptions{.expire_intervals = 2});
+  for (int64_t t : {100, 110})
+    sink.emit(interval(t, {point(Level::App, "x", "max", static_cast<double>(t)),
+                           point(Level::App, "y", "max", 1)}));
+  IntervalOutput late = interval(100, {point(Level::App, "x", "max", 5)});
+  late.reemit = true;
+  sink.emit(late);
+  // A gap: 120-190 never came. x, listed under 100 and 110, both expired now, goes once.
+  sink.emit(interval(200, {point(Level::App, "y", "max", 3)}));
+  std::string text = sink.scrape();
+  EXPECT_FALSE(contains(text, "statherd_x_max")) << text;
+  EXPECT_TRUE(contains(text, "statherd_y_max{app=\"web\",level=\"app\"} 3\n")) << text;
+  EXPECT_EQ(sink.counters().series_expired, 1u);
+  EXPECT_EQ(sink.counters().series, 1u);
+  for (int64_t t : {210, 220, 230, 240}) sink.emit(interval(t, {point(Level::App, "y", "max", 4)}));
+  EXPECT_EQ(sink.counters().series_expired, 1u);  // y, updated every interval, stays
+  EXPECT_TRUE(contains(sink.scrape(), "statherd_y_max{app=\"web\",level=\"app\"} 4\n"));
+  sink.emit(interval(250, {point(Level::App, "x", "max", 9)}));  // x back: made anew
+  EXPECT_TRUE(contains(sink.scrape(), "statherd_x_max{app=\"web\",level=\"app\"} 9\n"));
+}
+
 // A refused series is not cached: it is counted again each interval and made once there is room.
 TEST(PrometheusSink, ARefusedSeriesIsRetriedEachInterval) {
   PrometheusSink sink(PrometheusSinkOptions{.max_series = 1, .expire_intervals = 1});

@@ -314,6 +314,13 @@ GraphiteSink::~GraphiteSink() { stop(); }
 
 void GraphiteSink::emit(const IntervalOutput& out) {
   std::vector<GraphiteLineBlock> blocks(1);  // a new one past kBlockBytes (32-bit offsets)
+  {  // at most a line per stat, of the last emit's mean length (plus slack)
+    const size_t lines = out.stats.size();
+    const size_t per_line = last_block_lines_ ? last_block_bytes_ / last_block_lines_ + 8 : 0;
+    blocks[0].text.reserve(std::min(lines * per_line, GraphiteLineBlock::kBlockBytes + 4096));
+    blocks[0].ends.reserve(lines);
+    blocks[0].path_lens.reserve(lines);
+  }
   uint64_t lines = 0, skipped = 0, filtered = 0;
   const std::string ts = " " + std::to_string(out.start_s) + "\n";
   cache_.begin_emit();
@@ -337,6 +344,8 @@ void GraphiteSink::emit(const IntervalOutput& out) {
     }
   }
   cache_.end_emit();
+  last_block_bytes_ = blocks[0].text.size();
+  last_block_lines_ = blocks[0].ends.size();
   {
     std::lock_guard lock(mutex_);
     counters_.non_finite_skipped += skipped;

@@ -80,6 +80,9 @@ class GraphiteSink : public Sink {
   std::condition_variable wake_;
   std::deque<GraphiteLineBlock> queue_;
   uint64_t queued_lines_ = 0;  // lines left in queue_
+  // The last emit's first block: its mean line length sizes the next one's buffers at once
+  // rather than growing (and copying) them line by line. emit() only.
+  size_t last_block_bytes_ = 0, last_block_lines_ = 0;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};
   uint64_t options_generation_ = 0;  // bumped by reconfigure(); the sender re-reads options_

@@ -45,10 +45,13 @@ void sort_quantiles(std::vector<std::pair<double, double>>& q) {
 
 }  // namespace
 
+// Small on purpose (up to max_series of them): the name is its family's, the labels are built
+// from `key` when collected.
 struct PrometheusSink::Series {
   Kind kind = Kind::Gauge;
-  std::string family;
-  prometheus::Labels labels;
+  Families::iterator family;
+  SeriesMap::iterator self;  // its entry in series_
+  SeriesKeyRef key;          // the key that made it: its labels are this key's
   double value = 0;  // counters: the exported total; gauges: the latest value
   int64_t last_start_s = INT64_MIN;
   // Counters and summaries: (interval start, count, sum) already added, ascending, bounded.
@@ -113,7 +116,7 @@ PrometheusSink::Series* PrometheusSink::resolve(KeyCache& c, Slot& slot, Kind ki
   const std::string family = kind == Kind::Summary
                                  ? prometheus_metric_name(c.key->metric, "")
                                  : prometheus_target(c.kind, c.key->metric, slot.stat).family;
-  Series* s = find_or_add(kind, family, c.key->metric, help_what, prometheus_series_labels(*c.key));
+  Series* s = find_or_add(kind, family, c.key->metric, help_what, c.key);
   if (s == nullptr) {  // refused or a type conflict: tried again next time
     slot.refused_at = removals_;
     slot.conflict = counters_.type_conflicts != conflicts;
@@ -177,10 +180,10 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
 bool PrometheusSink::clashes_with_a_summary(const std::string& family, Kind kind) const {
   for (std::string_view suffix : {std::string_view("_count"), std::string_view("_sum")}) {
     if (family.ends_with(suffix)) {
-      auto base = family_kind_.find(family.substr(0, family.size() - suffix.size()));
-      if (base != family_kind_.end() && base->second == Kind::Summary) return true;
+      auto base = families_.find(family.substr(0, family.size() - suffix.size()));
+      if (base != families_.end() && base->second.kind == Kind::Summary) return true;
     }
-    if (kind == Kind::Summary && family_kind_.count(family + std::string(suffix))) return true;
+    if (kind == Kind::Summary && families_.count(family + std::string(suffix))) return true;
   }
   return false;
 }
@@ -188,32 +191,32 @@ bool PrometheusSink::clashes_with_a_summary(const std::string& family, Kind kind
 PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string& family,
                                                     std::string_view help_metric,
                                                     std::string_view help_what,
-                                                    const prometheus::Labels& labels) {
-  auto fk = family_kind_.find(family);
-  if ((fk != family_kind_.end() && fk->second != kind) ||
-      (fk == family_kind_.end() && clashes_with_a_summary(family, kind))) {
+                                                    const SeriesKeyRef& key) {
+  auto fk = families_.find(family);
+  if ((fk != families_.end() && fk->second.kind != kind) ||
+      (fk == families_.end() && clashes_with_a_summary(family, kind))) {
     ++counters_.type_conflicts;
     return nullptr;
   }
-  std::string key = series_key(family, labels);
-  if (auto it = series_.find(key); it != series_.end()) return it->second.get();
+  std::string map_key = series_key(family, prometheus_series_labels(*key));
+  if (auto it = series_.find(map_key); it != series_.end()) return it->second.get();
   if (series_.size() >= options_.max_series) {
     ++counters_.series_rejected;
     return nullptr;
   }
-  auto series = std::make_unique<Series>();
-  series->kind = kind;
-  series->family = family;
-  series->labels = labels;
   // The sink keeps its series itself and builds the families at collect(): prometheus-cpp's
   // Registry checks every registered name on each new family, so thousands of new names (a
   // stat file with many fields) cost quadratic time on the thread that answers ingest.
-  if (!family_help_.count(family))
-    family_help_.emplace(family, prometheus_help(help_metric, help_what));
-  family_kind_[family] = kind;
-  ++family_series_[family];
+  if (fk == families_.end())
+    fk = families_.emplace(family, Family{kind, prometheus_help(help_metric, help_what), 0}).first;
+  ++fk->second.series;
+  auto series = std::make_unique<Series>();
+  series->kind = kind;
+  series->family = fk;
+  series->key = key;
+  Series* s = series.get();
+  s->self = series_.emplace(std::move(map_key), std::move(series)).first;
   ++counters_.series;
-  Series* s = series_.emplace(std::move(key), std::move(series)).first->second.get();
   series_by_start_[INT64_MIN].push_back(s);  // expires unless an update lists it later
   return s;
 }
@@ -299,8 +302,6 @@ void PrometheusSink::expire(int64_t newest_start_s, int64_t interval_s) {
 }
 
 void PrometheusSink::remove(const Series& s) {
-  auto it = series_.find(series_key(s.family, s.labels));
-  if (it == series_.end() || it->second.get() != &s) return;
   for (uint64_t id : s.cached_by) {  // no cache entry may reach it any more
     auto c = cache_.find(id);
     if (c == cache_.end()) continue;
@@ -308,14 +309,11 @@ void PrometheusSink::remove(const Series& s) {
       if (slot.series == &s) slot.series = nullptr;
     if (c->second.summary.series == &s) c->second.summary.series = nullptr;
   }
-  const std::string family = s.family;
-  series_.erase(it);
+  const Families::iterator family = s.family;
+  series_.erase(s.self);
   ++removals_;
   --counters_.series;
-  if (--family_series_[family] > 0) return;
-  family_series_.erase(family);
-  family_kind_.erase(family);
-  family_help_.erase(family);
+  if (--family->second.series == 0) families_.erase(family);
 }
 
 std::vector<prometheus::MetricFamily> PrometheusSink::collect() const {
@@ -328,17 +326,18 @@ std::vector<prometheus::MetricFamily> PrometheusSink::collect_locked() const {
   // come out sorted by name.
   std::vector<prometheus::MetricFamily> families;
   for (const auto& [key, s] : series_) {
-    if (families.empty() || families.back().name != s->family) {
+    if (families.empty() || families.back().name != s->family->first) {
       prometheus::MetricFamily f;
-      f.name = s->family;
-      f.help = family_help_.at(s->family);
+      f.name = s->family->first;
+      f.help = s->family->second.help;
       f.type = s->kind == Kind::Counter ? prometheus::MetricType::Counter
                : s->kind == Kind::Gauge ? prometheus::MetricType::Gauge
                                         : prometheus::MetricType::Summary;
       families.push_back(std::move(f));
     }
     prometheus::ClientMetric m;
-    for (const auto& [name, value] : s->labels) m.label.push_back({name, value});
+    for (auto& [name, value] : prometheus_series_labels(*s->key))
+      m.label.push_back({name, value});
     if (s->kind == Kind::Counter) {
       m.counter.value = s->value;
     } else if (s->kind == Kind::Gauge) {

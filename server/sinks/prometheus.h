@@ -137,8 +137,10 @@ class PrometheusSink : public Sink {
   Series* resolve(KeyCache& c, Slot& slot, Kind kind, std::string_view help_what);
   // help_metric/help_what make the family's HELP text, built only when the family is new.
   bool clashes_with_a_summary(const std::string& family, Kind kind) const;
+  // The labels are the key's (prometheus_series_labels): a new Series keeps the key and builds
+  // them again at collect(), not a copy of them per series.
   Series* find_or_add(Kind kind, const std::string& family, std::string_view help_metric,
-                      std::string_view help_what, const prometheus::Labels& labels);
+                      std::string_view help_what, const SeriesKeyRef& key);
   void add_count(Series& s, int64_t start_s, double count, double sum, bool reemit);
   void set_total(Series& s, int64_t start_s, double count, double sum);
   // Raises s.last_start_s to start_s and lists s under it for expire().
@@ -149,10 +151,15 @@ class PrometheusSink : public Sink {
 
   PrometheusSinkOptions options_;
   mutable std::mutex mutex_;
-  std::map<std::string, std::string> family_help_;
-  std::map<std::string, Kind> family_kind_;  // clashes_with_a_summary() reads it
-  std::map<std::string, uint64_t> family_series_;
-  std::map<std::string, std::unique_ptr<Series>> series_;  // key: family + labels
+  struct Family {
+    Kind kind = Kind::Gauge;
+    std::string help;
+    uint64_t series = 0;  // live series of the family: removed with its last one
+  };
+  using Families = std::map<std::string, Family>;  // by name; clashes_with_a_summary() reads it
+  Families families_;
+  using SeriesMap = std::map<std::string, std::unique_ptr<Series>>;
+  SeriesMap series_;  // key: family + labels
   std::unordered_map<uint64_t, KeyCache> cache_;            // key: SeriesKey::id
   // expire() looks only at the oldest starts: series and keys by a start they were updated at.
   std::map<int64_t, std::vector<Series*>> series_by_start_;

@@ -42,6 +42,11 @@ struct EngineOptions {
   uint64_t max_error_bytes = 512;
   uint64_t max_agents_with_errors = 256;
   std::string state_dir;   // write-ahead log + snapshots; empty: in memory only (tests, bench)
+  // A snapshot (which retires the WAL files it covers) is written this often, or sooner when
+  // the WAL has grown to snapshot_wal_bytes. It writes the whole state (~50 MB at 400k series)
+  // under the engine lock; a restart replays the WAL written since the last one.
+  std::chrono::milliseconds snapshot_every{300'000};
+  uint64_t snapshot_wal_bytes = 256ull << 20;
   bool fsync = true;       // fsync the WAL before acknowledging
   // Threads of the rollup (flush/drain), sharded by series: 0 = auto (the machine's cores, at
   // most 16), 1 = none besides the caller. The output is the same whatever the number.

@@ -33,10 +33,6 @@ namespace statherd::server {
 
 inline constexpr int64_t kNoInterval = std::numeric_limits<int64_t>::min();
 
-// A snapshot (which retires the WAL files it covers) is written this often, or sooner when
-// the WAL has grown this much.
-inline constexpr int64_t kSnapshotEveryMs = 60'000;
-inline constexpr uint64_t kSnapshotWalBytes = 64ull << 20;
 
 struct StringHash {
   using is_transparent = void;

@@ -105,7 +105,7 @@ bool Engine::snapshot_due(int64_t now_ms, uint64_t wal_bytes) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   return !m.opt.state_dir.empty() &&
-         (now_ms - m.last_snapshot_ms >= kSnapshotEveryMs || wal_bytes >= kSnapshotWalBytes);
+         (now_ms - m.last_snapshot_ms >= m.opt.snapshot_every.count() || wal_bytes >= m.opt.snapshot_wal_bytes);
 }
 
 Status Engine::snapshot_at(uint64_t next_wal, int64_t now_ms) {

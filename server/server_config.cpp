@@ -194,6 +194,7 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
         r.error_at(root["state_dir"], "state_dir", s.error().message, s.error().hint);
     }
     r.get_duration(root, "late_window", c.late_window);
+    r.get_duration(root, "snapshot_every", c.snapshot_every);
     r.get_duration(root, "idle_timeout", c.idle_timeout);
     read_levels(r, root, c);
     read_threads(r, root, c);
@@ -203,8 +204,8 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
     read_graphite(r, root, c);
     read_remote_write(r, root, c);
     r.check_keys(root, {"listen", "token_file", "interval", "state_dir", "late_window",
-                        "idle_timeout", "levels", "threads", "limits", "reads", "memory", "graphite",
-                        "remote_write"});
+                        "snapshot_every", "idle_timeout", "levels", "threads", "limits", "reads",
+                        "memory", "graphite", "remote_write"});
   }
   if (r.errors().empty()) return Ok{};
   return cli::config_file_error(r.errors(), "config/server.yaml");
@@ -248,6 +249,8 @@ const std::map<std::string, Apply>& value_flags() {
          return Ok{}; }},
       {"--late-window", [](ServerCommand& c, const std::string& v) {
          return set_duration(c.config.late_window, "--late-window", v); }},
+      {"--snapshot-every", [](ServerCommand& c, const std::string& v) {
+         return set_duration(c.config.snapshot_every, "--snapshot-every", v); }},
       {"--idle-timeout", [](ServerCommand& c, const std::string& v) {
          return set_duration(c.config.idle_timeout, "--idle-timeout", v); }},
       {"--threads", [](ServerCommand& c, const std::string& v) -> Status {
@@ -310,7 +313,7 @@ std::string server_usage() {
   return "usage: statherd-server [--config FILE] [--listen 127.0.0.1:8470] [--token-file FILE]\n"
          "                       [--interval 10s] [--state-dir DIR] [--graphite HOST:PORT | -]\n"
          "                       [--graphite-prefix statherd] [--graphite-tags]\n"
-         "                       [--late-window 10m]\n"
+         "                       [--late-window 10m] [--snapshot-every 5m]\n"
          "                       [--idle-timeout 5m] [--retention 10s:6h,5m:7d] [--level-process]\n"
          "                       [--threads auto|N]\n"
          "                       [--remote-write http://HOST:9090/api/v1/write]\n"
@@ -393,6 +396,7 @@ EngineOptions engine_options_from(const ServerConfig& c) {
   EngineOptions o;
   o.interval = c.interval;
   o.late_window = c.late_window;
+  o.snapshot_every = c.snapshot_every;
   o.idle_timeout = c.idle_timeout;
   o.level_process = c.level_process;
   o.level_host = c.level_host;

@@ -25,6 +25,7 @@ struct ServerConfig {
   // common/state_dirs.h's default ($STATE_DIRECTORY, /var/lib/statherd as root, else XDG).
   bool state_dir_set = false;
   std::chrono::milliseconds late_window{600'000};
+  std::chrono::milliseconds snapshot_every{300'000};  // snapshot_every [--snapshot-every]
   std::chrono::milliseconds idle_timeout{300'000};
   bool level_process = false, level_host = true, level_app = true;  // levels.*
   unsigned threads = 0;  // threads [--threads]: the rollup's; 0 = auto (the machine's cores)

@@ -25,6 +25,7 @@ std::vector<std::string> restart_only_changes(const ServerConfig& a, const Serve
   differs(out, "state_dir", a.state_dir, b.state_dir);
   differs(out, "interval", ms_text(a.interval), ms_text(b.interval));
   differs(out, "late_window", ms_text(a.late_window), ms_text(b.late_window));
+  differs(out, "snapshot_every", ms_text(a.snapshot_every), ms_text(b.snapshot_every));
   differs(out, "idle_timeout", ms_text(a.idle_timeout), ms_text(b.idle_timeout));
   differs(out, "levels", levels_text(a), levels_text(b));
   differs(out, "threads", a.threads ? std::to_string(a.threads) : "auto",

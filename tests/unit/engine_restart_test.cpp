@@ -30,6 +30,7 @@ EngineOptions opts(const std::string& dir) {
   o.level_process = true;
   o.idle_timeout = std::chrono::milliseconds(20'000);
   o.state_dir = dir;
+  o.snapshot_every = std::chrono::milliseconds(60'000);  // the tests' clock: a snapshot at 60 s
   return o;
 }
 

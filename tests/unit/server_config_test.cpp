@@ -27,6 +27,7 @@ TEST(ServerConfig, ExampleConfigParsesToTheDocumentedValues) {
   EXPECT_EQ(c.listen, "127.0.0.1:8470");
   EXPECT_EQ(c.interval, 10s);
   EXPECT_EQ(c.late_window, 10min);
+  EXPECT_EQ(c.snapshot_every, 5min);
   EXPECT_EQ(c.idle_timeout, 5min);
   EXPECT_FALSE(c.level_process);
   EXPECT_EQ(c.max_body_bytes, 64ull << 20);
@@ -110,6 +111,22 @@ TEST(ServerConfig, FlagsOverrideYaml) {
   EXPECT_EQ(cmd->config.memory_retention, "2h");
   EXPECT_EQ(engine_options_from(cmd->config).interval, 5s);
   EXPECT_TRUE(engine_options_from(cmd->config).level_process);
+}
+
+TEST(ServerConfig, SnapshotEveryComesFromYamlOrTheFlagAndReachesTheEngine) {
+  EXPECT_EQ(EngineOptions{}.snapshot_every, ServerConfig{}.snapshot_every);
+  std::string path = temp_file("snapshot.yaml", "snapshot_every: 90s\n");
+  auto yaml = parse_server_command_line({"--config", path});
+  ASSERT_TRUE(yaml.ok()) << yaml.error().to_string();
+  EXPECT_EQ(engine_options_from(yaml->config).snapshot_every, 90s);
+  auto flag = parse_server_command_line({"--config", path, "--snapshot-every", "2m"});
+  ASSERT_TRUE(flag.ok()) << flag.error().to_string();
+  EXPECT_EQ(engine_options_from(flag->config).snapshot_every, 2min);
+  ServerConfig c;
+  Status bad = load_server_config_text("s.yaml", "snapshot_every: often\n", c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().to_string().find("snapshot_every"), std::string::npos)
+      << bad.error().to_string();
 }
 
 // Issue #12: state_dir had no default (the WAL was off unless configured); it now follows the

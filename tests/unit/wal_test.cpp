@@ -32,6 +32,7 @@ EngineOptions opts(const std::string& dir) {
   EngineOptions o;
   o.state_dir = dir + "/state";
   o.fsync = false;
+  o.snapshot_every = std::chrono::milliseconds(60'000);  // the tests' clock: a snapshot at 60 s
   return o;
 }
 

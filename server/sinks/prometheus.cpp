@@ -54,21 +54,39 @@ struct PrometheusSink::Series {
   SeriesKeyRef key;          // the key that made it: its labels are this key's
   double value = 0;  // counters: the exported total; gauges: the latest value
   int64_t last_start_s = INT64_MIN;
-  // Counters and summaries: (interval start, count, sum) already added, ascending, bounded.
-  std::vector<std::tuple<int64_t, double, double>> counted;
   double count_total = 0, sum_total = 0;  // summaries
-  std::vector<std::pair<double, double>> quantiles;  // summaries: of the latest interval
   std::vector<uint64_t> cached_by;  // SeriesKey ids whose KeyCache points here
   bool expiring = false;            // chosen by expire(): removed next
+  // What only some series need, made when first needed (most are gauges and counters with
+  // engine totals, which need neither).
+  struct Extra {
+    // Counters and summaries without totals: (interval start, count, sum) already added,
+    // ascending, bounded.
+    std::vector<std::tuple<int64_t, double, double>> counted;
+    std::vector<std::pair<double, double>> quantiles;  // summaries: of the latest interval
+  };
+  std::unique_ptr<Extra> extra;
+  Extra& more() {
+    if (!extra) extra = std::make_unique<Extra>();
+    return *extra;
+  }
 };
 
-PrometheusSink::Slot& PrometheusSink::KeyCache::slot(size_t index, const std::string& stat) {
-  if (index < slots.size() && slots[index].stat == stat) return slots[index];
+uint32_t PrometheusSink::stat_id(const std::string& stat) {
+  auto [it, fresh] = stat_ids_.try_emplace(stat, static_cast<uint32_t>(stat_names_.size()));
+  if (fresh) stat_names_.push_back(stat);
+  return it->second;
+}
+
+PrometheusSink::Slot& PrometheusSink::slot_of(KeyCache& c, size_t index, const std::string& stat) {
+  std::vector<Slot>& slots = c.slots;
+  if (index < slots.size() && stat_names_[slots[index].stat] == stat) return slots[index];
   for (Slot& s : slots)
-    if (s.stat == stat) return s;
-  const PromTarget t = prometheus_target(kind, key->metric, stat);
+    if (stat_names_[s.stat] == stat) return s;
+  const PromTarget t = prometheus_target(c.kind, c.key->metric, stat);
+  const uint32_t id = stat_id(stat);
   Slot& s = slots.emplace_back();
-  s.stat = stat;
+  s.stat = id;
   s.role = t.role;
   s.quantile = t.quantile;
   return s;
@@ -115,7 +133,8 @@ PrometheusSink::Series* PrometheusSink::resolve(KeyCache& c, Slot& slot, Kind ki
   const uint64_t conflicts = counters_.type_conflicts;
   const std::string family = kind == Kind::Summary
                                  ? prometheus_metric_name(c.key->metric, "")
-                                 : prometheus_target(c.kind, c.key->metric, slot.stat).family;
+                                 : prometheus_target(c.kind, c.key->metric,
+                                                     stat_names_[slot.stat]).family;
   Series* s = find_or_add(kind, family, c.key->metric, help_what, c.key);
   if (s == nullptr) {  // refused or a type conflict: tried again next time
     slot.refused_at = removals_;
@@ -141,7 +160,7 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
   quantiles_.clear();
   const std::span<const Stat> stats = out.stats_of(r);
   for (size_t i = 0; i < stats.size(); ++i) {
-    Slot& slot = c.slot(i, stats[i].name);
+    Slot& slot = slot_of(c, i, stats[i].name);
     const double v = stats[i].value;
     switch (slot.role) {
       case PromRole::CounterTotal:
@@ -154,7 +173,8 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
       case PromRole::SummarySum: sum = v; break;
       case PromRole::Quantile: quantiles_.emplace_back(slot.quantile, v); break;
       case PromRole::Gauge:
-        if (Series* s = resolve(c, slot, Kind::Gauge, slot.stat); s && start >= s->last_start_s) {
+        if (Series* s = resolve(c, slot, Kind::Gauge, stat_names_[slot.stat]);
+            s && start >= s->last_start_s) {
           s->value = v;
           touch(*s, start);
         }
@@ -166,7 +186,7 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
   if (s == nullptr) return;
   if (start >= s->last_start_s) {
     sort_quantiles(quantiles_);
-    s->quantiles.assign(quantiles_.begin(), quantiles_.end());
+    s->more().quantiles.assign(quantiles_.begin(), quantiles_.end());
   }
   if (std::isfinite(r.count_total))
     set_total(*s, start, r.count_total, std::isfinite(r.sum_total) ? r.sum_total : s->sum_total);
@@ -223,15 +243,17 @@ PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string
 
 // Adds what this interval's count (and sum) adds beyond what was already added for it: the
 // whole value the first time, the difference when a late-data re-emission raised it.
-void PrometheusSink::add_count(Series& s, int64_t start_s, double count, double sum, bool reemit) {
-  auto it = std::find_if(s.counted.begin(), s.counted.end(),
+void PrometheusSink::add_count(Series& series, int64_t start_s, double count, double sum,
+                               bool reemit) {
+  std::vector<std::tuple<int64_t, double, double>>& counted = series.more().counted;
+  auto it = std::find_if(counted.begin(), counted.end(),
                          [&](const auto& c) { return std::get<0>(c) == start_s; });
   double prev_count = 0, prev_sum = 0;
-  if (it != s.counted.end()) {
+  if (it != counted.end()) {
     prev_count = std::get<1>(*it);
     prev_sum = std::get<2>(*it);
-  } else if (reemit && s.counted.size() >= options_.reemit_window &&
-             start_s < std::get<0>(s.counted.front())) {
+  } else if (reemit && counted.size() >= options_.reemit_window &&
+             start_s < std::get<0>(counted.front())) {
     ++counters_.reemit_untracked;  // its first value was added; the difference is unknown
     return;
   }
@@ -239,21 +261,21 @@ void PrometheusSink::add_count(Series& s, int64_t start_s, double count, double 
   // An unknown (NaN) sum adds nothing and is not remembered as this interval's.
   double add_sum = std::isfinite(sum) ? sum - prev_sum : 0.0;
   if (!std::isfinite(sum)) sum = prev_sum;
-  if (it != s.counted.end()) {
+  if (it != counted.end()) {
     *it = {start_s, std::max(count, prev_count), sum};
   } else {
-    auto pos = std::upper_bound(s.counted.begin(), s.counted.end(), start_s,
+    auto pos = std::upper_bound(counted.begin(), counted.end(), start_s,
                                 [](int64_t t, const auto& c) { return t < std::get<0>(c); });
-    s.counted.insert(pos, {start_s, count, sum});
-    if (s.counted.size() > options_.reemit_window) s.counted.erase(s.counted.begin());
+    counted.insert(pos, {start_s, count, sum});
+    if (counted.size() > options_.reemit_window) counted.erase(counted.begin());
   }
-  if (s.kind == Kind::Counter) {
-    if (add_count > 0) s.value += add_count;
+  if (series.kind == Kind::Counter) {
+    if (add_count > 0) series.value += add_count;
   } else {
-    s.count_total += add_count;
-    s.sum_total += add_sum;
+    series.count_total += add_count;
+    series.sum_total += add_sum;
   }
-  touch(s, start_s);
+  touch(series, start_s);
 }
 
 // The engine's running totals (RollupRecord::count_total / sum_total), exported as they are: they continue across
@@ -345,7 +367,8 @@ std::vector<prometheus::MetricFamily> PrometheusSink::collect_locked() const {
     } else {
       m.summary.sample_count = static_cast<uint64_t>(std::llround(s->count_total));
       m.summary.sample_sum = s->sum_total;
-      for (const auto& [q, v] : s->quantiles) m.summary.quantile.push_back({q, v});
+      if (s->extra)
+        for (const auto& [q, v] : s->extra->quantiles) m.summary.quantile.push_back({q, v});
     }
     families.back().metric.push_back(std::move(m));
   }

@@ -113,14 +113,14 @@ class PrometheusSink : public Sink {
   // Small on purpose (one per stat of every key): the family name and the labels are built
   // again only when a Series has to be found or made.
   struct Slot {
-    std::string stat;  // short: no allocation
+    uint32_t stat = 0;  // the stat's name: stat_names_[stat]
     PromRole role = PromRole::Gauge;
+    bool conflict = false;
     double quantile = 0;
     Series* series = nullptr;
     // Refused (max_series) or a type conflict when removals_ was this: until a series is
     // removed neither can change, so the refusal is counted again without a lookup.
     uint64_t refused_at = UINT64_MAX;
-    bool conflict = false;
   };
   struct KeyCache {
     SeriesKeyRef key;
@@ -128,8 +128,10 @@ class PrometheusSink : public Sink {
     std::vector<Slot> slots;  // in the order the key's records list their stats
     Slot summary;             // Distribution: the summary `statherd_<m>`
     int64_t last_start_s = INT64_MIN;  // newest interval (not re-emitted) that had the key
-    Slot& slot(size_t index, const std::string& stat);
   };
+  // The slot of stat `stat` (at `index` in the record's list, usually) of c, made when new.
+  Slot& slot_of(KeyCache& c, size_t index, const std::string& stat);
+  uint32_t stat_id(const std::string& stat);
 
   void emit_record(const RollupRecord& r, const IntervalOutput& out);
   KeyCache& cache_for(const RollupRecord& r);
@@ -165,6 +167,9 @@ class PrometheusSink : public Sink {
   std::map<int64_t, std::vector<Series*>> series_by_start_;
   std::map<int64_t, std::vector<uint64_t>> keys_by_start_;
   std::vector<std::pair<double, double>> quantiles_;        // emit_record()'s scratch
+  // Every stat name seen (a few dozen): slots hold an index, not a string each.
+  std::vector<std::string> stat_names_;
+  std::unordered_map<std::string, uint32_t> stat_ids_;
   Counters counters_;
   mutable std::mutex counters_mutex_;  // guards published_: counters() never waits for emit()
   Counters published_;

@@ -50,7 +50,8 @@ class CborWriter {
  private:
   // n writable bytes at the end; used_ advances past them.
   uint8_t* room(size_t n) {
-    if (out_.size() - used_ < n) out_.resize(std::max(out_.size() * 2, used_ + n + 4096));
+    if (out_.size() - used_ < n)  // grows into the reserved capacity first
+      out_.resize(std::max({out_.size() * 2, used_ + n + 4096, out_.capacity()}));
     uint8_t* p = out_.data() + used_;
     used_ += n;
     return p;

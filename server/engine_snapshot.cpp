@@ -189,6 +189,7 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
 // The bytes decode (json::from_cbor) to the same document load_snapshot() has always read.
 Status Engine::Impl::write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool open_next) {
   std::vector<uint8_t> bytes;
+  bytes.reserve(last_snapshot_bytes + last_snapshot_bytes / 8);
   CborWriter w(bytes);
   auto small = [&](std::string_view key, const json& value) {
     w.text(key);
@@ -270,6 +271,7 @@ Status Engine::Impl::write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool o
   }
   w.finish();
   append_trailer(bytes);
+  last_snapshot_bytes = bytes.size();
   Status written = write_file_durably(opt.state_dir, "snapshot", bytes);
   if (!written) return written;
   if (open_next) {

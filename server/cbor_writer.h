@@ -5,12 +5,16 @@
 //
 // Speed: the snapshot of a large fleet is hundreds of MB written item by item, so the writer
 // grows the vector geometrically and writes through a pointer; the vector holds the bytes
-// written (and only those) after finish() or the writer's destruction.
+// written (and only those) after finish() or the writer's destruction. With a spill function
+// the vector is handed to it (and emptied) whenever it holds spill_bytes, so a large document
+// streams out through a small buffer.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -18,7 +22,9 @@ namespace statherd::server {
 
 class CborWriter {
  public:
-  explicit CborWriter(std::vector<uint8_t>& out) : out_(out), used_(out.size()) {}
+  using Spill = std::function<void(std::span<const uint8_t>)>;
+  explicit CborWriter(std::vector<uint8_t>& out, Spill spill = {}, size_t spill_bytes = 4 << 20)
+      : out_(out), used_(out.size()), spill_(std::move(spill)), spill_bytes_(spill_bytes) {}
   ~CborWriter() { finish(); }
   CborWriter(const CborWriter&) = delete;
   CborWriter& operator=(const CborWriter&) = delete;
@@ -50,6 +56,10 @@ class CborWriter {
  private:
   // n writable bytes at the end; used_ advances past them.
   uint8_t* room(size_t n) {
+    if (spill_ && used_ >= spill_bytes_) {
+      spill_(std::span<const uint8_t>(out_.data(), used_));
+      used_ = 0;
+    }
     if (out_.size() - used_ < n)  // grows into the reserved capacity first
       out_.resize(std::max({out_.size() * 2, used_ + n + 4096, out_.capacity()}));
     uint8_t* p = out_.data() + used_;
@@ -76,6 +86,8 @@ class CborWriter {
 
   std::vector<uint8_t>& out_;
   size_t used_;  // bytes written; out_.size() beyond is spare room until finish()
+  Spill spill_;
+  size_t spill_bytes_;
 };
 
 }  // namespace statherd::server

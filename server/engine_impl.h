@@ -199,7 +199,6 @@ struct Engine::Impl {
   void mirror_seq(const std::string& agent, uint64_t seq);
   void rebuild_seq_mirror();
   int64_t last_snapshot_ms = 0;
-  size_t last_snapshot_bytes = 0;  // the next one reserves about as much at once
   bool recovering = false;
 
   std::string key_buf;  // reused per sample

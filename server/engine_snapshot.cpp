@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <span>
 #include <stdexcept>
 
 #include "common/log.h"
@@ -36,13 +37,6 @@ using json = nlohmann::json;
 constexpr int kSnapshotVersion = 5;
 constexpr char kTrailerMagic[4] = {'S', 'H', 'S', 'C'};
 constexpr size_t kTrailerBytes = 8;
-
-void append_trailer(std::vector<uint8_t>& bytes) {
-  uint32_t crc = crc32_ieee(std::string_view(reinterpret_cast<const char*>(bytes.data()),
-                                             bytes.size()));
-  bytes.insert(bytes.end(), kTrailerMagic, kTrailerMagic + 4);
-  for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<uint8_t>(crc >> (8 * i)));
-}
 
 // The snapshot's document: the CBOR verified against its trailer (version >= 4), or a whole
 // file of CBOR (versions 1-3). Throws on any mismatch or undecodable byte.
@@ -150,33 +144,66 @@ std::vector<DeferredFree> deferred_from_json(const json& j) {
 }
 
 
-Status write_file_durably(const std::string& dir, const std::string& name,
-                          const std::vector<uint8_t>& bytes) {
-  std::string tmp = dir + "/" + name + ".tmp", final_path = dir + "/" + name;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return make_error("cannot create " + tmp + ": " + std::strerror(errno));
-  auto fail = [&](const std::string& what) -> Status {  // no half-written file left holding space
-    const std::string why = std::strerror(errno);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return make_error(what + " " + tmp + ": " + why);
-  };
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fail("cannot write");
-    done += static_cast<size_t>(n);
+// The snapshot being written, as its bytes come (CborWriter spills them here a few MB at a
+// time, so a large state never sits in memory twice): <name>.tmp, then fsync, rename, fsync of
+// the directory. The first failure sticks and finish() returns it; a file not finished is
+// removed (no half-written file left holding space).
+class SnapshotFile {
+ public:
+  SnapshotFile(const std::string& dir, const std::string& name)
+      : dir_(dir), tmp_(dir + "/" + name + ".tmp"), final_(dir + "/" + name) {
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) error_ = "cannot create " + tmp_ + ": " + std::strerror(errno);
   }
-  if (::fsync(fd) != 0) return fail("fsync failed for");
-  ::close(fd);
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return make_error("cannot rename " + tmp + ": " + why);
+  ~SnapshotFile() {
+    if (fd_ < 0) return;
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
   }
-  return fsync_dir(dir);
-}
+  SnapshotFile(const SnapshotFile&) = delete;
+  SnapshotFile& operator=(const SnapshotFile&) = delete;
+
+  // Appends bytes the checksum covers.
+  void write(std::span<const uint8_t> bytes) {
+    crc_ = crc32_ieee_update(crc_, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+    write_raw(bytes);
+  }
+  // The trailer ("SHSC" | u32 LE crc of everything written before it), fsync, rename.
+  Status finish() {
+    uint8_t trailer[kTrailerBytes];
+    std::memcpy(trailer, kTrailerMagic, 4);
+    for (int i = 0; i < 4; ++i) trailer[4 + i] = static_cast<uint8_t>(crc_ >> (8 * i));
+    write_raw(trailer);
+    if (error_.empty() && ::fsync(fd_) != 0) fail("fsync failed for");
+    if (!error_.empty()) return make_error(error_);
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(tmp_.c_str(), final_.c_str()) != 0) {
+      const std::string why = std::strerror(errno);
+      ::unlink(tmp_.c_str());
+      return make_error("cannot rename " + tmp_ + ": " + why);
+    }
+    return fsync_dir(dir_);
+  }
+
+ private:
+  void write_raw(std::span<const uint8_t> bytes) {
+    for (size_t done = 0; error_.empty() && done < bytes.size();) {
+      ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return fail("cannot write");
+      done += static_cast<size_t>(n);
+    }
+  }
+  void fail(const std::string& what) {
+    if (error_.empty()) error_ = what + " " + tmp_ + ": " + std::strerror(errno);
+  }
+
+  std::string dir_, tmp_, final_;
+  int fd_ = -1;
+  uint32_t crc_ = 0;
+  std::string error_;
+};
 
 }  // namespace
 
@@ -188,9 +215,9 @@ Status Engine::Impl::write_snapshot(int64_t now_ms) {
 // straight to bytes, without a document in memory; the small parts through nlohmann::json.
 // The bytes decode (json::from_cbor) to the same document load_snapshot() has always read.
 Status Engine::Impl::write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool open_next) {
+  SnapshotFile file(opt.state_dir, "snapshot");
   std::vector<uint8_t> bytes;
-  bytes.reserve(last_snapshot_bytes + last_snapshot_bytes / 8);
-  CborWriter w(bytes);
+  CborWriter w(bytes, [&](std::span<const uint8_t> part) { file.write(part); });
   auto small = [&](std::string_view key, const json& value) {
     w.text(key);
     w.raw(json::to_cbor(value));
@@ -270,9 +297,8 @@ Status Engine::Impl::write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool o
     for (uint32_t id : iv.changed_slots) w.uint(id);
   }
   w.finish();
-  append_trailer(bytes);
-  last_snapshot_bytes = bytes.size();
-  Status written = write_file_durably(opt.state_dir, "snapshot", bytes);
+  file.write(bytes);
+  Status written = file.finish();
   if (!written) return written;
   if (open_next) {
     Status opened = wal.open(opt.state_dir, next_wal, opt.fsync);

@@ -64,11 +64,13 @@ std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
 
-uint32_t crc32_ieee(std::string_view bytes) {
+uint32_t crc32_ieee(std::string_view bytes) { return crc32_ieee_update(0, bytes); }
+
+uint32_t crc32_ieee_update(uint32_t crc, std::string_view bytes) {
   static const CrcTables t = make_crc_tables();
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   size_t n = bytes.size();
-  uint32_t c = 0xFFFFFFFFu;
+  uint32_t c = crc ^ 0xFFFFFFFFu;
   for (; n >= 8; p += 8, n -= 8) {
     const uint32_t lo = load_le32(p) ^ c, hi = load_le32(p + 4);
     c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^

@@ -29,6 +29,9 @@
 namespace statherd::server {
 
 uint32_t crc32_ieee(std::string_view bytes);
+// The CRC of what `crc` covered followed by `bytes` (crc32_ieee(a + b) ==
+// crc32_ieee_update(crc32_ieee(a), b); 0 covers nothing).
+uint32_t crc32_ieee_update(uint32_t crc, std::string_view bytes);
 
 struct WalRecord {
   int64_t now_ms = 0;

@@ -1,6 +1,7 @@
 // CborWriter writes what nlohmann::json::from_cbor reads back, at every head-size boundary,
 // across its buffer growth, and after bytes already in the vector.
 #include "server/cbor_writer.h"
+#include "server/wal.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -86,6 +87,44 @@ TEST(CborWriter, AppendsAfterBytesAlreadyThereAndKeepsOnlyWhatItWrote) {
     w.uint(24);  // after finish(): appended, and cut to size again at destruction
   }
   EXPECT_EQ(bytes, (std::vector<uint8_t>{0xAB, 0xCD, 0x07, 0x18, 0x18}));
+}
+
+// The snapshot streams through a spill function: the pieces, in order, are the bytes a writer
+// without one produces, and the CRC taken piece by piece is the whole one's.
+TEST(CborWriter, SpilledPiecesConcatenateToTheSameBytesAndCrc) {
+  auto write = [](CborWriter& w) {
+    w.array(3000);
+    for (int i = 0; i < 3000; ++i) {
+      w.array(3);
+      w.uint(static_cast<uint64_t>(i) * 977);
+      w.bytes(std::string(static_cast<size_t>(i % 90), 'x'));
+      w.float64(i / 3.0);
+    }
+  };
+  std::vector<uint8_t> whole;
+  {
+    CborWriter w(whole);
+    write(w);
+  }
+  std::vector<uint8_t> buffer, spilled;
+  size_t pieces = 0;
+  uint32_t crc = 0;
+  {
+    CborWriter w(buffer, [&](std::span<const uint8_t> part) {
+      spilled.insert(spilled.end(), part.begin(), part.end());
+      crc = crc32_ieee_update(crc, {reinterpret_cast<const char*>(part.data()), part.size()});
+      ++pieces;
+    }, 1000);
+    write(w);
+    w.finish();
+  }
+  EXPECT_GT(pieces, 20u);
+  EXPECT_LT(buffer.size(), 1000u + 100);  // what is left after the last spill
+  spilled.insert(spilled.end(), buffer.begin(), buffer.end());
+  crc = crc32_ieee_update(crc, {reinterpret_cast<const char*>(buffer.data()), buffer.size()});
+  EXPECT_EQ(spilled, whole);
+  EXPECT_EQ(crc, crc32_ieee({reinterpret_cast<const char*>(whole.data()), whole.size()}));
+  EXPECT_EQ(crc32_ieee_update(0, ""), 0u);
 }
 
 }  // namespace

@@ -141,7 +141,8 @@ std::vector<IntervalOutput> Engine::Impl::flush(int64_t now_ms, bool include_cur
   pack_emitted();
 
   if (wal.is_open() && !recovering && !wal_external &&
-      (now_ms - last_snapshot_ms >= opt.snapshot_every.count() || wal.bytes() >= opt.snapshot_wal_bytes)) {
+      (now_ms - last_snapshot_ms >= opt.snapshot_every.count() ||
+       wal.bytes() >= opt.snapshot_wal_bytes)) {
     Status s = write_snapshot(now_ms);
     if (!s) log::warn("snapshot failed (the WAL keeps growing until one succeeds): " +
                       s.error().to_string());

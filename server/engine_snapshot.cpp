@@ -450,7 +450,9 @@ void Engine::Impl::rebuild_indexes() {
   for (uint32_t i = 0; i < aggs.size(); ++i)
     if (aggs[i].alive) agg_index.emplace(aggs[i].key, i);
   for (const Interval& iv : intervals) {
-    const std::vector<Cell> cells = iv.is_packed ? unpack_cells(iv.packed) : iv.cells;
+    std::vector<Cell> unpacked;  // a packed interval's cells, decoded once here
+    if (iv.is_packed) unpacked = unpack_cells(iv.packed);
+    const std::vector<Cell>& cells = iv.is_packed ? unpacked : iv.cells;
     for (uint32_t p = 0; p < cells.size(); ++p) {
       Slot& sl = slots[cells[p].slot];
       sl.cache_start = iv.start;

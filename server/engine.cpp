@@ -158,8 +158,7 @@ uint32_t Engine::Impl::agg_for(Level level, const SourceIdentity& id, const Samp
   if (level == Level::Process) append_key_part(key, std::to_string(id.pid));
   append_key_part(key, s.name);
   for (const auto& [k, v] : s.tags) { append_key_part(key, k); append_key_part(key, v); }
-  auto it = agg_index.find(key);
-  if (it != agg_index.end()) return it->second;
+  if (uint32_t found = agg_index.find(key, agg_key); found != IdIndex::kNone) return found;
   uint32_t idx;
   if (!free_aggs.empty()) { idx = free_aggs.back(); free_aggs.pop_back(); }
   else { idx = static_cast<uint32_t>(aggs.size()); aggs.emplace_back(); }
@@ -168,15 +167,12 @@ uint32_t Engine::Impl::agg_for(Level level, const SourceIdentity& id, const Samp
   a.key = key;
   a.level = level;
   a.kind = s.kind;
-  a.app = id.app;
-  if (level != Level::App) a.host = id.host;
-  if (level == Level::Process) a.pid = id.pid;
-  a.metric = s.name;
-  a.tags = s.tags;
+  a.series_key = make_series_key(level, id.app, level != Level::App ? id.host : std::string(),
+                                 level == Level::Process ? id.pid : -1, s.name, s.tags);
   a.meter = Meter(static_cast<double>(iv_ms) / 1000.0);
   a.first_start = start;
   a.alive = true;
-  agg_index.emplace(std::move(key), idx);
+  agg_index.insert(a.key, idx);
   return idx;
 }
 
@@ -206,8 +202,8 @@ uint32_t Engine::Impl::slot_for(uint32_t src, size_t pos, const Sample& s, int64
     source.order[pos] = id;
     return id;
   };
-  auto it = slot_index.find(std::string_view(k));
-  if (it != slot_index.end()) return remember(it->second);
+  if (uint32_t found = slot_index.find(k, slot_key); found != IdIndex::kNone)
+    return remember(found);
   if (st.series >= opt.max_series_total || source.series >= opt.max_series_per_source) {
     ++st.series_rejected;
     return kNone;
@@ -228,7 +224,7 @@ uint32_t Engine::Impl::slot_for(uint32_t src, size_t pos, const Sample& s, int64
     ++aggs[slot.agg[l]].live_slots;
   }
   slots[idx] = std::move(slot);
-  slot_index.emplace(k, idx);
+  slot_index.insert(k, idx);
   ++source.series;
   ++st.series;
   return remember(idx);

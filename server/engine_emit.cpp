@@ -20,7 +20,7 @@ constexpr int64_t kSilentAgentMs = 3600LL * 1000;
 void Engine::Impl::kill_slot(uint32_t id) {
   Slot& slot = slots[id];
   slot.alive = false;
-  slot_index.erase(slot.key);
+  slot_index.erase(slot.key, slot_key);
   --sources[slot.source].series;
   --st.series;
   int64_t watermark = intervals.empty() ? kNoInterval : intervals.back().start;
@@ -29,7 +29,7 @@ void Engine::Impl::kill_slot(uint32_t id) {
     Aggregate& agg = aggs[a];
     if (--agg.live_slots == 0 && agg.alive) {
       agg.alive = false;
-      agg_index.erase(agg.key);
+      agg_index.erase(agg.key, agg_key);
       dying_aggs.push_back({watermark, a});
     }
   }

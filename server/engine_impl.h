@@ -25,6 +25,7 @@
 #include "common/ewma.h"
 #include "server/engine.h"
 #include "server/fork_join_pool.h"
+#include "server/id_index.h"
 #include "server/interval_cells.h"
 #include "server/series_point.h"
 #include "server/wal.h"
@@ -79,9 +80,6 @@ struct Aggregate {
   std::string key;
   Level level = Level::App;
   Kind kind = Kind::Gauge;
-  std::string app, host, metric;
-  int64_t pid = -1;
-  Tags tags;
   Meter meter{10};
   double pending_late = 0;   // late deltas of emitted intervals: added to the next tick
   // Running totals since the aggregate appeared (SeriesPoint::total): counters the sum of their
@@ -89,7 +87,8 @@ struct Aggregate {
   // replay rebuilds exactly what the snapshot does not hold.
   double total_count = 0, total_sum = 0;
   int64_t first_start = 0;   // first interval with data: no EWMA tick before it
-  SeriesKeyRef series_key;   // built at its first emission, shared by its records
+  // What it is (level, app, host, pid, metric, tags), made with it and shared by its records.
+  SeriesKeyRef series_key;
   uint32_t live_slots = 0;
   bool alive = false;
 };
@@ -134,7 +133,13 @@ struct ShardOutput {
   IntervalOutput dists;          // the distribution records, stat offsets from 0
   size_t records[3] = {0, 0, 0}, stats[3] = {0, 0, 0};  // by section
   size_t at_record[3] = {0, 0, 0}, at_stat[3] = {0, 0, 0};  // where they go in the output
-  std::vector<std::shared_ptr<SeriesKey>> new_keys[3];
+};
+
+// The key of record `id` in `records` (a Slot or an Aggregate): how an IdIndex compares.
+template <class Record>
+struct KeyIn {
+  const std::vector<Record>& records;
+  std::string_view operator()(uint32_t id) const { return records[id].key; }
 };
 
 struct DeferredFree {
@@ -154,14 +159,16 @@ struct Engine::Impl {
   std::vector<SourceState> sources;
   std::vector<uint32_t> free_sources;         // expired sources' indexes, reused
   std::vector<DeferredFree> dying_sources;
-  InternMap slot_index;
+  IdIndex slot_index;  // keys: slots[id].key
   std::vector<Slot> slots;
   std::vector<uint32_t> free_slots;
   std::vector<DeferredFree> dying_slots;
-  InternMap agg_index;
+  IdIndex agg_index;   // keys: aggs[id].key
   std::vector<Aggregate> aggs;
   std::vector<uint32_t> free_aggs;
   std::vector<DeferredFree> dying_aggs;
+  const KeyIn<Slot> slot_key{slots};
+  const KeyIn<Aggregate> agg_key{aggs};
   std::deque<Interval> intervals;  // contiguous, ascending starts
   int64_t next_emit_start = kNoInterval;
 
@@ -246,8 +253,6 @@ struct Engine::Impl {
                    ShardOutput& part);
   void write_shard(const Interval& iv, bool reemit, const RollupPlan& plan, size_t shard,
                    ShardOutput& part, IntervalOutput& out);
-  // a's series key, built at its first record (a new one is listed in `created`).
-  const SeriesKeyRef& key_of(Aggregate& a, std::vector<std::shared_ptr<SeriesKey>>& created) const;
 
   // engine_recovery.cpp
   Status replay_wal(uint64_t& next_file, uint64_t& replayed);

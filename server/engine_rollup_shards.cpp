@@ -37,22 +37,6 @@ void Engine::Impl::run_parallel(size_t n, const std::function<void(size_t)>& tas
   for (size_t i = 0; i < n; ++i) task(i);
 }
 
-const SeriesKeyRef& Engine::Impl::key_of(Aggregate& a,
-                                         std::vector<std::shared_ptr<SeriesKey>>& created) const {
-  if (!a.series_key) {
-    auto key = std::make_shared<SeriesKey>();  // id given once the output is complete
-    key->level = a.level;
-    key->app = a.app;
-    key->host = a.host;
-    key->pid = a.pid;
-    key->metric = a.metric;
-    key->tags = a.tags;
-    created.push_back(key);
-    a.series_key = std::move(key);
-  }
-  return a.series_key;
-}
-
 RollupPlan Engine::Impl::rollup_plan(size_t cells) const {
   const size_t threads = pool ? pool->size() : 1;
   RollupPlan plan;
@@ -167,7 +151,7 @@ void Engine::Impl::count_shard(const Interval& iv, bool reemit, const RollupPlan
     stats.clear();
     distribution_stats(group, stats);
     Aggregate& a = aggs[dists[i].first];
-    RollupRecord& r = part.dists.add(key_of(a, part.new_keys[kDists]), SeriesKind::Distribution);
+    RollupRecord& r = part.dists.add(a.series_key, SeriesKind::Distribution);
     r.count_total = a.total_count;
     for (auto& [name, v] : stats) {
       if (name == "sum") r.sum_total = a.total_sum;  // unknown sum this interval: no total
@@ -194,7 +178,7 @@ void Engine::Impl::write_shard(const Interval& iv, bool reemit, const RollupPlan
     bool live = a.alive && a.first_start <= iv.start && !reemit;
     if (!live && !part.touched[i - lo]) continue;
     double count = part.sum[i - lo];
-    w.add(key_of(a, part.new_keys[kCounters]), SeriesKind::Counter).count_total = a.total_count;
+    w.add(a.series_key, SeriesKind::Counter).count_total = a.total_count;
     w.add_stat("count", count);
     w.add_stat("rate", count / seconds);
     if (reemit) continue;
@@ -220,7 +204,7 @@ void Engine::Impl::write_shard(const Interval& iv, bool reemit, const RollupPlan
     stats.clear();
     if (a.level == Level::Process) stats.emplace_back("last", values.back());
     else gauge_stats(values, stats);
-    w.add(key_of(a, part.new_keys[kGauges]), SeriesKind::Gauge);
+    w.add(a.series_key, SeriesKind::Gauge);
     for (auto& [name, v] : stats) w.add_stat(name.c_str(), v);
     i = j;
   }
@@ -274,9 +258,6 @@ IntervalOutput Engine::Impl::emit_interval(Interval& iv, bool reemit) {
     p.gauges = {};
     p.dists = IntervalOutput{};
   });
-  for (int section : {kCounters, kGauges, kDists})
-    for (const ShardOutput& p : parts)
-      for (const auto& key : p.new_keys[section]) key->id = next_series_key_id();
   if (!reemit) iv.emitted = true;
   iv.changed_slots.clear();
   return out;

@@ -265,9 +265,10 @@ Status Engine::Impl::write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool o
     if (!a.alive && a.key.empty()) { w.null(); continue; }  // recycled: free
     w.array(16);
     w.bytes(a.key); w.integer(static_cast<int>(a.level)); w.integer(static_cast<int>(a.kind));
-    w.bytes(a.app); w.bytes(a.host); w.bytes(a.metric); w.integer(a.pid);
-    w.array(a.tags.size());
-    for (const auto& [k, v] : a.tags) { w.array(2); w.bytes(k); w.bytes(v); }
+    const SeriesKey& what = *a.series_key;
+    w.bytes(what.app); w.bytes(what.host); w.bytes(what.metric); w.integer(what.pid);
+    w.array(what.tags.size());
+    for (const auto& [k, v] : what.tags) { w.array(2); w.bytes(k); w.bytes(v); }
     for (const Ewma* e : {&a.meter.m1, &a.meter.m5, &a.meter.m15}) {
       w.array(2); w.float64(e->rate()); w.boolean(e->initialized());
     }
@@ -382,8 +383,9 @@ Status Engine::Impl::load_snapshot(bool& found, bool& damaged) {
       Aggregate a;
       if (x.is_null()) { aggs.push_back(std::move(a)); continue; }
       a.key = unbin(x[0]); a.level = static_cast<Level>(x[1].get<int>());
-      a.kind = static_cast<Kind>(x[2].get<int>()); a.app = unbin(x[3]); a.host = unbin(x[4]);
-      a.metric = unbin(x[5]); a.pid = x[6]; a.tags = tags_from_json(x[7]);
+      a.kind = static_cast<Kind>(x[2].get<int>()); 
+      a.series_key = make_series_key(a.level, unbin(x[3]), unbin(x[4]), x[6], unbin(x[5]),
+                                     tags_from_json(x[7]));
       a.meter = Meter(static_cast<double>(iv_ms) / 1000.0);
       a.meter.m1.restore(x[8][0], x[8][1]);
       a.meter.m5.restore(x[9][0], x[9][1]);
@@ -442,13 +444,13 @@ void Engine::Impl::rebuild_indexes() {
   for (uint32_t i = 0; i < slots.size(); ++i) {
     Slot& sl = slots[i];
     if (!sl.alive) continue;
-    slot_index.emplace(sl.key, i);
+    slot_index.insert(sl.key, i);
     ++sources[sl.source].series;
     ++st.series;
     for (uint32_t a : sl.agg) if (a != kNone) ++aggs[a].live_slots;
   }
   for (uint32_t i = 0; i < aggs.size(); ++i)
-    if (aggs[i].alive) agg_index.emplace(aggs[i].key, i);
+    if (aggs[i].alive) agg_index.insert(aggs[i].key, i);
   for (const Interval& iv : intervals) {
     std::vector<Cell> unpacked;  // a packed interval's cells, decoded once here
     if (iv.is_packed) unpacked = unpack_cells(iv.packed);

@@ -50,7 +50,8 @@ void sort_quantiles(std::vector<std::pair<double, double>>& q) {
 struct PrometheusSink::Series {
   Kind kind = Kind::Gauge;
   Families::iterator family;
-  SeriesMap::iterator self;  // its entry in series_
+  uint32_t id = 0;          // its place in series_ and index_
+  uint32_t family_pos = 0;  // its place in family->second.members
   SeriesKeyRef key;          // the key that made it: its labels are this key's
   double value = 0;  // counters: the exported total; gauges: the latest value
   int64_t last_start_s = INT64_MIN;
@@ -219,8 +220,9 @@ PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string
     return nullptr;
   }
   std::string map_key = series_key(family, prometheus_series_labels(*key));
-  if (auto it = series_.find(map_key); it != series_.end()) return it->second.get();
-  if (series_.size() >= options_.max_series) {
+  auto key_of = [this](uint32_t id) { return index_key(*series_[id]); };
+  if (uint32_t id = index_.find(map_key, key_of); id != IdIndex::kNone) return series_[id].get();
+  if (counters_.series >= options_.max_series) {
     ++counters_.series_rejected;
     return nullptr;
   }
@@ -228,17 +230,31 @@ PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string
   // Registry checks every registered name on each new family, so thousands of new names (a
   // stat file with many fields) cost quadratic time on the thread that answers ingest.
   if (fk == families_.end())
-    fk = families_.emplace(family, Family{kind, prometheus_help(help_metric, help_what), 0}).first;
-  ++fk->second.series;
-  auto series = std::make_unique<Series>();
-  series->kind = kind;
-  series->family = fk;
-  series->key = key;
-  Series* s = series.get();
-  s->self = series_.emplace(std::move(map_key), std::move(series)).first;
+    fk = families_.emplace(family, Family{kind, prometheus_help(help_metric, help_what), {}}).first;
+  uint32_t id;
+  if (!free_ids_.empty()) {
+    id = free_ids_.back();
+    free_ids_.pop_back();
+  } else {
+    id = static_cast<uint32_t>(series_.size());
+    series_.emplace_back();
+  }
+  series_[id] = std::make_unique<Series>();
+  Series* s = series_[id].get();
+  s->kind = kind;
+  s->family = fk;
+  s->key = key;
+  s->id = id;
+  s->family_pos = static_cast<uint32_t>(fk->second.members.size());
+  fk->second.members.push_back(id);
+  index_.insert(map_key, id);
   ++counters_.series;
   series_by_start_[INT64_MIN].push_back(s);  // expires unless an update lists it later
   return s;
+}
+
+std::string PrometheusSink::index_key(const Series& s) const {
+  return series_key(s.family->first, prometheus_series_labels(*s.key));
 }
 
 // Adds what this interval's count (and sum) adds beyond what was already added for it: the
@@ -331,11 +347,18 @@ void PrometheusSink::remove(const Series& s) {
       if (slot.series == &s) slot.series = nullptr;
     if (c->second.summary.series == &s) c->second.summary.series = nullptr;
   }
+  index_.erase(index_key(s), [this](uint32_t id) { return index_key(*series_[id]); });
   const Families::iterator family = s.family;
-  series_.erase(s.self);
+  std::vector<uint32_t>& members = family->second.members;
+  const uint32_t id = s.id, pos = s.family_pos;
+  members[pos] = members.back();
+  series_[members[pos]]->family_pos = pos;
+  members.pop_back();
+  series_[id].reset();  // s is gone
+  free_ids_.push_back(id);
   ++removals_;
   --counters_.series;
-  if (--family->second.series == 0) families_.erase(family);
+  if (members.empty()) families_.erase(family);
 }
 
 std::vector<prometheus::MetricFamily> PrometheusSink::collect() const {
@@ -344,33 +367,42 @@ std::vector<prometheus::MetricFamily> PrometheusSink::collect() const {
 }
 
 std::vector<prometheus::MetricFamily> PrometheusSink::collect_locked() const {
-  // series_ is ordered by family + labels: each family's series are adjacent and the families
-  // come out sorted by name.
+  // Families by name, each family's series by their labels.
   std::vector<prometheus::MetricFamily> families;
-  for (const auto& [key, s] : series_) {
-    if (families.empty() || families.back().name != s->family->first) {
-      prometheus::MetricFamily f;
-      f.name = s->family->first;
-      f.help = s->family->second.help;
-      f.type = s->kind == Kind::Counter ? prometheus::MetricType::Counter
-               : s->kind == Kind::Gauge ? prometheus::MetricType::Gauge
-                                        : prometheus::MetricType::Summary;
-      families.push_back(std::move(f));
+  families.reserve(families_.size());
+  for (const auto& [name, family] : families_) {
+    prometheus::MetricFamily f;
+    f.name = name;
+    f.help = family.help;
+    f.type = family.kind == Kind::Counter ? prometheus::MetricType::Counter
+             : family.kind == Kind::Gauge ? prometheus::MetricType::Gauge
+                                          : prometheus::MetricType::Summary;
+    f.metric.reserve(family.members.size());
+    for (uint32_t id : family.members) {
+      const Series& s = *series_[id];
+      prometheus::ClientMetric m;
+      for (auto& [label, value] : prometheus_series_labels(*s.key))
+        m.label.push_back({label, value});
+      if (s.kind == Kind::Counter) {
+        m.counter.value = s.value;
+      } else if (s.kind == Kind::Gauge) {
+        m.gauge.value = s.value;
+      } else {
+        m.summary.sample_count = static_cast<uint64_t>(std::llround(s.count_total));
+        m.summary.sample_sum = s.sum_total;
+        if (s.extra)
+          for (const auto& [q, v] : s.extra->quantiles) m.summary.quantile.push_back({q, v});
+      }
+      f.metric.push_back(std::move(m));
     }
-    prometheus::ClientMetric m;
-    for (auto& [name, value] : prometheus_series_labels(*s->key))
-      m.label.push_back({name, value});
-    if (s->kind == Kind::Counter) {
-      m.counter.value = s->value;
-    } else if (s->kind == Kind::Gauge) {
-      m.gauge.value = s->value;
-    } else {
-      m.summary.sample_count = static_cast<uint64_t>(std::llround(s->count_total));
-      m.summary.sample_sum = s->sum_total;
-      if (s->extra)
-        for (const auto& [q, v] : s->extra->quantiles) m.summary.quantile.push_back({q, v});
-    }
-    families.back().metric.push_back(std::move(m));
+    std::sort(f.metric.begin(), f.metric.end(), [](const auto& a, const auto& b) {
+      return std::lexicographical_compare(
+          a.label.begin(), a.label.end(), b.label.begin(), b.label.end(),
+          [](const auto& x, const auto& y) {
+            return std::tie(x.name, x.value) < std::tie(y.name, y.value);
+          });
+    });
+    families.push_back(std::move(f));
   }
   return families;
 }

@@ -155,5 +155,44 @@ TEST(PrometheusSink, NoFamilyTakesTheNameOfASummarysCountOrSum) {
   }
 }
 
+// A family's series are a list of ids: one leaving from the middle hands its place to the last,
+// a new series reuses its id, two metric names that sanitize alike stay one series, and the page
+// lists a family's series by their labels whatever the order they came in.
+TEST(PrometheusSink, SeriesLeaveAFamilyFromTheMiddleAndNewOnesReuseTheirPlace) {
+  PrometheusSink sink(PrometheusSinkOptions{.expire_intervals = 2});
+  auto on = [](std::string host, double v, std::string metric = "g") {
+    SeriesPoint p = point(Level::Host, std::move(metric), "max", v);
+    p.host = std::move(host);
+    return p;
+  };
+  sink.emit(interval(100, {on("h3", 3), on("h1", 1), on("h2", 2)}));
+  for (int64_t t : {110, 120, 130})
+    sink.emit(interval(t, {on("h3", double(t) + 3), on("h2", double(t) + 2)}));
+  EXPECT_EQ(sink.counters().series_expired, 1u);
+  sink.emit(interval(140, {on("h0", 40), on("h3", 43), on("h2", 42), on("h4", 44, "g.")}));
+  const std::string text = sink.scrape();
+  const std::string family = "# TYPE statherd_g_max gauge\n"
+                             "statherd_g_max{app=\"web\",host=\"h0\",level=\"host\"} 40\n"
+                             "statherd_g_max{app=\"web\",host=\"h2\",level=\"host\"} 42\n"
+                             "statherd_g_max{app=\"web\",host=\"h3\",level=\"host\"} 43\n";
+  EXPECT_TRUE(contains(text, family)) << text;
+  EXPECT_FALSE(contains(text, "h1")) << text;
+  EXPECT_EQ(sink.counters().series, 4u);
+  // "g." and "g_" sanitize alike: the second key finds the first one's series.
+  sink.emit(interval(150, {on("h4", 45, "g_"), on("h0", 50), on("h3", 53), on("h2", 52)}));
+  EXPECT_TRUE(contains(sink.scrape(),
+                       "statherd_g__max{app=\"web\",host=\"h4\",level=\"host\"} 45\n"));
+  EXPECT_EQ(sink.counters().series, 4u);
+  // h2 moved when h1 left: it must leave from where it is now.
+  for (int64_t t : {160, 170, 180}) sink.emit(interval(t, {on("h3", 1), on("h0", 2)}));
+  EXPECT_EQ(sink.counters().series, 2u);
+  const std::string last = sink.scrape();
+  EXPECT_TRUE(contains(last, "# TYPE statherd_g_max gauge\n"
+                             "statherd_g_max{app=\"web\",host=\"h0\",level=\"host\"} 2\n"
+                             "statherd_g_max{app=\"web\",host=\"h3\",level=\"host\"} 1\n"))
+      << last;
+  EXPECT_FALSE(contains(last, "h2")) << last;
+}
+
 }  // namespace
 }  // namespace statherd::server

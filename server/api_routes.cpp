@@ -113,17 +113,6 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view qu
   return out;
 }
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  size_t n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
-
 ApiResponse json_error(int status, std::string_view message, std::string_view hint) {
   nlohmann::json body = {{"status", "error"}, {"error", std::string(message)}};
   if (!hint.empty()) body["hint"] = std::string(hint);
@@ -132,9 +121,18 @@ ApiResponse json_error(int status, std::string_view message, std::string_view hi
   return r;
 }
 
-ApiRoutes::ApiRoutes(std::string token, Engine& engine, MemoryStore& store,
-                     std::function<int64_t()> now_ms)
-    : token_(std::move(token)), engine_(engine), store_(store), now_ms_(std::move(now_ms)) {}
+ApiRoutes::ApiRoutes(const IngestToken& token, Engine& engine, MemoryStore& store,
+                     std::function<int64_t()> now_ms, ApiRoutesOptions options)
+    : token_(token), engine_(engine), store_(store), now_ms_(std::move(now_ms)),
+      prometheus_scrape_(std::move(options.prometheus_scrape)),
+      readiness_(std::move(options.readiness)), read_limits_(options.reads) {}
+
+PrepareScrape scrape_from_text(std::function<std::string()> scrape_text) {
+  return [scrape_text = std::move(scrape_text)] {
+    return std::function<ScrapeText()>(
+        [scrape_text] { return ScrapeText{nullptr, scrape_text()}; });
+  };
+}
 
 std::string_view ApiRoutes::path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
@@ -148,8 +146,7 @@ bool ApiRoutes::needs_token(std::string_view path) {
 bool ApiRoutes::authorized(std::string_view authorization) const {
   constexpr std::string_view kBearer = "Bearer ";
   if (!authorization.starts_with(kBearer)) return false;
-  std::lock_guard<std::mutex> guard(token_mu_);  // a reload may change it meanwhile
-  return constant_time_equal(authorization.substr(kBearer.size()), token_);
+  return token_.matches(authorization.substr(kBearer.size()));  // a reload may change it
 }
 
 ApiResponse ApiRoutes::check_head(std::string_view method, std::string_view target,
@@ -235,32 +232,13 @@ ApiResponse ApiRoutes::bounded_json(const nlohmann::json& body) const {
   return r;
 }
 
-void ApiRoutes::set_token(std::string token) {
-  std::lock_guard<std::mutex> guard(token_mu_);
-  token_ = std::move(token);
-}
-
-void ApiRoutes::set_readiness(std::function<nlohmann::json()> readiness) {
-  readiness_ = std::move(readiness);
-}
-
-// 200 when the readiness callback says "ready": true (or none is set), else 503; the body is
-// the callback's JSON either way, so an operator sees which check failed.
+// 200 when the readiness function says "ready": true (or none was given), else 503; the body is
+// the function's JSON either way, so an operator sees which check failed.
 ApiResponse ApiRoutes::readyz() {
   nlohmann::json body = readiness_ ? readiness_() : nlohmann::json{{"ready", true}};
   ApiResponse r = json_ok(body);
   r.status = body.value("ready", false) ? 200 : 503;
   return r;
-}
-
-void ApiRoutes::set_prometheus_scrape(PrepareScrape prepare) {
-  prometheus_scrape_ = std::move(prepare);
-}
-
-void ApiRoutes::set_prometheus_scrape(std::function<std::string()> scrape_text) {
-  prometheus_scrape_ = [scrape_text = std::move(scrape_text)] {
-    return [scrape_text] { return ScrapeText{nullptr, scrape_text()}; };
-  };
 }
 
 // Empty when the endpoint is off: handle() answers 404 on the io thread.

@@ -7,13 +7,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "server/engine.h"
+#include "server/ingest_token.h"
 #include "server/memory_store.h"
 #include "server/read_limits.h"
 
@@ -23,8 +23,6 @@ namespace statherd::server {
 std::string percent_decode(std::string_view text, bool plus_is_space = true);
 // "a=1&b=x%20y&a=2" -> {{"a","1"},{"b","x y"},{"a","2"}} in order; a key without '=' has "".
 std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query);
-// Compares without an early exit, so the time taken does not reveal a matching prefix.
-bool constant_time_equal(std::string_view a, std::string_view b);
 
 struct ApiRequest {
   std::string_view method;         // "GET", "POST", ...
@@ -53,11 +51,25 @@ struct ScrapeText {
 };
 // Runs on the io thread (what reads the Engine); returns what the read thread runs.
 using PrepareScrape = std::function<std::function<ScrapeText()>()>;
+// A PrepareScrape whose whole text comes from one function run on the read thread (tests, a
+// sink without self-metrics).
+PrepareScrape scrape_from_text(std::function<std::string()> scrape_text);
+
+// What the routes serve besides the Engine and the MemoryStore, all given at construction.
+struct ApiRoutesOptions {
+  ReadLimits reads;  // bounds on each read request (config reads.*)
+  // GET /readyz: returns {"ready": bool, ...checks}; 503 when not ready. Unset: always ready.
+  std::function<nlohmann::json()> readiness;
+  // GET /metrics answers with the text of prometheus_scrape()() (Prometheus text exposition
+  // 0.0.4): the first step on the io thread, the second on the read thread. Unset: 404.
+  PrepareScrape prometheus_scrape;
+};
 
 class ApiRoutes {
  public:
-  ApiRoutes(std::string token, Engine& engine, MemoryStore& store,
-            std::function<int64_t()> now_ms);
+  // `token` is read at every ingest (a SIGHUP reload replaces it there); it outlives the routes.
+  ApiRoutes(const IngestToken& token, Engine& engine, MemoryStore& store,
+            std::function<int64_t()> now_ms, ApiRoutesOptions options = {});
 
   // The path part of a target ("/render" of "/render?x=1").
   static std::string_view path_of(std::string_view target);
@@ -81,20 +93,7 @@ class ApiRoutes {
   static bool is_read_path(std::string_view path);
   std::function<ApiResponse()> prepare_read(const ApiRequest& request);
 
-  // Bounds on each read request (config reads.*).
-  void set_read_limits(const ReadLimits& limits) { read_limits_ = limits; }
   const ReadLimits& read_limits() const { return read_limits_; }
-
-  // SIGHUP: ingest checks the new token from now on.
-  void set_token(std::string token);
-  // GET /readyz: readiness() returns {"ready": bool, ...checks}; 503 when not ready.
-  void set_readiness(std::function<nlohmann::json()> readiness);
-
-  // GET /metrics answers with the text of prepare()() (Prometheus text exposition 0.0.4): the
-  // first step on the io thread, the second on the read thread. Unset: 404.
-  void set_prometheus_scrape(PrepareScrape prepare);
-  // The same from one function run on the read thread (tests, a sink without self-metrics).
-  void set_prometheus_scrape(std::function<std::string()> scrape_text);
 
  private:
   ApiResponse ingest(std::string_view body);
@@ -106,14 +105,13 @@ class ApiRoutes {
   ApiResponse prometheus_metrics();
   std::function<ApiResponse()> prepare_metrics();
 
-  std::string token_;
-  mutable std::mutex token_mu_;
+  const IngestToken& token_;
   Engine& engine_;
   MemoryStore& store_;
   std::function<int64_t()> now_ms_;
-  PrepareScrape prometheus_scrape_;
-  std::function<nlohmann::json()> readiness_;
-  ReadLimits read_limits_;
+  const PrepareScrape prometheus_scrape_;
+  const std::function<nlohmann::json()> readiness_;
+  const ReadLimits read_limits_;
 };
 
 }  // namespace statherd::server

@@ -14,6 +14,7 @@
 #include "server/daemon.h"
 #include "server/engine.h"
 #include "server/http_server.h"
+#include "server/ingest_token.h"
 #include "server/memory_store.h"
 #include "server/pipeline.h"
 #include "server/server_config.h"
@@ -56,16 +57,22 @@ int serve(const ServerConfig& config, const std::string& token,
   SinkSet sinks(prometheus_sink);
   sinks.apply(config);
 
+  // Built in one direction, each part given what it uses when it is made, nothing wired
+  // afterwards: the runtime (self-metrics, readiness, reloads, which replace the ingest token
+  // the routes read), the routes (given the runtime's /metrics and /readyz), the read thread,
+  // the pipeline (engine, rollup clock, sinks), the HTTP transport that feeds it, the daemon
+  // (signals, reload, the stop order) around both.
   auto listen = parse_host_port(config.listen);
-  ApiRoutes routes(token, engine, store, wall_clock_ms);
-  routes.set_read_limits(config.reads);
+  IngestToken ingest_token(token);
   ServerStatus status;
-  ServerRuntime runtime(config, args, engine, store, sinks, routes, status, wall_clock_ms());
-  routes.set_prometheus_scrape(PrepareScrape([&] { return runtime.prepare_scrape(); }));
-  routes.set_readiness([&] { return runtime.readiness(); });
+  ServerRuntime runtime(config, args, engine, store, sinks, ingest_token, status,
+                        wall_clock_ms());
+  ApiRoutesOptions routes_options;
+  routes_options.reads = config.reads;
+  routes_options.readiness = [&] { return runtime.readiness(); };
+  routes_options.prometheus_scrape = [&] { return runtime.prepare_scrape(); };
+  ApiRoutes routes(ingest_token, engine, store, wall_clock_ms, std::move(routes_options));
 
-  // Built in one direction: the read thread, the pipeline (engine, rollup clock, sinks), the
-  // HTTP transport that feeds it, the daemon (signals, reload, the stop order) around both.
   boost::asio::thread_pool reads(1);
   PipelineOptions pipeline_options;
   pipeline_options.now_ms = wall_clock_ms;

@@ -26,10 +26,10 @@ std::string join(const std::vector<std::string>& lines, const std::string& sep) 
 }  // namespace
 
 ServerRuntime::ServerRuntime(ServerConfig config, std::vector<std::string> args, Engine& engine,
-                             MemoryStore& store, SinkSet& sinks, ApiRoutes& routes,
+                             MemoryStore& store, SinkSet& sinks, IngestToken& token,
                              const ServerStatus& status, int64_t started_ms)
     : config_(std::move(config)), args_(std::move(args)), engine_(engine), store_(store),
-      sinks_(sinks), routes_(routes), status_(status),
+      sinks_(sinks), token_(token), status_(status),
       wal_on_(!config_.state_dir.empty()),
       self_id_{host_name(), "self", static_cast<int64_t>(::getpid()), started_ms,
                "statherd-server"} {}
@@ -112,7 +112,7 @@ bool ServerRuntime::reload() {
     return false;
   }
   for (const std::string& line : plan.kept) log::warn("SIGHUP: " + line);
-  routes_.set_token(plan.token);
+  token_.set(plan.token);
   std::vector<std::string> changes = sinks_.apply(plan.config);
   config_ = std::move(plan.config);
   ++reloads_ok_;

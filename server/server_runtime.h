@@ -13,6 +13,7 @@
 
 #include "server/api_routes.h"
 #include "server/engine.h"
+#include "server/ingest_token.h"
 #include "server/server_status.h"
 #include "server/memory_store.h"
 #include "server/server_config.h"
@@ -25,7 +26,7 @@ class ServerRuntime {
  public:
   // `args`: the command line (without argv[0]); a reload parses it again, re-reading --config.
   ServerRuntime(ServerConfig config, std::vector<std::string> args, Engine& engine,
-                MemoryStore& store, SinkSet& sinks, ApiRoutes& routes,
+                MemoryStore& store, SinkSet& sinks, IngestToken& token,
                 const ServerStatus& status, int64_t started_ms);
 
   ServerSelfValues self_values() const;
@@ -40,8 +41,9 @@ class ServerRuntime {
   // GET /readyz: ready to take batches (not draining, the WAL writable); the sinks' queues are
   // reported for the operator but do not make the server unready (ingest goes on).
   nlohmann::json readiness() const;
-  // SIGHUP: a new configuration that loads and validates is applied (token, sinks, rules);
-  // otherwise the running one stays and the log says why. Returns whether it was applied.
+  // SIGHUP: a new configuration that loads and validates is applied (the ingest token, sinks,
+  // rules); otherwise the running one stays and the log says why. Returns whether it was
+  // applied.
   bool reload();
 
   const ServerConfig& config() const { return config_; }
@@ -54,7 +56,7 @@ class ServerRuntime {
   Engine& engine_;
   MemoryStore& store_;
   SinkSet& sinks_;
-  ApiRoutes& routes_;
+  IngestToken& token_;
   const ServerStatus& status_;
   bool wal_on_;
   SourceIdentity self_id_;

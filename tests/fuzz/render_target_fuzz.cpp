@@ -15,21 +15,9 @@ namespace {
 using namespace statherd::server;
 
 struct World {
-  World() : engine(options()), store(MemoryStoreOptions{}), routes("tok", engine, store, [] {
-    return int64_t{2'000'000'000};
-  }) {
-    // Small bounds: every limit check is reached by short inputs, and no input spends the
-    // fuzzer's time filling a 500k-point answer (the default limits are tested in
-    // api_routes_test and test_read_abuse).
-    ReadLimits limits;
-    limits.max_targets = 8;
-    limits.max_alternatives = 64;
-    limits.max_paths = 64;
-    limits.max_match_steps = 100'000;
-    limits.max_points = 5'000;
-    limits.max_points_read = 50'000;
-    limits.max_answer_bytes = 256 << 10;
-    routes.set_read_limits(limits);
+  World()
+      : engine(options()), store(MemoryStoreOptions{}),
+        routes(token, engine, store, [] { return int64_t{2'000'000'000}; }, routes_options()) {
     for (int64_t t = 1'999'990; t <= 2'000'000; t += 10) {
       IntervalOutput out;
       out.start_s = t;
@@ -51,6 +39,21 @@ struct World {
     o.fsync = false;
     return o;
   }
+  // Small bounds: every limit check is reached by short inputs, and no input spends the
+  // fuzzer's time filling a 500k-point answer (the default limits are tested in
+  // api_routes_test and test_read_abuse).
+  static ApiRoutesOptions routes_options() {
+    ApiRoutesOptions o;
+    o.reads.max_targets = 8;
+    o.reads.max_alternatives = 64;
+    o.reads.max_paths = 64;
+    o.reads.max_match_steps = 100'000;
+    o.reads.max_points = 5'000;
+    o.reads.max_points_read = 50'000;
+    o.reads.max_answer_bytes = 256 << 10;
+    return o;
+  }
+  IngestToken token{"tok"};
   Engine engine;
   MemoryStore store;
   ApiRoutes routes;

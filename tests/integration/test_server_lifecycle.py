@@ -1,7 +1,8 @@
 """statherd-server as a service: SIGHUP reloads sinks and rules from the YAML file while agents
 ship (no counter increment lost or counted twice), a bad file keeps the running configuration,
 SIGTERM emits the unfinished interval to every sink, a second SIGTERM exits at once, GET /readyz,
-and the server's self-metrics reach Carbon under statherd.self.server.*."""
+the server's self-metrics reach Carbon under statherd.self.server.*, and a SIGHUP replaces the
+ingest token."""
 
 import os
 import re
@@ -166,6 +167,29 @@ class ServerLifecycleTest(PipelineTestCase):
         code = server.process.wait(timeout=30)
         self.assertEqual(code, 1, server.process.log_tail())
         self.assertIn("second signal: exiting now", server.process.read_stderr())
+
+    def test_sighup_replaces_the_ingest_token(self):
+        # The token main hands to both the routes and the reload: a new token file and a SIGHUP,
+        # and ingest takes the new token and refuses the old one, without a restart.
+        self.token_file = harness.write_token_file(self.workdir)
+        server = ConfiguredServer(self.workdir, self.token_file, "")
+        self.managed.append(server)
+        server.start()
+
+        def ingest(token):
+            status, _ = harness.http_request(server.url + "/api/v1/ingest", data=b"x",
+                                             headers={"Authorization": f"Bearer {token}"},
+                                             method="POST", timeout=5)
+            return status  # 400: past the token, refused by the decoder; 401: wrong token
+
+        new_token = "rotated-token-9876543210"
+        self.assertEqual(ingest(harness.TOKEN), 400)
+        self.assertEqual(ingest(new_token), 401)
+        harness.write_token_file(self.workdir, new_token)
+        os.kill(server.process.pid, signal.SIGHUP)
+        server.wait_self_metric("statherd_server_reloads_ok_total", 1)
+        self.assertEqual(ingest(new_token), 400)
+        self.assertEqual(ingest(harness.TOKEN), 401)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 namespace statherd::server {
 namespace {
 
@@ -34,17 +36,22 @@ TEST(ConstantTimeEqual, ComparesWholeStrings) {
 
 class ApiRoutesTest : public ::testing::Test {
  protected:
-  ApiRoutesTest() : engine_(options()), routes_("tok", engine_, store_, [] { return 2'000'000; }) {}
+  ApiRoutesTest() : engine_(options()) { build({}); }
   static EngineOptions options() {
     EngineOptions o;
     o.fsync = false;
     return o;
   }
-  ApiResponse get(std::string_view target) { return routes_.handle({"GET", target, "", ""}); }
+  // The routes as main makes them: everything they serve given at construction.
+  void build(ApiRoutesOptions routes_options) {
+    routes_.emplace(token_, engine_, store_, [] { return 2'000'000; }, std::move(routes_options));
+  }
+  ApiResponse get(std::string_view target) { return routes_->handle({"GET", target, "", ""}); }
 
+  IngestToken token_{"tok"};
   Engine engine_;
   MemoryStore store_{{}};
-  ApiRoutes routes_;
+  std::optional<ApiRoutes> routes_;
 };
 
 TEST_F(ApiRoutesTest, RenderUsesTheStoreWithRelativeTimes) {
@@ -69,25 +76,45 @@ TEST_F(ApiRoutesTest, ErrorsAreJsonWithHints) {
   EXPECT_EQ(get("/render").status, 400);
   EXPECT_EQ(get("/render?target=a&format=png").status, 400);
   EXPECT_EQ(get("/metrics/find").status, 400);
-  ApiResponse unauthorized = routes_.handle({"POST", "/api/v1/ingest", "Bearer nope", "x"});
+  ApiResponse unauthorized = routes_->handle({"POST", "/api/v1/ingest", "Bearer nope", "x"});
   EXPECT_EQ(unauthorized.status, 401);
   EXPECT_FALSE(nlohmann::json::parse(unauthorized.body)["hint"].get<std::string>().empty());
-  EXPECT_EQ(routes_.handle({"POST", "/api/v1/ingest", "tok", "x"}).status, 401);  // no "Bearer "
-  EXPECT_EQ(routes_.handle({"POST", "/api/v1/ingest", "Bearer tok", "x"}).status, 400);
-  EXPECT_EQ(routes_.handle({"DELETE", "/healthz", "", ""}).allow, "GET");
+  EXPECT_EQ(routes_->handle({"POST", "/api/v1/ingest", "tok", "x"}).status, 401);  // no "Bearer "
+  EXPECT_EQ(routes_->handle({"POST", "/api/v1/ingest", "Bearer tok", "x"}).status, 400);
+  EXPECT_EQ(routes_->handle({"DELETE", "/healthz", "", ""}).allow, "GET");
+}
+
+// Issue #10 item 4: a SIGHUP reload replaces the token in the IngestToken main owns (the
+// routes are not told); from then on ingest checks the new token, and the old one is refused.
+TEST_F(ApiRoutesTest, IngestChecksTheTokenTheIngestTokenHoldsNow) {
+  auto ingest = [&](std::string_view authorization) {
+    return routes_->handle({"POST", "/api/v1/ingest", authorization, "x"}).status;
+  };
+  auto head = [&](std::string_view authorization) {
+    return routes_->check_head("POST", "/api/v1/ingest", authorization).status;
+  };
+  EXPECT_EQ(ingest("Bearer tok"), 400);  // past the token, refused by the decoder
+  EXPECT_EQ(ingest("Bearer rotated"), 401);
+  token_.set("rotated");
+  EXPECT_EQ(ingest("Bearer rotated"), 400);
+  EXPECT_EQ(head("Bearer rotated"), 0);  // go on: the body is read
+  EXPECT_EQ(ingest("Bearer tok"), 401);
+  EXPECT_EQ(head("Bearer tok"), 401);
+  EXPECT_TRUE(routes_->authorized("Bearer rotated"));
+  EXPECT_FALSE(routes_->authorized("Bearer tok"));
 }
 
 // Issue #9 item 2: the agent takes a batch out of its spool only on this verdict, so only the
 // decoder's refusal carries it; a 401, 404 or 405 of the same route does not.
 TEST_F(ApiRoutesTest, AnUndecodableBatchGetsTheMalformedVerdictAndNothingElseDoes) {
-  ApiResponse bad = routes_.handle({"POST", "/api/v1/ingest", "Bearer tok", "not a batch"});
+  ApiResponse bad = routes_->handle({"POST", "/api/v1/ingest", "Bearer tok", "not a batch"});
   ASSERT_EQ(bad.status, 400);
   auto body = nlohmann::json::parse(bad.body);
   EXPECT_EQ(body["verdict"], "malformed_batch");
   EXPECT_FALSE(body["error"].get<std::string>().empty());
-  for (const ApiResponse& r : {routes_.handle({"POST", "/api/v1/ingest", "Bearer nope", "x"}),
-                               routes_.handle({"POST", "/api/v1/ingestx", "Bearer tok", "x"}),
-                               routes_.handle({"GET", "/api/v1/ingest", "Bearer tok", ""}),
+  for (const ApiResponse& r : {routes_->handle({"POST", "/api/v1/ingest", "Bearer nope", "x"}),
+                               routes_->handle({"POST", "/api/v1/ingestx", "Bearer tok", "x"}),
+                               routes_->handle({"GET", "/api/v1/ingest", "Bearer tok", ""}),
                                get("/render")}) {
     EXPECT_NE(r.status, 200);
     EXPECT_FALSE(nlohmann::json::parse(r.body).contains("verdict")) << r.body;
@@ -160,15 +187,15 @@ TEST_F(ApiRoutesTest, RenderAndFindAcceptFormPosts) {
   p.value = 2;
   testing::append_point(out, p);
   store_.emit(out);
-  ApiResponse r = routes_.handle(
+  ApiResponse r = routes_->handle(
       {"POST", "/render", "", "target=statherd.web.req.count&from=-20s&until=now&format=json"});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(nlohmann::json::parse(r.body)[0]["datapoints"][0],
             nlohmann::json::parse("[2.0, 1990]"));
-  ApiResponse f = routes_.handle({"POST", "/metrics/find", "", "query=statherd.*"});
+  ApiResponse f = routes_->handle({"POST", "/metrics/find", "", "query=statherd.*"});
   ASSERT_EQ(f.status, 200) << f.body;
   EXPECT_EQ(nlohmann::json::parse(f.body)[0]["id"], "statherd.web");
-  EXPECT_EQ(routes_.handle({"POST", "/healthz", "", ""}).status, 405);
+  EXPECT_EQ(routes_->handle({"POST", "/healthz", "", ""}).status, 405);
 }
 
 TEST_F(ApiRoutesTest, ReadLimitsGive400ForPatternsAnd413ForAnswers) {
@@ -187,7 +214,9 @@ TEST_F(ApiRoutesTest, ReadLimitsGive400ForPatternsAnd413ForAnswers) {
   limits.max_targets = 3;
   limits.max_paths = 20;
   limits.max_answer_bytes = 300;
-  routes_.set_read_limits(limits);
+  ApiRoutesOptions bounded;
+  bounded.reads = limits;
+  build(bounded);
 
   auto expect_error = [&](const ApiResponse& r, int status, std::string_view hint_key) {
     EXPECT_EQ(r.status, status) << r.body;
@@ -216,33 +245,35 @@ TEST_F(ApiRoutesTest, ReadRoutesArePreparedForTheReadThreadOthersAreNot) {
   EXPECT_TRUE(ApiRoutes::is_read_path("/api/v1/sources"));
   EXPECT_FALSE(ApiRoutes::is_read_path("/healthz"));
   EXPECT_FALSE(ApiRoutes::is_read_path("/api/v1/ingest"));
-  EXPECT_FALSE(routes_.prepare_read({"GET", "/healthz", "", ""}));
+  EXPECT_FALSE(routes_->prepare_read({"GET", "/healthz", "", ""}));
   std::string target = "/render?target=statherd.*&from=-20s";
-  auto work = routes_.prepare_read({"GET", target, "", ""});
+  auto work = routes_->prepare_read({"GET", target, "", ""});
   ASSERT_TRUE(work);
   target.assign(target.size(), 'x');  // the prepared work holds its own copy
   EXPECT_EQ(work().status, 200);
-  auto page = routes_.prepare_read({"GET", "/", "", ""});
+  auto page = routes_->prepare_read({"GET", "/", "", ""});
   ASSERT_TRUE(page);
   EXPECT_EQ(page().status, 200);
-  auto sources = routes_.prepare_read({"GET", "/api/v1/sources", "", ""});
+  auto sources = routes_->prepare_read({"GET", "/api/v1/sources", "", ""});
   ASSERT_TRUE(sources);
   EXPECT_EQ(sources().status, 200);
 }
 
 TEST_F(ApiRoutesTest, MetricsTakesTheEngineSideFirstAndServesTheSharedTextOnTheReadThread) {
-  EXPECT_FALSE(routes_.prepare_read({"GET", "/metrics", "", ""}));  // off: 404 on the io thread
+  EXPECT_FALSE(routes_->prepare_read({"GET", "/metrics", "", ""}));  // off: 404 on the io thread
   EXPECT_EQ(get("/metrics").status, 404);
   auto shared = std::make_shared<const std::string>("statherd_x 1\n");
   int prepared = 0, served = 0;
-  routes_.set_prometheus_scrape(PrepareScrape([&] {
+  ApiRoutesOptions with_scrape;
+  with_scrape.prometheus_scrape = [&] {
     ++prepared;
     return std::function<ScrapeText()>([&, n = prepared] {
       ++served;
       return ScrapeText{shared, "statherd_server_self " + std::to_string(n) + "\n"};
     });
-  }));
-  auto work = routes_.prepare_read({"GET", "/metrics", "", ""});
+  };
+  build(std::move(with_scrape));
+  auto work = routes_->prepare_read({"GET", "/metrics", "", ""});
   ASSERT_TRUE(work);
   EXPECT_EQ(prepared, 1);
   EXPECT_EQ(served, 0);  // the text is made by the read thread, not here

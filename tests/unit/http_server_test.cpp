@@ -54,8 +54,12 @@ class HttpServerTest : public ::testing::Test {
     eo.fsync = false;
     engine_ = std::make_unique<Engine>(eo);
     ASSERT_TRUE(engine_->open(kNowMs).ok());
-    routes_ = std::make_unique<ApiRoutes>("s3cret", *engine_, store_, [] { return kNowMs; });
+    make_routes({});
     start(default_options());
+  }
+  void make_routes(ApiRoutesOptions options) {
+    routes_ = std::make_unique<ApiRoutes>(token_, *engine_, store_, [] { return kNowMs; },
+                                          std::move(options));
   }
   static HttpServerOptions default_options() {
     HttpServerOptions ho;
@@ -77,6 +81,7 @@ class HttpServerTest : public ::testing::Test {
     if (server_) server_->stop();
   }
 
+  IngestToken token_{"s3cret"};
   MemoryStore store_{{}};
   RecordingSink sink_;
   std::unique_ptr<Engine> engine_;
@@ -256,19 +261,22 @@ TEST_F(HttpServerTest, AtTheCapTheLongestIdleConnectionMakesRoomForANewClient) {
 
 TEST_F(HttpServerTest, MetricsIsServedByTheReadThreadWhoseQueueIsBounded) {
   stop();
-  HttpServerOptions ho = default_options();
-  ho.max_queued_reads = 1;
-  start(ho);
+  server_.reset();  // before the routes it serves are replaced
   std::promise<void> entered, release;
   std::shared_future<void> released = release.get_future().share();
   auto text = std::make_shared<const std::string>("statherd_x 1\n");
-  routes_->set_prometheus_scrape(PrepareScrape([&] {
+  ApiRoutesOptions with_scrape;
+  with_scrape.prometheus_scrape = [&] {
     return std::function<ScrapeText()>([&] {
       entered.set_value();
       released.wait();  // the read thread is busy until the test says so
       return ScrapeText{text, "statherd_server_y 2\n"};
     });
-  }));
+  };
+  make_routes(std::move(with_scrape));
+  HttpServerOptions ho = default_options();
+  ho.max_queued_reads = 1;
+  start(ho);
   HttpReply slow;
   std::thread scraper([&] { slow = request(port_, "GET", "/metrics"); });
   entered.get_future().wait();

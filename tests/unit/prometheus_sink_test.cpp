@@ -327,11 +327,15 @@ TEST(PrometheusSink, TheTextIsRenderedOncePerEmitAndSharedBetweenScrapes) {
 TEST(PrometheusRoute, GetMetricsServesTheScrapeAsTextWithoutAToken) {
   Engine engine(EngineOptions{});
   MemoryStore store(MemoryStoreOptions{});
-  ApiRoutes routes("secret", engine, store, [] { return int64_t{1'000'000}; });
-  EXPECT_EQ(routes.handle({"GET", "/metrics", "", ""}).status, 404);  // not enabled yet
+  IngestToken token("secret");
+  auto now = [] { return int64_t{1'000'000}; };
+  ApiRoutes off(token, engine, store, now);
+  EXPECT_EQ(off.handle({"GET", "/metrics", "", ""}).status, 404);  // not enabled
   PrometheusSink sink;
   sink.emit(interval(100, {point(Level::App, "a", "max", 1)}));
-  routes.set_prometheus_scrape([&] { return sink.scrape(); });
+  ApiRoutesOptions options;
+  options.prometheus_scrape = scrape_from_text([&] { return sink.scrape(); });
+  ApiRoutes routes(token, engine, store, now, std::move(options));
   ApiResponse r = routes.handle({"GET", "/metrics", "", ""});
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");

@@ -142,9 +142,11 @@ class RuntimeTest : public ::testing::Test {
  protected:
   RuntimeTest()
       : engine_(EngineOptions{}), store_(MemoryStoreOptions{}), sinks_(prometheus_),
-        routes_("old-token", engine_, store_, [] { return int64_t{1'700'000'000'000}; }) {}
+        routes_(token_, engine_, store_, now) {}
+  static int64_t now() { return 1'700'000'000'000; }
 
   TempDir dir_;
+  IngestToken token_{"old-token"};  // main's: the runtime replaces it, the routes read it
   Engine engine_;
   MemoryStore store_;
   PrometheusSink prometheus_;
@@ -158,7 +160,7 @@ TEST_F(RuntimeTest, ReloadSwapsTokenAndSinksOrKeepsEverything) {
   std::string file = dir_.write("server.yaml", config_text(token, ""));
   ServerConfig config;
   ASSERT_TRUE(load_server_config_file(file, config));
-  ServerRuntime runtime(config, {"--config", file}, engine_, store_, sinks_, routes_, status_, 0);
+  ServerRuntime runtime(config, {"--config", file}, engine_, store_, sinks_, token_, status_, 0);
 
   dir_.write("server.yaml", config_text(token, "127.0.0.1:9"));
   EXPECT_TRUE(runtime.reload());
@@ -182,17 +184,21 @@ TEST_F(RuntimeTest, ReloadSwapsTokenAndSinksOrKeepsEverything) {
 }
 
 TEST_F(RuntimeTest, ReadyzAnswers200WithChecksAnd503WhenNotReady) {
-  ServerRuntime runtime(ServerConfig{}, {}, engine_, store_, sinks_, routes_, status_, 0);
-  routes_.set_readiness([&] { return runtime.readiness(); });
-  ApiResponse r = routes_.handle({"GET", "/readyz", "", ""});
+  ServerRuntime runtime(ServerConfig{}, {}, engine_, store_, sinks_, token_, status_, 0);
+  ApiRoutesOptions from_runtime;
+  from_runtime.readiness = [&] { return runtime.readiness(); };
+  ApiRoutes routes(token_, engine_, store_, now, std::move(from_runtime));
+  ApiResponse r = routes.handle({"GET", "/readyz", "", ""});
   EXPECT_EQ(r.status, 200);
   auto body = nlohmann::json::parse(r.body);
   EXPECT_EQ(body["ready"], true);
   EXPECT_EQ(body["wal"], "off");
   EXPECT_EQ(body["draining"], false);
 
-  routes_.set_readiness([] { return nlohmann::json{{"ready", false}, {"wal", "failing"}}; });
-  r = routes_.handle({"GET", "/readyz", "", ""});
+  ApiRoutesOptions failing;
+  failing.readiness = [] { return nlohmann::json{{"ready", false}, {"wal", "failing"}}; };
+  ApiRoutes unready(token_, engine_, store_, now, std::move(failing));
+  r = unready.handle({"GET", "/readyz", "", ""});
   EXPECT_EQ(r.status, 503);
   EXPECT_NE(r.body.find("failing"), std::string::npos);
 }

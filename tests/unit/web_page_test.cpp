@@ -117,7 +117,8 @@ TEST(WebRoutes, PageAndScriptCarryCspAndCacheHeaders) {
   Engine engine(options);
   MemoryStore store(MemoryStoreOptions{});
   store.emit(points({{"requests", "rate"}}));
-  ApiRoutes routes("s3cret-token", engine, store, [] { return int64_t{2'000'000}; });
+  IngestToken token("s3cret-token");
+  ApiRoutes routes(token, engine, store, [] { return int64_t{2'000'000}; });
   ApiResponse page = routes.handle({"GET", "/?metric=statherd.api.requests", "", ""});
   ASSERT_EQ(page.status, 200);
   EXPECT_EQ(page.content_type, "text/html; charset=utf-8");

@@ -57,7 +57,7 @@ class PipelinedServer {
     eo.fsync = false;
     engine = std::make_unique<Engine>(eo);
     EXPECT_TRUE(engine->open(kNowMs).ok());
-    routes = std::make_unique<ApiRoutes>("s3cret", *engine, store, [] { return kNowMs; });
+    routes = std::make_unique<ApiRoutes>(token, *engine, store, [] { return kNowMs; });
     HttpServerOptions ho;
     ho.port = 0;
     PipelineOptions po;
@@ -71,6 +71,7 @@ class PipelinedServer {
   }
   ~PipelinedServer() { stop(); }
 
+  IngestToken token{"s3cret"};
   MemoryStore store{{}};
   std::unique_ptr<Engine> engine;
   std::unique_ptr<ApiRoutes> routes;

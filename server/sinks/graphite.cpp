@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/shortest_number.h"
 #include "server/sinks/graphite_socket.h"
 
 namespace statherd::server {
@@ -19,10 +20,8 @@ using std::chrono::milliseconds;
 
 std::optional<std::string> format_graphite_value(double value) {
   if (!std::isfinite(value)) return std::nullopt;
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  if (ec != std::errc()) return std::nullopt;
-  return std::string(buf, end);
+  char buf[32];
+  return std::string(buf, write_shortest(buf, value));
 }
 
 // The sender thread's state: connection, pacing of new series, backoff.

@@ -1,13 +1,13 @@
 #include "server/sinks/graphite_lines.h"
 
-#include <charconv>
+#include "common/shortest_number.h"
 
 namespace statherd::server {
 
 void GraphiteLineBlock::add(const GraphiteSeriesPath& path, std::string_view component,
                             double value, std::string_view ts) {
-  char number[64];
-  const char* number_end = std::to_chars(number, number + sizeof number, value).ptr;
+  char number[32];
+  const char* number_end = write_shortest(number, value);
   text.append(path.text, 0, path.stat_at);
   text.push_back('.');
   text.append(component);

@@ -1,0 +1,88 @@
+#include "server/sinks/series_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+namespace statherd::server {
+namespace {
+
+struct Entry {
+  uint64_t id = 0;
+  int uses = 0;
+};
+
+// Ids spread over 64 bits (so that their table positions collide and runs form), never 0.
+uint64_t scatter(uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return (x ^ (x >> 31)) | 1;
+}
+
+// Random ids over many emits against a model: an entry keeps its address and contents while
+// seen, is dropped (on_drop first) once idle for kIdleEmits at a sweep, and comes back fresh.
+TEST(SeriesCache, MatchesAModelThroughGrowthSweepsAndReuse) {
+  using Cache = SeriesCache<Entry>;
+  Cache cache;
+  std::mt19937_64 rng(5);
+  std::map<uint64_t, std::pair<Entry*, uint64_t>> model;  // id -> (address, last emit seen)
+  uint64_t emit = 0, dropped = 0, expected_drops = 0;
+  for (int e = 0; e < 200; ++e) {
+    cache.begin_emit();
+    ++emit;
+    // A drifting window of ids: old ones go idle, new ones come.
+    const uint64_t base = 1 + static_cast<uint64_t>(e) * 40;
+    for (int k = 0; k < 3000; ++k) {
+      const uint64_t id = scatter(base + rng() % 4000);
+      bool made = false;
+      Entry& entry = cache.get(id, made);
+      auto it = model.find(id);
+      ASSERT_EQ(made, it == model.end()) << id;
+      if (made) {
+        ASSERT_EQ(entry.id, 0u);
+        ASSERT_EQ(entry.uses, 0);
+        entry.id = id;
+        model[id] = {&entry, emit};
+      } else {
+        ASSERT_EQ(&entry, it->second.first) << id;
+        ASSERT_EQ(entry.id, id);
+        it->second.second = emit;
+      }
+      ++entry.uses;
+    }
+    if (emit % Cache::kSweepEvery == 0) {
+      for (auto it = model.begin(); it != model.end();) {
+        if (emit - it->second.second >= Cache::kIdleEmits) {
+          ++expected_drops;
+          it = model.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    cache.end_emit([&](Entry& gone) {
+      ++dropped;
+      EXPECT_NE(gone.id, 0u);
+    });
+    ASSERT_EQ(dropped, expected_drops) << "emit " << emit;
+    ASSERT_EQ(cache.size(), model.size()) << "emit " << emit;
+  }
+  EXPECT_GT(dropped, 1000u);
+  size_t seen = 0;
+  cache.for_each([&](Entry& x) {
+    ++seen;
+    EXPECT_TRUE(model.count(x.id)) << x.id;
+  });
+  EXPECT_EQ(seen, model.size());
+  size_t cleared = 0;
+  cache.clear([&](Entry&) { ++cleared; });
+  EXPECT_EQ(cleared, seen);
+  EXPECT_EQ(cache.size(), 0u);
+  bool made = false;
+  EXPECT_EQ(cache.get(7, made).uses, 0);
+  EXPECT_TRUE(made);
+}
+
+}  // namespace
+}  // namespace statherd::server

@@ -311,16 +311,25 @@ GraphiteSink::GraphiteSink(GraphiteSinkOptions options)
 
 GraphiteSink::~GraphiteSink() { stop(); }
 
+// The lines go to the sender a block of kHandOffBytes at a time: it writes one while the next
+// is made, so an emit holds a few MB of text, not the interval's (~70 MB at 400k series).
 void GraphiteSink::emit(const IntervalOutput& out) {
-  std::vector<GraphiteLineBlock> blocks(1);  // a new one past kBlockBytes (32-bit offsets)
-  {  // at most a line per stat, of the last emit's mean length (plus slack)
-    const size_t lines = out.stats.size();
-    const size_t per_line = last_block_lines_ ? last_block_bytes_ / last_block_lines_ + 8 : 0;
-    blocks[0].text.reserve(std::min(lines * per_line, GraphiteLineBlock::kBlockBytes + 4096));
-    blocks[0].ends.reserve(lines);
-    blocks[0].path_lens.reserve(lines);
-  }
-  uint64_t lines = 0, skipped = 0, filtered = 0;
+  constexpr size_t kHandOffBytes = 8 << 20;
+  static_assert(kHandOffBytes < GraphiteLineBlock::kBlockBytes);
+  // Sized for the lines of the last emit's mean length (plus slack).
+  const size_t per_line = last_emit_lines_ ? last_emit_bytes_ / last_emit_lines_ + 8 : 0;
+  auto fresh_block = [&] {
+    GraphiteLineBlock b;
+    if (per_line > 0) {
+      const size_t n = std::min(out.stats.size(), kHandOffBytes / per_line + 1);
+      b.text.reserve(n * per_line);
+      b.ends.reserve(n);
+      b.path_lens.reserve(n);
+    }
+    return b;
+  };
+  GraphiteLineBlock block = fresh_block();
+  uint64_t lines = 0, bytes = 0, skipped = 0, filtered = 0;
   const std::string ts = " " + std::to_string(out.start_s) + "\n";
   cache_.begin_emit();
   for (const RollupRecord& record : out.records) {
@@ -337,27 +346,38 @@ void GraphiteSink::emit(const IntervalOutput& out) {
         ++filtered;
         continue;
       }
-      if (blocks.back().text.size() >= GraphiteLineBlock::kBlockBytes) blocks.emplace_back();
-      blocks.back().add(series.path, cache_.component(slot), stats[i].value, ts);
+      if (block.text.size() >= kHandOffBytes) {
+        bytes += block.text.size();
+        queue_block(std::move(block));
+        block = fresh_block();
+      }
+      block.add(series.path, cache_.component(slot), stats[i].value, ts);
       ++lines;
     }
   }
   cache_.end_emit();
-  last_block_bytes_ = blocks[0].text.size();
-  last_block_lines_ = blocks[0].ends.size();
+  bytes += block.text.size();
+  queue_block(std::move(block));
+  last_emit_bytes_ = bytes;
+  last_emit_lines_ = lines;
+  std::lock_guard lock(mutex_);
+  counters_.non_finite_skipped += skipped;
+  counters_.lines_filtered += filtered;
+  counters_.path_collisions = cache_.collisions();
+}
+
+void GraphiteSink::queue_block(GraphiteLineBlock&& block) {
+  const uint64_t lines = block.left();
+  if (lines == 0) return;
   {
     std::lock_guard lock(mutex_);
-    counters_.non_finite_skipped += skipped;
-    counters_.lines_filtered += filtered;
-    counters_.path_collisions = cache_.collisions();
     if (stopping_) {
       counters_.lines_dropped += lines;
       return;
     }
     counters_.lines_queued += lines;
     queued_lines_ += lines;
-    for (GraphiteLineBlock& block : blocks)
-      if (block.left() > 0) queue_.push_back(std::move(block));
+    queue_.push_back(std::move(block));
     drop_oldest_locked(options_.queue_max_lines);
   }
   wake_.notify_one();

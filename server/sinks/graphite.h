@@ -74,6 +74,7 @@ class GraphiteSink : public Sink {
   };
   class Sender;
   void drop_oldest_locked(uint64_t max_lines);
+  void queue_block(GraphiteLineBlock&& block);  // to the sender (or dropped when stopping)
 
   GraphiteSinkOptions options_;
   mutable std::mutex mutex_;
@@ -82,7 +83,7 @@ class GraphiteSink : public Sink {
   uint64_t queued_lines_ = 0;  // lines left in queue_
   // The last emit's first block: its mean line length sizes the next one's buffers at once
   // rather than growing (and copying) them line by line. emit() only.
-  size_t last_block_bytes_ = 0, last_block_lines_ = 0;
+  size_t last_emit_bytes_ = 0, last_emit_lines_ = 0;  // sizes the next emit's blocks
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};
   uint64_t options_generation_ = 0;  // bumped by reconfigure(); the sender re-reads options_

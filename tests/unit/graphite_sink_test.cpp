@@ -143,6 +143,38 @@ TEST(GraphiteSink, SendsLinesExactly) {
   EXPECT_EQ(c.lines_dropped, 0u);
 }
 
+// An emit of more than one hand-off block (8 MB of text: ~200k lines here) reaches carbon
+// whole and in order, the first emit (no size estimate yet) as well as the next.
+TEST(GraphiteSink, AnEmitLargerThanAHandOffBlockArrivesWholeAndInOrder) {
+  LineListener carbon;
+  GraphiteSink sink(fast_options("127.0.0.1:" + std::to_string(carbon.port())));
+  constexpr int kMetrics = 200'000;
+  for (int64_t start : {1700000000, 1700000010}) {
+    std::vector<std::pair<std::string, double>> metrics;
+    metrics.reserve(kMetrics);
+    for (int i = 0; i < kMetrics; ++i)
+      metrics.emplace_back("some.longer.metric.name_" + std::to_string(i), i + start % 7);
+    sink.emit(output(start, metrics));
+  }
+  auto lines = carbon.wait_for_lines(2 * kMetrics);
+  ASSERT_EQ(lines.size(), 2u * kMetrics);
+  for (int e = 0; e < 2; ++e) {
+    const int64_t start = 1700000000 + 10 * e;
+    for (int i = 0; i < kMetrics; i += 997) {
+      EXPECT_EQ(lines[size_t(e) * kMetrics + size_t(i)],
+                "statherd.web.some.longer.metric.name_" + std::to_string(i) + ".count " +
+                    std::to_string(i + start % 7) + " " + std::to_string(start));
+    }
+    EXPECT_EQ(lines[size_t(e) * kMetrics + kMetrics - 1],
+              "statherd.web.some.longer.metric.name_" + std::to_string(kMetrics - 1) +
+                  ".count " + std::to_string(kMetrics - 1 + start % 7) + " " +
+                  std::to_string(start));
+  }
+  sink.stop();
+  EXPECT_EQ(sink.counters().lines_sent, 2u * kMetrics);
+  EXPECT_EQ(sink.counters().lines_dropped, 0u);
+}
+
 TEST(GraphiteSink, ReconnectsWhenListenerComesBack) {
   auto carbon = std::make_unique<LineListener>();
   uint16_t port = carbon->port();

@@ -411,6 +411,9 @@ EngineOptions engine_options_from(const ServerConfig& c) {
 
 Result<unsigned> parse_threads(const std::string& text) {
   if (text == "auto") return 0u;
+  if (text.size() > 1 && text[0] == '0')
+    return make_error("threads '" + text + "' has a leading zero",
+                      "write the number without it (some YAML tools read 0256 as octal)");
   unsigned v = 0;
   bool digits = !text.empty() && text.size() <= 4;
   for (char ch : text) {

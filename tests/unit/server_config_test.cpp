@@ -162,6 +162,12 @@ TEST(ServerConfig, ThreadsAutoOrANumber) {
   EXPECT_NE(bad.error().message.find("threads"), std::string::npos) << bad.error().message;
   EXPECT_FALSE(load_server_config_text("t.yaml", "threads: many\n", c).ok());
   EXPECT_FALSE(load_server_config_text("t.yaml", "threads: 1000\n", c).ok());
+  // A leading zero reads as octal to some YAML tools: refused, not taken as decimal.
+  Status octal = load_server_config_text("t.yaml", "threads: 0256\n", c);
+  ASSERT_FALSE(octal.ok());
+  EXPECT_NE(octal.error().message.find("leading zero"), std::string::npos)
+      << octal.error().message;
+  EXPECT_FALSE(parse_server_command_line({"--threads", "02"}).ok());
   auto cmd = parse_server_command_line({"--threads", "2", "--state-dir", ""});
   ASSERT_TRUE(cmd.ok()) << cmd.error().to_string();
   EXPECT_EQ(engine_options_from(cmd->config).threads, 2u);

@@ -19,7 +19,8 @@ std::string levels_text(const ServerConfig& c) {
 
 }  // namespace
 
-std::vector<std::string> restart_only_changes(const ServerConfig& a, const ServerConfig& b) {
+std::vector<std::string> restart_only_changes(const ServerConfig& a, const ServerConfig& b,
+                                              const std::string* store_prefix) {
   std::vector<std::string> out;
   differs(out, "listen", a.listen, b.listen);
   differs(out, "state_dir", a.state_dir, b.state_dir);
@@ -41,10 +42,10 @@ std::vector<std::string> restart_only_changes(const ServerConfig& a, const Serve
           std::to_string(b.memory_max_paths));
   // The memory store (/render) names paths with the prefix it started with; the Graphite sink
   // takes the new one at once.
-  if (a.graphite_prefix != b.graphite_prefix)
+  const std::string& kept = store_prefix ? *store_prefix : a.graphite_prefix;
+  if (kept != b.graphite_prefix)
     out.push_back("graphite.prefix: the Graphite sink uses '" + b.graphite_prefix +
-                  "' now; /render and /metrics/find keep '" + a.graphite_prefix +
-                  "' until a restart");
+                  "' now; /render and /metrics/find keep '" + kept + "' until a restart");
   return out;
 }
 
@@ -64,7 +65,8 @@ ServerConfig merge_reloadable(const ServerConfig& running, const ServerConfig& n
   return c;
 }
 
-ReloadPlan plan_reload(const std::vector<std::string>& args, const ServerConfig& running) {
+ReloadPlan plan_reload(const std::vector<std::string>& args, const ServerConfig& running,
+                       const std::string* store_prefix) {
   ReloadPlan plan;
   auto command = parse_server_command_line(args);
   if (!command) {
@@ -77,7 +79,7 @@ ReloadPlan plan_reload(const std::vector<std::string>& args, const ServerConfig&
     return plan;
   }
   plan.ok = true;
-  plan.kept = restart_only_changes(running, command->config);
+  plan.kept = restart_only_changes(running, command->config, store_prefix);
   plan.config = merge_reloadable(running, command->config);
   plan.token = std::move(*token);
   return plan;

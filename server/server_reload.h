@@ -17,9 +17,11 @@
 namespace statherd::server {
 
 // One line per restart-only key whose value differs: "interval: 10s -> 5s needs a restart;
-// keeping 10s".
+// keeping 10s". store_prefix: the Graphite prefix the memory store was started with (it keeps
+// it until a restart, however many reloads changed the sink's); running's when not given.
 std::vector<std::string> restart_only_changes(const ServerConfig& running,
-                                              const ServerConfig& next);
+                                              const ServerConfig& next,
+                                              const std::string* store_prefix = nullptr);
 
 // `running` with next's reloadable keys (token_file, graphite.*, remote_write.*).
 ServerConfig merge_reloadable(const ServerConfig& running, const ServerConfig& next);
@@ -33,6 +35,7 @@ struct ReloadPlan {
 };
 
 // Loads and checks the new configuration; applies nothing.
-ReloadPlan plan_reload(const std::vector<std::string>& args, const ServerConfig& running);
+ReloadPlan plan_reload(const std::vector<std::string>& args, const ServerConfig& running,
+                       const std::string* store_prefix = nullptr);
 
 }  // namespace statherd::server

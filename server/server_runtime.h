@@ -52,6 +52,7 @@ class ServerRuntime {
 
  private:
   ServerConfig config_;
+  const std::string store_prefix_;  // the memory store's Graphite prefix: the one it started with
   std::vector<std::string> args_;
   Engine& engine_;
   MemoryStore& store_;

@@ -61,6 +61,25 @@ TEST(ServerReload, RestartOnlyKeysAreReportedAndKept) {
   EXPECT_TRUE(restart_only_changes(running, running).empty());
 }
 
+// Hostile review F5: after two prefix reloads (a -> b -> c) the store still names its paths
+// with the prefix it started with (a), not the one the last reload gave the sink (b); a
+// reload back to a warns of nothing.
+TEST(ServerReload, ThePrefixWarningNamesThePrefixTheStoreKeeps) {
+  ServerConfig started;
+  started.graphite_prefix = "a";
+  ServerConfig next = started;
+  next.graphite_prefix = "b";
+  ServerConfig running = merge_reloadable(started, next);
+  const std::string store_prefix = started.graphite_prefix;
+  next.graphite_prefix = "c";
+  auto kept = restart_only_changes(running, next, &store_prefix);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0], "graphite.prefix: the Graphite sink uses 'c' now; /render and "
+                     "/metrics/find keep 'a' until a restart");
+  next.graphite_prefix = "a";
+  EXPECT_TRUE(restart_only_changes(running, next, &store_prefix).empty());
+}
+
 TEST(ServerReload, BadFileOrTokenIsRefusedWithItsPosition) {
   TempDir dir;
   std::string token = dir.write("token", "s3cret\n");

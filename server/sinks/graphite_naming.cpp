@@ -108,7 +108,8 @@ uint32_t GraphiteStatNames::intern(std::string_view name) {
   const auto component_id =
       by_component_.try_emplace(component, static_cast<uint32_t>(by_component_.size()))
           .first->second;
-  names_.push_back(Name{std::string(name), std::move(component), component_id});
+  names_.push_back(
+      std::make_unique<Name>(Name{std::string(name), std::move(component), component_id}));
   by_name_.emplace(std::string(name), id);
   return id;
 }

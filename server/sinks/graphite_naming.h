@@ -16,10 +16,11 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "server/rollup_record.h"
 #include "server/series_point.h"
@@ -53,16 +54,18 @@ std::string graphite_tagged_path(const SeriesPoint& point, std::string_view pref
 class GraphiteStatNames {
  public:
   uint32_t intern(std::string_view name);
-  const std::string& name(uint32_t id) const { return names_[id].name; }
-  const std::string& component(uint32_t id) const { return names_[id].component; }
-  uint32_t component_id(uint32_t id) const { return names_[id].component_id; }
+  const std::string& name(uint32_t id) const { return names_[id]->name; }
+  const std::string& component(uint32_t id) const { return names_[id]->component; }
+  uint32_t component_id(uint32_t id) const { return names_[id]->component_id; }
 
  private:
   struct Name {
     std::string name, component;
     uint32_t component_id;
   };
-  std::deque<Name> names_;
+  // Each Name at one address (the references above stay valid); a vector of pointers, as a
+  // std::deque's indexing divides by its block's length on every stat of every emit.
+  std::vector<std::unique_ptr<Name>> names_;
   std::unordered_map<std::string, uint32_t> by_name_, by_component_;
 };
 

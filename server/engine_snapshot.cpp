@@ -383,7 +383,7 @@ Status Engine::Impl::load_snapshot(bool& found, bool& damaged) {
       Aggregate a;
       if (x.is_null()) { aggs.push_back(std::move(a)); continue; }
       a.key = unbin(x[0]); a.level = static_cast<Level>(x[1].get<int>());
-      a.kind = static_cast<Kind>(x[2].get<int>()); 
+      a.kind = static_cast<Kind>(x[2].get<int>());
       a.series_key = make_series_key(a.level, unbin(x[3]), unbin(x[4]), x[6], unbin(x[5]),
                                      tags_from_json(x[7]));
       a.meter = Meter(static_cast<double>(iv_ms) / 1000.0);
@@ -444,13 +444,15 @@ void Engine::Impl::rebuild_indexes() {
   for (uint32_t i = 0; i < slots.size(); ++i) {
     Slot& sl = slots[i];
     if (!sl.alive) continue;
-    slot_index.insert(sl.key, i);
+    // A key listed twice (a damaged snapshot) stays with its first slot.
+    if (slot_index.find(sl.key, slot_key) == IdIndex::kNone) slot_index.insert(sl.key, i);
     ++sources[sl.source].series;
     ++st.series;
     for (uint32_t a : sl.agg) if (a != kNone) ++aggs[a].live_slots;
   }
   for (uint32_t i = 0; i < aggs.size(); ++i)
-    if (aggs[i].alive) agg_index.insert(aggs[i].key, i);
+    if (aggs[i].alive && agg_index.find(aggs[i].key, agg_key) == IdIndex::kNone)
+      agg_index.insert(aggs[i].key, i);
   for (const Interval& iv : intervals) {
     std::vector<Cell> unpacked;  // a packed interval's cells, decoded once here
     if (iv.is_packed) unpacked = unpack_cells(iv.packed);

@@ -1,6 +1,6 @@
 // What the rollup hands to every sink (issue #10 item 3): per series and interval one record.
-// The series' identity is a SeriesKey built once when the engine's aggregate first emits, and
-// shared (immutable) by every record of that series: a sink caches what it derives from a key
+// The series' identity is a SeriesKey built once with the engine's aggregate (at ingest, or at
+// snapshot load), and shared (immutable) by every record of that series: a sink caches what it derives from a key
 // (a Graphite path, Prometheus series, a store slot) under SeriesKey::id and never rebuilds it.
 // The record says what kind of series it is; no sink guesses a kind from stat names.
 #pragma once

@@ -5,6 +5,7 @@
 // at one address until dropped. Not thread-safe: one sink's emit thread.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -25,6 +26,7 @@ class SeriesCache {
   // The entry of key `id` (never 0), value-initialized the first time (then `made` is true);
   // marks it seen.
   Entry& get(uint64_t id, bool& made) {
+    assert(id != 0);  // 0 marks a free slot (SeriesKey ids start at 1)
     if ((size_ + 1) * 4 > table_.size() * 3) grow();
     size_t i = home(id);
     for (; table_[i] != kEmpty; i = (i + 1) & mask_) {

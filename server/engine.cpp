@@ -164,7 +164,7 @@ uint32_t Engine::Impl::agg_for(Level level, const SourceIdentity& id, const Samp
   else { idx = static_cast<uint32_t>(aggs.size()); aggs.emplace_back(); }
   Aggregate& a = aggs[idx];
   a = Aggregate{};
-  a.key = key;
+  a.key = std::move(key);
   a.level = level;
   a.kind = s.kind;
   a.series_key = make_series_key(level, id.app, level != Level::App ? id.host : std::string(),

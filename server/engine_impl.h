@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/ewma.h"
+#include "server/block_vector.h"
 #include "server/engine.h"
 #include "server/fork_join_pool.h"
 #include "server/id_index.h"
@@ -138,7 +139,7 @@ struct ShardOutput {
 // The key of record `id` in `records` (a Slot or an Aggregate): how an IdIndex compares.
 template <class Record>
 struct KeyIn {
-  const std::vector<Record>& records;
+  const BlockVector<Record>& records;
   std::string_view operator()(uint32_t id) const { return records[id].key; }
 };
 
@@ -160,11 +161,11 @@ struct Engine::Impl {
   std::vector<uint32_t> free_sources;         // expired sources' indexes, reused
   std::vector<DeferredFree> dying_sources;
   IdIndex slot_index;  // keys: slots[id].key
-  std::vector<Slot> slots;
+  BlockVector<Slot> slots;
   std::vector<uint32_t> free_slots;
   std::vector<DeferredFree> dying_slots;
   IdIndex agg_index;   // keys: aggs[id].key
-  std::vector<Aggregate> aggs;
+  BlockVector<Aggregate> aggs;
   std::vector<uint32_t> free_aggs;
   std::vector<DeferredFree> dying_aggs;
   const KeyIn<Slot> slot_key{slots};

@@ -250,7 +250,8 @@ Status Engine::Impl::write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool o
   }
   w.text("slots");
   w.array(slots.size());
-  for (const auto& x : slots) {
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const Slot& x = slots[i];
     if (!x.alive && x.key.empty()) { w.null(); continue; }  // recycled: free
     w.array(11);
     w.bytes(x.key); w.uint(x.source); w.uint(x.agg[0]); w.uint(x.agg[1]); w.uint(x.agg[2]);
@@ -261,7 +262,8 @@ Status Engine::Impl::write_snapshot_to(int64_t now_ms, uint64_t next_wal, bool o
   }
   w.text("aggs");
   w.array(aggs.size());
-  for (const auto& a : aggs) {
+  for (size_t i = 0; i < aggs.size(); ++i) {
+    const Aggregate& a = aggs[i];
     if (!a.alive && a.key.empty()) { w.null(); continue; }  // recycled: free
     w.array(16);
     w.bytes(a.key); w.integer(static_cast<int>(a.level)); w.integer(static_cast<int>(a.kind));
@@ -440,7 +442,7 @@ void Engine::Impl::rebuild_indexes() {
   for (uint32_t i = 0; i < sources.size(); ++i)
     if (sources[i].alive) { source_index.emplace(sources[i].id.key(), i); ++st.sources; }
   for (auto& s : sources) s.series = 0;
-  for (auto& a : aggs) a.live_slots = 0;
+  aggs.for_each([](Aggregate& a) { a.live_slots = 0; });
   for (uint32_t i = 0; i < slots.size(); ++i) {
     Slot& sl = slots[i];
     if (!sl.alive) continue;

@@ -8,28 +8,54 @@ namespace statherd::server {
 
 namespace {
 
-// Growth step of an open chunk's buffer: small, so a series seen a few times costs a few
-// bytes, not a doubling's slack (a 256-point chunk reallocates ~20 times in its life).
+// Growth of an open chunk's buffer: 16 bytes at a time while it is small, so a series seen a
+// few times costs a few bytes, not a doubling's slack; then a quarter of what it holds, so a
+// 256-point chunk of ~1 KiB reallocates ~15 times in its life, not ~60 (each a malloc, a copy
+// and a free: most of the memory store's CPU, issue #10). The slack is given back at trim().
 constexpr size_t kGrowBytes = 16;
+constexpr size_t kGeometricFrom = 64;
+
+// Makes room for `n` more bits without another reallocation inside put_bits.
+void reserve_bits(GorillaChunk& c, uint32_t n) {
+  const size_t need = (size_t{c.bits} + n + 7) / 8;
+  if (need <= c.bytes.capacity()) return;
+  const size_t cap = c.bytes.capacity();
+  const size_t step = cap < kGeometricFrom ? kGrowBytes : cap / 4;
+  c.bytes.reserve(std::max(need, cap + step));
+}
 
 uint64_t bits_of(double v) { return std::bit_cast<uint64_t>(v); }
 double double_of(uint64_t b) { return std::bit_cast<double>(b); }
 
-// Appends the low `n` bits of `value` (n <= 64), most significant first.
+// Appends the low `n` bits of `value` (1 <= n <= 64), most significant first: the rest of the
+// last byte, then whole bytes.
 void put_bits(GorillaChunk& c, uint64_t value, int n) {
-  while (n > 0) {
-    const uint32_t used = c.bits & 7;
-    if (used == 0) {
-      if (c.bytes.size() == c.bytes.capacity()) c.bytes.reserve(c.bytes.size() + kGrowBytes);
-      c.bytes.push_back(0);
+  if (n < 64) value &= (uint64_t{1} << n) - 1;
+  const int used = static_cast<int>(c.bits & 7);
+  c.bits += static_cast<uint32_t>(n);
+  if (used != 0) {
+    const int room = 8 - used;
+    if (n <= room) {
+      c.bytes.back() = static_cast<uint8_t>(c.bytes.back() | (value << (room - n)));
+      return;
     }
-    const int room = 8 - static_cast<int>(used);
-    const int take = std::min(room, n);
-    const uint64_t part = (value >> (n - take)) & ((uint64_t{1} << take) - 1);
-    c.bytes.back() = static_cast<uint8_t>(c.bytes.back() | (part << (room - take)));
-    n -= take;
-    c.bits += static_cast<uint32_t>(take);
+    n -= room;
+    c.bytes.back() = static_cast<uint8_t>(c.bytes.back() | (value >> n));
   }
+  while (n >= 8) {
+    n -= 8;
+    c.bytes.push_back(static_cast<uint8_t>(value >> n));
+  }
+  if (n > 0) c.bytes.push_back(static_cast<uint8_t>(value << (8 - n)));
+}
+
+// The bits put_dod writes for dod.
+int dod_bits(int64_t dod) {
+  if (dod == 0) return 1;
+  if (dod >= -63 && dod <= 64) return 9;
+  if (dod >= -255 && dod <= 256) return 12;
+  if (dod >= -2047 && dod <= 2048) return 16;
+  return 68;
 }
 
 void put_dod(GorillaChunk& c, int64_t dod) {
@@ -48,6 +74,7 @@ void put_dod(GorillaChunk& c, int64_t dod) {
 void GorillaAppender::append(GorillaChunk& c, int64_t ts, double value) {
   const uint64_t vbits = bits_of(value);
   if (c.count == 0) {
+    reserve_bits(c, 64);
     c.first_ts = c.last_ts = ts;
     c.count = 1;
     put_bits(c, vbits, 64);
@@ -57,25 +84,29 @@ void GorillaAppender::append(GorillaChunk& c, int64_t ts, double value) {
     return;
   }
   const int64_t delta = ts - c.last_ts;
-  put_dod(c, delta - prev_delta);
+  const int64_t dod = delta - prev_delta;
+  const uint64_t x = vbits ^ prev_bits;
+  // The point's bits, reserved at once (exactly: a small chunk grows by no more than before).
+  const int lead = x == 0 ? 0 : std::min(31, std::countl_zero(x));
+  const int trail = x == 0 ? 0 : std::countr_zero(x);
+  const bool in_window = x != 0 && leading != 0xff && lead >= leading && trail >= trailing;
+  const int value_bits = x == 0 ? 1 : in_window ? 2 + 64 - leading - trailing
+                                                : 2 + 5 + 6 + 64 - lead - trail;
+  reserve_bits(c, static_cast<uint32_t>(dod_bits(dod) + value_bits));
+  put_dod(c, dod);
   prev_delta = delta;
   c.last_ts = ts;
   ++c.count;
-
-  const uint64_t x = vbits ^ prev_bits;
   prev_bits = vbits;
   if (x == 0) return put_bits(c, 0, 1);
-  const int lead = std::min(31, std::countl_zero(x));
-  const int trail = std::countr_zero(x);
-  if (leading != 0xff && lead >= leading && trail >= trailing) {
+  if (in_window) {
     put_bits(c, 0b10, 2);
     put_bits(c, x >> trailing, 64 - leading - trailing);
     return;
   }
   const int meaningful = 64 - lead - trail;
-  put_bits(c, 0b11, 2);
-  put_bits(c, static_cast<uint64_t>(lead), 5);
-  put_bits(c, static_cast<uint64_t>(meaningful - 1), 6);
+  put_bits(c, (uint64_t{0b11} << 11) | (static_cast<uint64_t>(lead) << 6) |
+                  static_cast<uint64_t>(meaningful - 1), 13);
   put_bits(c, x >> trail, meaningful);
   leading = static_cast<uint8_t>(lead);
   trailing = static_cast<uint8_t>(trail);

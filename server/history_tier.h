@@ -2,7 +2,8 @@
 // kChunkPoints points, oldest first. New points append to the open (last) chunk; a point at
 // or before its last timestamp (a re-emitted interval: same ts, new value; or a late, older
 // one) rewrites the chunk that holds its time: decode, replace or insert, encode. Nothing is
-// preallocated: an open chunk grows 16 bytes at a time and is trimmed when it closes.
+// preallocated: an open chunk grows 16 bytes at a time, by a quarter once past 64 bytes, and is
+// trimmed when it closes.
 #pragma once
 
 #include <cstdint>

@@ -77,6 +77,29 @@ TEST(GorillaChunk, RegularConstantSeriesCostsAboutTwoBitsAPoint) {
   EXPECT_LE(chunk.bytes.size(), 80u);
 }
 
+// The open chunk's buffer: small ones grow 16 bytes at a time (little slack on a series seen a
+// few times), big ones by a quarter (few reallocations: each is a malloc, a copy and a free).
+TEST(GorillaChunk, BufferGrowsByLittleWhenSmallAndGeometricallyWhenBig) {
+  GorillaChunk chunk;
+  GorillaAppender appender;
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> value(0, 1e6);
+  size_t reallocations = 0, capacity = 0;
+  for (int i = 0; i < 256; ++i) {
+    appender.append(chunk, 1000 + i * 10, value(rng));  // ~60 bits a point: ~1.9 KiB in all
+    if (chunk.bytes.capacity() != capacity) ++reallocations;
+    capacity = chunk.bytes.capacity();
+    if (chunk.bytes.size() <= 48) {
+      EXPECT_LE(capacity, chunk.bytes.size() + 16) << "point " << i;
+    }
+    EXPECT_LE(capacity, chunk.bytes.size() + chunk.bytes.size() / 4 + 32) << "point " << i;
+  }
+  EXPECT_GT(chunk.bytes.size(), 1800u);
+  EXPECT_LE(reallocations, 30u);  // 16 bytes at a time: ~120
+  chunk.trim();
+  EXPECT_EQ(chunk.bytes.capacity(), chunk.bytes.size());
+}
+
 TEST(HistoryTier, ReemissionOverwritesInEveryChunkAndLateInsertsKeepOrder) {
   HistoryTier tier;
   std::vector<TimedValue> want;

@@ -91,7 +91,7 @@ struct PlacedWriter {
     r.stat_count = 0;
     return r;
   }
-  void add_stat(const char* name, double value) {
+  void add_stat(std::string_view name, double value) {  // a literal or interned name
     Stat& s = out.stats[stat++];
     s.name = name;
     s.value = value;
@@ -153,9 +153,9 @@ void Engine::Impl::count_shard(const Interval& iv, bool reemit, const RollupPlan
     Aggregate& a = aggs[dists[i].first];
     RollupRecord& r = part.dists.add(a.series_key, SeriesKind::Distribution);
     r.count_total = a.total_count;
-    for (auto& [name, v] : stats) {
+    for (const auto& [name, v] : stats) {
       if (name == "sum") r.sum_total = a.total_sum;  // unknown sum this interval: no total
-      part.dists.stat(std::move(name), v);
+      part.dists.stat(name, v);
     }
     i = j;
   }
@@ -205,7 +205,7 @@ void Engine::Impl::write_shard(const Interval& iv, bool reemit, const RollupPlan
     if (a.level == Level::Process) stats.emplace_back("last", values.back());
     else gauge_stats(values, stats);
     w.add(a.series_key, SeriesKind::Gauge);
-    for (auto& [name, v] : stats) w.add_stat(name.c_str(), v);
+    for (const auto& [name, v] : stats) w.add_stat(name, v);
     i = j;
   }
   assert(w.record == part.at_record[kGauges] + part.records[kGauges]);

@@ -1,14 +1,27 @@
 #include "server/rollup.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <map>
+
+#include "server/rollup_record.h"
 
 namespace statherd::server {
 namespace {
 
 constexpr double kDistQuantiles[] = {0.5, 0.75, 0.9, 0.95, 0.99, 0.999};
+
+// quantile_stat_name of each, made once (no lock per distribution).
+const std::string_view* dist_quantile_names() {
+  static const auto names = [] {
+    std::array<std::string_view, std::size(kDistQuantiles)> n;
+    for (size_t i = 0; i < n.size(); ++i) n[i] = quantile_stat_name(kDistQuantiles[i]);
+    return n;
+  }();
+  return names.data();
+}
 
 void sketch_stats(const std::vector<const Distribution*>& dists, StatValues& out) {
   Sketch merged(dists.front()->sketch.alpha());
@@ -19,7 +32,8 @@ void sketch_stats(const std::vector<const Distribution*>& dists, StatValues& out
   out.emplace_back("min", merged.min());
   out.emplace_back("max", merged.max());
   out.emplace_back("mean", merged.mean());
-  for (double q : kDistQuantiles) out.emplace_back(quantile_stat_name(q), merged.quantile(q));
+  for (size_t i = 0; i < std::size(kDistQuantiles); ++i)
+    out.emplace_back(dist_quantile_names()[i], merged.quantile(kDistQuantiles[i]));
 }
 
 void bucket_stats(const std::vector<const Distribution*>& dists, StatValues& out) {
@@ -43,7 +57,8 @@ void bucket_stats(const std::vector<const Distribution*>& dists, StatValues& out
   if (!sum_unknown) out.emplace_back("sum", sum);
   if (count <= 0) return;
   if (!sum_unknown) out.emplace_back("mean", sum / count);
-  for (double q : kDistQuantiles) out.emplace_back(quantile_stat_name(q), bucket_quantile(merged, q));
+  for (size_t i = 0; i < std::size(kDistQuantiles); ++i)
+    out.emplace_back(dist_quantile_names()[i], bucket_quantile(merged, kDistQuantiles[i]));
 }
 
 void summary_stats(const std::vector<const Distribution*>& dists, StatValues& out) {
@@ -70,9 +85,9 @@ void summary_stats(const std::vector<const Distribution*>& dists, StatValues& ou
   if (count > 0 && !sum_unknown) out.emplace_back("mean", sum / count);
   if (mn <= mx) { out.emplace_back("min", mn); out.emplace_back("max", mx); }
   for (const auto& [q, a] : per_q) {
-    std::string name = quantile_stat_name(q);
-    out.emplace_back(name + "_max", a.max);
-    if (a.weight > 0) out.emplace_back(name + "_avg", a.weighted / a.weight);
+    const std::string name(quantile_stat_name(q));
+    out.emplace_back(stat_name(name + "_max"), a.max);
+    if (a.weight > 0) out.emplace_back(stat_name(name + "_avg"), a.weighted / a.weight);
   }
 }
 
@@ -99,7 +114,7 @@ void gauge_stats(std::vector<double>& values, StatValues& out) {
   out.emplace_back("p99", nearest_rank(values, 0.99));
 }
 
-std::string quantile_stat_name(double q) {
+std::string_view quantile_stat_name(double q) {
   // Up to 4 decimals of the percentage, dot removed: 0.999 -> "p999", 0.5 -> "p50".
   long scaled = std::lround(q * 1'000'000);  // percent * 10^4
   std::string digits = std::to_string(scaled / 10'000);
@@ -110,7 +125,7 @@ std::string quantile_stat_name(double q) {
     while (!f.empty() && f.back() == '0') f.pop_back();
     digits += f;
   }
-  return "p" + digits;
+  return stat_name("p" + digits);
 }
 
 double bucket_quantile(const std::vector<std::pair<double, double>>& buckets, double q) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -10,7 +11,8 @@
 
 namespace statherd::server {
 
-using StatValues = std::vector<std::pair<std::string, double>>;
+// Names are literals or stat_name()'s interned copies (server/rollup_record.h): never dangle.
+using StatValues = std::vector<std::pair<std::string_view, double>>;
 
 // Gauges across sources: min, max, mean, sum, p50, p90, p99. Percentiles are exact over the
 // per-source values, nearest-rank: the smallest value v[k] with k+1 >= ceil(p * n).
@@ -18,8 +20,8 @@ using StatValues = std::vector<std::pair<std::string, double>>;
 void gauge_stats(std::vector<double>& values, StatValues& out);
 double nearest_rank(const std::vector<double>& sorted, double q);
 
-// "p50", "p99", "p999", "p9999" for q = 0.5, 0.99, 0.999, 0.9999.
-std::string quantile_stat_name(double q);
+// "p50", "p99", "p999", "p9999" for q = 0.5, 0.99, 0.999, 0.9999 (interned: stat_name()).
+std::string_view quantile_stat_name(double q);
 
 // Distributions: `dists` are the per-source deltas of one interval (the difference of each
 // process's cumulative states, server/dist_delta.h), all of one form (the first

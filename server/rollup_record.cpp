@@ -1,6 +1,9 @@
 #include "server/rollup_record.h"
 
 #include <atomic>
+#include <mutex>
+#include <string>
+#include <unordered_set>
 
 #include "server/series_point.h"
 
@@ -22,6 +25,21 @@ std::string_view series_kind_name(SeriesKind kind) {
     case SeriesKind::Distribution: return "distribution";
   }
   return "gauge";
+}
+
+std::string_view stat_name(std::string_view name) {
+  // Few distinct names (the stats of server/rollup.h, quantiles of the sources' summaries):
+  // kept for the process' life, so a Stat may point into them. Nodes never move.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  static std::mutex mu;
+  static std::unordered_set<std::string, Hash, std::equal_to<>> names;
+  std::lock_guard lock(mu);
+  auto it = names.find(name);
+  if (it == names.end()) it = names.emplace(name).first;
+  return *it;
 }
 
 uint64_t next_series_key_id() {

@@ -46,8 +46,13 @@ SeriesKeyRef make_series_key(Level level, std::string app, std::string host, int
 enum class SeriesKind : uint8_t { Counter, Gauge, Distribution };
 std::string_view series_kind_name(SeriesKind kind);  // "counter", "gauge", "distribution"
 
+// A stat's name lives as long as the process: a literal, or interned by stat_name(). A Stat
+// is then 24 trivially copyable bytes: an interval's ~500k stats (400k-series fleet) are
+// neither constructed nor destroyed one by one (issue #10).
+std::string_view stat_name(std::string_view name);  // the interned copy (thread-safe)
+
 struct Stat {
-  std::string name;  // "count", "rate", "m1_rate", "min", "p99", ...: short (no allocation)
+  std::string_view name;  // "count", "rate", "m1_rate", "min", "p99", ...: never dangles
   double value = 0;
 };
 
@@ -79,8 +84,9 @@ struct IntervalOutput {
     r.first_stat = static_cast<uint32_t>(stats.size());
     return r;
   }
-  void stat(std::string name, double value) {
-    stats.push_back(Stat{std::move(name), value});
+  // `name` need not outlive the call: it is interned.
+  void stat(std::string_view name, double value) {
+    stats.push_back(Stat{stat_name(name), value});
     ++records.back().stat_count;
   }
   std::span<const Stat> stats_of(const RollupRecord& r) const {

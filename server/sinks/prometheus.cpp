@@ -73,13 +73,14 @@ struct PrometheusSink::Series {
   }
 };
 
-uint32_t PrometheusSink::stat_id(const std::string& stat) {
-  auto [it, fresh] = stat_ids_.try_emplace(stat, static_cast<uint32_t>(stat_names_.size()));
-  if (fresh) stat_names_.push_back(stat);
+uint32_t PrometheusSink::stat_id(std::string_view stat) {
+  auto [it, fresh] =
+      stat_ids_.try_emplace(std::string(stat), static_cast<uint32_t>(stat_names_.size()));
+  if (fresh) stat_names_.emplace_back(stat);
   return it->second;
 }
 
-PrometheusSink::Slot& PrometheusSink::slot_of(KeyCache& c, size_t index, const std::string& stat) {
+PrometheusSink::Slot& PrometheusSink::slot_of(KeyCache& c, size_t index, std::string_view stat) {
   std::vector<Slot>& slots = c.slots;
   if (index < slots.size() && stat_names_[slots[index].stat] == stat) return slots[index];
   for (Slot& s : slots)

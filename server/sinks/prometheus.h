@@ -131,8 +131,8 @@ class PrometheusSink : public Sink {
     int64_t last_start_s = INT64_MIN;  // newest interval (not re-emitted) that had the key
   };
   // The slot of stat `stat` (at `index` in the record's list, usually) of c, made when new.
-  Slot& slot_of(KeyCache& c, size_t index, const std::string& stat);
-  uint32_t stat_id(const std::string& stat);
+  Slot& slot_of(KeyCache& c, size_t index, std::string_view stat);
+  uint32_t stat_id(std::string_view stat);
 
   void emit_record(const RollupRecord& r, const IntervalOutput& out);
   KeyCache& cache_for(const RollupRecord& r);

@@ -58,7 +58,7 @@ RwSeriesBuilder::Entry& RwSeriesBuilder::entry_for(const RollupRecord& r) {
 }
 
 RwSeriesBuilder::Slot& RwSeriesBuilder::slot_for(Entry& e, const SeriesKey& key, size_t index,
-                                                 const std::string& stat) {
+                                                 std::string_view stat) {
   if (index < e.slots.size() && e.slots[index].stat == stat) return e.slots[index];
   for (Slot& s : e.slots)
     if (s.stat == stat) return s;

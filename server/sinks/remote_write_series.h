@@ -47,7 +47,7 @@ class RwSeriesBuilder {
   };
 
   Entry& entry_for(const RollupRecord& r);
-  Slot& slot_for(Entry& e, const SeriesKey& key, size_t index, const std::string& stat);
+  Slot& slot_for(Entry& e, const SeriesKey& key, size_t index, std::string_view stat);
   void add_record(const RollupRecord& r, const IntervalOutput& out, std::vector<RwSeries>& into);
 
   int64_t expire_intervals_;

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+
+#include "server/rollup_record.h"
 
 namespace statherd::server {
 namespace {
@@ -13,6 +16,21 @@ TEST(Rollup, QuantileNames) {
   EXPECT_EQ(quantile_stat_name(0.999), "p999");
   EXPECT_EQ(quantile_stat_name(0.9999), "p9999");
   EXPECT_EQ(quantile_stat_name(0.75), "p75");
+}
+
+// A Stat keeps a view of its name: stat() interns it, so the caller's string may go.
+TEST(Rollup, AStatsNameOutlivesTheStringItWasGivenAs) {
+  IntervalOutput out;
+  out.add(make_series_key(Level::App, "a", "", -1, "m", {}), SeriesKind::Distribution);
+  {
+    std::string name = "p99";
+    name += "_max";  // built at run time, on the heap's side of a short string
+    out.stat(name, 1.5);
+    name.assign(40, 'x');  // its bytes change and move to the heap
+  }
+  ASSERT_EQ(out.stats.size(), 1u);
+  EXPECT_EQ(out.stats[0].name, "p99_max");
+  EXPECT_EQ(stat_name(std::string("p99_max")).data(), out.stats[0].name.data());  // one copy
 }
 
 TEST(Rollup, NearestRank) {

@@ -100,7 +100,16 @@ class GraphiteSink::Sender {
     }
     sink_.queued_lines_ -= i - from;
     block.first = i;
-    if (block.left() == 0) sink_.queue_.pop_front();
+    if (block.left() == 0) {
+      if (sink_.spare_.size() < kSpareBlocks) {
+        block.text.clear();
+        block.ends.clear();
+        block.path_lens.clear();
+        block.first = 0;
+        sink_.spare_.push_back(std::move(block));
+      }
+      sink_.queue_.pop_front();
+    }
   }
 
   // Moves up to batch_bytes of admissible lines into `batch`. Returns false when stopped and
@@ -320,6 +329,13 @@ void GraphiteSink::emit(const IntervalOutput& out) {
   const size_t per_line = last_emit_lines_ ? last_emit_bytes_ / last_emit_lines_ + 8 : 0;
   auto fresh_block = [&] {
     GraphiteLineBlock b;
+    {
+      std::lock_guard lock(mutex_);
+      if (!spare_.empty()) {
+        b = std::move(spare_.back());
+        spare_.pop_back();
+      }
+    }
     if (per_line > 0) {
       const size_t n = std::min(out.stats.size(), kHandOffBytes / per_line + 1);
       b.text.reserve(n * per_line);

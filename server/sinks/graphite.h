@@ -81,6 +81,10 @@ class GraphiteSink : public Sink {
   std::condition_variable wake_;
   std::deque<GraphiteLineBlock> queue_;
   uint64_t queued_lines_ = 0;  // lines left in queue_
+  // Sent blocks, emptied with their buffers kept, for the next emit: a fresh 8 MB buffer is
+  // ~2000 page faults as it is written (each costly on a VM). At most kSpareBlocks.
+  static constexpr size_t kSpareBlocks = 2;
+  std::vector<GraphiteLineBlock> spare_;
   // The last emit's first block: its mean line length sizes the next one's buffers at once
   // rather than growing (and copying) them line by line. emit() only.
   size_t last_emit_bytes_ = 0, last_emit_lines_ = 0;  // sizes the next emit's blocks

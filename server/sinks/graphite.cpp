@@ -6,12 +6,12 @@
 #include <charconv>
 #include <cmath>
 #include <span>
-#include <unordered_set>
 #include <vector>
 
 #include "common/log.h"
 #include "common/shortest_number.h"
 #include "server/sinks/graphite_socket.h"
+#include "server/sinks/recent_paths.h"
 
 namespace statherd::server {
 
@@ -61,13 +61,13 @@ class GraphiteSink::Sender {
   }
 
   // A line may go now if its path was sent before or the new-series budget allows it.
-  bool admit(std::string_view path_view) {
+  bool admit(std::string_view path) {
     if (!paced()) return true;
-    std::string path(path_view);
-    if (sent_paths_.count(path)) return true;
+    const auto now = Clock::now();
+    if (sent_paths_.seen(path, now)) return true;
     if (tokens_ < 1.0) return false;
     tokens_ -= 1.0;
-    sent_paths_.insert(std::move(path));
+    sent_paths_.add(path, now);
     return true;
   }
 
@@ -101,7 +101,8 @@ class GraphiteSink::Sender {
     sink_.queued_lines_ -= i - from;
     block.first = i;
     if (block.left() == 0) {
-      if (sink_.spare_.size() < kSpareBlocks) {
+      // A block grown past its hand-off size (a first emit, longer lines) is not kept.
+      if (sink_.spare_.size() < kSpareBlocks && block.text.capacity() <= kSpareMaxBytes) {
         block.text.clear();
         block.ends.clear();
         block.path_lens.clear();
@@ -298,7 +299,8 @@ class GraphiteSink::Sender {
   milliseconds backoff_;
   double tokens_ = 0;
   Clock::time_point last_refill_;
-  std::unordered_set<std::string> sent_paths_;
+  // Paths sent in the last 1-2 hours: they skip the new-series budget (recent_paths.h).
+  RecentPaths sent_paths_{std::chrono::hours(1), Clock::now()};
   std::deque<Line> delayed_;
   uint64_t logged_drops_ = 0;
   Clock::time_point last_drop_log_{};
@@ -323,7 +325,6 @@ GraphiteSink::~GraphiteSink() { stop(); }
 // The lines go to the sender a block of kHandOffBytes at a time: it writes one while the next
 // is made, so an emit holds a few MB of text, not the interval's (~70 MB at 400k series).
 void GraphiteSink::emit(const IntervalOutput& out) {
-  constexpr size_t kHandOffBytes = 8 << 20;
   static_assert(kHandOffBytes < GraphiteLineBlock::kBlockBytes);
   // Sized for the lines of the last emit's mean length (plus slack).
   const size_t per_line = last_emit_lines_ ? last_emit_bytes_ / last_emit_lines_ + 8 : 0;

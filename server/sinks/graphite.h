@@ -84,6 +84,8 @@ class GraphiteSink : public Sink {
   // Sent blocks, emptied with their buffers kept, for the next emit: a fresh 8 MB buffer is
   // ~2000 page faults as it is written (each costly on a VM). At most kSpareBlocks.
   static constexpr size_t kSpareBlocks = 2;
+  static constexpr size_t kHandOffBytes = 8 << 20;  // emit() hands off a block this big
+  static constexpr size_t kSpareMaxBytes = kHandOffBytes + kHandOffBytes / 2;
   std::vector<GraphiteLineBlock> spare_;
   // The last emit's first block: its mean line length sizes the next one's buffers at once
   // rather than growing (and copying) them line by line. emit() only.

@@ -155,7 +155,7 @@ void Engine::Impl::count_shard(const Interval& iv, bool reemit, const RollupPlan
     r.count_total = a.total_count;
     for (const auto& [name, v] : stats) {
       if (name == "sum") r.sum_total = a.total_sum;  // unknown sum this interval: no total
-      part.dists.stat(name, v);
+      part.dists.stat_interned(name, v);  // StatValues' names are interned already
     }
     i = j;
   }

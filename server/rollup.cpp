@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <unordered_map>
 
 #include "server/rollup_record.h"
 
@@ -61,6 +62,20 @@ void bucket_stats(const std::vector<const Distribution*>& dists, StatValues& out
     out.emplace_back(dist_quantile_names()[i], bucket_quantile(merged, kDistQuantiles[i]));
 }
 
+// "pNN_max" and "pNN_avg" for a summary's quantile q, interned; remembered per thread by q's
+// name precision, so a rollup takes the interning lock only for a quantile it has not seen.
+std::pair<std::string_view, std::string_view> summary_quantile_names(double q) {
+  thread_local std::unordered_map<long, std::pair<std::string_view, std::string_view>> known;
+  const long key = std::lround(q * 1'000'000);
+  if (auto it = known.find(key); it != known.end()) return it->second;
+  const std::string name = quantile_name_text(q);
+  std::pair<std::string_view, std::string_view> names{stat_name(name + "_max"),
+                                                      stat_name(name + "_avg")};
+  if (!names.first.empty() && !names.second.empty() && known.size() < kMaxStatNames)
+    known.emplace(key, names);
+  return names;
+}
+
 void summary_stats(const std::vector<const Distribution*>& dists, StatValues& out) {
   double count = 0, sum = 0;
   bool sum_unknown = false;
@@ -85,9 +100,10 @@ void summary_stats(const std::vector<const Distribution*>& dists, StatValues& ou
   if (count > 0 && !sum_unknown) out.emplace_back("mean", sum / count);
   if (mn <= mx) { out.emplace_back("min", mn); out.emplace_back("max", mx); }
   for (const auto& [q, a] : per_q) {
-    const std::string name(quantile_stat_name(q));
-    out.emplace_back(stat_name(name + "_max"), a.max);
-    if (a.weight > 0) out.emplace_back(stat_name(name + "_avg"), a.weighted / a.weight);
+    const auto [max_name, avg_name] = summary_quantile_names(q);
+    if (max_name.empty() || avg_name.empty()) continue;  // refused: too many distinct names
+    out.emplace_back(max_name, a.max);
+    if (a.weight > 0) out.emplace_back(avg_name, a.weighted / a.weight);
   }
 }
 
@@ -114,7 +130,9 @@ void gauge_stats(std::vector<double>& values, StatValues& out) {
   out.emplace_back("p99", nearest_rank(values, 0.99));
 }
 
-std::string_view quantile_stat_name(double q) {
+std::string_view quantile_stat_name(double q) { return stat_name(quantile_name_text(q)); }
+
+std::string quantile_name_text(double q) {
   // Up to 4 decimals of the percentage, dot removed: 0.999 -> "p999", 0.5 -> "p50".
   long scaled = std::lround(q * 1'000'000);  // percent * 10^4
   std::string digits = std::to_string(scaled / 10'000);
@@ -125,7 +143,7 @@ std::string_view quantile_stat_name(double q) {
     while (!f.empty() && f.back() == '0') f.pop_back();
     digits += f;
   }
-  return stat_name("p" + digits);
+  return "p" + digits;
 }
 
 double bucket_quantile(const std::vector<std::pair<double, double>>& buckets, double q) {

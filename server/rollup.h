@@ -20,7 +20,9 @@ using StatValues = std::vector<std::pair<std::string_view, double>>;
 void gauge_stats(std::vector<double>& values, StatValues& out);
 double nearest_rank(const std::vector<double>& sorted, double q);
 
-// "p50", "p99", "p999", "p9999" for q = 0.5, 0.99, 0.999, 0.9999 (interned: stat_name()).
+// "p50", "p99", "p999", "p9999" for q = 0.5, 0.99, 0.999, 0.9999: the text, and interned
+// (stat_name(): "" when the name table is full).
+std::string quantile_name_text(double q);
 std::string_view quantile_stat_name(double q);
 
 // Distributions: `dists` are the per-source deltas of one interval (the difference of each

@@ -5,6 +5,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "common/log.h"
 #include "server/series_point.h"
 
 namespace statherd::server {
@@ -28,18 +29,35 @@ std::string_view series_kind_name(SeriesKind kind) {
 }
 
 std::string_view stat_name(std::string_view name) {
-  // Few distinct names (the stats of server/rollup.h, quantiles of the sources' summaries):
-  // kept for the process' life, so a Stat may point into them. Nodes never move.
+  // The stats of server/rollup.h plus the quantiles of sources' summaries: few in practice,
+  // but a summary's quantiles come from agents, so the table is capped (kMaxStatNames) and a
+  // name beyond it is refused (""): its stat is not emitted, and a warning says so once.
+  // Kept for the process' life, exit included (never destroyed: a Stat may point into it while
+  // another thread still emits), and nodes never move.
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  static std::mutex mu;
-  static std::unordered_set<std::string, Hash, std::equal_to<>> names;
+  static std::mutex& mu = *new std::mutex;
+  // The rollup's own names (server/rollup.cpp, engine_rollup_shards.cpp) are in from the start,
+  // so names sent by agents cannot crowd them out.
+  static auto& names = *new std::unordered_set<std::string, Hash, std::equal_to<>>{
+      "count", "sum",  "rate", "m1_rate", "m5_rate", "m15_rate", "last", "min", "max",
+      "mean",  "p50",  "p75",  "p90",     "p95",     "p99",      "p999"};
+  static bool warned = false;
   std::lock_guard lock(mu);
   auto it = names.find(name);
-  if (it == names.end()) it = names.emplace(name).first;
-  return *it;
+  if (it != names.end()) return *it;
+  if (names.size() >= kMaxStatNames) {
+    if (!warned) {
+      warned = true;
+      log::warn("more than " + std::to_string(kMaxStatNames) +
+                " distinct stat names (summary quantiles sent by agents?): the stats of new "
+                "ones, e.g. '" + std::string(name.substr(0, 64)) + "', are not emitted");
+    }
+    return {};
+  }
+  return *names.emplace(name).first;
 }
 
 uint64_t next_series_key_id() {

@@ -49,7 +49,10 @@ std::string_view series_kind_name(SeriesKind kind);  // "counter", "gauge", "dis
 // A stat's name lives as long as the process: a literal, or interned by stat_name(). A Stat
 // is then 24 trivially copyable bytes: an interval's ~500k stats (400k-series fleet) are
 // neither constructed nor destroyed one by one (issue #10).
-std::string_view stat_name(std::string_view name);  // the interned copy (thread-safe)
+// The interned copy of `name` (thread-safe); "" once kMaxStatNames distinct names exist and
+// `name` is not one of them (the caller then emits no such stat).
+inline constexpr size_t kMaxStatNames = 4096;
+std::string_view stat_name(std::string_view name);
 
 struct Stat {
   std::string_view name;  // "count", "rate", "m1_rate", "min", "p99", ...: never dangles
@@ -84,9 +87,14 @@ struct IntervalOutput {
     r.first_stat = static_cast<uint32_t>(stats.size());
     return r;
   }
-  // `name` need not outlive the call: it is interned.
+  // `name` need not outlive the call: it is interned (a name the table refuses is skipped).
   void stat(std::string_view name, double value) {
-    stats.push_back(Stat{stat_name(name), value});
+    if (const std::string_view interned = stat_name(name); !interned.empty())
+      stat_interned(interned, value);
+  }
+  // `name` is a literal or stat_name()'s: no lookup (the rollup's path).
+  void stat_interned(std::string_view name, double value) {
+    stats.push_back(Stat{name, value});
     ++records.back().stat_count;
   }
   std::span<const Stat> stats_of(const RollupRecord& r) const {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -24,9 +25,9 @@ TEST(Rollup, AStatsNameOutlivesTheStringItWasGivenAs) {
   out.add(make_series_key(Level::App, "a", "", -1, "m", {}), SeriesKind::Distribution);
   {
     std::string name = "p99";
-    name += "_max";  // built at run time, on the heap's side of a short string
+    name += "_max";  // built at run time
     out.stat(name, 1.5);
-    name.assign(40, 'x');  // its bytes change and move to the heap
+    std::fill(name.begin(), name.end(), 'x');  // its bytes change where they are
   }
   ASSERT_EQ(out.stats.size(), 1u);
   EXPECT_EQ(out.stats[0].name, "p99_max");

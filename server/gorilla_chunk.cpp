@@ -10,8 +10,9 @@ namespace {
 
 // Growth of an open chunk's buffer: 16 bytes at a time while it is small, so a series seen a
 // few times costs a few bytes, not a doubling's slack; then a quarter of what it holds, so a
-// 256-point chunk of ~1 KiB reallocates ~15 times in its life, not ~60 (each a malloc, a copy
-// and a free: most of the memory store's CPU, issue #10). The slack is given back at trim().
+// 256-point chunk of noisy doubles (~1.9 KiB) reallocates ~20 times in its life, not ~120
+// (each a malloc, a copy and a free: most of the memory store's CPU, issue #10). The slack is
+// given back at trim().
 constexpr size_t kGrowBytes = 16;
 constexpr size_t kGeometricFrom = 64;
 

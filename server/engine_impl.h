@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/ewma.h"
+#include "common/string_hash.h"
 #include "server/block_vector.h"
 #include "server/engine.h"
 #include "server/fork_join_pool.h"
@@ -36,10 +37,6 @@ namespace statherd::server {
 inline constexpr int64_t kNoInterval = std::numeric_limits<int64_t>::min();
 
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
 using InternMap = std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>>;
 
 struct AgentState {

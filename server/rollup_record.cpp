@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "common/log.h"
+#include "common/string_hash.h"
 #include "server/series_point.h"
 
 namespace statherd::server {
@@ -34,14 +35,10 @@ std::string_view stat_name(std::string_view name) {
   // name beyond it is refused (""): its stat is not emitted, and a warning says so once.
   // Kept for the process' life, exit included (never destroyed: a Stat may point into it while
   // another thread still emits), and nodes never move.
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   static std::mutex& mu = *new std::mutex;
   // The rollup's own names (server/rollup.cpp, engine_rollup_shards.cpp) are in from the start,
   // so names sent by agents cannot crowd them out.
-  static auto& names = *new std::unordered_set<std::string, Hash, std::equal_to<>>{
+  static auto& names = *new std::unordered_set<std::string, StringHash, std::equal_to<>>{
       "count", "sum",  "rate", "m1_rate", "m5_rate", "m15_rate", "last", "min", "max",
       "mean",  "p50",  "p75",  "p90",     "p95",     "p99",      "p999"};
   static bool warned = false;

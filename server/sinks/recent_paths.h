@@ -14,6 +14,8 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "common/string_hash.h"
+
 namespace statherd::server {
 
 class RecentPaths {
@@ -38,11 +40,7 @@ class RecentPaths {
   size_t size() const { return current_.size() + previous_.size(); }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  using Set = std::unordered_set<std::string, Hash, std::equal_to<>>;
+  using Set = std::unordered_set<std::string, StringHash, std::equal_to<>>;
 
   void rotate(Clock::time_point now) {
     if (now - rotated_ < period_) return;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "server/stop_progress.h"
 
 namespace statherd::server {
 
@@ -75,8 +76,12 @@ struct Daemon::Impl {
     if (stopped) return;
     stopped = true;
     take_over_stop_signals();
+    StopProgress& progress = StopProgress::process();
+    if (options.handle_signals) progress.begin();  // the daemon's: main ends it
+    progress.step("closing the listener");
     server.stop_accepting();
     pipeline.drain();
+    progress.step("stopping HTTP");
     server.stop();
     work.reset();
   }
@@ -98,7 +103,9 @@ void Daemon::run() {
   }
   std::thread http([&d] { d.server.run(); });
   d.ioc.run();
+  StopProgress::process().step("waiting for the HTTP thread");
   http.join();
+  StopProgress::process().step("waiting for the read thread (queries, the last interval's store)");
   d.reads.join();  // the drained interval reaches the store before run() returns
 }
 

@@ -20,6 +20,7 @@
 #include "server/server_config.h"
 #include "server/server_runtime.h"
 #include "server/sink_set.h"
+#include "server/stop_progress.h"
 
 namespace {
 
@@ -96,7 +97,9 @@ int serve(const ServerConfig& config, const std::string& token,
   daemon_options.reload = [&] { runtime.reload(); };
   Daemon daemon(daemon_options, pipeline, server, reads);
   daemon.run();   // returns after SIGTERM/SIGINT drained the pipeline to every sink
+  StopProgress::process().step("the sinks delivering what they hold (each up to its stop_timeout)");
   sinks.stop();   // a second SIGTERM/SIGINT meanwhile exits at once (see server/daemon.h)
+  StopProgress::process().end();
   log::info("stopped");
   return 0;
 }

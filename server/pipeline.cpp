@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "server/connection_limits.h"
+#include "server/stop_progress.h"
 #include "server/wal_committer.h"
 
 namespace statherd::server {
@@ -167,17 +168,23 @@ struct Pipeline::Impl {
 
   void drain() {
     std::lock_guard once(drain_mutex);
+    StopProgress& progress = StopProgress::process();
+    progress.step("waiting for the batches being admitted");
     {
       std::unique_lock no_more(admitting);  // every admitted batch is in the committer's queue
       if (drained.exchange(true) || !started) return;
     }
     // What the committer holds is written and its batches queued; then the last interval.
+    progress.step("the WAL committer writing and syncing what it holds");
     if (committer) committer->stop();
+    progress.step("waiting for the pipeline thread (a rollup in progress)");
     std::promise<void> done;
-    asio::post(pipe, [this, &done] {
+    asio::post(pipe, [this, &done, &progress] {
       clock.cancel();
+      progress.step("the last interval: rolling up and handing it to every sink");
       dispatch(engine.drain(now_ms()));
       if (committer) {
+        progress.step("the snapshot at shutdown");
         Status s = engine.snapshot_at(committer->number() + 1, now_ms());
         if (!s) log::warn("snapshot at shutdown failed: " + s.error().to_string());
       }

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -156,6 +157,8 @@ class ManagedProcess:
             try:
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                print(f"{time.strftime('%H:%M:%S')} {self.name} (pid {self.pid}) still running "
+                      f"{timeout} s after SIGTERM: SIGKILL", file=sys.stderr)
                 os.kill(self.pid, signal.SIGKILL)
                 self.popen.wait(timeout=30)
         return self.popen.returncode
@@ -194,6 +197,15 @@ def test_has_failed(testcase):
     if result is None:
         return True
     return any(test is testcase for test, _ in list(result.failures) + list(result.errors))
+
+
+def failure_text(testcase):
+    """The traceback text of `testcase`'s failure or error, when the result holds one."""
+    result = getattr(getattr(testcase, "_outcome", None), "result", None)
+    if result is None:
+        return "(no test result to show the failure from)"
+    texts = [text for test, text in list(result.failures) + list(result.errors) if test is testcase]
+    return "\n".join(texts) or "(the failure is not in the result yet)"
 
 
 class TempFilesMixin:

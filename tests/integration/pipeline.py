@@ -110,6 +110,9 @@ class PipelineTestCase(unittest.TestCase):
                     print(f"stopping {proc.name}: {exc!r}", file=sys.stderr)
         if failed:
             print(f"\n===== logs of failed test {self.id()} (dir {self.workdir}) =====", file=sys.stderr)
+            # The failure first: a CI summary that keeps only the head and tail of a long output
+            # would otherwise cut it (it is printed again after the logs by unittest).
+            print(harness.failure_text(self), file=sys.stderr)
             seen = set()
             for thing in self.managed:
                 proc = getattr(thing, "process", None)

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "common/log.h"
@@ -180,24 +181,57 @@ uint32_t Engine::Impl::agg_for(Level level, const SourceIdentity& id, const Samp
   return idx;
 }
 
+namespace {
+
+// A slot's key: source, kind, a distribution's form (a histogram and a summary under one name,
+// after a deploy that changed the metric's type, each keep their own previous cumulative
+// state), name, then "\0tag\1value" per tag. `part` calls go in that order.
+template <class Part>
+void key_parts(uint32_t src, const Sample& s, Part&& part) {
+  part(std::string_view(reinterpret_cast<const char*>(&src), sizeof src));
+  const char kind = static_cast<char>(s.kind);
+  part(std::string_view(&kind, 1));
+  if (s.kind == Kind::Distribution && s.dist) {
+    const char form = static_cast<char>(s.dist->form);
+    part(std::string_view(&form, 1));
+  }
+  part(s.name);
+  for (const auto& [tk, tv] : s.tags) {
+    part(std::string_view("\0", 1));
+    part(tk);
+    part(std::string_view("\1", 1));
+    part(tv);
+  }
+}
+
+// The steady case (the series at this position of the source's batch is the one it was last
+// time) compares the key in place instead of building it: no copy of the name and tags. The
+// length is checked first (the slot is in cache, its key's bytes usually are not).
+bool key_matches(std::string_view key, uint32_t src, const Sample& s) {
+  size_t length = 0;
+  key_parts(src, s, [&length](std::string_view p) { length += p.size(); });
+  if (length != key.size()) return false;
+  const char* at = key.data();
+  bool same = true;
+  key_parts(src, s, [&](std::string_view p) {
+    same = same && std::memcmp(at, p.data(), p.size()) == 0;
+    at += p.size();
+  });
+  return same;
+}
+
+}  // namespace
+
 uint32_t Engine::Impl::slot_for(uint32_t src, size_t pos, const Sample& s, int64_t start,
                                 int64_t now_ms) {
-  std::string& k = key_buf;
-  k.clear();
-  k.append(reinterpret_cast<const char*>(&src), sizeof src);
-  k.push_back(static_cast<char>(s.kind));
-  // A distribution's form is part of its slot: a histogram and a summary under one name (a
-  // deploy that changed the metric's type) each keep their own previous cumulative state.
-  if (s.kind == Kind::Distribution && s.dist) k.push_back(static_cast<char>(s.dist->form));
-  k.append(s.name);
-  for (const auto& [tk, tv] : s.tags) {
-    k.push_back('\0'); k.append(tk); k.push_back('\1'); k.append(tv);
-  }
   SourceState& source = sources[src];
   if (pos < source.order.size()) {
     uint32_t c = source.order[pos];
-    if (c != kNone && slots[c].alive && slots[c].key == k) return c;
+    if (c != kNone && slots[c].alive && key_matches(slots[c].key, src, s)) return c;
   }
+  std::string& k = key_buf;
+  k.clear();
+  key_parts(src, s, [&k](std::string_view p) { k.append(p); });
   auto remember = [&](uint32_t id) {
     if (pos >= source.order.size()) {
       if (pos > 1'000'000) return id;

@@ -22,18 +22,33 @@ class SeriesCache {
   static constexpr uint64_t kIdleEmits = 16;
   static constexpr uint64_t kSweepEvery = 8;
 
-  void begin_emit() { ++emit_; }
+  void begin_emit() {
+    ++emit_;
+    next_ = 0;
+  }
   // The entry of key `id` (never 0), value-initialized the first time (then `made` is true);
   // marks it seen.
+  // An emit asks for the series in the order of the last one, and entries are made in that
+  // order: the entry after the last one returned is tried first (sequential memory, no table
+  // line touched); anything else is the table lookup.
   Entry& get(uint64_t id, bool& made) {
     assert(id != 0);  // 0 marks a free slot (SeriesKey ids start at 1)
+    made = false;
+    if (next_ < used_) {
+      Slot& s = slot(next_);
+      if (s.id == id) {
+        s.last_seen = emit_;
+        ++next_;
+        return s.entry;
+      }
+    }
     if ((size_ + 1) * 4 > table_.size() * 3) grow();
     size_t i = home(id);
     for (; table_[i] != kEmpty; i = (i + 1) & mask_) {
       Slot& s = slot(table_[i]);
       if (s.id == id) {
         s.last_seen = emit_;
-        made = false;
+        next_ = table_[i] + 1;
         return s.entry;
       }
     }
@@ -44,6 +59,7 @@ class SeriesCache {
     s.id = id;
     s.last_seen = emit_;
     made = true;
+    next_ = at + 1;
     return s.entry;
   }
   // Ends an emit; every kSweepEvery emits, drops the idle entries, on_drop(entry) first.
@@ -66,6 +82,7 @@ class SeriesCache {
     mask_ = 0;
     size_ = 0;
     used_ = 0;
+    next_ = 0;
   }
   template <class Fn>
   void for_each(Fn&& fn) {
@@ -128,6 +145,7 @@ class SeriesCache {
   std::vector<std::unique_ptr<Slot[]>> blocks_;
   std::vector<uint32_t> free_;
   uint32_t used_ = 0;  // slots handed out (free ones included)
+  uint32_t next_ = 0;  // the slot after the one get() returned last
   std::vector<uint32_t> table_;
   size_t mask_ = 0;
   size_t size_ = 0;

@@ -105,6 +105,8 @@ class DistIntervalsTest(pipeline.PipelineTestCase):
 
     def step(self, writers, value):
         for w in writers:
+            if w.poll() is not None:  # said plainly, not as a BrokenPipeError
+                self.fail(f"writer pid {w.pid} exited with {w.returncode} (its stderr is above)")
             w.stdin.write(f"{value} {PER_STEP}\n")
             w.stdin.flush()
         for w in writers:
@@ -136,7 +138,7 @@ class DistIntervalsTest(pipeline.PipelineTestCase):
             if k == 3:  # a recycled worker: the old one exits, a new process takes over
                 old = writers.pop(0)
                 old.stdin.close()
-                old.wait(timeout=10)
+                old.wait(timeout=60)
                 writers.append(self.start_writer(0))  # text: same port, its count restarts
             self.step(writers, 0.1)
         self.wait_more_intervals_api(2)
@@ -192,7 +194,7 @@ class DistIntervalsTest(pipeline.PipelineTestCase):
             if k == 5:  # a recycled worker
                 old = writers.pop(0)
                 old.stdin.close()
-                old.wait(timeout=10)
+                old.wait(timeout=60)
                 writers.append(self.start_writer(0))
             self.step(writers, value)
             observed_sum += value * PER_STEP * len(writers)
@@ -209,16 +211,26 @@ class DistIntervalsTest(pipeline.PipelineTestCase):
                            "p50": self.prom.query_one(
                                f'last_over_time({family}{sel[:-1]},quantile="0.5"}}[5m])')}
                     for what, sel in copies.items()}
+        # Every figure is read in one pass that the wait keeps (a query that fails or finds no
+        # series gives None and the wait goes on; a CI run once errored on a None here).
+        last = {}
+
+        def complete():
+            last.clear()
+            last.update(figures())
+            return all(f["count"] == self.observed and None not in f.values()
+                       for f in last.values())
         try:
-            harness.wait_for(lambda: all(f["count"] == self.observed
-                                         for f in figures().values()),
-                             60, interval=0.5, what=f"both copies' _count == {self.observed}")
+            harness.wait_for(complete, 60, interval=0.5,
+                             what=f"both copies' _count == {self.observed}, every figure there")
         except harness.WaitTimeout:
             pass  # the figures say what differs
-        got = figures()
+        got = dict(last)
         report = f"observed {self.observed} (sum {observed_sum:.3f}); Prometheus {got}"
         print(f"\n{report}", file=sys.stderr)
+        self.assertEqual(set(got), set(copies), report)
         for what, f in got.items():
+            self.assertNotIn(None, f.values(), f"{what}: a query found no single series: {report}")
             self.assertEqual(f["count"], self.observed, f"{what}: {report}")
             self.assertAlmostEqual(f["sum"], observed_sum, delta=observed_sum * 1e-6,
                                    msg=f"{what}: {report}")
@@ -273,7 +285,7 @@ class PromTextIntervalsTest(DistIntervalsTest):
         try:
             old = writers.pop(0)
             old.stdin.close()
-            old.wait(timeout=10)
+            old.wait(timeout=60)
             new = self.start_writer(0)
             writers.append(new)
             new.stdin.write(f"0.001 {3 * PER_STEP}\n")  # past the old counts in every bucket

@@ -1,6 +1,7 @@
 #include "server/stop_progress.h"
 
 #include <string>
+#include <system_error>
 
 #include "common/log.h"
 
@@ -32,7 +33,11 @@ void StopProgress::begin() {
   if (begun_) return;
   begun_ = true;
   began_ = step_began_ = Clock::now();
-  watcher_ = std::thread([this] { watch(); });
+  try {
+    watcher_ = std::thread([this] { watch(); });
+  } catch (const std::system_error& e) {  // a diagnostic: the stop goes on without it
+    log::warn(std::string("stop progress not reported: ") + e.what());
+  }
 }
 
 void StopProgress::step(const char* what) {

@@ -159,6 +159,7 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 print(f"{time.strftime('%H:%M:%S')} {self.name} (pid {self.pid}) still running "
                       f"{timeout} s after SIGTERM: SIGKILL", file=sys.stderr)
+                self.killed_at_stop = True  # the test's cleanup then shows and keeps its logs
                 os.kill(self.pid, signal.SIGKILL)
                 self.popen.wait(timeout=30)
         return self.popen.returncode
@@ -201,11 +202,13 @@ def test_has_failed(testcase):
 
 def failure_text(testcase):
     """The traceback text of `testcase`'s failure or error, when the result holds one."""
-    result = getattr(getattr(testcase, "_outcome", None), "result", None)
-    if result is None:
+    try:
+        result = testcase._outcome.result  # pylint: disable=protected-access
+        texts = [text for test, text in list(result.failures) + list(result.errors)
+                 if test is testcase]
+    except Exception:  # noqa: BLE001 - a diagnostic must not break the cleanup
         return "(no test result to show the failure from)"
-    texts = [text for test, text in list(result.failures) + list(result.errors) if test is testcase]
-    return "\n".join(texts) or "(the failure is not in the result yet)"
+    return "\n".join(texts) or "(not in the result: a subTest's, or the process stop's)"
 
 
 class TempFilesMixin:

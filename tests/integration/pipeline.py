@@ -108,6 +108,15 @@ class PipelineTestCase(unittest.TestCase):
                     proc.stop(timeout=10)
                 except Exception as exc:  # noqa: BLE001 - keep stopping the others
                     print(f"stopping {proc.name}: {exc!r}", file=sys.stderr)
+        killed = [t.process.name for t in self.managed
+                  if getattr(getattr(t, "process", None), "killed_at_stop", False)]
+        if killed and not failed:  # a stop that needed SIGKILL: its logs say which step hung
+            print(f"\n===== {', '.join(killed)} needed SIGKILL to stop: logs kept "
+                  f"(dir {self.workdir}) =====", file=sys.stderr)
+            for thing in self.managed:
+                proc = getattr(thing, "process", None)
+                if proc is not None and getattr(proc, "killed_at_stop", False):
+                    print(f"----- {proc.name} -----\n{proc.log_tail(3000)}", file=sys.stderr)
         if failed:
             print(f"\n===== logs of failed test {self.id()} (dir {self.workdir}) =====", file=sys.stderr)
             # The failure first: a CI summary that keeps only the head and tail of a long output
@@ -119,7 +128,7 @@ class PipelineTestCase(unittest.TestCase):
                 if proc is not None and proc.stderr_path not in seen:
                     seen.add(proc.stderr_path)
                     print(f"----- {proc.name} -----\n{proc.log_tail()}", file=sys.stderr)
-        if not failed and not os.environ.get("STATHERD_KEEP_TMP"):
+        if not failed and not killed and not os.environ.get("STATHERD_KEEP_TMP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- starting things ------------------------------------------------------------------

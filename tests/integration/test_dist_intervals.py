@@ -216,17 +216,19 @@ class DistIntervalsTest(pipeline.PipelineTestCase):
         last = {}
 
         def complete():
+            fresh = figures()  # may raise (a query timed out): the last complete pass stays
             last.clear()
-            last.update(figures())
+            last.update(fresh)
             return all(f["count"] == self.observed and None not in f.values()
                        for f in last.values())
+        waited = ""
         try:
             harness.wait_for(complete, 60, interval=0.5,
                              what=f"both copies' _count == {self.observed}, every figure there")
-        except harness.WaitTimeout:
-            pass  # the figures say what differs
+        except harness.WaitTimeout as exc:
+            waited = f"; {exc}"  # with the last error, if a query raised
         got = dict(last)
-        report = f"observed {self.observed} (sum {observed_sum:.3f}); Prometheus {got}"
+        report = f"observed {self.observed} (sum {observed_sum:.3f}); Prometheus {got}{waited}"
         print(f"\n{report}", file=sys.stderr)
         self.assertEqual(set(got), set(copies), report)
         for what, f in got.items():

@@ -32,8 +32,9 @@ TEST(SeriesCache, RepeatedOrderWithChurnMatchesAModel) {
   std::vector<uint64_t> order;
   uint64_t next_id = 1;
   for (int k = 0; k < 2000; ++k) order.push_back(scatter(next_id++));
-  std::map<uint64_t, Entry*> model;
-  for (int e = 0; e < 60; ++e) {
+  std::map<uint64_t, std::pair<Entry*, uint64_t>> model;  // id -> (address, last emit asked)
+  uint64_t dropped = 0;
+  for (uint64_t e = 1; e <= 60; ++e) {
     cache.begin_emit();
     for (int c = 0; c < 40; ++c) order.erase(order.begin() + static_cast<long>(rng() % order.size()));
     for (int c = 0; c < 40; ++c)
@@ -47,16 +48,27 @@ TEST(SeriesCache, RepeatedOrderWithChurnMatchesAModel) {
       auto it = model.find(id);
       ASSERT_EQ(made, it == model.end()) << id << " emit " << e;
       if (made) {
+        ASSERT_EQ(entry.id, 0u);  // value-initialized, not a dropped entry's leftovers
         entry.id = id;
-        model[id] = &entry;
+        model[id] = {&entry, e};
       } else {
-        ASSERT_EQ(&entry, it->second) << id;
+        ASSERT_EQ(&entry, it->second.first) << id;
         ASSERT_EQ(entry.id, id);
+        it->second.second = e;
       }
     }
-    cache.end_emit([&](Entry& gone) { model.erase(gone.id); });
+    // Only entries idle for kIdleEmits are dropped: a hit that forgot to mark the entry seen
+    // would drop a live one here.
+    cache.end_emit([&](Entry& gone) {
+      auto it = model.find(gone.id);
+      ASSERT_NE(it, model.end()) << gone.id;
+      EXPECT_GE(e - it->second.second, Cache::kIdleEmits) << gone.id << " dropped while asked";
+      model.erase(it);
+      ++dropped;
+    });
     ASSERT_EQ(cache.size(), model.size()) << "emit " << e;
   }
+  EXPECT_GT(dropped, 0u);
 }
 
 // Random ids over many emits against a model: an entry keeps its address and contents while

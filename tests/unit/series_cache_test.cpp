@@ -22,6 +22,28 @@ uint64_t scatter(uint64_t x) {
   return (x ^ (x >> 31)) | 1;
 }
 
+using Model = std::map<uint64_t, std::pair<Entry*, uint64_t>>;  // id -> (address, last emit asked)
+
+// Asks the cache for `id` in emit `emit`; checks the answer against the model and updates it:
+// an entry keeps its address and contents while asked, and a new one comes value-initialized.
+void ask(SeriesCache<Entry>& cache, Model& model, uint64_t id, uint64_t emit) {
+  bool made = false;
+  Entry& entry = cache.get(id, made);
+  auto it = model.find(id);
+  ASSERT_EQ(made, it == model.end()) << id << " emit " << emit;
+  if (made) {
+    ASSERT_EQ(entry.id, 0u);  // not a dropped entry's leftovers
+    ASSERT_EQ(entry.uses, 0);
+    entry.id = id;
+    model[id] = {&entry, emit};
+  } else {
+    ASSERT_EQ(&entry, it->second.first) << id;
+    ASSERT_EQ(entry.id, id);
+    it->second.second = emit;
+  }
+  ++entry.uses;
+}
+
 // The emit order repeats (the engine's order), with churn: some ids leave, new ones come at
 // random places, a run is asked twice and the order is sometimes reversed. Every answer matches
 // the model whether the sequential guess hit or the table answered.
@@ -32,7 +54,7 @@ TEST(SeriesCache, RepeatedOrderWithChurnMatchesAModel) {
   std::vector<uint64_t> order;
   uint64_t next_id = 1;
   for (int k = 0; k < 2000; ++k) order.push_back(scatter(next_id++));
-  std::map<uint64_t, std::pair<Entry*, uint64_t>> model;  // id -> (address, last emit asked)
+  Model model;
   uint64_t dropped = 0;
   for (uint64_t e = 1; e <= 60; ++e) {
     cache.begin_emit();
@@ -42,21 +64,7 @@ TEST(SeriesCache, RepeatedOrderWithChurnMatchesAModel) {
     std::vector<uint64_t> asked = order;
     if (e % 7 == 3) std::reverse(asked.begin(), asked.end());
     asked.insert(asked.begin() + 500, order.begin() + 100, order.begin() + 200);  // twice
-    for (uint64_t id : asked) {
-      bool made = false;
-      Entry& entry = cache.get(id, made);
-      auto it = model.find(id);
-      ASSERT_EQ(made, it == model.end()) << id << " emit " << e;
-      if (made) {
-        ASSERT_EQ(entry.id, 0u);  // value-initialized, not a dropped entry's leftovers
-        entry.id = id;
-        model[id] = {&entry, e};
-      } else {
-        ASSERT_EQ(&entry, it->second.first) << id;
-        ASSERT_EQ(entry.id, id);
-        it->second.second = e;
-      }
-    }
+    for (uint64_t id : asked) ASSERT_NO_FATAL_FAILURE(ask(cache, model, id, e));
     // Only entries idle for kIdleEmits are dropped: a hit that forgot to mark the entry seen
     // would drop a live one here.
     cache.end_emit([&](Entry& gone) {
@@ -77,7 +85,7 @@ TEST(SeriesCache, MatchesAModelThroughGrowthSweepsAndReuse) {
   using Cache = SeriesCache<Entry>;
   Cache cache;
   std::mt19937_64 rng(5);
-  std::map<uint64_t, std::pair<Entry*, uint64_t>> model;  // id -> (address, last emit seen)
+  Model model;
   uint64_t emit = 0, dropped = 0, expected_drops = 0;
   for (int e = 0; e < 200; ++e) {
     cache.begin_emit();
@@ -85,22 +93,7 @@ TEST(SeriesCache, MatchesAModelThroughGrowthSweepsAndReuse) {
     // A drifting window of ids: old ones go idle, new ones come.
     const uint64_t base = 1 + static_cast<uint64_t>(e) * 40;
     for (int k = 0; k < 3000; ++k) {
-      const uint64_t id = scatter(base + rng() % 4000);
-      bool made = false;
-      Entry& entry = cache.get(id, made);
-      auto it = model.find(id);
-      ASSERT_EQ(made, it == model.end()) << id;
-      if (made) {
-        ASSERT_EQ(entry.id, 0u);
-        ASSERT_EQ(entry.uses, 0);
-        entry.id = id;
-        model[id] = {&entry, emit};
-      } else {
-        ASSERT_EQ(&entry, it->second.first) << id;
-        ASSERT_EQ(entry.id, id);
-        it->second.second = emit;
-      }
-      ++entry.uses;
+      ASSERT_NO_FATAL_FAILURE(ask(cache, model, scatter(base + rng() % 4000), emit));
     }
     if (emit % Cache::kSweepEvery == 0) {
       for (auto it = model.begin(); it != model.end();) {

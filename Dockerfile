@@ -16,7 +16,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
        cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-json3-dev \
-       libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev dpkg-dev file \
+       libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev libgoogle-perftools-dev dpkg-dev file \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The compile inputs first: a change to the docs, configs or packaging files does not recompile.
@@ -27,6 +27,7 @@ COPY agent/ agent/
 COPY server/ server/
 # Only the two daemons: no tests, no benchmarks (a packager's plain Release build, no -Werror).
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSTATHERD_TESTS=OFF -DSTATHERD_BENCH=OFF \
+             -DSTATHERD_MALLOC=tcmalloc \
     && cmake --build /build -j"$(nproc)" --target statherd-server statherd-agent
 COPY README.md LICENSE ./
 COPY config/ config/

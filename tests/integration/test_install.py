@@ -114,7 +114,8 @@ class DebianPackageTest(unittest.TestCase):
         self.assertEqual(self.field("Architecture"), arch)
         depends = [d.strip().split(" ")[0] for d in self.field("Depends").split(",")]
         # From dpkg-shlibdeps on the binaries, plus passwd for useradd in postinst.
-        for package in ("libc6", "libstdc++6", "libyaml-cpp0.7", "passwd"):
+        # libtcmalloc-minimal4: the server's allocator (CMakeLists.txt STATHERD_MALLOC, auto).
+        for package in ("libc6", "libstdc++6", "libyaml-cpp0.7", "libtcmalloc-minimal4", "passwd"):
             self.assertIn(package, depends)
         self.assertIn("statherd-agent", self.field("Description"))
         info = run(["dpkg-deb", "--info", self.deb])

@@ -101,6 +101,7 @@ PrometheusSink::~PrometheusSink() = default;
 void PrometheusSink::emit(const IntervalOutput& out) {
   std::shared_ptr<const std::string> stale;  // freed after the lock is released
   std::lock_guard lock(mutex_);
+  cache_.begin_emit();
   for (const RollupRecord& r : out.records)
     if (r.key) emit_record(r, out);
   if (!out.reemit) expire(out.start_s, out.interval_s);
@@ -111,10 +112,10 @@ void PrometheusSink::emit(const IntervalOutput& out) {
 }
 
 PrometheusSink::KeyCache& PrometheusSink::cache_for(const RollupRecord& r) {
-  auto [it, fresh] = cache_.try_emplace(r.key->id);
-  KeyCache& c = it->second;
+  bool fresh = false;
+  KeyCache& c = cache_.get(r.key->id, fresh);
   if (fresh) {
-    keys_by_start_[INT64_MIN].push_back(r.key->id);  // leaves unless a record lists it later
+    keys_at(INT64_MIN).push_back(r.key->id);  // leaves unless a record lists it later
     c.key = r.key;
     c.kind = r.kind;
     c.summary.role = PromRole::SummaryCount;  // stands for the summary itself
@@ -155,7 +156,7 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
   const int64_t start = out.start_s;
   if (!out.reemit && start > c.last_start_s) {
     c.last_start_s = start;
-    keys_by_start_[start].push_back(r.key->id);
+    keys_at(start).push_back(r.key->id);
   }
   // No "sum" stat: the interval's sum is unknown (Distribution::sum_unknown); _sum stays.
   double count = 0, sum = std::numeric_limits<double>::quiet_NaN();
@@ -250,7 +251,7 @@ PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string
   fk->second.members.push_back(id);
   index_.insert(map_key, id);
   ++counters_.series;
-  series_by_start_[INT64_MIN].push_back(s);  // expires unless an update lists it later
+  series_at(INT64_MIN).push_back(s);  // expires unless an update lists it later
   return s;
 }
 
@@ -312,7 +313,23 @@ void PrometheusSink::set_total(Series& s, int64_t start_s, double count, double 
 void PrometheusSink::touch(Series& s, int64_t start_s) {
   if (start_s <= s.last_start_s) return;
   s.last_start_s = start_s;
-  series_by_start_[start_s].push_back(&s);
+  series_at(start_s).push_back(&s);
+}
+
+std::vector<PrometheusSink::Series*>& PrometheusSink::series_at(int64_t start_s) {
+  if (series_at_ == nullptr || series_at_start_ != start_s) {
+    series_at_ = &series_by_start_[start_s];
+    series_at_start_ = start_s;
+  }
+  return *series_at_;
+}
+
+std::vector<uint64_t>& PrometheusSink::keys_at(int64_t start_s) {
+  if (keys_at_ == nullptr || keys_at_start_ != start_s) {
+    keys_at_ = &keys_by_start_[start_s];
+    keys_at_start_ = start_s;
+  }
+  return *keys_at_;
 }
 
 // Only what was last updated before oldest_kept is looked at: the series and keys listed
@@ -321,6 +338,8 @@ void PrometheusSink::touch(Series& s, int64_t start_s) {
 // start that remains).
 void PrometheusSink::expire(int64_t newest_start_s, int64_t interval_s) {
   const int64_t oldest_kept = newest_start_s - options_.expire_intervals * std::max<int64_t>(1, interval_s);
+  series_at_ = nullptr;  // the lists erased below may be the ones they point at
+  keys_at_ = nullptr;
   std::vector<Series*> idle;
   while (!series_by_start_.empty() && series_by_start_.begin()->first < oldest_kept) {
     for (Series* s : series_by_start_.begin()->second)
@@ -334,19 +353,19 @@ void PrometheusSink::expire(int64_t newest_start_s, int64_t interval_s) {
   counters_.series_expired += idle.size();
   while (!keys_by_start_.empty() && keys_by_start_.begin()->first < oldest_kept) {
     for (uint64_t id : keys_by_start_.begin()->second)
-      if (auto c = cache_.find(id); c != cache_.end() && c->second.last_start_s < oldest_kept)
-        cache_.erase(c);
+      if (const KeyCache* c = cache_.find(id); c != nullptr && c->last_start_s < oldest_kept)
+        cache_.erase(id);
     keys_by_start_.erase(keys_by_start_.begin());
   }
 }
 
 void PrometheusSink::remove(const Series& s) {
   for (uint64_t id : s.cached_by) {  // no cache entry may reach it any more
-    auto c = cache_.find(id);
-    if (c == cache_.end()) continue;
-    for (Slot& slot : c->second.slots)
+    KeyCache* c = cache_.find(id);
+    if (c == nullptr) continue;
+    for (Slot& slot : c->slots)
       if (slot.series == &s) slot.series = nullptr;
-    if (c->second.summary.series == &s) c->second.summary.series = nullptr;
+    if (c->summary.series == &s) c->summary.series = nullptr;
   }
   index_.erase(index_key(s), [this](uint32_t id) { return index_key(*series_[id]); });
   const Families::iterator family = s.family;

@@ -71,6 +71,7 @@
 
 #include "server/id_index.h"
 #include "server/sinks/prometheus_names.h"
+#include "server/sinks/series_cache.h"
 #include "server/sinks/sink.h"
 
 namespace statherd::server {
@@ -168,10 +169,18 @@ class PrometheusSink : public Sink {
   std::vector<uint32_t> free_ids_;
   IdIndex index_;
   std::string index_key(const Series& s) const;  // family + labels
-  std::unordered_map<uint64_t, KeyCache> cache_;            // key: SeriesKey::id
+  // By SeriesKey::id; expire() drops the idle ones (not the cache's own idle sweep).
+  SeriesCache<KeyCache> cache_;
   // expire() looks only at the oldest starts: series and keys by a start they were updated at.
   std::map<int64_t, std::vector<Series*>> series_by_start_;
   std::map<int64_t, std::vector<uint64_t>> keys_by_start_;
+  // The lists of the newest start touched (an emit lists every series and key under its
+  // start: one map lookup per emit, not per record).
+  std::vector<Series*>& series_at(int64_t start_s);
+  std::vector<uint64_t>& keys_at(int64_t start_s);
+  int64_t series_at_start_ = INT64_MIN, keys_at_start_ = INT64_MIN;
+  std::vector<Series*>* series_at_ = nullptr;
+  std::vector<uint64_t>* keys_at_ = nullptr;
   std::vector<std::pair<double, double>> quantiles_;        // emit_record()'s scratch
   // Every stat name seen (a few dozen): slots hold an index, not a string each.
   std::vector<std::string> stat_names_;

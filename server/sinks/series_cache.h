@@ -62,6 +62,19 @@ class SeriesCache {
     next_ = at + 1;
     return s.entry;
   }
+  // The entry of key `id`, or nullptr; does not mark it seen.
+  Entry* find(uint64_t id) {
+    if (table_.empty()) return nullptr;
+    for (size_t i = home(id); table_[i] != kEmpty; i = (i + 1) & mask_)
+      if (slot(table_[i]).id == id) return &slot(table_[i]).entry;
+    return nullptr;
+  }
+  // Drops the entry of key `id` if there is one (for a sink that expires entries itself).
+  void erase(uint64_t id) {
+    if (table_.empty()) return;
+    for (size_t i = home(id); table_[i] != kEmpty; i = (i + 1) & mask_)
+      if (slot(table_[i]).id == id) return drop(id, table_[i]);
+  }
   // Ends an emit; every kSweepEvery emits, drops the idle entries, on_drop(entry) first.
   template <class Fn>
   void end_emit(Fn&& on_drop) {

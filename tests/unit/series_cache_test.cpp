@@ -79,6 +79,54 @@ TEST(SeriesCache, RepeatedOrderWithChurnMatchesAModel) {
   EXPECT_GT(dropped, 0u);
 }
 
+// A sink that expires entries itself (the Prometheus sink) finds and erases by id: find()
+// answers what get() made without making or marking anything, erase() drops one entry and
+// leaves every other reachable (colliding ids: the table's runs close up behind the erased one).
+TEST(SeriesCache, FindAndEraseMatchAModel) {
+  using Cache = SeriesCache<Entry>;
+  Cache cache;
+  std::mt19937_64 rng(23);
+  std::map<uint64_t, Entry*> model;
+  EXPECT_EQ(cache.find(5), nullptr);  // empty: no table yet
+  cache.erase(5);
+  for (int round = 0; round < 40; ++round) {
+    cache.begin_emit();
+    for (int k = 0; k < 300; ++k) {
+      const uint64_t id = scatter(1 + rng() % 3000);
+      bool made = false;
+      Entry& e = cache.get(id, made);
+      ASSERT_EQ(made, !model.count(id)) << id;
+      if (made) e.id = id;
+      model[id] = &e;
+    }
+    for (int k = 0; k < 200; ++k) {
+      const uint64_t id = scatter(1 + rng() % 3000);
+      if (rng() % 2) {
+        cache.erase(id);
+        model.erase(id);
+      }
+      Entry* found = cache.find(id);
+      auto it = model.find(id);
+      ASSERT_EQ(found, it == model.end() ? nullptr : it->second) << id;
+    }
+    ASSERT_EQ(cache.size(), model.size());
+    for (const auto& [id, entry] : model) ASSERT_EQ(cache.find(id), entry) << id;
+    cache.end_emit([&](Entry& gone) { model.erase(gone.id); });
+  }
+  // find() does not mark an entry seen: one only found is dropped once idle.
+  cache.clear([](Entry&) {});
+  bool made = false;
+  cache.begin_emit();
+  cache.get(9, made).id = 9;
+  for (uint64_t e = 0; e < 2 * Cache::kIdleEmits; ++e) {
+    cache.begin_emit();
+    ASSERT_NE(cache.find(9), nullptr);
+    cache.end_emit([](Entry&) {});
+    if (cache.size() == 0) break;
+  }
+  EXPECT_EQ(cache.size(), 0u);
+}
+
 // Random ids over many emits against a model: an entry keeps its address and contents while
 // seen, is dropped (on_drop first) once idle for kIdleEmits at a sweep, and comes back fresh.
 TEST(SeriesCache, MatchesAModelThroughGrowthSweepsAndReuse) {

@@ -54,24 +54,30 @@ int64_t Engine::Impl::idle_clock(uint32_t source, int64_t now_ms) const {
 
 void Engine::Impl::expire_idle(int64_t now_ms) {
   const int64_t idle = opt.idle_timeout.count();
-  // The scan (an agent lookup per series) runs on the rollup's threads, read-only; the series
-  // found idle are then dropped in id order, as one thread would (dropping one changes no
-  // other's idle_clock).
+  // Each source's idle clock once (an agent lookup by name each: a series has one source, and
+  // a source ~100 series), then the scan of the series on the rollup's threads, read-only; the
+  // series found idle are then dropped in id order, as one thread would (dropping one changes
+  // no idle_clock).
+  std::vector<int64_t> clock(sources.size());
+  for (uint32_t i = 0; i < sources.size(); ++i) clock[i] = idle_clock(i, now_ms);
   const size_t per_chunk = std::max<size_t>(opt.min_shard_series, 1);
   const size_t chunks = pool ? std::clamp<size_t>(slots.size() / per_chunk, 1, pool->size()) : 1;
   std::vector<std::vector<uint32_t>> idle_slots(chunks);
   run_parallel(chunks, [&](size_t chunk) {
     const size_t end = slots.size() * (chunk + 1) / chunks;
-    for (size_t i = slots.size() * chunk / chunks; i < end; ++i)
-      if (slots[i].alive && idle_clock(slots[i].source, now_ms) - slots[i].last_seen_ms > idle)
-        idle_slots[chunk].push_back(static_cast<uint32_t>(i));
+    for (size_t i = slots.size() * chunk / chunks; i < end; ++i) {
+      if (!slots[i].alive) continue;
+      const uint32_t source = slots[i].source;
+      const int64_t at = source < clock.size() ? clock[source] : idle_clock(source, now_ms);
+      if (at - slots[i].last_seen_ms > idle) idle_slots[chunk].push_back(static_cast<uint32_t>(i));
+    }
   });
   for (const auto& ids : idle_slots)
     for (uint32_t i : ids) kill_slot(i);
   const int64_t watermark = intervals.empty() ? kNoInterval : intervals.back().start;
   for (uint32_t i = 0; i < sources.size(); ++i) {
     SourceState& s = sources[i];
-    if (!s.alive || idle_clock(i, now_ms) - s.last_seen_ms <= idle) continue;
+    if (!s.alive || clock[i] - s.last_seen_ms <= idle) continue;
     s.alive = false;
     source_index.erase(s.id.key());
     --st.sources;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -83,6 +84,10 @@ struct SourceSamples {
   // the agent's previous applied read.
   bool start_is_file_birth = false;
   std::vector<Sample> samples;
+  // Or, from decode_batch_lazy() (common/wire.h): the samples still encoded, validated,
+  // `encoded_count` of them in `encoded` (bytes its Batch owns); for_each_sample() reads both.
+  std::string_view encoded;
+  uint64_t encoded_count = 0;
 };
 
 // A source that could not be read this scrape.

@@ -22,6 +22,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <string_view>
 
 namespace statherd {
@@ -336,7 +337,18 @@ void read_sample(Reader& r, Sample& s) {
   }
 }
 
-void read_source(Reader& r, SourceSamples& src, uint64_t& samples_left) {
+// read_sample() into a Sample reused sample after sample: what one kind sets, another leaves.
+void read_sample_again(Reader& r, Sample& s) {
+  s.text.clear();
+  s.dist.reset();
+  s.value = 0;
+  read_sample(r, s);
+}
+
+// `scratch`: read the samples into it, one after the other (validated), and keep them encoded
+// in src.encoded, which views `payload` (the bytes r reads, at r's offset 0).
+void read_source(Reader& r, SourceSamples& src, uint64_t& samples_left, Sample* scratch,
+                 const char* payload) {
   r.str(src.id.host);
   r.str(src.id.app);
   src.id.pid = r.zz();
@@ -349,6 +361,13 @@ void read_source(Reader& r, SourceSamples& src, uint64_t& samples_left) {
   // name (2) + tag count (1) + kind (1) + timestamp (1) + text length (1).
   uint64_t n = r.count(samples_left, kMinSampleBytes, "sample", true);
   samples_left -= n;
+  if (scratch) {
+    const size_t begin = r.offset();
+    for (uint64_t i = 0; i < n && !r.failed(); ++i) read_sample_again(r, *scratch);
+    src.encoded = std::string_view(payload + begin, r.offset() - begin);
+    src.encoded_count = n;
+    return;
+  }
   src.samples.resize(n);
   for (auto& s : src.samples) {
     if (r.failed()) return;
@@ -356,12 +375,34 @@ void read_source(Reader& r, SourceSamples& src, uint64_t& samples_left) {
   }
 }
 
+// Limits that refuse nothing: samples validated once are read again under these.
+const WireLimits& no_limits() {
+  static const WireLimits all{UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+                              UINT64_MAX};
+  return all;
+}
+
 }  // namespace
 
 size_t Batch::sample_count() const {
   size_t n = 0;
-  for (const auto& s : sources) n += s.samples.size();
+  for (const auto& s : sources) n += s.samples.size() + s.encoded_count;
   return n;
+}
+
+void for_each_sample(const SourceSamples& src,
+                     const std::function<void(size_t, const Sample&)>& fn) {
+  for (size_t i = 0; i < src.samples.size(); ++i) fn(i, src.samples[i]);
+  if (src.encoded_count == 0) return;
+  Reader r(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(src.encoded.data()),
+                                    src.encoded.size()),
+           no_limits());
+  Sample s;
+  for (uint64_t i = 0; i < src.encoded_count; ++i) {
+    read_sample_again(r, s);
+    if (r.failed()) throw std::runtime_error("encoded samples do not read: " + r.error());
+    fn(src.samples.size() + i, s);
+  }
 }
 
 std::string encode_batch(const Batch& batch) {
@@ -392,8 +433,11 @@ std::string encode_batch(const Batch& batch) {
   return out;
 }
 
-Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& limits,
-                           bool* over_limit) {
+namespace {
+
+// decode_batch, or with `payload` (a copy of `bytes`) decode_batch_lazy.
+Result<Batch> decode(std::span<const uint8_t> bytes, const WireLimits& limits, bool* over_limit,
+                     std::shared_ptr<const std::string> payload) {
   if (over_limit) *over_limit = false;
   if (bytes.size() < 4 || std::memcmp(bytes.data(), "SHB", 3) != 0)
     return make_error("not a statherd batch (bad magic)",
@@ -410,9 +454,11 @@ Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& lim
   uint64_t nsrc = r.count(limits.max_sources, kMinSourceBytes, "source", true);
   b.sources.resize(nsrc);
   uint64_t samples_left = limits.max_samples;
+  Sample scratch;
   for (auto& src : b.sources) {
     if (r.failed()) break;
-    read_source(r, src, samples_left);
+    read_source(r, src, samples_left, payload ? &scratch : nullptr,
+                payload ? payload->data() + 4 : nullptr);
   }
   uint64_t nerr = r.count(limits.max_errors, 2, "error");
   b.errors.resize(nerr);
@@ -427,7 +473,23 @@ Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& lim
                       "the agent splits it; or raise the server's limits");
   }
   if (r.failed()) return make_error("malformed batch: " + r.error() + " (offsets after the 4-byte header)");
+  b.payload = std::move(payload);
   return b;
+}
+
+}  // namespace
+
+Result<Batch> decode_batch(std::span<const uint8_t> bytes, const WireLimits& limits,
+                           bool* over_limit) {
+  return decode(bytes, limits, over_limit, nullptr);
+}
+
+Result<Batch> decode_batch_lazy(std::string_view bytes, const WireLimits& limits,
+                                bool* over_limit) {
+  auto payload = std::make_shared<const std::string>(bytes);
+  const std::span<const uint8_t> view(reinterpret_cast<const uint8_t*>(payload->data()),
+                                      payload->size());
+  return decode(view, limits, over_limit, std::move(payload));
 }
 
 }  // namespace statherd

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -22,8 +24,10 @@ struct Batch {
   int64_t sent_ms = 0;     // when the agent built it (wall clock)
   std::vector<SourceSamples> sources;
   std::vector<SourceError> errors;  // sources that failed this scrape (shown in /api/v1/sources)
+  // decode_batch_lazy(): a copy of the payload, which the sources' `encoded` samples point into.
+  std::shared_ptr<const std::string> payload;
 
-  size_t sample_count() const;
+  size_t sample_count() const;  // decoded and encoded
 };
 
 struct WireLimits {
@@ -46,5 +50,18 @@ inline Result<Batch> decode_batch(std::string_view bytes, const WireLimits& limi
                                                bytes.size()),
                       limits, over_limit);
 }
+
+// As decode_batch, with the same checks and errors, but each source's samples stay encoded
+// (SourceSamples::encoded, into Batch::payload, a copy of `bytes`): validating reads every
+// sample into one reused Sample, so a batch costs no allocation per sample (the server's
+// ingest: issue #10). for_each_sample() reads them again.
+Result<Batch> decode_batch_lazy(std::string_view bytes, const WireLimits& limits = {},
+                                bool* over_limit = nullptr);
+
+// Calls fn(i, sample) for each of src's samples in order, decoded or encoded. An encoded one is
+// read into one Sample reused for the whole source: valid during the call only. Throws
+// std::runtime_error if encoded samples do not read (not from decode_batch_lazy's validation).
+void for_each_sample(const SourceSamples& src,
+                     const std::function<void(size_t, const Sample&)>& fn);
 
 }  // namespace statherd

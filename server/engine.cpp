@@ -404,10 +404,9 @@ void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {
     uint32_t src = source_for(known ? SourceIdentity(*known) : ss.id, batch.agent_id, now_ms);
     bool count_new = ss.fresh || sources[src].batches > 0 ||
                      started_after(ss.id, previous_read_ms);
-    for (size_t i = 0; i < ss.samples.size(); ++i)
-      apply_sample(src, i, count_new, ss.samples[i], now_ms);
+    for_each_sample(ss, [&](size_t i, const Sample& s) { apply_sample(src, i, count_new, s, now_ms); });
     ++sources[src].batches;
-    st.samples_in += ss.samples.size();
+    st.samples_in += ss.samples.size() + ss.encoded_count;
   }
   agent.last_read_ms = std::max(agent.last_read_ms, batch.sent_ms);
   ++st.batches;
@@ -423,7 +422,7 @@ std::optional<Batch> decode_for_ingest(std::string_view body, const WireLimits& 
   Result<Batch> batch = make_error("not decoded");
   bool over_limit = false;
   try {
-    batch = decode_batch(body, limits, &over_limit);
+    batch = decode_batch_lazy(body, limits, &over_limit);
   } catch (const std::bad_alloc&) {  // not acknowledged: the agent keeps it and retries
     out.http_status = 503;
     out.message = "out of memory decoding a batch of " + std::to_string(body.size()) + " bytes";
@@ -486,8 +485,7 @@ void Engine::ingest_local(const SourceSamples& ss, int64_t now_ms) {
   Locked lock(m);
   uint32_t src = m.source_for(ss.id, "statherd-server", now_ms);
   bool count_new = ss.fresh || m.sources[src].batches > 0;
-  for (size_t i = 0; i < ss.samples.size(); ++i)
-    m.apply_sample(src, i, count_new, ss.samples[i], now_ms);
+  for_each_sample(ss, [&](size_t i, const Sample& s) { m.apply_sample(src, i, count_new, s, now_ms); });
   ++m.sources[src].batches;
 }
 

@@ -334,3 +334,115 @@ TEST(Wire, SumUnknownFlagOnASketchIsRefused) {
 
 }  // namespace
 }  // namespace statherd
+
+namespace statherd {
+namespace {
+
+// Every sample of `b` in order, as for_each_sample() hands them out (copies).
+std::vector<std::pair<size_t, Sample>> walk(const Batch& b) {
+  std::vector<std::pair<size_t, Sample>> out;
+  for (const SourceSamples& src : b.sources)
+    for_each_sample(src, [&](size_t i, const Sample& s) { out.emplace_back(i, s); });
+  return out;
+}
+
+// The lazy decode answers what the eager one answers: the same samples (every kind and form,
+// tags; each encoded sample read into one reused Sample: a text's text does not leak into the
+// counter after it, nor a distribution into a gauge), indices, counts, headers and errors.
+TEST(WireLazy, SameSamplesAsTheEagerDecode) {
+  Batch b = sample_batch();
+  // Kinds interleaved so that a reused Sample would carry a field over.
+  SourceSamples& src = b.sources[0];
+  src.samples.push_back(src.samples[2]);  // text
+  src.samples.push_back(Sample{"after.text", {}, Kind::Counter, 5, 9, {}, nullptr});
+  src.samples.push_back(src.samples[3]);  // sketch
+  src.samples.push_back(Sample{"after.dist", {{"k", "v"}}, Kind::Gauge, 6, 1.5, {}, nullptr});
+  const std::string bytes = encode_batch(b);
+  auto eager = decode_batch(bytes);
+  auto lazy = decode_batch_lazy(bytes);
+  ASSERT_TRUE(eager.ok()) << eager.error().to_string();
+  ASSERT_TRUE(lazy.ok()) << lazy.error().to_string();
+  EXPECT_EQ(lazy->agent_id, eager->agent_id);
+  EXPECT_EQ(lazy->seq, eager->seq);
+  EXPECT_EQ(lazy->sent_ms, eager->sent_ms);
+  ASSERT_EQ(lazy->sources.size(), eager->sources.size());
+  for (size_t i = 0; i < lazy->sources.size(); ++i) {
+    EXPECT_EQ(lazy->sources[i].id, eager->sources[i].id);
+    EXPECT_EQ(lazy->sources[i].fresh, eager->sources[i].fresh);
+    EXPECT_TRUE(lazy->sources[i].samples.empty()) << "kept encoded";
+    EXPECT_EQ(lazy->sources[i].encoded_count, eager->sources[i].samples.size());
+  }
+  EXPECT_EQ(lazy->sample_count(), eager->sample_count());
+  EXPECT_EQ(lazy->sample_count(), 10u);
+  ASSERT_EQ(lazy->errors.size(), 1u);
+  EXPECT_EQ(lazy->errors[0].message, eager->errors[0].message);
+  const auto a = walk(*eager), c = walk(*lazy);
+  ASSERT_EQ(a.size(), c.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(c[i].first, a[i].first);
+    EXPECT_TRUE(c[i].second == a[i].second) << "sample " << i << " " << a[i].second.name;
+  }
+  EXPECT_TRUE(c[7].second.text.empty());
+  EXPECT_EQ(c[9].second.dist, nullptr);
+}
+
+// The encoded samples live in the batch's own copy of the payload: the request body may be
+// gone and the batch moved.
+TEST(WireLazy, SamplesOutliveThePayloadTheyCameFrom) {
+  std::string bytes = encode_batch(sample_batch());
+  auto lazy = decode_batch_lazy(bytes);
+  ASSERT_TRUE(lazy.ok());
+  auto held = std::make_shared<const Batch>(std::move(*lazy));
+  const auto expected = walk(*decode_batch(bytes));
+  std::fill(bytes.begin(), bytes.end(), '\xff');
+  bytes.clear();
+  bytes.shrink_to_fit();
+  const auto got = walk(*held);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(got[i].second == expected[i].second) << i;
+}
+
+// Refused exactly when the eager decode refuses, with the same message and over_limit: every
+// truncation, limits, and mutated bytes.
+TEST(WireLazy, RefusesWhatTheEagerDecodeRefuses) {
+  const std::string bytes = encode_batch(sample_batch());
+  auto same = [](std::string_view in, const WireLimits& limits) {
+    bool over_e = false, over_l = true;
+    auto e = decode_batch(in, limits, &over_e);
+    auto l = decode_batch_lazy(in, limits, &over_l);
+    ASSERT_EQ(e.ok(), l.ok()) << in.size();
+    EXPECT_EQ(over_e, over_l);
+    if (!e.ok()) {
+      EXPECT_EQ(l.error().to_string(), e.error().to_string());
+    } else {
+      const auto a = walk(*e), c = walk(*l);
+      ASSERT_EQ(a.size(), c.size());
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i].second == c[i].second) << i;
+    }
+  };
+  for (size_t n = 0; n < bytes.size(); ++n) ASSERT_NO_FATAL_FAILURE(same(bytes.substr(0, n), {}));
+  WireLimits tight;
+  tight.max_samples = 3;
+  same(bytes, tight);
+  tight = WireLimits{};
+  tight.max_string = 8;
+  same(bytes, tight);
+  tight = WireLimits{};
+  tight.max_tags = 1;
+  same(bytes, tight);
+  uint32_t state = 777;
+  int refused = 0;
+  for (int round = 0; round < 5000; ++round) {
+    std::string m = bytes;
+    for (int k = 0; k < 2; ++k) {
+      state = state * 1103515245u + 12345u;
+      m[4 + (state >> 8) % (m.size() - 4)] = static_cast<char>(state >> 24);
+    }
+    ASSERT_NO_FATAL_FAILURE(same(m, {}));
+    refused += decode_batch(m).ok() ? 0 : 1;
+  }
+  EXPECT_GT(refused, 100);
+}
+
+}  // namespace
+}  // namespace statherd

@@ -338,6 +338,20 @@ TEST(Wire, SumUnknownFlagOnASketchIsRefused) {
 namespace statherd {
 namespace {
 
+// b with every source's samples decoded (the lazy ones read out), encoded again: the same
+// samples give the same bytes (a NaN, which a summary's min may be, included).
+std::string materialized(const Batch& b) {
+  Batch m = b;
+  for (auto& src : m.sources) {
+    std::vector<Sample> all;
+    for_each_sample(src, [&](size_t, const Sample& s) { all.push_back(s); });
+    src.samples = std::move(all);
+    src.encoded = {};
+    src.encoded_count = 0;
+  }
+  return encode_batch(m);
+}
+
 // Every sample of `b` in order, as for_each_sample() hands them out (copies).
 std::vector<std::pair<size_t, Sample>> walk(const Batch& b) {
   std::vector<std::pair<size_t, Sample>> out;
@@ -415,9 +429,8 @@ TEST(WireLazy, RefusesWhatTheEagerDecodeRefuses) {
     if (!e.ok()) {
       EXPECT_EQ(l.error().to_string(), e.error().to_string());
     } else {
-      const auto a = walk(*e), c = walk(*l);
-      ASSERT_EQ(a.size(), c.size());
-      for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i].second == c[i].second) << i;
+      EXPECT_EQ(l->sample_count(), e->sample_count());
+      EXPECT_EQ(materialized(*l), encode_batch(*e));
     }
   };
   for (size_t n = 0; n < bytes.size(); ++n) ASSERT_NO_FATAL_FAILURE(same(bytes.substr(0, n), {}));

@@ -62,6 +62,7 @@ class Writer {
     varint(s.size());
     out_.append(s);
   }
+  void raw(std::string_view bytes) { out_.append(bytes); }
 
  private:
   std::string& out_;
@@ -422,8 +423,9 @@ std::string encode_batch(const Batch& batch) {
     w.zz(src.id.start_time_ms);
     w.str(src.id.path);
     w.u8(static_cast<uint8_t>((src.fresh ? 1 : 0) | (src.start_is_file_birth ? 2 : 0)));
-    w.varint(src.samples.size());
+    w.varint(src.samples.size() + src.encoded_count);
     for (const auto& s : src.samples) write_sample(w, s);
+    w.raw(src.encoded);  // a lazily decoded source's samples, as they came
   }
   w.varint(batch.errors.size());
   for (const auto& e : batch.errors) {

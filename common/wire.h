@@ -24,7 +24,8 @@ struct Batch {
   int64_t sent_ms = 0;     // when the agent built it (wall clock)
   std::vector<SourceSamples> sources;
   std::vector<SourceError> errors;  // sources that failed this scrape (shown in /api/v1/sources)
-  // decode_batch_lazy(): a copy of the payload, which the sources' `encoded` samples point into.
+  // decode_batch_lazy(): a copy of the payload, which the sources' `encoded` samples point into
+  // (a SourceSamples copied out must not outlive it; encode_batch() writes them as they are).
   std::shared_ptr<const std::string> payload;
 
   size_t sample_count() const;  // decoded and encoded

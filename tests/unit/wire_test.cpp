@@ -398,6 +398,8 @@ TEST(WireLazy, SameSamplesAsTheEagerDecode) {
   }
   EXPECT_TRUE(c[7].second.text.empty());
   EXPECT_EQ(c[9].second.dist, nullptr);
+  // Encoded again as it is, a lazily decoded batch keeps its samples.
+  EXPECT_EQ(encode_batch(*lazy), bytes);
 }
 
 // The encoded samples live in the batch's own copy of the payload: the request body may be

@@ -404,7 +404,9 @@ void Engine::Impl::apply_batch(const Batch& batch, int64_t now_ms) {
     uint32_t src = source_for(known ? SourceIdentity(*known) : ss.id, batch.agent_id, now_ms);
     bool count_new = ss.fresh || sources[src].batches > 0 ||
                      started_after(ss.id, previous_read_ms);
-    for_each_sample(ss, [&](size_t i, const Sample& s) { apply_sample(src, i, count_new, s, now_ms); });
+    for_each_sample(ss, [&](size_t i, const Sample& s) {
+      apply_sample(src, i, count_new, s, now_ms);
+    });
     ++sources[src].batches;
     st.samples_in += ss.samples.size() + ss.encoded_count;
   }
@@ -485,7 +487,9 @@ void Engine::ingest_local(const SourceSamples& ss, int64_t now_ms) {
   Locked lock(m);
   uint32_t src = m.source_for(ss.id, "statherd-server", now_ms);
   bool count_new = ss.fresh || m.sources[src].batches > 0;
-  for_each_sample(ss, [&](size_t i, const Sample& s) { m.apply_sample(src, i, count_new, s, now_ms); });
+  for_each_sample(ss, [&](size_t i, const Sample& s) {
+    m.apply_sample(src, i, count_new, s, now_ms);
+  });
   ++m.sources[src].batches;
 }
 

@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
+#include <cstdlib>
 
+#include "server/render/functions.h"
+#include "server/render/output.h"
+#include "server/render/target.h"
 #include "server/web/web_page.h"
 
 namespace statherd::server {
@@ -286,44 +291,143 @@ ApiResponse ApiRoutes::ingest_response(const IngestOutcome& outcome) {
 }
 
 ApiResponse ApiRoutes::render(std::string_view query) {
-  std::vector<std::string> targets;
-  std::string from = "-1h", until = "now";
-  size_t max_data_points = 0;
+  // graphite-web 1.1.8's parameters (render/views.py parseOptions): repeated target (or
+  // target[]), from (default -1d), until and now (default the clock), format json|csv|raw,
+  // maxDataPoints, noNullPoints, jsonp, xFilesFactor; the rest (pretty, cacheTimeout,
+  // noCache, local, graph options) changes nothing here.
+  std::vector<std::string> targets, bracket_targets;
+  std::string from = "-1d", until = "now", now_text, format = "json", jsonp;
+  render::OutputOptions output;
+  double xfiles_factor = 0;
   for (auto& [key, value] : parse_query(query)) {
     if (key == "target") targets.push_back(value);
+    else if (key == "target[]") bracket_targets.push_back(value);
     else if (key == "from") from = value;
     else if (key == "until") until = value;
-    else if (key == "format" && value != "json") {
-      return json_error(400, "format '" + value + "' is not supported", "use format=json");
+    else if (key == "now") now_text = value;
+    else if (key == "format") format = value;
+    else if (key == "jsonp") jsonp = value;
+    else if (key == "noNullPoints") output.no_null_points = true;
+    else if (key == "xFilesFactor") {
+      char* end = nullptr;
+      xfiles_factor = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(xfiles_factor >= 0 && xfiles_factor <= 1)) {
+        return json_error(400, "xFilesFactor '" + value + "' is not a number from 0 to 1",
+                          "e.g. xFilesFactor=0.5");
+      }
     } else if (key == "maxDataPoints") {
-      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), max_data_points);
+      size_t n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
       if (ec != std::errc() || end != value.data() + value.size()) {
         return json_error(400, "maxDataPoints '" + value + "' is not a count",
                           "use a positive integer, e.g. maxDataPoints=500");
       }
+      if (n > 0) output.max_data_points = n;
     }
   }
-  if (targets.empty()) return json_error(400, "no target", "add target=PATTERN, e.g. statherd.*");
+  if (targets.empty()) targets = std::move(bracket_targets);
+  if (format != "json" && format != "csv" && format != "raw") {
+    return json_error(400, "format '" + format + "' is not supported",
+                      "use format=json (the default), csv or raw");
+  }
+  if (!jsonp.empty() && format == "json") {
+    bool ok = jsonp.size() <= 128 && std::all_of(jsonp.begin(), jsonp.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '$';
+    });
+    if (!ok) {
+      return json_error(400, "jsonp '" + jsonp.substr(0, 64) + "' is not a function name",
+                        "letters, digits, '_', '.' and '$' only");
+    }
+    output.jsonp = jsonp;
+  }
   if (targets.size() > read_limits_.max_targets) {
     return json_error(400, std::to_string(targets.size()) + " targets, over the limit of " +
                                std::to_string(read_limits_.max_targets) + " per request",
                       "split the request, or raise reads.max_targets");
   }
-  std::vector<GraphitePattern> patterns;
-  size_t alternatives_left = read_limits_.max_alternatives;
-  for (const std::string& target : targets) {
-    auto pattern = GraphitePattern::compile(target, read_limits_, alternatives_left);
-    if (!pattern) return json_error(400, "target: " + pattern.error().message, pattern.error().hint);
-    patterns.push_back(std::move(*pattern));
-  }
   int64_t now_s = now_ms_() / 1000;
+  if (!now_text.empty()) {
+    auto now = parse_graphite_time(now_text, now_s);
+    if (!now) return json_error(400, "now: " + now.error().message, now.error().hint);
+    now_s = *now;
+  }
   auto from_s = parse_graphite_time(from, now_s);
   auto until_s = parse_graphite_time(until, now_s);
   if (!from_s) return json_error(400, "from: " + from_s.error().message, from_s.error().hint);
   if (!until_s) return json_error(400, "until: " + until_s.error().message, until_s.error().hint);
-  auto series = store_.render(patterns, *from_s, *until_s, max_data_points, read_limits_);
-  if (!series) return json_error(413, series.error().message, series.error().hint);
-  return bounded_json(*series);
+  if (*from_s == *until_s) {
+    return json_error(400, "invalid empty time range: from and until are both " +
+                               std::to_string(*from_s),
+                      "until must differ from from");
+  }
+  render::RenderContext ctx;
+  ctx.from_s = std::min(*from_s, *until_s);  // graphite-web swaps them
+  ctx.until_s = std::max(*from_s, *until_s);
+  ctx.now_s = now_s;
+  ctx.xfiles_factor = xfiles_factor;
+  ctx.max_series = read_limits_.max_paths;
+  MemoryStore::FetchBudget budget(read_limits_);
+  uint64_t answer_points = read_limits_.max_points;  // left for plain path targets
+  size_t alternatives_left = read_limits_.max_alternatives;
+  const int64_t clock_s = now_ms_() / 1000;
+  bool over_limit = false;  // a 413, not a 400
+  ctx.fetch = [&](const std::string& expression, int64_t f,
+                  int64_t u) -> Result<std::vector<render::Series>> {
+    auto pattern = GraphitePattern::compile(expression, read_limits_, alternatives_left);
+    if (!pattern) return Error{"target: " + pattern.error().message, pattern.error().hint};
+    // Whisper clamps to the clock, not to the request's now.
+    auto fetched = store_.fetch(*pattern, expression, f, u, clock_s, budget);
+    over_limit = !fetched;
+    return fetched;
+  };
+  std::vector<render::Series> series;
+  for (const std::string& target : targets) {
+    if (std::all_of(target.begin(), target.end(),
+                    [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
+      continue;
+    }
+    auto parsed = render::parse_target(target);
+    if (!parsed) return json_error(400, parsed.error().message, parsed.error().hint);
+    if (parsed->kind == render::Expr::Kind::kPath) {
+      budget.answer_points = answer_points;
+      budget.points_cap = output.max_data_points.value_or(0);
+    }
+    auto result = render::evaluate(*parsed, ctx);
+    if (budget.answer_points) answer_points = *budget.answer_points;
+    budget.answer_points.reset();
+    if (!result) {
+      bool limit = over_limit || result.error().message.starts_with(render::kTooManySeries);
+      return json_error(limit ? 413 : 400, result.error().message, result.error().hint);
+    }
+    for (auto& s : *result) series.push_back(std::move(s));
+  }
+  ApiResponse r;
+  if (format == "csv") {
+    r.body = render::csv_answer(series);
+    r.content_type = "text/csv";
+  } else if (format == "raw") {
+    r.body = render::raw_answer(series);
+    r.content_type = "text/plain";
+  } else {
+    size_t points = 0;
+    r.body = render::json_answer(series, output, points);
+    if (points > read_limits_.max_points) {
+      return json_error(413, "the answer would hold " + std::to_string(points) +
+                                 " datapoints, more than " +
+                                 std::to_string(read_limits_.max_points),
+                        "narrow the pattern (fewer *), shorten from/until or set maxDataPoints; "
+                        "or raise reads.max_points");
+    }
+    if (!output.jsonp.empty()) r.content_type = "text/javascript";
+  }
+  if (r.body.size() > read_limits_.max_answer_bytes) {
+    return json_error(413, "the answer of " + std::to_string(r.body.size()) +
+                               " bytes is over the limit of " +
+                               std::to_string(read_limits_.max_answer_bytes) + " bytes",
+                      "narrow the pattern, shorten from/until or set maxDataPoints; or raise "
+                      "reads.max_answer_bytes");
+  }
+  return r;
 }
 
 ApiResponse ApiRoutes::find(std::string_view query) {

@@ -322,6 +322,76 @@ Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& t
   return result;
 }
 
+Result<std::vector<render::Series>> MemoryStore::fetch(const GraphitePattern& pattern,
+                                                       const std::string& expression,
+                                                       int64_t from_s, int64_t until_s,
+                                                       int64_t now_s, FetchBudget& budget) const {
+  std::vector<render::Series> out;
+  if (plan_.empty() || from_s > until_s) return out;
+  const int64_t oldest = now_s - plan_.back().retention_s;
+  if (from_s > now_s || until_s < oldest) return out;
+  from_s = std::max(from_s, oldest);
+  until_s = std::min(until_s, now_s);
+  size_t tier = plan_.size() - 1;
+  for (size_t t = first_visible_; t < plan_.size(); ++t) {
+    if (plan_[t].retention_s >= now_s - from_s) {
+      tier = t;
+      break;
+    }
+  }
+  const int64_t step = plan_[tier].precision_s;
+  const int64_t first = floor_to(from_s, step) + step;
+  int64_t end = floor_to(until_s, step) + step;
+  if (end == first) end += step;
+  const auto n = static_cast<size_t>((end - first) / step);
+  std::optional<Error> refused;
+  bool scanned = scan(pattern, budget.match_steps, [&](std::string_view path,
+                                                       const HistorySeries& series) {
+    if (!pattern.matches(path)) return true;
+    if (budget.paths == 0) {
+      refused = too_much("the limit of series (reads.max_paths)", pattern.text(), "max_paths");
+      return false;
+    }
+    if (budget.points_read < n) {
+      refused = Error{"the answer for '" + pattern.text().substr(0, 80) + "' would need more "
+                      "datapoints read than reads.max_points_read",
+                      "narrow the pattern (fewer *) or shorten from/until; or raise "
+                      "reads.max_points_read"};
+      return false;
+    }
+    if (budget.answer_points) {
+      uint64_t points = budget.points_cap == 0 ? n : std::min<uint64_t>(n, budget.points_cap);
+      if (*budget.answer_points < points) {
+        refused = too_much("the limit of datapoints (reads.max_points)", pattern.text(),
+                           "max_points");
+        return false;
+      }
+      *budget.answer_points -= points;
+    }
+    --budget.paths;
+    budget.points_read -= n;
+    render::Series s;
+    s.name = std::string(path);
+    s.path_expression = expression;
+    s.start = first;
+    s.end = end;
+    s.step = step;
+    s.values.assign(n, render::kNone);
+    s.tags = {{"name", s.name}};
+    series.visit(plan_, tier, first, end - step, [&](int64_t ts, double v) {
+      if (ts >= first && ts < end) s.values[static_cast<size_t>((ts - first) / step)] = v;
+    });
+    out.push_back(std::move(s));
+    return true;
+  });
+  if (refused) return *refused;
+  if (!scanned) return too_much(std::to_string(budget.match_steps) + " path comparisons",
+                                pattern.text(), "max_match_steps");
+  std::sort(out.begin(), out.end(),
+            [](const render::Series& a, const render::Series& b) { return a.name < b.name; });
+  return out;
+}
+
 nlohmann::json MemoryStore::render(const std::vector<std::string>& targets, int64_t from_s,
                                    int64_t until_s, size_t max_data_points) const {
   std::vector<GraphitePattern> patterns;

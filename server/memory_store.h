@@ -26,6 +26,7 @@
 #include "server/graphite_time.h"
 #include "server/history_series.h"
 #include "server/path_index.h"
+#include "server/render/series.h"
 #include "server/read_limits.h"
 #include "server/sinks/graphite_naming.h"
 #include "server/sinks/series_cache.h"
@@ -89,6 +90,29 @@ class MemoryStore : public Sink {
                                 int64_t until_s, size_t max_data_points,
                                 const ReadLimits& limits) const;
   Result<nlohmann::json> find(const GraphitePattern& query, const ReadLimits& limits) const;
+
+  // What one /render request may still read, across all its fetches.
+  struct FetchBudget {
+    uint64_t match_steps = 0, points_read = 0;
+    size_t paths = 0;
+    // A plain path target's series go to the answer as they are: its points (at most
+    // points_cap each, maxDataPoints; 0: no cap) count against answer_points, so a too large
+    // answer is refused before anything is built. Off (nullopt) for a function's fetches.
+    std::optional<uint64_t> answer_points;
+    uint64_t points_cap = 0;
+    explicit FetchBudget(const ReadLimits& l)
+        : match_steps(l.max_match_steps), points_read(l.max_points_read), paths(l.max_paths) {}
+  };
+  // The series of every stored path matching `pattern`, sorted by path, as graphite-web reads
+  // them from Whisper files: `until` clamped to now_s, `from` to now_s minus the longest
+  // retention (no series when from_s > now_s or until_s is older than that); the tier is the
+  // finest whose retention covers now_s - from_s, else the coarsest; values from the first
+  // step start after `from` to the step start at or before `until`, NaN where none is stored.
+  // Each series' path_expression is `expression`. An error (a 413) once the budget is spent.
+  Result<std::vector<render::Series>> fetch(const GraphitePattern& pattern,
+                                            const std::string& expression, int64_t from_s,
+                                            int64_t until_s, int64_t now_s,
+                                            FetchBudget& budget) const;
 
   // Thread-safe.
   uint64_t path_count() const { return path_count_.load(std::memory_order_relaxed); }

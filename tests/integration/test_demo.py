@@ -39,7 +39,7 @@ class DemoTest(unittest.TestCase):
             self.assertIsNotNone(m, out)
             self.assertEqual(m.group(1), m.group(2), out)
         self.assertRegex(out, r"\$ curl -sS 'http://127\.0\.0\.1:\d+/render\?target=")
-        self.assertRegex(out, r'\n\[\{"datapoints":\[\[')
+        self.assertRegex(out, r'\n\[\{"target":"[^"]+","tags":\{[^}]*\},"datapoints":\[\[')
         workdir = re.search(r"logs and Graphite lines: (\S+)", out).group(1)
         alive = subprocess.run(["pgrep", "-f", workdir], capture_output=True, text=True)
         self.assertEqual(alive.stdout, "", "processes of the demo still running")

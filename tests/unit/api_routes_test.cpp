@@ -67,14 +67,23 @@ TEST_F(ApiRoutesTest, RenderUsesTheStoreWithRelativeTimes) {
   ApiResponse r = get("/render?target=statherd.web.*.count&from=-20s&until=now&format=json");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(nlohmann::json::parse(r.body), nlohmann::json::parse(R"(
-      [{"target": "statherd.web.req.count", "datapoints": [[4.0, 1990], [null, 2000]]}])"));
+      [{"target": "statherd.web.req.count", "tags": {"name": "statherd.web.req.count"},
+        "datapoints": [[4.0, 1990], [null, 2000]]}])"));
   ApiResponse find = get("/metrics/find?query=statherd.%2A");
   EXPECT_EQ(nlohmann::json::parse(find.body)[0]["id"], "statherd.web");
 }
 
 TEST_F(ApiRoutesTest, ErrorsAreJsonWithHints) {
-  EXPECT_EQ(get("/render").status, 400);
+  ApiResponse no_target = get("/render");  // graphite-web answers an empty list
+  EXPECT_EQ(no_target.status, 200);
+  EXPECT_EQ(no_target.body, "[]");
   EXPECT_EQ(get("/render?target=a&format=png").status, 400);
+  ApiResponse unknown = get("/render?target=noSuchFunction(a.b)");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(nlohmann::json::parse(unknown.body)["error"].get<std::string>().find("noSuchFunction"),
+            std::string::npos);
+  EXPECT_EQ(get("/render?target=sumSeries(a.b").status, 400);
+  EXPECT_EQ(get("/render?target=a&from=-1h&until=-1h").status, 400);  // empty range
   EXPECT_EQ(get("/metrics/find").status, 400);
   ApiResponse unauthorized = routes_->handle({"POST", "/api/v1/ingest", "Bearer nope", "x"});
   EXPECT_EQ(unauthorized.status, 401);
@@ -115,7 +124,7 @@ TEST_F(ApiRoutesTest, AnUndecodableBatchGetsTheMalformedVerdictAndNothingElseDoe
   for (const ApiResponse& r : {routes_->handle({"POST", "/api/v1/ingest", "Bearer nope", "x"}),
                                routes_->handle({"POST", "/api/v1/ingestx", "Bearer tok", "x"}),
                                routes_->handle({"GET", "/api/v1/ingest", "Bearer tok", ""}),
-                               get("/render")}) {
+                               get("/render?target=sumSeries(")}) {
     EXPECT_NE(r.status, 200);
     EXPECT_FALSE(nlohmann::json::parse(r.body).contains("verdict")) << r.body;
   }
@@ -138,18 +147,29 @@ TEST_F(ApiRoutesTest, RenderSeveralTargetsAbsoluteTimesAndMaxDataPoints) {
   ApiResponse r = get("/render?target=statherd.web.a.count&target=statherd.web.b.count"
                       "&from=990&until=1030&maxDataPoints=2");
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(nlohmann::json::parse(r.body), nlohmann::json::parse(R"(
-      [{"target": "statherd.web.a.count", "datapoints": [[15.0, 1000], [35.0, 1020]]},
-       {"target": "statherd.web.b.count", "datapoints": [[15.0, 1000], [35.0, 1020]]}])"));
+  // graphite-web's alignment: runs of 2 steps start at multiples of 20 s; the run before the
+  // first whole one is dropped (points 10,20,30,40 at 1000..1030 -> 25 at 1020, 40 at 1040).
+  auto body = nlohmann::json::parse(r.body);
+  ASSERT_EQ(body.size(), 2u);
+  EXPECT_EQ(body[0]["target"], "statherd.web.a.count");
+  EXPECT_EQ(body[1]["target"], "statherd.web.b.count");
+  for (const auto& s : body)
+    EXPECT_EQ(s["datapoints"], nlohmann::json::parse("[[25.0, 1020], [40.0, 1040]]"));
   // 00:16_19700101 = 960 s, 00:17_19700101 = 1020 s.
   ApiResponse abs = get("/render?target=statherd.web.a.count&from=00:16_19700101"
                         "&until=00:17_19700101");
   ASSERT_EQ(abs.status, 200) << abs.body;
   EXPECT_EQ(nlohmann::json::parse(abs.body)[0]["datapoints"].size(), 6u);  // 970..1020
   EXPECT_EQ(get("/render?target=a&maxDataPoints=lots").status, 400);
-  ApiResponse csv = get("/render?target=a&format=csv");
-  EXPECT_EQ(csv.status, 400);
-  EXPECT_EQ(nlohmann::json::parse(csv.body)["hint"], "use format=json");
+  ApiResponse csv = get("/render?target=statherd.web.a.count&format=csv&from=990&until=1020");
+  EXPECT_EQ(csv.status, 200);
+  EXPECT_EQ(csv.body,
+            "statherd.web.a.count,1970-01-01 00:16:40,10.0\r\n"
+            "statherd.web.a.count,1970-01-01 00:16:50,20.0\r\n"
+            "statherd.web.a.count,1970-01-01 00:17:00,30.0\r\n");
+  ApiResponse raw = get("/render?target=sumSeries(statherd.web.*.count)&format=raw&from=990"
+                        "&until=1020");
+  EXPECT_EQ(raw.body, "sumSeries(statherd.web.*.count),1000,1030,10|20.0,40.0,60.0\n");
 }
 
 TEST_F(ApiRoutesTest, FindTreejsonByDefaultAndCompleter) {

@@ -1,0 +1,292 @@
+"""/render against the real graphite-web (issue #11): the same requests to both, same answers.
+
+Real processes on loopback: a carbon-cache (1 s Whisper files), statherd-server (interval 1 s,
+memory retention 1s:2h, its Graphite sink writing to that carbon-cache), two statherd-agents
+(hosts h1, h2) reading Scales endpoints whose values change every second (varying_scales.py:
+a meter, a cycling gauge, a gauge with gaps, a counter), and graphite-web 1.1 reading the
+Whisper files statherd's sink wrote. After ~45 s of data the agents stop; every request of
+REQUESTS goes to both servers over the same absolute window (and `now`), most of them as the
+form POST Grafana sends, and the answers must be identical point for point: target names,
+timestamps, nulls, values (to 1e-9 relative; graphite-web computes in Python floats too).
+"""
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+import carbon_fixture
+import graphite_web_fixture
+import harness
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Shorthands in the requests below.
+Q = "statherd.web.hosts.*.queue.depth.mean"       # 2 series, a cycling gauge
+QA = "statherd.*.hosts.*.queue.depth.mean"        # 4 series
+L = "statherd.web.hosts.*.latency.ms.mean"        # 2 series with gaps (nulls)
+R = "statherd.*.requests.count.count"             # 2 series, requests per interval
+E = "statherd.*.errors.rate"                      # 2 series, a counter's rate
+
+TARGETS = [
+    # paths and globs
+    Q, QA, L, R, E, "statherd.{web,api}.queue.depth.max", "statherd.web.hosts.h1.requests.m1.mean",
+    "statherd.web.hosts.h[12].queue.depth.p9?", "statherd.nosuch.*",
+    # Alias
+    f'alias({Q},"queue")', f'aliasSub({Q},"hosts\\.(h\\d)","host-\\1")', f"aliasByNode({Q},3)",
+    f"aliasByNode({QA},1,3,-1)", f"aliasByMetric({Q})", f"aliasByNode(sumSeries({QA}),1)",
+    f"aliasByNode(scale({Q},2),3)", f"substr({Q},2,4)",
+    # Combine
+    f"sumSeries({Q})", f"sum({Q},{R})", f"averageSeries({Q})", f"avg({L})", f"maxSeries({Q})",
+    f"minSeries({L})", f"diffSeries({Q})", f"multiplySeries({Q})", f"stddevSeries({QA})",
+    f"rangeOfSeries({QA})", f"countSeries({QA})", f'aggregate({QA},"median")',
+    f'aggregate({L},"avg_zero")', f'aggregate({QA},"last")',
+    f"divideSeries({Q},statherd.web.queue.depth.mean)", f"percentileOfSeries({QA},50)",
+    f"percentileOfSeries({L},75,true)", f"sumSeriesWithWildcards({QA},3)",
+    f"averageSeriesWithWildcards({QA},1,3)", f"multiplySeriesWithWildcards({QA},3)",
+    f'groupByNode({QA},1,"sumSeries")', f"groupByNode({QA},3)", f'groupByNodes({QA},"max",1,4)',
+    f"asPercent({Q})", f"asPercent({Q},statherd.web.queue.depth.sum)", f"asPercent({Q},10)",
+    # Transform
+    f"scale({Q},2.5)", f"scaleToSeconds({E},60)", f"offset({Q},-3)",
+    f"absolute(offset({Q},-8))", f"invert({L})", f"pow({Q},2)", f"squareRoot({L})",
+    f"log({L})", f"log({L},2)", f"derivative({R})", f"nonNegativeDerivative({Q})",
+    f"nonNegativeDerivative({Q},15)", f"perSecond({Q})", f"perSecond({Q},20)", f"integral({R})",
+    f"delay({Q},2)", f"delay({Q},-3)", f"changed({Q})", f"keepLastValue({L})",
+    f"keepLastValue({L},1)", f"transformNull({L})", f"transformNull({L},-1)",
+    f"removeAboveValue({Q},8)", f"removeBelowValue({Q},8)", f'timeShift({Q},"5s")',
+    f'timeShift({Q},"-10s")', f'summarize({Q},"10s")', f'summarize({L},"10s","max")',
+    f'summarize({Q},"10s","avg",true)', f'hitcount({E},"10s")',
+    # Calculate
+    f"movingAverage({Q},5)", f'movingAverage({L},"10s")', f"movingSum({Q},3)",
+    f"movingMin({L},4)", f'movingMax({Q},"5s")', f"movingMedian({Q},5)",
+    f'movingWindow({Q},3,"sum")', f"nPercentile({L},90)",
+    # Filter and sort
+    f"highestCurrent({QA},2)", f"highestMax({QA},1)", f"highestAverage({QA},2)",
+    f"lowestCurrent({QA},1)", f"lowestAverage({QA},2)", f'highest({QA},2,"sum")',
+    f'lowest({QA},1,"max")', f"currentAbove({QA},5)", f"currentBelow({QA},5)",
+    f"averageAbove({QA},7)", f"averageBelow({QA},7)", f"maximumAbove({QA},14)",
+    f"maximumBelow({QA},14)", f"minimumAbove({QA},0)", f"minimumBelow({QA},1)",
+    f'filterSeries({QA},"max",">",10)', f"limit({QA},2)", f"sortByName({QA})",
+    f"sortByName({QA},true,true)", f"sortByMaxima({QA})", f"sortByMinima({QA})",
+    f"sortByTotal({QA})", f'sortBy({QA},"max")', f'exclude({QA},"h1")', f'grep({QA},"api")',
+    # Special and presentation
+    "constantLine(100)", "constantLine(1.5)", 'threshold(42,"limit")', f'color({Q},"red")',
+    f"lineWidth({Q},2)", f"dashed({Q})", f"alpha({Q},0.5)", f"secondYAxis({Q})",
+    f'consolidateBy({L},"max")', f"drawAsInfinite({Q})", f"cumulative({Q})",
+    f"removeAbovePercentile({Q},60)", f"removeBelowPercentile({L},40)", f"removeEmptySeries({L})",
+    f"isNonNull({L})", f"offsetToZero({L})", f"add({Q},2)", f"exp(scale({Q},0.1))",
+    f'aliasByTags({Q},3,"name")', f'aggregateWithWildcards({QA},"max",3)', 'identity("t")',
+    # the | pipe, and Grafana's wrap of every panel query
+    f"{Q}|sumSeries()|alias('s')", f"{Q} | scale(2) | aliasByNode(3)",
+    f'aliasSub(sumSeries({Q}),"(^.*$)","\\1 A")', f'aliasSub(aliasByNode({QA},1,3),"(^.*$)","\\1 B")',
+]
+
+# (extra parameters, targets): consolidation, output forms.
+VARIANTS = [
+    ({"maxDataPoints": "7"}, [Q, L, f'consolidateBy({L},"max")', f"sumSeries({QA})"]),
+    ({"maxDataPoints": "10"}, [f'consolidateBy({Q},"sum")', "constantLine(5)"]),
+    ({"maxDataPoints": "1"}, [Q]),
+    ({"noNullPoints": "1"}, [L]),
+]
+
+
+def post(url, params):
+    body = urllib.parse.urlencode(params, doseq=True).encode()
+    return harness.http_request(url, data=body, method="POST", timeout=60,
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def same_number(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def differences(ours, theirs):
+    """What differs between two /render answers (JSON lists), as readable lines."""
+    out = []
+    if [s["target"] for s in ours] != [s["target"] for s in theirs]:
+        return [f"targets {[s['target'] for s in ours]} != graphite-web's "
+                f"{[s['target'] for s in theirs]}"]
+    for a, b in zip(ours, theirs):
+        pa, pb = a["datapoints"], b["datapoints"]
+        if [p[1] for p in pa] != [p[1] for p in pb]:
+            out.append(f"{a['target']}: timestamps {[p[1] for p in pa][:4]}..({len(pa)}) != "
+                       f"{[p[1] for p in pb][:4]}..({len(pb)})")
+            continue
+        for (va, ts), (vb, _) in zip(pa, pb):
+            if not same_number(va, vb):
+                out.append(f"{a['target']} at {ts}: {va} != graphite-web's {vb}")
+                break
+    return out
+
+
+class GraphiteWebParityTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.workdir = tempfile.mkdtemp(prefix="statherd-graphite-web-")
+        cls.processes = []
+        try:
+            cls._start()
+        except BaseException:
+            cls._stop_all(keep=True)
+            raise
+
+    @classmethod
+    def _start(cls):
+        w = cls.workdir
+        cls.carbon = carbon_fixture.CarbonCache(w, retentions="1s:2h").start()
+        cls.processes.append(cls.carbon)
+        token = harness.write_token_file(w)
+        with open(os.path.join(w, "server.yaml"), "w") as f:
+            f.write("interval: 1s\nmemory:\n  retention: 1s:2h\n")
+        cls.server = harness.StatherdServer(w, token, graphite=cls.carbon.address,
+                                            extra_args=["--config", os.path.join(w, "server.yaml")])
+        cls.server.start()
+        cls.processes.append(cls.server)
+        endpoint = harness.ManagedProcess(
+            "varying-scales", [harness.PYTHON, os.path.join(HERE, "varying_scales.py")], w)
+        cls.processes.append(endpoint)
+        harness.wait_for(lambda: "ready" in endpoint.read_stdout(), 30, what="Scales endpoint")
+        port = endpoint.read_stdout().split()[1]
+        cls.agents = []
+        for host in ("h1", "h2"):
+            agent = harness.StatherdAgent(
+                w, cls.server.url, token, [], host=host,
+                spool_dir=os.path.join(w, f"spool-{host}"),
+                extra_args=["--scales-url", f"web=http://127.0.0.1:{port}/web-{host}",
+                            "--scales-url", f"api=http://127.0.0.1:{port}/api-{host}",
+                            "--scales-counter-pattern", "errors"]).start()
+            cls.agents.append(agent)
+            cls.processes.append(agent)
+
+        def points(target):
+            body = cls.server.render(target, since="-2min")
+            return [p for s in body for p in s["datapoints"] if p[0] is not None]
+
+        # ~45 s of points on every host, then no more data.
+        harness.wait_for(lambda: len(points("statherd.api.hosts.h2.queue.depth.mean")) >= 45, 120,
+                         interval=1, what="45 s of points")
+        for agent in cls.agents:
+            agent.stop()
+        newest = max(p[1] for p in points(QA))
+        cls.until = newest - 2
+        cls.now = cls.until
+        cls.start_ts = cls.until - 36
+        # Carbon has written the window once its Whisper files give statherd's points.
+        cls.graphite_web = graphite_web_fixture.GraphiteWeb(w, cls.carbon.whisper_dir).start()
+        cls.processes.append(cls.graphite_web)
+
+        def carbon_caught_up():  # every point, the last ones after `until` too
+            params = {"target": [QA, R, E, L], "from": str(cls.start_ts - 20),
+                      "until": str(int(time.time())), "format": "json"}
+            return not differences(cls.ask(cls.server.url, params),
+                                   cls.ask(cls.graphite_web.url, params))
+        harness.wait_for(carbon_caught_up, 60, interval=0.5, what="carbon's Whisper files")
+
+    @classmethod
+    def _stop_all(cls, keep=False):
+        for p in reversed(cls.processes):
+            try:
+                p.stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                print(f"stopping: {exc}", file=sys.stderr)
+        if keep:
+            print(f"kept {cls.workdir} for its logs", file=sys.stderr)
+        else:
+            shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._stop_all()
+
+    @staticmethod
+    def ask(base, params, method="POST"):
+        if method == "POST":
+            status, body = post(base + "/render", params)
+        else:
+            status, body = harness.http_request(
+                base + "/render?" + urllib.parse.urlencode(params, doseq=True), timeout=60)
+        if status != 200:
+            raise AssertionError(f"{base}/render {params}: HTTP {status}: {body[:300]!r}")
+        return json.loads(body)
+
+    def window(self, **extra):
+        params = {"from": str(self.start_ts), "until": str(self.until), "format": "json"}
+        params.update(extra)
+        return params
+
+    def compare(self, params, method="POST"):
+        try:
+            ours = self.ask(self.server.url, params, method)
+            theirs = self.ask(self.graphite_web.url, params, method)
+        except AssertionError as e:
+            return [str(e)], None
+        return differences(ours, theirs), ours
+
+    def test_every_function_as_grafana_posts_it(self):
+        failed, empty = [], []
+        for target in TARGETS:
+            diffs, ours = self.compare(self.window(target=target))
+            if diffs:
+                failed.append(f"{target}: " + "; ".join(diffs[:3]))
+            elif not any(p[0] is not None for s in ours for p in s["datapoints"]):
+                empty.append(target)
+        self.assertEqual(failed, [], "\n".join(failed))
+        # Identical empty answers would prove nothing: only these may hold no value (each
+        # filter's opposite keeps the series these drop: every queue cycles through 0..16).
+        filters = [t for t in TARGETS if t.split("(")[0] in (
+            "currentAbove", "currentBelow", "averageAbove", "averageBelow", "maximumAbove",
+            "maximumBelow", "minimumAbove", "minimumBelow", "filterSeries")]
+        allowed = {"statherd.nosuch.*", *filters}
+        self.assertLessEqual(set(empty), allowed)
+        self.assertGreaterEqual(len(TARGETS), 100)
+
+    def test_max_data_points_no_null_points_and_get(self):
+        failed = []
+        for extra, targets in VARIANTS:
+            for target in targets:
+                for method in ("POST", "GET"):
+                    diffs, _ = self.compare(self.window(target=target, **extra), method)
+                    if diffs:
+                        failed.append(f"{target} {extra} {method}: " + "; ".join(diffs[:3]))
+        self.assertEqual(failed, [], "\n".join(failed))
+
+    def test_times_relative_to_now_swapped_and_clamped(self):
+        failed = []
+        now = str(self.now)
+        for extra in ({"from": "-20s", "until": "now", "now": now},
+                      {"from": "-30s", "until": "-10s", "now": now},
+                      {"from": str(self.until), "until": str(self.start_ts)},  # swapped
+                      {"from": "-1min", "now": now},
+                      {"from": str(self.start_ts), "until": str(int(time.time()) + 600)}):
+            params = {"target": [Q, f"sumSeries({L})"], "format": "json", **extra}
+            diffs, _ = self.compare(params)
+            if diffs:
+                failed.append(f"{extra}: " + "; ".join(diffs[:3]))
+        self.assertEqual(failed, [], "\n".join(failed))
+
+    def test_the_answers_are_not_empty(self):
+        # The comparison means something only if the series hold values that change.
+        ours = self.ask(self.server.url, self.window(target=QA))
+        self.assertEqual(len(ours), 4)
+        values = [p[0] for s in ours for p in s["datapoints"] if p[0] is not None]
+        self.assertGreater(len(set(values)), 5)
+        gaps = self.ask(self.server.url, self.window(target=L))
+        self.assertTrue(any(p[0] is None for s in gaps for p in s["datapoints"]))
+
+    def test_unknown_function_is_400_naming_it(self):
+        status, body = post(self.server.url + "/render", self.window(target=f"frobnicate({Q})"))
+        self.assertEqual(status, 400)
+        self.assertIn("frobnicate", json.loads(body)["error"])
+
+
+if __name__ == "__main__":
+    unittest.main()

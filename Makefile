@@ -50,8 +50,7 @@ build-asan: deps
 
 test: build
 	@scripts/install-deps.sh all
-	cd $(BUILD) && ctest --output-on-failure --timeout 900
-	@$(MAKE) --no-print-directory test-asan
+	@MAKE="$(MAKE)" scripts/test.sh $(BUILD) $(ASAN_BUILD)
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

@@ -28,3 +28,6 @@ echo "== prometheus_client multiprocess collection (agent vs MultiProcessCollect
 echo
 echo "== server outputs: /metrics, remote_write, Graphite, /render (vs prometheus_client, Python) =="
 /usr/bin/python3 "$root/bench/outputs_bench.py" "$build"
+echo
+echo "== /render function queries (vs graphite-web 1.1.8 over the same data) =="
+/usr/bin/python3 "$root/bench/render_bench.py" "$build"

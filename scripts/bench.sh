@@ -3,6 +3,7 @@
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh" all  # the references: prometheus_client, graphite-web, carbon
 echo "== agent read cost (whole process) =="
 /usr/bin/python3 "$root/bench/agent_once.py" "$build"
 echo

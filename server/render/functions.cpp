@@ -1,5 +1,7 @@
 #include "server/render/functions.h"
 
+#include "server/graphite_time.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -1774,42 +1776,7 @@ std::string py_repr(double v) {
   return neg ? "-" + out : out;
 }
 
-Result<int64_t> parse_time_offset(std::string_view text) {
-  const std::string hint = "a time offset like 5min, 1h, 1d, -30s (units: s, min, h, d, w, mon, y)";
-  std::string_view s = text;
-  if (s.empty()) return int64_t{0};
-  int64_t sign = 1;
-  if (!std::isdigit(static_cast<unsigned char>(s[0]))) {
-    if (s[0] != '+' && s[0] != '-') return Error{"invalid offset: " + std::string(text), hint};
-    sign = s[0] == '-' ? -1 : 1;
-    s.remove_prefix(1);
-  }
-  int64_t total = 0;
-  while (!s.empty()) {
-    size_t i = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-    if (i == 0 || i > 10) return Error{"invalid offset: " + std::string(text), hint};
-    int64_t num = std::stoll(std::string(s.substr(0, i)));
-    s.remove_prefix(i);
-    size_t j = 0;
-    while (j < s.size() && std::isalpha(static_cast<unsigned char>(s[j]))) ++j;
-    std::string_view unit = s.substr(0, j);
-    s.remove_prefix(j);
-    int64_t seconds;
-    if (unit.substr(0, 1) == "s") seconds = 1;
-    else if (unit.substr(0, 3) == "min") seconds = 60;
-    else if (unit.substr(0, 1) == "h") seconds = 3600;
-    else if (unit.substr(0, 1) == "d") seconds = 86400;
-    else if (unit.substr(0, 1) == "w") seconds = 7 * 86400;
-    else if (unit.substr(0, 3) == "mon") seconds = 30 * 86400;
-    else if (unit.substr(0, 1) == "y") seconds = 365 * 86400;
-    else return Error{"invalid offset unit '" + std::string(unit) + "' in " + std::string(text), hint};
-    total += sign * num * seconds;  // at most 10 digits * 365 days each: no overflow
-    if (total > 1'000'000'000'000 || total < -1'000'000'000'000)
-      return Error{"the offset " + std::string(text) + " is too long", hint};
-  }
-  return total;
-}
+Result<int64_t> parse_time_offset(std::string_view text) { return parse_graphite_offset(text); }
 
 Result<std::vector<Series>> evaluate(const Expr& target, const RenderContext& ctx) {
   try {

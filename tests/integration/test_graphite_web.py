@@ -262,7 +262,12 @@ class GraphiteWebParityTest(unittest.TestCase):
     def test_times_relative_to_now_swapped_and_clamped(self):
         failed = []
         now = str(self.now)
+        hhmm = time.strftime("%H:%M_%Y%m%d", time.gmtime(self.start_ts - 60))
         for extra in ({"from": "-20s", "until": "now", "now": now},
+                      {"from": "now-30s", "until": "now-5s", "now": now},
+                      {"from": hhmm, "until": f"{hhmm}+1min"},
+                      {"from": "today", "until": str(self.until)},
+                      {"from": "-1h", "until": "now", "now": now},
                       {"from": "-30s", "until": "-10s", "now": now},
                       {"from": str(self.until), "until": str(self.start_ts)},  # swapped
                       {"from": "-1min", "now": now},

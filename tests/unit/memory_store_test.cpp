@@ -32,8 +32,39 @@ TEST(GraphiteTime, RelativeAbsoluteAndNow) {
   EXPECT_EQ(*parse_graphite_time("-2d", 200'000), 27'200);
   EXPECT_EQ(*parse_graphite_time("1700000000", 10'000), 1'700'000'000);
   EXPECT_FALSE(parse_graphite_time("-10parsecs", 10'000).ok());
-  EXPECT_FALSE(parse_graphite_time("yesterday", 10'000).ok());
   EXPECT_FALSE(parse_graphite_time("12abc", 10'000).ok());
+  EXPECT_FALSE(parse_graphite_time("-5", 10'000).ok());  // no unit: graphite-web refuses it too
+}
+
+// graphite-web's parseATTime references and offsets (UTC). now = 2023-11-15 (a Wednesday)
+// 13:47:05 UTC = 1700056025.
+TEST(GraphiteTime, ReferencesAndOffsetsAsGraphiteWeb) {
+  const int64_t now = 1'700'056'025, midnight = 1'700'006'400;
+  EXPECT_EQ(*parse_graphite_time("now-10min", now), now - 600);
+  EXPECT_EQ(*parse_graphite_time("now+1h", now), now + 3600);
+  EXPECT_EQ(*parse_graphite_time("midnight", now), midnight);
+  EXPECT_EQ(*parse_graphite_time("today", now), midnight);
+  EXPECT_EQ(*parse_graphite_time("yesterday", now), midnight - 86400);
+  EXPECT_EQ(*parse_graphite_time("tomorrow", now), midnight + 86400);
+  EXPECT_EQ(*parse_graphite_time("noon", now), midnight + 12 * 3600);
+  EXPECT_EQ(*parse_graphite_time("teatime", now), midnight + 16 * 3600);
+  EXPECT_EQ(*parse_graphite_time("noon yesterday", now), midnight - 86400 + 12 * 3600);
+  EXPECT_EQ(*parse_graphite_time("9am", now), midnight + 9 * 3600);
+  EXPECT_EQ(*parse_graphite_time("3pm", now), midnight + 15 * 3600);
+  EXPECT_EQ(*parse_graphite_time("10:30pm", now), midnight + 22 * 3600 + 30 * 60);
+  EXPECT_EQ(*parse_graphite_time("midnight-1d", now), midnight - 86400);
+  EXPECT_EQ(*parse_graphite_time("11/14/23", now), midnight - 86400);
+  EXPECT_EQ(*parse_graphite_time("11/14/2023", now), midnight - 86400);
+  EXPECT_EQ(*parse_graphite_time("22:13 20231114", now), midnight - 86400 + 22 * 3600 + 13 * 60);
+  EXPECT_EQ(*parse_graphite_time("monday", now), midnight - 2 * 86400);
+  EXPECT_EQ(*parse_graphite_time("wednesday", now), midnight);  // today is one
+  EXPECT_EQ(*parse_graphite_time("nov14", now), midnight - 86400);
+  EXPECT_EQ(*parse_graphite_time("jan1", now), 1'672'531'200);  // this year's
+  EXPECT_EQ(*parse_graphite_time("-1h30min", now), now - 5400);
+  EXPECT_FALSE(parse_graphite_time("13/40/23", now).ok());
+  EXPECT_FALSE(parse_graphite_time("feb30", now).ok());
+  EXPECT_FALSE(parse_graphite_time("someday", now).ok());
+  EXPECT_FALSE(parse_graphite_time("now-5m", now).ok());  // m is neither min nor mon
 }
 
 TEST(MemoryStore, RenderShapeWithNullsForMissingIntervals) {
@@ -125,7 +156,7 @@ TEST(GraphiteTime, GraphiteAbsoluteForms) {
   EXPECT_EQ(*parse_graphite_time("19000229", 10'000), 19'000'229);  // 1900 is no leap year
   EXPECT_FALSE(parse_graphite_time("24:00_20231114", 10'000).ok());
   EXPECT_FALSE(parse_graphite_time("12:60_20231114", 10'000).ok());
-  EXPECT_FALSE(parse_graphite_time("1:00_20231114", 10'000).ok());
+  EXPECT_EQ(*parse_graphite_time("1:00_20231114", 10'000), 1'699'920'000 + 3600);
 }
 
 TEST(Consolidation, AveragesRunsIgnoringNulls) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
+#include <set>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -29,10 +31,14 @@ struct Route {
   bool form_post = false;  // also POST with a form body (Grafana's Graphite data source)
 };
 
-constexpr std::array<Route, 9> kRoutes{{
+constexpr std::array<Route, 13> kRoutes{{
     {"/api/v1/ingest", "POST", true},
     {"/render", "GET", false, true},
     {"/metrics/find", "GET", false, true},
+    {"/metrics/expand", "GET", false, true},
+    {"/metrics/index.json", "GET", false, true},
+    {"/functions", "GET", false},
+    {"/version", "GET", false},
     {"/api/v1/sources", "GET", false},
     {"/healthz", "GET", false},
     {"/readyz", "GET", false},
@@ -42,6 +48,7 @@ constexpr std::array<Route, 9> kRoutes{{
 }};
 
 const Route* find_route(std::string_view path) {
+  if (path.starts_with("/functions/")) path = "/functions";  // /functions/NAME
   for (const Route& r : kRoutes) {
     if (r.path == path) return &r;
   }
@@ -140,7 +147,10 @@ PrepareScrape scrape_from_text(std::function<std::string()> scrape_text) {
 }
 
 std::string_view ApiRoutes::path_of(std::string_view target) {
-  return target.substr(0, target.find('?'));
+  std::string_view path = target.substr(0, target.find('?'));
+  // graphite-web's routes take a trailing slash (/render/, /metrics/find/): so do these
+  if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  return path;
 }
 
 bool ApiRoutes::needs_token(std::string_view path) {
@@ -188,6 +198,12 @@ ApiResponse ApiRoutes::handle(const ApiRequest& request) {
   if (path == "/api/v1/ingest") return ingest(request.body);
   if (path == "/render") return render(query);
   if (path == "/metrics/find") return find(query);
+  if (path == "/metrics/expand") return expand(query);
+  if (path == "/metrics/index.json") return metrics_index(query);
+  if (path == "/functions" || path.starts_with("/functions/")) return functions(path, query);
+  if (path == "/version") {  // the graphite-web whose API this answers as (Grafana asks)
+    return web_response("1.1.8", "text/plain; charset=utf-8", "no-cache");
+  }
   if (path == "/api/v1/sources") return json_ok(engine_.sources_json(now_ms_()));
   if (path == "/metrics") return prometheus_metrics();
   if (path == "/readyz") return readyz();
@@ -202,7 +218,8 @@ ApiResponse ApiRoutes::handle(const ApiRequest& request) {
 
 bool ApiRoutes::is_read_path(std::string_view path) {
   return path == "/render" || path == "/metrics/find" || path == "/" || path == "/metrics" ||
-         path == "/api/v1/sources";
+         path == "/api/v1/sources" || path == "/metrics/expand" || path == "/metrics/index.json" ||
+         path == "/functions" || path.starts_with("/functions/");
 }
 
 std::function<ApiResponse()> ApiRoutes::prepare_read(const ApiRequest& request) {
@@ -430,34 +447,229 @@ ApiResponse ApiRoutes::render(std::string_view query) {
   return r;
 }
 
-ApiResponse ApiRoutes::find(std::string_view query) {
-  std::string pattern;
-  bool completer = false;  // Graphite-web's default is treejson, as here
-  for (auto& [key, value] : parse_query(query)) {
-    if (key == "query") pattern = value;
-    else if (key == "format" && value == "completer") completer = true;
-    else if (key == "format" && value != "treejson" && value != "json") {
-      return json_error(400, "format '" + value + "' is not supported",
-                        "use format=treejson (the default) or format=completer");
-    }
-  }
-  if (pattern.empty()) return json_error(400, "no query", "add query=PATTERN, e.g. statherd.*");
+Result<std::vector<ApiRoutes::FoundNode>> ApiRoutes::found_nodes(const std::string& pattern) {
   size_t alternatives_left = read_limits_.max_alternatives;
   auto compiled = GraphitePattern::compile(pattern, read_limits_, alternatives_left);
-  if (!compiled) return json_error(400, "query: " + compiled.error().message, compiled.error().hint);
+  if (!compiled) return Error{"query: " + compiled.error().message, compiled.error().hint};
   auto found = store_.find(*compiled, read_limits_);
-  if (!found) return json_error(413, found.error().message, found.error().hint);
-  const nlohmann::json& nodes = *found;
-  if (!completer) return bounded_json(nodes);
-  // format=completer: {"metrics": [{"path", "name", "is_leaf"}]}, branches end in '.'.
-  nlohmann::json metrics = nlohmann::json::array();
-  for (const auto& node : nodes) {
-    bool leaf = node["leaf"] == 1;
-    metrics.push_back({{"path", node["id"].get<std::string>() + (leaf ? "" : ".")},
-                       {"name", node["text"]},
-                       {"is_leaf", leaf}});
+  if (!found) return found.error();
+  std::vector<FoundNode> nodes;
+  for (const auto& node : *found) {
+    nodes.push_back({node["id"].get<std::string>(), node["text"].get<std::string>(),
+                     node["leaf"] == 1});
   }
-  return bounded_json({{"metrics", metrics}});
+  std::stable_sort(nodes.begin(), nodes.end(),
+                   [](const FoundNode& a, const FoundNode& b) { return a.path < b.path; });
+  std::stable_sort(nodes.begin(), nodes.end(),
+                   [](const FoundNode& a, const FoundNode& b) { return a.name < b.name; });
+  return nodes;
+}
+
+namespace {
+
+// graphite-web's json_response_for: the JSON, or NAME(JSON) as text/javascript.
+ApiResponse json_or_jsonp(ApiResponse r, const std::string& jsonp) {
+  if (jsonp.empty()) return r;
+  r.body = jsonp + "(" + r.body + ")";
+  r.content_type = "text/javascript";
+  return r;
+}
+
+bool valid_jsonp(const std::string& name) {
+  return name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '$';
+         });
+}
+
+}  // namespace
+
+ApiResponse ApiRoutes::find(std::string_view query) {
+  // graphite-web 1.1.8's find_view: format treejson (default), completer, json, nodelist;
+  // leavesOnly, wildcards, position, jsonp; from/until/local are accepted and change nothing.
+  std::string pattern, format = "treejson", jsonp;
+  bool leaves_only = false, wildcards = false;
+  int position = -1;
+  for (auto& [key, value] : parse_query(query)) {
+    if (key == "query") pattern = value;
+    else if (key == "format") format = value;
+    else if (key == "jsonp") jsonp = value;
+    else if (key == "leavesOnly") leaves_only = value == "1";
+    else if (key == "wildcards") wildcards = value == "1";
+    else if (key == "position") {
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), position);
+      if (ec != std::errc() || end != value.data() + value.size()) {
+        return json_error(400, "position '" + value + "' is not an integer", "e.g. position=2");
+      }
+    }
+  }
+  if (format != "treejson" && format != "completer" && format != "json" &&
+      format != "nodelist") {
+    return json_error(400, "format '" + format + "' is not supported",
+                      "use format=treejson (the default), completer, json or nodelist");
+  }
+  if (!valid_jsonp(jsonp)) return json_error(400, "jsonp: not a function name");
+  if (pattern.empty()) return json_error(400, "no query", "add query=PATTERN, e.g. statherd.*");
+  const size_t dot = pattern.rfind('.');
+  const std::string base_path = dot == std::string::npos ? "" : pattern.substr(0, dot + 1);
+  if (format == "completer") {  // graphite-web completes what was typed so far
+    for (size_t at; (at = pattern.find("..")) != std::string::npos;) pattern.replace(at, 2, "*.");
+    if (pattern.back() != '*') pattern += '*';
+  }
+  auto found = found_nodes(pattern);
+  if (!found) {
+    bool limit = found.error().message.starts_with("the answer");
+    return json_error(limit ? 413 : 400, found.error().message, found.error().hint);
+  }
+  std::vector<FoundNode> nodes;
+  for (FoundNode& n : *found)
+    if (n.leaf || !leaves_only) nodes.push_back(std::move(n));
+  nlohmann::json out;
+  if (format == "treejson") {
+    // One node per name (the first), branches then leaves, ids under the query's own prefix.
+    auto node_json = [](const std::string& text, const std::string& id, bool leaf) {
+      return nlohmann::json{{"text", text}, {"id", id}, {"leaf", leaf ? 1 : 0},
+                            {"expandable", leaf ? 0 : 1}, {"allowChildren", leaf ? 0 : 1}};
+    };
+    out = nlohmann::json::array();
+    if (nodes.size() > 1 && wildcards) {
+      bool any_branch = std::any_of(nodes.begin(), nodes.end(),
+                                    [](const FoundNode& n) { return !n.leaf; });
+      out.push_back(node_json("*", base_path + "*", !any_branch));
+    }
+    std::set<std::string> seen;
+    nlohmann::json branches = nlohmann::json::array(), leaves = nlohmann::json::array();
+    for (const FoundNode& n : nodes) {
+      if (!seen.insert(n.name).second) continue;
+      (n.leaf ? leaves : branches).push_back(node_json(n.name, base_path + n.name, n.leaf));
+    }
+    for (auto& b : branches) out.push_back(std::move(b));
+    for (auto& l : leaves) out.push_back(std::move(l));
+  } else if (format == "completer") {
+    nlohmann::json metrics = nlohmann::json::array();
+    for (const FoundNode& n : nodes) {
+      metrics.push_back({{"path", n.path + (n.leaf ? "" : ".")},
+                         {"name", n.name},
+                         {"is_leaf", n.leaf ? "1" : "0"}});
+    }
+    if (metrics.size() > 1 && wildcards) metrics.push_back({{"name", "*"}});
+    out = {{"metrics", metrics}};
+  } else if (format == "json") {
+    std::vector<FoundNode> by_path = nodes;
+    std::stable_sort(by_path.begin(), by_path.end(),
+                     [](const FoundNode& a, const FoundNode& b) { return a.path < b.path; });
+    out = nlohmann::json::array();
+    for (const FoundNode& n : by_path) out.push_back({{"path", n.path}, {"is_leaf", n.leaf}});
+  } else {  // nodelist: the distinct components at `position` of the matching paths
+    std::set<std::string> at;
+    for (const FoundNode& n : nodes) {
+      std::vector<std::string> parts;
+      size_t start = 0;
+      for (size_t d; (d = n.path.find('.', start)) != std::string::npos; start = d + 1)
+        parts.push_back(n.path.substr(start, d - start));
+      parts.push_back(n.path.substr(start));
+      int64_t i = position < 0 ? static_cast<int64_t>(parts.size()) + position : position;
+      if (i >= 0 && i < static_cast<int64_t>(parts.size())) at.insert(parts[static_cast<size_t>(i)]);
+    }
+    out = {{"nodes", at}};
+  }
+  ApiResponse r = bounded_json(out);
+  if (r.status == 200) {
+    r.headers.emplace_back("Pragma", "no-cache");
+    r.headers.emplace_back("Cache-Control", "no-cache");
+  }
+  return r.status == 200 ? json_or_jsonp(std::move(r), jsonp) : r;
+}
+
+ApiResponse ApiRoutes::expand(std::string_view query) {
+  // graphite-web's expand_view: every path the queries match (branches too unless
+  // leavesOnly=1), one sorted list, or one per query with groupByExpr=1.
+  std::vector<std::string> queries;
+  std::string jsonp;
+  bool group_by_expr = false, leaves_only = false;
+  for (auto& [key, value] : parse_query(query)) {
+    if (key == "query") queries.push_back(value);
+    else if (key == "groupByExpr") group_by_expr = value == "1";
+    else if (key == "leavesOnly") leaves_only = value == "1";
+    else if (key == "jsonp") jsonp = value;
+  }
+  if (!valid_jsonp(jsonp)) return json_error(400, "jsonp: not a function name");
+  if (queries.size() > read_limits_.max_targets) {
+    return json_error(400, std::to_string(queries.size()) + " queries, over the limit of " +
+                               std::to_string(read_limits_.max_targets));
+  }
+  std::map<std::string, std::set<std::string>> by_query;
+  std::set<std::string> all;
+  for (const std::string& q : queries) {
+    auto found = found_nodes(q);
+    if (!found) {
+      bool limit = found.error().message.starts_with("the answer");
+      return json_error(limit ? 413 : 400, found.error().message, found.error().hint);
+    }
+    auto& mine = by_query[q];
+    for (const FoundNode& n : *found) {
+      if (!n.leaf && leaves_only) continue;
+      mine.insert(n.path);
+      all.insert(n.path);
+    }
+  }
+  nlohmann::json results;
+  if (group_by_expr) {
+    results = nlohmann::json::object();
+    for (auto& [q, paths] : by_query) results[q] = paths;
+  } else {
+    results = all;
+  }
+  ApiResponse r = bounded_json({{"results", results}});
+  return r.status == 200 ? json_or_jsonp(std::move(r), jsonp) : r;
+}
+
+ApiResponse ApiRoutes::metrics_index(std::string_view query) {
+  std::string jsonp;
+  for (auto& [key, value] : parse_query(query))
+    if (key == "jsonp") jsonp = value;
+  if (!valid_jsonp(jsonp)) return json_error(400, "jsonp: not a function name");
+  auto paths = store_.all_paths(read_limits_);
+  if (!paths) return json_error(413, paths.error().message, paths.error().hint);
+  ApiResponse r = bounded_json(*paths);
+  return r.status == 200 ? json_or_jsonp(std::move(r), jsonp) : r;
+}
+
+ApiResponse ApiRoutes::functions(std::string_view path, std::string_view query) {
+  // graphite-web's /functions: {name: info} (grouped=1: {group: {name: info}}, group=G: that
+  // group only); /functions/NAME: one info. Exactly the functions /render implements.
+  bool grouped = false;
+  std::optional<std::string> group;
+  for (auto& [key, value] : parse_query(query)) {
+    if (key == "grouped") grouped = value == "1" || value == "true" || value == "True";
+    else if (key == "group") group = value;
+  }
+  auto info = [](const render::FunctionInfo& f) {
+    nlohmann::json params = nlohmann::json::array();
+    for (const render::FunctionParam& p : f.param_list) {
+      nlohmann::json j = {{"name", p.name}, {"type", p.type}, {"required", p.required}};
+      if (p.multiple) j["multiple"] = true;
+      params.push_back(std::move(j));
+    }
+    return nlohmann::json{{"name", f.name},
+                          {"function", f.name + "(" + f.params + ")"},
+                          {"description", f.description},
+                          {"module", "statherd.render"},
+                          {"group", f.group},
+                          {"params", params}};
+  };
+  if (path.starts_with("/functions/")) {
+    std::string name(path.substr(std::string_view("/functions/").size()));
+    for (const render::FunctionInfo& f : render::function_list())
+      if (f.name == name) return json_ok(info(f));
+    return json_error(404, "function not found: " + name, "GET /functions lists them");
+  }
+  nlohmann::json out = nlohmann::json::object();
+  for (const render::FunctionInfo& f : render::function_list()) {
+    if (group && *group != f.group) continue;
+    if (grouped) out[f.group][f.name] = info(f);
+    else out[f.name] = info(f);
+  }
+  return json_ok(out);
 }
 
 ApiResponse ApiRoutes::healthz() {

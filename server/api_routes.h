@@ -99,6 +99,16 @@ class ApiRoutes {
   ApiResponse ingest(std::string_view body);
   ApiResponse render(std::string_view query);
   ApiResponse find(std::string_view query);
+  ApiResponse expand(std::string_view query);       // /metrics/expand
+  ApiResponse metrics_index(std::string_view query);  // /metrics/index.json
+  ApiResponse functions(std::string_view path, std::string_view query);  // /functions[/NAME]
+  // The nodes a find pattern matches, as graphite-web's STORE.find gives them: sorted by name
+  // (then path), each (path, name, leaf); an error response when a read limit is passed.
+  struct FoundNode {
+    std::string path, name;
+    bool leaf = false;
+  };
+  Result<std::vector<FoundNode>> found_nodes(const std::string& pattern);
   ApiResponse bounded_json(const nlohmann::json& body) const;  // 413 over max_answer_bytes
   ApiResponse healthz();
   ApiResponse readyz();

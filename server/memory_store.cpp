@@ -322,6 +322,19 @@ Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& t
   return result;
 }
 
+Result<std::vector<std::string>> MemoryStore::all_paths(const ReadLimits& limits) const {
+  const std::vector<uint32_t>& sorted = index_.sorted();
+  if (sorted.size() > limits.max_paths) {
+    return Error{"the index would list " + std::to_string(sorted.size()) + " paths, more than " +
+                     std::to_string(limits.max_paths),
+                 "walk the tree with /metrics/find instead; or raise reads.max_paths"};
+  }
+  std::vector<std::string> out;
+  out.reserve(sorted.size());
+  for (uint32_t id : sorted) out.emplace_back(index_.path(id));
+  return out;
+}
+
 Result<std::vector<render::Series>> MemoryStore::fetch(const GraphitePattern& pattern,
                                                        const std::string& expression,
                                                        int64_t from_s, int64_t until_s,

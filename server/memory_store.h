@@ -91,6 +91,10 @@ class MemoryStore : public Sink {
                                 const ReadLimits& limits) const;
   Result<nlohmann::json> find(const GraphitePattern& query, const ReadLimits& limits) const;
 
+  // Every stored path, sorted (graphite-web's /metrics/index.json); an error (a 413) past
+  // limits.max_paths.
+  Result<std::vector<std::string>> all_paths(const ReadLimits& limits) const;
+
   // What one /render request may still read, across all its fetches.
   struct FetchBudget {
     uint64_t match_steps = 0, points_read = 0;

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <optional>
 #include <regex>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -1739,6 +1740,38 @@ const FunctionDef* find_function(const std::string& name) {
   return it == registry().end() ? nullptr : it->second;
 }
 
+// graphite-web's ParamTypes of a parameter, by its name (the names are graphite-web's).
+std::string param_type(const std::string& name) {
+  static const std::map<std::string, std::string> kTypes = {
+      {"seriesList", "seriesList"}, {"seriesLists", "seriesLists"},
+      {"dividendSeriesList", "seriesList"}, {"divisorSeries", "seriesList"},
+      {"referenceSeries", "seriesList"}, {"total", "any"},
+      {"nodes", "nodeOrTag"}, {"tags", "nodeOrTag"}, {"nodeNum", "nodeOrTag"},
+      {"position", "node"}, {"positions", "node"}, {"start", "node"}, {"stop", "node"},
+      {"func", "aggFunc"}, {"callback", "aggOrSeriesFunc"}, {"consolidationFunc", "string"},
+      {"windowSize", "intOrInterval"}, {"intervalString", "interval"},
+      {"timeShift", "interval"}, {"steps", "integer"}, {"limit", "integer"},
+      {"n", "integer"}, {"seconds", "float"}, {"natural", "boolean"}, {"reverse", "boolean"},
+      {"interpolate", "boolean"}, {"alignToFrom", "boolean"}, {"alignToInterval", "boolean"},
+      {"resetEnd", "boolean"}, {"alignDST", "boolean"}, {"newName", "string"},
+      {"search", "string"}, {"replace", "string"}, {"pattern", "string"}, {"label", "string"},
+      {"name", "string"}, {"theColor", "string"}, {"color", "string"}, {"operator", "string"}};
+  auto it = kTypes.find(name);
+  return it == kTypes.end() ? "float" : it->second;
+}
+
+bool optional_param(const std::string& fn, const std::string& name) {
+  static const std::set<std::string> kOptional = {
+      "xFilesFactor", "maxValue", "minValue", "alignToFrom", "alignToInterval", "resetEnd",
+      "alignDST", "natural", "reverse", "interpolate", "default", "referenceSeries", "base",
+      "dashLength", "label", "color", "start", "stop", "total"};
+  static const std::set<std::pair<std::string, std::string>> kOptionalIn = {
+      {"groupByNode", "callback"}, {"highest", "n"},        {"highest", "func"},
+      {"lowest", "n"},             {"lowest", "func"},      {"sortBy", "func"},
+      {"movingWindow", "func"},    {"summarize", "func"},   {"keepLastValue", "limit"}};
+  return kOptional.count(name) > 0 || kOptionalIn.count({fn, name}) > 0;
+}
+
 }  // namespace
 
 std::string py_repr(double v) {
@@ -1795,9 +1828,19 @@ const std::vector<FunctionInfo>& function_list() {
   static const std::vector<FunctionInfo> kList = [] {
     std::vector<FunctionInfo> list;
     for (const FunctionDef& d : definitions()) {
-      std::string params;
-      for (size_t i = 0; i < d.params.size(); ++i) params += (i ? ", " : "") + d.params[i];
-      list.push_back({d.name, d.group, params});
+      FunctionInfo info{d.name, d.group, {}, {}, {}};
+      for (size_t i = 0; i < d.params.size(); ++i) {
+        info.params += (i ? ", " : "") + d.params[i];
+        FunctionParam p;
+        p.multiple = d.params[i][0] == '*';
+        p.name = p.multiple ? d.params[i].substr(1) : d.params[i];
+        p.type = param_type(p.name);
+        p.required = !optional_param(d.name, p.name);
+        info.param_list.push_back(std::move(p));
+      }
+      info.description = std::string(d.name) + "(" + info.params + "): graphite-web 1.1.8's " +
+                         d.name + ", computed as it computes it (names, None, order).";
+      list.push_back(std::move(info));
     }
     std::sort(list.begin(), list.end(),
               [](const FunctionInfo& a, const FunctionInfo& b) { return a.name < b.name; });

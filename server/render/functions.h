@@ -36,10 +36,19 @@ inline constexpr std::string_view kTooManySeries = "the target would hold more t
 // argument or a failed fetch is an error whose message names the function.
 Result<std::vector<Series>> evaluate(const Expr& target, const RenderContext& ctx);
 
+struct FunctionParam {
+  std::string name;
+  std::string type;  // graphite-web's ParamTypes: seriesList, seriesLists, float, integer,
+                     // string, boolean, node, nodeOrTag, aggFunc, interval, intOrInterval
+  bool required = false;
+  bool multiple = false;  // repeated (the *name of the signature)
+};
 struct FunctionInfo {
   std::string name;
   std::string group;   // graphite-web's group: Alias, Combine, Transform, Calculate, Filter...
   std::string params;  // "seriesList, factor" (for /functions; * marks the repeated one)
+  std::vector<FunctionParam> param_list;
+  std::string description;
 };
 // Every function evaluate() knows, sorted by name.
 const std::vector<FunctionInfo>& function_list();

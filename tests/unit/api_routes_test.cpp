@@ -193,7 +193,17 @@ TEST_F(ApiRoutesTest, FindTreejsonByDefaultAndCompleter) {
   nlohmann::json completer =
       nlohmann::json::parse(get("/metrics/find?query=statherd.%7Bweb,db%7D&format=completer").body);
   EXPECT_EQ(completer, nlohmann::json::parse(R"({"metrics": [
-      {"path": "statherd.web.", "name": "web", "is_leaf": false}]})"));
+      {"path": "statherd.web.", "name": "web", "is_leaf": "0"}]})"));  // graphite-web's "0"/"1"
+  // ids under the query's own prefix, as graphite-web writes them
+  nlohmann::json braces =
+      nlohmann::json::parse(get("/metrics/find?query=statherd.%7Bweb,db%7D.%2A").body);
+  EXPECT_EQ(braces[0]["id"], "statherd.{web,db}.req");
+  EXPECT_EQ(get("/metrics/find/?query=statherd.*").status, 200);  // a trailing slash too
+  EXPECT_EQ(nlohmann::json::parse(get("/metrics/expand?query=statherd.web.*.*").body),
+            nlohmann::json::parse(R"({"results": ["statherd.web.req.count"]})"));
+  EXPECT_EQ(nlohmann::json::parse(get("/metrics/index.json").body),
+            nlohmann::json::parse(R"(["statherd.web.req.count"])"));
+  EXPECT_EQ(get("/version").body, "1.1.8");
   EXPECT_EQ(get("/metrics/find?query=x&format=pickle").status, 400);
 }
 

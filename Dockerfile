@@ -16,7 +16,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
        cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-json3-dev \
-       libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev libgoogle-perftools-dev dpkg-dev file \
+       libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev libgoogle-perftools-dev libre2-dev dpkg-dev file \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The compile inputs first: a change to the docs, configs or packaging files does not recompile.

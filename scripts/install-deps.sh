@@ -8,7 +8,7 @@ set -euo pipefail
 what=${1:-all}
 build_pkgs=(cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-json3-dev
             libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev libsnappy-dev
-            libgoogle-perftools-dev dpkg-dev file)
+            libgoogle-perftools-dev libre2-dev dpkg-dev file)
 test_pkgs=(graphite-carbon graphite-web python3-whisper python3-prometheus-client python3 clang libclang-rt-14-dev
            systemd shellcheck python3-yaml prometheus chromium)
 # podman with runc (crun refuses this kernel's cgroups), debootstrap for the base image.
@@ -16,7 +16,7 @@ container_pkgs=(podman runc debootstrap podman-compose)
 
 # make demo builds only the two daemons (no tests, no benchmarks) and runs Python writers.
 demo_pkgs=(cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-json3-dev
-           libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev libgoogle-perftools-dev python3)
+           libyaml-cpp-dev prometheus-cpp-dev libsnappy-dev libgoogle-perftools-dev libre2-dev python3)
 
 case "$what" in
   build) pkgs=("${build_pkgs[@]}") ;;

@@ -243,7 +243,10 @@ std::function<ApiResponse()> ApiRoutes::prepare_read(const ApiRequest& request) 
 }
 
 ApiResponse ApiRoutes::bounded_json(const nlohmann::json& body) const {
-  ApiResponse r = json_ok(body);
+  return bounded(json_ok(body));
+}
+
+ApiResponse ApiRoutes::bounded(ApiResponse r) const {
   if (r.body.size() > read_limits_.max_answer_bytes) {
     return json_error(413, "the answer of " + std::to_string(r.body.size()) +
                                " bytes is over the limit of " +
@@ -437,14 +440,7 @@ ApiResponse ApiRoutes::render(std::string_view query) {
     }
     if (!output.jsonp.empty()) r.content_type = "text/javascript";
   }
-  if (r.body.size() > read_limits_.max_answer_bytes) {
-    return json_error(413, "the answer of " + std::to_string(r.body.size()) +
-                               " bytes is over the limit of " +
-                               std::to_string(read_limits_.max_answer_bytes) + " bytes",
-                      "narrow the pattern, shorten from/until or set maxDataPoints; or raise "
-                      "reads.max_answer_bytes");
-  }
-  return r;
+  return bounded(std::move(r));
 }
 
 Result<std::vector<ApiRoutes::FoundNode>> ApiRoutes::found_nodes(const std::string& pattern) {

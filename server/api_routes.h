@@ -110,6 +110,7 @@ class ApiRoutes {
   };
   Result<std::vector<FoundNode>> found_nodes(const std::string& pattern);
   ApiResponse bounded_json(const nlohmann::json& body) const;  // 413 over max_answer_bytes
+  ApiResponse bounded(ApiResponse r) const;                    // the same for a made answer
   ApiResponse healthz();
   ApiResponse readyz();
   ApiResponse prometheus_metrics();

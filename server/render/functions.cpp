@@ -2,14 +2,16 @@
 
 #include "server/graphite_time.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <optional>
-#include <regex>
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
@@ -353,63 +355,66 @@ std::string agg_key(const Series& s, const std::vector<Value>& nodes) {
   return key;
 }
 
-// Python's re.sub replacement syntax (\1, \g<1>, \\, \n) as ECMAScript's ($1, $$).
-std::string ecma_replacement(const std::string& py) {
+constexpr size_t kMaxRegex = 512;
+constexpr int64_t kMaxOffset = int64_t{100} * 365 * 86400;  // time offsets: at most 100 years
+
+// A regular expression of aliasSub, grep or exclude: RE2, linear in the name whatever the
+// pattern (Python's syntax but for backreferences and lookarounds in the pattern).
+std::unique_ptr<RE2> compile_regex(const std::string& pattern, const std::string& fn) {
+  if (pattern.size() > kMaxRegex)
+    throw RenderError(fn + ": the pattern is longer than " + std::to_string(kMaxRegex));
+  RE2::Options options;
+  options.set_log_errors(false);
+  auto re = std::make_unique<RE2>(pattern, options);
+  if (!re->ok()) {
+    throw RenderError(fn + ": invalid regular expression '" + pattern + "': " + re->error(),
+                      "RE2 syntax (Python's, without backreferences or lookarounds)");
+  }
+  return re;
+}
+
+// Python's re.sub replacement (\1, \g<1>, \g<name>, \\, \n, \t) as an RE2 rewrite string.
+std::string re2_rewrite(const std::string& py, const RE2& re) {
   std::string out;
   for (size_t i = 0; i < py.size(); ++i) {
     char c = py[i];
-    if (c == '$') {
-      out += "$$";
-    } else if (c == '\\' && i + 1 < py.size()) {
-      char d = py[i + 1];
-      if (std::isdigit(static_cast<unsigned char>(d))) {
-        size_t j = i + 1;
-        std::string num;
-        while (j < py.size() && num.size() < 2 && std::isdigit(static_cast<unsigned char>(py[j])))
-          num += py[j++];
-        out += "$" + (num.size() == 1 ? "0" + num : num);
-        i = j - 1;
-      } else if (d == 'g' && i + 2 < py.size() && py[i + 2] == '<') {
-        size_t close = py.find('>', i + 3);
-        std::string group = close == std::string::npos ? "" : py.substr(i + 3, close - i - 3);
-        if (group.empty() || !std::all_of(group.begin(), group.end(),
-                                          [](char ch) { return std::isdigit(ch); })) {
-          throw RenderError("aliasSub: named groups (\\g<name>) are not supported");
-        }
-        out += "$" + (group.size() == 1 ? "0" + group : group);
-        i = close;
-      } else {
-        static const std::map<char, char> kEscapes = {
-            {'n', '\n'}, {'t', '\t'}, {'r', '\r'}, {'\\', '\\'}, {'a', '\a'}, {'f', '\f'},
-            {'v', '\v'}};
-        auto it = kEscapes.find(d);
-        if (it != kEscapes.end()) {
-          out += it->second;
-        } else {
-          out += '\\';
-          out += d;
-        }
-        ++i;
+    if (c != '\\' || i + 1 == py.size()) {
+      out += c == '\\' ? "\\\\" : std::string(1, c);
+      continue;
+    }
+    char d = py[++i];
+    std::string group;
+    if (std::isdigit(static_cast<unsigned char>(d))) {
+      group = std::string(1, d);
+      if (i + 1 < py.size() && std::isdigit(static_cast<unsigned char>(py[i + 1])))
+        group += py[++i];
+    } else if (d == 'g' && i + 1 < py.size() && py[i + 1] == '<') {
+      size_t close = py.find('>', i + 2);
+      if (close == std::string::npos) throw RenderError("aliasSub: \\g< without its >");
+      group = py.substr(i + 2, close - i - 2);
+      i = close;
+      if (!group.empty() && !std::all_of(group.begin(), group.end(),
+                                         [](char ch) { return std::isdigit(ch); })) {
+        auto named = re.NamedCapturingGroups().find(group);
+        if (named == re.NamedCapturingGroups().end())
+          throw RenderError("aliasSub: no group named '" + group + "'");
+        group = std::to_string(named->second);
       }
     } else {
-      out += c;
+      static const std::map<char, std::string> kEscapes = {
+          {'n', "\n"}, {'t', "\t"}, {'r', "\r"}, {'\\', "\\\\"}, {'a', "\a"}, {'f', "\f"},
+          {'v', "\v"}};
+      auto it = kEscapes.find(d);
+      out += it != kEscapes.end() ? it->second : "\\\\" + std::string(1, d);
+      continue;
     }
+    if (group.empty() || std::stoi(group) > re.NumberOfCapturingGroups() || group.size() > 1) {
+      throw RenderError("aliasSub: the replacement refers to group " + group + ", the pattern "
+                        "has " + std::to_string(re.NumberOfCapturingGroups()));
+    }
+    out += "\\" + group;
   }
   return out;
-}
-
-constexpr size_t kMaxRegex = 512;
-constexpr int64_t kMaxOffset = int64_t{100} * 365 * 86400;  // time offsets: at most 100 years
-std::regex compile_regex(const std::string& pattern, const std::string& fn) {
-  if (pattern.size() > kMaxRegex)
-    throw RenderError(fn + ": the pattern is longer than " + std::to_string(kMaxRegex));
-  if (pattern.find("(?P") != std::string::npos || pattern.find("(?<") != std::string::npos)
-    throw RenderError(fn + ": named groups are not supported in '" + pattern + "'");
-  try {
-    return std::regex(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    throw RenderError(fn + ": invalid regular expression '" + pattern + "': " + e.what());
-  }
 }
 
 // ---- the evaluator ----
@@ -426,9 +431,25 @@ struct FunctionDef {
 };
 const std::unordered_map<std::string, const FunctionDef*>& registry();
 
+// What one evaluate() may still spend, shared by the evaluations of refetched arguments.
+struct Work {
+  size_t calls_left;
+  uint64_t values_left;
+};
+
+constexpr size_t kMaxName = 16 * 1024;  // a series name longer than this is an error
+
 class Evaluator {
  public:
-  explicit Evaluator(const RenderContext& ctx) : ctx_(ctx) {}
+  Evaluator(const RenderContext& ctx, Work& work) : ctx_(ctx), work_(work) {}
+  void charge_values(uint64_t n) {
+    if (n > work_.values_left) {
+      throw FetchError(Error{std::string(kTooManySeries) + " " +
+                                 std::to_string(ctx_.max_values) + " values made by functions",
+                             "shorten from/until, use a coarser interval, or fewer functions"});
+    }
+    work_.values_left -= n;
+  }
   Value value(const Expr& e);
   SeriesList series_of(const Expr& e, const RenderContext& ctx);
   const RenderContext& ctx() const { return ctx_; }
@@ -444,6 +465,7 @@ class Evaluator {
 
  private:
   const RenderContext& ctx_;
+  Work& work_;
   size_t alive_ = 0;
 };
 
@@ -472,7 +494,7 @@ struct Call {
       throw RenderError(fn() + ": the argument '" + def.params[i] + "' must be a series list, "
                         "not " + py_str(v));
     }
-    return bound[i]->series;
+    return std::move(bound[i]->series);  // each parameter is read once
   }
   double number(size_t i) const {
     const Value& v = arg(i);
@@ -516,8 +538,16 @@ struct Call {
     RenderContext shifted = ctx;
     shifted.from_s = from_s;
     shifted.until_s = until_s;
-    return ev.series_of(expr.args.at(0), shifted);
+    return ev.series_of(first_expr(), shifted);
   }
+  // The expression of the first parameter, given by position or by name.
+  const Expr& first_expr() const {
+    if (!expr.args.empty()) return expr.args[0];
+    for (size_t k = 0; k < expr.kwarg_names.size(); ++k)
+      if (expr.kwarg_names[k] == def.params.at(0)) return expr.kwarg_values[k];
+    throw RenderError(fn() + ": the argument '" + def.params.at(0) + "' is missing");
+  }
+  void charge_values(uint64_t n) { ev.charge_values(n); }
 };
 
 Value Evaluator::value(const Expr& e) {
@@ -551,6 +581,12 @@ Value Evaluator::value(const Expr& e) {
     case Expr::Kind::kCall:
       break;
   }
+  if (work_.calls_left == 0) {
+    throw FetchError(Error{std::string(kTooManySeries) + " " + std::to_string(ctx_.max_calls) +
+                               " function calls",
+                           "nest fewer functions that fetch again (movingAverage, timeShift)"});
+  }
+  --work_.calls_left;
   auto it = registry().find(e.text);
   if (it == registry().end()) {
     throw RenderError("unknown function: " + e.text,
@@ -574,7 +610,9 @@ Value Evaluator::value(const Expr& e) {
                         "see GET /functions for its parameters");
     }
   }
-  for (const auto& [name, expr] : e.kwargs) {
+  for (size_t k = 0; k < e.kwarg_names.size(); ++k) {
+    const std::string& name = e.kwarg_names[k];
+    const Expr& expr = e.kwarg_values[k];
     auto p = std::find(def.params.begin(), def.params.begin() + static_cast<ptrdiff_t>(fixed),
                        name);
     if (p == def.params.begin() + static_cast<ptrdiff_t>(fixed)) {
@@ -584,11 +622,20 @@ Value Evaluator::value(const Expr& e) {
     call.bound[static_cast<size_t>(p - def.params.begin())] = value(expr);
   }
   SeriesList out = def.impl(call);
+  uint64_t values = 0;
+  for (const Series& s : out) {
+    values += s.values.size();
+    if (s.name.size() > kMaxName) {
+      throw RenderError(def.name + std::string(": a series name longer than ") +
+                        std::to_string(kMaxName) + " bytes");
+    }
+  }
+  charge_values(values);
   return Value{Value::Kind::kSeries, std::move(out), 0, false, {}, false};
 }
 
 SeriesList Evaluator::series_of(const Expr& e, const RenderContext& ctx) {
-  Evaluator inner(ctx);
+  Evaluator inner(ctx, work_);
   Value v = inner.value(e);
   count(inner.alive_);
   if (v.kind != Value::Kind::kSeries)
@@ -607,9 +654,9 @@ SeriesList fn_alias(Call& c) {
 }
 SeriesList fn_alias_sub(Call& c) {
   auto list = c.series(0);
-  std::regex re = compile_regex(c.text(1), "aliasSub");
-  std::string replace = ecma_replacement(c.text(2));
-  for (Series& s : list) s.name = std::regex_replace(s.name, re, replace);
+  auto re = compile_regex(c.text(1), "aliasSub");
+  std::string rewrite = re2_rewrite(c.text(2), *re);
+  for (Series& s : list) RE2::GlobalReplace(&s.name, *re, rewrite);
   return list;
 }
 SeriesList fn_alias_by_node(Call& c) {
@@ -670,7 +717,7 @@ SeriesList fn_count_series(Call& c) {
   auto n = normalize(pointers(all));
   if (!n) {
     int64_t start = c.ctx.from_s, end = c.ctx.until_s;
-    int64_t step = static_cast<int64_t>((end - start) / 2.0);
+    int64_t step = std::max<int64_t>(1, static_cast<int64_t>((end - start) / 2.0));
     Series s = make_series("0", start, end, step, {0, 0, 0}, c.ctx.xfiles_factor);
     s.path_expression = "countSeries()";
     return {s};
@@ -1176,20 +1223,27 @@ SeriesList fn_time_shift(Call& c) {
   return out;
 }
 
+// The interval string argument i (summarize, hitcount) in seconds, > 0.
+int64_t positive_interval(const Call& c, size_t i) {
+  std::string text = c.text(i);
+  auto interval = parse_time_offset(text);
+  if (!interval || *interval <= 0)
+    throw RenderError(c.fn() + ": '" + text + "' is not a positive interval");
+  return *interval;
+}
+
 SeriesList fn_summarize(Call& c) {
   auto list = c.series(0);
   std::string interval_text = c.text(1);
-  auto interval = parse_time_offset(interval_text);
-  if (!interval || *interval <= 0)
-    throw RenderError("summarize: '" + interval_text + "' is not a positive interval");
+  const int64_t iv = positive_interval(c, 1);
   std::string func = c.text(2, "sum");
   AggFn agg = agg_function(func);
   bool align_to_from = c.flag(3, false);
-  const int64_t iv = *interval;
   SeriesList out;
   for (const Series& s : list) {
     int64_t new_start = align_to_from ? s.start : s.start - s.start % iv;
     int64_t new_end = align_to_from ? s.end : s.end - s.end % iv + iv;
+    c.charge_values(static_cast<uint64_t>((new_end - new_start) / iv + 1));
     std::vector<double> points = s.read();
     std::vector<int64_t> stamps;
     for (int64_t t = s.start; t < s.end; t += s.step) stamps.push_back(t);
@@ -1226,15 +1280,13 @@ SeriesList fn_summarize(Call& c) {
 SeriesList fn_hitcount(Call& c) {
   auto list = c.series(0);
   std::string interval_text = c.text(1);
-  auto interval = parse_time_offset(interval_text);
-  if (!interval || *interval <= 0)
-    throw RenderError("hitcount: '" + interval_text + "' is not a positive interval");
+  const int64_t iv = positive_interval(c, 1);
   if (c.flag(2, false)) throw RenderError("hitcount: alignToInterval is not supported yet");
-  const int64_t iv = *interval;
   SeriesList out;
   for (const Series& s : list) {
     auto bucket_count = static_cast<int64_t>(
         std::ceil(static_cast<double>(s.end - s.start) / static_cast<double>(iv)));
+    c.charge_values(static_cast<uint64_t>(std::max<int64_t>(0, bucket_count)));
     std::vector<std::vector<double>> buckets(static_cast<size_t>(std::max<int64_t>(0, bucket_count)));
     int64_t new_start = s.end - bucket_count * iv;
     auto floordiv = [](int64_t a, int64_t b) {
@@ -1292,7 +1344,7 @@ SeriesList fn_consolidate_by(Call& c) {
 SeriesList fn_n_percentile(Call& c) {
   auto list = c.series(0);
   double n = c.number(1);
-  if (n == 0) throw RenderError("nPercentile: the requested percent must be greater than 0");
+  if (!(n > 0 && n <= 100)) throw RenderError("nPercentile: n must be in (0, 100]");
   SeriesList out;
   for (const Series& s : list) {
     auto sorted = non_null(s.read());
@@ -1308,6 +1360,7 @@ SeriesList fn_n_percentile(Call& c) {
     else p = sorted[static_cast<size_t>(rank - 1)];
     auto count = static_cast<size_t>(static_cast<double>(s.end - s.start) /
                                      static_cast<double>(s.step));
+    c.charge_values(count);
     out.push_back(copy_series(s, "nPercentile(" + s.name + ", " + fmt_g(n) + ")",
                               std::vector<double>(count, p)));
   }
@@ -1367,7 +1420,7 @@ SeriesList fn_maximum_below(Call& c) { return filter(c, "max", "<="); }
 SeriesList fn_minimum_above(Call& c) { return filter(c, "min", ">"); }
 SeriesList fn_minimum_below(Call& c) { return filter(c, "min", "<="); }
 SeriesList fn_filter_series(Call& c) {
-  auto list = c.series(0);
+  c.number(3);  // the threshold, named in the error when missing
   Call inner = c;
   inner.bound = {c.bound[0], c.bound[3]};
   std::string func = c.text(1), op = c.text(2);
@@ -1441,10 +1494,10 @@ SeriesList fn_sort_by_minima(Call& c) {
 }
 SeriesList regex_filter(Call& c, bool keep_matching) {
   auto list = c.series(0);
-  std::regex re = compile_regex(c.text(1), c.fn());
+  auto re = compile_regex(c.text(1), c.fn());
   SeriesList out;
   for (Series& s : list)
-    if (std::regex_search(s.name, re) == keep_matching) out.push_back(std::move(s));
+    if (RE2::PartialMatch(s.name, *re) == keep_matching) out.push_back(std::move(s));
   return out;
 }
 SeriesList fn_exclude(Call& c) { return regex_filter(c, false); }
@@ -1542,6 +1595,7 @@ SeriesList fn_remove_empty_series(Call& c) {
 SeriesList fn_identity(Call& c) {
   std::string name = c.text(0);
   int64_t start = c.ctx.from_s, end = c.ctx.until_s;
+  c.charge_values(static_cast<uint64_t>((end - start) / 60 + 1));  // before making them
   std::vector<double> values;
   for (int64_t t = start; t < end; t += 60) values.push_back(static_cast<double>(t));
   Series s = make_series(name, start, end, 60, std::move(values), c.ctx.xfiles_factor);
@@ -1564,7 +1618,7 @@ double series_percentile(const std::vector<double>& values, double n) {
 SeriesList remove_percentile(Call& c, bool above) {
   auto list = c.series(0);
   double n = c.number(1);
-  if (!(n > 0 && n <= 1e6)) throw RenderError(c.fn() + ": n must be greater than 0");
+  if (!(n > 0 && n <= 100)) throw RenderError(c.fn() + ": n must be in (0, 100]");
   for (Series& s : list) {
     s.name = c.fn() + "(" + s.name + ", " + fmt_g(n) + ")";
     s.path_expression = s.name;
@@ -1583,7 +1637,7 @@ SeriesList fn_percentile_of_series(Call& c) {
   auto list = c.series(0);
   double n = c.number(1);
   bool interpolate = c.flag(2, false);
-  if (n <= 0) throw RenderError("percentileOfSeries: the percent must be greater than 0");
+  if (!(n > 0 && n <= 100)) throw RenderError("percentileOfSeries: n must be in (0, 100]");
   if (list.empty()) return {};
   auto norm = normalize(pointers(list));
   std::string name = "percentileOfSeries(" + list[0].path_expression + "," + fmt_g(n) + ")";
@@ -1812,8 +1866,9 @@ std::string py_repr(double v) {
 Result<int64_t> parse_time_offset(std::string_view text) { return parse_graphite_offset(text); }
 
 Result<std::vector<Series>> evaluate(const Expr& target, const RenderContext& ctx) {
+  Work work{ctx.max_calls, ctx.max_values};
   try {
-    Evaluator ev(ctx);
+    Evaluator ev(ctx, work);
     Value v = ev.value(target);
     if (v.kind != Value::Kind::kSeries) return std::vector<Series>{};
     return std::move(v.series);
@@ -1821,6 +1876,10 @@ Result<std::vector<Series>> evaluate(const Expr& target, const RenderContext& ct
     return e.error;
   } catch (const RenderError& e) {
     return Error{e.what(), e.hint};
+  } catch (const std::bad_alloc&) {
+    return Error{std::string(kTooManySeries) + " the memory available", "read less"};
+  } catch (const std::exception& e) {  // a defect: reported as a failed evaluation, not a 500
+    return Error{"the evaluation failed: " + std::string(e.what()), ""};
   }
 }
 

@@ -27,9 +27,15 @@ struct RenderContext {
                                             int64_t until_s)>
       fetch;
   size_t max_series = 10'000;  // series alive in one evaluation (hostile nesting)
+  // The work one target may do: function calls (each refetching function evaluates its
+  // argument again, so nesting them multiplies), and values the functions make (summarize,
+  // identity, moving windows over long ranges); past either, an error (a 413).
+  size_t max_calls = 10'000;
+  uint64_t max_values = 20'000'000;
 };
 
-// The start of the error evaluate() returns when a target would hold more than max_series.
+// The start of the error evaluate() returns when a target would hold more than max_series or
+// do more than max_calls / max_values (a 413, where other errors are 400s).
 inline constexpr std::string_view kTooManySeries = "the target would hold more than";
 
 // A target evaluated: its series in graphite-web's order. An unknown function, a wrong

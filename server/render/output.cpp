@@ -61,7 +61,10 @@ std::string json_answer(std::vector<Series>& series, const OutputOptions& option
                             py_mod(s.start, seconds_per_point);
             s.start += nudge;
             auto lose = static_cast<int64_t>(static_cast<double>(nudge) / static_cast<double>(s.step));
-            for (int64_t r = 1; r < lose && !s.values.empty(); ++r) s.values.erase(s.values.begin());
+            // graphite-web deletes nudge/step - 1 values from the front
+            auto drop = static_cast<size_t>(std::clamp<int64_t>(
+                lose - 1, 0, static_cast<int64_t>(s.values.size())));
+            s.values.erase(s.values.begin(), s.values.begin() + static_cast<ptrdiff_t>(drop));
             s.values_per_point = per_point;
           }
         }

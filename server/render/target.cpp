@@ -115,8 +115,9 @@ class Parser {
       auto value = argument(depth);
       if (!value) return value.error();
       if (!kwname.empty()) {
-        call.kwargs.emplace_back(std::move(kwname), std::move(*value));
-      } else if (!call.kwargs.empty()) {
+        call.kwarg_names.push_back(std::move(kwname));
+        call.kwarg_values.push_back(std::move(*value));
+      } else if (!call.kwarg_names.empty()) {
         pos_ = save;
         return fail("a positional argument after a keyword argument");
       } else {
@@ -321,8 +322,8 @@ std::string to_string(const Expr& e) {
         s += (first ? "" : ",") + to_string(a);
         first = false;
       }
-      for (const auto& [k, v] : e.kwargs) {
-        s += (first ? "" : ",") + k + "=" + to_string(v);
+      for (size_t i = 0; i < e.kwarg_names.size(); ++i) {
+        s += (first ? "" : ",") + e.kwarg_names[i] + "=" + to_string(e.kwarg_values[i]);
         first = false;
       }
       return s + ")";

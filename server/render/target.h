@@ -23,8 +23,11 @@ struct Expr {
   std::string text;
   double number = 0;   // kInt, kFloat
   bool boolean = false;  // kBool
-  std::vector<Expr> args;                             // kCall: positional, piped value first
-  std::vector<std::pair<std::string, Expr>> kwargs;  // kCall
+  std::vector<Expr> args;  // kCall: positional, piped value first
+  // kCall: keyword arguments, names and values in the same order (two vectors: a pair would
+  // need Expr complete here)
+  std::vector<std::string> kwarg_names;
+  std::vector<Expr> kwarg_values;
 };
 
 // The parsed target, or an error naming the offset and what was expected there.

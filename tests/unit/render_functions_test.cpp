@@ -34,9 +34,9 @@ TEST(RenderTarget, NestedCallsWithEveryArgumentKind) {
   EXPECT_TRUE(e->args[6].boolean);
   EXPECT_EQ(e->args[7].kind, Expr::Kind::kNone);
   EXPECT_EQ(e->args[8].kind, Expr::Kind::kInf);
-  ASSERT_EQ(e->kwargs.size(), 1u);
-  EXPECT_EQ(e->kwargs[0].first, "x");
-  EXPECT_FALSE(e->kwargs[0].second.boolean);
+  ASSERT_EQ(e->kwarg_names.size(), 1u);
+  EXPECT_EQ(e->kwarg_names[0], "x");
+  EXPECT_FALSE(e->kwarg_values[0].boolean);
 }
 
 TEST(RenderTarget, PipesBecomeTheFirstArgument) {
@@ -193,6 +193,92 @@ TEST(RenderFunctions, TooManySeriesIsRefused) {
   auto r = evaluate(*parse_target("sumSeries(a.*,a.*)"), ctx);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message.rfind(std::string(kTooManySeries), 0), 0u);
+}
+
+// A hostile reader's targets (review of issue #11's first part): each is an error or an
+// answer, never a crash, a hang or an unbounded allocation.
+Result<std::vector<Series>> try_eval(FakeStore& /*store*/, const std::string& target,
+                                     RenderContext ctx) {
+  auto e = parse_target(target);
+  EXPECT_TRUE(e.ok()) << target;
+  if (!e.ok()) return e.error();
+  return evaluate(*e, ctx);
+}
+
+TEST(RenderHostile, PercentilesOutsideZeroToHundredAreErrors) {
+  FakeStore store;
+  for (const char* t : {"nPercentile(a.*,-100000000)", "nPercentile(a.*,-50)",
+                        "nPercentile(a.*,1e308)", "percentileOfSeries(a.*,101)",
+                        "removeAbovePercentile(a.*,-5)"}) {
+    EXPECT_FALSE(try_eval(store, t, store.context()).ok()) << t;
+  }
+  auto top = eval(store, "nPercentile(a.*,100)");
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_EQ(top[0].values.front(), 6);  // the largest of a.x's 1..6
+}
+
+TEST(RenderHostile, RegularExpressionsRunInLinearTimeOnLongNames) {
+  FakeStore store;
+  const std::string long_name(15000, 'a');  // under the 16 KiB name limit
+  // std::regex recursed once per character (a stack overflow here) and backtracked
+  // exponentially on (a+)+c; RE2 does neither.
+  auto out = eval(store, "aliasSub(alias(a.*,'" + long_name + "'),'(.*)','x')");
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].name, "x");
+  out = eval(store, "grep(alias(a.*,'" + long_name + "'),'(a+)+c')");
+  EXPECT_TRUE(out.empty());
+  out = eval(store, "aliasSub(a.*,'^a\\.(?P<n>.)$','\\g<n>!')");  // Python's named groups
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].name, "x!");
+  EXPECT_FALSE(try_eval(store, "aliasSub(a.*,'(a)\\1','x')", store.context()).ok());
+  EXPECT_FALSE(try_eval(store, "aliasSub(a.*,'(a)','\\2')", store.context()).ok());
+}
+
+TEST(RenderHostile, NamesCannotGrowWithoutBound) {
+  FakeStore store;
+  std::string refs;
+  for (int i = 0; i < 50; ++i) refs += "\\1";
+  std::string t = "a.*";
+  for (int i = 0; i < 4; ++i) t = "aliasSub(" + t + ",'(.*)','" + refs + "')";
+  auto r = try_eval(store, t, store.context());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("name longer"), std::string::npos) << r.error().message;
+}
+
+TEST(RenderHostile, RefetchingChainsAndMadeValuesAreBounded) {
+  FakeStore store;
+  std::string chain = "constantLine(1)";
+  for (int i = 0; i < 40; ++i) chain += "|movingSum('1s')";  // 2^40 evaluations unbounded
+  auto r = try_eval(store, chain, store.context());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.rfind(std::string(kTooManySeries), 0), 0u) << r.error().message;
+  auto ctx = store.context();
+  ctx.from_s = 0;
+  ctx.until_s = int64_t{100} * 365 * 86400;
+  r = try_eval(store, "identity('x')", ctx);  // 52 million points
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.rfind(std::string(kTooManySeries), 0), 0u) << r.error().message;
+  EXPECT_FALSE(try_eval(store, "summarize(constantLine(1),'1s')", ctx).ok());
+}
+
+TEST(RenderHostile, KeywordSeriesListsAndEdgeArguments) {
+  FakeStore store;
+  auto out = eval(store, "movingAverage(seriesList=a.*,windowSize=2)");
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].name, "movingAverage(a.x,2)");
+  out = eval(store, "timeShift(seriesList=a.*,timeShift='10s')");
+  EXPECT_EQ(out.size(), 2u);
+  auto ctx = store.context();
+  ctx.until_s = ctx.from_s + 1;  // a one-second range: the step stays positive
+  auto r = try_eval(store, "countSeries()", ctx);
+  ASSERT_TRUE(r.ok());
+  EXPECT_GE(r->at(0).step, 1);
+  auto kept = eval(store, "filterSeries(a.*,'max','>',5)");  // a.x reaches 6, a.y stays 5
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].name, "a.x");
+  r = try_eval(store, "filterSeries(a.*,'max','>')", store.context());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("threshold"), std::string::npos) << r.error().message;
 }
 
 TEST(RenderOutput, MaxDataPointsAlignsRunsToTheirWidth) {

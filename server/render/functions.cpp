@@ -1,7 +1,5 @@
 #include "server/render/functions.h"
 
-#include "server/graphite_time.h"
-
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -15,6 +13,8 @@
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
+
+#include "server/graphite_time.h"
 
 namespace statherd::server::render {
 namespace {
@@ -165,10 +165,10 @@ double agg_last(const std::vector<double>& row) {
 
 AggFn agg_function(const std::string& name) {
   static const std::unordered_map<std::string, AggFn> kFns = {
-      {"average", agg_average}, {"avg", agg_average},     {"avg_zero", agg_avg_zero},
-      {"median", agg_median},   {"sum", agg_sum},         {"total", agg_sum},
-      {"min", agg_min},         {"max", agg_max},         {"diff", agg_diff},
-      {"stddev", agg_stddev},   {"count", agg_count},     {"range", agg_range},
+      {"average", agg_average}, {"avg", agg_average},       {"avg_zero", agg_avg_zero},
+      {"median", agg_median},   {"sum", agg_sum},           {"total", agg_sum},
+      {"min", agg_min},         {"max", agg_max},           {"diff", agg_diff},
+      {"stddev", agg_stddev},   {"count", agg_count},       {"range", agg_range},
       {"rangeOf", agg_range},   {"multiply", agg_multiply}, {"last", agg_last},
       {"current", agg_last}};
   auto it = kFns.find(name);
@@ -182,7 +182,9 @@ AggFn agg_function(const std::string& name) {
 
 // ---- series helpers (graphite.render.functions' utilities) ----
 
-int64_t gcd64(int64_t a, int64_t b) { return b == 0 ? a : gcd64(b, a % b); }
+int64_t gcd64(int64_t a, int64_t b) {
+  return b == 0 ? a : gcd64(b, a % b);
+}
 int64_t lcm64(int64_t a, int64_t b) {
   if (a == b) return a;
   if (a < b) std::swap(a, b);
@@ -393,24 +395,26 @@ std::string re2_rewrite(const std::string& py, const RE2& re) {
       if (close == std::string::npos) throw RenderError("aliasSub: \\g< without its >");
       group = py.substr(i + 2, close - i - 2);
       i = close;
-      if (!group.empty() && !std::all_of(group.begin(), group.end(),
-                                         [](char ch) { return std::isdigit(ch); })) {
+      if (!group.empty() &&
+          !std::all_of(group.begin(), group.end(), [](char ch) { return std::isdigit(ch); })) {
         auto named = re.NamedCapturingGroups().find(group);
         if (named == re.NamedCapturingGroups().end())
           throw RenderError("aliasSub: no group named '" + group + "'");
         group = std::to_string(named->second);
       }
     } else {
-      static const std::map<char, std::string> kEscapes = {
-          {'n', "\n"}, {'t', "\t"}, {'r', "\r"}, {'\\', "\\\\"}, {'a', "\a"}, {'f', "\f"},
-          {'v', "\v"}};
+      static const std::map<char, std::string> kEscapes = {{'n', "\n"},    {'t', "\t"}, {'r', "\r"},
+                                                           {'\\', "\\\\"}, {'a', "\a"}, {'f', "\f"},
+                                                           {'v', "\v"}};
       auto it = kEscapes.find(d);
       out += it != kEscapes.end() ? it->second : "\\\\" + std::string(1, d);
       continue;
     }
     if (group.empty() || std::stoi(group) > re.NumberOfCapturingGroups() || group.size() > 1) {
-      throw RenderError("aliasSub: the replacement refers to group " + group + ", the pattern "
-                        "has " + std::to_string(re.NumberOfCapturingGroups()));
+      throw RenderError("aliasSub: the replacement refers to group " + group +
+                        ", the pattern "
+                        "has " +
+                        std::to_string(re.NumberOfCapturingGroups()));
     }
     out += "\\" + group;
   }
@@ -444,8 +448,8 @@ class Evaluator {
   Evaluator(const RenderContext& ctx, Work& work) : ctx_(ctx), work_(work) {}
   void charge_values(uint64_t n) {
     if (n > work_.values_left) {
-      throw FetchError(Error{std::string(kTooManySeries) + " " +
-                                 std::to_string(ctx_.max_values) + " values made by functions",
+      throw FetchError(Error{std::string(kTooManySeries) + " " + std::to_string(ctx_.max_values) +
+                                 " values made by functions",
                              "shorten from/until, use a coarser interval, or fewer functions"});
     }
     work_.values_left -= n;
@@ -457,9 +461,9 @@ class Evaluator {
   void count(size_t n) {
     alive_ += n;
     if (alive_ > ctx_.max_series) {
-      throw FetchError(Error{std::string(kTooManySeries) + " " + std::to_string(ctx_.max_series) +
-                                 " series",
-                             "narrow the pattern, or raise reads.max_paths"});
+      throw FetchError(
+          Error{std::string(kTooManySeries) + " " + std::to_string(ctx_.max_series) + " series",
+                "narrow the pattern, or raise reads.max_paths"});
     }
   }
 
@@ -491,8 +495,10 @@ struct Call {
   SeriesList series(size_t i) {
     const Value& v = arg(i);
     if (v.kind != Value::Kind::kSeries) {
-      throw RenderError(fn() + ": the argument '" + def.params[i] + "' must be a series list, "
-                        "not " + py_str(v));
+      throw RenderError(fn() + ": the argument '" + def.params[i] +
+                        "' must be a series list, "
+                        "not " +
+                        py_str(v));
     }
     return std::move(bound[i]->series);  // each parameter is read once
   }
@@ -582,9 +588,9 @@ Value Evaluator::value(const Expr& e) {
       break;
   }
   if (work_.calls_left == 0) {
-    throw FetchError(Error{std::string(kTooManySeries) + " " + std::to_string(ctx_.max_calls) +
-                               " function calls",
-                           "nest fewer functions that fetch again (movingAverage, timeShift)"});
+    throw FetchError(Error{
+        std::string(kTooManySeries) + " " + std::to_string(ctx_.max_calls) + " function calls",
+        "nest fewer functions that fetch again (movingAverage, timeShift)"});
   }
   --work_.calls_left;
   auto it = registry().find(e.text);
@@ -605,16 +611,16 @@ Value Evaluator::value(const Expr& e) {
       call.rest.push_back(std::move(a));
     } else {
       throw RenderError(def.name + std::string(": too many arguments (") +
-                            std::to_string(e.args.size()) + ", at most " +
-                            std::to_string(fixed) + ")",
+                            std::to_string(e.args.size()) + ", at most " + std::to_string(fixed) +
+                            ")",
                         "see GET /functions for its parameters");
     }
   }
   for (size_t k = 0; k < e.kwarg_names.size(); ++k) {
     const std::string& name = e.kwarg_names[k];
     const Expr& expr = e.kwarg_values[k];
-    auto p = std::find(def.params.begin(), def.params.begin() + static_cast<ptrdiff_t>(fixed),
-                       name);
+    auto p =
+        std::find(def.params.begin(), def.params.begin() + static_cast<ptrdiff_t>(fixed), name);
     if (p == def.params.begin() + static_cast<ptrdiff_t>(fixed)) {
       throw RenderError(def.name + std::string(": no parameter named '") + name + "'",
                         "see GET /functions for its parameters");
@@ -665,7 +671,9 @@ SeriesList fn_alias_by_node(Call& c) {
   for (Series& s : list) s.name = agg_key(s, c.rest);
   return list;
 }
-SeriesList fn_alias_by_tags(Call& c) { return fn_alias_by_node(c); }
+SeriesList fn_alias_by_tags(Call& c) {
+  return fn_alias_by_node(c);
+}
 // substr(start, stop) as aliasByMetric uses it: the last node of the innermost name.
 std::string substr_name(const std::string& name, int64_t start, int64_t stop) {
   size_t left = name.rfind('(') == std::string::npos ? 0 : name.rfind('(') + 1;
@@ -697,13 +705,27 @@ SeriesList combine(Call& c, const std::string& func) {
   auto all = c.rest_series();
   return aggregate(c.ctx, pointers(all), func);
 }
-SeriesList fn_sum_series(Call& c) { return combine(c, "sum"); }
-SeriesList fn_average_series(Call& c) { return combine(c, "average"); }
-SeriesList fn_max_series(Call& c) { return combine(c, "max"); }
-SeriesList fn_min_series(Call& c) { return combine(c, "min"); }
-SeriesList fn_diff_series(Call& c) { return combine(c, "diff"); }
-SeriesList fn_stddev_series(Call& c) { return combine(c, "stddev"); }
-SeriesList fn_range_series(Call& c) { return combine(c, "rangeOf"); }
+SeriesList fn_sum_series(Call& c) {
+  return combine(c, "sum");
+}
+SeriesList fn_average_series(Call& c) {
+  return combine(c, "average");
+}
+SeriesList fn_max_series(Call& c) {
+  return combine(c, "max");
+}
+SeriesList fn_min_series(Call& c) {
+  return combine(c, "min");
+}
+SeriesList fn_diff_series(Call& c) {
+  return combine(c, "diff");
+}
+SeriesList fn_stddev_series(Call& c) {
+  return combine(c, "stddev");
+}
+SeriesList fn_range_series(Call& c) {
+  return combine(c, "rangeOf");
+}
 SeriesList fn_multiply_series(Call& c) {
   if (c.rest.size() == 1 && c.rest[0].series.size() == 1) return c.rest[0].series;
   return combine(c, "multiply");
@@ -739,8 +761,7 @@ SeriesList with_wildcards(Call& c, const std::string& func) {
     std::string key;
     bool first = true;
     for (size_t i = 0; i < parts.size(); ++i) {
-      if (std::find(positions.begin(), positions.end(), static_cast<int64_t>(i)) !=
-          positions.end())
+      if (std::find(positions.begin(), positions.end(), static_cast<int64_t>(i)) != positions.end())
         continue;
       key += (first ? "" : ".") + parts[i];
       first = false;
@@ -757,9 +778,15 @@ SeriesList with_wildcards(Call& c, const std::string& func) {
   }
   return out;
 }
-SeriesList fn_sum_series_with_wildcards(Call& c) { return with_wildcards(c, "sum"); }
-SeriesList fn_average_series_with_wildcards(Call& c) { return with_wildcards(c, "average"); }
-SeriesList fn_multiply_series_with_wildcards(Call& c) { return with_wildcards(c, "multiply"); }
+SeriesList fn_sum_series_with_wildcards(Call& c) {
+  return with_wildcards(c, "sum");
+}
+SeriesList fn_average_series_with_wildcards(Call& c) {
+  return with_wildcards(c, "average");
+}
+SeriesList fn_multiply_series_with_wildcards(Call& c) {
+  return with_wildcards(c, "multiply");
+}
 SeriesList fn_aggregate_with_wildcards(Call& c) {
   std::string func = c.text(1);
   // positions are the rest; text(1) was the function
@@ -786,8 +813,10 @@ SeriesList group_by(Call& c, const std::vector<Value>& nodes, const std::string&
       Call inner{c.ev, c.ctx, c.expr, *f, {}, {}};
       inner.bound.resize(f->params.size());
       Value v{Value::Kind::kSeries, std::move(members), 0, false, {}, false};
-      if (!f->params.empty() && f->params[0][0] == '*') inner.rest.push_back(std::move(v));
-      else if (!f->params.empty()) inner.bound[0] = std::move(v);
+      if (!f->params.empty() && f->params[0][0] == '*')
+        inner.rest.push_back(std::move(v));
+      else if (!f->params.empty())
+        inner.bound[0] = std::move(v);
       grouped = f->impl(inner);
     } else {
       grouped = aggregate(c.ctx, groups[key], callback);
@@ -801,7 +830,9 @@ SeriesList group_by(Call& c, const std::vector<Value>& nodes, const std::string&
 SeriesList fn_group_by_node(Call& c) {
   return group_by(c, {c.arg(1)}, c.text(2, "average"), c.series(0));
 }
-SeriesList fn_group_by_nodes(Call& c) { return group_by(c, c.rest, c.text(1), c.series(0)); }
+SeriesList fn_group_by_nodes(Call& c) {
+  return group_by(c, c.rest, c.text(1), c.series(0));
+}
 
 SeriesList fn_divide_series(Call& c) {
   auto dividends = c.series(0);
@@ -825,11 +856,10 @@ SeriesList fn_divide_series(Call& c) {
     auto n = normalize({&d, &divisor});
     std::vector<double> values;
     for (const auto& row : rows_of(n->series)) {
-      values.push_back(is_none(row[0]) || is_none(row[1]) || row[1] == 0 ? kNone
-                                                                         : row[0] / row[1]);
+      values.push_back(is_none(row[0]) || is_none(row[1]) || row[1] == 0 ? kNone : row[0] / row[1]);
     }
-    out.push_back(make_series(name, n->start, n->end, n->step, std::move(values),
-                              c.ctx.xfiles_factor));
+    out.push_back(
+        make_series(name, n->start, n->end, n->step, std::move(values), c.ctx.xfiles_factor));
   }
   return out;
 }
@@ -849,9 +879,10 @@ SeriesList fn_as_percent(Call& c) {
   } else if (c.arg(1).kind == Value::Kind::kSeries) {
     total_list = c.series(1);
     if (total_list.size() != 1 && total_list.size() != list.size()) {
-      throw RenderError("asPercent second argument must be missing, a single digit, reference "
-                        "exactly 1 series or reference the same number of series as the first "
-                        "argument");
+      throw RenderError(
+          "asPercent second argument must be missing, a single digit, reference "
+          "exactly 1 series or reference the same number of series as the first "
+          "argument");
     }
     if (total_list.size() == 1) {
       totals = total_list[0].read();
@@ -877,8 +908,8 @@ SeriesList fn_as_percent(Call& c) {
       auto m = normalize({&list[i], &total_list[i]});
       std::vector<double> values;
       for (const auto& row : rows_of(m->series)) values.push_back(percent(row[0], row[1]));
-      out.push_back(make_series(name, m->start, m->end, m->step, std::move(values),
-                                c.ctx.xfiles_factor));
+      out.push_back(
+          make_series(name, m->start, m->end, m->step, std::move(values), c.ctx.xfiles_factor));
     }
     return out;
   }
@@ -887,10 +918,10 @@ SeriesList fn_as_percent(Call& c) {
     std::vector<double> values(std::max(v.size(), totals.size()), kNone);
     for (size_t i = 0; i < values.size(); ++i)
       values[i] = percent(i < v.size() ? v[i] : kNone, i < totals.size() ? totals[i] : kNone);
-    std::string name = "asPercent(" + s.name + "," +
-                       (total_text.empty() ? s.path_expression : total_text) + ")";
-    out.push_back(make_series(name, s.start, s.end, s.step, std::move(values),
-                              c.ctx.xfiles_factor));
+    std::string name =
+        "asPercent(" + s.name + "," + (total_text.empty() ? s.path_expression : total_text) + ")";
+    out.push_back(
+        make_series(name, s.start, s.end, s.step, std::move(values), c.ctx.xfiles_factor));
   }
   return out;
 }
@@ -991,13 +1022,12 @@ SeriesList fn_transform_null(Call& c) {
     auto refs = c.series(2);
     auto rows = rows_of(pointers(refs));
     for (const auto& row : rows)
-      defaults.push_back(std::any_of(row.begin(), row.end(), [](double v) { return !is_none(v); })
-                             ? def
-                             : kNone);
+      defaults.push_back(
+          std::any_of(row.begin(), row.end(), [](double v) { return !is_none(v); }) ? def : kNone);
   }
   for (Series& s : list) {
-    s.name = "transformNull(" + s.name + "," + fmt_g(def) + (reference ? ",referenceSeries" : "") +
-             ")";
+    s.name =
+        "transformNull(" + s.name + "," + fmt_g(def) + (reference ? ",referenceSeries" : "") + ")";
     s.path_expression = s.name;
     std::vector<double> v = s.read();
     size_t n = reference && !defaults.empty() ? std::max(v.size(), defaults.size()) : v.size();
@@ -1037,7 +1067,9 @@ SeriesList fn_keep_last_value(Call& c) {
 }
 
 // Transform: new series from the values read (series.copy)
-std::optional<double> opt(const Call& c, size_t i) { return c.opt_number(i); }
+std::optional<double> opt(const Call& c, size_t i) {
+  return c.opt_number(i);
+}
 // _nonNegativeDelta: (delta, the new previous)
 std::pair<double, double> non_negative_delta(double val, double prev, std::optional<double> max,
                                              std::optional<double> min) {
@@ -1075,8 +1107,7 @@ SeriesList fn_per_second(Call& c) {
     for (double v : s.read()) {
       auto [delta, next] = non_negative_delta(v, prev, max, min);
       prev = next;
-      values.push_back(is_none(delta) ? kNone
-                                      : py_round6(delta / static_cast<double>(s.step)));
+      values.push_back(is_none(delta) ? kNone : py_round6(delta / static_cast<double>(s.step)));
     }
     out.push_back(copy_series(s, "perSecond(" + s.name + ")", std::move(values)));
   }
@@ -1144,8 +1175,8 @@ SeriesList fn_delay(Call& c) {
       int64_t keep = steps == 0 ? 0 : std::max<int64_t>(0, n - steps);
       for (int64_t i = 0; i < keep; ++i) values.push_back(v[static_cast<size_t>(i)]);
     }
-    out.push_back(copy_series(s, "delay(" + s.name + "," + std::to_string(steps) + ")",
-                              std::move(values)));
+    out.push_back(
+        copy_series(s, "delay(" + s.name + "," + std::to_string(steps) + ")", std::move(values)));
   }
   return out;
 }
@@ -1173,11 +1204,11 @@ SeriesList moving(Call& c, const std::string& func, size_t xff_index = 2) {
   AggFn agg = agg_function(func);
   auto xff = c.opt_number(xff_index);
   SeriesList out;
-  std::string tag = "moving" + std::string(1, static_cast<char>(std::toupper(func[0]))) +
-                    func.substr(1);
+  std::string tag =
+      "moving" + std::string(1, static_cast<char>(std::toupper(func[0]))) + func.substr(1);
   for (Series& s : c.first_again(c.ctx.from_s - preview, c.ctx.until_s)) {
-    size_t points = by_time ? static_cast<size_t>(preview / s.step)
-                            : static_cast<size_t>(window.number);
+    size_t points =
+        by_time ? static_cast<size_t>(preview / s.step) : static_cast<size_t>(window.number);
     std::string name = by_time ? tag + "(" + s.name + ",\"" + window.text + "\")"
                                : tag + "(" + s.name + "," + py_str(window) + ")";
     const double factor = xff.value_or(s.xfiles_factor);
@@ -1194,11 +1225,21 @@ SeriesList moving(Call& c, const std::string& func, size_t xff_index = 2) {
   }
   return out;
 }
-SeriesList fn_moving_average(Call& c) { return moving(c, "average"); }
-SeriesList fn_moving_sum(Call& c) { return moving(c, "sum"); }
-SeriesList fn_moving_min(Call& c) { return moving(c, "min"); }
-SeriesList fn_moving_max(Call& c) { return moving(c, "max"); }
-SeriesList fn_moving_median(Call& c) { return moving(c, "median"); }
+SeriesList fn_moving_average(Call& c) {
+  return moving(c, "average");
+}
+SeriesList fn_moving_sum(Call& c) {
+  return moving(c, "sum");
+}
+SeriesList fn_moving_min(Call& c) {
+  return moving(c, "min");
+}
+SeriesList fn_moving_max(Call& c) {
+  return moving(c, "max");
+}
+SeriesList fn_moving_median(Call& c) {
+  return moving(c, "median");
+}
 SeriesList fn_moving_window(Call& c) {
   return moving(c, c.text(2, "average"), 3);
 }
@@ -1287,7 +1328,8 @@ SeriesList fn_hitcount(Call& c) {
     auto bucket_count = static_cast<int64_t>(
         std::ceil(static_cast<double>(s.end - s.start) / static_cast<double>(iv)));
     c.charge_values(static_cast<uint64_t>(std::max<int64_t>(0, bucket_count)));
-    std::vector<std::vector<double>> buckets(static_cast<size_t>(std::max<int64_t>(0, bucket_count)));
+    std::vector<std::vector<double>> buckets(
+        static_cast<size_t>(std::max<int64_t>(0, bucket_count)));
     int64_t new_start = s.end - bucket_count * iv;
     auto floordiv = [](int64_t a, int64_t b) {
       int64_t q = a / b;
@@ -1305,9 +1347,11 @@ SeriesList fn_hitcount(Call& c) {
         em = iv;
       }
       if (sb == eb) {
-        if (sb >= 0) buckets[static_cast<size_t>(sb)].push_back(v[i] * static_cast<double>(em - sm));
+        if (sb >= 0)
+          buckets[static_cast<size_t>(sb)].push_back(v[i] * static_cast<double>(em - sm));
       } else {
-        if (sb >= 0) buckets[static_cast<size_t>(sb)].push_back(v[i] * static_cast<double>(iv - sm));
+        if (sb >= 0)
+          buckets[static_cast<size_t>(sb)].push_back(v[i] * static_cast<double>(iv - sm));
         for (int64_t j = sb + 1; j < eb; ++j)
           buckets[static_cast<size_t>(j)].push_back(v[i] * static_cast<double>(iv));
         if (em > 0) buckets[static_cast<size_t>(eb)].push_back(v[i] * static_cast<double>(em));
@@ -1315,8 +1359,8 @@ SeriesList fn_hitcount(Call& c) {
     }
     std::vector<double> values;
     for (const auto& b : buckets) values.push_back(b.empty() ? kNone : py_sum(b));
-    Series r = copy_series(s, "hitcount(" + s.name + ", \"" + interval_text + "\")",
-                           std::move(values));
+    Series r =
+        copy_series(s, "hitcount(" + s.name + ", \"" + interval_text + "\")", std::move(values));
     r.start = new_start;
     r.step = iv;
     out.push_back(std::move(r));
@@ -1327,10 +1371,11 @@ SeriesList fn_hitcount(Call& c) {
 SeriesList fn_consolidate_by(Call& c) {
   auto list = c.series(0);
   std::string func = c.text(1);
-  static const std::vector<std::string> kOk = {"sum", "average", "avg", "avg_zero",
+  static const std::vector<std::string> kOk = {"sum", "average", "avg",   "avg_zero",
                                                "min", "max",     "first", "last"};
   if (std::find(kOk.begin(), kOk.end(), func) == kOk.end()) {
-    throw RenderError("consolidateBy: '" + func + "' is not one of sum, average, avg, avg_zero, "
+    throw RenderError("consolidateBy: '" + func +
+                      "' is not one of sum, average, avg, avg_zero, "
                       "min, max, first, last");
   }
   for (Series& s : list) {
@@ -1354,12 +1399,16 @@ SeriesList fn_n_percentile(Call& c) {
     auto rank = static_cast<int64_t>(rank_f);
     rank += static_cast<int64_t>(std::ceil(rank_f - static_cast<double>(rank)));
     double p;
-    if (rank == 0) p = sorted[0];
-    else if (rank - 1 == static_cast<int64_t>(sorted.size())) p = sorted.back();
-    else if (rank - 1 > static_cast<int64_t>(sorted.size())) p = sorted.back();
-    else p = sorted[static_cast<size_t>(rank - 1)];
-    auto count = static_cast<size_t>(static_cast<double>(s.end - s.start) /
-                                     static_cast<double>(s.step));
+    if (rank == 0)
+      p = sorted[0];
+    else if (rank - 1 == static_cast<int64_t>(sorted.size()))
+      p = sorted.back();
+    else if (rank - 1 > static_cast<int64_t>(sorted.size()))
+      p = sorted.back();
+    else
+      p = sorted[static_cast<size_t>(rank - 1)];
+    auto count =
+        static_cast<size_t>(static_cast<double>(s.end - s.start) / static_cast<double>(s.step));
     c.charge_values(count);
     out.push_back(copy_series(s, "nPercentile(" + s.name + ", " + fmt_g(n) + ")",
                               std::vector<double>(count, p)));
@@ -1386,13 +1435,27 @@ SeriesList top(Call& c, const std::string& func, bool highest, size_t n_index) {
     out.push_back(std::move(list[keyed[i].second]));
   return out;
 }
-SeriesList fn_highest(Call& c) { return top(c, c.text(2, "average"), true, 1); }
-SeriesList fn_lowest(Call& c) { return top(c, c.text(2, "average"), false, 1); }
-SeriesList fn_highest_current(Call& c) { return top(c, "current", true, 1); }
-SeriesList fn_highest_max(Call& c) { return top(c, "max", true, 1); }
-SeriesList fn_highest_average(Call& c) { return top(c, "average", true, 1); }
-SeriesList fn_lowest_current(Call& c) { return top(c, "current", false, 1); }
-SeriesList fn_lowest_average(Call& c) { return top(c, "average", false, 1); }
+SeriesList fn_highest(Call& c) {
+  return top(c, c.text(2, "average"), true, 1);
+}
+SeriesList fn_lowest(Call& c) {
+  return top(c, c.text(2, "average"), false, 1);
+}
+SeriesList fn_highest_current(Call& c) {
+  return top(c, "current", true, 1);
+}
+SeriesList fn_highest_max(Call& c) {
+  return top(c, "max", true, 1);
+}
+SeriesList fn_highest_average(Call& c) {
+  return top(c, "average", true, 1);
+}
+SeriesList fn_lowest_current(Call& c) {
+  return top(c, "current", false, 1);
+}
+SeriesList fn_lowest_average(Call& c) {
+  return top(c, "average", false, 1);
+}
 
 SeriesList filter(Call& c, const std::string& func, const std::string& op) {
   auto list = c.series(0);
@@ -1411,14 +1474,30 @@ SeriesList filter(Call& c, const std::string& func, const std::string& op) {
   }
   return out;
 }
-SeriesList fn_current_above(Call& c) { return filter(c, "last", ">"); }
-SeriesList fn_current_below(Call& c) { return filter(c, "last", "<="); }
-SeriesList fn_average_above(Call& c) { return filter(c, "average", ">"); }
-SeriesList fn_average_below(Call& c) { return filter(c, "average", "<="); }
-SeriesList fn_maximum_above(Call& c) { return filter(c, "max", ">"); }
-SeriesList fn_maximum_below(Call& c) { return filter(c, "max", "<="); }
-SeriesList fn_minimum_above(Call& c) { return filter(c, "min", ">"); }
-SeriesList fn_minimum_below(Call& c) { return filter(c, "min", "<="); }
+SeriesList fn_current_above(Call& c) {
+  return filter(c, "last", ">");
+}
+SeriesList fn_current_below(Call& c) {
+  return filter(c, "last", "<=");
+}
+SeriesList fn_average_above(Call& c) {
+  return filter(c, "average", ">");
+}
+SeriesList fn_average_below(Call& c) {
+  return filter(c, "average", "<=");
+}
+SeriesList fn_maximum_above(Call& c) {
+  return filter(c, "max", ">");
+}
+SeriesList fn_maximum_below(Call& c) {
+  return filter(c, "max", "<=");
+}
+SeriesList fn_minimum_above(Call& c) {
+  return filter(c, "min", ">");
+}
+SeriesList fn_minimum_below(Call& c) {
+  return filter(c, "min", "<=");
+}
 SeriesList fn_filter_series(Call& c) {
   c.number(3);  // the threshold, named in the error when missing
   Call inner = c;
@@ -1474,9 +1553,15 @@ SeriesList sort_by(Call& c, AggFn f, bool reverse) {
   for (const auto& k : keyed) out.push_back(std::move(list[k.second]));
   return out;
 }
-SeriesList fn_sort_by_maxima(Call& c) { return sort_by(c, agg_max, true); }
-SeriesList fn_sort_by_total(Call& c) { return sort_by(c, agg_sum, true); }
-SeriesList fn_sort_by(Call& c) { return sort_by(c, agg_function(c.text(1, "average")), c.flag(2, false)); }
+SeriesList fn_sort_by_maxima(Call& c) {
+  return sort_by(c, agg_max, true);
+}
+SeriesList fn_sort_by_total(Call& c) {
+  return sort_by(c, agg_sum, true);
+}
+SeriesList fn_sort_by(Call& c) {
+  return sort_by(c, agg_function(c.text(1, "average")), c.flag(2, false));
+}
 SeriesList fn_sort_by_minima(Call& c) {
   auto list = c.series(0);
   SeriesList kept;
@@ -1500,12 +1585,17 @@ SeriesList regex_filter(Call& c, bool keep_matching) {
     if (RE2::PartialMatch(s.name, *re) == keep_matching) out.push_back(std::move(s));
   return out;
 }
-SeriesList fn_exclude(Call& c) { return regex_filter(c, false); }
-SeriesList fn_grep(Call& c) { return regex_filter(c, true); }
+SeriesList fn_exclude(Call& c) {
+  return regex_filter(c, false);
+}
+SeriesList fn_grep(Call& c) {
+  return regex_filter(c, true);
+}
 
 // Special
 SeriesList constant_line(Call& c, const Value& value) {
-  if (value.kind != Value::Kind::kNumber) throw RenderError(c.fn() + ": the value must be a number");
+  if (value.kind != Value::Kind::kNumber)
+    throw RenderError(c.fn() + ": the value must be a number");
   int64_t start = c.ctx.from_s, end = c.ctx.until_s;
   auto step = static_cast<int64_t>(static_cast<double>(end - start) / 2.0);
   if (step <= 0) step = 1;
@@ -1515,7 +1605,9 @@ SeriesList constant_line(Call& c, const Value& value) {
   s.path_expression = "constantLine(" + py_repr(value.number) + ")";
   return {s};
 }
-SeriesList fn_constant_line(Call& c) { return constant_line(c, c.arg(0)); }
+SeriesList fn_constant_line(Call& c) {
+  return constant_line(c, c.arg(0));
+}
 SeriesList fn_threshold(Call& c) {
   auto list = constant_line(c, c.arg(0));
   if (c.has(1)) list[0].name = c.text(1);
@@ -1523,7 +1615,9 @@ SeriesList fn_threshold(Call& c) {
 }
 // Presentation: the series unchanged (statherd draws no images), or renamed as graphite-web
 // renames them.
-SeriesList fn_keep(Call& c) { return c.series(0); }
+SeriesList fn_keep(Call& c) {
+  return c.series(0);
+}
 SeriesList fn_second_y_axis(Call& c) {
   auto list = c.series(0);
   for (Series& s : list) s.name = "secondYAxis(" + s.name + ")";
@@ -1630,8 +1724,12 @@ SeriesList remove_percentile(Call& c, bool above) {
   }
   return list;
 }
-SeriesList fn_remove_above_percentile(Call& c) { return remove_percentile(c, true); }
-SeriesList fn_remove_below_percentile(Call& c) { return remove_percentile(c, false); }
+SeriesList fn_remove_above_percentile(Call& c) {
+  return remove_percentile(c, true);
+}
+SeriesList fn_remove_below_percentile(Call& c) {
+  return remove_percentile(c, false);
+}
 
 SeriesList fn_percentile_of_series(Call& c) {
   auto list = c.series(0);
@@ -1654,8 +1752,11 @@ SeriesList fn_percentile_of_series(Call& c) {
     double frac = rank_f - static_cast<double>(rank);
     if (!interpolate) rank += static_cast<int64_t>(std::ceil(frac));
     auto size = static_cast<int64_t>(sorted.size());
-    double p = rank == 0 ? sorted[0] : rank - 1 >= size ? sorted.back() : sorted[static_cast<size_t>(rank - 1)];
-    if (interpolate && rank != size && rank < size) p = p + frac * (sorted[static_cast<size_t>(rank)] - p);
+    double p = rank == 0          ? sorted[0]
+               : rank - 1 >= size ? sorted.back()
+                                  : sorted[static_cast<size_t>(rank - 1)];
+    if (interpolate && rank != size && rank < size)
+      p = p + frac * (sorted[static_cast<size_t>(rank)] - p);
     values.push_back(p);
   }
   return {make_series(name, norm->start, norm->end, norm->step, std::move(values),
@@ -1673,10 +1774,14 @@ const std::vector<FunctionDef>& definitions() {
       {"offsetToZero", "Transform", {"seriesList"}, fn_offset_to_zero},
       {"removeAbovePercentile", "Filter Data", {"seriesList", "n"}, fn_remove_above_percentile},
       {"removeBelowPercentile", "Filter Data", {"seriesList", "n"}, fn_remove_below_percentile},
-      {"removeEmptySeries", "Filter Series", {"seriesList", "xFilesFactor"},
+      {"removeEmptySeries",
+       "Filter Series",
+       {"seriesList", "xFilesFactor"},
        fn_remove_empty_series},
       {"aggregate", "Combine", {"seriesList", "func", "xFilesFactor"}, fn_aggregate},
-      {"aggregateWithWildcards", "Combine", {"seriesList", "func", "*positions"},
+      {"aggregateWithWildcards",
+       "Combine",
+       {"seriesList", "func", "*positions"},
        fn_aggregate_with_wildcards},
       {"alias", "Alias", {"seriesList", "newName"}, fn_alias},
       {"aliasByMetric", "Alias", {"seriesList"}, fn_alias_by_metric},
@@ -1688,7 +1793,9 @@ const std::vector<FunctionDef>& definitions() {
       {"averageAbove", "Filter Series", {"seriesList", "n"}, fn_average_above},
       {"averageBelow", "Filter Series", {"seriesList", "n"}, fn_average_below},
       {"averageSeries", "Combine", {"*seriesLists"}, fn_average_series},
-      {"averageSeriesWithWildcards", "Combine", {"seriesList", "*position"},
+      {"averageSeriesWithWildcards",
+       "Combine",
+       {"seriesList", "*position"},
        fn_average_series_with_wildcards},
       {"avg", "Combine", {"*seriesLists"}, fn_average_series},
       {"changed", "Special", {"seriesList"}, fn_changed},
@@ -1705,7 +1812,9 @@ const std::vector<FunctionDef>& definitions() {
       {"divideSeries", "Combine", {"dividendSeriesList", "divisorSeries"}, fn_divide_series},
       {"drawAsInfinite", "Graph", {"seriesList"}, fn_draw_as_infinite},
       {"exclude", "Filter Series", {"seriesList", "pattern"}, fn_exclude},
-      {"filterSeries", "Filter Series", {"seriesList", "func", "operator", "threshold"},
+      {"filterSeries",
+       "Filter Series",
+       {"seriesList", "func", "operator", "threshold"},
        fn_filter_series},
       {"grep", "Filter Series", {"seriesList", "pattern"}, fn_grep},
       {"groupByNode", "Combine", {"seriesList", "nodeNum", "callback"}, fn_group_by_node},
@@ -1714,8 +1823,7 @@ const std::vector<FunctionDef>& definitions() {
       {"highestAverage", "Filter Series", {"seriesList", "n"}, fn_highest_average},
       {"highestCurrent", "Filter Series", {"seriesList", "n"}, fn_highest_current},
       {"highestMax", "Filter Series", {"seriesList", "n"}, fn_highest_max},
-      {"hitcount", "Transform", {"seriesList", "intervalString", "alignToInterval"},
-       fn_hitcount},
+      {"hitcount", "Transform", {"seriesList", "intervalString", "alignToInterval"}, fn_hitcount},
       {"integral", "Transform", {"seriesList"}, fn_integral},
       {"invert", "Transform", {"seriesList"}, fn_invert},
       {"keepLastValue", "Transform", {"seriesList", "limit"}, fn_keep_last_value},
@@ -1731,23 +1839,32 @@ const std::vector<FunctionDef>& definitions() {
       {"minSeries", "Combine", {"*seriesLists"}, fn_min_series},
       {"minimumAbove", "Filter Series", {"seriesList", "n"}, fn_minimum_above},
       {"minimumBelow", "Filter Series", {"seriesList", "n"}, fn_minimum_below},
-      {"movingAverage", "Calculate", {"seriesList", "windowSize", "xFilesFactor"},
+      {"movingAverage",
+       "Calculate",
+       {"seriesList", "windowSize", "xFilesFactor"},
        fn_moving_average},
       {"movingMax", "Calculate", {"seriesList", "windowSize", "xFilesFactor"}, fn_moving_max},
-      {"movingMedian", "Calculate", {"seriesList", "windowSize", "xFilesFactor"},
-       fn_moving_median},
+      {"movingMedian", "Calculate", {"seriesList", "windowSize", "xFilesFactor"}, fn_moving_median},
       {"movingMin", "Calculate", {"seriesList", "windowSize", "xFilesFactor"}, fn_moving_min},
       {"movingSum", "Calculate", {"seriesList", "windowSize", "xFilesFactor"}, fn_moving_sum},
-      {"movingWindow", "Calculate", {"seriesList", "windowSize", "func", "xFilesFactor"},
+      {"movingWindow",
+       "Calculate",
+       {"seriesList", "windowSize", "func", "xFilesFactor"},
        fn_moving_window},
       {"multiplySeries", "Combine", {"*seriesLists"}, fn_multiply_series},
-      {"multiplySeriesWithWildcards", "Combine", {"seriesList", "*position"},
+      {"multiplySeriesWithWildcards",
+       "Combine",
+       {"seriesList", "*position"},
        fn_multiply_series_with_wildcards},
       {"nPercentile", "Calculate", {"seriesList", "n"}, fn_n_percentile},
-      {"nonNegativeDerivative", "Transform", {"seriesList", "maxValue", "minValue"},
+      {"nonNegativeDerivative",
+       "Transform",
+       {"seriesList", "maxValue", "minValue"},
        fn_non_negative_derivative},
       {"offset", "Transform", {"seriesList", "factor"}, fn_offset},
-      {"percentileOfSeries", "Combine", {"seriesList", "n", "interpolate"},
+      {"percentileOfSeries",
+       "Combine",
+       {"seriesList", "n", "interpolate"},
        fn_percentile_of_series},
       {"perSecond", "Transform", {"seriesList", "maxValue", "minValue"}, fn_per_second},
       {"pow", "Transform", {"seriesList", "factor"}, fn_pow},
@@ -1767,14 +1884,22 @@ const std::vector<FunctionDef>& definitions() {
       {"substr", "Special", {"seriesList", "start", "stop"}, fn_substr},
       {"sum", "Combine", {"*seriesLists"}, fn_sum_series},
       {"sumSeries", "Combine", {"*seriesLists"}, fn_sum_series},
-      {"sumSeriesWithWildcards", "Combine", {"seriesList", "*position"},
+      {"sumSeriesWithWildcards",
+       "Combine",
+       {"seriesList", "*position"},
        fn_sum_series_with_wildcards},
-      {"summarize", "Transform", {"seriesList", "intervalString", "func", "alignToFrom"},
+      {"summarize",
+       "Transform",
+       {"seriesList", "intervalString", "func", "alignToFrom"},
        fn_summarize},
       {"threshold", "Graph", {"value", "label", "color"}, fn_threshold},
-      {"timeShift", "Transform", {"seriesList", "timeShift", "resetEnd", "alignDST"},
+      {"timeShift",
+       "Transform",
+       {"seriesList", "timeShift", "resetEnd", "alignDST"},
        fn_time_shift},
-      {"transformNull", "Transform", {"seriesList", "default", "referenceSeries"},
+      {"transformNull",
+       "Transform",
+       {"seriesList", "default", "referenceSeries"},
        fn_transform_null},
   };
   return kDefs;
@@ -1796,33 +1921,61 @@ const FunctionDef* find_function(const std::string& name) {
 
 // graphite-web's ParamTypes of a parameter, by its name (the names are graphite-web's).
 std::string param_type(const std::string& name) {
-  static const std::map<std::string, std::string> kTypes = {
-      {"seriesList", "seriesList"}, {"seriesLists", "seriesLists"},
-      {"dividendSeriesList", "seriesList"}, {"divisorSeries", "seriesList"},
-      {"referenceSeries", "seriesList"}, {"total", "any"},
-      {"nodes", "nodeOrTag"}, {"tags", "nodeOrTag"}, {"nodeNum", "nodeOrTag"},
-      {"position", "node"}, {"positions", "node"}, {"start", "node"}, {"stop", "node"},
-      {"func", "aggFunc"}, {"callback", "aggOrSeriesFunc"}, {"consolidationFunc", "string"},
-      {"windowSize", "intOrInterval"}, {"intervalString", "interval"},
-      {"timeShift", "interval"}, {"steps", "integer"}, {"limit", "integer"},
-      {"n", "integer"}, {"seconds", "float"}, {"natural", "boolean"}, {"reverse", "boolean"},
-      {"interpolate", "boolean"}, {"alignToFrom", "boolean"}, {"alignToInterval", "boolean"},
-      {"resetEnd", "boolean"}, {"alignDST", "boolean"}, {"newName", "string"},
-      {"search", "string"}, {"replace", "string"}, {"pattern", "string"}, {"label", "string"},
-      {"name", "string"}, {"theColor", "string"}, {"color", "string"}, {"operator", "string"}};
+  static const std::map<std::string, std::string> kTypes = {{"seriesList", "seriesList"},
+                                                            {"seriesLists", "seriesLists"},
+                                                            {"dividendSeriesList", "seriesList"},
+                                                            {"divisorSeries", "seriesList"},
+                                                            {"referenceSeries", "seriesList"},
+                                                            {"total", "any"},
+                                                            {"nodes", "nodeOrTag"},
+                                                            {"tags", "nodeOrTag"},
+                                                            {"nodeNum", "nodeOrTag"},
+                                                            {"position", "node"},
+                                                            {"positions", "node"},
+                                                            {"start", "node"},
+                                                            {"stop", "node"},
+                                                            {"func", "aggFunc"},
+                                                            {"callback", "aggOrSeriesFunc"},
+                                                            {"consolidationFunc", "string"},
+                                                            {"windowSize", "intOrInterval"},
+                                                            {"intervalString", "interval"},
+                                                            {"timeShift", "interval"},
+                                                            {"steps", "integer"},
+                                                            {"limit", "integer"},
+                                                            {"n", "integer"},
+                                                            {"seconds", "float"},
+                                                            {"natural", "boolean"},
+                                                            {"reverse", "boolean"},
+                                                            {"interpolate", "boolean"},
+                                                            {"alignToFrom", "boolean"},
+                                                            {"alignToInterval", "boolean"},
+                                                            {"resetEnd", "boolean"},
+                                                            {"alignDST", "boolean"},
+                                                            {"newName", "string"},
+                                                            {"search", "string"},
+                                                            {"replace", "string"},
+                                                            {"pattern", "string"},
+                                                            {"label", "string"},
+                                                            {"name", "string"},
+                                                            {"theColor", "string"},
+                                                            {"color", "string"},
+                                                            {"operator", "string"}};
   auto it = kTypes.find(name);
   return it == kTypes.end() ? "float" : it->second;
 }
 
 bool optional_param(const std::string& fn, const std::string& name) {
   static const std::set<std::string> kOptional = {
-      "xFilesFactor", "maxValue", "minValue", "alignToFrom", "alignToInterval", "resetEnd",
-      "alignDST", "natural", "reverse", "interpolate", "default", "referenceSeries", "base",
-      "dashLength", "label", "color", "start", "stop", "total"};
+      "xFilesFactor", "maxValue",        "minValue", "alignToFrom", "alignToInterval",
+      "resetEnd",     "alignDST",        "natural",  "reverse",     "interpolate",
+      "default",      "referenceSeries", "base",     "dashLength",  "label",
+      "color",        "start",           "stop",     "total"};
   static const std::set<std::pair<std::string, std::string>> kOptionalIn = {
-      {"groupByNode", "callback"}, {"highest", "n"},        {"highest", "func"},
-      {"lowest", "n"},             {"lowest", "func"},      {"sortBy", "func"},
-      {"movingWindow", "func"},    {"summarize", "func"},   {"keepLastValue", "limit"}};
+      {"groupByNode", "callback"}, {"highest", "n"},
+      {"highest", "func"},         {"lowest", "n"},
+      {"lowest", "func"},          {"sortBy", "func"},
+      {"movingWindow", "func"},    {"summarize", "func"},
+      {"keepLastValue", "limit"}};
   return kOptional.count(name) > 0 || kOptionalIn.count({fn, name}) > 0;
 }
 
@@ -1863,7 +2016,9 @@ std::string py_repr(double v) {
   return neg ? "-" + out : out;
 }
 
-Result<int64_t> parse_time_offset(std::string_view text) { return parse_graphite_offset(text); }
+Result<int64_t> parse_time_offset(std::string_view text) {
+  return parse_graphite_offset(text);
+}
 
 Result<std::vector<Series>> evaluate(const Expr& target, const RenderContext& ctx) {
   Work work{ctx.max_calls, ctx.max_values};

@@ -1,10 +1,9 @@
 #include "server/render/output.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <nlohmann/json.hpp>
 
 #include "common/shortest_number.h"
 #include "server/render/functions.h"
@@ -57,13 +56,14 @@ std::string json_answer(std::vector<Series>& series, const OutputOptions& option
           if (static_cast<double>(mdp) < points) {
             auto per_point = static_cast<size_t>(std::ceil(points / static_cast<double>(mdp)));
             auto seconds_per_point = static_cast<int64_t>(per_point) * s.step;
-            int64_t nudge = seconds_per_point + py_mod(s.start, s.step) -
-                            py_mod(s.start, seconds_per_point);
+            int64_t nudge =
+                seconds_per_point + py_mod(s.start, s.step) - py_mod(s.start, seconds_per_point);
             s.start += nudge;
-            auto lose = static_cast<int64_t>(static_cast<double>(nudge) / static_cast<double>(s.step));
+            auto lose =
+                static_cast<int64_t>(static_cast<double>(nudge) / static_cast<double>(s.step));
             // graphite-web deletes nudge/step - 1 values from the front
-            auto drop = static_cast<size_t>(std::clamp<int64_t>(
-                lose - 1, 0, static_cast<int64_t>(s.values.size())));
+            auto drop = static_cast<size_t>(
+                std::clamp<int64_t>(lose - 1, 0, static_cast<int64_t>(s.values.size())));
             s.values.erase(s.values.begin(), s.values.begin() + static_cast<ptrdiff_t>(drop));
             s.values_per_point = per_point;
           }

@@ -22,8 +22,7 @@ struct OutputOptions {
 // series' consolidation function), the runs aligned to multiples of their width so that a
 // refresh does not shift them. Changes `series` (start, values_per_point).
 // `points`: how many datapoints the answer holds.
-std::string json_answer(std::vector<Series>& series, const OutputOptions& options,
-                        size_t& points);
+std::string json_answer(std::vector<Series>& series, const OutputOptions& options, size_t& points);
 // format=csv: "name,YYYY-MM-DD HH:MM:SS,value" rows (UTC), value empty for None.
 std::string csv_answer(const std::vector<Series>& series);
 // format=raw: "name,start,end,step|v1,v2,..." lines, None for a missing value.

@@ -43,8 +43,8 @@ std::vector<double> Series::read() const {
   out.reserve(values.size() / values_per_point + 1);
   for (size_t i = 0; i < values.size(); i += values_per_point) {
     size_t n = std::min(values_per_point, values.size() - i);
-    out.push_back(consolidate_run(values.data() + i, n, values_per_point, consolidation,
-                                  xfiles_factor));
+    out.push_back(
+        consolidate_run(values.data() + i, n, values_per_point, consolidation, xfiles_factor));
   }
   return out;
 }

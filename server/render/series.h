@@ -13,7 +13,9 @@
 namespace statherd::server::render {
 
 inline constexpr double kNone = NAN;
-inline bool is_none(double v) { return std::isnan(v); }
+inline bool is_none(double v) {
+  return std::isnan(v);
+}
 
 struct Series {
   std::string name;

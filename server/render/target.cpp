@@ -18,8 +18,12 @@ bool escapable(char c) {
   static constexpr std::string_view kEscapable = "(){},.'\"\\|=";
   return kEscapable.find(c) != std::string_view::npos;
 }
-bool ident_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+bool ident_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool ident_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
 
 constexpr size_t kMaxDepth = 64;  // nested calls: a hostile target cannot exhaust the stack
 
@@ -299,7 +303,9 @@ class Parser {
 
 }  // namespace
 
-Result<Expr> parse_target(std::string_view text) { return Parser(text).whole(); }
+Result<Expr> parse_target(std::string_view text) {
+  return Parser(text).whole();
+}
 
 std::string to_string(const Expr& e) {
   switch (e.kind) {

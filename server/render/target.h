@@ -21,8 +21,8 @@ struct Expr {
   // kPath: the path expression; kCall: the function's name; kString: the text between the
   // quotes as written (no unescaping, as graphite-web); kInt/kFloat: the number as written.
   std::string text;
-  double number = 0;   // kInt, kFloat
-  bool boolean = false;  // kBool
+  double number = 0;       // kInt, kFloat
+  bool boolean = false;    // kBool
   std::vector<Expr> args;  // kCall: positional, piped value first
   // kCall: keyword arguments, names and values in the same order (two vectors: a pair would
   // need Expr complete here)

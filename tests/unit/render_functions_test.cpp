@@ -105,8 +105,8 @@ struct FakeStore {
     ctx.from_s = 95;
     ctx.until_s = 150;
     ctx.now_s = 1000;
-    ctx.fetch = [this](const std::string& expr, int64_t from, int64_t until)
-        -> Result<std::vector<Series>> {
+    ctx.fetch = [this](const std::string& expr, int64_t from,
+                       int64_t until) -> Result<std::vector<Series>> {
       fetches.emplace_back(expr, from, until);
       std::vector<Series> out;
       if (expr != "a.*") return out;
@@ -207,9 +207,9 @@ Result<std::vector<Series>> try_eval(FakeStore& /*store*/, const std::string& ta
 
 TEST(RenderHostile, PercentilesOutsideZeroToHundredAreErrors) {
   FakeStore store;
-  for (const char* t : {"nPercentile(a.*,-100000000)", "nPercentile(a.*,-50)",
-                        "nPercentile(a.*,1e308)", "percentileOfSeries(a.*,101)",
-                        "removeAbovePercentile(a.*,-5)"}) {
+  for (const char* t :
+       {"nPercentile(a.*,-100000000)", "nPercentile(a.*,-50)", "nPercentile(a.*,1e308)",
+        "percentileOfSeries(a.*,101)", "removeAbovePercentile(a.*,-5)"}) {
     EXPECT_FALSE(try_eval(store, t, store.context()).ok()) << t;
   }
   auto top = eval(store, "nPercentile(a.*,100)");

@@ -2,12 +2,13 @@
 
 #include <algorithm>
 #include <array>
-#include <map>
-#include <set>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <map>
+#include <set>
 
+#include "server/graphite_tags.h"
 #include "server/render/functions.h"
 #include "server/render/output.h"
 #include "server/render/target.h"
@@ -31,7 +32,7 @@ struct Route {
   bool form_post = false;  // also POST with a form body (Grafana's Graphite data source)
 };
 
-constexpr std::array<Route, 13> kRoutes{{
+constexpr std::array<Route, 18> kRoutes{{
     {"/api/v1/ingest", "POST", true},
     {"/render", "GET", false, true},
     {"/metrics/find", "GET", false, true},
@@ -39,6 +40,11 @@ constexpr std::array<Route, 13> kRoutes{{
     {"/metrics/index.json", "GET", false, true},
     {"/functions", "GET", false},
     {"/version", "GET", false},
+    {"/tags", "GET", false},  // and /tags/<tag>
+    {"/tags/findSeries", "GET", false, true},
+    {"/tags/autoComplete/tags", "GET", false, true},
+    {"/tags/autoComplete/values", "GET", false, true},
+    {"/events/get_data", "GET", false, true},
     {"/api/v1/sources", "GET", false},
     {"/healthz", "GET", false},
     {"/readyz", "GET", false},
@@ -52,6 +58,7 @@ const Route* find_route(std::string_view path) {
   for (const Route& r : kRoutes) {
     if (r.path == path) return &r;
   }
+  if (path.starts_with("/tags/")) return find_route("/tags");  // /tags/<tag>
   return nullptr;
 }
 
@@ -201,6 +208,8 @@ ApiResponse ApiRoutes::handle(const ApiRequest& request) {
   if (path == "/metrics/expand") return expand(query);
   if (path == "/metrics/index.json") return metrics_index(query);
   if (path == "/functions" || path.starts_with("/functions/")) return functions(path, query);
+  if (path == "/tags" || path.starts_with("/tags/")) return tags(path, query);
+  if (path == "/events/get_data") return events(query);
   if (path == "/version") {  // the graphite-web whose API this answers as (Grafana asks)
     return web_response("1.1.8", "text/plain; charset=utf-8", "no-cache");
   }
@@ -219,7 +228,8 @@ ApiResponse ApiRoutes::handle(const ApiRequest& request) {
 bool ApiRoutes::is_read_path(std::string_view path) {
   return path == "/render" || path == "/metrics/find" || path == "/" || path == "/metrics" ||
          path == "/api/v1/sources" || path == "/metrics/expand" || path == "/metrics/index.json" ||
-         path == "/functions" || path.starts_with("/functions/");
+         path == "/functions" || path.starts_with("/functions/") || path == "/tags" ||
+         path.starts_with("/tags/") || path == "/events/get_data";
 }
 
 std::function<ApiResponse()> ApiRoutes::prepare_read(const ApiRequest& request) {
@@ -399,6 +409,29 @@ ApiResponse ApiRoutes::render(std::string_view query) {
     auto fetched = store_.fetch(*pattern, expression, f, u, clock_s, budget);
     over_limit = !fetched;
     return fetched;
+  };
+  ctx.fetch_tagged = [&](const std::string& call, const std::vector<std::string>& expressions,
+                         int64_t f, int64_t u) -> Result<std::vector<render::Series>> {
+    auto query = TagQuery::compile(expressions);
+    if (!query) return Error{"seriesByTag: " + query.error().message, query.error().hint};
+    auto paths = store_.find_tagged(*query, read_limits_);
+    if (!paths) {
+      over_limit = true;
+      return paths.error();
+    }
+    std::vector<render::Series> out;
+    for (const std::string& path : *paths) {  // each an exact path: one lookup
+      size_t one = 1;
+      auto pattern = GraphitePattern::compile(path, read_limits_, one);
+      if (!pattern) return Error{"seriesByTag: " + pattern.error().message, pattern.error().hint};
+      auto fetched = store_.fetch(*pattern, call, f, u, clock_s, budget);
+      if (!fetched) {
+        over_limit = true;
+        return fetched.error();
+      }
+      for (auto& s : *fetched) out.push_back(std::move(s));
+    }
+    return out;
   };
   std::vector<render::Series> series;
   for (const std::string& target : targets) {
@@ -678,6 +711,159 @@ ApiResponse ApiRoutes::healthz() {
                   {"sources", s.sources},
                   {"series_rejected", s.series_rejected},
                   {"memory_paths", store_.path_count()}});
+}
+
+}  // namespace statherd::server
+
+namespace statherd::server {
+
+namespace {
+
+// graphite-web's int(limit): a count, or nullopt and an error answer.
+std::optional<size_t> parse_limit(const std::string& text, ApiResponse& error) {
+  if (text.empty()) return size_t{0};
+  size_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    error = json_error(400, "limit '" + text.substr(0, 64) + "' is not a count",
+                       "a non-negative integer, e.g. limit=100");
+    return std::nullopt;
+  }
+  return n;
+}
+
+// A MemoryStore tag read's error: a 413 for a read limit, else a 400.
+ApiResponse tag_error(const Error& e) {
+  return json_error(e.message.starts_with("the answer") ? 413 : 400, e.message, e.hint);
+}
+
+}  // namespace
+
+ApiResponse ApiRoutes::tags(std::string_view path, std::string_view query) {
+  // graphite-web 1.1.8's tags/views.py over its local tag database (tags/localdatabase.py).
+  std::vector<std::string> exprs, bracket_exprs;
+  std::string filter, limit_text, tag, prefix;
+  bool has_filter = false;
+  for (auto& [key, value] : parse_query(query)) {
+    if (key == "expr")
+      exprs.push_back(value);
+    else if (key == "expr[]")
+      bracket_exprs.push_back(value);
+    else if (key == "filter")
+      filter = value, has_filter = !value.empty();
+    else if (key == "limit")
+      limit_text = value;
+    else if (key == "tag")
+      tag = value;
+    else if (key == "tagPrefix" || key == "valuePrefix")
+      prefix = value;
+  }
+  if (exprs.empty()) exprs = std::move(bracket_exprs);
+  if (exprs.size() > read_limits_.max_targets) {
+    return json_error(400, std::to_string(exprs.size()) + " tag expressions, over the limit of " +
+                               std::to_string(read_limits_.max_targets));
+  }
+  ApiResponse error;
+  auto limit = parse_limit(limit_text, error);
+  if (!limit) return error;
+  std::optional<TagFilter> compiled_filter;
+  if (has_filter) {
+    auto f = TagFilter::compile(filter);
+    if (!f) return json_error(400, f.error().message, f.error().hint);
+    compiled_filter.emplace(std::move(*f));
+  }
+  const TagFilter* filter_ptr = compiled_filter ? &*compiled_filter : nullptr;
+
+  if (path == "/tags") {  // [{"tag": ...}], sorted
+    auto names = store_.tag_names(filter_ptr, *limit, read_limits_);
+    if (!names) return tag_error(names.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const std::string& n : *names) out.push_back({{"tag", n}});
+    return bounded_json(out);
+  }
+  if (path == "/tags/findSeries") {  // the matching paths, sorted
+    if (exprs.empty()) return json_error(400, "no tag expressions specified", "expr=name=a.b");
+    auto q = TagQuery::compile(exprs);
+    if (!q) return json_error(400, q.error().message, q.error().hint);
+    auto paths = store_.find_tagged(*q, read_limits_);
+    if (!paths) return tag_error(paths.error());
+    return bounded_json(*paths);
+  }
+  const bool complete_tags = path == "/tags/autoComplete/tags";
+  if (complete_tags || path == "/tags/autoComplete/values") {
+    // graphite-web's TAGDB_AUTOCOMPLETE_LIMIT when no limit is given
+    const size_t n = limit_text.empty() ? 100 : *limit;
+    if (!complete_tags && tag.empty()) return json_error(400, "no tag specified", "tag=name");
+    std::set<std::string> found;
+    if (exprs.empty()) {
+      if (complete_tags) {
+        auto names = store_.tag_names(nullptr, 0, read_limits_);
+        if (!names) return tag_error(names.error());
+        for (const std::string& t : *names)
+          if (t.starts_with(prefix)) found.insert(t);
+      } else {
+        auto values = store_.tag_values(tag, nullptr, 0, read_limits_);
+        if (!values) return tag_error(values.error());
+        for (const auto& v : *values)
+          if (v.value.starts_with(prefix)) found.insert(v.value);
+      }
+    } else {
+      std::vector<std::string> all = exprs;
+      if (!complete_tags) all.push_back(tag + "!=");  // the series that have the tag
+      auto q = TagQuery::compile(all);
+      if (!q) return json_error(400, q.error().message, q.error().hint);
+      auto paths = store_.find_tagged(*q, read_limits_);
+      if (!paths) return tag_error(paths.error());
+      const std::vector<std::string> searched = q->tags();
+      for (const std::string& p : *paths) {
+        auto tags = parse_tagged_path(p);
+        if (!tags) continue;
+        if (complete_tags) {
+          for (const auto& [k, v] : *tags) {
+            if (std::find(searched.begin(), searched.end(), k) == searched.end() &&
+                k.starts_with(prefix))
+              found.insert(k);
+          }
+        } else if (auto it = tags->find(tag); it != tags->end() && it->second.starts_with(prefix)) {
+          found.insert(it->second);
+        }
+      }
+    }
+    nlohmann::json out = nlohmann::json::array();
+    for (const std::string& f : found) {
+      if (n > 0 && out.size() == n) break;
+      out.push_back(f);
+    }
+    return bounded_json(out);
+  }
+  // /tags/<tag>: {"tag", "values": [{"value", "count"}]}, or null for a tag no path has
+  const std::string name = percent_decode(path.substr(std::string_view("/tags/").size()), false);
+  auto values = store_.tag_values(name, filter_ptr, *limit, read_limits_);
+  if (!values) return tag_error(values.error());
+  if (values->empty()) {
+    auto any = store_.tag_values(name, nullptr, 1, read_limits_);
+    if (!any) return tag_error(any.error());
+    if (any->empty()) return json_ok(nullptr);
+  }
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& v : *values) list.push_back({{"value", v.value}, {"count", v.count}});
+  return bounded_json({{"tag", name}, {"values", std::move(list)}});
+}
+
+ApiResponse ApiRoutes::events(std::string_view query) {
+  // graphite-web's /events/get_data, for Grafana's annotations: statherd records no events,
+  // so the answer is the empty list, after the times are checked as graphite-web checks them.
+  std::string jsonp;
+  const int64_t now_s = now_ms_() / 1000;
+  for (auto& [key, value] : parse_query(query)) {
+    if (key == "jsonp") jsonp = value;
+    if (key == "from" || key == "until") {
+      auto t = parse_graphite_time(value, now_s);
+      if (!t) return json_error(400, key + ": " + t.error().message, t.error().hint);
+    }
+  }
+  if (!valid_jsonp(jsonp)) return json_error(400, "jsonp: not a function name");
+  return json_or_jsonp(json_ok(nlohmann::json::array()), jsonp);
 }
 
 }  // namespace statherd::server

@@ -102,6 +102,9 @@ class ApiRoutes {
   ApiResponse expand(std::string_view query);       // /metrics/expand
   ApiResponse metrics_index(std::string_view query);  // /metrics/index.json
   ApiResponse functions(std::string_view path, std::string_view query);  // /functions[/NAME]
+  // /tags, /tags/<tag>, /tags/findSeries, /tags/autoComplete/tags|values
+  ApiResponse tags(std::string_view path, std::string_view query);
+  ApiResponse events(std::string_view query);  // /events/get_data
   // The nodes a find pattern matches, as graphite-web's STORE.find gives them: sorted by name
   // (then path), each (path, name, leaf); an error response when a read limit is passed.
   struct FoundNode {

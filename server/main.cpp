@@ -53,7 +53,8 @@ int serve(const ServerConfig& config, const std::string& token,
   // Checked by validate_server_config(): the tiers resolve.
   auto tiers = resolve_retention(config.memory_retention, config.interval.count() / 1000);
   if (!tiers) return fail(tiers.error());
-  MemoryStore store({*tiers, config.memory_max_paths, config.graphite_prefix});
+  MemoryStore store(
+      {*tiers, config.memory_max_paths, config.graphite_prefix, config.graphite_tags});
   PrometheusSink prometheus_sink;  // GET /metrics: every rolled-up series
   SinkSet sinks(prometheus_sink);
   sinks.apply(config);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <span>
 
@@ -60,7 +61,7 @@ uint32_t MemoryStore::id_for(CachedSeries& cached, const RollupRecord& record, s
   for (const CachedSeries::Slot& slot : cached.slots)
     if (stat_names_.name(slot.stat) == name) return slot.id;
   const uint32_t stat = stat_names_.intern(name);
-  if (!path) path = graphite_series_path(*record.key, options_.prefix, false);
+  if (!path) path = graphite_series_path(*record.key, options_.prefix, options_.tags);
   const std::string full = path->with_stat(stat_names_.component(stat));
   uint32_t id = index_.find(full);
   if (id == PathIndex::kNone) {
@@ -157,6 +158,14 @@ ReadLimits unbounded_limits() {
   return l;
 }
 
+// graphite-web keeps tagged series (a ';' in the path) out of the tree, as carbon stores them
+// under _tagged/ by a hash of the name: no glob matches one, and a target naming one is looked
+// up as it is written. (seriesByTag() and /tags find them.)
+bool tree_match(const GraphitePattern& pattern, std::string_view path) {
+  return pattern.matches(path) &&
+         (path.find(';') == std::string_view::npos || path == pattern.text());
+}
+
 Error too_much(const std::string& what, const std::string& pattern, const std::string& key) {
   return Error{"the answer for '" + pattern.substr(0, 80) + "' would hold more than " + what,
                "narrow the pattern (fewer *), shorten from/until or set maxDataPoints; or raise "
@@ -187,6 +196,7 @@ Result<nlohmann::json> MemoryStore::find(const GraphitePattern& query,
   uint64_t steps = limits.max_match_steps;
   bool too_many = false;
   bool scanned = scan(query, steps, [&](std::string_view path, const HistorySeries&) {
+    if (path.find(';') != std::string_view::npos) return true;  // not in the tree
     query.for_each_prefix_match(path, [&](size_t id_len, bool leaf) {
       std::string id(path.substr(0, id_len));
       if (too_many || !seen.insert(id + (leaf ? "\x01" : "\x02")).second) return;
@@ -286,7 +296,7 @@ Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& t
   for (const GraphitePattern& target : targets) {
     std::optional<Error> refused;
     bool scanned = scan(target, steps, [&](std::string_view path, const HistorySeries& series) {
-      if (!target.matches(path) || !seen.insert(path).second) return true;
+      if (!tree_match(target, path) || !seen.insert(path).second) return true;
       if (matched.size() >= limits.max_paths) {
         refused = too_much(std::to_string(limits.max_paths) + " series", target.text(),
                            "max_paths");
@@ -322,6 +332,101 @@ Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& t
   return result;
 }
 
+template <class Fn>
+bool MemoryStore::scan_tagged(const std::string& exact_name, uint64_t& steps, Fn&& fn) const {
+  const std::vector<uint32_t>& sorted = index_.sorted();
+  bool out_of_steps = false;
+  auto visit = [&](size_t i) {  // false: stop
+    if (steps == 0) {
+      out_of_steps = true;
+      return false;
+    }
+    --steps;
+    std::string_view path = index_.path(sorted[i]);
+    auto tags = parse_tagged_path(path);
+    return !tags || fn(path, *tags);
+  };
+  if (exact_name.empty()) {
+    for (size_t i = 0; i < sorted.size() && visit(i); ++i) {
+    }
+    return !out_of_steps;
+  }
+  // "<name>" itself, then the run of "<name>;..." (paths "<name>.x" sort between the two).
+  size_t i = index_.lower_bound(exact_name);
+  if (i < sorted.size() && index_.path(sorted[i]) == exact_name && !visit(i)) return !out_of_steps;
+  const std::string tagged = exact_name + ";";
+  for (i = index_.lower_bound(tagged); i < sorted.size(); ++i)
+    if (!index_.path(sorted[i]).starts_with(tagged) || !visit(i)) break;
+  return !out_of_steps;
+}
+
+Result<std::vector<std::string>> MemoryStore::find_tagged(const TagQuery& query,
+                                                          const ReadLimits& limits) const {
+  std::vector<std::string> out;
+  uint64_t steps = limits.max_match_steps;
+  bool too_many = false;
+  bool scanned =
+      scan_tagged(query.exact_name(), steps, [&](std::string_view path, const TagMap& tags) {
+        if (!query.matches(tags)) return true;
+        if (out.size() >= limits.max_paths) {
+          too_many = true;
+          return false;
+        }
+        out.emplace_back(path);
+        return true;
+      });
+  if (too_many)
+    return too_much("the limit of series (reads.max_paths)", "seriesByTag", "max_paths");
+  if (!scanned)
+    return too_much(std::to_string(limits.max_match_steps) + " path comparisons", "seriesByTag",
+                    "max_match_steps");
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<std::vector<std::string>> MemoryStore::tag_names(const TagFilter* filter, size_t limit,
+                                                        const ReadLimits& limits) const {
+  std::set<std::string> names;
+  uint64_t steps = limits.max_match_steps;
+  bool scanned = scan_tagged({}, steps, [&](std::string_view, const TagMap& tags) {
+    for (const auto& [k, v] : tags)
+      if (!names.count(k) && (filter == nullptr || filter->matches(k))) names.insert(k);
+    return true;
+  });
+  if (!scanned)
+    return too_much(std::to_string(limits.max_match_steps) + " path comparisons", "/tags",
+                    "max_match_steps");
+  std::vector<std::string> out(names.begin(), names.end());
+  if (limit > 0 && out.size() > limit) out.resize(limit);
+  return out;
+}
+
+Result<std::vector<MemoryStore::TagValueCount>> MemoryStore::tag_values(
+    const std::string& tag, const TagFilter* filter, size_t limit, const ReadLimits& limits) const {
+  std::map<std::string, uint64_t> counts;
+  uint64_t steps = limits.max_match_steps;
+  bool too_many = false;
+  bool scanned = scan_tagged({}, steps, [&](std::string_view, const TagMap& tags) {
+    auto it = tags.find(tag);
+    if (it == tags.end() || (filter != nullptr && !filter->matches(it->second))) return true;
+    auto [at, added] = counts.try_emplace(it->second, 0);
+    ++at->second;
+    if (added && counts.size() > limits.max_paths) too_many = true;
+    return !too_many;
+  });
+  if (too_many)
+    return too_much(std::to_string(limits.max_paths) + " values", "/tags/" + tag, "max_paths");
+  if (!scanned)
+    return too_much(std::to_string(limits.max_match_steps) + " path comparisons", "/tags/" + tag,
+                    "max_match_steps");
+  std::vector<TagValueCount> out;
+  for (auto& [value, count] : counts) {
+    if (limit > 0 && out.size() == limit) break;
+    out.push_back({value, count});
+  }
+  return out;
+}
+
 Result<std::vector<std::string>> MemoryStore::all_paths(const ReadLimits& limits) const {
   const std::vector<uint32_t>& sorted = index_.sorted();
   if (sorted.size() > limits.max_paths) {
@@ -331,7 +436,10 @@ Result<std::vector<std::string>> MemoryStore::all_paths(const ReadLimits& limits
   }
   std::vector<std::string> out;
   out.reserve(sorted.size());
-  for (uint32_t id : sorted) out.emplace_back(index_.path(id));
+  for (uint32_t id : sorted) {
+    std::string_view path = index_.path(id);
+    if (path.find(';') == std::string_view::npos) out.emplace_back(path);  // the tree's only
+  }
   return out;
 }
 
@@ -358,45 +466,47 @@ Result<std::vector<render::Series>> MemoryStore::fetch(const GraphitePattern& pa
   if (end == first) end += step;
   const auto n = static_cast<size_t>((end - first) / step);
   std::optional<Error> refused;
-  bool scanned = scan(pattern, budget.match_steps, [&](std::string_view path,
-                                                       const HistorySeries& series) {
-    if (!pattern.matches(path)) return true;
-    if (budget.paths == 0) {
-      refused = too_much("the limit of series (reads.max_paths)", pattern.text(), "max_paths");
-      return false;
-    }
-    if (budget.points_read < n) {
-      refused = Error{"the answer for '" + pattern.text().substr(0, 80) + "' would need more "
-                      "datapoints read than reads.max_points_read",
-                      "narrow the pattern (fewer *) or shorten from/until; or raise "
-                      "reads.max_points_read"};
-      return false;
-    }
-    if (budget.answer_points) {
-      uint64_t points = budget.points_cap == 0 ? n : std::min<uint64_t>(n, budget.points_cap);
-      if (*budget.answer_points < points) {
-        refused = too_much("the limit of datapoints (reads.max_points)", pattern.text(),
-                           "max_points");
-        return false;
-      }
-      *budget.answer_points -= points;
-    }
-    --budget.paths;
-    budget.points_read -= n;
-    render::Series s;
-    s.name = std::string(path);
-    s.path_expression = expression;
-    s.start = first;
-    s.end = end;
-    s.step = step;
-    s.values.assign(n, render::kNone);
-    s.tags = {{"name", s.name}};
-    series.visit(plan_, tier, first, end - step, [&](int64_t ts, double v) {
-      if (ts >= first && ts < end) s.values[static_cast<size_t>((ts - first) / step)] = v;
-    });
-    out.push_back(std::move(s));
-    return true;
-  });
+  bool scanned =
+      scan(pattern, budget.match_steps, [&](std::string_view path, const HistorySeries& series) {
+        if (!tree_match(pattern, path)) return true;
+        if (budget.paths == 0) {
+          refused = too_much("the limit of series (reads.max_paths)", pattern.text(), "max_paths");
+          return false;
+        }
+        if (budget.points_read < n) {
+          refused = Error{"the answer for '" + pattern.text().substr(0, 80) +
+                              "' would need more "
+                              "datapoints read than reads.max_points_read",
+                          "narrow the pattern (fewer *) or shorten from/until; or raise "
+                          "reads.max_points_read"};
+          return false;
+        }
+        if (budget.answer_points) {
+          uint64_t points = budget.points_cap == 0 ? n : std::min<uint64_t>(n, budget.points_cap);
+          if (*budget.answer_points < points) {
+            refused = too_much("the limit of datapoints (reads.max_points)", pattern.text(),
+                               "max_points");
+            return false;
+          }
+          *budget.answer_points -= points;
+        }
+        --budget.paths;
+        budget.points_read -= n;
+        render::Series s;
+        s.name = std::string(path);
+        s.path_expression = expression;
+        s.start = first;
+        s.end = end;
+        s.step = step;
+        s.values.assign(n, render::kNone);
+        auto tags = parse_tagged_path(path);  // graphite-web parses every name with its tag db
+        s.tags = tags ? std::move(*tags) : TagMap{{"name", s.name}};
+        series.visit(plan_, tier, first, end - step, [&](int64_t ts, double v) {
+          if (ts >= first && ts < end) s.values[static_cast<size_t>((ts - first) / step)] = v;
+        });
+        out.push_back(std::move(s));
+        return true;
+      });
   if (refused) return *refused;
   if (!scanned) return too_much(std::to_string(budget.match_steps) + " path comparisons",
                                 pattern.text(), "max_match_steps");

@@ -11,11 +11,10 @@
 // from its one read thread (server/http_server.cpp), never from the ingest (io) thread.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,11 +22,12 @@
 
 #include "common/result.h"
 #include "server/graphite_pattern.h"
+#include "server/graphite_tags.h"
 #include "server/graphite_time.h"
 #include "server/history_series.h"
 #include "server/path_index.h"
-#include "server/render/series.h"
 #include "server/read_limits.h"
+#include "server/render/series.h"
 #include "server/sinks/graphite_naming.h"
 #include "server/sinks/series_cache.h"
 #include "server/sinks/sink.h"
@@ -48,6 +48,7 @@ struct MemoryStoreOptions {
   MemoryRetention retention;
   uint64_t max_paths = 1'000'000;  // new paths beyond this are refused and counted
   std::string prefix = "statherd"; // Graphite prefix, as the graphite sink uses it
+  bool tags = false;  // sample tags as ";k=v" (graphite.tags), as the graphite sink names them
 };
 
 // What the store holds (the memory-store bench and tests read it).
@@ -91,8 +92,28 @@ class MemoryStore : public Sink {
                                 const ReadLimits& limits) const;
   Result<nlohmann::json> find(const GraphitePattern& query, const ReadLimits& limits) const;
 
-  // Every stored path, sorted (graphite-web's /metrics/index.json); an error (a 413) past
-  // limits.max_paths.
+  // graphite-web's tag database over the stored paths (server/graphite_tags.h). Each walks
+  // the paths (the ones named "<name>" or "<name>;..." only, for a query with name=<name>),
+  // one of `limits.max_match_steps` per path; an error (a 413) past it or past max_paths
+  // results.
+  // /tags/findSeries and seriesByTag(): the matching paths, sorted.
+  Result<std::vector<std::string>> find_tagged(const TagQuery& query,
+                                               const ReadLimits& limits) const;
+  // /tags: the tags of every path, sorted, those matching `filter` (null: all), at most
+  // `limit` (0: no limit).
+  Result<std::vector<std::string>> tag_names(const TagFilter* filter, size_t limit,
+                                             const ReadLimits& limits) const;
+  // /tags/<tag>: the values of `tag` with how many paths have each, sorted by value.
+  struct TagValueCount {
+    std::string value;
+    uint64_t count = 0;
+  };
+  Result<std::vector<TagValueCount>> tag_values(const std::string& tag, const TagFilter* filter,
+                                                size_t limit, const ReadLimits& limits) const;
+
+  // Every stored path but the tagged ones, sorted (graphite-web's /metrics/index.json, which
+  // lists those by carbon's hashed _tagged/ file names); an error (a 413) past
+  // limits.max_paths. find() and the globs of fetch() leave tagged paths out too.
   Result<std::vector<std::string>> all_paths(const ReadLimits& limits) const;
 
   // What one /render request may still read, across all its fetches.
@@ -151,6 +172,10 @@ class MemoryStore : public Sink {
   // stops) once `steps` (decreased by the pattern's alternatives per path) would go below 0.
   template <class Fn>
   bool scan(const GraphitePattern& pattern, uint64_t& steps, Fn&& fn) const;
+  // Calls fn(path, tags) for each stored path (named exact_name, when not empty) until it
+  // returns false; false once `steps` (one per path) ran out first.
+  template <class Fn>
+  bool scan_tagged(const std::string& exact_name, uint64_t& steps, Fn&& fn) const;
 
   MemoryStoreOptions options_;
   // plan_[0] is a hidden tier at the interval when the first configured tier is coarser than

@@ -20,7 +20,7 @@ std::string levels_text(const ServerConfig& c) {
 }  // namespace
 
 std::vector<std::string> restart_only_changes(const ServerConfig& a, const ServerConfig& b,
-                                              const std::string* store_prefix) {
+                                              const StoreNaming* store) {
   std::vector<std::string> out;
   differs(out, "listen", a.listen, b.listen);
   differs(out, "state_dir", a.state_dir, b.state_dir);
@@ -40,12 +40,19 @@ std::vector<std::string> restart_only_changes(const ServerConfig& a, const Serve
   differs(out, "memory.retention", a.memory_retention, b.memory_retention);
   differs(out, "memory.max_paths", std::to_string(a.memory_max_paths),
           std::to_string(b.memory_max_paths));
-  // The memory store (/render) names paths with the prefix it started with; the Graphite sink
-  // takes the new one at once.
-  const std::string& kept = store_prefix ? *store_prefix : a.graphite_prefix;
+  // The memory store (/render) names paths with the prefix and tags it started with; the
+  // Graphite sink takes the new ones at once.
+  const std::string& kept = store ? store->prefix : a.graphite_prefix;
   if (kept != b.graphite_prefix)
     out.push_back("graphite.prefix: the Graphite sink uses '" + b.graphite_prefix +
                   "' now; /render and /metrics/find keep '" + kept + "' until a restart");
+  const bool kept_tags = store ? store->tags : a.graphite_tags;
+  if (kept_tags != b.graphite_tags) {
+    const char* sink = b.graphite_tags ? "true" : "false";
+    const char* kept_text = kept_tags ? "true" : "false";
+    out.push_back(std::string("graphite.tags: the Graphite sink uses ") + sink +
+                  " now; /render, /metrics/find and /tags keep " + kept_text + " until a restart");
+  }
   return out;
 }
 
@@ -66,7 +73,7 @@ ServerConfig merge_reloadable(const ServerConfig& running, const ServerConfig& n
 }
 
 ReloadPlan plan_reload(const std::vector<std::string>& args, const ServerConfig& running,
-                       const std::string* store_prefix) {
+                       const StoreNaming* store) {
   ReloadPlan plan;
   auto command = parse_server_command_line(args);
   if (!command) {
@@ -79,7 +86,7 @@ ReloadPlan plan_reload(const std::vector<std::string>& args, const ServerConfig&
     return plan;
   }
   plan.ok = true;
-  plan.kept = restart_only_changes(running, command->config, store_prefix);
+  plan.kept = restart_only_changes(running, command->config, store);
   plan.config = merge_reloadable(running, command->config);
   plan.token = std::move(*token);
   return plan;

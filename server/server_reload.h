@@ -16,12 +16,17 @@
 
 namespace statherd::server {
 
+// How the memory store names its paths: the Graphite prefix and tags it was started with (it
+// keeps them until a restart, however many reloads changed the sink's).
+struct StoreNaming {
+  std::string prefix;
+  bool tags = false;
+};
+
 // One line per restart-only key whose value differs: "interval: 10s -> 5s needs a restart;
-// keeping 10s". store_prefix: the Graphite prefix the memory store was started with (it keeps
-// it until a restart, however many reloads changed the sink's); running's when not given.
-std::vector<std::string> restart_only_changes(const ServerConfig& running,
-                                              const ServerConfig& next,
-                                              const std::string* store_prefix = nullptr);
+// keeping 10s". store: the memory store's naming; running's when not given.
+std::vector<std::string> restart_only_changes(const ServerConfig& running, const ServerConfig& next,
+                                              const StoreNaming* store = nullptr);
 
 // `running` with next's reloadable keys (token_file, graphite.*, remote_write.*).
 ServerConfig merge_reloadable(const ServerConfig& running, const ServerConfig& next);
@@ -36,6 +41,6 @@ struct ReloadPlan {
 
 // Loads and checks the new configuration; applies nothing.
 ReloadPlan plan_reload(const std::vector<std::string>& args, const ServerConfig& running,
-                       const std::string* store_prefix = nullptr);
+                       const StoreNaming* store = nullptr);
 
 }  // namespace statherd::server

@@ -28,9 +28,14 @@ std::string join(const std::vector<std::string>& lines, const std::string& sep) 
 ServerRuntime::ServerRuntime(ServerConfig config, std::vector<std::string> args, Engine& engine,
                              MemoryStore& store, SinkSet& sinks, IngestToken& token,
                              const ServerStatus& status, int64_t started_ms)
-    : config_(std::move(config)), store_prefix_(config_.graphite_prefix), args_(std::move(args)),
-      engine_(engine), store_(store),
-      sinks_(sinks), token_(token), status_(status),
+    : config_(std::move(config)),
+      store_naming_{config_.graphite_prefix, config_.graphite_tags},
+      args_(std::move(args)),
+      engine_(engine),
+      store_(store),
+      sinks_(sinks),
+      token_(token),
+      status_(status),
       wal_on_(!config_.state_dir.empty()),
       self_id_{host_name(), "self", static_cast<int64_t>(::getpid()), started_ms,
                "statherd-server"} {}
@@ -105,7 +110,7 @@ nlohmann::json ServerRuntime::readiness() const {
 bool ServerRuntime::reload() {
   const std::string what =
       config_.config_file.empty() ? std::string("the command line") : config_.config_file;
-  ReloadPlan plan = plan_reload(args_, config_, &store_prefix_);
+  ReloadPlan plan = plan_reload(args_, config_, &store_naming_);
   if (!plan.ok) {
     ++reloads_failed_;
     log::error("SIGHUP: reload of " + what + " failed; keeping the running configuration:\n" +

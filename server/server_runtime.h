@@ -3,20 +3,20 @@
 // thread) and SIGHUP reloads (pipeline thread, between rollups).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "server/api_routes.h"
 #include "server/engine.h"
 #include "server/ingest_token.h"
-#include "server/server_status.h"
 #include "server/memory_store.h"
 #include "server/server_config.h"
+#include "server/server_reload.h"
+#include "server/server_status.h"
 #include "server/sink_set.h"
 #include "server/sinks/prometheus_self.h"
 
@@ -52,7 +52,7 @@ class ServerRuntime {
 
  private:
   ServerConfig config_;
-  const std::string store_prefix_;  // the memory store's Graphite prefix: the one it started with
+  const StoreNaming store_naming_;  // the memory store's Graphite naming: the one it started with
   std::vector<std::string> args_;
   Engine& engine_;
   MemoryStore& store_;

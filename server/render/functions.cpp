@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "server/graphite_tags.h"
 #include "server/graphite_time.h"
 
 namespace statherd::server::render {
@@ -456,6 +457,22 @@ class Evaluator {
   }
   Value value(const Expr& e);
   SeriesList series_of(const Expr& e, const RenderContext& ctx);
+  // graphite-web fetches seriesByTag() as a path: its string arguments are the tag
+  // expressions (any other argument, a piped one too, is left out), the call as written the
+  // path expression of its series.
+  Value series_by_tag(const Expr& e) {
+    if (!ctx_.fetch_tagged) throw RenderError("seriesByTag: no tag database here");
+    std::vector<std::string> expressions;
+    for (const Expr& a : e.args)
+      if (a.kind == Expr::Kind::kString) expressions.push_back(a.text);
+    auto fetched = ctx_.fetch_tagged(e.raw, expressions, ctx_.from_s, ctx_.until_s);
+    if (!fetched) throw FetchError(fetched.error());
+    Value v;
+    v.kind = Value::Kind::kSeries;
+    v.series = std::move(*fetched);
+    count(v.series.size());
+    return v;
+  }
   const RenderContext& ctx() const { return ctx_; }
 
   void count(size_t n) {
@@ -593,6 +610,7 @@ Value Evaluator::value(const Expr& e) {
         "nest fewer functions that fetch again (movingAverage, timeShift)"});
   }
   --work_.calls_left;
+  if (e.text == "seriesByTag") return series_by_tag(e);
   auto it = registry().find(e.text);
   if (it == registry().end()) {
     throw RenderError("unknown function: " + e.text,
@@ -670,6 +688,9 @@ SeriesList fn_alias_by_node(Call& c) {
   if (c.rest.empty()) throw RenderError("aliasByNode: no node given");
   for (Series& s : list) s.name = agg_key(s, c.rest);
   return list;
+}
+SeriesList fn_series_by_tag(Call&) {  // never called: the evaluator fetches it (series_by_tag)
+  throw RenderError("seriesByTag: evaluated as a fetch");
 }
 SeriesList fn_alias_by_tags(Call& c) {
   return fn_alias_by_node(c);
@@ -795,12 +816,14 @@ SeriesList fn_aggregate_with_wildcards(Call& c) {
 
 const FunctionDef* find_function(const std::string& name);
 
-SeriesList group_by(Call& c, const std::vector<Value>& nodes, const std::string& callback,
-                    SeriesList list) {
+// The series grouped by key_of (groups in the order of their first series), each group
+// given to callback: a function's name (sumSeries) or aggregate()'s (sum); named by its key.
+SeriesList group_by(Call& c, const std::function<std::string(const Series&)>& key_of,
+                    const std::string& callback, SeriesList list) {
   std::vector<std::string> keys;
   std::map<std::string, std::vector<Series*>> groups;
   for (Series& s : list) {
-    std::string key = agg_key(s, nodes);
+    std::string key = key_of(s);
     if (!groups.count(key)) keys.push_back(key);
     groups[key].push_back(&s);
   }
@@ -828,10 +851,56 @@ SeriesList group_by(Call& c, const std::vector<Value>& nodes, const std::string&
   return out;
 }
 SeriesList fn_group_by_node(Call& c) {
-  return group_by(c, {c.arg(1)}, c.text(2, "average"), c.series(0));
+  std::vector<Value> nodes{c.arg(1)};
+  return group_by(
+      c, [&](const Series& s) { return agg_key(s, nodes); }, c.text(2, "average"), c.series(0));
 }
 SeriesList fn_group_by_nodes(Call& c) {
-  return group_by(c, c.rest, c.text(1), c.series(0));
+  return group_by(
+      c, [&](const Series& s) { return agg_key(s, c.rest); }, c.text(1), c.series(0));
+}
+// groupByTags: the key is "<name>;tag=value;..." (the segments sorted; a series without a tag
+// has "" there), where <name> is the tag name's value when grouping by it, else the name all
+// series share, else the callback's name; each group's series is named, path-expressed and
+// tagged by its key.
+SeriesList fn_group_by_tags(Call& c) {
+  auto list = c.series(0);
+  const std::string callback = c.text(1);
+  std::vector<std::string> tags;
+  for (const Value& v : c.rest) tags.push_back(py_str(v));
+  if (tags.empty()) throw RenderError("groupByTags(): no tags specified");
+  const bool by_name = std::find(tags.begin(), tags.end(), "name") != tags.end();
+  std::string name = callback;
+  if (!by_name) {
+    std::set<std::string> names;
+    for (const Series& s : list) names.insert(s.tags.count("name") ? s.tags.at("name") : "");
+    if (names.size() == 1) name = *names.begin();
+  }
+  auto key_of = [&](const Series& s) {
+    std::vector<std::string> segments;
+    for (const std::string& t : tags) {
+      if (by_name && t == "name") continue;
+      auto it = s.tags.find(t);
+      segments.push_back(t + "=" + (it == s.tags.end() ? std::string() : it->second));
+    }
+    std::sort(segments.begin(), segments.end());
+    auto own = s.tags.find("name");
+    std::string key = by_name ? (own == s.tags.end() ? std::string() : own->second) : name;
+    for (const std::string& segment : segments) key += ";" + segment;
+    return key;
+  };
+  SeriesList out = group_by(c, key_of, callback, std::move(list));
+  for (Series& s : out) {
+    auto tags_of = parse_tagged_path(s.name);
+    if (!tags_of) {
+      throw RenderError("groupByTags: cannot parse the tags of '" + s.name + "'",
+                        "a series without one of the tags gives it an empty value, which "
+                        "Graphite refuses");
+    }
+    s.path_expression = s.name;
+    s.tags = std::move(*tags_of);
+  }
+  return out;
 }
 
 SeriesList fn_divide_series(Call& c) {
@@ -1787,6 +1856,8 @@ const std::vector<FunctionDef>& definitions() {
       {"aliasByMetric", "Alias", {"seriesList"}, fn_alias_by_metric},
       {"aliasByNode", "Alias", {"seriesList", "*nodes"}, fn_alias_by_node},
       {"aliasByTags", "Alias", {"seriesList", "*tags"}, fn_alias_by_tags},
+      {"groupByTags", "Combine", {"seriesList", "callback", "*tags"}, fn_group_by_tags},
+      {"seriesByTag", "Special", {"*tagExpressions"}, fn_series_by_tag},
       {"aliasSub", "Alias", {"seriesList", "search", "replace"}, fn_alias_sub},
       {"alpha", "Graph", {"seriesList", "alpha"}, fn_keep},
       {"asPercent", "Calculate", {"seriesList", "total", "*nodes"}, fn_as_percent},
@@ -1959,7 +2030,8 @@ std::string param_type(const std::string& name) {
                                                             {"name", "string"},
                                                             {"theColor", "string"},
                                                             {"color", "string"},
-                                                            {"operator", "string"}};
+                                                            {"operator", "string"},
+                                                            {"tagExpressions", "string"}};
   auto it = kTypes.find(name);
   return it == kTypes.end() ? "float" : it->second;
 }
@@ -2048,7 +2120,8 @@ const std::vector<FunctionInfo>& function_list() {
         FunctionParam p;
         p.multiple = d.params[i][0] == '*';
         p.name = p.multiple ? d.params[i].substr(1) : d.params[i];
-        p.type = param_type(p.name);
+        p.type = std::string_view(d.name) == "groupByTags" && p.name == "tags" ? "tag"
+                                                                               : param_type(p.name);
         p.required = !optional_param(d.name, p.name);
         info.param_list.push_back(std::move(p));
       }

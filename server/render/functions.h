@@ -26,6 +26,13 @@ struct RenderContext {
   std::function<Result<std::vector<Series>>(const std::string& path_expression, int64_t from_s,
                                             int64_t until_s)>
       fetch;
+  // seriesByTag(): the stored series whose tags match the expressions (server/graphite_tags.h),
+  // sorted by name, each with path_expression `call` (the call as written); an error for a
+  // bad expression or a read limit. Unset: seriesByTag() is an error.
+  std::function<Result<std::vector<Series>>(const std::string& call,
+                                            const std::vector<std::string>& expressions,
+                                            int64_t from_s, int64_t until_s)>
+      fetch_tagged;
   size_t max_series = 10'000;  // series alive in one evaluation (hostile nesting)
   // The work one target may do: function calls (each refetching function evaluates its
   // argument again, so nesting them multiplies), and values the functions make (summarize,

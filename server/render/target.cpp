@@ -90,6 +90,7 @@ class Parser {
         call.text = std::string(s_.substr(start, end - start));
         pos_ = after + 1;
         if (auto st = arguments(call, depth); !st) return st.error();
+        call.raw = std::string(s_.substr(start, pos_ - start));
         return call;
       }
     }

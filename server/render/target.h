@@ -28,6 +28,9 @@ struct Expr {
   // need Expr complete here)
   std::vector<std::string> kwarg_names;
   std::vector<Expr> kwarg_values;
+  // kCall: the call as written, from its name to its ')' (graphite-web's call.raw: the path
+  // expression of seriesByTag()'s series).
+  std::string raw;
 };
 
 // The parsed target, or an error naming the offset and what was expected there.

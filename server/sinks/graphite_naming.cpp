@@ -1,5 +1,6 @@
 #include "server/sinks/graphite_naming.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/names.h"
@@ -53,12 +54,22 @@ GraphiteSeriesPath series_path(const SeriesFields& s, std::string_view prefix, b
     return out;
   }
   out.stat_at = static_cast<uint32_t>(path.size());
+  // Graphite's canonical order (graphite-web's TaggedSeries.format, what carbon stores and its
+  // tag database answers): the ";k=v" strings sorted, which is not key order when a key is a
+  // prefix of another (";a-b=1" < ";a=1"). A key "name" would be replaced by the metric's name
+  // (Graphite's name tag): it becomes "name_".
+  std::vector<std::string> segments;
+  segments.reserve(s.tags.size());
   for (const auto& [key, value] : s.tags) {
-    path += ';';
-    append_graphite_component(path, key);  // sanitize_graphite_tag(): the component rules
-    path += '=';
-    append_graphite_component(path, value);
+    std::string segment = ";";
+    append_graphite_component(segment, key);  // sanitize_graphite_tag(): the component rules
+    if (segment == ";name") segment += '_';
+    segment += '=';
+    append_graphite_component(segment, value);
+    segments.push_back(std::move(segment));
   }
+  std::sort(segments.begin(), segments.end());
+  for (const std::string& segment : segments) path += segment;
   return out;
 }
 

@@ -6,7 +6,8 @@
 //   process level: <prefix>.<app>.hosts.<host>.pids.<pid>.<metric>.<tags...>.<stat>
 // The metric's own dots stay path separators; each tag adds two components `.<k>.<v>` before
 // the stat. The tagged form (graphite.tags: true) leaves the tags out of the dotted path and
-// appends them as Graphite tags, ";k=v" in key order: <...>.<metric>.<stat>;k=v;k2=v2.
+// appends them as Graphite tags in Graphite's canonical order (the ";k=v" strings sorted; a key
+// "name", Graphite's own tag, becomes "name_"): <...>.<metric>.<stat>;k=v;k2=v2.
 //
 // A path is built in two parts so that a sink builds the expensive part once per series: the
 // series path (everything but the stat, built from the SeriesKey) and the stat's component.

@@ -2,7 +2,8 @@
 
 carbon-cache runs in the foreground (--debug) with its own carbon.conf in a temp dir: line
 receiver on a free 127.0.0.1 port, pickle receiver and cache query on other free loopback ports,
-no UDP, no tags, unlimited creates, whisper autoflush. storage-schemas.conf (1 s resolution) is
+no UDP, unlimited creates, whisper autoflush; tags off, or (graphite_url given) on, each new
+series registered with that graphite-web's tag database as carbon does it. storage-schemas.conf (1 s resolution) is
 read from CONF_DIR, which carbon sets to the directory of the --config file. Points are read back
 with python3-whisper straight from the .wsp files, polling until they arrive.
 """
@@ -18,7 +19,7 @@ import harness
 class CarbonCache:
     """A real carbon-cache on loopback ports with its whisper files in a temp dir."""
 
-    def __init__(self, workdir, retentions="1s:2h"):
+    def __init__(self, workdir, retentions="1s:2h", graphite_url=None):
         self.root = os.path.join(workdir, "carbon")
         self.conf_dir = os.path.join(self.root, "conf")
         self.storage_dir = os.path.join(self.root, "storage")
@@ -27,6 +28,7 @@ class CarbonCache:
             os.makedirs(d, exist_ok=True)
         self.workdir = workdir
         self.retentions = retentions
+        self.graphite_url = graphite_url
         self.host = "127.0.0.1"
         self.line_port = harness.free_port()
         self.pickle_port = harness.free_port()
@@ -36,6 +38,12 @@ class CarbonCache:
     @property
     def address(self):
         return f"{self.host}:{self.line_port}"
+
+    def _tags_config(self):
+        if not self.graphite_url:
+            return "ENABLE_TAGS = False"
+        return (f"ENABLE_TAGS = True\nGRAPHITE_URL = {self.graphite_url}\n"
+                "TAG_BATCH_SIZE = 100\nTAG_UPDATE_INTERVAL = 100")
 
     def _write_config(self):
         conf = f"""[cache]
@@ -61,7 +69,7 @@ USE_FLOW_CONTROL = True
 CACHE_WRITE_STRATEGY = naive
 WHISPER_AUTOFLUSH = True
 WHISPER_FALLOCATE_CREATE = False
-ENABLE_TAGS = False
+{self._tags_config()}
 LOG_UPDATES = False
 LOG_CREATES = False
 LOG_LISTENER_CONN_SUCCESS = False

@@ -15,11 +15,14 @@ PYTHON = "/usr/bin/python3"  # Debian's python3 with python3-django, not the fir
 
 
 class GraphiteWeb:
-    def __init__(self, workdir, whisper_dir):
+    def __init__(self, workdir, whisper_dir, carbonlink=None):
         self.root = os.path.join(workdir, "graphite-web")
         os.makedirs(os.path.join(self.root, "log"), exist_ok=True)
         self.workdir = workdir
         self.whisper_dir = whisper_dir
+        # "127.0.0.1:PORT" of the carbon-cache's cache query port: points carbon holds but has
+        # not written yet are read from it, as a production graphite-web reads them.
+        self.carbonlink = carbonlink
         self.port = harness.free_port()
         self.process = None
 
@@ -44,6 +47,7 @@ STANDARD_DIRS = [{self.whisper_dir!r}]
 LOG_DIR = {os.path.join(self.root, 'log')!r}
 INDEX_FILE = {os.path.join(self.root, 'index')!r}
 DEFAULT_XFILES_FACTOR = 0
+CARBONLINK_HOSTS = {[self.carbonlink] if self.carbonlink else []!r}
 DATABASES = {{'default': {{'NAME': {db!r}, 'ENGINE': 'django.db.backends.sqlite3',
                          'USER': '', 'PASSWORD': '', 'HOST': '', 'PORT': ''}}}}
 """)

@@ -86,6 +86,26 @@ TARGETS = [
     f'aliasSub(sumSeries({Q}),"(^.*$)","\\1 A")', f'aliasSub(aliasByNode({QA},1,3),"(^.*$)","\\1 B")',
 ]
 
+# Tagged series (graphite.tags: true): the Prometheus endpoint's labels, in graphite-web's tag
+# database because carbon registers every series it creates there.
+JR = "statherd.jobs.jobs_total.rate"                 # 4 series: dc, dc2, queue, state
+TAG_TARGETS = [
+    f"seriesByTag('name={JR}')", f"seriesByTag('name={JR}','dc=east')",
+    "seriesByTag(\"name=~statherd.jobs.hosts.h1.*rate\",\"state!=ok\")",
+    "seriesByTag('name=~statherd.jobs.jobs_total.m1_rate','queue=~s.*')",
+    "seriesByTag('name=~statherd.jobs.*','dc!=~e.*')", "seriesByTag('dc2=west-2')",
+    "seriesByTag('name_=lab-sensor')", "seriesByTag('name=nosuch.thing')",
+    f"groupByTags(seriesByTag('name={JR}'),'sum','dc')",
+    "groupByTags(seriesByTag('name=~statherd.jobs.hosts.*.jobs_total.rate'),'average','name',"
+    "'state')",
+    f"seriesByTag('name={JR}')|groupByTags('sumSeries','dc','queue')",
+    f"aliasByTags(seriesByTag('name={JR}'),'dc','state')",
+    f"aliasByTags(seriesByTag('name={JR}'),'name',2)",
+    f"sumSeries(seriesByTag('name={JR}'))", f"seriesByTag('name={JR}','state=ok')|sumSeries()",
+    f"aliasSub(aliasByTags(seriesByTag('name={JR}'),'queue'),\"(^.*$)\",\"\\1 A\")",
+    f"{JR};dc2=east-2;dc=east;queue=mail;state=ok",  # a tagged path as written
+]
+
 # (extra parameters, targets): consolidation, output forms.
 VARIANTS = [
     ({"maxDataPoints": "7"}, [Q, L, f'consolidateBy({L},"max")', f"sumSeries({QA})"]),
@@ -128,6 +148,25 @@ def differences(ours, theirs):
     return out
 
 
+def tag_differences(ours, theirs):
+    """What differs between the tags of two /render answers' series."""
+    out = []
+    for a, b in zip(ours, theirs):
+        tb = {k: str(v) for k, v in b["tags"].items()}
+        if a["tags"] != tb:
+            out.append(f"{a['target']}: tags {a['tags']} != graphite-web's {tb}")
+    return out
+
+
+def without_ids(value):
+    """graphite-web's tag answers with its database's row ids (statherd has none) left out."""
+    if isinstance(value, list):
+        return [without_ids(v) for v in value]
+    if isinstance(value, dict):
+        return {k: without_ids(v) for k, v in value.items() if k != "id"}
+    return value
+
+
 class GraphiteWebParityTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -142,11 +181,17 @@ class GraphiteWebParityTest(unittest.TestCase):
     @classmethod
     def _start(cls):
         w = cls.workdir
-        cls.carbon = carbon_fixture.CarbonCache(w, retentions="1s:2h").start()
+        # graphite-web first: carbon registers each series it creates in its tag database.
+        cls.carbon = carbon_fixture.CarbonCache(w, retentions="1s:2h")
+        cls.graphite_web = graphite_web_fixture.GraphiteWeb(
+            w, cls.carbon.whisper_dir, carbonlink=f"127.0.0.1:{cls.carbon.query_port}").start()
+        cls.processes.append(cls.graphite_web)
+        cls.carbon.graphite_url = cls.graphite_web.url
+        cls.carbon.start()
         cls.processes.append(cls.carbon)
         token = harness.write_token_file(w)
         with open(os.path.join(w, "server.yaml"), "w") as f:
-            f.write("interval: 1s\nmemory:\n  retention: 1s:2h\n")
+            f.write("interval: 1s\nmemory:\n  retention: 1s:2h\ngraphite:\n  tags: true\n")
         cls.server = harness.StatherdServer(w, token, graphite=cls.carbon.address,
                                             extra_args=["--config", os.path.join(w, "server.yaml")])
         cls.server.start()
@@ -163,6 +208,7 @@ class GraphiteWebParityTest(unittest.TestCase):
                 spool_dir=os.path.join(w, f"spool-{host}"),
                 extra_args=["--scales-url", f"web=http://127.0.0.1:{port}/web-{host}",
                             "--scales-url", f"api=http://127.0.0.1:{port}/api-{host}",
+                            "--prometheus-url", f"jobs=http://127.0.0.1:{port}/prom-{host}",
                             "--scales-counter-pattern", "errors"]).start()
             cls.agents.append(agent)
             cls.processes.append(agent)
@@ -180,15 +226,17 @@ class GraphiteWebParityTest(unittest.TestCase):
         cls.until = newest - 2
         cls.now = cls.until
         cls.start_ts = cls.until - 36
-        # Carbon has written the window once its Whisper files give statherd's points.
-        cls.graphite_web = graphite_web_fixture.GraphiteWeb(w, cls.carbon.whisper_dir).start()
-        cls.processes.append(cls.graphite_web)
-
+        # Carbon has written the window once its Whisper files give statherd's points, and
+        # registered every series in graphite-web's tag database.
         def carbon_caught_up():  # every point, the last ones after `until` too
-            params = {"target": [QA, R, E, L], "from": str(cls.start_ts - 20),
-                      "until": str(int(time.time())), "format": "json"}
-            return not differences(cls.ask(cls.server.url, params),
-                                   cls.ask(cls.graphite_web.url, params))
+            params = {"target": [QA, R, E, L, f"seriesByTag('name={JR}')"],
+                      "from": str(cls.start_ts - 20), "until": str(int(time.time())),
+                      "format": "json"}
+            if differences(cls.ask(cls.server.url, params), cls.ask(cls.graphite_web.url, params)):
+                return False
+            every = "/tags/findSeries?expr=name%3D~s"
+            return (harness.http_get_json(cls.server.url + every) ==
+                    harness.http_get_json(cls.graphite_web.url + every))
         harness.wait_for(carbon_caught_up, 60, interval=0.5, what="carbon's Whisper files")
 
     @classmethod
@@ -248,6 +296,60 @@ class GraphiteWebParityTest(unittest.TestCase):
         allowed = {"statherd.nosuch.*", *filters}
         self.assertLessEqual(set(empty), allowed)
         self.assertGreaterEqual(len(TARGETS), 100)
+
+    def test_tagged_series_as_graphite_web_finds_them(self):
+        failed = []
+        for target in TAG_TARGETS:
+            diffs, ours = self.compare(self.window(target=target))
+            if not diffs:
+                theirs = self.ask(self.graphite_web.url, self.window(target=target))
+                diffs = tag_differences(ours, theirs)
+            if diffs:
+                failed.append(f"{target}: " + "; ".join(diffs[:3]))
+            elif "nosuch" not in target and not any(
+                    p[0] is not None for s in ours for p in s["datapoints"]):
+                failed.append(f"{target}: no value in either answer")
+        self.assertEqual(failed, [], "\n".join(failed))
+
+    def test_tag_endpoints_as_graphite_web(self):
+        q = urllib.parse.quote
+        failed = []
+        requests = [
+            "/tags", "/tags/?filter=d", "/tags?limit=2", "/tags/dc", "/tags/name_?filter=l",
+            "/tags/state?limit=1", "/tags/nosuch", f"/tags/name?filter={q('statherd.jobs')}",
+            "/tags/findSeries?expr=dc%3Deast",
+            f"/tags/findSeries?expr={q('name=~statherd.jobs')}&expr={q('state!=ok')}",
+            f"/tags/findSeries?expr[]={q('queue=~s')}", "/tags/findSeries",
+            f"/tags/findSeries?expr={q('dc!=east')}",
+            "/tags/autoComplete/tags", "/tags/autoComplete/tags?tagPrefix=d",
+            f"/tags/autoComplete/tags?expr={q('name=' + JR)}",
+            f"/tags/autoComplete/tags?expr={q('dc=west')}&tagPrefix=s&limit=1",
+            "/tags/autoComplete/values?tag=dc",
+            f"/tags/autoComplete/values?tag=state&expr={q('dc=west')}",
+            f"/tags/autoComplete/values?tag=name&valuePrefix={q('statherd.jobs.jobs')}&limit=3",
+            "/tags/autoComplete/values", "/events/get_data?from=-1h&until=now",
+            "/events/get_data?from=-1d&jsonp=cb",
+        ]
+        for path in requests:
+            (s1, b1), (s2, b2) = self.get_both(path)
+            if s1 != s2:
+                failed.append(f"{path}: HTTP {s1} vs graphite-web's {s2}: {b1[:200]!r} "
+                              f"{b2[:200]!r}")
+                continue
+            if s1 != 200:
+                continue
+            unwrap = (lambda b: json.loads(b[3:-1])) if "jsonp=cb" in path else json.loads
+            a, b = unwrap(b1), without_ids(unwrap(b2))
+            if a != b:
+                failed.append(f"{path}: {b1[:300]!r} != graphite-web's {b2[:300]!r}")
+        # a form POST, as Grafana's tag editor sends it
+        body = {"expr": ["name=" + JR, "dc=east"]}
+        answers = [post(base + "/tags/findSeries", body) for base in
+                   (self.server.url, self.graphite_web.url)]
+        if json.loads(answers[0][1]) != json.loads(answers[1][1]) or answers[0][0] != 200:
+            failed.append(f"POST /tags/findSeries: {answers}")
+        self.assertEqual(failed, [], "\n".join(failed))
+        self.assertGreaterEqual(len(harness.http_get_json(self.server.url + "/tags")), 6)
 
     def test_max_data_points_no_null_points_and_get(self):
         failed = []
@@ -329,6 +431,8 @@ class GraphiteWebParityTest(unittest.TestCase):
                 continue
             unwrap = (lambda b: json.loads(b[3:-1])) if "jsonp=cb" in path else json.loads
             a, b = unwrap(b1), unwrap(b2)
+            if path == "/metrics/index.json":  # graphite-web lists carbon's files of tagged
+                b = [p for p in b if not p.startswith("_tagged.")]  # series by their hash
             if "completer" in path:  # nodes of one name come in graphite-web's directory
                 a, b = (sorted(x["metrics"], key=json.dumps) for x in (a, b))  # listing order
             if a != b:

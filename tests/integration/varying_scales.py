@@ -6,6 +6,10 @@ GET /<name>[/...]?format=json answers the stat tree of the fake process <name> a
   queue.depth: a gauge cycling through 0..16
   latency.ms: a gauge, absent in one second of nine (a null in Graphite)
   errors: a counter that resets to 0 once a minute (a process restart, as Graphite sees one)
+GET /prom-<name> answers Prometheus text with labels (Graphite tags when statherd's
+graphite.tags is on), changing every second:
+  jobs_total{queue, state, dc, dc2}: counters growing by 1..6 a second, unevenly
+  room_temperature{room, name}: a gauge (a label "name" is Graphite's own tag: renamed)
 Prints "ready PORT" once listening on 127.0.0.1.
 """
 import http.server
@@ -37,6 +41,21 @@ def tree(name, now):
     return out
 
 
+def prom_text(name, now):
+    h = zlib.crc32(name.encode()) % 7
+    lines = ["# TYPE jobs_total counter"]
+    for i, (queue, state, dc) in enumerate([("mail", "ok", "east"), ("mail", "failed", "east"),
+                                           ("sms", "ok", "west"), ("sms", "failed", "west")]):
+        count = now * (i + 1) + (now // 3) * (i % 2) + (now + h) // 5 - 1_700_000_000
+        lines.append(f'jobs_total{{queue="{queue}",state="{state}",dc="{dc}",'
+                     f'dc2="{dc}-2"}} {count}')
+    lines.append("# TYPE room_temperature gauge")
+    for i, room in enumerate(("lab", "hall")):
+        lines.append(f'room_temperature{{room="{room}",name="{room}-sensor"}} '
+                     f'{18 + ((now * (5 + i) + h) % 11) / 2}')
+    return "\n".join(lines) + "\n"
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -45,9 +64,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         name = self.path.split("?")[0].strip("/").split("/")[0] or "default"
-        body = json.dumps(tree(name, int(time.time()))).encode()
+        if name.startswith("prom-"):
+            body = prom_text(name, int(time.time())).encode()
+            content_type = "text/plain; version=0.0.4"
+        else:
+            body = json.dumps(tree(name, int(time.time()))).encode()
+            content_type = "application/json"
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
         self.end_headers()

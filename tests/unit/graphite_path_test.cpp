@@ -34,6 +34,17 @@ TEST(GraphitePath, TagsBecomeComponentsBeforeStat) {
   EXPECT_EQ(graphite_path(p, "statherd"), "statherd.web.req.method.GET.status.200.count");
 }
 
+// Carbon stores a tagged name in Graphite's canonical form (the ";k=v" strings sorted) and
+// graphite-web's tag database answers that form: the sink and the store must write it so.
+TEST(GraphitePath, TaggedFormIsGraphitesCanonicalOrder) {
+  SeriesPoint p = point(Level::App, "jobs", "rate");
+  p.tags = {{"dc", "east"}, {"dc2", "x"}, {"dc-zone", "z"}};  // key order: dc, dc-zone, dc2
+  EXPECT_EQ(graphite_tagged_path(p, "statherd"), "statherd.web.jobs.rate;dc-zone=z;dc2=x;dc=east");
+  // "name" is Graphite's own tag (the metric): a label of that name is kept as name_
+  p.tags = {{"name", "lab"}, {"room", "a"}};
+  EXPECT_EQ(graphite_tagged_path(p, "statherd"), "statherd.web.jobs.rate;name_=lab;room=a");
+}
+
 TEST(GraphitePath, DottedAndEmptyPrefix) {
   EXPECT_EQ(graphite_path(point(Level::App, "m", "sum"), "dc1.statherd"), "dc1.statherd.web.m.sum");
   EXPECT_EQ(graphite_path(point(Level::App, "m", "sum"), ""), "web.m.sum");

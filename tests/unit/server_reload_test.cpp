@@ -70,14 +70,28 @@ TEST(ServerReload, ThePrefixWarningNamesThePrefixTheStoreKeeps) {
   ServerConfig next = started;
   next.graphite_prefix = "b";
   ServerConfig running = merge_reloadable(started, next);
-  const std::string store_prefix = started.graphite_prefix;
+  const StoreNaming store{started.graphite_prefix, false};
   next.graphite_prefix = "c";
-  auto kept = restart_only_changes(running, next, &store_prefix);
+  auto kept = restart_only_changes(running, next, &store);
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_EQ(kept[0], "graphite.prefix: the Graphite sink uses 'c' now; /render and "
                      "/metrics/find keep 'a' until a restart");
   next.graphite_prefix = "a";
-  EXPECT_TRUE(restart_only_changes(running, next, &store_prefix).empty());
+  EXPECT_TRUE(restart_only_changes(running, next, &store).empty());
+}
+
+// graphite.tags changes the sink's names at once; the store keeps its own until a restart.
+TEST(ServerReload, TheTagsWarningSaysWhatTheStoreKeeps) {
+  ServerConfig running;
+  ServerConfig next = running;
+  next.graphite_tags = true;
+  const StoreNaming store{running.graphite_prefix, false};
+  auto kept = restart_only_changes(running, next, &store);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0],
+            "graphite.tags: the Graphite sink uses true now; /render, /metrics/find "
+            "and /tags keep false until a restart");
+  EXPECT_EQ(merge_reloadable(running, next).graphite_tags, true);
 }
 
 TEST(ServerReload, BadFileOrTokenIsRefusedWithItsPosition) {

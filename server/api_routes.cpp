@@ -326,7 +326,7 @@ ApiResponse ApiRoutes::render(std::string_view query) {
   // maxDataPoints, noNullPoints, jsonp, xFilesFactor; the rest (pretty, cacheTimeout,
   // noCache, local, graph options) changes nothing here.
   std::vector<std::string> targets, bracket_targets;
-  std::string from = "-1d", until = "now", now_text, format = "json", jsonp;
+  std::string from = "-1d", until = "now", now_text, format = "json", jsonp, tz;
   render::OutputOptions output;
   double xfiles_factor = 0;
   for (auto& [key, value] : parse_query(query)) {
@@ -335,6 +335,7 @@ ApiResponse ApiRoutes::render(std::string_view query) {
     else if (key == "from") from = value;
     else if (key == "until") until = value;
     else if (key == "now") now_text = value;
+    else if (key == "tz") tz = value;
     else if (key == "format") format = value;
     else if (key == "jsonp") jsonp = value;
     else if (key == "noNullPoints") output.no_null_points = true;
@@ -375,14 +376,19 @@ ApiResponse ApiRoutes::render(std::string_view query) {
                                std::to_string(read_limits_.max_targets) + " per request",
                       "split the request, or raise reads.max_targets");
   }
+  // tz: a zone of the system's tzdata; graphite-web keeps its default (UTC) for an unknown one
+  TimeZone zone;
+  if (!tz.empty()) {
+    if (auto named = TimeZone::named(tz)) zone = *named;
+  }
   int64_t now_s = now_ms_() / 1000;
   if (!now_text.empty()) {
-    auto now = parse_graphite_time(now_text, now_s);
+    auto now = parse_graphite_time(now_text, now_s, zone);
     if (!now) return json_error(400, "now: " + now.error().message, now.error().hint);
     now_s = *now;
   }
-  auto from_s = parse_graphite_time(from, now_s);
-  auto until_s = parse_graphite_time(until, now_s);
+  auto from_s = parse_graphite_time(from, now_s, zone);
+  auto until_s = parse_graphite_time(until, now_s, zone);
   if (!from_s) return json_error(400, "from: " + from_s.error().message, from_s.error().hint);
   if (!until_s) return json_error(400, "until: " + until_s.error().message, until_s.error().hint);
   if (*from_s == *until_s) {
@@ -399,13 +405,14 @@ ApiResponse ApiRoutes::render(std::string_view query) {
   MemoryStore::FetchBudget budget(read_limits_);
   uint64_t answer_points = read_limits_.max_points;  // left for plain path targets
   size_t alternatives_left = read_limits_.max_alternatives;
-  const int64_t clock_s = now_ms_() / 1000;
+  // graphite-web passes the request's now (the clock unless `now=` is given) to Whisper, which
+  // clamps `until` to it and `from` to it minus the longest retention.
+  const int64_t clock_s = now_s;
   bool over_limit = false;  // a 413, not a 400
   ctx.fetch = [&](const std::string& expression, int64_t f,
                   int64_t u) -> Result<std::vector<render::Series>> {
     auto pattern = GraphitePattern::compile(expression, read_limits_, alternatives_left);
     if (!pattern) return Error{"target: " + pattern.error().message, pattern.error().hint};
-    // Whisper clamps to the clock, not to the request's now.
     auto fetched = store_.fetch(*pattern, expression, f, u, clock_s, budget);
     over_limit = !fetched;
     return fetched;
@@ -456,7 +463,7 @@ ApiResponse ApiRoutes::render(std::string_view query) {
   }
   ApiResponse r;
   if (format == "csv") {
-    r.body = render::csv_answer(series);
+    r.body = render::csv_answer(series, zone);
     r.content_type = "text/csv";
   } else if (format == "raw") {
     r.body = render::raw_answer(series);

@@ -106,11 +106,11 @@ bool valid_date(int64_t y, int64_t m, int64_t d) {
   return !(m == 2 && d == 29 && !leap);
 }
 
-// graphite-web's parseTimeReference, in UTC: "", "now", a time of day (HH:MM, Xam, Xpm,
+// graphite-web's parseTimeReference, on the zone's wall clock: "", "now", a time of day (HH:MM, Xam, Xpm,
 // noon, midnight, teatime) followed by a day (today, yesterday, tomorrow, MM/DD/YY[YY],
 // YYYYMMDD, a month name and day, a weekday name, or nothing: today).
-Result<int64_t> parse_reference(std::string ref, int64_t now_s, const std::string& text,
-                                const std::string& hint) {
+Result<int64_t> parse_reference(std::string ref, int64_t now_s, const TimeZone& zone,
+                                const std::string& text, const std::string& hint) {
   if (ref.empty() || ref == "now") return now_s;
   auto bad = [&](const std::string& why) {
     return make_error("bad time '" + text + "': " + why, hint);
@@ -151,7 +151,8 @@ Result<int64_t> parse_reference(std::string ref, int64_t now_s, const std::strin
     hour = 16, minute = 0, ref = ref.substr(7);
   }
   if (hour > 23 || minute > 59) return bad("no such time of day");
-  int64_t day = floor_div(now_s, 86400);  // days since 1970-01-01 of the reference date
+  // days since 1970-01-01 of the reference date, on the zone's wall clock
+  int64_t day = floor_div(now_s + zone.offset_at(now_s), 86400);
   int64_t y = 0, m = 0, d = 0;
   static constexpr std::string_view kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                                  "jul", "aug", "sep", "oct", "nov", "dec"};
@@ -200,16 +201,16 @@ Result<int64_t> parse_reference(std::string ref, int64_t now_s, const std::strin
   } else if (!ref.empty()) {
     return bad("unknown day reference '" + ref + "'");
   }
-  return day * 86400 + hour * 3600 + minute * 60;
+  return zone.localize(day * 86400 + hour * 3600 + minute * 60);
 }
 
 }  // namespace
 
-Result<int64_t> parse_graphite_time(std::string_view text, int64_t now_s) {
+Result<int64_t> parse_graphite_time(std::string_view text, int64_t now_s, const TimeZone& zone) {
   const std::string hint =
       "use now, a relative time like -10min, -1h, now-1d, an absolute one like unix seconds, "
       "HH:MM_YYYYMMDD, YYYYMMDD, MM/DD/YY, or midnight, noon, today, yesterday, monday "
-      "(all UTC), each optionally +/- an offset";
+      "(in tz, default UTC), each optionally +/- an offset";
   // graphite-web's parseATTime: lower case, without '_', ',' and spaces
   std::string s;
   for (char c : text) {
@@ -231,7 +232,7 @@ Result<int64_t> parse_graphite_time(std::string_view text, int64_t now_s) {
   if (split == std::string::npos) split = s.find('-');
   std::string ref = split == std::string::npos ? s : s.substr(0, split);
   std::string offset = split == std::string::npos ? "" : s.substr(split);
-  auto base = parse_reference(ref, now_s, std::string(text), hint);
+  auto base = parse_reference(ref, now_s, zone, std::string(text), hint);
   if (!base) return base;
   auto delta = parse_graphite_offset(offset);
   if (!delta) return Error{delta.error().message, hint};

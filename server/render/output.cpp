@@ -107,12 +107,13 @@ std::string json_answer(std::vector<Series>& series, const OutputOptions& option
   return out;
 }
 
-std::string csv_answer(const std::vector<Series>& series) {
+std::string csv_answer(const std::vector<Series>& series, const TimeZone& zone) {
   std::string out;
   for (const Series& s : series) {
     std::vector<double> values = s.read();
     for (size_t i = 0; i < values.size(); ++i) {
-      std::time_t t = static_cast<std::time_t>(s.start + static_cast<int64_t>(i) * s.step);
+      const int64_t ts = s.start + static_cast<int64_t>(i) * s.step;
+      std::time_t t = static_cast<std::time_t>(ts + zone.offset_at(ts));  // the zone's clock
       std::tm tm{};
       gmtime_r(&t, &tm);
       char stamp[32];

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "server/render/series.h"
+#include "server/time_zone.h"
 
 namespace statherd::server::render {
 
@@ -23,8 +24,9 @@ struct OutputOptions {
 // refresh does not shift them. Changes `series` (start, values_per_point).
 // `points`: how many datapoints the answer holds.
 std::string json_answer(std::vector<Series>& series, const OutputOptions& options, size_t& points);
-// format=csv: "name,YYYY-MM-DD HH:MM:SS,value" rows (UTC), value empty for None.
-std::string csv_answer(const std::vector<Series>& series);
+// format=csv: "name,YYYY-MM-DD HH:MM:SS,value" rows, the times on the zone's clock (tz;
+// default UTC), value empty for None.
+std::string csv_answer(const std::vector<Series>& series, const TimeZone& zone = TimeZone());
 // format=raw: "name,start,end,step|v1,v2,..." lines, None for a missing value.
 std::string raw_answer(const std::vector<Series>& series);
 

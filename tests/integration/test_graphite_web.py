@@ -10,6 +10,7 @@ form POST Grafana sends, and the answers must be identical point for point: targ
 timestamps, nulls, values (to 1e-9 relative; graphite-web computes in Python floats too).
 """
 
+import datetime
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import tempfile
 import time
 import unittest
 import urllib.parse
+import zoneinfo
 
 import carbon_fixture
 import graphite_web_fixture
@@ -365,6 +367,9 @@ class GraphiteWebParityTest(unittest.TestCase):
         failed = []
         now = str(self.now)
         hhmm = time.strftime("%H:%M_%Y%m%d", time.gmtime(self.start_ts - 60))
+        kolkata = datetime.datetime.fromtimestamp(self.start_ts - 60,
+                                                  zoneinfo.ZoneInfo("Asia/Kolkata"))
+        hhmm_kolkata = kolkata.strftime("%H:%M_%Y%m%d")
         for extra in ({"from": "-20s", "until": "now", "now": now},
                       {"from": "now-30s", "until": "now-5s", "now": now},
                       {"from": hhmm, "until": f"{hhmm}+1min"},
@@ -373,7 +378,13 @@ class GraphiteWebParityTest(unittest.TestCase):
                       {"from": "-30s", "until": "-10s", "now": now},
                       {"from": str(self.until), "until": str(self.start_ts)},  # swapped
                       {"from": "-1min", "now": now},
-                      {"from": str(self.start_ts), "until": str(int(time.time()) + 600)}):
+                      {"from": str(self.start_ts), "until": str(int(time.time()) + 600)},
+                      # tz: absolute times on that zone's clock; an unknown zone is UTC
+                      {"from": hhmm_kolkata, "until": f"{hhmm_kolkata}+1min",
+                       "tz": "Asia/Kolkata"},
+                      {"from": "midnight", "until": "now", "now": now,
+                       "tz": "America/New_York"},
+                      {"from": hhmm, "until": f"{hhmm}+1min", "tz": "Nowhere/City"}):
             params = {"target": [Q, f"sumSeries({L})"], "format": "json", **extra}
             diffs, _ = self.compare(params)
             for _ in range(3):  # a future until is clamped to each server's clock: the two
@@ -383,6 +394,15 @@ class GraphiteWebParityTest(unittest.TestCase):
             if diffs:
                 failed.append(f"{extra}: " + "; ".join(diffs[:3]))
         self.assertEqual(failed, [], "\n".join(failed))
+
+    def test_csv_times_in_a_zone(self):
+        params = urllib.parse.urlencode({"target": Q, "from": str(self.start_ts),
+                                         "until": str(self.until), "format": "csv",
+                                         "tz": "Europe/Paris"})
+        (s1, b1), (s2, b2) = self.get_both("/render?" + params)
+        self.assertEqual((s1, s2), (200, 200))
+        self.assertEqual(b1.decode().splitlines(), b2.decode().splitlines())
+        self.assertGreater(len(b1.decode().splitlines()), 30)
 
     def test_the_answers_are_not_empty(self):
         # The comparison means something only if the series hold values that change.

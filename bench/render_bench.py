@@ -38,7 +38,7 @@ def main():
     cls.setUpClass()
     try:
         rows = []
-        for target in t.TARGETS:
+        for target in t.TARGETS + t.TAG_TARGETS:
             params = {"target": target, "from": str(cls.start_ts), "until": str(cls.until),
                       "format": "json"}
             times = {}
@@ -52,9 +52,27 @@ def main():
                     if status != 200:
                         raise SystemExit(f"{name} answered {status} to {target}")
                 times[name] = statistics.median(samples)
-            group = ("(pipe)" if "|" in target else target.split("(")[0] if "(" in target
-                     else "(path)")
+            group = ("(tags)" if target in t.TAG_TARGETS else "(pipe)" if "|" in target
+                     else target.split("(")[0] if "(" in target else "(path)")
             rows.append((group, times))
+        # the tag API (Grafana's tag editor), GET as Grafana sends it
+        for path in ("/tags", "/tags/dc", "/tags/findSeries?expr=dc%3Deast",
+                     "/tags/autoComplete/tags?expr=name%3Dstatherd.jobs.jobs_total.rate",
+                     "/tags/autoComplete/values?tag=name&valuePrefix=statherd.jobs"):
+            times = {}
+            for name, url in (("statherd", cls.server.url), ("graphite-web", cls.graphite_web.url)):
+                t.harness.http_request(url + path, timeout=60)  # warm-up
+                samples = []
+                for _ in range(args.reps):
+                    start = time.perf_counter()
+                    status, _ = t.harness.http_request(url + path, timeout=60)
+                    samples.append(time.perf_counter() - start)
+                    if status != 200:
+                        raise SystemExit(f"{name} answered {status} to {path}")
+                times[name] = statistics.median(samples)
+            rows.append(("(tag API)", times))
+        stored = len(t.harness.http_get_json(cls.server.url + "/tags/findSeries?expr=name%3D~s"))
+        plain = len(t.harness.http_get_json(cls.server.url + "/metrics/index.json"))
     finally:
         cls.tearDownClass()
     groups = {}
@@ -63,7 +81,8 @@ def main():
         g[0] += times["statherd"]
         g[1] += times["graphite-web"]
         g[2] += 1
-    print(f"\n/render, {len(rows)} requests (4 series of 36-46 points at 1 s each, 2 agents), "
+    print(f"\n/render and /tags, {len(rows)} requests (4 series of 36-46 points at 1 s each, "
+          f"2 agents; {stored} stored series, {stored - plain} of them tagged), "
           f"median of {args.reps} per request, wall time per request\n")
     print(f"| function | requests | statherd ms | graphite-web ms | graphite-web / statherd |")
     print("|---|---|---|---|---|")

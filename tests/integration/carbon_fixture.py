@@ -19,7 +19,7 @@ import harness
 class CarbonCache:
     """A real carbon-cache on loopback ports with its whisper files in a temp dir."""
 
-    def __init__(self, workdir, retentions="1s:2h", graphite_url=None):
+    def __init__(self, workdir, retentions="1s:2h", graphite_url=None, aggregation=None):
         self.root = os.path.join(workdir, "carbon")
         self.conf_dir = os.path.join(self.root, "conf")
         self.storage_dir = os.path.join(self.root, "storage")
@@ -29,6 +29,8 @@ class CarbonCache:
         self.workdir = workdir
         self.retentions = retentions
         self.graphite_url = graphite_url
+        # [(pattern, method)], first match wins: how Whisper's coarser archives aggregate.
+        self.aggregation = aggregation or [(".*", "sum")]
         self.host = "127.0.0.1"
         self.line_port = harness.free_port()
         self.pickle_port = harness.free_port()
@@ -81,7 +83,9 @@ CARBON_METRIC_INTERVAL = 0
         with open(os.path.join(self.conf_dir, "storage-schemas.conf"), "w") as f:
             f.write(f"[everything]\npattern = .*\nretentions = {self.retentions}\n")
         with open(os.path.join(self.conf_dir, "storage-aggregation.conf"), "w") as f:
-            f.write("[default]\npattern = .*\nxFilesFactor = 0\naggregationMethod = sum\n")
+            for i, (pattern, method) in enumerate(self.aggregation):
+                f.write(f"[rule{i}]\npattern = {pattern}\nxFilesFactor = 0\n"
+                        f"aggregationMethod = {method}\n")
 
     def start(self, timeout=60):
         self._write_config()

@@ -169,7 +169,11 @@ def without_ids(value):
     return value
 
 
-class GraphiteWebParityTest(unittest.TestCase):
+class _GraphiteWebAndStatherd:
+    """The processes both test classes run: carbon, graphite-web, statherd, two agents."""
+    RETENTION = "1s:2h"   # statherd's memory.retention and carbon's storage schema
+    AGGREGATION = None    # carbon's storage-aggregation rules (the fixture's default: sum)
+
     @classmethod
     def setUpClass(cls):
         cls.workdir = tempfile.mkdtemp(prefix="statherd-graphite-web-")
@@ -184,7 +188,8 @@ class GraphiteWebParityTest(unittest.TestCase):
     def _start(cls):
         w = cls.workdir
         # graphite-web first: carbon registers each series it creates in its tag database.
-        cls.carbon = carbon_fixture.CarbonCache(w, retentions="1s:2h")
+        cls.carbon = carbon_fixture.CarbonCache(w, retentions=cls.RETENTION,
+                                                aggregation=cls.AGGREGATION)
         cls.graphite_web = graphite_web_fixture.GraphiteWeb(
             w, cls.carbon.whisper_dir, carbonlink=f"127.0.0.1:{cls.carbon.query_port}").start()
         cls.processes.append(cls.graphite_web)
@@ -193,7 +198,8 @@ class GraphiteWebParityTest(unittest.TestCase):
         cls.processes.append(cls.carbon)
         token = harness.write_token_file(w)
         with open(os.path.join(w, "server.yaml"), "w") as f:
-            f.write("interval: 1s\nmemory:\n  retention: 1s:2h\ngraphite:\n  tags: true\n")
+            f.write(f"interval: 1s\nmemory:\n  retention: {cls.RETENTION}\n"
+                    "graphite:\n  tags: true\n")
         cls.server = harness.StatherdServer(w, token, graphite=cls.carbon.address,
                                             extra_args=["--config", os.path.join(w, "server.yaml")])
         cls.server.start()
@@ -224,7 +230,17 @@ class GraphiteWebParityTest(unittest.TestCase):
                          interval=1, what="45 s of points")
         for agent in cls.agents:
             agent.stop()
-        newest = max(p[1] for p in points(QA))
+        # The agents' last batches reach the store a few intervals after they exit: wait until
+        # the newest point stays put for 3 s.
+        last = {"ts": None, "since": time.time()}
+
+        def settled():
+            ts = max(p[1] for p in points(QA))
+            if ts != last["ts"]:
+                last.update(ts=ts, since=time.time())
+            return time.time() - last["since"] >= 3
+        harness.wait_for(settled, 30, interval=0.5, what="the agents' last points")
+        newest = last["ts"]
         cls.until = newest - 2
         cls.now = cls.until
         cls.start_ts = cls.until - 36
@@ -234,8 +250,16 @@ class GraphiteWebParityTest(unittest.TestCase):
             params = {"target": [QA, R, E, L, f"seriesByTag('name={JR}')"],
                       "from": str(cls.start_ts - 20), "until": str(int(time.time())),
                       "format": "json"}
-            if differences(cls.ask(cls.server.url, params), cls.ask(cls.graphite_web.url, params)):
+            ours = cls.ask(cls.server.url, params)
+            if differences(ours, cls.ask(cls.graphite_web.url, params)):
                 return False
+            # ... written to the files, not only in carbon's cache (graphite-web merges cached
+            # points into a coarser tier's step as they are, where Whisper aggregates them)
+            for series in ours[:4]:  # QA
+                newest_ts = max(p[1] for p in series["datapoints"] if p[0] is not None)
+                on_disk = [t for t, _ in cls.carbon.fetch(series["target"], since_seconds=120)]
+                if not on_disk or max(on_disk) < newest_ts:
+                    return False
             every = "/tags/findSeries?expr=name%3D~s"
             return (harness.http_get_json(cls.server.url + every) ==
                     harness.http_get_json(cls.graphite_web.url + every))
@@ -281,6 +305,15 @@ class GraphiteWebParityTest(unittest.TestCase):
             return [str(e)], None
         return differences(ours, theirs), ours
 
+    def get_both(self, path):
+        answers = []
+        for base in (self.server.url, self.graphite_web.url):
+            status, body = harness.http_request(base + path, timeout=60)
+            answers.append((status, body))
+        return answers
+
+
+class GraphiteWebParityTest(_GraphiteWebAndStatherd, unittest.TestCase):
     def test_every_function_as_grafana_posts_it(self):
         failed, empty = [], []
         for target in TARGETS:
@@ -413,13 +446,6 @@ class GraphiteWebParityTest(unittest.TestCase):
         gaps = self.ask(self.server.url, self.window(target=L))
         self.assertTrue(any(p[0] is None for s in gaps for p in s["datapoints"]))
 
-    def get_both(self, path):
-        answers = []
-        for base in (self.server.url, self.graphite_web.url):
-            status, body = harness.http_request(base + path, timeout=60)
-            answers.append((status, body))
-        return answers
-
     def test_find_expand_index_and_version_as_graphite_web(self):
         q = urllib.parse.quote
         failed = []
@@ -492,6 +518,40 @@ class GraphiteWebParityTest(unittest.TestCase):
         status, body = post(self.server.url + "/render", self.window(target=f"frobnicate({Q})"))
         self.assertEqual(status, 400)
         self.assertIn("frobnicate", json.loads(body)["error"])
+
+
+class GraphiteWebTiersTest(_GraphiteWebAndStatherd, unittest.TestCase):
+    """Two tiers: 1 s points for 3 minutes, then 5 s points, in statherd's memory store and in
+    carbon's Whisper archives, each coarse point made as statherd makes it (count summed, min
+    and max kept, the rest averaged). A range that starts within 3 minutes of `now` reads the
+    1 s tier, an older one the 5 s tier, in both servers."""
+    RETENTION = "1s:3m,5s:10m"
+    AGGREGATION = [(r"\.count$", "sum"), (r"\.min$", "min"), (r"\.max$", "max"),
+                   (".*", "average")]
+    TARGETS = [Q, QA, L, R, "statherd.web.hosts.*.queue.depth.max",
+               "statherd.api.hosts.*.latency.ms.min", f"sumSeries({QA})",
+               f"movingAverage({Q},3)", f'summarize({L},"20s","max")', f"perSecond({R})",
+               f"aliasByNode(nonNegativeDerivative({R}),1)"]
+
+    def test_each_tier_as_graphite_web(self):
+        now = self.until + 5  # the request's now: both servers pick the tier from it
+        failed = []
+        steps = set()
+        for start, expected_step in ((self.start_ts, 1), (self.until - 200, 5)):
+            for target in self.TARGETS:
+                params = {"target": target, "from": str(start), "until": str(self.until),
+                          "now": str(now), "format": "json"}
+                diffs, ours = self.compare(params)
+                if diffs:
+                    failed.append(f"{target} from {start}: " + "; ".join(diffs[:3]))
+                    continue
+                points = [p for s in ours for p in s["datapoints"]]
+                if not any(p[0] is not None for p in points):
+                    failed.append(f"{target} from {start}: no value")
+                if len(points) > 1 and target == Q:
+                    steps.add((expected_step, points[1][1] - points[0][1]))
+        self.assertEqual(failed, [], "\n".join(failed))
+        self.assertEqual(steps, {(1, 1), (5, 5)})  # both tiers were read
 
 
 if __name__ == "__main__":

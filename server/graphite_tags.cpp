@@ -101,9 +101,14 @@ Result<TagQuery> TagQuery::compile(const std::vector<std::string>& expressions) 
       t.op = negated ? Op::kNe : Op::kEq;
       matches_empty = negated ? !t.spec.empty() : t.spec.empty();
     }
+    t.matches_empty = matches_empty;
     all_match_empty = all_match_empty && matches_empty;
-    if (t.op == Op::kEq && t.tag == "name" && !t.spec.empty()) q.exact_name_ = t.spec;
     q.terms_.push_back(std::move(t));
+  }
+  for (const Term& t : q.terms_) {
+    if (t.matches_empty) continue;
+    const Term* term = &t;
+    q.requirements_.push_back({t.tag, [term](const std::string& v) { return holds(*term, v); }});
   }
   if (all_match_empty) {
     return Error{"at least one tag expression must not match the empty value",
@@ -112,25 +117,25 @@ Result<TagQuery> TagQuery::compile(const std::vector<std::string>& expressions) 
   return q;
 }
 
+bool TagQuery::holds(const Term& t, const std::string& value) {
+  switch (t.op) {
+    case Op::kEq:
+      return value == t.spec;
+    case Op::kNe:
+      return value != t.spec;
+    case Op::kMatch:
+      return RE2::PartialMatch(value, *t.re);
+    case Op::kNotMatch:
+      return !RE2::PartialMatch(value, *t.re);
+  }
+  return false;
+}
+
 bool TagQuery::matches(const TagMap& tags) const {
   static const std::string kEmpty;
   for (const Term& t : terms_) {
     auto it = tags.find(t.tag);
-    const std::string& value = it == tags.end() ? kEmpty : it->second;
-    switch (t.op) {
-      case Op::kEq:
-        if (value != t.spec) return false;
-        break;
-      case Op::kNe:
-        if (value == t.spec) return false;
-        break;
-      case Op::kMatch:
-        if (!RE2::PartialMatch(value, *t.re)) return false;
-        break;
-      case Op::kNotMatch:
-        if (RE2::PartialMatch(value, *t.re)) return false;
-        break;
-    }
+    if (!holds(t, it == tags.end() ? kEmpty : it->second)) return false;
   }
   return true;
 }

@@ -10,6 +10,7 @@
 // value: a hostile pattern cannot stall the read thread).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -47,11 +48,16 @@ class TagQuery {
   ~TagQuery();
 
   bool matches(const TagMap& tags) const;
-  // The name every match has, when one expression is name=<literal> (a scan can then look
-  // at the paths "<name>" and "<name>;..." only); empty otherwise.
-  const std::string& exact_name() const { return exact_name_; }
   // The tags the expressions name (autoComplete leaves them out of its answer).
   std::vector<std::string> tags() const;
+
+  // An expression that does not match "": every match has a value of `tag` it accepts (an
+  // index of values can then give the candidates).
+  struct Requirement {
+    std::string tag;
+    std::function<bool(const std::string&)> accepts;
+  };
+  const std::vector<Requirement>& requirements() const { return requirements_; }
 
  private:
   TagQuery() = default;
@@ -61,9 +67,11 @@ class TagQuery {
     Op op;
     std::string spec;
     std::unique_ptr<re2::RE2> re;  // kMatch, kNotMatch
+    bool matches_empty = false;
   };
+  static bool holds(const Term& t, const std::string& value);
   std::vector<Term> terms_;
-  std::string exact_name_;
+  std::vector<Requirement> requirements_;  // point into terms_' elements (stable on a move)
 };
 
 // A regular expression of /tags?filter= or /tags/<tag>?filter=, anchored as graphite-web

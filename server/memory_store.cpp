@@ -70,6 +70,7 @@ uint32_t MemoryStore::id_for(CachedSeries& cached, const RollupRecord& record, s
       return PathIndex::kNone;  // not cached: tried again next interval
     }
     id = index_.insert(full);
+    ++paths_generation_;
     // The series of a gauge's sum (a level) carries no running total; a distribution's sum
     // (an amount) does: only amounts are summed when downsampled.
     const bool amount = (name == "count" && !std::isnan(record.count_total)) ||
@@ -93,6 +94,7 @@ void MemoryStore::expire(int64_t now) {
   }
   if (!dropped) return;
   index_.compact(keep);
+  ++paths_generation_;
   std::vector<uint32_t> renumber(series_.size(), PathIndex::kNone);
   uint32_t next = 0;
   for (size_t id = 0; id < series_.size(); ++id) {
@@ -332,97 +334,88 @@ Result<nlohmann::json> MemoryStore::render(const std::vector<GraphitePattern>& t
   return result;
 }
 
-template <class Fn>
-bool MemoryStore::scan_tagged(const std::string& exact_name, uint64_t& steps, Fn&& fn) const {
-  const std::vector<uint32_t>& sorted = index_.sorted();
-  bool out_of_steps = false;
-  auto visit = [&](size_t i) {  // false: stop
-    if (steps == 0) {
-      out_of_steps = true;
-      return false;
-    }
-    --steps;
-    std::string_view path = index_.path(sorted[i]);
-    auto tags = parse_tagged_path(path);
-    return !tags || fn(path, *tags);
-  };
-  if (exact_name.empty()) {
-    for (size_t i = 0; i < sorted.size() && visit(i); ++i) {
-    }
-    return !out_of_steps;
+const MemoryStore::TagIndex& MemoryStore::tag_index() const {
+  if (tag_index_.generation == paths_generation_) return tag_index_;
+  TagIndex fresh;
+  fresh.generation = paths_generation_;
+  for (uint32_t id : index_.sorted()) {  // ids in path order: each posting list sorted by path
+    auto tags = parse_tagged_path(index_.path(id));
+    if (!tags) continue;
+    for (auto& [k, v] : *tags) fresh.postings[k][v].push_back(id);
   }
-  // "<name>" itself, then the run of "<name>;..." (paths "<name>.x" sort between the two).
-  size_t i = index_.lower_bound(exact_name);
-  if (i < sorted.size() && index_.path(sorted[i]) == exact_name && !visit(i)) return !out_of_steps;
-  const std::string tagged = exact_name + ";";
-  for (i = index_.lower_bound(tagged); i < sorted.size(); ++i)
-    if (!index_.path(sorted[i]).starts_with(tagged) || !visit(i)) break;
-  return !out_of_steps;
+  tag_index_ = std::move(fresh);
+  return tag_index_;
 }
 
 Result<std::vector<std::string>> MemoryStore::find_tagged(const TagQuery& query,
                                                           const ReadLimits& limits) const {
-  std::vector<std::string> out;
+  const TagIndex& index = tag_index();
+  // The candidates: the paths having the values one expression requires (the shortest such
+  // list), else every path.
+  std::vector<const std::vector<uint32_t>*> lists;
+  size_t candidates = SIZE_MAX;
+  for (const TagQuery::Requirement& r : query.requirements()) {
+    auto tag = index.postings.find(r.tag);
+    std::vector<const std::vector<uint32_t>*> mine;
+    size_t n = 0;
+    if (tag != index.postings.end()) {
+      for (const auto& [value, ids] : tag->second) {
+        if (!r.accepts(value)) continue;
+        mine.push_back(&ids);
+        n += ids.size();
+      }
+    }
+    if (n < candidates) candidates = n, lists = std::move(mine);
+  }
   uint64_t steps = limits.max_match_steps;
-  bool too_many = false;
-  bool scanned =
-      scan_tagged(query.exact_name(), steps, [&](std::string_view path, const TagMap& tags) {
-        if (!query.matches(tags)) return true;
-        if (out.size() >= limits.max_paths) {
-          too_many = true;
-          return false;
-        }
-        out.emplace_back(path);
-        return true;
-      });
-  if (too_many)
-    return too_much("the limit of series (reads.max_paths)", "seriesByTag", "max_paths");
-  if (!scanned)
-    return too_much(std::to_string(limits.max_match_steps) + " path comparisons", "seriesByTag",
-                    "max_match_steps");
+  std::vector<std::string> out;
+  auto visit = [&](uint32_t id) -> std::optional<Error> {
+    if (steps == 0) {
+      return too_much(std::to_string(limits.max_match_steps) + " path comparisons",
+                      "seriesByTag", "max_match_steps");
+    }
+    --steps;
+    std::string_view path = index_.path(id);
+    auto tags = parse_tagged_path(path);
+    if (!tags || !query.matches(*tags)) return std::nullopt;
+    if (out.size() >= limits.max_paths)
+      return too_much("the limit of series (reads.max_paths)", "seriesByTag", "max_paths");
+    out.emplace_back(path);
+    return std::nullopt;
+  };
+  if (candidates == SIZE_MAX) {  // no expression requires a value: every path
+    for (uint32_t id : index_.sorted())
+      if (auto e = visit(id)) return *e;
+  } else {
+    for (const auto* ids : lists)
+      for (uint32_t id : *ids)
+        if (auto e = visit(id)) return *e;
+  }
   std::sort(out.begin(), out.end());
   return out;
 }
 
 Result<std::vector<std::string>> MemoryStore::tag_names(const TagFilter* filter, size_t limit,
-                                                        const ReadLimits& limits) const {
-  std::set<std::string> names;
-  uint64_t steps = limits.max_match_steps;
-  bool scanned = scan_tagged({}, steps, [&](std::string_view, const TagMap& tags) {
-    for (const auto& [k, v] : tags)
-      if (!names.count(k) && (filter == nullptr || filter->matches(k))) names.insert(k);
-    return true;
-  });
-  if (!scanned)
-    return too_much(std::to_string(limits.max_match_steps) + " path comparisons", "/tags",
-                    "max_match_steps");
-  std::vector<std::string> out(names.begin(), names.end());
-  if (limit > 0 && out.size() > limit) out.resize(limit);
+                                                        const ReadLimits&) const {
+  std::vector<std::string> out;
+  for (const auto& [tag, values] : tag_index().postings) {
+    if (filter != nullptr && !filter->matches(tag)) continue;
+    if (limit > 0 && out.size() == limit) break;
+    out.push_back(tag);
+  }
   return out;
 }
 
 Result<std::vector<MemoryStore::TagValueCount>> MemoryStore::tag_values(
-    const std::string& tag, const TagFilter* filter, size_t limit, const ReadLimits& limits) const {
-  std::map<std::string, uint64_t> counts;
-  uint64_t steps = limits.max_match_steps;
-  bool too_many = false;
-  bool scanned = scan_tagged({}, steps, [&](std::string_view, const TagMap& tags) {
-    auto it = tags.find(tag);
-    if (it == tags.end() || (filter != nullptr && !filter->matches(it->second))) return true;
-    auto [at, added] = counts.try_emplace(it->second, 0);
-    ++at->second;
-    if (added && counts.size() > limits.max_paths) too_many = true;
-    return !too_many;
-  });
-  if (too_many)
-    return too_much(std::to_string(limits.max_paths) + " values", "/tags/" + tag, "max_paths");
-  if (!scanned)
-    return too_much(std::to_string(limits.max_match_steps) + " path comparisons", "/tags/" + tag,
-                    "max_match_steps");
+    const std::string& tag, const TagFilter* filter, size_t limit, const ReadLimits&) const {
   std::vector<TagValueCount> out;
-  for (auto& [value, count] : counts) {
+  const TagIndex& index = tag_index();
+  auto it = index.postings.find(tag);
+  if (it == index.postings.end()) return out;
+  for (const auto& [value, ids] : it->second) {
+    if (filter != nullptr && !filter->matches(value)) continue;
     if (limit > 0 && out.size() == limit) break;
-    out.push_back({value, count});
+    out.push_back({value, ids.size()});
   }
   return out;
 }

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -92,11 +93,12 @@ class MemoryStore : public Sink {
                                 const ReadLimits& limits) const;
   Result<nlohmann::json> find(const GraphitePattern& query, const ReadLimits& limits) const;
 
-  // graphite-web's tag database over the stored paths (server/graphite_tags.h). Each walks
-  // the paths (the ones named "<name>" or "<name>;..." only, for a query with name=<name>),
-  // one of `limits.max_match_steps` per path; an error (a 413) past it or past max_paths
-  // results.
-  // /tags/findSeries and seriesByTag(): the matching paths, sorted.
+  // graphite-web's tag database over the stored paths (server/graphite_tags.h), answered
+  // from an index of tag -> value -> paths made on the first tag read after the set of
+  // paths changed (a new path, or expiry dropping some): one walk of every path then.
+  // /tags/findSeries and seriesByTag(): the matching paths, sorted. The paths checked are
+  // those having a value one expression requires (the fewest such), else every path; one of
+  // `limits.max_match_steps` each; an error (a 413) past it or past max_paths results.
   Result<std::vector<std::string>> find_tagged(const TagQuery& query,
                                                const ReadLimits& limits) const;
   // /tags: the tags of every path, sorted, those matching `filter` (null: all), at most
@@ -172,10 +174,13 @@ class MemoryStore : public Sink {
   // stops) once `steps` (decreased by the pattern's alternatives per path) would go below 0.
   template <class Fn>
   bool scan(const GraphitePattern& pattern, uint64_t& steps, Fn&& fn) const;
-  // Calls fn(path, tags) for each stored path (named exact_name, when not empty) until it
-  // returns false; false once `steps` (one per path) ran out first.
-  template <class Fn>
-  bool scan_tagged(const std::string& exact_name, uint64_t& steps, Fn&& fn) const;
+  // The tag index (tag -> value -> path ids in path order), remade when paths_generation_
+  // moved since it was made. Read-thread only, as the rest.
+  struct TagIndex {
+    uint64_t generation = UINT64_MAX;
+    std::map<std::string, std::map<std::string, std::vector<uint32_t>>> postings;
+  };
+  const TagIndex& tag_index() const;
 
   MemoryStoreOptions options_;
   // plan_[0] is a hidden tier at the interval when the first configured tier is coarser than
@@ -188,6 +193,8 @@ class MemoryStore : public Sink {
   GraphiteStatNames stat_names_;
   SeriesCache<CachedSeries> cache_;    // by SeriesKey::id
   std::atomic<uint64_t> refused_paths_{0}, path_count_{0};
+  uint64_t paths_generation_ = 0;  // moves when a path is added or expiry drops some
+  mutable TagIndex tag_index_;
   int64_t newest_ts_ = INT64_MIN;
   int64_t last_expire_ts_ = INT64_MIN;
 };

@@ -380,6 +380,24 @@ TEST_F(ApiRoutesTagsTest, TagListsAndValuesWithCounts) {
   get_json("/tags?filter=%5B", 400);
 }
 
+// The tag index is made on the first tag read and again after the paths changed.
+TEST_F(ApiRoutesTagsTest, TheTagIndexFollowsNewPaths) {
+  EXPECT_EQ(get_json("/tags/dc")["values"].size(), 2u);
+  SeriesPoint p;
+  p.app = "web";
+  p.metric = "jobs";
+  p.stat = "rate";
+  p.tags = {{"dc", "north"}, {"queue", "mail"}};
+  p.value = 7;
+  store_->emit(testing::output_of(1990, 10, {p}));
+  EXPECT_EQ(get_json("/tags/dc"), nlohmann::json::parse(R"({"tag": "dc", "values": [
+      {"value": "east", "count": 1}, {"value": "north", "count": 1},
+      {"value": "west", "count": 2}]})"));
+  EXPECT_EQ(get_json("/tags/findSeries?expr=dc%3Dnorth"),
+            nlohmann::json::parse(R"(["statherd.web.jobs.rate;dc=north;queue=mail"])"));
+  EXPECT_EQ(get_json("/tags/findSeries?expr=queue%3Dmail").size(), 3u);
+}
+
 TEST_F(ApiRoutesTagsTest, FindSeriesAndAutoComplete) {
   EXPECT_EQ(get_json("/tags/findSeries?expr=dc%3Dwest"), nlohmann::json::parse(R"([
       "statherd.web.jobs.rate;dc=west;queue=mail", "statherd.web.jobs.rate;dc=west;queue=sms"])"));

@@ -67,10 +67,21 @@ TEST(TagQuery, ErrorsNameTheExpression) {
   EXPECT_FALSE(TagQuery::compile({"dc=~" + std::string(600, 'a')}));
 }
 
-TEST(TagQuery, ExactNameNarrowsTheScan) {
-  EXPECT_EQ(compile({"dc=east", "name=a.b"}).exact_name(), "a.b");
-  EXPECT_EQ(compile({"name=~a.b"}).exact_name(), "");
-  EXPECT_EQ(compile({"name!=a.b", "dc=x"}).exact_name(), "");
+// The expressions that do not match "" give the candidates from an index of values.
+TEST(TagQuery, RequirementsAreTheExpressionsThatNeedAValue) {
+  auto q = compile({"dc=east", "name=~a\\.", "x!=y", "z=", "q!="});
+  const auto& r = q.requirements();
+  ASSERT_EQ(r.size(), 3u);  // dc=east, name=~a\., q!= (x!=y and z= match "")
+  EXPECT_EQ(r[0].tag, "dc");
+  EXPECT_TRUE(r[0].accepts("east"));
+  EXPECT_FALSE(r[0].accepts("west"));
+  EXPECT_EQ(r[1].tag, "name");
+  EXPECT_TRUE(r[1].accepts("a.b"));
+  EXPECT_FALSE(r[1].accepts("ab"));
+  EXPECT_EQ(r[2].tag, "q");
+  EXPECT_TRUE(r[2].accepts("1"));
+  auto moved = std::move(q);  // the requirements still read the moved expressions
+  EXPECT_TRUE(moved.requirements()[1].accepts("a.c"));
   EXPECT_EQ(compile({"name=a", "dc=x"}).tags(), (std::vector<std::string>{"name", "dc"}));
 }
 

@@ -32,7 +32,7 @@ struct Route {
   bool form_post = false;  // also POST with a form body (Grafana's Graphite data source)
 };
 
-constexpr std::array<Route, 18> kRoutes{{
+constexpr std::array<Route, 21> kRoutes{{
     {"/api/v1/ingest", "POST", true},
     {"/render", "GET", false, true},
     {"/metrics/find", "GET", false, true},
@@ -44,6 +44,9 @@ constexpr std::array<Route, 18> kRoutes{{
     {"/tags/findSeries", "GET", false, true},
     {"/tags/autoComplete/tags", "GET", false, true},
     {"/tags/autoComplete/values", "GET", false, true},
+    {"/tags/tagSeries", "POST", false},  // graphite-web's tag writes: refused (400)
+    {"/tags/tagMultiSeries", "POST", false},
+    {"/tags/delSeries", "POST", false},
     {"/events/get_data", "GET", false, true},
     {"/api/v1/sources", "GET", false},
     {"/healthz", "GET", false},
@@ -419,17 +422,32 @@ ApiResponse ApiRoutes::render(std::string_view query) {
   };
   ctx.fetch_tagged = [&](const std::string& call, const std::vector<std::string>& expressions,
                          int64_t f, int64_t u) -> Result<std::vector<render::Series>> {
+    if (expressions.empty()) {
+      return Error{"seriesByTag: no tag expression given (they are strings)",
+                   "e.g. seriesByTag('name=statherd.web.requests.rate', 'dc=east')"};
+    }
+    if (expressions.size() > read_limits_.max_targets) {
+      return Error{"seriesByTag: " + std::to_string(expressions.size()) +
+                       " tag expressions, over the limit of " +
+                       std::to_string(read_limits_.max_targets),
+                   "use fewer expressions; or raise reads.max_targets"};
+    }
     auto query = TagQuery::compile(expressions);
     if (!query) return Error{"seriesByTag: " + query.error().message, query.error().hint};
-    auto paths = store_.find_tagged(*query, read_limits_);
+    // the request's budget, shared by every seriesByTag() of every target
+    auto paths = store_.find_tagged(*query, budget.match_steps, budget.paths);
     if (!paths) {
       over_limit = true;
-      return paths.error();
+      return Error{"seriesByTag: " + paths.error().message, paths.error().hint};
     }
+    // Each found path read as it is (a stored path has no glob character; its length is the
+    // store's business, not a pattern's).
+    ReadLimits exact = read_limits_;
+    exact.max_pattern_bytes = SIZE_MAX;
     std::vector<render::Series> out;
-    for (const std::string& path : *paths) {  // each an exact path: one lookup
+    for (const std::string& path : *paths) {
       size_t one = 1;
-      auto pattern = GraphitePattern::compile(path, read_limits_, one);
+      auto pattern = GraphitePattern::compile(path, exact, one);
       if (!pattern) return Error{"seriesByTag: " + pattern.error().message, pattern.error().hint};
       auto fetched = store_.fetch(*pattern, call, f, u, clock_s, budget);
       if (!fetched) {
@@ -741,12 +759,17 @@ std::optional<size_t> parse_limit(const std::string& text, ApiResponse& error) {
 
 // A MemoryStore tag read's error: a 413 for a read limit, else a 400.
 ApiResponse tag_error(const Error& e) {
-  return json_error(e.message.starts_with("the answer") ? 413 : 400, e.message, e.hint);
+  const bool limit = e.message.starts_with("the answer") || e.message.starts_with("the tag query");
+  return json_error(limit ? 413 : 400, e.message, e.hint);
 }
 
 }  // namespace
 
 ApiResponse ApiRoutes::tags(std::string_view path, std::string_view query) {
+  if (path == "/tags/tagSeries" || path == "/tags/tagMultiSeries" || path == "/tags/delSeries") {
+    return json_error(400, "statherd's tags are the samples' labels: it takes no tag writes",
+                      "send samples with labels, with graphite.tags: true");
+  }
   // graphite-web 1.1.8's tags/views.py over its local tag database (tags/localdatabase.py).
   std::vector<std::string> exprs, bracket_exprs;
   std::string filter, limit_text, tag, prefix;
@@ -792,7 +815,8 @@ ApiResponse ApiRoutes::tags(std::string_view path, std::string_view query) {
     if (exprs.empty()) return json_error(400, "no tag expressions specified", "expr=name=a.b");
     auto q = TagQuery::compile(exprs);
     if (!q) return json_error(400, q.error().message, q.error().hint);
-    auto paths = store_.find_tagged(*q, read_limits_);
+    uint64_t steps = read_limits_.max_match_steps;
+    auto paths = store_.find_tagged(*q, steps, read_limits_.max_paths);
     if (!paths) return tag_error(paths.error());
     return bounded_json(*paths);
   }
@@ -819,22 +843,22 @@ ApiResponse ApiRoutes::tags(std::string_view path, std::string_view query) {
       if (!complete_tags) all.push_back(tag + "!=");  // the series that have the tag
       auto q = TagQuery::compile(all);
       if (!q) return json_error(400, q.error().message, q.error().hint);
-      auto paths = store_.find_tagged(*q, read_limits_);
-      if (!paths) return tag_error(paths.error());
       const std::vector<std::string> searched = q->tags();
-      for (const std::string& p : *paths) {
-        auto tags = parse_tagged_path(p);
-        if (!tags) continue;
+      // every match's tags (or values): as many series as reads.max_match_steps allows
+      uint64_t steps = read_limits_.max_match_steps;
+      auto walked = store_.for_each_tagged(*q, steps, [&](std::string_view, const TagMap& tags) {
         if (complete_tags) {
-          for (const auto& [k, v] : *tags) {
+          for (const auto& [k, v] : tags) {
             if (std::find(searched.begin(), searched.end(), k) == searched.end() &&
                 k.starts_with(prefix))
               found.insert(k);
           }
-        } else if (auto it = tags->find(tag); it != tags->end() && it->second.starts_with(prefix)) {
+        } else if (auto it = tags.find(tag); it != tags.end() && it->second.starts_with(prefix)) {
           found.insert(it->second);
         }
-      }
+        return found.size() <= read_limits_.max_paths;
+      });
+      if (!walked) return tag_error(walked.error());
     }
     nlohmann::json out = nlohmann::json::array();
     for (const std::string& f : found) {

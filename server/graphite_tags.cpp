@@ -22,7 +22,9 @@ Result<std::unique_ptr<re2::RE2>> anchored_regex(const std::string& pattern,
   const std::string anchored = pattern.starts_with('^') ? pattern : "^(" + pattern + ")";
   auto re = std::make_unique<re2::RE2>(anchored, options);
   if (!re->ok()) {
-    return Error{what + ": invalid regular expression '" + pattern + "': " + re->error(),
+    re2::RE2 alone(pattern, options);  // its own error, without the ^(...) added here
+    return Error{what + ": invalid regular expression '" + pattern +
+                     "': " + (alone.ok() ? re->error() : alone.error()),
                  "RE2 syntax (Python's, without backreferences or lookarounds)"};
   }
   return re;

@@ -48,6 +48,7 @@ class TagQuery {
   ~TagQuery();
 
   bool matches(const TagMap& tags) const;
+  size_t size() const { return terms_.size(); }  // expressions
   // The tags the expressions name (autoComplete leaves them out of its answer).
   std::vector<std::string> tags() const;
 

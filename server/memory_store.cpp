@@ -347,11 +347,19 @@ const MemoryStore::TagIndex& MemoryStore::tag_index() const {
   return tag_index_;
 }
 
-Result<std::vector<std::string>> MemoryStore::find_tagged(const TagQuery& query,
-                                                          const ReadLimits& limits) const {
+Status MemoryStore::for_each_tagged(
+    const TagQuery& query, uint64_t& steps,
+    const std::function<bool(std::string_view, const TagMap&)>& fn) const {
   const TagIndex& index = tag_index();
   // The candidates: the paths having the values one expression requires (the shortest such
   // list), else every path.
+  const uint64_t budget = steps;
+  auto out_of_steps = [&] {
+    return Error{"the tag query would check more than " + std::to_string(budget) +
+                     " values and path expressions (what is left of reads.max_match_steps)",
+                 "add an expression with an exact value (tag=value), use fewer expressions or "
+                 "fewer seriesByTag() calls; or raise reads.max_match_steps"};
+  };
   std::vector<const std::vector<uint32_t>*> lists;
   size_t candidates = SIZE_MAX;
   for (const TagQuery::Requirement& r : query.requirements()) {
@@ -360,6 +368,8 @@ Result<std::vector<std::string>> MemoryStore::find_tagged(const TagQuery& query,
     size_t n = 0;
     if (tag != index.postings.end()) {
       for (const auto& [value, ids] : tag->second) {
+        if (steps == 0) return out_of_steps();
+        --steps;  // a value checked
         if (!r.accepts(value)) continue;
         mine.push_back(&ids);
         n += ids.size();
@@ -367,30 +377,49 @@ Result<std::vector<std::string>> MemoryStore::find_tagged(const TagQuery& query,
     }
     if (n < candidates) candidates = n, lists = std::move(mine);
   }
-  uint64_t steps = limits.max_match_steps;
-  std::vector<std::string> out;
-  auto visit = [&](uint32_t id) -> std::optional<Error> {
-    if (steps == 0) {
-      return too_much(std::to_string(limits.max_match_steps) + " path comparisons",
-                      "seriesByTag", "max_match_steps");
-    }
-    --steps;
+  const uint64_t per_path = std::max<size_t>(1, query.size());  // each expression checked
+  bool stopped = false;
+  auto visit = [&](uint32_t id) {
+    if (steps < per_path) return false;
+    steps -= per_path;
     std::string_view path = index_.path(id);
     auto tags = parse_tagged_path(path);
-    if (!tags || !query.matches(*tags)) return std::nullopt;
-    if (out.size() >= limits.max_paths)
-      return too_much("the limit of series (reads.max_paths)", "seriesByTag", "max_paths");
-    out.emplace_back(path);
-    return std::nullopt;
+    if (tags && query.matches(*tags) && !fn(path, *tags)) stopped = true;
+    return !stopped;
   };
+  bool done = true;
   if (candidates == SIZE_MAX) {  // no expression requires a value: every path
     for (uint32_t id : index_.sorted())
-      if (auto e = visit(id)) return *e;
+      if (!(done = visit(id))) break;
   } else {
-    for (const auto* ids : lists)
+    for (const auto* ids : lists) {
       for (uint32_t id : *ids)
-        if (auto e = visit(id)) return *e;
+        if (!(done = visit(id))) break;
+      if (!done) break;
+    }
   }
+  if (!done && !stopped) return out_of_steps();
+  return Ok{};
+}
+
+Result<std::vector<std::string>> MemoryStore::find_tagged(const TagQuery& query, uint64_t& steps,
+                                                          size_t max_results) const {
+  std::vector<std::string> out;
+  bool too_many = false;
+  auto walked = for_each_tagged(query, steps, [&](std::string_view path, const TagMap&) {
+    if (out.size() >= max_results) {
+      too_many = true;
+      return false;
+    }
+    out.emplace_back(path);
+    return true;
+  });
+  if (too_many) {
+    return Error{"the tag query matches more than " + std::to_string(max_results) +
+                     " series (reads.max_paths)",
+                 "narrow the expressions (an exact value: tag=value); or raise reads.max_paths"};
+  }
+  if (!walked) return walked.error();
   std::sort(out.begin(), out.end());
   return out;
 }

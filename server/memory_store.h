@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -97,10 +98,15 @@ class MemoryStore : public Sink {
   // from an index of tag -> value -> paths made on the first tag read after the set of
   // paths changed (a new path, or expiry dropping some): one walk of every path then.
   // /tags/findSeries and seriesByTag(): the matching paths, sorted. The paths checked are
-  // those having a value one expression requires (the fewest such), else every path; one of
-  // `limits.max_match_steps` each; an error (a 413) past it or past max_paths results.
-  Result<std::vector<std::string>> find_tagged(const TagQuery& query,
-                                               const ReadLimits& limits) const;
+  // those having a value one expression requires (the fewest such), else every path; an
+  // error (a 413) once `steps` (below) run out or past max_results matches.
+  Result<std::vector<std::string>> find_tagged(const TagQuery& query, uint64_t& steps,
+                                               size_t max_results) const;
+  // The same walk, calling fn(path, tags) for each match until it returns false. `steps`:
+  // the request's budget (a value checked costs 1, a path checked 1 per expression), what is
+  // left of it after; past it an error (a 413).
+  Status for_each_tagged(const TagQuery& query, uint64_t& steps,
+                         const std::function<bool(std::string_view, const TagMap&)>& fn) const;
   // /tags: the tags of every path, sorted, those matching `filter` (null: all), at most
   // `limit` (0: no limit).
   Result<std::vector<std::string>> tag_names(const TagFilter* filter, size_t limit,

@@ -1,6 +1,7 @@
 #include "server/time_zone.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -65,22 +66,63 @@ std::optional<TimeZone> TimeZone::from_tzif(std::string_view b) {
   return tz;
 }
 
-std::optional<TimeZone> TimeZone::named(std::string_view name, const std::string& dir) {
-  if (!safe_zone_name(name)) return std::nullopt;
-  static std::mutex mutex;
-  static std::map<std::string, std::optional<TimeZone>, std::less<>> cache;
-  const std::string key = dir + "/" + std::string(name);
-  std::lock_guard lock(mutex);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
-  std::optional<TimeZone> tz;
-  std::ifstream in(key, std::ios::binary);
-  if (in) {
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    const std::string text = bytes.str();
-    if (text.size() <= (1u << 20)) tz = from_tzif(text);
+namespace {
+
+// Every zone name of `dir` as pytz knows them (the Area/City files; not the right/ and posix/
+// copies, posixrules or localtime), by its lower-case form: pytz finds a name whatever its
+// case.
+std::map<std::string, std::string> zone_names(const std::string& dir) {
+  std::map<std::string, std::string> names;
+  std::error_code ec;
+  namespace fs = std::filesystem;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path rel = it->path().lexically_relative(dir);
+    const std::string name = rel.generic_string();
+    if (name == "right" || name == "posix") {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (name == "localtime" || name == "posixrules" || !safe_zone_name(name)) continue;
+    std::error_code file_ec;
+    if (!it->is_regular_file(file_ec)) continue;
+    std::ifstream in(it->path(), std::ios::binary);
+    char magic[4] = {};
+    if (!in.read(magic, 4) || std::string_view(magic, 4) != "TZif") continue;
+    std::string lower = name;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    names.emplace(std::move(lower), name);
   }
-  if (cache.size() < 1024) cache.emplace(key, tz);  // bounded: names come from requests
+  return names;
+}
+
+}  // namespace
+
+std::optional<TimeZone> TimeZone::named(std::string_view name, const std::string& dir) {
+  // pytz's _unmunge_zone: "Etc/GMT_plus_5" is "Etc/GMT+5"
+  std::string wanted(name.substr(0, 128));
+  for (auto [from, to] : {std::pair<std::string_view, char>{"_plus_", '+'}, {"_minus_", '-'}}) {
+    for (size_t at; (at = wanted.find(from)) != std::string::npos;)
+      wanted.replace(at, from.size(), 1, to);
+  }
+  if (!safe_zone_name(wanted)) return std::nullopt;
+  for (char& c : wanted) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static std::mutex mutex;
+  static std::map<std::string, std::map<std::string, std::string>> names_by_dir;
+  static std::map<std::string, TimeZone> zones;  // only zones that exist: bounded by tzdata
+  std::lock_guard lock(mutex);
+  auto dir_names = names_by_dir.find(dir);
+  if (dir_names == names_by_dir.end()) dir_names = names_by_dir.emplace(dir, zone_names(dir)).first;
+  auto canonical = dir_names->second.find(wanted);
+  if (canonical == dir_names->second.end()) return std::nullopt;
+  const std::string path = dir + "/" + canonical->second;
+  if (auto it = zones.find(path); it != zones.end()) return it->second;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  const std::string text = bytes.str();
+  auto tz = text.size() <= (1u << 20) ? from_tzif(text) : std::nullopt;
+  if (tz) zones.emplace(path, *tz);
   return tz;
 }
 

@@ -18,9 +18,10 @@ class TimeZone {
   // UTC: offset 0 always.
   TimeZone() = default;
 
-  // The zone of that name ("Europe/Paris", "America/New_York", "UTC"), from `dir`; nullopt
-  // for a name that is not a zone file there (graphite-web then keeps its default zone) or a
-  // name that could leave the directory. Zones are read once and kept.
+  // The zone of that name ("Europe/Paris", "america/new_york", "Etc/GMT_plus_5", "UTC") as
+  // pytz finds it: any case, "_plus_"/"_minus_" for '+'/'-', among the zone files of `dir`
+  // (not its right/ and posix/ copies, posixrules or localtime); nullopt for another name
+  // (graphite-web then keeps its default zone). Names are listed once, zones read once.
   static std::optional<TimeZone> named(std::string_view name,
                                        const std::string& dir = "/usr/share/zoneinfo");
   // The zone from the bytes of a TZif file (tests); nullopt if they are not one.

@@ -690,7 +690,8 @@ SeriesList fn_alias_by_node(Call& c) {
   return list;
 }
 SeriesList fn_series_by_tag(Call&) {  // never called: the evaluator fetches it (series_by_tag)
-  throw RenderError("seriesByTag: evaluated as a fetch");
+  throw RenderError("seriesByTag takes tag expressions, not a series list: it is no callback",
+                    "groupByTags(seriesList, 'sum', 'dc') aggregates with sum, sumSeries, ...");
 }
 SeriesList fn_alias_by_tags(Call& c) {
   return fn_alias_by_node(c);

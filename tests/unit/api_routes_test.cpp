@@ -451,6 +451,34 @@ TEST_F(ApiRoutesTagsTest, SeriesByTagAndGroupByTagsRender) {
   get_json("/render?from=1950&until=1990&target=seriesByTag(%27dc%21%3Dx%27)", 400);
 }
 
+// One budget of path checks per request, shared by its seriesByTag() calls (each path checked
+// costs one per expression), and no more expressions than reads.max_targets.
+TEST_F(ApiRoutesTagsTest, SeriesByTagCallsShareTheRequestsBudget) {
+  ApiRoutesOptions o;
+  o.reads.max_match_steps = 30;  // a call below: 2 name values + 4 paths = 6 steps
+  ApiRoutes small(token_, engine_, *store_, [] { return 2'000'000; }, o);
+  auto render = [&](const std::string& target) {
+    return small.handle({"GET", "/render?from=1950&until=1990&target=" + target, "", ""});
+  };
+  const std::string one = "seriesByTag(%27name%3D~statherd%27)";
+  EXPECT_EQ(render(one).status, 200);
+  std::string many = "sumSeries(" + one;
+  for (int i = 0; i < 5; ++i) many += "," + one;
+  many += ")";
+  ApiResponse r = render(many);
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_NE(r.body.find("max_match_steps"), std::string::npos) << r.body;
+  std::string exprs = "seriesByTag(%27name%3D~s%27";
+  for (int i = 0; i < 100; ++i) exprs += ",%27x!%3D" + std::to_string(i) + "%27";
+  r = render(exprs + ")");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("over the limit of 100"), std::string::npos) << r.body;
+  EXPECT_EQ(render("seriesByTag()").status, 400);
+  EXPECT_NE(render("seriesByTag(1)").body.find("no tag expression given"), std::string::npos);
+  EXPECT_EQ(routes_->handle({"GET", "/tags/tagSeries", "", ""}).status, 405);
+  EXPECT_EQ(routes_->handle({"POST", "/tags/tagMultiSeries", "", "path=a%3Bb%3Dc"}).status, 400);
+}
+
 TEST_F(ApiRoutesTagsTest, TaggedSeriesStayOutOfTheTree) {
   // graphite-web's tree holds carbon's _tagged/ files, not these names: globs and find skip
   // them, a target naming one exactly reads it

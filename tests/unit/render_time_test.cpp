@@ -42,6 +42,15 @@ TEST(TimeZoneTest, LocalTimesAsPytzReadsThem) {
   ASSERT_TRUE(kolkata);
   EXPECT_EQ(kolkata->localize(1767225600), 1767205800);  // +5:30
   EXPECT_FALSE(TimeZone::named("Nowhere/City"));
+  // as pytz finds names: any case, _plus_/_minus_, links; not right/, posix/, localtime
+  ASSERT_TRUE(TimeZone::named("europe/PARIS"));
+  EXPECT_EQ(TimeZone::named("europe/PARIS")->offset_at(1782900000), 7200);
+  ASSERT_TRUE(TimeZone::named("Etc/GMT_plus_5"));
+  EXPECT_EQ(TimeZone::named("Etc/GMT_plus_5")->offset_at(0), -5 * 3600);
+  EXPECT_TRUE(TimeZone::named("US/Eastern"));
+  for (const char* not_pytz : {"right/Europe/London", "posix/Europe/Paris", "localtime",
+                               "posixrules", "zone.tab", "Europe"})
+    EXPECT_FALSE(TimeZone::named(not_pytz)) << not_pytz;
   for (const char* hostile : {"../../etc/passwd", "/etc/passwd", "Europe/../UTC", "", "a//b"})
     EXPECT_FALSE(TimeZone::named(hostile)) << hostile;
   EXPECT_FALSE(TimeZone::from_tzif("TZif but not really"));

@@ -934,9 +934,79 @@ SeriesList fn_divide_series(Call& c) {
   return out;
 }
 
+// asPercent with nodes: series and totals grouped by aggKey (groupByNodes' key); each series
+// as a percentage of its group's total (the one total series, or the sum of several, or,
+// without totals, the sum of the group); MISSING on the side a group lacks.
+SeriesList as_percent_by_nodes(Call& c, SeriesList list) {
+  normalize(pointers(list));
+  std::vector<std::string> keys;
+  std::map<std::string, std::vector<Series*>> groups;
+  for (Series& s : list) {
+    std::string key = agg_key(s, c.rest);
+    if (!groups.count(key)) keys.push_back(key);
+    groups[key].push_back(&s);
+  }
+  SeriesList total_list;
+  std::map<std::string, std::vector<Series*>> total_groups;
+  if (!c.has(1)) {
+    for (const auto& [key, members] : groups) total_groups[key] = members;
+  } else if (c.arg(1).kind == Value::Kind::kSeries) {
+    total_list = c.series(1);
+    for (Series& t : total_list) {
+      std::string key = agg_key(t, c.rest);
+      if (!total_groups.count(key) && !groups.count(key)) keys.push_back(key);
+      total_groups[key].push_back(&t);
+    }
+  } else {
+    throw RenderError("asPercent: total must be None or a seriesList when nodes are given");
+  }
+  std::map<std::string, Series> totals;  // one series or the sum of several
+  for (auto& [key, members] : total_groups) {
+    if (members.size() == 1) {
+      totals.emplace(key, *members[0]);
+      continue;
+    }
+    std::string name = "sumSeries(" + format_path_expressions(members) + ")";
+    auto n = normalize(members);
+    std::vector<double> values;
+    for (const auto& row : rows_of(n->series)) values.push_back(agg_sum(row));
+    totals.emplace(key, make_series(name, n->start, n->end, n->step, std::move(values),
+                                    c.ctx.xfiles_factor));
+  }
+  auto nones = [&](const std::string& name, const Series& like) {
+    return make_series(name, like.start, like.end, like.step,
+                       std::vector<double>(like.read().size(), kNone), c.ctx.xfiles_factor);
+  };
+  SeriesList out;
+  for (const std::string& key : keys) {
+    auto total = totals.find(key);
+    if (!groups.count(key)) {
+      out.push_back(nones("asPercent(MISSING," + total->second.name + ")", total->second));
+      continue;
+    }
+    for (Series* s : groups[key]) {
+      if (total == totals.end()) {
+        out.push_back(nones("asPercent(" + s->name + ",MISSING)", *s));
+        continue;
+      }
+      Series t = total->second;
+      auto m = normalize({s, &t});
+      std::vector<double> values;
+      for (const auto& row : rows_of(m->series)) {
+        values.push_back(is_none(row[0]) || is_none(row[1]) || row[1] == 0
+                             ? kNone
+                             : (row[0] / row[1]) * 100.0);
+      }
+      out.push_back(make_series("asPercent(" + s->name + "," + t.name + ")", m->start, m->end,
+                                m->step, std::move(values), c.ctx.xfiles_factor));
+    }
+  }
+  return out;
+}
+
 SeriesList fn_as_percent(Call& c) {
   auto list = c.series(0);
-  if (!c.rest.empty()) throw RenderError("asPercent: grouping by nodes is not supported yet");
+  if (!c.rest.empty()) return as_percent_by_nodes(c, std::move(list));
   if (list.empty()) return {};
   auto n = normalize(pointers(list));
   std::vector<double> totals;

@@ -53,6 +53,8 @@ TARGETS = [
     f"averageSeriesWithWildcards({QA},1,3)", f"multiplySeriesWithWildcards({QA},3)",
     f'groupByNode({QA},1,"sumSeries")', f"groupByNode({QA},3)", f'groupByNodes({QA},"max",1,4)',
     f"asPercent({Q})", f"asPercent({Q},statherd.web.queue.depth.sum)", f"asPercent({Q},10)",
+    f"asPercent({QA},None,1)", f"asPercent({QA},statherd.*.hosts.*.queue.depth.max,3)",
+    f"asPercent({Q},statherd.*.queue.depth.sum,1)",  # api: a total without series (MISSING)
     # Transform
     f"scale({Q},2.5)", f"scaleToSeconds({E},60)", f"offset({Q},-3)",
     f"absolute(offset({Q},-8))", f"invert({L})", f"pow({Q},2)", f"squareRoot({L})",

@@ -149,6 +149,26 @@ TEST(RenderFunctions, SumSeriesSkipsNullsAndNamesItselfAfterThePattern) {
   for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(out[0].values[i], expected[i]) << i;
 }
 
+// asPercent with nodes: each series of a group as a share of the group's sum (a.x and a.y
+// are groups of one by node 1: each is 100 % of itself, null where it is null).
+TEST(RenderFunctions, AsPercentByNodesGroupsSeriesAndTotals) {
+  FakeStore store;
+  auto out = eval(store, "asPercent(a.*,None,0)");  // one group: a
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].name, "asPercent(a.x,sumSeries(a.*))");
+  EXPECT_DOUBLE_EQ(out[0].values[0], 100.0 * 1 / 6);  // x 1, y 5
+  EXPECT_DOUBLE_EQ(out[0].values[2], 100.0);           // y null at 120
+  out = eval(store, "asPercent(a.*,None,1)");          // groups x and y
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].name, "asPercent(a.y,a.y)");
+  EXPECT_TRUE(std::isnan(out[1].values[2]));
+  EXPECT_DOUBLE_EQ(out[1].values[0], 100.0);
+  auto e = parse_target("asPercent(a.*,5,1)");
+  auto r = evaluate(*e, store.context());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("total must be None or a seriesList"), std::string::npos);
+}
+
 TEST(RenderFunctions, AliasByNodeOfAnAggregateUsesItsPath) {
   FakeStore store;
   auto out = eval(store, "aliasByNode(sumSeries(a.*),0)");

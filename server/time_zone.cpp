@@ -49,6 +49,8 @@ std::optional<TimeZone> TimeZone::from_tzif(std::string_view b) {
   }
   for (uint64_t i = 0; i < typecnt; ++i, at += 6) {
     auto offset = static_cast<int64_t>(static_cast<int32_t>(be32(b, at)));
+    // RFC 8536: an offset is within -25 h..+26 h; a file with another is no zone file
+    if (offset < -89999 || offset > 93599) return std::nullopt;
     // pytz keeps offsets in whole minutes (local mean times like +0:09:21 become +0:09)
     offset = (offset + 30 - ((offset + 30) % 60 + 60) % 60);
     zone->kinds.push_back({static_cast<int32_t>(offset), b[at + 4] != 0});

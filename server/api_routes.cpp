@@ -408,15 +408,14 @@ ApiResponse ApiRoutes::render(std::string_view query) {
   MemoryStore::FetchBudget budget(read_limits_);
   uint64_t answer_points = read_limits_.max_points;  // left for plain path targets
   size_t alternatives_left = read_limits_.max_alternatives;
-  // graphite-web passes the request's now (the clock unless `now=` is given) to Whisper, which
-  // clamps `until` to it and `from` to it minus the longest retention.
-  const int64_t clock_s = now_s;
   bool over_limit = false;  // a 413, not a 400
   ctx.fetch = [&](const std::string& expression, int64_t f,
                   int64_t u) -> Result<std::vector<render::Series>> {
     auto pattern = GraphitePattern::compile(expression, read_limits_, alternatives_left);
     if (!pattern) return Error{"target: " + pattern.error().message, pattern.error().hint};
-    auto fetched = store_.fetch(*pattern, expression, f, u, clock_s, budget);
+    // graphite-web passes the request's now (the clock unless `now=` is given) to Whisper,
+    // which clamps `until` to it and `from` to it minus the longest retention.
+    auto fetched = store_.fetch(*pattern, expression, f, u, now_s, budget);
     over_limit = !fetched;
     return fetched;
   };
@@ -435,28 +434,12 @@ ApiResponse ApiRoutes::render(std::string_view query) {
     auto query = TagQuery::compile(expressions);
     if (!query) return Error{"seriesByTag: " + query.error().message, query.error().hint};
     // the request's budget, shared by every seriesByTag() of every target
-    auto paths = store_.find_tagged(*query, budget.match_steps, budget.paths);
-    if (!paths) {
+    auto fetched = store_.fetch_tagged(*query, call, f, u, now_s, budget);
+    if (!fetched) {
       over_limit = true;
-      return Error{"seriesByTag: " + paths.error().message, paths.error().hint};
+      return Error{"seriesByTag: " + fetched.error().message, fetched.error().hint};
     }
-    // Each found path read as it is (a stored path has no glob character; its length is the
-    // store's business, not a pattern's).
-    ReadLimits exact = read_limits_;
-    exact.max_pattern_bytes = SIZE_MAX;
-    std::vector<render::Series> out;
-    for (const std::string& path : *paths) {
-      size_t one = 1;
-      auto pattern = GraphitePattern::compile(path, exact, one);
-      if (!pattern) return Error{"seriesByTag: " + pattern.error().message, pattern.error().hint};
-      auto fetched = store_.fetch(*pattern, call, f, u, clock_s, budget);
-      if (!fetched) {
-        over_limit = true;
-        return fetched.error();
-      }
-      for (auto& s : *fetched) out.push_back(std::move(s));
-    }
-    return out;
+    return fetched;
   };
   std::vector<render::Series> series;
   for (const std::string& target : targets) {
@@ -805,10 +788,8 @@ ApiResponse ApiRoutes::tags(std::string_view path, std::string_view query) {
   const TagFilter* filter_ptr = compiled_filter ? &*compiled_filter : nullptr;
 
   if (path == "/tags") {  // [{"tag": ...}], sorted
-    auto names = store_.tag_names(filter_ptr, *limit, read_limits_);
-    if (!names) return tag_error(names.error());
     nlohmann::json out = nlohmann::json::array();
-    for (const std::string& n : *names) out.push_back({{"tag", n}});
+    for (const std::string& n : store_.tag_names(filter_ptr, *limit)) out.push_back({{"tag", n}});
     return bounded_json(out);
   }
   if (path == "/tags/findSeries") {  // the matching paths, sorted
@@ -828,14 +809,11 @@ ApiResponse ApiRoutes::tags(std::string_view path, std::string_view query) {
     std::set<std::string> found;
     if (exprs.empty()) {
       if (complete_tags) {
-        auto names = store_.tag_names(nullptr, 0, read_limits_);
-        if (!names) return tag_error(names.error());
-        for (const std::string& t : *names)
+        for (const std::string& t : store_.tag_names(nullptr, 0))
           if (t.starts_with(prefix)) found.insert(t);
       } else {
-        auto values = store_.tag_values(tag, nullptr, 0, read_limits_);
-        if (!values) return tag_error(values.error());
-        for (const auto& v : *values)
+        auto values = store_.tag_values(tag, nullptr, 0);
+        for (const auto& v : values.value_or(std::vector<MemoryStore::TagValueCount>{}))
           if (v.value.starts_with(prefix)) found.insert(v.value);
       }
     } else {
@@ -869,13 +847,8 @@ ApiResponse ApiRoutes::tags(std::string_view path, std::string_view query) {
   }
   // /tags/<tag>: {"tag", "values": [{"value", "count"}]}, or null for a tag no path has
   const std::string name = percent_decode(path.substr(std::string_view("/tags/").size()), false);
-  auto values = store_.tag_values(name, filter_ptr, *limit, read_limits_);
-  if (!values) return tag_error(values.error());
-  if (values->empty()) {
-    auto any = store_.tag_values(name, nullptr, 1, read_limits_);
-    if (!any) return tag_error(any.error());
-    if (any->empty()) return json_ok(nullptr);
-  }
+  auto values = store_.tag_values(name, filter_ptr, *limit);
+  if (!values) return json_ok(nullptr);
   nlohmann::json list = nlohmann::json::array();
   for (const auto& v : *values) list.push_back({{"value", v.value}, {"count", v.count}});
   return bounded_json({{"tag", name}, {"values", std::move(list)}});

@@ -424,8 +424,7 @@ Result<std::vector<std::string>> MemoryStore::find_tagged(const TagQuery& query,
   return out;
 }
 
-Result<std::vector<std::string>> MemoryStore::tag_names(const TagFilter* filter, size_t limit,
-                                                        const ReadLimits&) const {
+std::vector<std::string> MemoryStore::tag_names(const TagFilter* filter, size_t limit) const {
   std::vector<std::string> out;
   for (const auto& [tag, values] : tag_index().postings) {
     if (filter != nullptr && !filter->matches(tag)) continue;
@@ -435,12 +434,12 @@ Result<std::vector<std::string>> MemoryStore::tag_names(const TagFilter* filter,
   return out;
 }
 
-Result<std::vector<MemoryStore::TagValueCount>> MemoryStore::tag_values(
-    const std::string& tag, const TagFilter* filter, size_t limit, const ReadLimits&) const {
+std::optional<std::vector<MemoryStore::TagValueCount>> MemoryStore::tag_values(
+    const std::string& tag, const TagFilter* filter, size_t limit) const {
   std::vector<TagValueCount> out;
   const TagIndex& index = tag_index();
   auto it = index.postings.find(tag);
-  if (it == index.postings.end()) return out;
+  if (it == index.postings.end()) return std::nullopt;
   for (const auto& [value, ids] : it->second) {
     if (filter != nullptr && !filter->matches(value)) continue;
     if (limit > 0 && out.size() == limit) break;
@@ -465,10 +464,12 @@ Result<std::vector<std::string>> MemoryStore::all_paths(const ReadLimits& limits
   return out;
 }
 
-Result<std::vector<render::Series>> MemoryStore::fetch(const GraphitePattern& pattern,
-                                                       const std::string& expression,
-                                                       int64_t from_s, int64_t until_s,
-                                                       int64_t now_s, FetchBudget& budget) const {
+template <class Walk>
+Result<std::vector<render::Series>> MemoryStore::fetch_with(const std::string& what,
+                                                            const std::string& expression,
+                                                            int64_t from_s, int64_t until_s,
+                                                            int64_t now_s, FetchBudget& budget,
+                                                            Walk&& walk) const {
   std::vector<render::Series> out;
   if (plan_.empty() || from_s > until_s) return out;
   const int64_t oldest = now_s - plan_.back().retention_s;
@@ -488,53 +489,88 @@ Result<std::vector<render::Series>> MemoryStore::fetch(const GraphitePattern& pa
   if (end == first) end += step;
   const auto n = static_cast<size_t>((end - first) / step);
   std::optional<Error> refused;
-  bool scanned =
-      scan(pattern, budget.match_steps, [&](std::string_view path, const HistorySeries& series) {
-        if (!tree_match(pattern, path)) return true;
-        if (budget.paths == 0) {
-          refused = too_much("the limit of series (reads.max_paths)", pattern.text(), "max_paths");
-          return false;
-        }
-        if (budget.points_read < n) {
-          refused = Error{"the answer for '" + pattern.text().substr(0, 80) +
-                              "' would need more "
-                              "datapoints read than reads.max_points_read",
-                          "narrow the pattern (fewer *) or shorten from/until; or raise "
-                          "reads.max_points_read"};
-          return false;
-        }
-        if (budget.answer_points) {
-          uint64_t points = budget.points_cap == 0 ? n : std::min<uint64_t>(n, budget.points_cap);
-          if (*budget.answer_points < points) {
-            refused = too_much("the limit of datapoints (reads.max_points)", pattern.text(),
-                               "max_points");
-            return false;
-          }
-          *budget.answer_points -= points;
-        }
-        --budget.paths;
-        budget.points_read -= n;
-        render::Series s;
-        s.name = std::string(path);
-        s.path_expression = expression;
-        s.start = first;
-        s.end = end;
-        s.step = step;
-        s.values.assign(n, render::kNone);
-        auto tags = parse_tagged_path(path);  // graphite-web parses every name with its tag db
-        s.tags = tags ? std::move(*tags) : TagMap{{"name", s.name}};
-        series.visit(plan_, tier, first, end - step, [&](int64_t ts, double v) {
-          if (ts >= first && ts < end) s.values[static_cast<size_t>((ts - first) / step)] = v;
-        });
-        out.push_back(std::move(s));
-        return true;
-      });
+  // One matching path: its series over [first, end), within the budget. `tags`: its tags
+  // when the caller parsed them already.
+  auto take = [&](std::string_view path, const HistorySeries& series, const TagMap* tags) {
+    if (budget.paths == 0) {
+      refused = too_much("the limit of series (reads.max_paths)", what, "max_paths");
+      return false;
+    }
+    if (budget.points_read < n) {
+      refused = Error{"the answer for '" + what.substr(0, 80) +
+                          "' would need more "
+                          "datapoints read than reads.max_points_read",
+                      "narrow the pattern (fewer *) or shorten from/until; or raise "
+                      "reads.max_points_read"};
+      return false;
+    }
+    if (budget.answer_points) {
+      uint64_t points = budget.points_cap == 0 ? n : std::min<uint64_t>(n, budget.points_cap);
+      if (*budget.answer_points < points) {
+        refused = too_much("the limit of datapoints (reads.max_points)", what, "max_points");
+        return false;
+      }
+      *budget.answer_points -= points;
+    }
+    --budget.paths;
+    budget.points_read -= n;
+    render::Series s;
+    s.name = std::string(path);
+    s.path_expression = expression;
+    s.start = first;
+    s.end = end;
+    s.step = step;
+    s.values.assign(n, render::kNone);
+    if (tags != nullptr) {
+      s.tags = *tags;
+    } else {  // graphite-web parses every name with its tag database
+      auto parsed = parse_tagged_path(path);
+      s.tags = parsed ? std::move(*parsed) : TagMap{{"name", s.name}};
+    }
+    series.visit(plan_, tier, first, end - step, [&](int64_t ts, double v) {
+      if (ts >= first && ts < end) s.values[static_cast<size_t>((ts - first) / step)] = v;
+    });
+    out.push_back(std::move(s));
+    return true;
+  };
+  std::optional<Error> walk_error = walk(take);
   if (refused) return *refused;
-  if (!scanned) return too_much(std::to_string(budget.match_steps) + " path comparisons",
-                                pattern.text(), "max_match_steps");
+  if (walk_error) return *walk_error;
   std::sort(out.begin(), out.end(),
             [](const render::Series& a, const render::Series& b) { return a.name < b.name; });
   return out;
+}
+
+Result<std::vector<render::Series>> MemoryStore::fetch(const GraphitePattern& pattern,
+                                                       const std::string& expression,
+                                                       int64_t from_s, int64_t until_s,
+                                                       int64_t now_s, FetchBudget& budget) const {
+  return fetch_with(pattern.text(), expression, from_s, until_s, now_s, budget,
+                    [&](auto& take) -> std::optional<Error> {
+    bool scanned =
+        scan(pattern, budget.match_steps, [&](std::string_view path, const HistorySeries& series) {
+          return !tree_match(pattern, path) || take(path, series, nullptr);
+        });
+    if (scanned) return std::nullopt;
+    return too_much(std::to_string(budget.match_steps) + " path comparisons", pattern.text(),
+                    "max_match_steps");
+  });
+}
+
+Result<std::vector<render::Series>> MemoryStore::fetch_tagged(const TagQuery& query,
+                                                              const std::string& expression,
+                                                              int64_t from_s, int64_t until_s,
+                                                              int64_t now_s,
+                                                              FetchBudget& budget) const {
+  return fetch_with(expression, expression, from_s, until_s, now_s, budget,
+                    [&](auto& take) -> std::optional<Error> {
+    auto walked = for_each_tagged(
+        query, budget.match_steps, [&](std::string_view path, const TagMap& tags) {
+          return take(path, series_[index_.find(path)], &tags);
+        });
+    if (walked) return std::nullopt;
+    return walked.error();
+  });
 }
 
 nlohmann::json MemoryStore::render(const std::vector<std::string>& targets, int64_t from_s,

@@ -109,15 +109,16 @@ class MemoryStore : public Sink {
                          const std::function<bool(std::string_view, const TagMap&)>& fn) const;
   // /tags: the tags of every path, sorted, those matching `filter` (null: all), at most
   // `limit` (0: no limit).
-  Result<std::vector<std::string>> tag_names(const TagFilter* filter, size_t limit,
-                                             const ReadLimits& limits) const;
+  std::vector<std::string> tag_names(const TagFilter* filter, size_t limit) const;
   // /tags/<tag>: the values of `tag` with how many paths have each, sorted by value.
   struct TagValueCount {
     std::string value;
     uint64_t count = 0;
   };
-  Result<std::vector<TagValueCount>> tag_values(const std::string& tag, const TagFilter* filter,
-                                                size_t limit, const ReadLimits& limits) const;
+  // nullopt: no path has the tag.
+  std::optional<std::vector<TagValueCount>> tag_values(const std::string& tag,
+                                                       const TagFilter* filter,
+                                                       size_t limit) const;
 
   // Every stored path but the tagged ones, sorted (graphite-web's /metrics/index.json, which
   // lists those by carbon's hashed _tagged/ file names); an error (a 413) past
@@ -146,6 +147,13 @@ class MemoryStore : public Sink {
                                             const std::string& expression, int64_t from_s,
                                             int64_t until_s, int64_t now_s,
                                             FetchBudget& budget) const;
+
+  // seriesByTag(): the same for the paths whose tags match `query` (find_tagged's walk, with
+  // the budget's match_steps), each with path_expression `expression` (the call as written).
+  Result<std::vector<render::Series>> fetch_tagged(const TagQuery& query,
+                                                   const std::string& expression, int64_t from_s,
+                                                   int64_t until_s, int64_t now_s,
+                                                   FetchBudget& budget) const;
 
   // Thread-safe.
   uint64_t path_count() const { return path_count_.load(std::memory_order_relaxed); }
@@ -180,6 +188,14 @@ class MemoryStore : public Sink {
   // stops) once `steps` (decreased by the pattern's alternatives per path) would go below 0.
   template <class Fn>
   bool scan(const GraphitePattern& pattern, uint64_t& steps, Fn&& fn) const;
+  // fetch()'s work for the paths `walk` gives: walk(take) calls take(path, series, tags or
+  // null) per candidate until it returns false, and returns its own error, if any. `what`
+  // names the request in errors.
+  template <class Walk>
+  Result<std::vector<render::Series>> fetch_with(const std::string& what,
+                                                 const std::string& expression, int64_t from_s,
+                                                 int64_t until_s, int64_t now_s,
+                                                 FetchBudget& budget, Walk&& walk) const;
   // The tag index (tag -> value -> path ids in path order), remade when paths_generation_
   // moved since it was made. Read-thread only, as the rest.
   struct TagIndex {

@@ -1,0 +1,88 @@
+"""statherd-server linked with tcmalloc asks for transparent huge pages for the heap it grows
+(server/huge_heap.cpp): after a batch of new series, some anonymous mapping of the server carries
+the kernel's `hg` flag (MADV_HUGEPAGE); with STATHERD_HUGE_HEAP=0 none does."""
+
+import os
+import re
+import unittest
+
+import harness
+from test_bad_input import CONTENT_TYPE, INGEST, encode_batch
+
+THP = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def linked_tcmalloc():
+    with open(os.path.join(harness.bin_dir(), "CMakeCache.txt")) as f:
+        return re.search(r"^STATHERD_MALLOC_USED:INTERNAL=tcmalloc$", f.read(), re.M) is not None
+
+
+def huge_mappings(pid):
+    """Start addresses of the process's mappings advised MADV_HUGEPAGE (VmFlags `hg`)."""
+    found, start = [], None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = re.match(r"^([0-9a-f]+)-[0-9a-f]+ ", line)
+            if m:
+                start = m.group(1)
+            elif line.startswith("VmFlags:") and " hg" in line:
+                found.append(start)
+    return found
+
+
+@unittest.skipUnless(os.path.exists(THP), "the kernel has no transparent huge pages")
+class HugeHeapTest(unittest.TestCase, harness.TempFilesMixin):
+    def setUp(self):
+        if not linked_tcmalloc():
+            self.skipTest("this build links glibc's malloc (STATHERD_MALLOC), not tcmalloc")
+        self.make_temp_files("huge-heap-", harness.TOKEN)
+        self.workdir, self.token_file = self.tmp, self.token
+        self.server = None
+
+    def tearDown(self):
+        if self.server is not None:
+            self.server.stop()
+
+    def start(self, env_value):
+        saved = os.environ.get("STATHERD_HUGE_HEAP")
+        os.environ["STATHERD_HUGE_HEAP"] = env_value
+        try:
+            self.server = harness.StatherdServer(self.workdir, self.token_file).start()
+        finally:
+            if saved is None:
+                del os.environ["STATHERD_HUGE_HEAP"]
+            else:
+                os.environ["STATHERD_HUGE_HEAP"] = saved
+        pid = self.server.process.pid
+        rss_before = self.rss_kb(pid)
+        # 40 processes x 1000 new series: tens of MB of engine, store and sink state.
+        for p in range(40):
+            sources = [("hh-host", "hugeapp", 1000 + p, 1, f"/tmp/hugeapp-{p}", True,
+                        [(f"metric_{i}.count", 1, float(i)) for i in range(1000)])]
+            status, body = harness.http_request(
+                self.server.url + INGEST, data=encode_batch("hh-agent", p + 1, sources),
+                headers={"Content-Type": CONTENT_TYPE,
+                         "Authorization": f"Bearer {harness.TOKEN}"}, method="POST")
+            self.assertEqual(status, 200, body[:300])
+        harness.wait_for(lambda: self.server.find("statherd.hugeapp.*"), 30,
+                         what="hugeapp's series in the store")
+        harness.wait_for(lambda: self.rss_kb(pid) > rss_before + 8192, 30,
+                         what="the server's RSS grown by 8 MiB")
+        return pid
+
+    @staticmethod
+    def rss_kb(pid):
+        with open(f"/proc/{pid}/status") as f:
+            return int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
+
+    def test_grown_heap_is_advised_huge(self):
+        pid = self.start("1")
+        self.assertTrue(huge_mappings(pid), "no mapping of the server has VmFlags hg")
+
+    def test_env_turns_it_off(self):
+        pid = self.start("0")
+        self.assertEqual(huge_mappings(pid), [])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -12,6 +12,7 @@
 // who measures more RSS than they want, or a kernel that misbehaves).
 #include <sys/mman.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -27,7 +28,10 @@ class HugeHeapAllocator : public SysAllocator {
   explicit HugeHeapAllocator(SysAllocator* next) : next_(next) {}
 
   void* Alloc(size_t size, size_t* actual_size, size_t alignment) override {
-    // Whole, aligned 2 MiB extents: what the kernel can back with one huge page each.
+    // Whole, aligned 2 MiB extents: what the kernel can back with one huge page each. (A size
+    // that cannot be rounded up goes as it is: tcmalloc's own allocator refuses it.)
+    if (size > SIZE_MAX - (kHuge - 1)) return next_->Alloc(size, actual_size, alignment);
+    const int saved_errno = errno;  // the madvise, or a refused aligned attempt, must not leak it
     size_t want = (size + kHuge - 1) & ~(kHuge - 1);
     void* p = next_->Alloc(want, actual_size, alignment < kHuge ? kHuge : alignment);
     if (p == nullptr) return next_->Alloc(size, actual_size, alignment);  // as before
@@ -36,6 +40,7 @@ class HugeHeapAllocator : public SysAllocator {
     uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
     uintptr_t last = (begin + got) & ~(kHuge - 1);
     if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+    errno = saved_errno;
     return p;
   }
 
@@ -50,8 +55,9 @@ struct Install {
     MallocExtension* ext = MallocExtension::instance();
     SysAllocator* next = ext->GetSystemAllocator();
     if (next == nullptr) return;
-    static HugeHeapAllocator allocator(next);
-    ext->SetSystemAllocator(&allocator);
+    // Never destroyed: tcmalloc keeps calling it until the process is gone (a static object's
+    // destructor would run at exit while later frees and allocations still reach it).
+    ext->SetSystemAllocator(new HugeHeapAllocator(next));
   }
 };
 

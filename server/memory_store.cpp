@@ -56,18 +56,32 @@ void MemoryStore::store_record(const IntervalOutput& out, const RollupRecord& re
 
 uint32_t MemoryStore::id_for(CachedSeries& cached, const RollupRecord& record, size_t index,
                              std::string_view name, std::optional<GraphiteSeriesPath>& path) {
+  CachedSeries::Slot* known = nullptr;
   if (index < cached.slots.size() && stat_names_.name(cached.slots[index].stat) == name)
-    return cached.slots[index].id;
-  for (const CachedSeries::Slot& slot : cached.slots)
-    if (stat_names_.name(slot.stat) == name) return slot.id;
-  const uint32_t stat = stat_names_.intern(name);
+    known = &cached.slots[index];
+  else
+    for (CachedSeries::Slot& slot : cached.slots)
+      if (stat_names_.name(slot.stat) == name) {
+        known = &slot;
+        break;
+      }
+  // A refused path stays cached as refused: while the store is full it is refused again
+  // without building and looking up its name (a 2M-series fleet refuses ~1.4M paths every
+  // interval at the default max_paths); once there is room it is looked up and made.
+  const bool full_store = index_.size() >= options_.max_paths;
+  if (known != nullptr && (known->id != PathIndex::kNone || full_store)) {
+    if (known->id == PathIndex::kNone) ++refused_paths_;
+    return known->id;
+  }
+  const uint32_t stat = known != nullptr ? known->stat : stat_names_.intern(name);
   if (!path) path = graphite_series_path(*record.key, options_.prefix, options_.tags);
   const std::string full = path->with_stat(stat_names_.component(stat));
   uint32_t id = index_.find(full);
   if (id == PathIndex::kNone) {
-    if (index_.size() >= options_.max_paths) {
+    if (full_store) {
       ++refused_paths_;
-      return PathIndex::kNone;  // not cached: tried again next interval
+      if (known == nullptr) cached.slots.push_back({stat, PathIndex::kNone});
+      return PathIndex::kNone;
     }
     id = index_.insert(full);
     ++paths_generation_;
@@ -77,7 +91,8 @@ uint32_t MemoryStore::id_for(CachedSeries& cached, const RollupRecord& record, s
                         (name == "sum" && !std::isnan(record.sum_total));
     series_.emplace_back(plan_.size(), downsample_for(name, amount));
   }
-  cached.slots.push_back({stat, id});
+  if (known != nullptr) known->id = id;
+  else cached.slots.push_back({stat, id});
   return id;
 }
 
@@ -107,7 +122,9 @@ void MemoryStore::expire(int64_t now) {
   cache_.for_each([&](CachedSeries& cached) {
     size_t kept = 0;
     for (const CachedSeries::Slot& slot : cached.slots)
-      if (renumber[slot.id] != PathIndex::kNone) cached.slots[kept++] = {slot.stat, renumber[slot.id]};
+      if (slot.id == PathIndex::kNone) cached.slots[kept++] = slot;  // refused: still to make
+      else if (renumber[slot.id] != PathIndex::kNone)
+        cached.slots[kept++] = {slot.stat, renumber[slot.id]};
     cached.slots.resize(kept);
   });
 }

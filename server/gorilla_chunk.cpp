@@ -17,37 +17,45 @@ constexpr size_t kGrowBytes = 16;
 constexpr size_t kGeometricFrom = 64;
 
 // Makes room for `n` more bits without another reallocation inside put_bits.
-void reserve_bits(GorillaChunk& c, uint32_t n) {
+void reserve_bits(GorillaChunk& c, uint32_t& capacity, uint32_t n) {
   const size_t need = (size_t{c.bits} + n + 7) / 8;
-  if (need <= c.bytes.capacity()) return;
-  const size_t cap = c.bytes.capacity();
-  const size_t step = cap < kGeometricFrom ? kGrowBytes : cap / 4;
-  c.bytes.reserve(std::max(need, cap + step));
+  if (need <= capacity) return;
+  const size_t step = capacity < kGeometricFrom ? kGrowBytes : capacity / 4;
+  const size_t grown = std::max(need, size_t{capacity} + step);
+  auto bytes = std::make_unique_for_overwrite<uint8_t[]>(grown);
+  if (c.bits != 0) std::memcpy(bytes.get(), c.bytes.get(), c.size());
+  c.bytes = std::move(bytes);
+  capacity = static_cast<uint32_t>(grown);
 }
 
 uint64_t bits_of(double v) { return std::bit_cast<uint64_t>(v); }
 double double_of(uint64_t b) { return std::bit_cast<double>(b); }
 
 // Appends the low `n` bits of `value` (1 <= n <= 64), most significant first: the rest of the
-// last byte, then whole bytes.
-void put_bits(GorillaChunk& c, uint64_t value, int n) {
+// last byte, then whole bytes; the room is reserved. `tail` is the chunk's last byte as written
+// (when bits % 8 != 0): the buffer is only stored to, never read, so a chunk whose bytes are
+// out of cache costs a store, not a load the append waits for.
+void put_bits(GorillaChunk& c, uint8_t& tail, uint64_t value, int n) {
   if (n < 64) value &= (uint64_t{1} << n) - 1;
+  uint8_t* out = c.bytes.get() + (c.bits >> 3);  // the byte that holds the next bit
   const int used = static_cast<int>(c.bits & 7);
   c.bits += static_cast<uint32_t>(n);
   if (used != 0) {
     const int room = 8 - used;
     if (n <= room) {
-      c.bytes.back() = static_cast<uint8_t>(c.bytes.back() | (value << (room - n)));
+      tail = static_cast<uint8_t>(tail | (value << (room - n)));
+      *out = tail;
       return;
     }
     n -= room;
-    c.bytes.back() = static_cast<uint8_t>(c.bytes.back() | (value >> n));
+    *out++ = static_cast<uint8_t>(tail | (value >> n));
   }
   while (n >= 8) {
     n -= 8;
-    c.bytes.push_back(static_cast<uint8_t>(value >> n));
+    *out++ = static_cast<uint8_t>(value >> n);
   }
-  if (n > 0) c.bytes.push_back(static_cast<uint8_t>(value << (8 - n)));
+  tail = static_cast<uint8_t>(value << (8 - n));
+  if (n > 0) *out = tail;
 }
 
 // The bits put_dod writes for dod.
@@ -59,15 +67,16 @@ int dod_bits(int64_t dod) {
   return 68;
 }
 
-void put_dod(GorillaChunk& c, int64_t dod) {
-  if (dod == 0) return put_bits(c, 0, 1);
-  if (dod >= -63 && dod <= 64) return put_bits(c, (0b10u << 7) | static_cast<uint64_t>(dod + 63), 9);
+void put_dod(GorillaChunk& c, uint8_t& tail, int64_t dod) {
+  if (dod == 0) return put_bits(c, tail, 0, 1);
+  if (dod >= -63 && dod <= 64)
+    return put_bits(c, tail, (0b10u << 7) | static_cast<uint64_t>(dod + 63), 9);
   if (dod >= -255 && dod <= 256)
-    return put_bits(c, (uint64_t{0b110} << 9) | static_cast<uint64_t>(dod + 255), 12);
+    return put_bits(c, tail, (uint64_t{0b110} << 9) | static_cast<uint64_t>(dod + 255), 12);
   if (dod >= -2047 && dod <= 2048)
-    return put_bits(c, (uint64_t{0b1110} << 12) | static_cast<uint64_t>(dod + 2047), 16);
-  put_bits(c, 0b1111, 4);
-  put_bits(c, static_cast<uint64_t>(dod), 64);
+    return put_bits(c, tail, (uint64_t{0b1110} << 12) | static_cast<uint64_t>(dod + 2047), 16);
+  put_bits(c, tail, 0b1111, 4);
+  put_bits(c, tail, static_cast<uint64_t>(dod), 64);
 }
 
 }  // namespace
@@ -75,10 +84,10 @@ void put_dod(GorillaChunk& c, int64_t dod) {
 void GorillaAppender::append(GorillaChunk& c, int64_t ts, double value) {
   const uint64_t vbits = bits_of(value);
   if (c.count == 0) {
-    reserve_bits(c, 64);
+    reserve_bits(c, capacity, 64);
     c.first_ts = c.last_ts = ts;
     c.count = 1;
-    put_bits(c, vbits, 64);
+    put_bits(c, tail, vbits, 64);
     prev_delta = 0;
     prev_bits = vbits;
     leading = 0xff;
@@ -93,30 +102,36 @@ void GorillaAppender::append(GorillaChunk& c, int64_t ts, double value) {
   const bool in_window = x != 0 && leading != 0xff && lead >= leading && trail >= trailing;
   const int value_bits = x == 0 ? 1 : in_window ? 2 + 64 - leading - trailing
                                                 : 2 + 5 + 6 + 64 - lead - trail;
-  reserve_bits(c, static_cast<uint32_t>(dod_bits(dod) + value_bits));
-  put_dod(c, dod);
+  reserve_bits(c, capacity, static_cast<uint32_t>(dod_bits(dod) + value_bits));
+  put_dod(c, tail, dod);
   prev_delta = delta;
   c.last_ts = ts;
   ++c.count;
   prev_bits = vbits;
-  if (x == 0) return put_bits(c, 0, 1);
+  if (x == 0) return put_bits(c, tail, 0, 1);
   if (in_window) {
-    put_bits(c, 0b10, 2);
-    put_bits(c, x >> trailing, 64 - leading - trailing);
+    put_bits(c, tail, 0b10, 2);
+    put_bits(c, tail, x >> trailing, 64 - leading - trailing);
     return;
   }
   const int meaningful = 64 - lead - trail;
-  put_bits(c, (uint64_t{0b11} << 11) | (static_cast<uint64_t>(lead) << 6) |
+  put_bits(c, tail, (uint64_t{0b11} << 11) | (static_cast<uint64_t>(lead) << 6) |
                   static_cast<uint64_t>(meaningful - 1), 13);
-  put_bits(c, x >> trail, meaningful);
+  put_bits(c, tail, x >> trail, meaningful);
   leading = static_cast<uint8_t>(lead);
   trailing = static_cast<uint8_t>(trail);
 }
 
+void GorillaAppender::trim(GorillaChunk& c) {
+  if (capacity == c.size()) return;
+  auto bytes = std::make_unique_for_overwrite<uint8_t[]>(c.size());
+  if (c.bits != 0) std::memcpy(bytes.get(), c.bytes.get(), c.size());
+  c.bytes = c.bits != 0 ? std::move(bytes) : nullptr;
+  capacity = static_cast<uint32_t>(c.size());
+}
+
 GorillaAppender encode_chunk(GorillaChunk& chunk, const std::vector<TimedValue>& points) {
-  chunk.bytes.clear();
-  chunk.bits = chunk.count = 0;
-  chunk.first_ts = chunk.last_ts = 0;
+  chunk = GorillaChunk{};
   GorillaAppender appender;
   for (const TimedValue& p : points) appender.append(chunk, p.ts, p.value);
   return appender;
@@ -129,7 +144,7 @@ uint64_t GorillaReader::bits(int n) {
     const int room = 8 - static_cast<int>(used);
     const int take = std::min(room, n);
     // Past the end (a damaged chunk, which the writer never makes) reads zero bits.
-    const uint8_t b = byte < chunk_.bytes.size() ? chunk_.bytes[byte] : 0;
+    const uint8_t b = byte < chunk_.size() ? chunk_.bytes[byte] : 0;
     out = (out << take) | ((b >> (room - take)) & ((1u << take) - 1));
     n -= take;
     pos_ += static_cast<uint32_t>(take);

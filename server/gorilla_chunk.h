@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace statherd::server {
@@ -30,31 +31,34 @@ struct TimedValue {
   bool operator==(const TimedValue&) const = default;  // value by ==: NaN never equal
 };
 
-// The compressed bytes and what a reader needs to find a chunk without decoding it.
+// The compressed bytes and what a reader needs to find a chunk without decoding it. 32 bytes:
+// a path holds one per tier and more (issue #10), so the buffer is a bare pointer whose size
+// follows from `bits` and whose capacity, while the chunk takes appends, is its appender's.
 struct GorillaChunk {
-  std::vector<uint8_t> bytes;  // the bit stream; grown in small steps, trimmed when closed
-  uint32_t bits = 0;           // bits used in `bytes`
-  uint32_t count = 0;          // points
+  std::unique_ptr<uint8_t[]> bytes;  // the bit stream: size() bytes (more while open)
+  uint32_t bits = 0;                 // bits used in `bytes`
+  uint32_t count = 0;                // points
   int64_t first_ts = 0, last_ts = 0;
 
-  // Heap and object bytes (what the memory-store bench counts).
-  size_t memory_bytes() const { return sizeof(*this) + bytes.capacity(); }
-  // Gives back the growth slack of a chunk that takes no more appends.
-  void trim() { bytes.shrink_to_fit(); }
+  size_t size() const { return (size_t{bits} + 7) / 8; }
 };
 
-// The encoder's state after the last point of one chunk: what append() needs to continue it.
-// Kept only for a tier's open (newest) chunk.
+// The encoder's state after the last point of one chunk: what append() needs to continue it,
+// and the chunk buffer's capacity. Kept only for a tier's open (newest) chunk.
 struct GorillaAppender {
-  int64_t prev_delta = 0;
   uint64_t prev_bits = 0;
+  int64_t prev_delta = 0;
+  uint32_t capacity = 0;                 // bytes allocated at chunk.bytes
   uint8_t leading = 0xff, trailing = 0;  // the value window; leading 0xff: none yet
+  uint8_t tail = 0;                      // the chunk's last byte, while it is partly used
 
-  // Appends a point; ts must be > chunk.last_ts unless the chunk is empty.
+  // Appends a point; ts must be > chunk.last_ts unless the chunk is empty. The chunk is the one
+  // this appender started (count 0, no buffer) or was returned for by encode_chunk.
   void append(GorillaChunk& chunk, int64_t ts, double value);
+  // Gives back the growth slack of a chunk that takes no more appends (capacity = size()).
+  void trim(GorillaChunk& chunk);
 };
 
-// Re-encodes `points` (increasing ts) into `chunk`; returns the appender to continue it.
 GorillaAppender encode_chunk(GorillaChunk& chunk, const std::vector<TimedValue>& points);
 
 // Reads a chunk's points in order.

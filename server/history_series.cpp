@@ -14,6 +14,9 @@ Downsample downsample_for(std::string_view stat, bool amount) {
   return Downsample::Average;
 }
 
+static_assert(sizeof(GorillaChunk) == 32);
+static_assert(sizeof(HistoryTier) == 72);
+
 HistorySeries::HistorySeries(size_t tier_count, Downsample how)
     : tiers_(std::make_unique<Tier[]>(std::max<size_t>(1, tier_count))), how_(how) {}
 
@@ -35,13 +38,13 @@ void HistorySeries::put_at(const std::vector<RetentionTier>& tiers, size_t t, in
         closing == kNoBucket ? std::nullopt : close(tiers, t, up, width);
     up.open_bucket = bucket;
     up.acc = 0;
-    up.n = 0;
-    up.folded = newest < bucket;  // no earlier point of tier t in the bucket
-    if (up.folded) fold(up, value);
+    up.set_n(0);
+    up.set_folded(newest < bucket);  // no earlier point of tier t in the bucket
+    if (up.folded()) fold(up, value);
     if (closed) put_at(tiers, t + 1, closing, *closed);
   } else if (bucket == up.open_bucket) {
     if (ts > newest) fold(up, value);
-    else up.folded = false;  // a point replaced or inserted: fold no more
+    else up.set_folded(false);  // a point replaced or inserted: fold no more
   } else {
     // A closed bucket changed: compute it again from what tier t holds now.
     if (auto v = aggregate(tiers, t, bucket, width)) put_at(tiers, t + 1, bucket, *v);
@@ -52,20 +55,20 @@ void HistorySeries::fold(Tier& up, double v) const {
   switch (how_) {
     case Downsample::Average:
     case Downsample::Sum: up.acc += v; break;
-    case Downsample::Min: up.acc = up.n == 0 ? v : std::min(up.acc, v); break;
-    case Downsample::Max: up.acc = up.n == 0 ? v : std::max(up.acc, v); break;
+    case Downsample::Min: up.acc = up.n() == 0 ? v : std::min(up.acc, v); break;
+    case Downsample::Max: up.acc = up.n() == 0 ? v : std::max(up.acc, v); break;
   }
-  ++up.n;
+  up.set_n(up.n() + 1);
 }
 
 std::optional<double> HistorySeries::folded_value(const Tier& up) const {
-  if (up.n == 0) return std::nullopt;
-  return how_ == Downsample::Average ? up.acc / static_cast<double>(up.n) : up.acc;
+  if (up.n() == 0) return std::nullopt;
+  return how_ == Downsample::Average ? up.acc / static_cast<double>(up.n()) : up.acc;
 }
 
 std::optional<double> HistorySeries::close(const std::vector<RetentionTier>& tiers, size_t t,
                                            const Tier& up, int64_t width) const {
-  return up.folded ? folded_value(up) : aggregate(tiers, t, up.open_bucket, width);
+  return up.folded() ? folded_value(up) : aggregate(tiers, t, up.open_bucket, width);
 }
 
 std::optional<double> HistorySeries::aggregate(const std::vector<RetentionTier>& tiers, size_t t,
@@ -94,7 +97,7 @@ bool HistorySeries::expire(const std::vector<RetentionTier>& tiers, int64_t now)
     const int64_t closing = up.open_bucket;
     const std::optional<double> closed = close(tiers, t, up, width);
     up.open_bucket = kNoBucket;
-    up.folded = false;
+    up.set_folded(false);
     if (closed) put_at(tiers, t + 1, closing, *closed);
   }
   bool empty = true;

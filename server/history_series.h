@@ -54,16 +54,22 @@ class HistorySeries {
 
  private:
   static constexpr int64_t kNoBucket = INT64_MIN;
+  // 88 bytes a tier (issue #10: a path holds 2-3).
   struct Tier {
     HistoryTier data;
     int64_t open_bucket = kNoBucket;  // the bucket of tier-1 points not yet computed here
     // The finer tier's points in open_bucket, folded by how_ as they arrived in time order, so
     // closing the bucket decodes nothing. `folded` false: a point of the bucket was replaced
     // (a re-emission) or was there before the bucket opened: closing decodes them again.
+    // n and folded share data.owner_word() (n below bit 31).
     double acc = 0;
-    uint32_t n = 0;
-    bool folded = false;
+    uint32_t n() const { return data.owner_word() & ~kFolded; }
+    bool folded() const { return (data.owner_word() & kFolded) != 0; }
+    void set_n(uint32_t n) { data.owner_word() = (data.owner_word() & kFolded) | (n & ~kFolded); }
+    void set_folded(bool f) { data.owner_word() = (data.owner_word() & ~kFolded) | (f ? kFolded : 0); }
+    static constexpr uint32_t kFolded = 0x8000'0000u;
   };
+  static_assert(sizeof(Tier) == 88);
   void fold(Tier& up, double value) const;
   std::optional<double> folded_value(const Tier& up) const;
   // The value of up's open bucket (the finer tier t's points in it), folded or decoded.

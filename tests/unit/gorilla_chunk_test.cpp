@@ -74,7 +74,7 @@ TEST(GorillaChunk, RegularConstantSeriesCostsAboutTwoBitsAPoint) {
   for (int i = 0; i < 256; ++i) appender.append(chunk, 1000 + i * 10, 42.0);
   // 64 bits for the first value, then the first delta (9 bits), then 2 bits a point.
   EXPECT_EQ(chunk.bits, 64u + (9 + 1) + 254u * 2);
-  EXPECT_LE(chunk.bytes.size(), 80u);
+  EXPECT_LE(chunk.size(), 80u);
 }
 
 // The open chunk's buffer: small ones grow 16 bytes at a time (little slack on a series seen a
@@ -87,17 +87,19 @@ TEST(GorillaChunk, BufferGrowsByLittleWhenSmallAndGeometricallyWhenBig) {
   size_t reallocations = 0, capacity = 0;
   for (int i = 0; i < 256; ++i) {
     appender.append(chunk, 1000 + i * 10, value(rng));  // ~60 bits a point: ~1.9 KiB in all
-    if (chunk.bytes.capacity() != capacity) ++reallocations;
-    capacity = chunk.bytes.capacity();
-    if (chunk.bytes.size() <= 48) {
-      EXPECT_LE(capacity, chunk.bytes.size() + 16) << "point " << i;
+    if (appender.capacity != capacity) ++reallocations;
+    capacity = appender.capacity;
+    if (chunk.size() <= 48) {
+      EXPECT_LE(capacity, chunk.size() + 16) << "point " << i;
     }
-    EXPECT_LE(capacity, chunk.bytes.size() + chunk.bytes.size() / 4 + 32) << "point " << i;
+    EXPECT_LE(capacity, chunk.size() + chunk.size() / 4 + 32) << "point " << i;
   }
-  EXPECT_GT(chunk.bytes.size(), 1800u);
+  EXPECT_GT(chunk.size(), 1800u);
   EXPECT_LE(reallocations, 30u);  // 16 bytes at a time: ~120
-  chunk.trim();
-  EXPECT_EQ(chunk.bytes.capacity(), chunk.bytes.size());
+  const std::vector<TimedValue> before = decode_chunk(chunk);
+  appender.trim(chunk);
+  EXPECT_EQ(appender.capacity, chunk.size());
+  expect_same(decode_chunk(chunk), before);
 }
 
 TEST(HistoryTier, ReemissionOverwritesInEveryChunkAndLateInsertsKeepOrder) {

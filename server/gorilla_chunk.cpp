@@ -130,10 +130,17 @@ void GorillaAppender::trim(GorillaChunk& c) {
   capacity = static_cast<uint32_t>(c.size());
 }
 
-GorillaAppender encode_chunk(GorillaChunk& chunk, const std::vector<TimedValue>& points) {
-  chunk = GorillaChunk{};
+GorillaAppender encode_chunk(GorillaChunk& chunk, const std::vector<TimedValue>& points,
+                             size_t reserve_bytes) {
+  // Encoded aside and moved in at the end: a failed allocation leaves chunk as it was.
+  GorillaChunk fresh;
   GorillaAppender appender;
-  for (const TimedValue& p : points) appender.append(chunk, p.ts, p.value);
+  if (reserve_bytes != 0) {
+    fresh.bytes = std::make_unique_for_overwrite<uint8_t[]>(reserve_bytes);
+    appender.capacity = static_cast<uint32_t>(reserve_bytes);
+  }
+  for (const TimedValue& p : points) appender.append(fresh, p.ts, p.value);
+  chunk = std::move(fresh);
   return appender;
 }
 

@@ -59,7 +59,10 @@ struct GorillaAppender {
   void trim(GorillaChunk& chunk);
 };
 
-GorillaAppender encode_chunk(GorillaChunk& chunk, const std::vector<TimedValue>& points);
+// Encodes points (ts increasing) into chunk, replacing what it held, in a buffer of
+// reserve_bytes to start with (a rewrite passes about the old size: no regrowth from 16 bytes).
+GorillaAppender encode_chunk(GorillaChunk& chunk, const std::vector<TimedValue>& points,
+                             size_t reserve_bytes = 0);
 
 // Reads a chunk's points in order.
 class GorillaReader {

@@ -41,7 +41,9 @@ void HistoryTier::put(int64_t ts, double value) {
   // than every chunk goes to the first).
   if (ts >= open_.first_ts || closed_count_ == 0) {
     std::vector<TimedValue> points = decode_chunk(open_);
-    if (put_in(points, ts, value)) appender_ = encode_chunk(open_, points);
+    // Room for the old bytes and an inserted point's (a 64-bit dod and a new value window);
+    // a rewrite that needs more grows as appends do.
+    if (put_in(points, ts, value)) appender_ = encode_chunk(open_, points, open_.size() + 17);
     return;
   }
   const GorillaChunk* begin = closed_.get();
@@ -54,7 +56,7 @@ void HistoryTier::rewrite_closed(size_t index, int64_t ts, double value) {
   GorillaChunk& chunk = closed_[index];
   std::vector<TimedValue> points = decode_chunk(chunk);
   if (!put_in(points, ts, value)) return;
-  GorillaAppender appender = encode_chunk(chunk, points);
+  GorillaAppender appender = encode_chunk(chunk, points, chunk.size() + 17);
   appender.trim(chunk);
 }
 
@@ -87,7 +89,9 @@ size_t HistoryTier::point_count() const {
 }
 
 size_t HistoryTier::memory_bytes() const {
-  size_t n = appender_.capacity + closed_count_ * sizeof(GorillaChunk);
+  // new[] of a type with a destructor keeps the count before the array (8 bytes here).
+  size_t n = appender_.capacity + closed_count_ * sizeof(GorillaChunk) +
+             (closed_count_ != 0 ? sizeof(size_t) : 0);
   for (uint32_t i = 0; i < closed_count_; ++i) n += closed_[i].size();
   return n;
 }

@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <random>
 
 #include "server/history_tier.h"
@@ -142,6 +143,59 @@ TEST(HistoryTier, ExpireDropsWholeChunksOlderThanTheCutoff) {
   EXPECT_EQ(n, 1000u - 512u);
   tier.expire(2000);
   EXPECT_TRUE(tier.empty());
+}
+
+// Appends, re-emissions, late inserts into closed and open chunks, and expiry, at random,
+// against a std::map: the tier must hold exactly the map's points (after expiry: the map's
+// points from the oldest surviving chunk on, which visit() cuts at the cutoff by itself).
+TEST(HistoryTier, RandomPutsAndExpiriesMatchAMap) {
+  std::mt19937_64 rng(11);
+  for (int round = 0; round < 20; ++round) {
+    HistoryTier tier;
+    std::map<int64_t, double> want;
+    int64_t newest = 0;
+    std::uniform_int_distribution<int> what(0, 99);
+    std::uniform_real_distribution<double> noise(-1e9, 1e9);
+    for (int i = 0; i < 3000; ++i) {
+      const int w = what(rng);
+      int64_t ts;
+      if (w < 80 || want.empty()) {
+        ts = newest += 1 + (w % 7 == 0 ? static_cast<int64_t>(rng() % 5000) : 9);
+      } else {  // an existing or a missing older timestamp
+        ts = std::uniform_int_distribution<int64_t>(want.begin()->first, newest)(rng);
+      }
+      const double v = w % 3 == 0 ? 42.0 : w % 3 == 1 ? std::floor(noise(rng)) : noise(rng);
+      tier.put(ts, v);
+      want[ts] = v;
+      if (i % 500 == 499) {
+        const int64_t cutoff = newest - 300000 - static_cast<int64_t>(rng() % 300000);
+        tier.expire(cutoff);
+        // Chunks are dropped whole: drop from the map what the tier no longer has.
+        std::vector<TimedValue> got;
+        tier.visit(INT64_MIN, INT64_MAX, [&](int64_t t, double x) { got.push_back({t, x}); });
+        // Nothing at or after the cutoff may go (newest >= cutoff: never empty).
+        ASSERT_FALSE(got.empty());
+        ASSERT_LE(got.front().ts, want.lower_bound(cutoff)->first);
+        ASSERT_LE(want.begin()->first, got.front().ts);
+        want.erase(want.begin(), want.find(got.front().ts));
+      }
+    }
+    std::vector<TimedValue> got, expected;
+    tier.visit(INT64_MIN, INT64_MAX, [&](int64_t t, double x) { got.push_back({t, x}); });
+    for (const auto& [t, x] : want) expected.push_back({t, x});
+    expect_same(got, expected);
+    EXPECT_EQ(tier.point_count(), want.size());
+    // A window in the middle.
+    if (!want.empty()) {
+      const int64_t from = want.begin()->first + (newest - want.begin()->first) / 3;
+      const int64_t to = from + (newest - from) / 2;
+      std::vector<TimedValue> part, part_want;
+      tier.visit(from, to, [&](int64_t t, double x) { part.push_back({t, x}); });
+      for (auto it = want.lower_bound(from); it != want.end() && it->first <= to; ++it)
+        part_want.push_back({it->first, it->second});
+      expect_same(part, part_want);
+    }
+  }
 }
 
 }  // namespace

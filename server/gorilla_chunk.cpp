@@ -16,16 +16,21 @@ namespace {
 constexpr size_t kGrowBytes = 16;
 constexpr size_t kGeometricFrom = 64;
 
+// Moves the chunk's bytes into a new buffer of `bytes` (>= size()); capacity follows.
+void reallocate(GorillaChunk& c, uint32_t& capacity, size_t bytes) {
+  std::unique_ptr<uint8_t[]> grown;
+  if (bytes != 0) grown = std::make_unique_for_overwrite<uint8_t[]>(bytes);
+  if (c.bits != 0) std::memcpy(grown.get(), c.bytes.get(), c.size());
+  c.bytes = std::move(grown);
+  capacity = static_cast<uint32_t>(bytes);
+}
+
 // Makes room for `n` more bits without another reallocation inside put_bits.
 void reserve_bits(GorillaChunk& c, uint32_t& capacity, uint32_t n) {
   const size_t need = (size_t{c.bits} + n + 7) / 8;
   if (need <= capacity) return;
   const size_t step = capacity < kGeometricFrom ? kGrowBytes : capacity / 4;
-  const size_t grown = std::max(need, size_t{capacity} + step);
-  auto bytes = std::make_unique_for_overwrite<uint8_t[]>(grown);
-  if (c.bits != 0) std::memcpy(bytes.get(), c.bytes.get(), c.size());
-  c.bytes = std::move(bytes);
-  capacity = static_cast<uint32_t>(grown);
+  reallocate(c, capacity, std::max(need, size_t{capacity} + step));
 }
 
 uint64_t bits_of(double v) { return std::bit_cast<uint64_t>(v); }
@@ -123,11 +128,7 @@ void GorillaAppender::append(GorillaChunk& c, int64_t ts, double value) {
 }
 
 void GorillaAppender::trim(GorillaChunk& c) {
-  if (capacity == c.size()) return;
-  auto bytes = std::make_unique_for_overwrite<uint8_t[]>(c.size());
-  if (c.bits != 0) std::memcpy(bytes.get(), c.bytes.get(), c.size());
-  c.bytes = c.bits != 0 ? std::move(bytes) : nullptr;
-  capacity = static_cast<uint32_t>(c.size());
+  if (capacity != c.size()) reallocate(c, capacity, c.size());
 }
 
 GorillaAppender encode_chunk(GorillaChunk& chunk, const std::vector<TimedValue>& points,
@@ -135,10 +136,7 @@ GorillaAppender encode_chunk(GorillaChunk& chunk, const std::vector<TimedValue>&
   // Encoded aside and moved in at the end: a failed allocation leaves chunk as it was.
   GorillaChunk fresh;
   GorillaAppender appender;
-  if (reserve_bytes != 0) {
-    fresh.bytes = std::make_unique_for_overwrite<uint8_t[]>(reserve_bytes);
-    appender.capacity = static_cast<uint32_t>(reserve_bytes);
-  }
+  reallocate(fresh, appender.capacity, reserve_bytes);
   for (const TimedValue& p : points) appender.append(fresh, p.ts, p.value);
   chunk = std::move(fresh);
   return appender;

@@ -14,9 +14,6 @@ Downsample downsample_for(std::string_view stat, bool amount) {
   return Downsample::Average;
 }
 
-static_assert(sizeof(GorillaChunk) == 32);
-static_assert(sizeof(HistoryTier) == 72);
-
 HistorySeries::HistorySeries(size_t tier_count, Downsample how)
     : tiers_(std::make_unique<Tier[]>(std::max<size_t>(1, tier_count))), how_(how) {}
 

@@ -66,7 +66,9 @@ class HistorySeries {
     uint32_t n() const { return data.owner_word() & ~kFolded; }
     bool folded() const { return (data.owner_word() & kFolded) != 0; }
     void set_n(uint32_t n) { data.owner_word() = (data.owner_word() & kFolded) | (n & ~kFolded); }
-    void set_folded(bool f) { data.owner_word() = (data.owner_word() & ~kFolded) | (f ? kFolded : 0); }
+    void set_folded(bool f) {
+      data.owner_word() = (data.owner_word() & ~kFolded) | (f ? kFolded : 0);
+    }
     static constexpr uint32_t kFolded = 0x8000'0000u;
   };
   static_assert(sizeof(Tier) == 88);

@@ -5,9 +5,15 @@
 
 namespace statherd::server {
 
-// Points of one chunk, decoded, with (ts, value) put in: replaced or inserted in order. false
-// when the point is there already, bit for bit.
-static bool put_in(std::vector<TimedValue>& points, int64_t ts, double value) {
+// What a path pays per tier (issue #10): a field added here shows as memory.
+static_assert(sizeof(GorillaChunk) == 32);
+static_assert(sizeof(HistoryTier) == 72);
+
+namespace {
+
+// Puts (ts, value) into the chunk's points: replaced or inserted in order; false when the point
+// is there already, bit for bit.
+bool put_in(std::vector<TimedValue>& points, int64_t ts, double value) {
   auto at = std::lower_bound(points.begin(), points.end(), ts,
                              [](const TimedValue& p, int64_t t) { return p.ts < t; });
   if (at != points.end() && at->ts == ts) {
@@ -19,45 +25,51 @@ static bool put_in(std::vector<TimedValue>& points, int64_t ts, double value) {
   return true;
 }
 
-void HistoryTier::close_open_chunk() {
-  appender_.trim(open_);
-  // The closed headers grow by one, not by doubling: a path holds few chunks.
-  auto grown = std::make_unique<GorillaChunk[]>(size_t{closed_count_} + 1);
-  for (uint32_t i = 0; i < closed_count_; ++i) grown[i] = std::move(closed_[i]);
-  grown[closed_count_] = std::move(open_);
-  closed_ = std::move(grown);
-  ++closed_count_;
-  open_ = GorillaChunk{};
-  appender_ = GorillaAppender{};
+}  // namespace
+
+void HistoryTier::keep_closed(uint32_t from, GorillaChunk* added) {
+  // Sized exactly (a path holds few chunks): the headers from `from` on, then `added`.
+  const uint32_t count = closed_count_ - from + (added != nullptr ? 1 : 0);
+  std::unique_ptr<GorillaChunk[]> kept;
+  if (count != 0) kept = std::make_unique<GorillaChunk[]>(count);
+  for (uint32_t i = from; i < closed_count_; ++i) kept[i - from] = std::move(closed_[i]);
+  if (added != nullptr) kept[count - 1] = std::move(*added);
+  closed_ = std::move(kept);
+  closed_count_ = count;
 }
 
 void HistoryTier::put(int64_t ts, double value) {
   if (open_.count == 0 || ts > open_.last_ts) {
-    if (open_.count >= kChunkPoints) close_open_chunk();
+    if (open_.count >= kChunkPoints) {
+      appender_.trim(open_);
+      keep_closed(0, &open_);
+      open_ = GorillaChunk{};
+      appender_ = GorillaAppender{};
+    }
     appender_.append(open_, ts, value);
     return;
   }
   // The chunk whose time range holds ts: the last one starting at or before it (an older ts
   // than every chunk goes to the first).
-  if (ts >= open_.first_ts || closed_count_ == 0) {
-    std::vector<TimedValue> points = decode_chunk(open_);
-    // Room for the old bytes and an inserted point's (a 64-bit dod and a new value window);
-    // a rewrite that needs more grows as appends do.
-    if (put_in(points, ts, value)) appender_ = encode_chunk(open_, points, open_.size() + 17);
-    return;
-  }
+  if (ts >= open_.first_ts || closed_count_ == 0) return rewrite(open_, &appender_, ts, value);
   const GorillaChunk* begin = closed_.get();
-  const GorillaChunk* it = std::upper_bound(
-      begin, begin + closed_count_, ts, [](int64_t t, const GorillaChunk& c) { return t < c.first_ts; });
-  rewrite_closed(it == begin ? 0 : static_cast<size_t>(it - begin) - 1, ts, value);
+  const GorillaChunk* it =
+      std::upper_bound(begin, begin + closed_count_, ts,
+                       [](int64_t t, const GorillaChunk& c) { return t < c.first_ts; });
+  rewrite(closed_[it == begin ? 0 : static_cast<size_t>(it - begin) - 1], nullptr, ts, value);
 }
 
-void HistoryTier::rewrite_closed(size_t index, int64_t ts, double value) {
-  GorillaChunk& chunk = closed_[index];
+void HistoryTier::rewrite(GorillaChunk& chunk, GorillaAppender* open, int64_t ts, double value) {
   std::vector<TimedValue> points = decode_chunk(chunk);
   if (!put_in(points, ts, value)) return;
+  // Room for the old bytes and an inserted point's (a 64-bit dod and a new value window); a
+  // rewrite that needs more grows as appends do.
   GorillaAppender appender = encode_chunk(chunk, points, chunk.size() + 17);
-  appender.trim(chunk);
+  if (open != nullptr) {
+    *open = appender;
+  } else {
+    appender.trim(chunk);  // a closed chunk takes no appends
+  }
 }
 
 void HistoryTier::expire(int64_t cutoff) {
@@ -71,15 +83,7 @@ void HistoryTier::expire(int64_t cutoff) {
   }
   uint32_t old = 0;
   while (old < closed_count_ && closed_[old].last_ts < cutoff) ++old;
-  if (old == 0) return;
-  const uint32_t left = closed_count_ - old;
-  std::unique_ptr<GorillaChunk[]> kept;
-  if (left != 0) {
-    kept = std::make_unique<GorillaChunk[]>(left);
-    for (uint32_t i = 0; i < left; ++i) kept[i] = std::move(closed_[old + i]);
-  }
-  closed_ = std::move(kept);
-  closed_count_ = left;
+  if (old != 0) keep_closed(old, nullptr);
 }
 
 size_t HistoryTier::point_count() const {

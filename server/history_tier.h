@@ -58,8 +58,11 @@ class HistoryTier {
     }
     return true;
   }
-  void rewrite_closed(size_t index, int64_t ts, double value);
-  void close_open_chunk();
+  // Decodes chunk, puts the point in and encodes it again; `open` is the open chunk's appender,
+  // null for a closed chunk (then trimmed).
+  void rewrite(GorillaChunk& chunk, GorillaAppender* open, int64_t ts, double value);
+  // Keeps the closed chunks from index `from` on, then `added` (moved from) if not null.
+  void keep_closed(uint32_t from, GorillaChunk* added);
 
   // Invariant: open_.count == 0 only when the tier holds no point (no closed chunk either).
   GorillaChunk open_;                          // the newest chunk, which takes appends

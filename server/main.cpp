@@ -13,6 +13,7 @@
 #include "server/api_routes.h"
 #include "server/daemon.h"
 #include "server/engine.h"
+#include "server/heap_tuning.h"
 #include "server/http_server.h"
 #include "server/ingest_token.h"
 #include "server/memory_store.h"
@@ -21,6 +22,11 @@
 #include "server/server_runtime.h"
 #include "server/sink_set.h"
 #include "server/stop_progress.h"
+
+#ifndef STATHERD_TCMALLOC
+// glibc's malloc: nothing tuned (server/huge_heap.cpp defines this with tcmalloc).
+std::string statherd::server::heap_tuning_summary() { return "allocator glibc malloc"; }
+#endif
 
 namespace {
 
@@ -94,6 +100,7 @@ int serve(const ServerConfig& config, const std::string& token,
             std::to_string(config.interval.count()) + " ms" +
             (config.graphite_address.empty() ? "" : ", graphite " + config.graphite_address) +
             (config.remote_write_url.empty() ? "" : ", remote_write " + config.remote_write_url));
+  log::info(heap_tuning_summary());
   DaemonOptions daemon_options;
   daemon_options.reload = [&] { runtime.reload(); };
   Daemon daemon(daemon_options, pipeline, server, reads);

@@ -1,7 +1,8 @@
 """statherd-server linked with tcmalloc asks for transparent huge pages for the heap it grows
 (server/huge_heap.cpp): after batches of new series, the server's mappings advised MADV_HUGEPAGE
 (the kernel's `hg` flag) cover at least half of what its RSS grew by; with STATHERD_HUGE_HEAP=0
-no mapping is advised."""
+no mapping is advised. It also caps tcmalloc's thread caches at 2 MiB unless
+TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES is set: the start-up log reports the value tcmalloc holds."""
 
 import os
 import re
@@ -52,16 +53,31 @@ class HugeHeapTest(unittest.TestCase, harness.TempFilesMixin):
         if self.server is not None:
             self.server.stop()
 
-    def start(self, env_value):
-        saved = os.environ.get("STATHERD_HUGE_HEAP")
-        os.environ["STATHERD_HUGE_HEAP"] = env_value
+    def launch(self, env):
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         try:
             self.server = harness.StatherdServer(self.workdir, self.token_file).start()
         finally:
-            if saved is None:
-                del os.environ["STATHERD_HUGE_HEAP"]
-            else:
-                os.environ["STATHERD_HUGE_HEAP"] = saved
+            for k, v in saved.items():
+                if v is None:
+                    del os.environ[k]
+                else:
+                    os.environ[k] = v
+
+    def allocator_line(self):
+        """The server's start-up line about its allocator (waits for it)."""
+        found = []
+
+        def logged():
+            found[:] = re.findall(r"info: (allocator .*)", self.server.process.read_stderr())
+            return found
+
+        harness.wait_for(logged, 10, what="the allocator line in the server's log")
+        return found[0]
+
+    def start(self, env_value):
+        self.launch({"STATHERD_HUGE_HEAP": env_value})
         pid = self.server.process.pid
         rss_before = self.rss_kb(pid)
         # 40 processes x 1000 new series: tens of MB of engine, store and sink state.
@@ -89,10 +105,18 @@ class HugeHeapTest(unittest.TestCase, harness.TempFilesMixin):
         advised = huge_mappings_kb(pid)
         self.assertGreaterEqual(sum(advised), grown_kb // 2,
                                 f"mappings with VmFlags hg (KiB): {advised}; RSS grew {grown_kb} KiB")
+        self.assertEqual(self.allocator_line(), "allocator tcmalloc, heap advised for huge pages, "
+                                                "thread caches 2097152 bytes")
 
     def test_env_turns_it_off(self):
         pid, _ = self.start("0")
         self.assertEqual(huge_mappings_kb(pid), [])
+        self.assertIn("heap not advised (STATHERD_HUGE_HEAP=0)", self.allocator_line())
+
+    def test_thread_cache_env_wins_over_the_cap(self):
+        self.launch({"TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES": str(8 << 20)})
+        self.assertTrue(self.allocator_line().endswith("thread caches 8388608 bytes"),
+                        self.allocator_line())
 
 
 if __name__ == "__main__":

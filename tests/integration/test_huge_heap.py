@@ -1,8 +1,8 @@
 """statherd-server linked with tcmalloc asks for transparent huge pages for the heap it grows
 (server/huge_heap.cpp): after batches of new series, the server's mappings advised MADV_HUGEPAGE
 (the kernel's `hg` flag) cover at least half of what its RSS grew by; with STATHERD_HUGE_HEAP=0
-no mapping is advised. It also caps tcmalloc's thread caches at 2 MiB unless
-TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES is set: the start-up log reports the value tcmalloc holds."""
+no mapping is advised. The start-up log states the advice and tcmalloc's thread-cache target as
+tcmalloc holds it (its default, or TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES)."""
 
 import os
 import re
@@ -40,28 +40,22 @@ def thp_usable():
         return False
 
 
-@unittest.skipUnless(thp_usable(), "the kernel has no transparent huge pages, or they are off")
-class HugeHeapTest(unittest.TestCase, harness.TempFilesMixin):
-    def setUp(self):
-        if not linked_tcmalloc():
-            self.skipTest("this build links glibc's malloc (STATHERD_MALLOC), not tcmalloc")
-        self.make_temp_files("huge-heap-", harness.TOKEN)
-        self.workdir, self.token_file = self.tmp, self.token
-        self.server = None
-
-    def tearDown(self):
-        if self.server is not None:
-            self.server.stop()
+class ServerWithEnv(harness.TempFilesMixin):
+    """Starts the server with variables set (None: removed) in its environment."""
 
     def launch(self, env):
         saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         try:
             self.server = harness.StatherdServer(self.workdir, self.token_file).start()
         finally:
             for k, v in saved.items():
                 if v is None:
-                    del os.environ[k]
+                    os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
 
@@ -76,8 +70,22 @@ class HugeHeapTest(unittest.TestCase, harness.TempFilesMixin):
         harness.wait_for(logged, 10, what="the allocator line in the server's log")
         return found[0]
 
+    def setUp(self):
+        if not linked_tcmalloc():
+            self.skipTest("this build links glibc's malloc (STATHERD_MALLOC), not tcmalloc")
+        self.make_temp_files("huge-heap-", harness.TOKEN)
+        self.workdir, self.token_file = self.tmp, self.token
+        self.server = None
+
+    def tearDown(self):
+        if self.server is not None:
+            self.server.stop()
+
+
+@unittest.skipUnless(thp_usable(), "the kernel has no transparent huge pages, or they are off")
+class HugeHeapTest(ServerWithEnv, unittest.TestCase):
     def start(self, env_value):
-        self.launch({"STATHERD_HUGE_HEAP": env_value})
+        self.launch({"STATHERD_HUGE_HEAP": env_value, "TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES": None})
         pid = self.server.process.pid
         rss_before = self.rss_kb(pid)
         # 40 processes x 1000 new series: tens of MB of engine, store and sink state.
@@ -106,17 +114,24 @@ class HugeHeapTest(unittest.TestCase, harness.TempFilesMixin):
         self.assertGreaterEqual(sum(advised), grown_kb // 2,
                                 f"mappings with VmFlags hg (KiB): {advised}; RSS grew {grown_kb} KiB")
         self.assertEqual(self.allocator_line(), "allocator tcmalloc, heap advised for huge pages, "
-                                                "thread caches 2097152 bytes")
+                                                "thread caches 33554432 bytes")
 
     def test_env_turns_it_off(self):
         pid, _ = self.start("0")
         self.assertEqual(huge_mappings_kb(pid), [])
         self.assertIn("heap not advised (STATHERD_HUGE_HEAP=0)", self.allocator_line())
 
-    def test_thread_cache_env_wins_over_the_cap(self):
+
+class ThreadCacheTest(ServerWithEnv, unittest.TestCase):
+    def test_default_is_tcmallocs(self):
+        self.launch({"TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES": None})
+        line = self.allocator_line()
+        self.assertTrue(line.endswith("thread caches 33554432 bytes"), line)
+
+    def test_environment_sets_it(self):
         self.launch({"TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES": str(8 << 20)})
-        self.assertTrue(self.allocator_line().endswith("thread caches 8388608 bytes"),
-                        self.allocator_line())
+        line = self.allocator_line()
+        self.assertTrue(line.endswith("thread caches 8388608 bytes"), line)
 
 
 if __name__ == "__main__":

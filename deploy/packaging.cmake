@@ -5,7 +5,7 @@
 #     /etc/statherd/agent.yaml, /etc/statherd/server.yaml    (PREFIX/etc/statherd unless the
 #                                                             prefix is / or /usr, as GNUInstallDirs)
 #     /usr/lib/systemd/system/statherd-{agent,server}.service (ExecStart points at PREFIX/bin)
-#     /usr/share/doc/statherd/{README.md,API.md,FORMAT.md,OPERATIONS.md,copyright}
+#     /usr/share/doc/statherd/{README.md,docs/*.md (API, BENCHMARKS, FORMAT, OPERATIONS),copyright}
 #     /usr/lib/python3/dist-packages/statherd/   (the v2 writer: `import statherd` with python3)
 #   cpack -G DEB  (or `make package`): statherd_<version>_<arch>.deb, Depends from dpkg-shlibdeps,
 #     maintainer scripts in deploy/debian/.

@@ -7,8 +7,8 @@
 namespace statherd::server {
 
 // "allocator tcmalloc, heap advised for huge pages, thread caches 33554432 bytes" (the value
-// tcmalloc holds, read back); with glibc's
-// malloc (no tcmalloc at build time, the sanitizer builds) "allocator glibc malloc".
+// tcmalloc holds, read back); with glibc's malloc (no tcmalloc at build time, the sanitizer
+// builds) "allocator glibc malloc".
 std::string heap_tuning_summary();
 
 }  // namespace statherd::server

@@ -16,9 +16,9 @@
 // target for the start-up log. That target stays tcmalloc's (32 MiB for all threads together;
 // TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES sets it): 2 MiB was measured (fleet_bench, alternating
 // runs) and lowered the 20k-series 1 s shape's peak RSS from a median of 110 MB to 106 MB
-// (90-106 against 92-114), while CPU per sample once the 400k series were made measured
-// 0.82 / 0.90 / 0.89 s against 0.79 / 0.84 / 0.73: inside the day's spread, but worse in each
-// pair, so the default was left alone.
+// (90-106 against 92-112), while CPU per sample once the 400k series were made measured
+// 0.90 / 0.82 / 0.89 / 0.96 s (the last on one rollup thread) against 0.84 / 0.79 / 0.73 /
+// 0.82: inside the day's spread, but worse in each pair, so the default was left alone.
 #include <sys/mman.h>
 
 #include <cerrno>

@@ -113,8 +113,8 @@ class HugeHeapTest(ServerWithEnv, unittest.TestCase):
         advised = huge_mappings_kb(pid)
         self.assertGreaterEqual(sum(advised), grown_kb // 2,
                                 f"mappings with VmFlags hg (KiB): {advised}; RSS grew {grown_kb} KiB")
-        self.assertEqual(self.allocator_line(), "allocator tcmalloc, heap advised for huge pages, "
-                                                "thread caches 33554432 bytes")
+        self.assertRegex(self.allocator_line(),
+                         r"^allocator tcmalloc, heap advised for huge pages, thread caches \d+ bytes$")
 
     def test_env_turns_it_off(self):
         pid, _ = self.start("0")
@@ -124,9 +124,13 @@ class HugeHeapTest(ServerWithEnv, unittest.TestCase):
 
 class ThreadCacheTest(ServerWithEnv, unittest.TestCase):
     def test_default_is_tcmallocs(self):
+        # tcmalloc's own default (32 MiB in gperftools 2.10; other versions may differ): the
+        # server does not set one.
         self.launch({"TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES": None})
         line = self.allocator_line()
-        self.assertTrue(line.endswith("thread caches 33554432 bytes"), line)
+        m = re.search(r"thread caches (\d+) bytes$", line)
+        self.assertIsNotNone(m, line)
+        self.assertGreaterEqual(int(m.group(1)), 16 << 20, line)
 
     def test_environment_sets_it(self):
         self.launch({"TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES": str(8 << 20)})

@@ -123,7 +123,11 @@ class ManagedProcess:
         self.stdout_path = os.path.join(workdir, f"{name}.stdout")
         self.stderr_path = os.path.join(workdir, f"{name}.stderr")
         full_env = dict(os.environ)
-        full_env.update(env or {})
+        for k, v in (env or {}).items():  # None: removed from the child's environment
+            if v is None:
+                full_env.pop(k, None)
+            else:
+                full_env[k] = v
         # Append, so a restarted process keeps the earlier run's log in the same file.
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             header = f"==== start {' '.join(self.argv)}\n".encode()
@@ -238,8 +242,9 @@ def write_token_file(workdir, token=TOKEN):
 
 class StatherdServer:
     def __init__(self, workdir, token_file, graphite="-", interval="1s", port=None,
-                 state_dir=None, extra_args=()):
+                 state_dir=None, extra_args=(), env=None):
         self.workdir = workdir
+        self.env = env  # added to (None values: removed from) the server's environment
         self.port = port or free_port()
         self.token_file = token_file
         self.graphite = graphite
@@ -259,7 +264,7 @@ class StatherdServer:
                 "--state-dir", self.state_dir, "--graphite", self.graphite] + self.extra_args
 
     def start(self, timeout=30):
-        self.process = ManagedProcess("statherd-server", self.argv(), self.workdir)
+        self.process = ManagedProcess("statherd-server", self.argv(), self.workdir, env=self.env)
         wait_for(self.healthy, timeout, what="statherd-server /healthz")
         return self
 

@@ -44,20 +44,7 @@ class ServerWithEnv(harness.TempFilesMixin):
     """Starts the server with variables set (None: removed) in its environment."""
 
     def launch(self, env):
-        saved = {k: os.environ.get(k) for k in env}
-        for k, v in env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        try:
-            self.server = harness.StatherdServer(self.workdir, self.token_file).start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        self.server = harness.StatherdServer(self.workdir, self.token_file, env=env).start()
 
     def allocator_line(self):
         """The server's start-up line about its allocator (waits for it)."""

@@ -32,6 +32,18 @@ class BlockVector {
     return (*this)[size_++];
   }
   void push_back(T&& value) { emplace_back() = std::move(value); }
+  void push_back(const T& value) { emplace_back() = value; }
+
+  // Keeps the first n elements (n <= size()): the others become value-initialised again and
+  // the blocks past the last kept one are freed.
+  void truncate(size_t n) {
+    for (size_t i = n; i < size_; ++i) (*this)[i] = T{};
+    blocks_.resize((n + kBlock - 1) >> kShift);
+    blocks_.shrink_to_fit();
+    size_ = n;
+  }
+  // Elements the blocks hold (what the array costs: size() rounded up to a block).
+  size_t capacity() const { return blocks_.size() * kBlock; }
 
   void clear() {
     blocks_.clear();

@@ -1,6 +1,8 @@
 #include "server/history_series.h"
 
 #include <algorithm>
+#include <new>
+#include <utility>
 
 #include "common/time_floor.h"
 
@@ -14,8 +16,33 @@ Downsample downsample_for(std::string_view stat, bool amount) {
   return Downsample::Average;
 }
 
+static_assert(sizeof(HistorySeries) == 16);
+
 HistorySeries::HistorySeries(size_t tier_count, Downsample how)
-    : tiers_(std::make_unique<Tier[]>(std::max<size_t>(1, tier_count))), how_(how) {}
+    : tier_count_(static_cast<uint32_t>(std::max<size_t>(1, tier_count))), how_(how) {
+  block_ = static_cast<std::byte*>(::operator new(block_bytes(tier_count_)));
+  new (block_) HistoryTier();
+  for (size_t t = 1; t < tier_count_; ++t) new (&up(t)) Up();
+}
+
+HistorySeries& HistorySeries::operator=(HistorySeries&& other) noexcept {
+  if (this != &other) {
+    release();
+    block_ = std::exchange(other.block_, nullptr);
+    tier_count_ = std::exchange(other.tier_count_, 0);
+    how_ = other.how_;
+  }
+  return *this;
+}
+
+void HistorySeries::release() {
+  if (block_ == nullptr) return;
+  for (size_t t = tier_count_; t-- > 1;) up(t).~Up();
+  base()->~HistoryTier();
+  ::operator delete(block_, block_bytes(tier_count_));
+  block_ = nullptr;
+  tier_count_ = 0;
+}
 
 void HistorySeries::put(const std::vector<RetentionTier>& tiers, int64_t ts, double value) {
   put_at(tiers, 0, ts, value);
@@ -23,10 +50,10 @@ void HistorySeries::put(const std::vector<RetentionTier>& tiers, int64_t ts, dou
 
 void HistorySeries::put_at(const std::vector<RetentionTier>& tiers, size_t t, int64_t ts,
                            double value) {
-  const int64_t newest = tiers_[t].data.newest_ts();  // before this point
-  tiers_[t].data.put(ts, value);
+  const int64_t newest = data(t).newest_ts();  // before this point
+  data(t).put(ts, value);
   if (t + 1 >= tiers.size()) return;
-  Tier& up = tiers_[t + 1];
+  Up& up = this->up(t + 1);
   const int64_t width = tiers[t + 1].precision_s;
   const int64_t bucket = floor_to(ts, width);
   if (up.open_bucket == kNoBucket || bucket > up.open_bucket) {
@@ -48,7 +75,7 @@ void HistorySeries::put_at(const std::vector<RetentionTier>& tiers, size_t t, in
   }
 }
 
-void HistorySeries::fold(Tier& up, double v) const {
+void HistorySeries::fold(Up& up, double v) const {
   switch (how_) {
     case Downsample::Average:
     case Downsample::Sum: up.acc += v; break;
@@ -58,13 +85,13 @@ void HistorySeries::fold(Tier& up, double v) const {
   up.set_n(up.n() + 1);
 }
 
-std::optional<double> HistorySeries::folded_value(const Tier& up) const {
+std::optional<double> HistorySeries::folded_value(const Up& up) const {
   if (up.n() == 0) return std::nullopt;
   return how_ == Downsample::Average ? up.acc / static_cast<double>(up.n()) : up.acc;
 }
 
 std::optional<double> HistorySeries::close(const std::vector<RetentionTier>& tiers, size_t t,
-                                           const Tier& up, int64_t width) const {
+                                           const Up& up, int64_t width) const {
   return up.folded() ? folded_value(up) : aggregate(tiers, t, up.open_bucket, width);
 }
 
@@ -88,7 +115,7 @@ std::optional<double> HistorySeries::aggregate(const std::vector<RetentionTier>&
 bool HistorySeries::expire(const std::vector<RetentionTier>& tiers, int64_t now) {
   // First close the buckets whose time has passed (their points below may expire next).
   for (size_t t = 0; t + 1 < tiers.size(); ++t) {
-    Tier& up = tiers_[t + 1];
+    Up& up = this->up(t + 1);
     const int64_t width = tiers[t + 1].precision_s;
     if (up.open_bucket == kNoBucket || up.open_bucket + width > now) continue;
     const int64_t closing = up.open_bucket;
@@ -99,21 +126,24 @@ bool HistorySeries::expire(const std::vector<RetentionTier>& tiers, int64_t now)
   }
   bool empty = true;
   for (size_t t = 0; t < tiers.size(); ++t) {
-    tiers_[t].data.expire(now - tiers[t].retention_s);
-    empty = empty && tiers_[t].data.empty() && tiers_[t].open_bucket == kNoBucket;
+    data(t).expire(now - tiers[t].retention_s);
+    empty = empty && data(t).empty() && (t == 0 || up(t).open_bucket == kNoBucket);
   }
   return empty;
 }
 
 size_t HistorySeries::point_count(size_t tier_count) const {
   size_t n = 0;
-  for (size_t t = 0; t < tier_count; ++t) n += tiers_[t].data.point_count();
+  tier_count = std::min<size_t>(tier_count, tier_count_);
+  for (size_t t = 0; t < tier_count; ++t) n += data(t).point_count();
   return n;
 }
 
 size_t HistorySeries::memory_bytes(size_t tier_count) const {
-  size_t n = tier_count * sizeof(Tier);
-  for (size_t t = 0; t < tier_count; ++t) n += tiers_[t].data.memory_bytes();
+  tier_count = std::min<size_t>(tier_count, tier_count_);
+  if (tier_count == 0) return 0;
+  size_t n = block_bytes(tier_count);
+  for (size_t t = 0; t < tier_count; ++t) n += data(t).memory_bytes();
   return n;
 }
 

@@ -7,6 +7,7 @@
 // and so on down the tiers, so every tier shows the newest values.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -28,7 +29,13 @@ Downsample downsample_for(std::string_view stat, bool amount);
 
 class HistorySeries {
  public:
+  HistorySeries() = default;  // holds nothing (a MemoryStore slot not in use)
   HistorySeries(size_t tier_count, Downsample how);
+  HistorySeries(HistorySeries&& other) noexcept { *this = std::move(other); }
+  HistorySeries& operator=(HistorySeries&& other) noexcept;
+  HistorySeries(const HistorySeries&) = delete;
+  HistorySeries& operator=(const HistorySeries&) = delete;
+  ~HistorySeries() { release(); }
 
   // Stores value at ts (aligned to tiers[0].precision_s by the caller) in tier 0 and brings
   // the coarser tiers up to date.
@@ -41,23 +48,27 @@ class HistorySeries {
   template <class Fn>
   void visit(const std::vector<RetentionTier>& tiers, size_t t, int64_t first, int64_t last,
              Fn&& fn) const {
-    tiers_[t].data.visit(first, last, fn);
-    const int64_t open = tiers_[t].open_bucket;
-    if (t == 0 || open == kNoBucket || open < first || open > last) return;
-    if (auto v = close(tiers, t - 1, tiers_[t], tiers[t].precision_s)) fn(open, *v);
+    data(t).visit(first, last, fn);
+    if (t == 0) return;
+    const Up& u = up(t);
+    if (u.open_bucket == kNoBucket || u.open_bucket < first || u.open_bucket > last) return;
+    if (auto v = close(tiers, t - 1, u, tiers[t].precision_s)) fn(u.open_bucket, *v);
   }
 
-  int64_t newest_ts() const { return tiers_[0].data.newest_ts(); }
+  int64_t newest_ts() const { return data(0).newest_ts(); }
   Downsample downsample() const { return how_; }
   size_t point_count(size_t tier_count) const;
   size_t memory_bytes(size_t tier_count) const;  // heap bytes
 
  private:
   static constexpr int64_t kNoBucket = INT64_MIN;
-  // 88 bytes a tier (issue #10: a path holds 2-3).
-  struct Tier {
+  // A coarser tier (1, 2, ...): its points and the bucket it is folding. 88 bytes; tier 0,
+  // which has no bucket, is a bare HistoryTier (72). One block holds them all, without the
+  // count new[] keeps before an array: 160 bytes for 2 tiers, 248 for 3 (issue #10: a path
+  // holds 2-3, and the allocator rounds 176 and 272 up to 192 and 288).
+  struct Up {
     HistoryTier data;
-    int64_t open_bucket = kNoBucket;  // the bucket of tier-1 points not yet computed here
+    int64_t open_bucket = kNoBucket;  // the bucket of finer points not yet computed here
     // The finer tier's points in open_bucket, folded by how_ as they arrived in time order, so
     // closing the bucket decodes nothing. `folded` false: a point of the bucket was replaced
     // (a re-emission) or was there before the bucket opened: closing decodes them again.
@@ -71,19 +82,33 @@ class HistorySeries {
     }
     static constexpr uint32_t kFolded = 0x8000'0000u;
   };
-  static_assert(sizeof(Tier) == 88);
-  void fold(Tier& up, double value) const;
-  std::optional<double> folded_value(const Tier& up) const;
-  // The value of up's open bucket (the finer tier t's points in it), folded or decoded.
-  std::optional<double> close(const std::vector<RetentionTier>& tiers, size_t t, const Tier& up,
+  static_assert(sizeof(Up) == 88);
+  static_assert(alignof(Up) == alignof(HistoryTier));
+  static constexpr size_t block_bytes(size_t tiers) {
+    return sizeof(HistoryTier) + (tiers - 1) * sizeof(Up);
+  }
+
+  HistoryTier& data(size_t t) { return t == 0 ? *base() : up(t).data; }
+  const HistoryTier& data(size_t t) const { return t == 0 ? *base() : up(t).data; }
+  HistoryTier* base() const { return reinterpret_cast<HistoryTier*>(block_); }
+  Up& up(size_t t) const {  // t >= 1
+    return reinterpret_cast<Up*>(block_ + sizeof(HistoryTier))[t - 1];
+  }
+  void release();
+
+  void fold(Up& u, double value) const;
+  std::optional<double> folded_value(const Up& u) const;
+  // The value of u's open bucket (the finer tier t's points in it), folded or decoded.
+  std::optional<double> close(const std::vector<RetentionTier>& tiers, size_t t, const Up& u,
                               int64_t width) const;
   void put_at(const std::vector<RetentionTier>& tiers, size_t t, int64_t ts, double value);
   // tier t's points in [bucket, bucket + width) by how_; nullopt when there are none.
   std::optional<double> aggregate(const std::vector<RetentionTier>& tiers, size_t t,
                                   int64_t bucket, int64_t width) const;
 
-  std::unique_ptr<Tier[]> tiers_;
-  Downsample how_;
+  std::byte* block_ = nullptr;  // tier 0, then tiers 1.. as Up
+  uint32_t tier_count_ = 0;
+  Downsample how_ = Downsample::Average;
 };
 
 }  // namespace statherd::server

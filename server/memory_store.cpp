@@ -89,7 +89,7 @@ uint32_t MemoryStore::id_for(CachedSeries& cached, const RollupRecord& record, s
     // (an amount) does: only amounts are summed when downsampled.
     const bool amount = (name == "count" && !std::isnan(record.count_total)) ||
                         (name == "sum" && !std::isnan(record.sum_total));
-    series_.emplace_back(plan_.size(), downsample_for(name, amount));
+    series_.emplace_back() = HistorySeries(plan_.size(), downsample_for(name, amount));
   }
   if (known != nullptr) known->id = id;
   else cached.slots.push_back({stat, id});
@@ -117,7 +117,7 @@ void MemoryStore::expire(int64_t now) {
     renumber[id] = next;
     series_[next++] = std::move(series_[id]);
   }
-  series_.erase(series_.begin() + static_cast<std::ptrdiff_t>(next), series_.end());
+  series_.truncate(next);
   // compact() keeps the survivors' order: the cached ids follow, the expired ones go.
   cache_.for_each([&](CachedSeries& cached) {
     size_t kept = 0;
@@ -132,10 +132,10 @@ void MemoryStore::expire(int64_t now) {
 MemoryStoreStats MemoryStore::stats() const {
   MemoryStoreStats s;
   s.paths = index_.size();
-  for (const HistorySeries& series : series_) {
+  series_.for_each([&](const HistorySeries& series) {
     s.points += series.point_count(plan_.size());
     s.series_bytes += series.memory_bytes(plan_.size());
-  }
+  });
   s.index_bytes = index_.memory_bytes() + series_.capacity() * sizeof(HistorySeries);
   return s;
 }

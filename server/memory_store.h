@@ -25,6 +25,7 @@
 #include "common/result.h"
 #include "server/graphite_pattern.h"
 #include "server/graphite_tags.h"
+#include "server/block_vector.h"
 #include "server/graphite_time.h"
 #include "server/history_series.h"
 #include "server/path_index.h"
@@ -211,7 +212,9 @@ class MemoryStore : public Sink {
   std::vector<RetentionTier> plan_;
   size_t first_visible_ = 0;
   PathIndex index_;
-  std::vector<HistorySeries> series_;  // by PathIndex id
+  // By PathIndex id; in blocks, as a std::vector's doubling left up to half of it unused (and
+  // copied every element at each step) at a million paths.
+  BlockVector<HistorySeries, 10> series_;
   GraphiteStatNames stat_names_;
   SeriesCache<CachedSeries> cache_;    // by SeriesKey::id
   std::atomic<uint64_t> refused_paths_{0}, path_count_{0};

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "server/block_vector.h"
+
 namespace statherd::server {
 
 class PathIndex {
@@ -49,7 +51,7 @@ class PathIndex {
 
   std::vector<std::unique_ptr<char[]>> blocks_;
   uint32_t block_used_ = kBlockBytes;  // bytes used in blocks_.back()
-  std::vector<Ref> refs_;
+  BlockVector<Ref, 12> refs_;  // blocks: a vector's doubling left up to half unused
   std::vector<uint32_t> slots_;  // hash table of ids, kNone = empty; size a power of two
   std::vector<uint32_t> sorted_, pending_;
   size_t arena_bytes_ = 0;

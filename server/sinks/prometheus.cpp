@@ -76,7 +76,10 @@ struct PrometheusSink::Series {
 uint32_t PrometheusSink::stat_id(std::string_view stat) {
   auto [it, fresh] =
       stat_ids_.try_emplace(std::string(stat), static_cast<uint32_t>(stat_names_.size()));
-  if (fresh) stat_names_.emplace_back(stat);
+  if (fresh) {
+    stat_names_.emplace_back(stat);
+    stat_quantiles_.push_back(quantile_of_stat(stat).value_or(0));
+  }
   return it->second;
 }
 
@@ -90,7 +93,6 @@ PrometheusSink::Slot& PrometheusSink::slot_of(KeyCache& c, size_t index, std::st
   Slot& s = slots.emplace_back();
   s.stat = id;
   s.role = t.role;
-  s.quantile = t.quantile;
   return s;
 }
 
@@ -118,6 +120,7 @@ PrometheusSink::KeyCache& PrometheusSink::cache_for(const RollupRecord& r) {
     keys_at(INT64_MIN).push_back(r.key->id);  // leaves unless a record lists it later
     c.key = r.key;
     c.kind = r.kind;
+    c.slots.reserve(r.stat_count);  // exactly: a vector grown slot by slot ends up to 2x that
     c.summary.role = PromRole::SummaryCount;  // stands for the summary itself
   } else if (c.kind != r.kind) {  // the same key with another kind: every stat means another thing
     c.kind = r.kind;
@@ -174,7 +177,7 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
         break;
       case PromRole::SummaryCount: count = v; break;
       case PromRole::SummarySum: sum = v; break;
-      case PromRole::Quantile: quantiles_.emplace_back(slot.quantile, v); break;
+      case PromRole::Quantile: quantiles_.emplace_back(stat_quantiles_[slot.stat], v); break;
       case PromRole::Gauge:
         if (Series* s = resolve(c, slot, Kind::Gauge, stat_names_[slot.stat]);
             s && start >= s->last_start_s) {

@@ -34,9 +34,19 @@ class BlockVector {
   void push_back(T&& value) { emplace_back() = std::move(value); }
   void push_back(const T& value) { emplace_back() = value; }
 
-  // Keeps the first n elements (n <= size()): the others become value-initialised again and
-  // the blocks past the last kept one are freed.
+  BlockVector() = default;
+  BlockVector(BlockVector&& o) noexcept
+      : blocks_(std::move(o.blocks_)), size_(std::exchange(o.size_, 0)) {}
+  BlockVector& operator=(BlockVector&& o) noexcept {
+    blocks_ = std::move(o.blocks_);
+    size_ = std::exchange(o.size_, 0);
+    return *this;
+  }
+
+  // Keeps the first n elements (nothing changes when n >= size()): the others become
+  // value-initialised again and the blocks past the last kept one are freed.
   void truncate(size_t n) {
+    if (n >= size_) return;
     for (size_t i = n; i < size_; ++i) (*this)[i] = T{};
     blocks_.resize((n + kBlock - 1) >> kShift);
     blocks_.shrink_to_fit();

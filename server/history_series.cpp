@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include "common/time_floor.h"
@@ -20,6 +21,9 @@ static_assert(sizeof(HistorySeries) == 16);
 
 HistorySeries::HistorySeries(size_t tier_count, Downsample how)
     : tier_count_(static_cast<uint32_t>(std::max<size_t>(1, tier_count))), how_(how) {
+  // The tiers are built one by one in the block: none may throw (nothing would unwind them).
+  static_assert(std::is_nothrow_default_constructible_v<HistoryTier> &&
+                std::is_nothrow_default_constructible_v<Up>);
   block_ = static_cast<std::byte*>(::operator new(block_bytes(tier_count_)));
   new (block_) HistoryTier();
   for (size_t t = 1; t < tier_count_; ++t) new (&up(t)) Up();

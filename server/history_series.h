@@ -10,8 +10,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "server/history_tier.h"
@@ -90,9 +92,17 @@ class HistorySeries {
 
   HistoryTier& data(size_t t) { return t == 0 ? *base() : up(t).data; }
   const HistoryTier& data(size_t t) const { return t == 0 ? *base() : up(t).data; }
-  HistoryTier* base() const { return reinterpret_cast<HistoryTier*>(block_); }
-  Up& up(size_t t) const {  // t >= 1
-    return reinterpret_cast<Up*>(block_ + sizeof(HistoryTier))[t - 1];
+  HistoryTier* base() { return std::launder(reinterpret_cast<HistoryTier*>(block_)); }
+  const HistoryTier* base() const {
+    return std::launder(reinterpret_cast<const HistoryTier*>(block_));
+  }
+  Up& up(size_t t) {  // t >= 1
+    return *std::launder(
+        reinterpret_cast<Up*>(block_ + sizeof(HistoryTier) + (t - 1) * sizeof(Up)));
+  }
+  const Up& up(size_t t) const {
+    return *std::launder(
+        reinterpret_cast<const Up*>(block_ + sizeof(HistoryTier) + (t - 1) * sizeof(Up)));
   }
   void release();
 

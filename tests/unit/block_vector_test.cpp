@@ -40,5 +40,36 @@ TEST(BlockVector, GrowsAcrossBlocksWithoutMovingWhatIsThere) {
   EXPECT_EQ(v[1].key, "moved");
 }
 
+TEST(BlockVector, TruncateResetsTheTailAndFreesWholeBlocksOnly) {
+  BlockVector<Item, 2> v;  // blocks of 4
+  for (int i = 0; i < 10; ++i) v.emplace_back() = Item{"k" + std::to_string(i), i};
+  EXPECT_EQ(v.capacity(), 12u);
+  v.truncate(20);  // past the end: nothing changes
+  EXPECT_EQ(v.size(), 10u);
+  const Item* kept = &v[4];
+  v.truncate(6);  // keeps a part of the second block
+  EXPECT_EQ(v.size(), 6u);
+  EXPECT_EQ(v.capacity(), 8u);
+  EXPECT_EQ(&v[4], kept);  // what is kept is not moved
+  EXPECT_EQ(v[5].key, "k5");
+  Item& reused = v.emplace_back();  // the old 7th element, reset
+  EXPECT_TRUE(reused.key.empty());
+  EXPECT_EQ(reused.n, 7);
+  v.truncate(4);  // on a block boundary
+  EXPECT_EQ(v.capacity(), 4u);
+  EXPECT_EQ(v.back().key, "k3");
+  v.emplace_back() = Item{"next", 4};  // a new block
+  EXPECT_EQ(v.capacity(), 8u);
+  EXPECT_EQ(v[4].key, "next");
+  v.truncate(0);
+  EXPECT_TRUE(v.empty());
+  EXPECT_EQ(v.capacity(), 0u);
+  BlockVector<Item, 2> w;
+  w.emplace_back() = Item{"a", 1};
+  BlockVector<Item, 2> moved(std::move(w));
+  EXPECT_EQ(moved.size(), 1u);
+  EXPECT_EQ(w.size(), 0u);  // NOLINT(bugprone-use-after-move): a moved-from one is empty
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -5,6 +5,7 @@
 // stay valid until clear().
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,7 +33,6 @@ class BlockVector {
     return (*this)[size_++];
   }
   void push_back(T&& value) { emplace_back() = std::move(value); }
-  void push_back(const T& value) { emplace_back() = value; }
 
   BlockVector() = default;
   BlockVector(BlockVector&& o) noexcept
@@ -47,8 +47,10 @@ class BlockVector {
   // value-initialised again and the blocks past the last kept one are freed.
   void truncate(size_t n) {
     if (n >= size_) return;
-    for (size_t i = n; i < size_; ++i) (*this)[i] = T{};
-    blocks_.resize((n + kBlock - 1) >> kShift);
+    const size_t kept_blocks = (n + kBlock - 1) >> kShift;
+    // Only the kept last block's tail is reset: the blocks after it are freed whole.
+    for (size_t i = n; i < std::min(size_, kept_blocks << kShift); ++i) (*this)[i] = T{};
+    blocks_.resize(kept_blocks);
     blocks_.shrink_to_fit();
     size_ = n;
   }

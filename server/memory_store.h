@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "common/result.h"
+#include "server/block_vector.h"
 #include "server/graphite_pattern.h"
 #include "server/graphite_tags.h"
-#include "server/block_vector.h"
 #include "server/graphite_time.h"
 #include "server/history_series.h"
 #include "server/path_index.h"

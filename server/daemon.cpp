@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "server/stop_progress.h"
 
 namespace statherd::server {
@@ -101,7 +102,10 @@ void Daemon::run() {
     d.signals.add(SIGHUP);
     d.wait_signal();
   }
-  std::thread http([&d] { d.server.run(); });
+  std::thread http([&d] {
+    name_this_thread("http");
+    d.server.run();
+  });
   d.ioc.run();
   StopProgress::process().step("waiting for the HTTP thread");
   http.join();

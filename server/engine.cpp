@@ -28,7 +28,7 @@ void append_key_part(std::string& k, std::string_view part) {
 Engine::Impl::Impl(EngineOptions o) : opt(std::move(o)), iv_ms(opt.interval.count()) {
   if (iv_ms <= 0) iv_ms = 10'000;
   if (unsigned threads = resolve_threads(opt.threads); threads > 1)
-    pool = std::make_unique<ForkJoinPool>(threads);
+    pool = std::make_unique<ForkJoinPool>(threads, "rollup");
 }
 
 Engine::Impl::~Impl() {

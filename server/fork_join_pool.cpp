@@ -1,6 +1,9 @@
 #include "server/fork_join_pool.h"
 
 #include <algorithm>
+#include <string>
+
+#include "common/thread_name.h"
 
 namespace statherd::server {
 
@@ -10,10 +13,15 @@ unsigned resolve_threads(unsigned configured) {
   return std::clamp(hw, 1u, kMaxAutoThreads);
 }
 
-ForkJoinPool::ForkJoinPool(unsigned threads) {
+ForkJoinPool::ForkJoinPool(unsigned threads, std::string_view name) {
   threads = std::clamp(threads, 1u, kMaxThreads);
   workers_.reserve(threads - 1);
-  for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this] { work_loop(); });
+  for (unsigned i = 1; i < threads; ++i) {
+    workers_.emplace_back([this, thread_name = std::string(name) + "-" + std::to_string(i)] {
+      name_this_thread(thread_name);
+      work_loop();
+    });
+  }
 }
 
 ForkJoinPool::~ForkJoinPool() {

@@ -12,6 +12,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -26,7 +27,8 @@ unsigned resolve_threads(unsigned configured);
 
 class ForkJoinPool {
  public:
-  explicit ForkJoinPool(unsigned threads);  // threads in all, the caller included (>= 1)
+  // threads in all, the caller included (>= 1); the workers are named "<name>-1", "<name>-2"...
+  explicit ForkJoinPool(unsigned threads, std::string_view name = "worker");
   ~ForkJoinPool();
   ForkJoinPool(const ForkJoinPool&) = delete;
   ForkJoinPool& operator=(const ForkJoinPool&) = delete;

@@ -2,6 +2,8 @@
 // and the in-memory store. See config/server.yaml and `statherd-server --help`.
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -9,6 +11,7 @@
 
 #include "common/cli.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "common/yaml_util.h"
 #include "server/api_routes.h"
 #include "server/daemon.h"
@@ -82,6 +85,7 @@ int serve(const ServerConfig& config, const std::string& token,
   ApiRoutes routes(ingest_token, engine, store, wall_clock_ms, std::move(routes_options));
 
   boost::asio::thread_pool reads(1);
+  boost::asio::post(reads, [] { name_this_thread("reads"); });
   PipelineOptions pipeline_options;
   pipeline_options.now_ms = wall_clock_ms;
   pipeline_options.before_flush = [&](int64_t now_ms) { runtime.ingest_self(now_ms); };

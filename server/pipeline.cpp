@@ -9,6 +9,7 @@
 #include <shared_mutex>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "server/connection_limits.h"
 #include "server/stop_progress.h"
 #include "server/wal_committer.h"
@@ -39,6 +40,7 @@ struct Pipeline::Impl {
   Impl(PipelineOptions o, Engine& e, MemoryStore& s, std::vector<Sink*> k,
        asio::thread_pool& r, ServerStatus& st)
       : options(std::move(o)), engine(e), store(s), sinks(std::move(k)), reads(r), status(st) {
+    asio::post(thread, [] { name_this_thread("pipeline"); });
     if (!options.now_ms) {
       options.now_ms = [] {
         return std::chrono::duration_cast<std::chrono::milliseconds>(

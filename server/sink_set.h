@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/fork_join_pool.h"
 #include "server/server_config.h"
 #include "server/sinks/graphite.h"
 #include "server/sinks/prometheus.h"
@@ -57,6 +58,7 @@ class SinkSet : public Sink {
   void retire(std::unique_ptr<Sink> sink);
 
   PrometheusSink& prometheus_;
+  std::unique_ptr<ForkJoinPool> beside_;  // emit(): Prometheus beside the others; null: in turn
   std::unique_ptr<GraphiteSink> graphite_;
   std::unique_ptr<RemoteWriteSink> remote_write_;
   struct Retiring {

@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace statherd::server {
 
@@ -34,7 +35,10 @@ void StopProgress::begin() {
   begun_ = true;
   began_ = step_began_ = Clock::now();
   try {
-    watcher_ = std::thread([this] { watch(); });
+    watcher_ = std::thread([this] {
+      name_this_thread("stop-progress");
+      watch();
+    });
   } catch (const std::system_error& e) {  // a diagnostic: the stop goes on without it
     log::warn(std::string("stop progress not reported: ") + e.what());
   }

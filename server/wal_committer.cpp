@@ -1,6 +1,7 @@
 #include "server/wal_committer.h"
 
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace statherd::server {
 
@@ -13,7 +14,10 @@ Status WalCommitter::start() {
   Status opened = wal_.open(dir_, number_, fsync_);
   if (!opened) return opened;
   bytes_ = wal_.bytes();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("wal-commit");
+    run();
+  });
   return Ok{};
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "common/shortest_number.h"
 #include "server/sinks/graphite_socket.h"
 #include "server/sinks/recent_paths.h"
@@ -317,7 +318,10 @@ GraphiteSeriesCache::Naming naming_of(const GraphiteSinkOptions& o) {
 GraphiteSink::GraphiteSink(GraphiteSinkOptions options)
     : options_(std::move(options)), cache_(naming_of(options_)) {
   options_.queue_max_lines = std::max<uint64_t>(1, options_.queue_max_lines);
-  thread_ = std::thread([this] { Sender(*this).run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("graphite-send");
+    Sender(*this).run();
+  });
 }
 
 GraphiteSink::~GraphiteSink() { stop(); }

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "server/sinks/remote_write_cuts.h"
 
 namespace statherd::server {
@@ -44,7 +45,10 @@ RemoteWriteSink::RemoteWriteSink(RemoteWriteSinkOptions options)
   epoch_ms_ = now_ms();
   options_.batch_max_samples = std::max<uint64_t>(options_.batch_max_samples, 1);
   options_.queue_max_samples = std::max<uint64_t>(options_.queue_max_samples, 1);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("remote-write");
+    run();
+  });
 }
 
 RemoteWriteSink::~RemoteWriteSink() { stop(); }

@@ -8,8 +8,15 @@
 #include <cmath>
 #include <random>
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <pthread.h>
 #include <set>
+#include <string>
+#include <thread>
 
+#include "common/thread_name.h"
 #include "engine_test_util.h"
 #include "server/engine.h"
 #include "server/fork_join_pool.h"
@@ -203,6 +210,45 @@ TEST(ForkJoinPool, RunsEveryTaskOnceAndRethrows) {
   int after = 0;
   pool.run(1, [&](size_t) { ++after; });  // still usable
   EXPECT_EQ(after, 1);
+}
+
+// The workers carry "<name>-<n>" (what top -H and perf show); a name past 15 bytes is cut.
+std::multiset<std::string> thread_names() {
+  std::multiset<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.insert(name);
+  }
+  return names;
+}
+
+bool wait_for_names(const std::vector<std::string>& wanted) {
+  for (int i = 0; i < 500; ++i) {
+    const auto names = thread_names();
+    if (std::all_of(wanted.begin(), wanted.end(), [&](const auto& n) { return names.count(n); }))
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+TEST(ForkJoinPool, NamesItsWorkers) {
+  ForkJoinPool pool(3, "rollup");
+  EXPECT_TRUE(wait_for_names({"rollup-1", "rollup-2"})) << ::testing::PrintToString(thread_names());
+  EXPECT_EQ(thread_names().count("rollup-3"), 0u);  // the caller is the third thread
+}
+
+TEST(ThreadName, IsCutAtFifteenBytes) {
+  std::string seen;
+  std::thread t([&] {
+    name_this_thread("a-very-long-thread-name");
+    char buffer[32] = {};
+    pthread_getname_np(pthread_self(), buffer, sizeof buffer);
+    seen = buffer;
+  });
+  t.join();
+  EXPECT_EQ(seen, "a-very-long-thr");
 }
 
 TEST(ForkJoinPool, ResolvesAutoToTheMachinesCores) {

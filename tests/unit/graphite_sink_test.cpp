@@ -143,7 +143,7 @@ TEST(GraphiteSink, SendsLinesExactly) {
   EXPECT_EQ(c.lines_dropped, 0u);
 }
 
-// An emit of more than one hand-off block (8 MB of text: ~200k lines here) reaches carbon
+// An emit of many hand-off blocks (1 MB of text each: ~10 MB, ~200k lines here) reaches carbon
 // whole and in order, the first emit (no size estimate yet) as well as the next.
 TEST(GraphiteSink, AnEmitLargerThanAHandOffBlockArrivesWholeAndInOrder) {
   LineListener carbon;

@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <exception>
+#include <iterator>
 #include <limits>
 #include <span>
 #include <tuple>
@@ -319,9 +320,37 @@ void PrometheusSink::touch(Series& s, int64_t start_s) {
   series_at(start_s).push_back(&s);
 }
 
+namespace {
+
+// The list of `start_s`. A new one takes `spare`'s buffer and, when it is the newest start, room
+// for as many entries as the newest list before it (an interval lists about as many as the one
+// before); a late start (a re-emission) lists few and gets no such room.
+template <class T>
+std::vector<T>& list_at(std::map<int64_t, std::vector<T>>& lists, std::vector<T>& spare,
+                        int64_t start_s) {
+  auto [it, added] = lists.try_emplace(start_s);
+  if (added) {
+    std::vector<T>& list = it->second;
+    list = std::move(spare);
+    spare = std::vector<T>();
+    list.clear();
+    if (it != lists.begin() && std::next(it) == lists.end())
+      list.reserve(std::prev(it)->second.size());
+  }
+  return it->second;
+}
+
+// Keeps the bigger buffer of `dropped` and `spare` as the spare.
+template <class T>
+void keep_spare(std::vector<T>& dropped, std::vector<T>& spare) {
+  if (dropped.capacity() > spare.capacity()) spare = std::move(dropped);
+}
+
+}  // namespace
+
 std::vector<PrometheusSink::Series*>& PrometheusSink::series_at(int64_t start_s) {
   if (series_at_ == nullptr || series_at_start_ != start_s) {
-    series_at_ = &series_by_start_[start_s];
+    series_at_ = &list_at(series_by_start_, spare_series_, start_s);
     series_at_start_ = start_s;
   }
   return *series_at_;
@@ -329,7 +358,7 @@ std::vector<PrometheusSink::Series*>& PrometheusSink::series_at(int64_t start_s)
 
 std::vector<uint64_t>& PrometheusSink::keys_at(int64_t start_s) {
   if (keys_at_ == nullptr || keys_at_start_ != start_s) {
-    keys_at_ = &keys_by_start_[start_s];
+    keys_at_ = &list_at(keys_by_start_, spare_keys_, start_s);
     keys_at_start_ = start_s;
   }
   return *keys_at_;
@@ -350,6 +379,7 @@ void PrometheusSink::expire(int64_t newest_start_s, int64_t interval_s) {
         s->expiring = true;
         idle.push_back(s);
       }
+    keep_spare(series_by_start_.begin()->second, spare_series_);
     series_by_start_.erase(series_by_start_.begin());
   }
   for (Series* s : idle) remove(*s);
@@ -358,6 +388,7 @@ void PrometheusSink::expire(int64_t newest_start_s, int64_t interval_s) {
     for (uint64_t id : keys_by_start_.begin()->second)
       if (const KeyCache* c = cache_.find(id); c != nullptr && c->last_start_s < oldest_kept)
         cache_.erase(id);
+    keep_spare(keys_by_start_.begin()->second, spare_keys_);
     keys_by_start_.erase(keys_by_start_.begin());
   }
 }

@@ -183,6 +183,11 @@ class PrometheusSink : public Sink {
   int64_t series_at_start_ = INT64_MIN, keys_at_start_ = INT64_MIN;
   std::vector<Series*>* series_at_ = nullptr;
   std::vector<uint64_t>* keys_at_ = nullptr;
+  // The buffers of the lists expire() dropped last, for the next start's lists (which are
+  // made as big as the newest list before them): an interval's list is neither grown by
+  // doubling (~1.5x its size on average, copied at every step) nor a fresh allocation.
+  std::vector<Series*> spare_series_;
+  std::vector<uint64_t> spare_keys_;
   std::vector<std::pair<double, double>> quantiles_;        // emit_record()'s scratch
   // Every stat name seen (a few dozen): slots hold an index, not a string each.
   std::vector<std::string> stat_names_;

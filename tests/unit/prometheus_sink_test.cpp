@@ -210,6 +210,35 @@ TEST(PrometheusSink, IdleSeriesExpireAfterTheirIntervals) {
   EXPECT_EQ(sink.counters().series, 3u);
 }
 
+// Expiry walks lists of series by interval start; a new start's list reuses the buffer of the
+// list expiry dropped last. Over many intervals, with a re-emitted (older) start in between,
+// each series that appears once expires exactly once, after its intervals, and the one that
+// keeps coming stays.
+TEST(PrometheusSink, SeriesComingAndGoingExpireOnceEachAcrossManyIntervals) {
+  PrometheusSink sink(PrometheusSinkOptions{.expire_intervals = 2});
+  constexpr int kIntervals = 30;
+  for (int i = 0; i < kIntervals; ++i) {
+    const int64_t start = 100 + 10 * i;
+    std::vector<SeriesPoint> points = counter_points(Level::App, 1);
+    for (int k = 0; k <= i % 4; ++k)  // lists of changing lengths
+      points.push_back(point(Level::App, "g" + std::to_string(i) + "_" + std::to_string(k), "max", i));
+    sink.emit(interval(start, points));
+    if (i % 7 == 6)  // late data for the interval before: listed under that older start
+      sink.emit(interval(start - 10, counter_points(Level::App, 2), /*reemit=*/true));
+    const std::string text = sink.scrape();
+    for (int j = 0; j <= i; ++j) {
+      const std::string name = "statherd_g" + std::to_string(j) + "_0_max";
+      EXPECT_EQ(contains(text, name), j >= i - 2) << "interval " << i << ", " << name;
+    }
+  }
+  uint64_t made = 0;
+  for (int i = 0; i < kIntervals; ++i) made += i % 4 + 1;
+  uint64_t kept = 0;
+  for (int i = kIntervals - 3; i < kIntervals; ++i) kept += i % 4 + 1;
+  EXPECT_EQ(sink.counters().series_expired, made - kept);
+  EXPECT_TRUE(contains(sink.scrape(), "statherd_http_requests_count_total{app=\"web\",level=\"app\"} "));
+}
+
 TEST(PrometheusSink, NewSeriesBeyondTheLimitAreRefusedAndCounted) {
   PrometheusSink sink(PrometheusSinkOptions{.max_series = 2});
   sink.emit(interval(100, {point(Level::App, "a", "max", 1), point(Level::App, "b", "max", 2),

@@ -84,7 +84,7 @@ std::optional<RemoteWriteSinkOptions> remote_write_options_from(const ServerConf
 SinkSet::SinkSet(PrometheusSink& prometheus) : prometheus_(prometheus) {
   try {
     beside_ = std::make_unique<ForkJoinPool>(2, "sinks");
-  } catch (const std::system_error& e) {  // no thread to be had: the sinks one after the other
+  } catch (const std::system_error& e) {  // no thread: the sinks in turn, for good (logged)
     log::warn(std::string("sinks: no second thread, the sinks take an interval in turn: ") + e.what());
   }
 }
@@ -129,9 +129,11 @@ std::vector<std::string> SinkSet::apply(const ServerConfig& config) {
 
 // The sinks share nothing but the (immutable) interval: with another sink configured, the
 // Prometheus sink converts it while the others take it, on the two threads of beside_ (the
-// caller's and one kept for it: a thread made per interval cost its start, a fresh tcmalloc
-// cache and fresh stack pages every second at interval: 1s). emit() returns when every sink
-// has it, as before: reloads (apply()) never overlap an emit.
+// caller's, pipeline, and one kept for it, sinks-1: a thread made per interval cost its start,
+// a fresh tcmalloc cache and fresh stack pages every second at interval: 1s). Which of the two
+// takes which part is not fixed (mostly the caller takes Prometheus; when sinks-1 wakes late
+// the caller does both). emit() returns when every sink has it, as before: reloads (apply())
+// never overlap an emit.
 void SinkSet::emit(const IntervalOutput& out) {
   auto others = [&] {
     if (graphite_) graphite_->emit(out);

@@ -322,20 +322,22 @@ void PrometheusSink::touch(Series& s, int64_t start_s) {
 
 namespace {
 
-// The list of `start_s`. A new one takes `spare`'s buffer and, when it is the newest start, room
-// for as many entries as the newest list before it (an interval lists about as many as the one
-// before); a late start (a re-emission) lists few and gets no such room.
+// The list of `start_s`. A new newest start (an interval after the last one) lists about as
+// many as the list before it: it gets `spare`'s buffer (dropped when more than twice that, so
+// one spike does not keep its buffer for good) and room for that many. Any other new list (a
+// re-emitted, older start; the INT64_MIN list of keys and series made this interval) lists few
+// and leaves the spare alone.
 template <class T>
 std::vector<T>& list_at(std::map<int64_t, std::vector<T>>& lists, std::vector<T>& spare,
                         int64_t start_s) {
   auto [it, added] = lists.try_emplace(start_s);
-  if (added) {
+  if (added && it != lists.begin() && std::next(it) == lists.end()) {
     std::vector<T>& list = it->second;
-    list = std::move(spare);
+    const size_t want = std::prev(it)->second.size();
+    if (spare.capacity() <= 2 * want + 64) list = std::move(spare);
     spare = std::vector<T>();
     list.clear();
-    if (it != lists.begin() && std::next(it) == lists.end())
-      list.reserve(std::prev(it)->second.size());
+    list.reserve(want);
   }
   return it->second;
 }

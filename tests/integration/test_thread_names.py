@@ -1,6 +1,6 @@
 """statherd-server names its long-lived threads, so `top -H`, `ps -L`, perf and gdb tell them
 apart: the HTTP thread, the WAL committer, the pipeline, the read thread, the rollup workers,
-the thread the Prometheus sink converts an interval on beside the others, and the Graphite
+the thread kept beside the pipeline for the sinks' conversion of an interval, and the Graphite
 sender. Before, every thread showed the binary's name."""
 
 import os

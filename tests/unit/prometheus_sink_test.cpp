@@ -211,20 +211,25 @@ TEST(PrometheusSink, IdleSeriesExpireAfterTheirIntervals) {
 }
 
 // Expiry walks lists of series by interval start; a new start's list reuses the buffer of the
-// list expiry dropped last. Over many intervals, with a re-emitted (older) start in between,
-// each series that appears once expires exactly once, after its intervals, and the one that
-// keeps coming stays.
+// list expiry dropped last. Over many intervals, with re-emitted (older) starts in between (one
+// whose list is still kept, one whose list expiry already dropped), and the interval's new
+// series first in its records (listed under INT64_MIN until their first update), each series
+// that appears once expires exactly once, after its intervals, and the one that keeps coming
+// stays.
 TEST(PrometheusSink, SeriesComingAndGoingExpireOnceEachAcrossManyIntervals) {
   PrometheusSink sink(PrometheusSinkOptions{.expire_intervals = 2});
   constexpr int kIntervals = 30;
   for (int i = 0; i < kIntervals; ++i) {
     const int64_t start = 100 + 10 * i;
-    std::vector<SeriesPoint> points = counter_points(Level::App, 1);
-    for (int k = 0; k <= i % 4; ++k)  // lists of changing lengths
+    std::vector<SeriesPoint> points;
+    for (int k = 0; k <= i % 4; ++k)  // lists of changing lengths, the new series first
       points.push_back(point(Level::App, "g" + std::to_string(i) + "_" + std::to_string(k), "max", i));
+    for (const SeriesPoint& p : counter_points(Level::App, 1)) points.push_back(p);
     sink.emit(interval(start, points));
     if (i % 7 == 6)  // late data for the interval before: listed under that older start
       sink.emit(interval(start - 10, counter_points(Level::App, 2), /*reemit=*/true));
+    if (i % 9 == 8)  // late data for an interval whose list expiry has dropped
+      sink.emit(interval(start - 50, counter_points(Level::App, 3), /*reemit=*/true));
     const std::string text = sink.scrape();
     for (int j = 0; j <= i; ++j) {
       const std::string name = "statherd_g" + std::to_string(j) + "_0_max";

@@ -32,6 +32,7 @@ Engine::Impl::Impl(EngineOptions o) : opt(std::move(o)), iv_ms(opt.interval.coun
 }
 
 Engine::Impl::~Impl() {
+  bury_all_keys();  // outputs still queued for a sink keep them
   if (state_lock_fd >= 0) ::close(state_lock_fd);
 }
 

@@ -109,12 +109,30 @@ void Engine::Impl::release_deferred() {
     free_sources.push_back(d.id);
     return true;
   });
+  const size_t buried = graveyard->keys.size();
   std::erase_if(dying_aggs, [&](const DeferredFree& d) {
     if (d.after_start >= oldest) return false;
+    bury(std::move(aggs[d.id].series_key));
     aggs[d.id] = Aggregate{};
     free_aggs.push_back(d.id);
     return true;
   });
+  if (graveyard->keys.size() != buried) rotate_graveyard();
+}
+
+void Engine::Impl::bury(SeriesKeyRef key) {
+  if (key) graveyard->keys.push_back(std::move(key));
+}
+
+void Engine::Impl::bury_all_keys() {
+  for (size_t i = 0; i < aggs.size(); ++i) bury(std::move(aggs[i].series_key));
+  rotate_graveyard();
+}
+
+void Engine::Impl::rotate_graveyard() {
+  auto fresh = std::make_shared<KeyGraveyard>();
+  graveyard->next = fresh;
+  graveyard = std::move(fresh);
 }
 
 std::vector<IntervalOutput> Engine::Impl::flush(int64_t now_ms, bool include_current) {

@@ -163,6 +163,18 @@ struct Engine::Impl {
   std::vector<DeferredFree> dying_slots;
   IdIndex agg_index;   // keys: aggs[id].key
   BlockVector<Aggregate> aggs;
+  // An IntervalOutput's records point at their aggregates' keys without counting them; each
+  // output pins the graveyard current when it was made. A key the engine drops (bury()) goes
+  // into the current graveyard, which then hands over to a new one it keeps alive (`next`): so
+  // a buried key lives until every output made before it was buried is gone.
+  struct KeyGraveyard {
+    std::vector<SeriesKeyRef> keys;
+    std::shared_ptr<KeyGraveyard> next;
+  };
+  std::shared_ptr<KeyGraveyard> graveyard = std::make_shared<KeyGraveyard>();
+  void bury(SeriesKeyRef key);
+  void bury_all_keys();
+  void rotate_graveyard();
   std::vector<uint32_t> free_aggs;
   std::vector<DeferredFree> dying_aggs;
   const KeyIn<Slot> slot_key{slots};

@@ -83,9 +83,9 @@ namespace {
 struct PlacedWriter {
   IntervalOutput& out;
   size_t record, stat;
-  RollupRecord& add(const SeriesKeyRef& key, SeriesKind kind) {
+  RollupRecord& add(const SeriesKeyRef& key, SeriesKind kind) {  // out.pin keeps it alive
     RollupRecord& r = out.records[record++];
-    r.key = key;
+    r.key = key.get();
     r.kind = kind;
     r.first_stat = static_cast<uint32_t>(stat);
     r.stat_count = 0;
@@ -151,7 +151,7 @@ void Engine::Impl::count_shard(const Interval& iv, bool reemit, const RollupPlan
     stats.clear();
     distribution_stats(group, stats);
     Aggregate& a = aggs[dists[i].first];
-    RollupRecord& r = part.dists.add(a.series_key, SeriesKind::Distribution);
+    RollupRecord& r = part.dists.add_pinned(a.series_key.get(), SeriesKind::Distribution);
     r.count_total = a.total_count;
     for (const auto& [name, v] : stats) {
       if (name == "sum") r.sum_total = a.total_sum;  // unknown sum this interval: no total
@@ -225,6 +225,7 @@ IntervalOutput Engine::Impl::emit_interval(Interval& iv, bool reemit) {
   out.start_s = iv.start / 1000;
   out.interval_s = iv_ms / 1000;
   out.reemit = reemit;
+  out.pin = graveyard;  // the records hold the aggregates' keys without a count
   unpack(iv);
   const std::vector<uint8_t>* only = nullptr;
   if (reemit) {  // full values of every series that late data touched

@@ -318,6 +318,7 @@ void Engine::Impl::discard_loaded_state() {
   agents.clear();
   sources.clear(); free_sources.clear(); dying_sources.clear();
   slots.clear(); free_slots.clear(); dying_slots.clear();
+  bury_all_keys();  // an output made before may still point at them
   aggs.clear(); free_aggs.clear(); dying_aggs.clear();
   intervals.clear();
   next_emit_start = kNoInterval;

@@ -57,11 +57,11 @@ void MemoryStore::store_record(const IntervalOutput& out, const RollupRecord& re
 uint32_t MemoryStore::id_for(CachedSeries& cached, const RollupRecord& record, size_t index,
                              std::string_view name, std::optional<GraphiteSeriesPath>& path) {
   CachedSeries::Slot* known = nullptr;
-  if (index < cached.slots.size() && stat_names_.name(cached.slots[index].stat) == name)
+  if (index < cached.slots.size() && stat_names_.is(cached.slots[index].stat, name))
     known = &cached.slots[index];
   else
     for (CachedSeries::Slot& slot : cached.slots)
-      if (stat_names_.name(slot.stat) == name) {
+      if (stat_names_.is(slot.stat, name)) {
         known = &slot;
         break;
       }

@@ -64,7 +64,7 @@ uint64_t next_series_key_id() {
 
 SeriesKeyRef make_series_key(Level level, std::string app, std::string host, int64_t pid,
                              std::string metric, Tags tags) {
-  auto key = std::make_shared<SeriesKey>();
+  auto* key = new SeriesKey();
   key->id = next_series_key_id();
   key->level = level;
   key->app = std::move(app);
@@ -72,7 +72,7 @@ SeriesKeyRef make_series_key(Level level, std::string app, std::string host, int
   key->pid = pid;
   key->metric = std::move(metric);
   key->tags = std::move(tags);
-  return key;
+  return SeriesKeyRef(key);  // the first reference
 }
 
 std::vector<SeriesPoint> flat_points(const IntervalOutput& out) {

@@ -27,11 +27,11 @@ void GraphiteSeriesCache::configure(Naming naming) {
   naming_ = std::move(naming);
 }
 
-GraphiteSeries& GraphiteSeriesCache::series(const SeriesKeyRef& key, SeriesKind kind) {
+GraphiteSeries& GraphiteSeriesCache::series(const SeriesKey* key, SeriesKind kind) {
   bool made = false;
   GraphiteSeries& s = entries_.get(key->id, made);
   if (made) {
-    s.key = key;
+    s.key = SeriesKeyRef(key);
     s.kind = kind;
     s.path = graphite_series_path(*key, naming_.prefix, naming_.tags);
     collisions_.join(s);
@@ -42,7 +42,7 @@ GraphiteSeries& GraphiteSeriesCache::series(const SeriesKeyRef& key, SeriesKind 
 const GraphiteSeries::Slot& GraphiteSeriesCache::find_or_add_slot(GraphiteSeries& s,
                                                                   std::string_view name) {
   for (const GraphiteSeries::Slot& slot : s.slots)
-    if (names_.name(slot.stat) == name) return slot;
+    if (names_.is(slot.stat, name)) return slot;
   GraphiteSeries::Slot slot;
   slot.stat = names_.intern(name);
   const std::string& component = names_.component(slot.stat);

@@ -34,10 +34,10 @@ class GraphiteSeriesCache {
   // New naming: drops every entry (and its paths' ownership) when it differs from the current.
   void configure(Naming naming);
   void begin_emit() { entries_.begin_emit(); }
-  GraphiteSeries& series(const SeriesKeyRef& key, SeriesKind kind);
+  GraphiteSeries& series(const SeriesKey* key, SeriesKind kind);
   // The slot of the stat `name`, the record's `index`-th stat (the position is a hint).
   const GraphiteSeries::Slot& slot(GraphiteSeries& s, size_t index, std::string_view name) {
-    if (index < s.slots.size() && names_.name(s.slots[index].stat) == name) return s.slots[index];
+    if (index < s.slots.size() && names_.is(s.slots[index].stat, name)) return s.slots[index];
     return find_or_add_slot(s, name);
   }
   void end_emit();

@@ -120,7 +120,7 @@ uint32_t GraphiteStatNames::intern(std::string_view name) {
       by_component_.try_emplace(component, static_cast<uint32_t>(by_component_.size()))
           .first->second;
   names_.push_back(
-      std::make_unique<Name>(Name{std::string(name), std::move(component), component_id}));
+      std::make_unique<Name>(Name{std::string(name), std::move(component), component_id, name}));
   by_name_.emplace(std::string(name), id);
   return id;
 }

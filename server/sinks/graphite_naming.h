@@ -54,8 +54,13 @@ std::string graphite_tagged_path(const SeriesPoint& point, std::string_view pref
 // keeps ids, not strings. Names that sanitize to one component share its component_id.
 class GraphiteStatNames {
  public:
+  // `name` is a Stat's (server/rollup_record.h: it never dangles); its address is kept.
   uint32_t intern(std::string_view name);
   const std::string& name(uint32_t id) const { return names_[id]->name; }
+  // Whether the Stat name `name` is id's (same_stat_name: by address first).
+  bool is(uint32_t id, std::string_view name) const {
+    return same_stat_name(names_[id]->spelled, name);
+  }
   const std::string& component(uint32_t id) const { return names_[id]->component; }
   uint32_t component_id(uint32_t id) const { return names_[id]->component_id; }
 
@@ -63,6 +68,7 @@ class GraphiteStatNames {
   struct Name {
     std::string name, component;
     uint32_t component_id;
+    std::string_view spelled;  // the Stat name first interned (its address)
   };
   // Each Name at one address (the references above stay valid); a vector of pointers, as a
   // std::deque's indexing divides by its block's length on every stat of every emit.

@@ -86,9 +86,10 @@ uint32_t PrometheusSink::stat_id(std::string_view stat) {
 
 PrometheusSink::Slot& PrometheusSink::slot_of(KeyCache& c, size_t index, std::string_view stat) {
   std::vector<Slot>& slots = c.slots;
-  if (index < slots.size() && stat_names_[slots[index].stat] == stat) return slots[index];
+  if (index < slots.size() && same_stat_name(stat_names_[slots[index].stat], stat))
+    return slots[index];
   for (Slot& s : slots)
-    if (stat_names_[s.stat] == stat) return s;
+    if (same_stat_name(stat_names_[s.stat], stat)) return s;
   const PromTarget t = prometheus_target(c.kind, c.key->metric, stat);
   const uint32_t id = stat_id(stat);
   Slot& s = slots.emplace_back();
@@ -119,7 +120,7 @@ PrometheusSink::KeyCache& PrometheusSink::cache_for(const RollupRecord& r) {
   KeyCache& c = cache_.get(r.key->id, fresh);
   if (fresh) {
     keys_at(INT64_MIN).push_back(r.key->id);  // leaves unless a record lists it later
-    c.key = r.key;
+    c.key = SeriesKeyRef(r.key);
     c.kind = r.kind;
     c.slots.reserve(r.stat_count);  // exactly: a vector grown slot by slot ends up to 2x that
     c.summary.role = PromRole::SummaryCount;  // stands for the summary itself

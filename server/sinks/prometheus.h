@@ -190,7 +190,7 @@ class PrometheusSink : public Sink {
   std::vector<uint64_t> spare_keys_;
   std::vector<std::pair<double, double>> quantiles_;        // emit_record()'s scratch
   // Every stat name seen (a few dozen): slots hold an index, not a string each.
-  std::vector<std::string> stat_names_;
+  std::vector<std::string_view> stat_names_;  // as first seen: a Stat's name (never dangles)
   std::vector<double> stat_quantiles_;  // by stat id: the quantile of a pNN stat, else 0
   std::unordered_map<std::string, uint32_t> stat_ids_;
   Counters counters_;

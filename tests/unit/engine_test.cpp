@@ -241,6 +241,61 @@ TEST(Engine, IdleSeriesExpireAndStopEmittingZeros) {
   EXPECT_EQ(e.stats().sources, 1u);
 }
 
+// The records point at their keys without a count of their own (issue #10: two atomic
+// operations per series and interval on a cold line); the output pins the engine's keys. An
+// output made before its series expired must still reach the key once the engine dropped it.
+const SeriesKey* key_of(const std::vector<IntervalOutput>& outs, const std::string& metric) {
+  for (const IntervalOutput& o : outs)
+    for (const RollupRecord& r : o.records)
+      if (r.key->level == Level::App && r.key->metric == metric) return r.key;
+  return nullptr;
+}
+
+TEST(Engine, AnOutputKeepsTheKeysOfSeriesThatExpireAfterIt) {
+  EngineOptions o = opts();
+  o.idle_timeout = std::chrono::milliseconds(30'000);
+  o.late_window = std::chrono::milliseconds(30'000);
+  Engine e(o);
+  ASSERT_TRUE(e.open(T0).ok());
+  e.ingest(batch("a", 1, {source(1, {counter("req", 1, T0)})}), T0);
+  std::vector<IntervalOutput> first = e.flush(T0 + 12'000);
+  const SeriesKey* req = key_of(first, "req");
+  ASSERT_NE(req, nullptr);
+  SeriesKeyRef probe(req);
+  ASSERT_EQ(probe.use_count(), 2u);  // the engine's aggregate and the probe
+  // "req" goes idle while "other" keeps its agent sending: it expires, and once the late window
+  // has passed the engine recycles its aggregate and lets go of its key.
+  std::vector<std::vector<IntervalOutput>> later;
+  for (int i = 1; i <= 20; ++i) {
+    const int64_t now = T0 + i * 10'000;
+    e.ingest(batch("a", 1 + static_cast<uint64_t>(i), {source(2, {counter("other", i, now)})}), now);
+    later.push_back(e.flush(now + 2'000));
+  }
+  EXPECT_EQ(e.stats().series, 1u);
+  EXPECT_EQ(req->metric, "req");           // first's record still reaches it
+  EXPECT_GE(probe.use_count(), 2u) << "only the probe holds the key: `first` points at it unpinned";
+  first.clear();
+  later.clear();
+  EXPECT_EQ(probe.use_count(), 1u) << "the engine (or a graveyard) still holds a dropped key";
+}
+
+TEST(Engine, AnOutputKeepsItsKeysAfterTheEngineIsGone) {
+  std::vector<IntervalOutput> out;
+  SeriesKeyRef probe;
+  {
+    Engine e(opts());
+    ASSERT_TRUE(e.open(T0).ok());
+    e.ingest(batch("a", 1, {source(1, {gauge("q", 2, T0)})}), T0);
+    out = e.flush(T0 + 12'000);
+    ASSERT_NE(key_of(out, "q"), nullptr);
+    probe = SeriesKeyRef(key_of(out, "q"));
+  }
+  EXPECT_EQ(probe.use_count(), 2u) << "the output's pin and the probe";
+  EXPECT_EQ(point(out, S0, Level::App, "q", "max"), 2.0);
+  out.clear();
+  EXPECT_EQ(probe.use_count(), 1u);
+}
+
 // A server stopped or paused, or an agent down (its batches waiting in its spool), longer than
 // the idle timeout: nothing expires, so the agent's batches continue every series where it was
 // (found by the hostile review of #15: every total restarted near 0 and increments were lost).

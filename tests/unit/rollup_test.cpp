@@ -19,6 +19,57 @@ TEST(Rollup, QuantileNames) {
   EXPECT_EQ(quantile_stat_name(0.75), "p75");
 }
 
+TEST(SeriesKeyRef, CountsCopiesMovesAndSelfAssignment) {
+  SeriesKeyRef a = make_series_key(Level::Host, "web", "h1", -1, "req", {{"dc", "eu"}});
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a.use_count(), 1u);
+  SeriesKeyRef b = a;
+  EXPECT_EQ(a.use_count(), 2u);
+  EXPECT_TRUE(a == b);
+  SeriesKeyRef c(std::move(b));
+  EXPECT_FALSE(b);  // NOLINT(bugprone-use-after-move): moved-from is empty, as shared_ptr's
+  EXPECT_EQ(c.use_count(), 2u);
+  SeriesKeyRef& same = c;  // through a reference: no self-assignment warning
+  c = same;
+  EXPECT_EQ(c.use_count(), 2u);
+  c = std::move(same);  // self-move too
+  EXPECT_EQ(a.use_count(), 2u);
+  SeriesKeyRef d(a.get());  // from a record's plain pointer
+  EXPECT_EQ(a.use_count(), 3u);
+  EXPECT_EQ(d->metric, "req");
+  EXPECT_EQ(d->tags, (Tags{{"dc", "eu"}}));
+  d = nullptr;
+  c = SeriesKeyRef();
+  EXPECT_EQ(a.use_count(), 1u);
+  EXPECT_EQ(SeriesKeyRef().use_count(), 0u);
+  // Another key: distinct, with a fresh id.
+  SeriesKeyRef e = make_series_key(Level::Host, "web", "h1", -1, "req", {{"dc", "eu"}});
+  EXPECT_FALSE(a == e);
+  EXPECT_NE(a->id, e->id);
+}
+
+// A record added with its key keeps it alive: the output holds the reference.
+TEST(SeriesKeyRef, AnOutputHoldsTheKeysItWasGiven) {
+  IntervalOutput out;
+  SeriesKeyRef key = make_series_key(Level::App, "a", "", -1, "m", {});
+  out.add(key, SeriesKind::Gauge);
+  EXPECT_EQ(out.records[0].key, key.get());
+  EXPECT_EQ(key.use_count(), 2u);
+  IntervalOutput moved = std::move(out);
+  EXPECT_EQ(key.use_count(), 2u);
+  moved = IntervalOutput{};
+  EXPECT_EQ(key.use_count(), 1u);
+}
+
+TEST(Rollup, SameStatNameComparesAddressesThenText) {
+  const std::string_view count = stat_name("count");
+  EXPECT_TRUE(same_stat_name(count, count));
+  const std::string other = "count";
+  EXPECT_TRUE(same_stat_name(count, other));  // another address, same text
+  EXPECT_FALSE(same_stat_name(count, "counts"));
+  EXPECT_FALSE(same_stat_name(count, count.substr(0, 4)));  // same address, shorter
+}
+
 // A Stat keeps a view of its name: stat() interns it, so the caller's string may go.
 TEST(Rollup, AStatsNameOutlivesTheStringItWasGivenAs) {
   IntervalOutput out;

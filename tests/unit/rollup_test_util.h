@@ -28,7 +28,7 @@ inline SeriesKeyRef interned_key(const SeriesPoint& p) {
 // Appends p's stat to the last record if it is p's series, else to a new record.
 inline void append_point(IntervalOutput& out, const SeriesPoint& p) {
   SeriesKeyRef key = interned_key(p);
-  if (out.records.empty() || out.records.back().key != key) out.add(key, SeriesKind::Gauge);
+  if (out.records.empty() || out.records.back().key != key.get()) out.add(key, SeriesKind::Gauge);
   RollupRecord& r = out.records.back();
   if (p.stat == "rate") r.kind = SeriesKind::Counter;
   if (p.stat == "count" && r.kind == SeriesKind::Gauge) r.kind = SeriesKind::Distribution;

@@ -145,6 +145,21 @@ struct DeferredFree {
   uint32_t id;
 };
 
+// An IntervalOutput's records point at their aggregates' keys without counting them; each
+// output pins the engine's graveyard current when it was made. A key the engine drops
+// (Engine::Impl::bury) goes into the current graveyard, which then hands over to a new one it
+// keeps alive (`next`): so a buried key lives until every output made before it was buried is
+// gone.
+struct KeyGraveyard {
+  std::vector<SeriesKeyRef> keys;
+  std::shared_ptr<KeyGraveyard> next;
+  // Unlinks the chain it alone holds one by one (no recursion through `next`).
+  ~KeyGraveyard() {
+    std::shared_ptr<KeyGraveyard> n = std::move(next);
+    while (n && n.use_count() == 1) n = std::move(n->next);
+  }
+};
+
 struct Engine::Impl {
   explicit Impl(EngineOptions o);
 
@@ -163,15 +178,7 @@ struct Engine::Impl {
   std::vector<DeferredFree> dying_slots;
   IdIndex agg_index;   // keys: aggs[id].key
   BlockVector<Aggregate> aggs;
-  // An IntervalOutput's records point at their aggregates' keys without counting them; each
-  // output pins the graveyard current when it was made. A key the engine drops (bury()) goes
-  // into the current graveyard, which then hands over to a new one it keeps alive (`next`): so
-  // a buried key lives until every output made before it was buried is gone.
-  struct KeyGraveyard {
-    std::vector<SeriesKeyRef> keys;
-    std::shared_ptr<KeyGraveyard> next;
-  };
-  std::shared_ptr<KeyGraveyard> graveyard = std::make_shared<KeyGraveyard>();
+  std::shared_ptr<KeyGraveyard> graveyard = std::make_shared<KeyGraveyard>();  // KeyGraveyard
   void bury(SeriesKeyRef key);
   void bury_all_keys();
   void rotate_graveyard();

@@ -137,9 +137,9 @@ struct IntervalOutput {
 
   // Appends a record; stat() then appends to it.
   RollupRecord& add(SeriesKeyRef key, SeriesKind kind) {
-    RollupRecord& r = add_pinned(key.get(), kind);
-    keys.push_back(std::move(key));
-    return r;
+    const SeriesKey* k = key.get();
+    keys.push_back(std::move(key));  // first: no record is left with a key nothing owns
+    return add_pinned(k, kind);
   }
   // Appends a record whose key `pin` keeps alive.
   RollupRecord& add_pinned(const SeriesKey* key, SeriesKind kind) {

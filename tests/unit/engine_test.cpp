@@ -6,6 +6,7 @@
 
 #include "common/ewma.h"
 #include "engine_test_util.h"
+#include "server/engine_impl.h"
 
 namespace statherd::server {
 namespace {
@@ -293,6 +294,24 @@ TEST(Engine, AnOutputKeepsItsKeysAfterTheEngineIsGone) {
   EXPECT_EQ(probe.use_count(), 2u) << "the output's pin and the probe";
   EXPECT_EQ(point(out, S0, Level::App, "q", "max"), 2.0);
   out.clear();
+  EXPECT_EQ(probe.use_count(), 1u);
+}
+
+// Graveyards nobody pins any more (flushes that buried keys but emitted nothing) form a chain
+// the oldest holds: freeing it must not recurse once per link.
+TEST(Engine, ALongGraveyardChainIsFreedWithoutRecursion) {
+  auto head = std::make_shared<KeyGraveyard>();
+  KeyGraveyard* tail = head.get();
+  for (int i = 0; i < 1'000'000; ++i) {
+    tail->next = std::make_shared<KeyGraveyard>();
+    tail = tail->next.get();
+  }
+  SeriesKeyRef probe = make_series_key(Level::App, "web", "", -1, "req", {});
+  tail->keys.push_back(probe);
+  auto held = head->next;  // a link someone else still holds stays, with what follows it
+  head.reset();
+  EXPECT_EQ(probe.use_count(), 2u);
+  held.reset();
   EXPECT_EQ(probe.use_count(), 1u);
 }
 

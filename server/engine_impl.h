@@ -178,12 +178,13 @@ struct Engine::Impl {
   std::vector<DeferredFree> dying_slots;
   IdIndex agg_index;   // keys: aggs[id].key
   BlockVector<Aggregate> aggs;
-  std::shared_ptr<KeyGraveyard> graveyard = std::make_shared<KeyGraveyard>();  // KeyGraveyard
-  void bury(SeriesKeyRef key);
-  void bury_all_keys();
-  void rotate_graveyard();
   std::vector<uint32_t> free_aggs;
   std::vector<DeferredFree> dying_aggs;
+  // What every output made now pins; a dropped aggregate's key is buried in it (KeyGraveyard).
+  std::shared_ptr<KeyGraveyard> graveyard = std::make_shared<KeyGraveyard>();
+  void bury(SeriesKeyRef key);
+  void bury_all_keys();  // every aggregate's key, then a new graveyard
+  void rotate_graveyard();
   const KeyIn<Slot> slot_key{slots};
   const KeyIn<Aggregate> agg_key{aggs};
   std::deque<Interval> intervals;  // contiguous, ascending starts

@@ -2,6 +2,8 @@
 // for the start-up log line: an operator comparing RSS between hosts sees what each ran with.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace statherd::server {
@@ -10,5 +12,15 @@ namespace statherd::server {
 // tcmalloc holds, read back); with glibc's malloc (no tcmalloc at build time, the sanitizer
 // builds) "allocator glibc malloc".
 std::string heap_tuning_summary();
+
+// What the allocator holds, for the statherd_server_heap_* gauges: `allocated` is what the
+// program has asked for and not freed (with the allocator's rounding), `free` what the
+// allocator keeps for reuse without giving it back to the kernel (tcmalloc: its page heap,
+// central, transfer and thread-cache free lists; glibc: free chunks in its arenas). RSS is
+// about allocated + free + the binary's own pages. nullopt: the allocator does not say.
+struct HeapFigures {
+  uint64_t allocated = 0, free = 0;
+};
+std::optional<HeapFigures> heap_figures();
 
 }  // namespace statherd::server

@@ -97,4 +97,19 @@ std::string heap_tuning_summary() {
          (known ? std::to_string(cache) + " bytes" : "unknown");
 }
 
+std::optional<HeapFigures> heap_figures() {
+  MallocExtension* ext = MallocExtension::instance();
+  size_t allocated = 0;
+  if (!ext->GetNumericProperty("generic.current_allocated_bytes", &allocated)) return std::nullopt;
+  HeapFigures f;
+  f.allocated = allocated;
+  for (const char* list : {"tcmalloc.pageheap_free_bytes", "tcmalloc.central_cache_free_bytes",
+                           "tcmalloc.transfer_cache_free_bytes",
+                           "tcmalloc.thread_cache_free_bytes"}) {
+    size_t bytes = 0;
+    if (ext->GetNumericProperty(list, &bytes)) f.free += bytes;
+  }
+  return f;
+}
+
 }  // namespace statherd::server

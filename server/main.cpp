@@ -1,5 +1,6 @@
 // statherd-server: ingest batches from agents, roll them up per interval, and emit to Graphite
 // and the in-memory store. See config/server.yaml and `statherd-server --help`.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
@@ -27,8 +28,24 @@
 #include "server/stop_progress.h"
 
 #ifndef STATHERD_TCMALLOC
-// glibc's malloc: nothing tuned (server/huge_heap.cpp defines this with tcmalloc).
+#if defined(__SANITIZE_ADDRESS__)
+#define STATHERD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STATHERD_ASAN 1
+#endif
+#endif
+// glibc's malloc: nothing tuned (server/huge_heap.cpp defines these with tcmalloc).
 std::string statherd::server::heap_tuning_summary() { return "allocator glibc malloc"; }
+std::optional<statherd::server::HeapFigures> statherd::server::heap_figures() {
+#ifdef STATHERD_ASAN
+  return std::nullopt;  // ASan's allocator serves malloc: glibc's arenas say nothing of it
+#else
+  // mallinfo2 walks every arena's free lists under its lock: once per interval and scrape.
+  struct mallinfo2 m = ::mallinfo2();
+  return HeapFigures{m.uordblks + m.hblkhd, m.fordblks};
+#endif
+}
 #endif
 
 namespace {
@@ -77,7 +94,7 @@ int serve(const ServerConfig& config, const std::string& token,
   IngestToken ingest_token(token);
   ServerStatus status;
   ServerRuntime runtime(config, args, engine, store, sinks, ingest_token, status,
-                        wall_clock_ms());
+                        wall_clock_ms(), heap_figures);
   ApiRoutesOptions routes_options;
   routes_options.reads = config.reads;
   routes_options.readiness = [&] { return runtime.readiness(); };

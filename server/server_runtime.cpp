@@ -3,6 +3,8 @@
 #include <prometheus/text_serializer.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "common/log.h"
 #include "server/self_samples.h"
 #include "server/server_reload.h"
@@ -17,6 +19,17 @@ std::string host_name() {
   return buf;
 }
 
+// The process's resident set, from /proc/self/statm (pages); 0 when it cannot be read.
+uint64_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const bool ok = std::fscanf(f, "%llu %llu", &size, &resident) == 2;
+  std::fclose(f);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  return ok && page > 0 ? resident * static_cast<uint64_t>(page) : 0;
+}
+
 std::string join(const std::vector<std::string>& lines, const std::string& sep) {
   std::string out;
   for (const std::string& l : lines) out += (out.empty() ? "" : sep) + l;
@@ -27,7 +40,8 @@ std::string join(const std::vector<std::string>& lines, const std::string& sep) 
 
 ServerRuntime::ServerRuntime(ServerConfig config, std::vector<std::string> args, Engine& engine,
                              MemoryStore& store, SinkSet& sinks, IngestToken& token,
-                             const ServerStatus& status, int64_t started_ms)
+                             const ServerStatus& status, int64_t started_ms,
+                             std::function<std::optional<HeapFigures>()> heap_probe)
     : config_(std::move(config)),
       store_naming_{config_.graphite_prefix, config_.graphite_tags},
       args_(std::move(args)),
@@ -38,7 +52,8 @@ ServerRuntime::ServerRuntime(ServerConfig config, std::vector<std::string> args,
       status_(status),
       wal_on_(!config_.state_dir.empty()),
       self_id_{host_name(), "self", static_cast<int64_t>(::getpid()), started_ms,
-               "statherd-server"} {}
+               "statherd-server"},
+      heap_probe_(std::move(heap_probe)) {}
 
 ServerSelfValues ServerRuntime::self_values() const {
   ServerSelfValues v{engine_.stats(), store_.path_count(), store_.refused_paths(),
@@ -56,6 +71,8 @@ ServerSelfValues ServerRuntime::self_values() const {
   v.connections_evicted = c.evicted;
   v.connections_refused = c.refused;
   v.ready = readiness()["ready"].get<bool>();
+  v.resident_bytes = resident_bytes();
+  if (heap_probe_) v.heap = heap_probe_();
   return v;
 }
 

@@ -6,12 +6,14 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "server/api_routes.h"
 #include "server/engine.h"
+#include "server/heap_tuning.h"
 #include "server/ingest_token.h"
 #include "server/memory_store.h"
 #include "server/server_config.h"
@@ -27,7 +29,8 @@ class ServerRuntime {
   // `args`: the command line (without argv[0]); a reload parses it again, re-reading --config.
   ServerRuntime(ServerConfig config, std::vector<std::string> args, Engine& engine,
                 MemoryStore& store, SinkSet& sinks, IngestToken& token,
-                const ServerStatus& status, int64_t started_ms);
+                const ServerStatus& status, int64_t started_ms,
+                std::function<std::optional<HeapFigures>()> heap_probe = {});
 
   ServerSelfValues self_values() const;
   // GET /metrics: every rolled-up series and the statherd_server_* self-metrics.
@@ -61,6 +64,7 @@ class ServerRuntime {
   const ServerStatus& status_;
   bool wal_on_;
   SourceIdentity self_id_;
+  std::function<std::optional<HeapFigures>()> heap_probe_;  // empty: no heap gauges
   ServerSelfMetrics self_metrics_;
   std::atomic<uint64_t> reloads_ok_{0}, reloads_failed_{0};
 };

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "server/engine.h"
+#include "server/heap_tuning.h"
 #include "server/sinks/graphite.h"
 #include "server/sinks/prometheus.h"
 #include "server/sinks/remote_write.h"
@@ -36,6 +37,8 @@ struct ServerSelfValues {
   bool ready = true;                            // what GET /readyz says
   uint64_t connections_open = 0;                // HTTP connections (server/server_status.h)
   uint64_t connections_evicted = 0, connections_refused = 0;
+  uint64_t resident_bytes = 0;      // the process's RSS (0: unknown, no gauge)
+  std::optional<HeapFigures> heap = std::nullopt;  // the allocator's figures (none: no gauges)
 };
 
 class ServerSelfMetrics {

@@ -8,6 +8,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <vector>
 
 #include "server/api_routes.h"
 #include "server/engine.h"
@@ -234,6 +237,49 @@ TEST_F(RuntimeTest, ReadyzAnswers200WithChecksAnd503WhenNotReady) {
   r = unready.handle({"GET", "/readyz", "", ""});
   EXPECT_EQ(r.status, 503);
   EXPECT_NE(r.body.find("failing"), std::string::npos);
+}
+
+// Memory, for an operator comparing hosts: the process's RSS always (from /proc), the
+// allocator's figures when the server was given a probe (main gives tcmalloc's or glibc's),
+// as gauges on /metrics and self samples (Graphite: <prefix>.self.server.resident_bytes.*).
+TEST_F(RuntimeTest, SelfMetricsReportResidentMemoryAndTheHeapProbesFigures) {
+  int calls = 0;
+  ServerRuntime runtime(ServerConfig{}, {}, engine_, store_, sinks_, token_, status_, 0, [&] {
+    ++calls;
+    return std::optional<HeapFigures>(HeapFigures{123'000'000 + uint64_t(calls), 4'500'000});
+  });
+  const uint64_t before = runtime.self_values().resident_bytes;
+  EXPECT_GT(before, 1u << 20) << "a test process holds more than 1 MiB";
+  // 64 MiB touched: the next figure must see it (a figure computed once would not).
+  std::vector<char> touched(64u << 20, 1);
+  ServerSelfValues v = runtime.self_values();
+  EXPECT_GE(v.resident_bytes, before + (48u << 20));
+  ASSERT_TRUE(v.heap.has_value());
+  EXPECT_EQ(v.heap->allocated, 123'000'002u);
+  EXPECT_EQ(v.heap->free, 4'500'000u);
+
+  std::string text = runtime.scrape();
+  EXPECT_NE(text.find("# TYPE statherd_server_resident_bytes gauge"), std::string::npos);
+  EXPECT_NE(text.find("statherd_server_heap_allocated_bytes 123000003"), std::string::npos)
+      << text.substr(0, 400);
+  EXPECT_NE(text.find("statherd_server_heap_free_bytes 4500000"), std::string::npos);
+  EXPECT_EQ(touched[12345], 1);
+
+  ServerSelfMetrics metrics;
+  metrics.update(v);
+  SourceSamples ss = self_samples_from_families(metrics.collect(), {"h", "self", 1, 1, "s"}, 9);
+  std::map<std::string, double> by_name;
+  for (const Sample& s : ss.samples) by_name[s.name] = s.value;
+  EXPECT_EQ(by_name.at("server.heap_allocated_bytes"), 123'000'002.0);
+  EXPECT_EQ(by_name.at("server.resident_bytes"), static_cast<double>(v.resident_bytes));
+}
+
+TEST_F(RuntimeTest, WithoutAHeapProbeNoHeapGaugeIsExported) {
+  ServerRuntime runtime(ServerConfig{}, {}, engine_, store_, sinks_, token_, status_, 0);
+  EXPECT_FALSE(runtime.self_values().heap.has_value());
+  std::string text = runtime.scrape();
+  EXPECT_EQ(text.find("statherd_server_heap_"), std::string::npos);
+  EXPECT_NE(text.find("statherd_server_resident_bytes "), std::string::npos);
 }
 
 TEST(SelfSamples, FamiliesBecomeSelfSamplesUnderServer) {

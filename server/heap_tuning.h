@@ -15,9 +15,10 @@ std::string heap_tuning_summary();
 
 // What the allocator holds, for the statherd_server_heap_* gauges: `allocated` is what the
 // program has asked for and not freed (with the allocator's rounding), `free` what the
-// allocator keeps for reuse without giving it back to the kernel (tcmalloc: its page heap,
-// central, transfer and thread-cache free lists; glibc: free chunks in its arenas). RSS is
-// about allocated + free + the binary's own pages. nullopt: the allocator does not say.
+// allocator keeps without giving it back to the kernel (tcmalloc: its page heap, central,
+// transfer and thread-cache free lists, and span overhead). RSS is about allocated + free +
+// the allocator's metadata + the binary's own pages and stacks. nullopt: with glibc's malloc
+// (whose mallinfo2 walks every free chunk under the arena's lock) and the sanitizers.
 struct HeapFigures {
   uint64_t allocated = 0, free = 0;
 };

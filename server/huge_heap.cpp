@@ -103,11 +103,14 @@ std::optional<HeapFigures> heap_figures() {
   if (!ext->GetNumericProperty("generic.current_allocated_bytes", &allocated)) return std::nullopt;
   HeapFigures f;
   f.allocated = allocated;
+  // Each read is its own snapshot: the sum is close, not exact. central_cache_free_bytes
+  // includes the unusable tails of small-object spans.
   for (const char* list : {"tcmalloc.pageheap_free_bytes", "tcmalloc.central_cache_free_bytes",
                            "tcmalloc.transfer_cache_free_bytes",
                            "tcmalloc.thread_cache_free_bytes"}) {
     size_t bytes = 0;
-    if (ext->GetNumericProperty(list, &bytes)) f.free += bytes;
+    if (!ext->GetNumericProperty(list, &bytes)) return std::nullopt;  // not this tcmalloc's
+    f.free += bytes;
   }
   return f;
 }

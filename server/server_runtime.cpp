@@ -1,6 +1,7 @@
 #include "server/server_runtime.h"
 
 #include <prometheus/text_serializer.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,15 +20,20 @@ std::string host_name() {
   return buf;
 }
 
-// The process's resident set, from /proc/self/statm (pages); 0 when it cannot be read.
+// The process's resident set, from /proc/self/statm (its second field, in pages); 0 when it
+// cannot be read (e.g. no descriptor left).
 uint64_t resident_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
+  const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
   unsigned long long size = 0, resident = 0;
-  const bool ok = std::fscanf(f, "%llu %llu", &size, &resident) == 2;
-  std::fclose(f);
+  if (std::sscanf(buf, "%llu %llu", &size, &resident) != 2) return 0;
   const long page = ::sysconf(_SC_PAGESIZE);
-  return ok && page > 0 ? resident * static_cast<uint64_t>(page) : 0;
+  return page > 0 ? resident * static_cast<uint64_t>(page) : 0;
 }
 
 std::string join(const std::vector<std::string>& lines, const std::string& sep) {

@@ -79,14 +79,14 @@ void ServerSelfMetrics::update_lifecycle(const ServerSelfValues& v) {
         v.rollup_ms / 1000.0);
   gauge("ready", "1 when GET /readyz answers 200", v.ready ? 1.0 : 0.0);
   gauge("connections", "open HTTP connections", static_cast<double>(v.connections_open));
-  if (v.resident_bytes != 0)
-    gauge("resident_bytes", "the server process's resident memory (RSS), bytes",
-          static_cast<double>(v.resident_bytes));
+  gauge("resident_bytes", "the server process's resident memory (RSS), bytes; 0: unreadable",
+        static_cast<double>(v.resident_bytes));
   if (v.heap) {
     gauge("heap_allocated_bytes", "heap bytes the server holds (allocated, not yet freed)",
           static_cast<double>(v.heap->allocated));
     gauge("heap_free_bytes",
-          "heap bytes the allocator keeps free for reuse (part of RSS, not given back)",
+          "heap bytes the allocator keeps and has not given back to the kernel: free lists "
+          "and span overhead",
           static_cast<double>(v.heap->free));
   }
   counter("connections_evicted_total",

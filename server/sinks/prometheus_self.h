@@ -37,7 +37,7 @@ struct ServerSelfValues {
   bool ready = true;                            // what GET /readyz says
   uint64_t connections_open = 0;                // HTTP connections (server/server_status.h)
   uint64_t connections_evicted = 0, connections_refused = 0;
-  uint64_t resident_bytes = 0;      // the process's RSS (0: unknown, no gauge)
+  uint64_t resident_bytes = 0;      // the process's RSS (0: it could not be read)
   std::optional<HeapFigures> heap = std::nullopt;  // the allocator's figures (none: no gauges)
 };
 

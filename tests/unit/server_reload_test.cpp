@@ -4,6 +4,7 @@
 // pipeline (ServerSelfMetrics families -> "self" samples -> Engine::ingest_local).
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -251,16 +252,24 @@ TEST_F(RuntimeTest, SelfMetricsReportResidentMemoryAndTheHeapProbesFigures) {
   const uint64_t before = runtime.self_values().resident_bytes;
   EXPECT_GT(before, 1u << 20) << "a test process holds more than 1 MiB";
   // 64 MiB touched: the next figure must see it (a figure computed once would not).
+  // 256 MiB mapped, never touched: the address space grows, the resident set does not (a
+  // figure read from the wrong field of statm would grow).
+  void* untouched = ::mmap(nullptr, 256u << 20, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_NE(untouched, MAP_FAILED);
+  const uint64_t mapped = runtime.self_values().resident_bytes;
+  EXPECT_LT(mapped, before + (128u << 20));
+  ::munmap(untouched, 256u << 20);
   std::vector<char> touched(64u << 20, 1);
   ServerSelfValues v = runtime.self_values();
-  EXPECT_GE(v.resident_bytes, before + (48u << 20));
+  EXPECT_GE(v.resident_bytes, mapped + (48u << 20));
   ASSERT_TRUE(v.heap.has_value());
-  EXPECT_EQ(v.heap->allocated, 123'000'002u);
+  EXPECT_EQ(v.heap->allocated, 123'000'003u);
   EXPECT_EQ(v.heap->free, 4'500'000u);
 
   std::string text = runtime.scrape();
   EXPECT_NE(text.find("# TYPE statherd_server_resident_bytes gauge"), std::string::npos);
-  EXPECT_NE(text.find("statherd_server_heap_allocated_bytes 123000003"), std::string::npos)
+  EXPECT_NE(text.find("statherd_server_heap_allocated_bytes 123000004"), std::string::npos)
       << text.substr(0, 400);
   EXPECT_NE(text.find("statherd_server_heap_free_bytes 4500000"), std::string::npos);
   EXPECT_EQ(touched[12345], 1);
@@ -270,7 +279,7 @@ TEST_F(RuntimeTest, SelfMetricsReportResidentMemoryAndTheHeapProbesFigures) {
   SourceSamples ss = self_samples_from_families(metrics.collect(), {"h", "self", 1, 1, "s"}, 9);
   std::map<std::string, double> by_name;
   for (const Sample& s : ss.samples) by_name[s.name] = s.value;
-  EXPECT_EQ(by_name.at("server.heap_allocated_bytes"), 123'000'002.0);
+  EXPECT_EQ(by_name.at("server.heap_allocated_bytes"), 123'000'003.0);
   EXPECT_EQ(by_name.at("server.resident_bytes"), static_cast<double>(v.resident_bytes));
 }
 

@@ -14,7 +14,21 @@ namespace statherd::bench {
 
 struct Shape {
   int rounds = 30, agents = 20, procs = 50, series = 100, dists = 0;
+  // Counters add a different amount every round (3 (i + 1) plus 0-3, by round, process and
+  // series), as a real fleet's do: every interval's count, rate and EWMA meters are new values.
+  // Without it each adds 3 (i + 1) every round, and whether the meters store a new double at
+  // every point or a constant depends on how the first rounds fall into the server's first
+  // intervals (docs/BENCHMARKS.md, 2026-12-04 evening): one binary measured two RSS modes.
+  bool varied = false;
 };
+
+// The cumulative value process p's untagged counter i has after `round` (0 at round 0).
+inline double bench_counter_value(const Shape& s, int p, int i, int round) {
+  if (!s.varied) return static_cast<double>(round) * (i + 1) * 3;
+  double v = 0;
+  for (int k = 1; k <= round; ++k) v += 3 * (i + 1) + (k * 7 + p + i) % 4;
+  return v;
+}
 
 inline Sample bench_sample(const Shape& s, int p, int i, int round, int64_t ts_ms) {
   Sample m;
@@ -22,7 +36,7 @@ inline Sample bench_sample(const Shape& s, int p, int i, int round, int64_t ts_m
   m.timestamp_ms = ts_ms;
   if (i % 10 < 6) {
     m.kind = Kind::Counter;
-    m.value = static_cast<double>(round) * (i + 1) * 3;
+    m.value = bench_counter_value(s, p, i, round);
   } else if (i % 10 < 9) {
     m.kind = Kind::Gauge;
     m.value = (p * 7 + i + round) % 100;

@@ -7,7 +7,10 @@
 // emit), the same from 2 intervals + 3 s on (series already made: what a server that has run a
 // while pays; the first figure carries every series' creation), and the ack
 // latency p50/p99/max.
-// Usage: fleet_bench SERVER_BINARY [hosts procs series interval_s intervals [senders [threads]]]
+// The counters add a different amount every round (bench/bench_batches.h, Shape::varied), so
+// every interval stores new values; --steady-counters gives the data of earlier figures.
+// Usage: fleet_bench [--steady-counters] SERVER_BINARY [hosts procs series interval_s
+//                    intervals [senders [threads]]]
 //   default: the three shapes of issue #10: 200x20x100 @10s, 1000x20x100 @10s, 20x10x100 @1s,
 //   then the first again with the rollup on one thread (--threads 1)
 #include <algorithm>
@@ -17,6 +20,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -34,6 +38,7 @@ namespace {
 struct Fleet {
   int hosts = 200, procs = 20, series = 100, interval_s = 10, intervals = 6, senders = 16;
   int threads = 0;  // the server's --threads; 0: its default (auto)
+  bool varied = true;  // counters add a different amount every round (bench::Shape::varied)
 };
 
 struct Figures {
@@ -53,8 +58,7 @@ double quantile(std::vector<double> v, double q) {
   return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
 }
 
-// The app-level count of metric_0 over the run: every process of app0 adds 3 per round after
-// its first (counted whole at 0).
+// The app-level count of metric_0 over the run, summed from /render.
 double arrived_count(const bench::ServerDaemon& server) {
   auto r = server.get("/render?target=statherd.app0.service.component.metric_0.count"
                       "&from=-1h&format=json");
@@ -72,6 +76,7 @@ Figures run(const std::string& binary, const Fleet& f) {
   shape.agents = f.hosts;
   shape.procs = f.procs;
   shape.series = f.series;
+  shape.varied = f.varied;
   std::vector<std::string> args = {"--interval", std::to_string(f.interval_s) + "s"};
   if (f.threads > 0) args.insert(args.end(), {"--threads", std::to_string(f.threads)});
   bench::ServerDaemon server(binary, args);
@@ -138,8 +143,11 @@ Figures run(const std::string& binary, const Fleet& f) {
         (cpu_end - cpu_steady0) / (static_cast<double>(out.samples) * steady_share / 1e6);
   out.rss_kb = server.memory_kb("VmRSS");
   out.peak_kb = server.memory_kb("VmHWM");
-  const int app0_procs = (f.procs + 4) / 5;
-  out.expected = 3.0 * f.hosts * app0_procs * (f.intervals - 1);
+  // Every process of app0 (p % 5 == 0) counts metric_0 from 0 at round 0 (its first value,
+  // counted whole) to its value at the last round.
+  out.expected = 0;
+  for (int p = 0; p < f.procs; p += 5)
+    out.expected += f.hosts * bench::bench_counter_value(shape, p, 0, f.intervals - 1);
   out.arrived = arrived_count(server);
   out.p50_ms = quantile(latencies, 0.5);
   out.p99_ms = quantile(latencies, 0.99);
@@ -166,9 +174,19 @@ void print(const Fleet& f, const Figures& x) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --steady-counters: every counter adds the same amount every round (the data of the
+  // figures measured before 2026-12-04 evening).
+  bool varied = true;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--steady-counters") varied = false;
+    else args.push_back(argv[i]);
+  }
+  argc = static_cast<int>(args.size());
+  argv = args.data();
   if (argc < 2) {
-    std::fprintf(stderr, "usage: fleet_bench SERVER_BINARY [hosts procs series interval_s "
-                         "intervals [senders [threads]]]\n");
+    std::fprintf(stderr, "usage: fleet_bench [--steady-counters] SERVER_BINARY [hosts procs "
+                         "series interval_s intervals [senders [threads]]]\n");
     return 2;
   }
   std::vector<Fleet> fleets;
@@ -188,9 +206,12 @@ int main(int argc, char** argv) {
     fleets.push_back({20, 10, 100, 1, 30, 4});     // 20k series every 1 s
     fleets.push_back({200, 20, 100, 10, 6, 16, 1});  // the first shape, rollup on one thread
   }
+  for (Fleet& f : fleets) f.varied = varied;
   std::printf("statherd-server over HTTP, default config (WAL fsync on); hosts x processes x "
               "series @interval; issue #10 targets: RSS <= 1.5 KiB per process series, CPU <= "
-              "1.0 s per million samples, ack p99 <= 100 ms, max <= 500 ms\n");
+              "1.0 s per million samples, ack p99 <= 100 ms, max <= 500 ms; counters %s\n",
+              varied ? "varied (each round adds a different amount)"
+                     : "steady (--steady-counters: the same amount every round)");
   std::printf("| fleet | threads | process series | counter count arrived / sent | server RSS per process "
               "series (peak) | CPU per M samples | same, series made | ack p50 / p99 / max | "
               "failed |\n");

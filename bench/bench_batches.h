@@ -14,29 +14,43 @@ namespace statherd::bench {
 
 struct Shape {
   int rounds = 30, agents = 20, procs = 50, series = 100, dists = 0;
-  // Counters add a different amount every round (3 (i + 1) plus 0-3, by round, process and
-  // series), as a real fleet's do: every interval's count, rate and EWMA meters are new values.
-  // Without it each adds 3 (i + 1) every round, and whether the meters store a new double at
-  // every point or a constant depends on how the first rounds fall into the server's first
-  // intervals (docs/BENCHMARKS.md, 2026-12-04 evening): one binary measured two RSS modes.
+  // Counters (tagged or not) add more in some rounds than in others: every process has a
+  // period of 2, 3 or 4 rounds (by agent and process) and adds a little extra in the rounds
+  // its period divides. So the sums over a host's or an app's processes (what the server
+  // emits) change from interval to interval, as a real fleet's do, and the EWMA meters never
+  // settle on a constant. Without it every counter adds the same amount every round, and
+  // whether the meters store a new double at every point or a constant depended on how the
+  // first rounds fell into the server's first intervals (docs/BENCHMARKS.md, 2026-12-04
+  // evening: one binary measured ~88 or ~106 MB at 1 s).
   bool varied = false;
 };
 
-// The cumulative value process p's untagged counter i has after `round` (0 at round 0).
-inline double bench_counter_value(const Shape& s, int p, int i, int round) {
-  if (!s.varied) return static_cast<double>(round) * (i + 1) * 3;
-  double v = 0;
-  for (int k = 1; k <= round; ++k) v += 3 * (i + 1) + (k * 7 + p + i) % 4;
+// Process p of `agent` adds its extra in the rounds this divides (varied counters).
+inline int bench_burst_period(int agent, int p) { return 2 + (agent + p) % 3; }
+
+// The cumulative value of process p's untagged counter i (i % 10 < 6) after `round`: 0 at
+// round 0, then 3 (i + 1) a round, plus i % 4 + 1 in the rounds of its period when varied.
+inline double bench_counter_value(const Shape& s, int agent, int p, int i, int round) {
+  double v = static_cast<double>(round) * (i + 1) * 3;
+  if (s.varied) v += static_cast<double>(round / bench_burst_period(agent, p)) * (i % 4 + 1);
   return v;
 }
 
-inline Sample bench_sample(const Shape& s, int p, int i, int round, int64_t ts_ms) {
+// The tagged counters (i % 10 == 9 without dists): 11 a round, plus 2 in its period's rounds.
+inline double bench_tagged_counter_value(const Shape& s, int agent, int p, int round) {
+  double v = static_cast<double>(round) * 11;
+  if (s.varied) v += static_cast<double>(round / bench_burst_period(agent, p)) * 2;
+  return v;
+}
+
+inline Sample bench_sample(const Shape& s, int p, int i, int round, int64_t ts_ms,
+                           int agent = 0) {
   Sample m;
   m.name = "service.component.metric_" + std::to_string(i);
   m.timestamp_ms = ts_ms;
   if (i % 10 < 6) {
     m.kind = Kind::Counter;
-    m.value = bench_counter_value(s, p, i, round);
+    m.value = bench_counter_value(s, agent, p, i, round);
   } else if (i % 10 < 9) {
     m.kind = Kind::Gauge;
     m.value = (p * 7 + i + round) % 100;
@@ -50,7 +64,7 @@ inline Sample bench_sample(const Shape& s, int p, int i, int round, int64_t ts_m
   } else {
     m.kind = Kind::Counter;
     m.tags = {{"code", std::to_string(200 + i % 3)}};
-    m.value = static_cast<double>(round) * 11;
+    m.value = bench_tagged_counter_value(s, agent, p, round);
   }
   return m;
 }
@@ -66,7 +80,7 @@ inline std::string make_batch(const Shape& s, int agent, int round, int64_t ts_m
               "/tmp/app-" + std::to_string(1000 + p) + ".mmstats"};
     src.fresh = true;
     src.samples.reserve(s.series);
-    for (int i = 0; i < s.series; ++i) src.samples.push_back(bench_sample(s, p, i, round, ts_ms));
+    for (int i = 0; i < s.series; ++i) src.samples.push_back(bench_sample(s, p, i, round, ts_ms, agent));
     b.sources.push_back(std::move(src));
   }
   return encode_batch(b);

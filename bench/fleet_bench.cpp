@@ -7,8 +7,9 @@
 // emit), the same from 2 intervals + 3 s on (series already made: what a server that has run a
 // while pays; the first figure carries every series' creation), and the ack
 // latency p50/p99/max.
-// The counters add a different amount every round (bench/bench_batches.h, Shape::varied), so
-// every interval stores new values; --steady-counters gives the data of earlier figures.
+// The counters add more in some rounds than in others (bench/bench_batches.h, Shape::varied),
+// so the host and app sums change from interval to interval; --steady-counters gives the data
+// of the figures before 2026-12-04 evening (the same amount every round).
 // Usage: fleet_bench [--steady-counters] SERVER_BINARY [hosts procs series interval_s
 //                    intervals [senders [threads]]]
 //   default: the three shapes of issue #10: 200x20x100 @10s, 1000x20x100 @10s, 20x10x100 @1s,
@@ -38,7 +39,7 @@ namespace {
 struct Fleet {
   int hosts = 200, procs = 20, series = 100, interval_s = 10, intervals = 6, senders = 16;
   int threads = 0;  // the server's --threads; 0: its default (auto)
-  bool varied = true;  // counters add a different amount every round (bench::Shape::varied)
+  bool varied = true;  // some rounds add more (bench::Shape::varied)
 };
 
 struct Figures {
@@ -143,11 +144,12 @@ Figures run(const std::string& binary, const Fleet& f) {
         (cpu_end - cpu_steady0) / (static_cast<double>(out.samples) * steady_share / 1e6);
   out.rss_kb = server.memory_kb("VmRSS");
   out.peak_kb = server.memory_kb("VmHWM");
-  // Every process of app0 (p % 5 == 0) counts metric_0 from 0 at round 0 (its first value,
-  // counted whole) to its value at the last round.
+  // Every process of app0 (p % 5 == 0) on every host counts metric_0 from 0 at round 0 (its
+  // first value, counted whole) to its value at the last round.
   out.expected = 0;
-  for (int p = 0; p < f.procs; p += 5)
-    out.expected += f.hosts * bench::bench_counter_value(shape, p, 0, f.intervals - 1);
+  for (int h = 0; h < f.hosts; ++h)
+    for (int p = 0; p < f.procs; p += 5)
+      out.expected += bench::bench_counter_value(shape, h, p, 0, f.intervals - 1);
   out.arrived = arrived_count(server);
   out.p50_ms = quantile(latencies, 0.5);
   out.p99_ms = quantile(latencies, 0.99);
@@ -183,6 +185,7 @@ int main(int argc, char** argv) {
     else args.push_back(argv[i]);
   }
   argc = static_cast<int>(args.size());
+  args.push_back(nullptr);  // argv[argc], as the one main() was given
   argv = args.data();
   if (argc < 2) {
     std::fprintf(stderr, "usage: fleet_bench [--steady-counters] SERVER_BINARY [hosts procs "
@@ -210,7 +213,7 @@ int main(int argc, char** argv) {
   std::printf("statherd-server over HTTP, default config (WAL fsync on); hosts x processes x "
               "series @interval; issue #10 targets: RSS <= 1.5 KiB per process series, CPU <= "
               "1.0 s per million samples, ack p99 <= 100 ms, max <= 500 ms; counters %s\n",
-              varied ? "varied (each round adds a different amount)"
+              varied ? "varied (some rounds add more)"
                      : "steady (--steady-counters: the same amount every round)");
   std::printf("| fleet | threads | process series | counter count arrived / sent | server RSS per process "
               "series (peak) | CPU per M samples | same, series made | ack p50 / p99 / max | "

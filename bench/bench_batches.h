@@ -25,22 +25,18 @@ struct Shape {
   bool varied = false;
 };
 
-// Process p of `agent` adds its extra in the rounds this divides (varied counters).
-inline int bench_burst_period(int agent, int p) { return 2 + (agent + p) % 3; }
+// What process p of `agent` has added over its plain rate by `round` when counters are varied:
+// `extra` in every round its period (2, 3 or 4, by agent and process) divides.
+inline double bench_varied_extra(const Shape& s, int agent, int p, int round, int extra) {
+  if (!s.varied) return 0;
+  return static_cast<double>(round / (2 + (agent + p) % 3)) * extra;
+}
 
 // The cumulative value of process p's untagged counter i (i % 10 < 6) after `round`: 0 at
 // round 0, then 3 (i + 1) a round, plus i % 4 + 1 in the rounds of its period when varied.
 inline double bench_counter_value(const Shape& s, int agent, int p, int i, int round) {
-  double v = static_cast<double>(round) * (i + 1) * 3;
-  if (s.varied) v += static_cast<double>(round / bench_burst_period(agent, p)) * (i % 4 + 1);
-  return v;
-}
-
-// The tagged counters (i % 10 == 9 without dists): 11 a round, plus 2 in its period's rounds.
-inline double bench_tagged_counter_value(const Shape& s, int agent, int p, int round) {
-  double v = static_cast<double>(round) * 11;
-  if (s.varied) v += static_cast<double>(round / bench_burst_period(agent, p)) * 2;
-  return v;
+  return static_cast<double>(round) * (i + 1) * 3 +
+         bench_varied_extra(s, agent, p, round, i % 4 + 1);
 }
 
 inline Sample bench_sample(const Shape& s, int p, int i, int round, int64_t ts_ms,
@@ -64,7 +60,7 @@ inline Sample bench_sample(const Shape& s, int p, int i, int round, int64_t ts_m
   } else {
     m.kind = Kind::Counter;
     m.tags = {{"code", std::to_string(200 + i % 3)}};
-    m.value = bench_tagged_counter_value(s, agent, p, round);
+    m.value = static_cast<double>(round) * 11 + bench_varied_extra(s, agent, p, round, 2);
   }
   return m;
 }
@@ -80,7 +76,8 @@ inline std::string make_batch(const Shape& s, int agent, int round, int64_t ts_m
               "/tmp/app-" + std::to_string(1000 + p) + ".mmstats"};
     src.fresh = true;
     src.samples.reserve(s.series);
-    for (int i = 0; i < s.series; ++i) src.samples.push_back(bench_sample(s, p, i, round, ts_ms, agent));
+    for (int i = 0; i < s.series; ++i)
+      src.samples.push_back(bench_sample(s, p, i, round, ts_ms, agent));
     b.sources.push_back(std::move(src));
   }
   return encode_batch(b);

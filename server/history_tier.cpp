@@ -62,9 +62,7 @@ void HistoryTier::put(int64_t ts, double value) {
 void HistoryTier::rewrite(GorillaChunk& chunk, GorillaAppender* open, int64_t ts, double value) {
   std::vector<TimedValue> points = decode_chunk(chunk);
   if (!put_in(points, ts, value)) return;
-  // Room for the old bytes and an inserted point's (a 64-bit dod and a new value window); a
-  // rewrite that needs more grows as appends do.
-  GorillaAppender appender = encode_chunk(chunk, points, chunk.size() + 17);
+  GorillaAppender appender = encode_chunk(chunk, points);
   if (open != nullptr) {
     *open = appender;
   } else {
@@ -94,7 +92,7 @@ size_t HistoryTier::point_count() const {
 
 size_t HistoryTier::memory_bytes() const {
   // new[] of a type with a destructor keeps the count before the array (8 bytes here).
-  size_t n = appender_.capacity + closed_count_ * sizeof(GorillaChunk) +
+  size_t n = appender_.heap_bytes(open_) + closed_count_ * sizeof(GorillaChunk) +
              (closed_count_ != 0 ? sizeof(size_t) : 0);
   for (uint32_t i = 0; i < closed_count_; ++i) n += closed_[i].size();
   return n;

@@ -2,8 +2,8 @@
 // kChunkPoints points, oldest first. New points append to the open (last) chunk; a point at
 // or before its last timestamp (a re-emitted interval: same ts, new value; or a late, older
 // one) rewrites the chunk that holds its time: decode, replace or insert, encode. Nothing is
-// preallocated: an open chunk grows 16 bytes at a time, by a quarter once past 64 bytes, and is
-// trimmed when it closes. The open chunk's header and its encoder state live in the tier itself
+// preallocated: an open chunk grows 16 bytes at a time to 64, then by 64-byte blocks it never
+// copies (server/gorilla_chunk.h), and moves into one buffer of its size when it closes. The open chunk's header and its encoder state live in the tier itself
 // and the closed chunks' headers in one array sized to them, so an append reads no other heap
 // block (the chunk's bytes are only stored to): at a million paths per interval each block a
 // put reads is a cache miss, and each header a path holds is RAM (issue #10).

@@ -78,29 +78,144 @@ TEST(GorillaChunk, RegularConstantSeriesCostsAboutTwoBitsAPoint) {
   EXPECT_LE(chunk.size(), 80u);
 }
 
-// The open chunk's buffer: small ones grow 16 bytes at a time (little slack on a series seen a
-// few times), big ones by a quarter (few reallocations: each is a malloc, a copy and a free).
-TEST(GorillaChunk, BufferGrowsByLittleWhenSmallAndGeometricallyWhenBig) {
+// The open chunk's bytes: a head buffer grown 16 bytes at a time up to kHeadBytes (little slack
+// on a series seen a few times), then fixed blocks added one at a time, never copied: every
+// growing chunk asks for the same block size, whatever its size (issue #10).
+TEST(GorillaChunk, BufferGrowsByLittleWhenSmallThenByFixedBlocks) {
   GorillaChunk chunk;
   GorillaAppender appender;
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> value(0, 1e6);
-  size_t reallocations = 0, capacity = 0;
+  size_t capacity = 0, blocks = 0;
   for (int i = 0; i < 256; ++i) {
     appender.append(chunk, 1000 + i * 10, value(rng));  // ~60 bits a point: ~1.9 KiB in all
-    if (appender.capacity != capacity) ++reallocations;
-    capacity = appender.capacity;
+    ASSERT_GE(appender.capacity, chunk.size());
     if (chunk.size() <= 48) {
-      EXPECT_LE(capacity, chunk.size() + 16) << "point " << i;
+      EXPECT_LE(appender.capacity, chunk.size() + 16) << "point " << i;
+      EXPECT_FALSE(chunk.chained());
     }
-    EXPECT_LE(capacity, chunk.size() + chunk.size() / 4 + 32) << "point " << i;
+    if (appender.capacity > GorillaChunk::kHeadBytes) {
+      EXPECT_TRUE(chunk.chained());
+      // Grown by whole blocks: the head, then blocks of kBlockData bytes, the newest in use.
+      EXPECT_EQ((appender.capacity - GorillaChunk::kHeadBytes) % GorillaChunk::kBlockData, 0u);
+      EXPECT_LT(appender.capacity - chunk.size(), GorillaChunk::kBlockData) << "point " << i;
+      if (appender.capacity != capacity) ++blocks;
+      EXPECT_EQ(appender.heap_bytes(chunk),
+                GorillaChunk::kHeadBytes +
+                    (appender.capacity - GorillaChunk::kHeadBytes) /
+                        GorillaChunk::kBlockData * GorillaChunk::kBlockBytes);
+    }
+    capacity = appender.capacity;
   }
   EXPECT_GT(chunk.size(), 1800u);
-  EXPECT_LE(reallocations, 30u);  // 16 bytes at a time: ~120
+  EXPECT_EQ(blocks, (capacity - GorillaChunk::kHeadBytes) / GorillaChunk::kBlockData);
   const std::vector<TimedValue> before = decode_chunk(chunk);
+  ASSERT_EQ(before.size(), 256u);
   appender.trim(chunk);
+  EXPECT_FALSE(chunk.chained());
   EXPECT_EQ(appender.capacity, chunk.size());
+  EXPECT_EQ(appender.heap_bytes(chunk), chunk.size());
   expect_same(decode_chunk(chunk), before);
+}
+
+// Every chunk length round-trips, whatever byte of the head or of a block its points end in:
+// read open (chained), after trim (one buffer), and after being moved.
+TEST(GorillaChunk, RoundTripsAtEveryLengthAcrossBlocks) {
+  std::mt19937_64 rng(11);
+  std::vector<TimedValue> points;
+  int64_t ts = 1'700'000'000;
+  for (int i = 0; i < 300; ++i) {
+    ts += 1 + static_cast<int64_t>(rng() % 3 == 0 ? rng() % 5000 : 10);
+    const uint64_t r = rng();
+    const double v = r % 4 == 0   ? 42.0
+                     : r % 4 == 1 ? static_cast<double>(r % 1000)
+                                  : std::bit_cast<double>(rng() >> 2);
+    points.push_back({ts, v});
+  }
+  for (size_t n = 1; n <= points.size(); ++n) {
+    const std::vector<TimedValue> want(points.begin(), points.begin() + static_cast<ptrdiff_t>(n));
+    GorillaChunk chunk;
+    GorillaAppender appender;
+    for (const TimedValue& p : want) appender.append(chunk, p.ts, p.value);
+    expect_same(decode_chunk(chunk), want);
+    GorillaChunk moved = std::move(chunk);
+    expect_same(decode_chunk(moved), want);
+    appender.trim(moved);
+    expect_same(decode_chunk(moved), want);
+    if (::testing::Test::HasFailure()) FAIL() << "length " << n;
+  }
+}
+
+// Decimal values (a rate at 10 s: a count over 10) are coded as the change of value * 10^k.
+TEST(GorillaChunk, DecimalsCostAFewBitsAPointAndRoundTrip) {
+  std::mt19937_64 rng(3);
+  std::vector<TimedValue> rates, noise_after_decimal, noise;
+  double count = 5000;
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int i = 0; i < 256; ++i) {
+    count += static_cast<double>(rng() % 100) - 40;  // a count that changes every interval
+    rates.push_back({1000 + i * 10, count / 10});    // as the engine's rate: delta / 10 s
+    noise.push_back({1000 + i * 10, u(rng) * 1e3});
+  }
+  noise_after_decimal = noise;
+  noise_after_decimal[0].value = 12.5;  // a decimal first value, then EWMA-like noise
+  GorillaChunk decimal_chunk;
+  GorillaAppender decimal_appender;
+  for (const TimedValue& p : rates) decimal_appender.append(decimal_chunk, p.ts, p.value);
+  expect_same(decode_chunk(decimal_chunk), rates);
+  // 1 bit of time and '10' + '10' + 12 bits at most of value a point (XOR: ~55 bits).
+  EXPECT_LE(decimal_chunk.bits, 64u + 10 + 255u * 17);
+  // Noise after a decimal first value pays 2 bits for the two values that end the mode.
+  const std::vector<TimedValue> got = round_trip(noise_after_decimal);
+  expect_same(got, noise_after_decimal);
+  GorillaChunk a, b;
+  GorillaAppender aa, ba;
+  for (const TimedValue& p : noise) aa.append(a, p.ts, p.value);
+  for (const TimedValue& p : noise_after_decimal) ba.append(b, p.ts, p.value);
+  EXPECT_LE(b.bits, a.bits + 2 + 64);  // the first value's XOR differs: its window too
+}
+
+// Every value comes back bit for bit in decimal mode: scale changes (12.3, then 12.35),
+// integers, -0.0 (no decimal: its sign), NaN, infinities, huge values, a miss then a decimal
+// again, and runs of misses that end the mode.
+TEST(GorillaChunk, DecimalModeEdgesRoundTrip) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<std::vector<double>> cases = {
+      {12.3, 12.35, 12.4, 1, 2, 3, 0.125, 0.1, 0.2, 0.30000000000000004, 0.3},
+      {0, -0.0, 0, -0.0, -1.5, 1.5, -1e-6, 1e-6, 2e-7},
+      {1, nan, 2, inf, 3, -inf, 4, 1e300, 5, 1.0 / 3, 6, 7},
+      {1, 1.0 / 3, 2, 2.0 / 3, 3},
+      {1, 1.0 / 3, 2.0 / 3, 4, 5, 6},  // two misses in a row: plain from there
+      {1099511627775.0, 1099511627776.0, -1099511627775.0, 9.0e15, 1, 2},
+      {5e-7, 1e-6, 1.5e-6, 123456.789012, 123456.789013, 0.1 + 0.2},
+  };
+  for (const std::vector<double>& values : cases) {
+    std::vector<TimedValue> points;
+    for (size_t i = 0; i < values.size(); ++i)
+      points.push_back({static_cast<int64_t>(100 + 10 * i), values[i]});
+    expect_same(round_trip(points), points);
+    // The same values after a noisy first one (plain mode from the start).
+    points.insert(points.begin(), TimedValue{90, std::bit_cast<double>(uint64_t{0x400921FB54442D18})});
+    expect_same(round_trip(points), points);
+  }
+  std::mt19937_64 rng(5);
+  // Random decimals, integers and noise; noise never twice in a row in `single` (the chunk
+  // stays in decimal mode), freely in `mixed`.
+  for (bool single : {true, false}) {
+    std::vector<TimedValue> points;
+    bool last_noise = false;
+    for (int i = 0; i < 2000; ++i) {
+      const uint64_t r = rng() % 3;
+      const bool noise = r == 2 && !(single && last_noise);
+      const double v = noise    ? std::bit_cast<double>(rng())
+                       : r == 0 ? static_cast<double>(rng() % 100000) / 100
+                                : static_cast<double>(static_cast<int64_t>(rng() % 2000) - 1000);
+      last_noise = noise;
+      points.push_back({1000 + i, v});
+    }
+    expect_same(round_trip(points), points);
+  }
 }
 
 TEST(HistoryTier, ReemissionOverwritesInEveryChunkAndLateInsertsKeepOrder) {

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 namespace statherd::server {
@@ -16,7 +17,9 @@ constexpr size_t kBlockData = GorillaChunk::kBlockData;
 // The head buffer grows this much at a time (a copy each: it is small).
 constexpr size_t kGrowBytes = 16;
 
-uint8_t* untag(uint8_t* p) { return reinterpret_cast<uint8_t*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{1}); }
+uint8_t* untag(uint8_t* p) {
+  return reinterpret_cast<uint8_t*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{1});
+}
 uint8_t* tag(uint8_t* p) { return reinterpret_cast<uint8_t*>(reinterpret_cast<uintptr_t>(p) | 1); }
 bool tagged(const uint8_t* p) { return (reinterpret_cast<uintptr_t>(p) & 1) != 0; }
 
@@ -126,12 +129,39 @@ void GorillaChunk::release() {
 
 namespace {
 
+// A trimmed chunk (one buffer of more than kHeadBytes) that takes appends again: its bytes
+// become a head and blocks, as if they had been appended. Nothing changes if an allocation
+// fails.
+void rechain(GorillaChunk& c, uint8_t*& data, uint32_t& capacity) {
+  const size_t used = c.size();
+  uint8_t* fresh = new uint8_t[kHead];
+  size_t room = kHead;
+  try {
+    std::memcpy(fresh, data, kHead);
+    for (size_t at = kHead; at < used; at += kBlockData) {
+      uint8_t* block = new uint8_t[kBlock];
+      uint8_t* link = tagged(fresh) ? untag(fresh) : tag(fresh);
+      std::memcpy(block, &link, sizeof link);
+      fresh = tag(block);
+      room += kBlockData;
+      std::memcpy(block_data(block), data + at, std::min(kBlockData, used - at));
+    }
+  } catch (...) {
+    free_data(fresh);
+    throw;
+  }
+  delete[] data;
+  data = fresh;
+  capacity = static_cast<uint32_t>(room);
+}
+
 // Makes room for `n` more bits: the head buffer grown (16 bytes at a time, at most to
 // kHeadBytes), then blocks added. Nothing is written: a failed allocation leaves the chunk's
 // points as they were.
 void reserve_bits(GorillaChunk& c, uint8_t*& data, uint32_t& capacity, uint32_t n) {
   const size_t need = (size_t{c.bits} + n + 7) / 8;
   if (need <= capacity) return;
+  if (!tagged(data) && capacity > kHead) rechain(c, data, capacity);
   if (capacity < kHead) {
     const size_t grown = std::min(kHead, std::max(need, size_t{capacity} + kGrowBytes));
     auto head = std::make_unique_for_overwrite<uint8_t[]>(grown);
@@ -196,12 +226,35 @@ uint8_t next_decimal(uint8_t state, double v) {
   return misses >= 2 ? kPlain : static_cast<uint8_t>(scale_of(state) | (misses << 4));
 }
 
-// A decimal's difference from the one before: '0' + 7 bits, '10' + 12, '110' + 20, '111' + 64.
-int delta_bits(int64_t d) {
-  if (d >= -63 && d <= 64) return 8;
-  if (d >= -2047 && d <= 2048) return 14;
-  if (d >= -524287 && d <= 524288) return 23;
-  return 67;
+// A prefix code of value ranges, for timestamps' delta-of-delta and decimals' differences:
+// range i of n is written as i '1's and a '0' (the last range: n - 1 '1's), then `bits` bits
+// of value - lo (the last range: the value's 64 bits, two's complement).
+struct Range {
+  int64_t lo, hi;
+  int bits;
+};
+// '0', '10' + 7 bits, '110' + 9, '1110' + 12, '1111' + 64.
+constexpr Range kDodRanges[] = {{0, 0, 0}, {-63, 64, 7}, {-255, 256, 9}, {-2047, 2048, 12},
+                                {INT64_MIN, INT64_MAX, 64}};
+// '0' + 7 bits, '10' + 12, '110' + 20, '111' + 64.
+constexpr Range kDeltaRanges[] = {{-63, 64, 7}, {-2047, 2048, 12}, {-524287, 524288, 20},
+                                  {INT64_MIN, INT64_MAX, 64}};
+
+// The range of `ranges` that holds v, and the bits of its prefix.
+template <size_t N>
+size_t range_of(const Range (&ranges)[N], int64_t v) {
+  size_t i = 0;
+  while (i + 1 < N && (v < ranges[i].lo || v > ranges[i].hi)) ++i;
+  return i;
+}
+template <size_t N>
+int prefix_bits(size_t i) {
+  return static_cast<int>(i + 1 < N ? i + 1 : i);
+}
+template <size_t N>
+int coded_bits(const Range (&ranges)[N], int64_t v) {
+  const size_t i = range_of(ranges, v);
+  return prefix_bits<N>(i) + ranges[i].bits;
 }
 
 // Where an append writes: the byte that holds the next bit, and (when that byte is in a
@@ -256,34 +309,15 @@ Writer writer_for(GorillaChunk& c, uint8_t* data, uint32_t capacity, uint8_t& ta
   return Writer{p.at, p.end, next, c.bits, tail};
 }
 
-// The bits put_dod writes for dod.
-int dod_bits(int64_t dod) {
-  if (dod == 0) return 1;
-  if (dod >= -63 && dod <= 64) return 9;
-  if (dod >= -255 && dod <= 256) return 12;
-  if (dod >= -2047 && dod <= 2048) return 16;
-  return 68;
-}
-
-void put_dod(Writer& w, int64_t dod) {
-  if (dod == 0) return w.put(0, 1);
-  if (dod >= -63 && dod <= 64) return w.put((0b10u << 7) | static_cast<uint64_t>(dod + 63), 9);
-  if (dod >= -255 && dod <= 256)
-    return w.put((uint64_t{0b110} << 9) | static_cast<uint64_t>(dod + 255), 12);
-  if (dod >= -2047 && dod <= 2048)
-    return w.put((uint64_t{0b1110} << 12) | static_cast<uint64_t>(dod + 2047), 16);
-  w.put(0b1111, 4);
-  w.put(static_cast<uint64_t>(dod), 64);
-}
-
-void put_delta(Writer& w, int64_t d) {
-  if (d >= -63 && d <= 64) return w.put(static_cast<uint64_t>(d + 63), 8);
-  if (d >= -2047 && d <= 2048)
-    return w.put((uint64_t{0b10} << 12) | static_cast<uint64_t>(d + 2047), 14);
-  if (d >= -524287 && d <= 524288)
-    return w.put((uint64_t{0b110} << 20) | static_cast<uint64_t>(d + 524287), 23);
-  w.put(0b111, 3);
-  w.put(static_cast<uint64_t>(d), 64);
+template <size_t N>
+void put_coded(Writer& w, const Range (&ranges)[N], int64_t v) {
+  const size_t i = range_of(ranges, v);
+  const int prefix = prefix_bits<N>(i);
+  const uint64_t ones = (uint64_t{1} << i) - 1;
+  w.put(i + 1 < N ? ones << 1 : ones, prefix);
+  if (ranges[i].bits == 0) return;
+  const bool last = i + 1 == N;
+  w.put(last ? static_cast<uint64_t>(v) : static_cast<uint64_t>(v - ranges[i].lo), ranges[i].bits);
 }
 
 }  // namespace
@@ -318,10 +352,12 @@ void GorillaAppender::append(GorillaChunk& c, int64_t ts, double value) {
                         scaled(double_of(prev_bits), scale_of(decimal), prev_n);
   const int64_t dn = as_delta ? n - prev_n : 0;
   // Decimal mode: '10' + the difference, or '11' + the XOR forms.
-  const int value_bits = x == 0 ? 1 : as_delta ? 2 + delta_bits(dn) : (plain ? 1 : 2) + xor_bits;
-  reserve_bits(c, c.data_, capacity, static_cast<uint32_t>(dod_bits(dod) + value_bits));
+  const int value_bits =
+      x == 0 ? 1 : as_delta ? 2 + coded_bits(kDeltaRanges, dn) : (plain ? 1 : 2) + xor_bits;
+  reserve_bits(c, c.data_, capacity,
+               static_cast<uint32_t>(coded_bits(kDodRanges, dod) + value_bits));
   Writer w = writer_for(c, c.data_, capacity, tail);
-  put_dod(w, dod);
+  put_coded(w, kDodRanges, dod);
   prev_delta = delta;
   c.last_ts = ts;
   ++c.count;
@@ -330,7 +366,7 @@ void GorillaAppender::append(GorillaChunk& c, int64_t ts, double value) {
   decimal = next_decimal(decimal, value);
   if (as_delta) {
     w.put(0b10, 2);
-    return put_delta(w, dn);
+    return put_coded(w, kDeltaRanges, dn);
   }
   if (plain) w.put(1, 1);
   else w.put(0b11, 2);
@@ -416,6 +452,17 @@ uint64_t GorillaReader::bits(int n) {
   return out;
 }
 
+template <class Ranges>
+int64_t GorillaReader::coded(const Ranges& ranges) {
+  constexpr size_t N = std::extent_v<Ranges>;
+  size_t i = 0;
+  while (i + 1 < N && bits(1) != 0) ++i;
+  if (ranges[i].bits == 0) return ranges[i].lo;
+  const uint64_t v = bits(ranges[i].bits);
+  if (i + 1 == N) return static_cast<int64_t>(v);
+  return static_cast<int64_t>(static_cast<uint64_t>(ranges[i].lo) + v);
+}
+
 bool GorillaReader::next(TimedValue& out) {
   if (read_ >= chunk_.count) return false;
   if (read_++ == 0) {
@@ -425,22 +472,11 @@ bool GorillaReader::next(TimedValue& out) {
     out = {ts_, double_of(value_bits_)};
     return true;
   }
-  int64_t dod = 0;
-  if (bits(1) != 0) {
-    if (bits(1) == 0) dod = static_cast<int64_t>(bits(7)) - 63;
-    else if (bits(1) == 0) dod = static_cast<int64_t>(bits(9)) - 255;
-    else if (bits(1) == 0) dod = static_cast<int64_t>(bits(12)) - 2047;
-    else dod = static_cast<int64_t>(bits(64));
-  }
-  delta_ += dod;
+  delta_ += coded(kDodRanges);
   ts_ += delta_;
   if (bits(1) != 0) {
     if ((decimal_ & kPlain) == 0 && bits(1) == 0) {  // a decimal's difference
-      int64_t d;
-      if (bits(1) == 0) d = static_cast<int64_t>(bits(7)) - 63;
-      else if (bits(1) == 0) d = static_cast<int64_t>(bits(12)) - 2047;
-      else if (bits(1) == 0) d = static_cast<int64_t>(bits(20)) - 524287;
-      else d = static_cast<int64_t>(bits(64));
+      const int64_t d = coded(kDeltaRanges);
       int64_t prev_n = 0;
       scaled(double_of(value_bits_), scale_of(decimal_), prev_n);
       const auto n = static_cast<int64_t>(static_cast<uint64_t>(prev_n) + static_cast<uint64_t>(d));

@@ -90,7 +90,8 @@ struct GorillaAppender {
   // Appends a point; ts must be > chunk.last_ts unless the chunk is empty. The chunk is the one
   // this appender started (count 0, no buffer) or was returned for by encode_chunk.
   void append(GorillaChunk& chunk, int64_t ts, double value);
-  // Moves a chunk that takes no more appends into one buffer of size() bytes.
+  // Moves a chunk into one buffer of size() bytes (a closed chunk: no growth slack). An append
+  // after it makes a head and blocks of it again.
   void trim(GorillaChunk& chunk);
   // The heap bytes the chunk holds (its blocks' links included).
   size_t heap_bytes(const GorillaChunk& chunk) const;
@@ -107,6 +108,9 @@ class GorillaReader {
 
  private:
   uint64_t bits(int n);
+  // A value of a prefix code of ranges (gorilla_chunk.cpp).
+  template <class Ranges>
+  int64_t coded(const Ranges& ranges);
   void next_block();
   const GorillaChunk& chunk_;
   // The bytes being read: [block_, block_ + (block_end_ - block_begin_)) holds the stream's

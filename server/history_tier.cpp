@@ -41,10 +41,16 @@ void HistoryTier::keep_closed(uint32_t from, GorillaChunk* added) {
 void HistoryTier::put(int64_t ts, double value) {
   if (open_.count == 0 || ts > open_.last_ts) {
     if (open_.count >= kChunkPoints) {
+      // The new chunk first: a failed allocation leaves the tier as it was (were open_ emptied
+      // with closed chunks kept, the tier would read as empty).
+      GorillaChunk fresh;
+      GorillaAppender fresh_appender;
+      fresh_appender.append(fresh, ts, value);
       appender_.trim(open_);
       keep_closed(0, &open_);
-      open_ = GorillaChunk{};
-      appender_ = GorillaAppender{};
+      open_ = std::move(fresh);
+      appender_ = fresh_appender;
+      return;
     }
     appender_.append(open_, ts, value);
     return;

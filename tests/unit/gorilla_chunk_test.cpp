@@ -146,6 +146,28 @@ TEST(GorillaChunk, RoundTripsAtEveryLengthAcrossBlocks) {
   }
 }
 
+// A trimmed chunk that takes appends again (not something HistoryTier does: a closed chunk is
+// only rewritten) continues correctly, whatever its size (review: a trimmed buffer of more than
+// 64 bytes was linked as if it were a 64-byte head).
+TEST(GorillaChunk, AppendsAfterTrimContinueTheChunk) {
+  std::mt19937_64 rng(13);
+  for (int first = 1; first <= 40; ++first) {
+    std::vector<TimedValue> points;
+    GorillaChunk chunk;
+    GorillaAppender appender;
+    for (int i = 0; i < first + 30; ++i) {
+      const TimedValue p{1000 + i * 10, std::bit_cast<double>(rng() >> 1)};
+      points.push_back(p);
+      appender.append(chunk, p.ts, p.value);
+      if (i + 1 == first) appender.trim(chunk);
+    }
+    expect_same(decode_chunk(chunk), points);
+    appender.trim(chunk);
+    expect_same(decode_chunk(chunk), points);
+    if (::testing::Test::HasFailure()) FAIL() << "trimmed after " << first << " points";
+  }
+}
+
 // Decimal values (a rate at 10 s: a count over 10) are coded as the change of value * 10^k.
 TEST(GorillaChunk, DecimalsCostAFewBitsAPointAndRoundTrip) {
   std::mt19937_64 rng(3);

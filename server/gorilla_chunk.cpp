@@ -31,6 +31,30 @@ uint8_t* link_of(const uint8_t* block) {
 }
 uint8_t* block_data(uint8_t* block) { return block + sizeof(uint8_t*); }
 
+// Adds a block after a chunk's newest one (or after its head) and makes it the newest.
+void add_block(uint8_t*& data) {
+  uint8_t* block = new uint8_t[kBlock];
+  uint8_t* link = tagged(data) ? untag(data) : tag(data);  // the newest block, or the head
+  std::memcpy(block, &link, sizeof link);
+  data = tag(block);
+}
+
+// A chained chunk's buffers in stream order: its head, then its blocks' data, oldest first.
+std::vector<const uint8_t*> chain_of(uint8_t* data) {
+  std::vector<const uint8_t*> buffers;
+  for (uint8_t* b = untag(data);;) {  // newest first
+    buffers.push_back(block_data(b));
+    uint8_t* link = link_of(b);
+    if (tagged(link)) {
+      buffers.push_back(untag(link));
+      break;
+    }
+    b = link;
+  }
+  std::reverse(buffers.begin(), buffers.end());
+  return buffers;
+}
+
 // Blocks a chunk of `capacity` bytes holds past its head.
 size_t blocks_for(size_t capacity) {
   return capacity <= kHead ? 0 : (capacity - kHead) / kBlockData;
@@ -69,22 +93,12 @@ std::unique_ptr<uint8_t[]> contiguous(uint8_t* data, size_t size) {
     std::memcpy(out.get(), data, size);
     return out;
   }
-  std::vector<uint8_t*> blocks;  // newest first
-  uint8_t* head = nullptr;
-  for (uint8_t* b = untag(data);;) {
-    blocks.push_back(b);
-    uint8_t* link = link_of(b);
-    if (tagged(link)) {
-      head = untag(link);
-      break;
-    }
-    b = link;
-  }
-  std::memcpy(out.get(), head, kHead);
+  const std::vector<const uint8_t*> buffers = chain_of(data);
+  std::memcpy(out.get(), buffers[0], kHead);
   size_t at = kHead;
-  for (auto it = blocks.rbegin(); it != blocks.rend() && at < size; ++it) {
+  for (size_t i = 1; i < buffers.size() && at < size; ++i) {
     const size_t n = std::min(kBlockData, size - at);
-    std::memcpy(out.get() + at, block_data(*it), n);
+    std::memcpy(out.get() + at, buffers[i], n);
     at += n;
   }
   return out;
@@ -139,12 +153,9 @@ void rechain(GorillaChunk& c, uint8_t*& data, uint32_t& capacity) {
   try {
     std::memcpy(fresh, data, kHead);
     for (size_t at = kHead; at < used; at += kBlockData) {
-      uint8_t* block = new uint8_t[kBlock];
-      uint8_t* link = tagged(fresh) ? untag(fresh) : tag(fresh);
-      std::memcpy(block, &link, sizeof link);
-      fresh = tag(block);
+      add_block(fresh);
       room += kBlockData;
-      std::memcpy(block_data(block), data + at, std::min(kBlockData, used - at));
+      std::memcpy(block_data(untag(fresh)), data + at, std::min(kBlockData, used - at));
     }
   } catch (...) {
     free_data(fresh);
@@ -171,10 +182,7 @@ void reserve_bits(GorillaChunk& c, uint8_t*& data, uint32_t& capacity, uint32_t 
     capacity = static_cast<uint32_t>(grown);
   }
   while (capacity < need) {
-    uint8_t* block = new uint8_t[kBlock];
-    uint8_t* link = tagged(data) ? untag(data) : tag(data);  // the newest block, or the head
-    std::memcpy(block, &link, sizeof link);
-    data = tag(block);
+    add_block(data);
     capacity += static_cast<uint32_t>(kBlockData);
   }
 }
@@ -411,16 +419,7 @@ GorillaReader::GorillaReader(const GorillaChunk& chunk) : chunk_(chunk) {
     block_end_ = static_cast<uint32_t>(size);
     return;
   }
-  for (uint8_t* b = untag(chunk.data_);;) {  // newest first
-    blocks_.push_back(block_data(b));
-    uint8_t* link = link_of(b);
-    if (tagged(link)) {
-      blocks_.push_back(untag(link));
-      break;
-    }
-    b = link;
-  }
-  std::reverse(blocks_.begin(), blocks_.end());  // the head, then the blocks oldest first
+  blocks_ = chain_of(chunk.data_);
   block_ = blocks_[0];
   block_end_ = static_cast<uint32_t>(std::min(size, kHead));
 }

@@ -10,15 +10,40 @@ namespace {
 
 size_t hash_of(std::string_view s) { return std::hash<std::string_view>{}(s); }
 
+// The slot comes from the hash's low bits, the tag from its top byte (1..255: 0 marks empty).
+uint8_t tag_of(size_t hash) {
+  const auto top = static_cast<uint8_t>(hash >> (8 * sizeof(size_t) - 8));
+  return top != 0 ? top : 1;
+}
+
+// Sort keys for commit(): 8 bytes of the path from `skip` on (the prefix every pending path
+// shares), big-endian so that comparing the integers compares those bytes, zero past the end
+// (a path sorts before its extensions); equal keys fall back to the bytes after them.
+struct SortItem {
+  uint64_t key;
+  std::string_view path;
+  uint32_t id;
+};
+
+uint64_t sort_key(std::string_view path, size_t skip) {
+  uint64_t key = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    const size_t at = skip + i;
+    key = (key << 8) | (at < path.size() ? static_cast<unsigned char>(path[at]) : 0u);
+  }
+  return key;
+}
+
 }  // namespace
 
 uint32_t PathIndex::find(std::string_view path) const {
   if (slots_.empty()) return kNone;
   const size_t mask = slots_.size() - 1;
-  for (size_t i = hash_of(path) & mask;; i = (i + 1) & mask) {
-    const uint32_t id = slots_[i];
-    if (id == kNone) return kNone;
-    if (this->path(id) == path) return id;
+  const size_t h = hash_of(path);
+  const uint8_t tag = tag_of(h);
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    if (tags_[i] == 0) return kNone;
+    if (tags_[i] == tag && this->path(slots_[i]) == path) return slots_[i];
   }
 }
 
@@ -42,16 +67,18 @@ PathIndex::Ref PathIndex::store_bytes(std::string_view path) {
   return r;
 }
 
-void PathIndex::place(uint32_t id) {
+void PathIndex::place(uint32_t id, size_t hash) {
   const size_t mask = slots_.size() - 1;
-  size_t i = hash_of(path(id)) & mask;
-  while (slots_[i] != kNone) i = (i + 1) & mask;
+  size_t i = hash & mask;
+  while (tags_[i] != 0) i = (i + 1) & mask;
   slots_[i] = id;
+  tags_[i] = tag_of(hash);
 }
 
 void PathIndex::rehash(size_t slots) {
   slots_.assign(slots, kNone);
-  for (uint32_t id = 0; id < refs_.size(); ++id) place(id);
+  tags_.assign(slots, 0);
+  for (uint32_t id = 0; id < refs_.size(); ++id) place(id, hash_of(path(id)));
 }
 
 uint32_t PathIndex::insert(std::string_view path) {
@@ -59,19 +86,54 @@ uint32_t PathIndex::insert(std::string_view path) {
   refs_.push_back(store_bytes(path));
   // Load factor at most 3/4.
   if ((refs_.size()) * 4 > slots_.size() * 3) rehash(std::max<size_t>(16, slots_.size() * 2));
-  else place(id);
+  else place(id, hash_of(path));
   pending_.push_back(id);
   return id;
 }
 
 void PathIndex::commit() {
   if (pending_.empty()) return;
-  auto less = [this](uint32_t a, uint32_t b) { return path(a) < path(b); };
-  std::sort(pending_.begin(), pending_.end(), less);
-  const size_t old = sorted_.size();
-  sorted_.insert(sorted_.end(), pending_.begin(), pending_.end());
-  std::inplace_merge(sorted_.begin(), sorted_.begin() + static_cast<std::ptrdiff_t>(old),
-                     sorted_.end(), less);
+  // The pending paths sorted on their own: by 8-byte keys past their common prefix (one
+  // integer compare for most pairs; comparing the paths through their ids cost two lookups
+  // and a memcmp each, ~4 % of a fleet's first interval), the bytes only where keys tie.
+  std::string_view first = path(pending_.front());
+  size_t skip = first.size();
+  for (uint32_t id : pending_) {
+    const std::string_view p = path(id);
+    size_t n = 0;
+    const size_t limit = std::min(skip, p.size());
+    while (n < limit && p[n] == first[n]) ++n;
+    skip = n;
+  }
+  std::vector<SortItem> items;
+  items.reserve(pending_.size());
+  for (uint32_t id : pending_) {
+    const std::string_view p = path(id);
+    items.push_back({sort_key(p, skip), p, id});
+  }
+  std::sort(items.begin(), items.end(), [skip](const SortItem& a, const SortItem& b) {
+    if (a.key != b.key) return a.key < b.key;
+    return a.path.substr(skip) < b.path.substr(skip);  // every path is at least `skip` long
+  });
+  // Merged into the sorted ids: a few pending paths among many find their places by binary
+  // search (O(k log n) path compares, not O(n)); else one linear merge.
+  std::vector<uint32_t> merged;
+  merged.reserve(sorted_.size() + items.size());
+  auto from = sorted_.begin();
+  const bool few = items.size() * 32 < sorted_.size();
+  for (const SortItem& item : items) {
+    auto to = from;
+    if (few)
+      to = std::upper_bound(from, sorted_.end(), item.path,
+                            [this](std::string_view p, uint32_t id) { return p < path(id); });
+    else
+      while (to != sorted_.end() && path(*to) < item.path) ++to;
+    merged.insert(merged.end(), from, to);
+    merged.push_back(item.id);
+    from = to;
+  }
+  merged.insert(merged.end(), from, sorted_.end());
+  sorted_ = std::move(merged);
   pending_.clear();
   pending_.shrink_to_fit();
 }
@@ -101,7 +163,8 @@ size_t PathIndex::lower_bound(std::string_view prefix) const {
 
 size_t PathIndex::memory_bytes() const {
   return arena_bytes_ + blocks_.capacity() * sizeof(blocks_[0]) + refs_.capacity() * sizeof(Ref) +
-         (slots_.capacity() + sorted_.capacity() + pending_.capacity()) * sizeof(uint32_t);
+         (slots_.capacity() + sorted_.capacity() + pending_.capacity()) * sizeof(uint32_t) +
+         tags_.capacity();
 }
 
 }  // namespace statherd::server

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,47 @@ TEST(PathIndex, ManyPathsLongPathsAndCompaction) {
   EXPECT_EQ(index.insert("new"), 6'667u);
   index.commit();
   EXPECT_EQ(index.find("new"), 6'667u);
+}
+
+// Against a std::set, over commits of every size (one path among many: the binary-search
+// merge; many: the linear one) and paths that share long prefixes, are prefixes of each other,
+// differ only past the 8-byte sort key, or hold NUL bytes (the key pads with zeros).
+TEST(PathIndex, SortedOrderAndLookupsMatchASetOverRandomCommits) {
+  std::mt19937_64 rng(7);
+  const std::string prefixes[] = {"", "statherd.app", "statherd.app0.host-1",
+                                  std::string("s\0\0", 3), "statherd.app0.host-12.service.x"};
+  auto random_path = [&] {
+    std::string p = prefixes[rng() % 5];
+    const size_t extra = rng() % 12;
+    for (size_t i = 0; i < extra; ++i) p.push_back("ab.\0z9"[rng() % 6]);
+    return p;
+  };
+  PathIndex index;
+  std::set<std::string> reference;
+  std::vector<std::string> by_id;
+  for (int round = 0; round < 60; ++round) {
+    const size_t adds = round % 3 == 0 ? 1 + rng() % 400 : rng() % 4;
+    for (size_t i = 0; i < adds; ++i) {
+      std::string p = random_path();
+      const uint32_t found = index.find(p);
+      if (reference.count(p)) {
+        ASSERT_NE(found, PathIndex::kNone);
+        EXPECT_EQ(index.path(found), p);
+        continue;
+      }
+      ASSERT_EQ(found, PathIndex::kNone) << p;
+      EXPECT_EQ(index.insert(p), by_id.size());
+      by_id.push_back(p);
+      reference.insert(p);
+    }
+    index.commit();
+    ASSERT_EQ(sorted_paths(index), std::vector<std::string>(reference.begin(), reference.end()))
+        << "round " << round;
+  }
+  for (uint32_t id = 0; id < by_id.size(); ++id) EXPECT_EQ(index.find(by_id[id]), id);
+  EXPECT_EQ(index.lower_bound("statherd.app0"),
+            static_cast<size_t>(std::distance(reference.begin(),
+                                              reference.lower_bound("statherd.app0"))));
 }
 
 }  // namespace

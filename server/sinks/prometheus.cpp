@@ -17,17 +17,6 @@ namespace statherd::server {
 
 namespace {
 
-std::string series_key(const std::string& family, const prometheus::Labels& labels) {
-  std::string key = family;
-  for (const auto& [name, value] : labels) {
-    key += '\x1f';
-    key += name;
-    key += '=';
-    key += value;
-  }
-  return key;
-}
-
 // Sorted by quantile, one value per quantile (the last one given: "p50" and "p500" are both 0.5).
 void sort_quantiles(std::vector<std::pair<double, double>>& q) {
   auto before = [](const auto& x, const auto& y) { return x.first < y.first; };
@@ -46,34 +35,55 @@ void sort_quantiles(std::vector<std::pair<double, double>>& q) {
 
 }  // namespace
 
-// Small on purpose (up to max_series of them): the name is its family's, the labels are built
-// from `key` when collected.
+// Small on purpose (up to max_series of them: ~576k at 400k process series): 64 bytes, the
+// name is its family's, the labels are built from `key` when collected, and what only some
+// series need is in `extra`.
 struct PrometheusSink::Series {
-  Kind kind = Kind::Gauge;
+  static constexpr uint64_t kNoKey = UINT64_MAX;
   Families::iterator family;
-  uint32_t id = 0;          // its place in series_ and index_
-  uint32_t family_pos = 0;  // its place in family->second.members
-  SeriesKeyRef key;          // the key that made it: its labels are this key's
+  SeriesKeyRef key;  // the key that made it: its labels are this key's
   double value = 0;  // counters: the exported total; gauges: the latest value
   int64_t last_start_s = INT64_MIN;
-  double count_total = 0, sum_total = 0;  // summaries
-  std::vector<uint64_t> cached_by;  // SeriesKey ids whose KeyCache points here
-  bool expiring = false;            // chosen by expire(): removed next
+  // The SeriesKey id whose KeyCache points here (kNoKey: none yet); others (keys whose labels
+  // are the same) in extra->cached_by.
+  uint64_t cached_by = kNoKey;
   // What only some series need, made when first needed (most are gauges and counters with
-  // engine totals, which need neither).
+  // engine totals, which need none of it).
   struct Extra {
     // Counters and summaries without totals: (interval start, count, sum) already added,
     // ascending, bounded.
     std::vector<std::tuple<int64_t, double, double>> counted;
     std::vector<std::pair<double, double>> quantiles;  // summaries: of the latest interval
+    double count_total = 0, sum_total = 0;               // summaries
+    std::vector<uint64_t> cached_by;                     // beyond the first
   };
   std::unique_ptr<Extra> extra;
+  uint32_t id = 0;          // its place in series_ and index_
+  uint32_t family_pos = 0;  // its place in family->second.members
+  Kind kind = Kind::Gauge;
+  bool expiring = false;  // chosen by expire(): removed next
+
   Extra& more() {
     if (!extra) extra = std::make_unique<Extra>();
     return *extra;
   }
+  double count_total() const { return extra ? extra->count_total : 0; }
+  double sum_total() const { return extra ? extra->sum_total : 0; }
+  void add_cached_by(uint64_t key_id) {
+    if (cached_by == kNoKey) cached_by = key_id;
+    else if (cached_by != key_id) {
+      std::vector<uint64_t>& more_keys = more().cached_by;
+      if (std::find(more_keys.begin(), more_keys.end(), key_id) == more_keys.end())
+        more_keys.push_back(key_id);
+    }
+  }
+  template <class Fn>
+  void for_each_cached_by(Fn&& fn) const {
+    if (cached_by != kNoKey) fn(cached_by);
+    if (extra)
+      for (uint64_t key_id : extra->cached_by) fn(key_id);
+  }
 };
-
 uint32_t PrometheusSink::stat_id(std::string_view stat) {
   auto [it, fresh] =
       stat_ids_.try_emplace(std::string(stat), static_cast<uint32_t>(stat_names_.size()));
@@ -98,7 +108,9 @@ PrometheusSink::Slot& PrometheusSink::slot_of(KeyCache& c, size_t index, std::st
   return s;
 }
 
-PrometheusSink::PrometheusSink(PrometheusSinkOptions options) : options_(options) {}
+PrometheusSink::PrometheusSink(PrometheusSinkOptions options) : options_(options) {
+  static_assert(sizeof(void*) != 8 || sizeof(Series) <= 64);
+}
 
 PrometheusSink::~PrometheusSink() = default;
 
@@ -150,9 +162,7 @@ PrometheusSink::Series* PrometheusSink::resolve(KeyCache& c, Slot& slot, Kind ki
     return nullptr;
   }
   slot.series = s;
-  const uint64_t id = c.key->id;
-  if (std::find(s->cached_by.begin(), s->cached_by.end(), id) == s->cached_by.end())
-    s->cached_by.push_back(id);
+  s->add_cached_by(c.key->id);
   return s;
 }
 
@@ -197,7 +207,7 @@ void PrometheusSink::emit_record(const RollupRecord& r, const IntervalOutput& ou
     s->more().quantiles.assign(quantiles_.begin(), quantiles_.end());
   }
   if (std::isfinite(r.count_total))
-    set_total(*s, start, r.count_total, std::isfinite(r.sum_total) ? r.sum_total : s->sum_total);
+    set_total(*s, start, r.count_total, std::isfinite(r.sum_total) ? r.sum_total : s->sum_total());
   else
     add_count(*s, start, count, sum, out.reemit);
 }
@@ -226,7 +236,7 @@ PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string
     ++counters_.type_conflicts;
     return nullptr;
   }
-  std::string map_key = series_key(family, prometheus_series_labels(*key));
+  std::string map_key = prometheus_series_id(family, *key);
   auto key_of = [this](uint32_t id) { return index_key(*series_[id]); };
   if (uint32_t id = index_.find(map_key, key_of); id != IdIndex::kNone) return series_[id].get();
   if (counters_.series >= options_.max_series) {
@@ -261,7 +271,7 @@ PrometheusSink::Series* PrometheusSink::find_or_add(Kind kind, const std::string
 }
 
 std::string PrometheusSink::index_key(const Series& s) const {
-  return series_key(s.family->first, prometheus_series_labels(*s.key));
+  return prometheus_series_id(s.family->first, *s.key);
 }
 
 // Adds what this interval's count (and sum) adds beyond what was already added for it: the
@@ -295,8 +305,9 @@ void PrometheusSink::add_count(Series& series, int64_t start_s, double count, do
   if (series.kind == Kind::Counter) {
     if (add_count > 0) series.value += add_count;
   } else {
-    series.count_total += add_count;
-    series.sum_total += add_sum;
+    Series::Extra& e = series.more();
+    e.count_total += add_count;
+    e.sum_total += add_sum;
   }
   touch(series, start_s);
 }
@@ -309,8 +320,9 @@ void PrometheusSink::set_total(Series& s, int64_t start_s, double count, double 
   if (s.kind == Kind::Counter) {
     s.value = count;
   } else {
-    s.count_total = count;
-    if (std::isfinite(sum)) s.sum_total = sum;
+    Series::Extra& e = s.more();
+    e.count_total = count;
+    if (std::isfinite(sum)) e.sum_total = sum;
   }
   touch(s, start_s);
 }
@@ -397,13 +409,13 @@ void PrometheusSink::expire(int64_t newest_start_s, int64_t interval_s) {
 }
 
 void PrometheusSink::remove(const Series& s) {
-  for (uint64_t id : s.cached_by) {  // no cache entry may reach it any more
-    KeyCache* c = cache_.find(id);
-    if (c == nullptr) continue;
+  s.for_each_cached_by([&](uint64_t key_id) {  // no cache entry may reach it any more
+    KeyCache* c = cache_.find(key_id);
+    if (c == nullptr) return;
     for (Slot& slot : c->slots)
       if (slot.series == &s) slot.series = nullptr;
     if (c->summary.series == &s) c->summary.series = nullptr;
-  }
+  });
   index_.erase(index_key(s), [this](uint32_t id) { return index_key(*series_[id]); });
   const Families::iterator family = s.family;
   std::vector<uint32_t>& members = family->second.members;
@@ -445,8 +457,8 @@ std::vector<prometheus::MetricFamily> PrometheusSink::collect_locked() const {
       } else if (s.kind == Kind::Gauge) {
         m.gauge.value = s.value;
       } else {
-        m.summary.sample_count = static_cast<uint64_t>(std::llround(s.count_total));
-        m.summary.sample_sum = s.sum_total;
+        m.summary.sample_count = static_cast<uint64_t>(std::llround(s.count_total()));
+        m.summary.sample_sum = s.sum_total();
         if (s.extra)
           for (const auto& [q, v] : s.extra->quantiles) m.summary.quantile.push_back({q, v});
       }

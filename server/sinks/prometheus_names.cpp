@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <vector>
 
 namespace statherd::server {
 
@@ -64,6 +65,44 @@ prometheus::Labels prometheus_series_labels(const SeriesKey& key) {
   if (key.level != Level::App) labels["host"] = key.host;
   if (key.level == Level::Process) labels["pid"] = std::to_string(key.pid);
   return labels;
+}
+
+std::string prometheus_series_id(std::string_view family, const SeriesKey& key) {
+  // The labels in the order prometheus_series_labels assigns them (tags, then level, app,
+  // host, pid): where two share a name the later one is the map's value.
+  std::string pid;
+  if (key.level == Level::Process) pid = std::to_string(key.pid);
+  std::vector<std::string> tag_names;
+  tag_names.reserve(key.tags.size());
+  struct Label {
+    std::string_view name, value;
+  };
+  std::vector<Label> labels;
+  labels.reserve(key.tags.size() + 4);
+  for (const auto& [k, value] : key.tags) {
+    tag_names.push_back(prometheus_label_name(k));
+    labels.push_back({tag_names.back(), value});
+  }
+  // tag_names never grows past its reservation: the views into it stay valid.
+  labels.push_back({"level", level_name(key.level)});
+  labels.push_back({"app", key.app});
+  if (key.level != Level::App) labels.push_back({"host", key.host});
+  if (key.level == Level::Process) labels.push_back({"pid", pid});
+  std::stable_sort(labels.begin(), labels.end(),
+                   [](const Label& a, const Label& b) { return a.name < b.name; });
+  size_t bytes = family.size();
+  for (const Label& l : labels) bytes += l.name.size() + l.value.size() + 2;
+  std::string out;
+  out.reserve(bytes);
+  out.append(family);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i + 1 < labels.size() && labels[i + 1].name == labels[i].name) continue;  // later wins
+    out += '\x1f';
+    out.append(labels[i].name);
+    out += '=';
+    out.append(labels[i].value);
+  }
+  return out;
 }
 
 std::string prometheus_help(std::string_view metric, std::string_view what) {

@@ -35,6 +35,34 @@ TEST(PrometheusNames, LabelNamesAreValidAndNeverShadowReservedOnes) {
   EXPECT_EQ(prometheus_label_name("a:b"), "a_b");
 }
 
+// The sink's index key of a series is its family and labels: prometheus_series_id builds it
+// without the label map, so it must give what the map gives, tags that sanitize to one label
+// name (the later one wins, as in the map) and names sorting among level/app/host/pid included.
+TEST(PrometheusNames, SeriesIdIsTheFamilyAndTheLabelsInNameOrder) {
+  auto from_map = [](std::string_view family, const SeriesKey& key) {
+    std::string out(family);
+    for (const auto& [name, value] : prometheus_series_labels(key))
+      out += '\x1f' + name + '=' + value;
+    return out;
+  };
+  const std::vector<Tags> tag_sets = {
+      {},
+      {{"region", "eu"}},
+      {{"Zone", "1"}, {"a.b", "x"}, {"a_b", "y"}, {"host", "h"}, {"tag_host", "t"}},
+      {{"aa", "1"}, {"apq", "2"}, {"b", "3"}, {"i", "4"}, {"level", "5"}, {"m", "6"},
+       {"pid", "7"}, {"q", "8"}, {"z", "9"}},
+      {{"", "empty"}, {"1x", "digit"}, {"tag_", "clash"}, {"tag_1x", "clash2"}}};
+  for (const Tags& tags : tag_sets)
+    for (Level level : {Level::App, Level::Host, Level::Process}) {
+      SeriesKeyRef key = make_series_key(level, "web", level == Level::App ? "" : "h1",
+                                         level == Level::Process ? 4242 : -1, "jobs.done", tags);
+      EXPECT_EQ(prometheus_series_id("statherd_jobs_done", *key),
+                from_map("statherd_jobs_done", *key));
+    }
+  EXPECT_EQ(prometheus_series_id("f", *make_series_key(Level::Process, "web", "h1", 7, "m", {})),
+            "f\x1f" "app=web\x1f" "host=h1\x1f" "level=process\x1f" "pid=7");
+}
+
 TEST(PrometheusNames, QuantileOfStat) {
   EXPECT_DOUBLE_EQ(*quantile_of_stat("p50"), 0.5);
   EXPECT_DOUBLE_EQ(*quantile_of_stat("p75"), 0.75);

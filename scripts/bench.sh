@@ -21,6 +21,9 @@ echo
 echo "== bench/fleet: a paced fleet against the daemon (issue #10's table) =="
 "$build/bench/fleet_bench" "$build/statherd-server"
 echo
+echo "== what first touching memory costs on this machine (the fleet's first minute pays it) =="
+"$build/bench/first_touch_bench" 256 5
+echo
 echo "== Python v2 writer cost per call (statherd vs prometheus_client) =="
 /usr/bin/python3 "$root/bench/v2_writer_bench.py"
 echo

@@ -65,11 +65,22 @@ def wait_for(predicate, timeout, interval=0.05, what=None):
         time.sleep(interval)
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago and that this process has not handed
+    out before. Two calls made before either port is bound (a test picks statherd-server's
+    port, then Prometheus') could otherwise both get the port the kernel just released: a CI
+    run of test_prometheus_restarts had both on one port and the server refused to start."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+    raise RuntimeError("free_port: no port on 127.0.0.1 that was not handed out already")
 
 
 def port_open(host, port):

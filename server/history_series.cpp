@@ -43,7 +43,11 @@ void HistorySeries::release() {
   if (block_ == nullptr) return;
   for (size_t t = tier_count_; t-- > 1;) up(t).~Up();
   base()->~HistoryTier();
+#if defined(__cpp_sized_deallocation)  // g++; clang before 19 only with -fsized-deallocation
   ::operator delete(block_, block_bytes(tier_count_));
+#else
+  ::operator delete(block_);
+#endif
   block_ = nullptr;
   tier_count_ = 0;
 }

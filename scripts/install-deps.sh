@@ -10,7 +10,7 @@ build_pkgs=(cmake make g++ pkg-config libboost-dev libboost-system-dev nlohmann-
             libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev libsnappy-dev
             libgoogle-perftools-dev libre2-dev dpkg-dev file)
 test_pkgs=(graphite-carbon graphite-web python3-whisper python3-prometheus-client python3 clang libclang-rt-14-dev
-           systemd shellcheck python3-yaml prometheus chromium tzdata)
+           systemd shellcheck python3-yaml prometheus chromium tzdata etcd-server)
 # podman with runc (crun refuses this kernel's cgroups), debootstrap for the base image.
 container_pkgs=(podman runc debootstrap podman-compose)
 

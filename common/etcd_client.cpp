@@ -1,0 +1,317 @@
+#include "common/etcd_client.h"
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "common/base64.h"
+#include "common/http_client.h"
+
+namespace statherd::etcd {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxAnswer = 16u << 20;  // a shard map and its members stay far below
+
+// etcd writes 64-bit integers as JSON strings, and leaves out fields holding their default.
+int64_t int_field(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) return 0;
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (!it->is_string()) return 0;
+  const std::string& s = it->get_ref<const std::string&>();
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && end == s.data() + s.size() ? v : 0;
+}
+
+std::string b64_field(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string()) return {};
+  auto decoded = base64_decode(it->get_ref<const std::string&>());
+  return decoded ? *decoded : std::string();
+}
+
+std::vector<KeyValue> kvs_of(const json& j) {
+  std::vector<KeyValue> out;
+  auto it = j.find("kvs");
+  if (it == j.end() || !it->is_array()) return out;
+  for (const json& kv : *it) {
+    if (!kv.is_object()) continue;
+    KeyValue x;
+    x.key = b64_field(kv, "key");
+    x.value = b64_field(kv, "value");
+    x.create_revision = int_field(kv, "create_revision");
+    x.mod_revision = int_field(kv, "mod_revision");
+    x.version = int_field(kv, "version");
+    x.lease = int_field(kv, "lease");
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+int64_t revision_of(const json& j) {
+  auto h = j.find("header");
+  return h != j.end() && h->is_object() ? int_field(*h, "revision") : 0;
+}
+
+std::string string_field(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+TxnResult txn_result(const json& j) {
+  TxnResult r;
+  auto ok = j.find("succeeded");
+  r.succeeded = ok != j.end() && ok->is_boolean() && ok->get<bool>();
+  r.revision = revision_of(j);
+  auto rs = j.find("responses");
+  if (rs != j.end() && rs->is_array())
+    for (const json& one : *rs) {
+      if (!one.is_object()) continue;
+      auto range = one.find("response_range");
+      if (range != one.end() && range->is_object()) r.current = kvs_of(*range);
+    }
+  return r;
+}
+
+const char* kLeaseGone = "etcd: the lease has expired or was revoked";
+
+}  // namespace
+
+Result<std::vector<Endpoint>> parse_endpoints(std::string_view urls) {
+  std::vector<Endpoint> out;
+  size_t at = 0;
+  while (at <= urls.size()) {
+    size_t comma = urls.find(',', at);
+    if (comma == std::string_view::npos) comma = urls.size();
+    std::string_view url = urls.substr(at, comma - at);
+    while (!url.empty() && url.front() == ' ') url.remove_prefix(1);
+    while (!url.empty() && url.back() == ' ') url.remove_suffix(1);
+    at = comma + 1;
+    const std::string what = "etcd endpoint \"" + std::string(url) + "\"";
+    if (url.rfind("https://", 0) == 0)
+      return make_error(what + ": https is not supported",
+                        "statherd speaks plain HTTP to etcd: use http:// on loopback or a trusted "
+                        "network");
+    if (url.rfind("http://", 0) != 0)
+      return make_error(what + ": expected http://HOST:PORT", "e.g. http://127.0.0.1:2379");
+    url.remove_prefix(7);
+    if (!url.empty() && url.back() == '/') url.remove_suffix(1);
+    if (url.find('/') != std::string_view::npos)
+      return make_error(what + ": give the address only, without a path",
+                        "e.g. http://127.0.0.1:2379");
+    if (url.find('@') != std::string_view::npos)
+      return make_error(what + ": user info (user@host) is not supported");
+    Endpoint e;
+    if (Status s = parse_http_authority(url, what, "http://127.0.0.1:2379", e.host, e.port); !s)
+      return s.error();
+    out.push_back(std::move(e));
+  }
+  if (out.empty()) return make_error("no etcd endpoint given", "e.g. http://127.0.0.1:2379");
+  return out;
+}
+
+std::string prefix_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    if (static_cast<uint8_t>(end.back()) < 0xFF) {
+      end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return std::string(1, '\0');  // every key (etcd's "\0" range end)
+}
+
+bool lease_expired(const Error& e) {
+  return e.message == kLeaseGone;
+}
+
+Client::Client(std::vector<Endpoint> endpoints, std::chrono::milliseconds deadline)
+    : endpoints_(std::move(endpoints)), deadline_(deadline) {}
+
+std::string Client::where() const {
+  if (endpoints_.empty()) return "etcd (no endpoint)";
+  const Endpoint& e = endpoints_[current_ % endpoints_.size()];
+  return "etcd at " + e.host + ":" + std::to_string(e.port);
+}
+
+Result<std::string> Client::call(std::string_view path, const std::string& body) {
+  if (endpoints_.empty()) return make_error("no etcd endpoint configured");
+  std::string failures;
+  for (size_t tried = 0; tried < endpoints_.size(); ++tried) {
+    const size_t i = (current_ + tried) % endpoints_.size();
+    HttpRequest req;
+    req.target.host = endpoints_[i].host;
+    req.target.port = endpoints_[i].port;
+    req.target.target = std::string(path);
+    req.method = HttpMethod::Post;
+    req.body = body;
+    req.headers.emplace_back("Content-Type", "application/json");
+    req.max_response_body = kMaxAnswer;
+    HttpExchangeResult r = http_exchange(std::move(req), deadline_);
+    const std::string at = endpoints_[i].host + ":" + std::to_string(endpoints_[i].port);
+    if (!r.ok()) {  // unreachable: try the next endpoint
+      failures += (failures.empty() ? "" : "; ") + at + ": " + r.error;
+      continue;
+    }
+    current_ = i;
+    if (r.status != 200) {
+      auto j = json::parse(r.body, nullptr, false);
+      std::string msg = j.is_object() ? string_field(j, "error") : std::string();
+      if (msg.empty()) msg = r.body.substr(0, 200);
+      if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
+      return make_error("etcd at " + at + " answered " + std::to_string(r.status) + " to " +
+                        std::string(path) + ": " + msg);
+    }
+    return std::move(r.body);
+  }
+  return make_error("etcd unreachable: " + failures,
+                    "check the etcd endpoints (etcd.endpoints) and that etcd runs");
+}
+
+namespace {
+
+Result<json> parse_object(std::string_view body, std::string_view path) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object())
+    return make_error("etcd's answer to " + std::string(path) +
+                      " is not a JSON object: " + std::string(body.substr(0, 200)));
+  return j;
+}
+
+}  // namespace
+
+Result<RangeResult> parse_range_answer(std::string_view body) {
+  auto j = parse_object(body, "/v3/kv/range");
+  if (!j) return j.error();
+  return RangeResult{revision_of(*j), kvs_of(*j)};
+}
+
+Result<TxnResult> parse_txn_answer(std::string_view body) {
+  auto j = parse_object(body, "/v3/kv/txn");
+  if (!j) return j.error();
+  return txn_result(*j);
+}
+
+Result<Lease> parse_grant_answer(std::string_view body) {
+  auto j = parse_object(body, "/v3/lease/grant");
+  if (!j) return j.error();
+  Lease l{int_field(*j, "ID"), int_field(*j, "TTL")};
+  if (l.id == 0) return make_error("etcd granted no lease: " + std::string(body.substr(0, 200)));
+  return l;
+}
+
+Result<int64_t> parse_keepalive_answer(std::string_view body, int64_t lease) {
+  auto j = parse_object(body, "/v3/lease/keepalive");
+  if (!j) return j.error();
+  auto err = j->find("error");
+  if (err != j->end()) {
+    std::string msg = err->is_string() ? err->get<std::string>() : std::string();
+    if (err->is_object()) msg = string_field(*err, "message");
+    if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
+    return make_error("etcd refused to renew lease " + std::to_string(lease) + ": " +
+                      (msg.empty() ? err->dump() : msg));
+  }
+  // A stream in gRPC; through the gateway, one request in the body gets one "result".
+  auto result = j->find("result");
+  const int64_t ttl = int_field(result != j->end() && result->is_object() ? *result : *j, "TTL");
+  if (ttl <= 0) return make_error(kLeaseGone);  // etcd gives no TTL for a lease it has not got
+  return ttl;
+}
+
+Result<RangeResult> Client::get(std::string_view key) {
+  json req = {{"key", base64_encode(key)}};
+  auto body = call("/v3/kv/range", req.dump());
+  if (!body) return body.error();
+  return parse_range_answer(*body);
+}
+
+Result<RangeResult> Client::get_prefix(std::string_view prefix) {
+  json req = {{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}};
+  auto body = call("/v3/kv/range", req.dump());
+  if (!body) return body.error();
+  return parse_range_answer(*body);
+}
+
+Result<int64_t> Client::put(std::string_view key, std::string_view value, int64_t lease) {
+  json req = {{"key", base64_encode(key)}, {"value", base64_encode(value)}};
+  if (lease != 0) req["lease"] = std::to_string(lease);
+  auto body = call("/v3/kv/put", req.dump());
+  if (!body) return body.error();
+  auto j = parse_object(*body, "/v3/kv/put");
+  if (!j) return j.error();
+  return revision_of(*j);
+}
+
+Result<TxnResult> Client::put_if(std::string_view key, std::string_view value,
+                                 int64_t expected_mod_revision, int64_t lease) {
+  const std::string k = base64_encode(key);
+  json put = {{"key", k}, {"value", base64_encode(value)}};
+  if (lease != 0) put["lease"] = std::to_string(lease);
+  json req = {{"compare", json::array({{{"key", k},
+                                        {"target", "MOD"},
+                                        {"result", "EQUAL"},
+                                        {"mod_revision", std::to_string(expected_mod_revision)}}})},
+              {"success", json::array({{{"request_put", put}}})},
+              {"failure", json::array({{{"request_range", {{"key", k}}}}})}};
+  auto body = call("/v3/kv/txn", req.dump());
+  if (!body) return body.error();
+  return parse_txn_answer(*body);
+}
+
+Result<TxnResult> Client::delete_if_value(std::string_view key, std::string_view value) {
+  const std::string k = base64_encode(key);
+  json req = {{"compare", json::array({{{"key", k},
+                                        {"target", "VALUE"},
+                                        {"result", "EQUAL"},
+                                        {"value", base64_encode(value)}}})},
+              {"success", json::array({{{"request_delete_range", {{"key", k}}}}})},
+              {"failure", json::array({{{"request_range", {{"key", k}}}}})}};
+  auto body = call("/v3/kv/txn", req.dump());
+  if (!body) return body.error();
+  return parse_txn_answer(*body);
+}
+
+Result<int64_t> Client::del(std::string_view key) {
+  json req = {{"key", base64_encode(key)}};
+  auto body = call("/v3/kv/deleterange", req.dump());
+  if (!body) return body.error();
+  auto j = parse_object(*body, "/v3/kv/deleterange");
+  if (!j) return j.error();
+  return int_field(*j, "deleted");
+}
+
+Result<int64_t> Client::del_prefix(std::string_view prefix) {
+  json req = {{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}};
+  auto body = call("/v3/kv/deleterange", req.dump());
+  if (!body) return body.error();
+  auto j = parse_object(*body, "/v3/kv/deleterange");
+  if (!j) return j.error();
+  return int_field(*j, "deleted");
+}
+
+Result<Lease> Client::grant(int64_t ttl_s) {
+  json req = {{"TTL", std::to_string(ttl_s)}};
+  auto body = call("/v3/lease/grant", req.dump());
+  if (!body) return body.error();
+  return parse_grant_answer(*body);
+}
+
+Result<int64_t> Client::keep_alive(int64_t lease) {
+  json req = {{"ID", std::to_string(lease)}};
+  auto body = call("/v3/lease/keepalive", req.dump());
+  if (!body) return body.error();
+  return parse_keepalive_answer(*body, lease);
+}
+
+Status Client::revoke(int64_t lease) {
+  json req = {{"ID", std::to_string(lease)}};
+  auto body = call("/v3/lease/revoke", req.dump());
+  if (!body) return body.error();
+  return Ok{};
+}
+
+}  // namespace statherd::etcd

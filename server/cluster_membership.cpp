@@ -1,0 +1,112 @@
+#include "server/cluster_membership.h"
+
+#include "common/log.h"
+#include "common/thread_name.h"
+
+namespace statherd::server {
+
+ClusterMembership::ClusterMembership(MembershipOptions options) : options_(std::move(options)) {}
+
+ClusterMembership::~ClusterMembership() {
+  stop();
+}
+
+Status ClusterMembership::register_now(etcd::Client& client) {
+  auto lease = client.grant(options_.lease_ttl.count());
+  if (!lease) return lease.error();
+  auto put = client.put(key(), options_.value, lease->id);
+  if (!put) {
+    (void)client.revoke(lease->id);  // best effort: it expires anyway
+    return put.error();
+  }
+  std::lock_guard lock(mu_);
+  state_.registered = true;
+  state_.lease = lease->id;
+  ++state_.registrations;
+  return Ok{};
+}
+
+Status ClusterMembership::start() {
+  etcd::Client client(options_.endpoints, options_.call_deadline);
+  Status first = register_now(client);
+  if (first) {
+    log::info("cluster: registered as " + key() + " at " + client.where());
+  } else {
+    std::lock_guard lock(mu_);
+    ++state_.failures;
+    state_.last_error = first.error().message;
+  }
+  thread_ = std::thread([this] { run(); });
+  return first;
+}
+
+void ClusterMembership::run() {
+  name_this_thread("cluster");
+  etcd::Client client(options_.endpoints, options_.call_deadline);
+  // Renew three times per TTL: two renewals may fail (a slow etcd) before the lease expires.
+  const auto period = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 3;
+  bool outage = false;
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    wake_.wait_for(lock, period, [this] { return stopping_; });
+    if (stopping_) break;
+    const bool registered = state_.registered;
+    const int64_t lease = state_.lease;
+    lock.unlock();
+    Status done = Ok{};
+    if (registered) {
+      auto ttl = client.keep_alive(lease);
+      if (!ttl && etcd::lease_expired(ttl.error())) {
+        log::warn("cluster: the lease of " + key() + " expired; registering again");
+        {
+          std::lock_guard relock(mu_);
+          state_.registered = false;
+        }
+        done = register_now(client);
+      } else if (!ttl) {
+        done = ttl.error();
+      }
+    } else {
+      done = register_now(client);
+    }
+    lock.lock();
+    if (!done) {
+      ++state_.failures;
+      state_.last_error = done.error().message;
+      if (!outage) log::warn("cluster: " + done.error().to_string() + " (retrying)");
+      outage = true;
+    } else if (outage) {
+      outage = false;
+      log::info("cluster: etcd answers again; " + key() + " is registered");
+    }
+  }
+}
+
+void ClusterMembership::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  int64_t lease = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (state_.registered) lease = state_.lease;
+    state_.registered = false;
+  }
+  if (lease != 0) {
+    etcd::Client client(options_.endpoints, options_.call_deadline);
+    if (Status s = client.revoke(lease); !s)
+      log::warn("cluster: could not revoke the lease of " + key() + " (" + s.error().message +
+                "); it goes when the lease expires");
+  }
+}
+
+MembershipState ClusterMembership::state() const {
+  std::lock_guard lock(mu_);
+  return state_;
+}
+
+}  // namespace statherd::server

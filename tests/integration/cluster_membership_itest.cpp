@@ -1,0 +1,104 @@
+// A server's cluster membership (server/cluster_membership.h) against a real etcd: the key
+// under a lease while running, gone at stop, written again when the lease is lost, and a
+// start with etcd down that registers once etcd comes up.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "common/etcd_client.h"
+#include "server/cluster_membership.h"
+#include "tests/integration/etcd_process.h"
+
+namespace statherd::server {
+namespace {
+
+using itest::EtcdProcess;
+using itest::free_port;
+using namespace std::chrono_literals;
+
+// Polls `what` every 50 ms for up to `limit`.
+bool eventually(const std::function<bool()>& what, std::chrono::milliseconds limit = 15s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (what()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return what();
+}
+
+MembershipOptions options_for(uint16_t port, const std::string& id) {
+  MembershipOptions o;
+  o.endpoints = {{"127.0.0.1", port}};
+  o.prefix = "/statherd/test/";
+  o.id = id;
+  o.value = R"({"ingest":"http://127.0.0.1:8470"})";
+  o.lease_ttl = 3s;  // renewed every second
+  return o;
+}
+
+TEST(ClusterMembership, KeyLivesWithTheServerAndGoesAtStop) {
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", etcd.port()}}, 5s);
+  ClusterMembership m(options_for(etcd.port(), "s1"));
+  ASSERT_TRUE(m.start());
+  auto got = c.get("/statherd/test/members/s1");
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->kvs.size(), 1u);
+  EXPECT_EQ(got->kvs[0].value, R"({"ingest":"http://127.0.0.1:8470"})");
+  EXPECT_EQ(got->kvs[0].lease, m.state().lease);
+  EXPECT_TRUE(m.state().registered);
+  // Longer than the TTL: the renewals keep it there all along.
+  const auto until = std::chrono::steady_clock::now() + 4500ms;
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_EQ(c.get("/statherd/test/members/s1")->kvs.size(), 1u);
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(m.state().registrations, 1u);
+  m.stop();
+  EXPECT_TRUE(c.get("/statherd/test/members/s1")->kvs.empty());  // at once, not after the TTL
+  m.stop();                                                      // idempotent
+}
+
+TEST(ClusterMembership, RegistersAgainWhenItsLeaseIsLost) {
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", etcd.port()}}, 5s);
+  ClusterMembership m(options_for(etcd.port(), "s2"));
+  ASSERT_TRUE(m.start());
+  const int64_t first = m.state().lease;
+  ASSERT_TRUE(c.revoke(first));  // as if it had expired (etcd unreachable longer than the TTL)
+  EXPECT_TRUE(c.get("/statherd/test/members/s2")->kvs.empty());
+  ASSERT_TRUE(eventually([&] { return c.get("/statherd/test/members/s2")->kvs.size() == 1; }));
+  const auto s = m.state();
+  EXPECT_EQ(s.registrations, 2u);
+  EXPECT_NE(s.lease, first);
+  EXPECT_EQ(c.get("/statherd/test/members/s2")->kvs.at(0).lease, s.lease);
+}
+
+TEST(ClusterMembership, StartsWithEtcdDownAndRegistersWhenItComesUp) {
+  const uint16_t port = free_port();
+  ClusterMembership m(options_for(port, "s3"));
+  Status first = m.start();
+  ASSERT_FALSE(first);  // reported at once
+  EXPECT_NE(first.error().message.find("etcd unreachable"), std::string::npos)
+      << first.error().message;
+  EXPECT_FALSE(m.state().registered);
+  EtcdProcess etcd(port);
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", port}}, 5s);
+  ASSERT_TRUE(eventually([&] {
+    auto r = c.get("/statherd/test/members/s3");
+    return r && r->kvs.size() == 1;
+  }));
+  EXPECT_TRUE(m.state().registered);
+  EXPECT_GE(m.state().failures, 1u);
+  m.stop();
+  EXPECT_TRUE(c.get("/statherd/test/members/s3")->kvs.empty());
+}
+
+}  // namespace
+}  // namespace statherd::server

@@ -23,7 +23,7 @@ help:
 	@echo 'make demo       build only the two daemons, then a ~30 s live demo on loopback'
 	@echo '                (DEMO_ARGS="--seconds 60 --keep" to run longer / keep the server up)'
 	@echo 'make test       every test: unit + integration (real carbon-cache, Prometheus), then'
-	@echo '                the unit tests under AddressSanitizer + UBSan (in $(ASAN_BUILD)/)'
+	@echo '                the unit and C++ etcd tests under AddressSanitizer + UBSan (in $(ASAN_BUILD)/)'
 	@echo 'make test-unit  the unit tests only'
 	@echo 'make bench      benchmarks, printed as tables'
 	@echo 'make chaos      10-minute chaos test (root: it mounts a tmpfs); CHAOS_SECONDS,'
@@ -56,7 +56,7 @@ test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
 
 test-asan: build-asan
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L unit
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L 'unit|cpp_integration'
 
 # The demo needs only the packages of the two daemons and python3, and builds only the daemons.
 # A new build dir is configured for that alone: no tests, no benchmarks (their packages are not

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# make test: every test of the release build (unit, then integration), then the unit tests under
-# AddressSanitizer + UBSan. The sanitizer build compiles meanwhile, in the background at the
-# lowest CPU and I/O priority: the integration tests mostly wait on intervals, so it uses the
-# idle cores and the tests keep theirs (the sanitizer build alone takes ~12 min on the 2-core
-# machine; the integration tests leave most of that idle).
+# make test: every test of the release build (unit, then integration), then the unit tests and
+# the C++ integration tests (label cpp_integration: a real etcd) under AddressSanitizer + UBSan.
+# The sanitizer build compiles meanwhile, in the background at the lowest CPU and I/O priority:
+# the integration tests mostly wait on intervals, so it uses the idle cores and the tests keep
+# theirs (the sanitizer build alone takes ~12 min on the 2-core machine; the integration tests
+# leave most of that idle).
 # Its output goes to <asan build>.log, shown when it fails.
 # Usage: scripts/test.sh <build dir> <asan build dir>   (from the Makefile, with MAKE set)
 set -uo pipefail
@@ -27,5 +28,5 @@ if ! wait "$asan_pid"; then
 fi
 echo "test: AddressSanitizer + UBSan build done (log: $log)"
 (cd "$asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L unit) || failed=1
+   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L 'unit|cpp_integration') || failed=1
 exit "$failed"

@@ -12,12 +12,16 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr size_t kMaxAnswer = 16u << 20;  // a shard map and its members stay far below
+constexpr size_t kMaxAnswer = 4u << 20;  // a shard map of 1,024 members is ~20 KB
 
 // etcd writes 64-bit integers as JSON strings, and leaves out fields holding their default.
 int64_t int_field(const json& j, const char* name) {
   auto it = j.find(name);
   if (it == j.end()) return 0;
+  if (it->is_number_unsigned())  // a value past INT64_MAX is not an etcd integer: 0
+    return it->get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)
+               ? static_cast<int64_t>(it->get<uint64_t>())
+               : 0;
   if (it->is_number_integer()) return it->get<int64_t>();
   if (!it->is_string()) return 0;
   const std::string& s = it->get_ref<const std::string&>();
@@ -39,8 +43,12 @@ std::vector<KeyValue> kvs_of(const json& j) {
   if (it == j.end() || !it->is_array()) return out;
   for (const json& kv : *it) {
     if (!kv.is_object()) continue;
+    auto key = kv.find("key");
+    if (key == kv.end() || !key->is_string()) continue;  // not a key-value: left out
+    auto decoded = base64_decode(key->get_ref<const std::string&>());
+    if (!decoded || decoded->empty()) continue;
     KeyValue x;
-    x.key = b64_field(kv, "key");
+    x.key = std::move(*decoded);
     x.value = b64_field(kv, "value");
     x.create_revision = int_field(kv, "create_revision");
     x.mod_revision = int_field(kv, "mod_revision");
@@ -138,10 +146,15 @@ std::string Client::where() const {
   return "etcd at " + e.host + ":" + std::to_string(e.port);
 }
 
-Result<std::string> Client::call(std::string_view path, const std::string& body) {
+Result<std::string> Client::call(std::string_view path, const std::string& body, bool idempotent) {
   if (endpoints_.empty()) return make_error("no etcd endpoint configured");
+  // One deadline for the whole call, whatever the number of endpoints tried.
+  const auto until = std::chrono::steady_clock::now() + deadline_;
   std::string failures;
   for (size_t tried = 0; tried < endpoints_.size(); ++tried) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
     const size_t i = (current_ + tried) % endpoints_.size();
     HttpRequest req;
     req.target.host = endpoints_[i].host;
@@ -151,10 +164,21 @@ Result<std::string> Client::call(std::string_view path, const std::string& body)
     req.body = body;
     req.headers.emplace_back("Content-Type", "application/json");
     req.max_response_body = kMaxAnswer;
-    HttpExchangeResult r = http_exchange(std::move(req), deadline_);
+    HttpExchangeResult r = http_exchange(std::move(req), left);
     const std::string at = endpoints_[i].host + ":" + std::to_string(endpoints_[i].port);
-    if (!r.ok()) {  // unreachable: try the next endpoint
+    if (!r.ok()) {
+      // Not sent (resolve, connect): try the next endpoint. Sent but not answered: a write may
+      // have been applied, so only a read or an idempotent call goes on to the next one.
+      const bool sent = r.step != HttpStep::Resolve && r.step != HttpStep::Connect &&
+                        r.failure != HttpFailure::Refused;
       failures += (failures.empty() ? "" : "; ") + at + ": " + r.error;
+      if (sent && !idempotent)
+        return make_error("etcd at " + at + " did not answer " + std::string(path) +
+                          " in time; whether it was applied is not known (" + r.error + ")");
+      continue;
+    }
+    if (r.status >= 500 && idempotent) {  // e.g. 503 "no leader": another member may serve
+      failures += (failures.empty() ? "" : "; ") + at + ": answered " + std::to_string(r.status);
       continue;
     }
     current_ = i;
@@ -168,7 +192,7 @@ Result<std::string> Client::call(std::string_view path, const std::string& body)
     }
     return std::move(r.body);
   }
-  return make_error("etcd unreachable: " + failures,
+  return make_error("etcd unreachable: " + (failures.empty() ? "the deadline passed" : failures),
                     "check the etcd endpoints (etcd.endpoints) and that etcd runs");
 }
 
@@ -179,6 +203,14 @@ Result<json> parse_object(std::string_view body, std::string_view path) {
   if (!j.is_object())
     return make_error("etcd's answer to " + std::string(path) +
                       " is not a JSON object: " + std::string(body.substr(0, 200)));
+  auto err = j.find("error");  // the gateway's error form, even in a 200 answer
+  if (err != j.end()) {
+    std::string msg = err->is_string() ? err->get<std::string>() : std::string();
+    if (err->is_object()) msg = string_field(*err, "message");
+    if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
+    return make_error("etcd refused " + std::string(path) + ": " +
+                      (msg.empty() ? std::string("(no message)") : msg.substr(0, 200)));
+  }
   return j;
 }
 
@@ -200,24 +232,24 @@ Result<Lease> parse_grant_answer(std::string_view body) {
   auto j = parse_object(body, "/v3/lease/grant");
   if (!j) return j.error();
   Lease l{int_field(*j, "ID"), int_field(*j, "TTL")};
-  if (l.id == 0) return make_error("etcd granted no lease: " + std::string(body.substr(0, 200)));
+  if (l.id == 0 || l.ttl_s <= 0)
+    return make_error("etcd granted no lease: " + std::string(body.substr(0, 200)));
   return l;
 }
 
 Result<int64_t> parse_keepalive_answer(std::string_view body, int64_t lease) {
   auto j = parse_object(body, "/v3/lease/keepalive");
   if (!j) return j.error();
-  auto err = j->find("error");
-  if (err != j->end()) {
-    std::string msg = err->is_string() ? err->get<std::string>() : std::string();
-    if (err->is_object()) msg = string_field(*err, "message");
-    if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
-    return make_error("etcd refused to renew lease " + std::to_string(lease) + ": " +
-                      (msg.empty() ? err->dump() : msg));
-  }
   // A stream in gRPC; through the gateway, one request in the body gets one "result".
   auto result = j->find("result");
-  const int64_t ttl = int_field(result != j->end() && result->is_object() ? *result : *j, "TTL");
+  if (result == j->end() || !result->is_object())
+    return make_error("etcd's answer to /v3/lease/keepalive has no result: " +
+                      std::string(body.substr(0, 200)));
+  const int64_t id = int_field(*result, "ID");
+  if (id != lease)
+    return make_error("etcd's answer to /v3/lease/keepalive is for lease " + std::to_string(id) +
+                      ", not " + std::to_string(lease));
+  const int64_t ttl = int_field(*result, "TTL");
   if (ttl <= 0) return make_error(kLeaseGone);  // etcd gives no TTL for a lease it has not got
   return ttl;
 }
@@ -230,7 +262,8 @@ Result<RangeResult> Client::get(std::string_view key) {
 }
 
 Result<RangeResult> Client::get_prefix(std::string_view prefix) {
-  json req = {{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}};
+  json req = {{"key", base64_encode(prefix.empty() ? std::string_view("\0", 1) : prefix)},
+              {"range_end", base64_encode(prefix_end(prefix))}};
   auto body = call("/v3/kv/range", req.dump());
   if (!body) return body.error();
   return parse_range_answer(*body);
@@ -257,7 +290,7 @@ Result<TxnResult> Client::put_if(std::string_view key, std::string_view value,
                                         {"mod_revision", std::to_string(expected_mod_revision)}}})},
               {"success", json::array({{{"request_put", put}}})},
               {"failure", json::array({{{"request_range", {{"key", k}}}}})}};
-  auto body = call("/v3/kv/txn", req.dump());
+  auto body = call("/v3/kv/txn", req.dump(), false);
   if (!body) return body.error();
   return parse_txn_answer(*body);
 }
@@ -270,7 +303,7 @@ Result<TxnResult> Client::delete_if_value(std::string_view key, std::string_view
                                         {"value", base64_encode(value)}}})},
               {"success", json::array({{{"request_delete_range", {{"key", k}}}}})},
               {"failure", json::array({{{"request_range", {{"key", k}}}}})}};
-  auto body = call("/v3/kv/txn", req.dump());
+  auto body = call("/v3/kv/txn", req.dump(), false);
   if (!body) return body.error();
   return parse_txn_answer(*body);
 }
@@ -285,7 +318,8 @@ Result<int64_t> Client::del(std::string_view key) {
 }
 
 Result<int64_t> Client::del_prefix(std::string_view prefix) {
-  json req = {{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}};
+  json req = {{"key", base64_encode(prefix.empty() ? std::string_view("\0", 1) : prefix)},
+              {"range_end", base64_encode(prefix_end(prefix))}};
   auto body = call("/v3/kv/deleterange", req.dump());
   if (!body) return body.error();
   auto j = parse_object(*body, "/v3/kv/deleterange");
@@ -295,7 +329,7 @@ Result<int64_t> Client::del_prefix(std::string_view prefix) {
 
 Result<Lease> Client::grant(int64_t ttl_s) {
   json req = {{"TTL", std::to_string(ttl_s)}};
-  auto body = call("/v3/lease/grant", req.dump());
+  auto body = call("/v3/lease/grant", req.dump(), false);  // a retry elsewhere leaks a lease
   if (!body) return body.error();
   return parse_grant_answer(*body);
 }

@@ -4,9 +4,13 @@
 // `/v3/kv/txn`, `/v3/kv/deleterange`, `/v3/lease/grant`, `/v3/lease/keepalive`,
 // `/v3/lease/revoke`, as Debian's etcd-server 3.4 serves them. In that JSON, keys and values
 // are base64 and 64-bit integers are strings; this client takes and returns plain bytes and
-// integers. Every call has a deadline; with several endpoints a call that cannot reach one
-// (refused, timed out) tries the next, and the one that answered is tried first next time.
-// An answer etcd gives with an error (`{"error": ..., "code": N}`) is not retried elsewhere.
+// integers. Every call has one deadline, whatever the number of endpoints it tries. With several
+// endpoints a call goes on to the next when it could not send (refused, unresolvable) and, for
+// a read or an idempotent call, when the request timed out or was answered 5xx (etcd's 503 "no
+// leader"); a compare-and-swap or a lease grant that was sent and not answered is an error
+// saying its outcome is not known (a retry elsewhere could report a write it made itself as
+// another's, or leak a lease). The endpoint that answered is tried first next time. An answer
+// with etcd's error form (`{"error": ..., "code": N}`), even with status 200, is an error.
 // Not thread-safe: one client per thread.
 #pragma once
 
@@ -67,6 +71,7 @@ class Client {
   Result<TxnResult> put_if(std::string_view key, std::string_view value,
                            int64_t expected_mod_revision, int64_t lease = 0);
   // Deletes only if the key holds `value` (a leader giving up what it holds, not another's).
+  // get_prefix("") and del_prefix("") cover every key.
   Result<TxnResult> delete_if_value(std::string_view key, std::string_view value);
   // How many keys were deleted.
   Result<int64_t> del(std::string_view key);
@@ -82,7 +87,9 @@ class Client {
   std::string where() const;
 
  private:
-  Result<std::string> call(std::string_view path, const std::string& body);
+  // idempotent: may go on to the next endpoint after a request that was sent but not answered
+  // (a read, a put of the same value, a keepalive, a revoke), or answered 5xx.
+  Result<std::string> call(std::string_view path, const std::string& body, bool idempotent = true);
 
   std::vector<Endpoint> endpoints_;
   std::chrono::milliseconds deadline_;

@@ -66,6 +66,10 @@ TEST_F(EtcdClientTest, PutGetPrefixAndDelete) {
   ASSERT_TRUE(absent);
   EXPECT_TRUE(absent->kvs.empty());
 
+  auto every = c.get_prefix("");  // every key
+  ASSERT_TRUE(every) << every.error().to_string();
+  EXPECT_GE(every->kvs.size(), 4u);
+
   auto d = c.del("/t1/a");
   ASSERT_TRUE(d);
   EXPECT_EQ(*d, 1);

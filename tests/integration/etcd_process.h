@@ -4,10 +4,8 @@
 #pragma once
 
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,21 +17,14 @@
 #include <vector>
 
 #include "common/http_client.h"
+#include "tests/loopback_port.h"
 
 namespace statherd::itest {
 
 using namespace std::chrono_literals;
 
 inline uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  return test::unused_loopback_port();
 }
 
 // One etcd member on loopback; its data dir is removed with it.
@@ -42,7 +33,8 @@ class EtcdProcess {
   // client_port 0: a free one.
   explicit EtcdProcess(uint16_t client_port = 0) {
     char tmpl[] = "/tmp/statherd-etcd-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
+    if (::mkdtemp(tmpl) == nullptr) return;  // not ready(): the test says so
+    dir_ = tmpl;
     client_ = client_port != 0 ? client_port : free_port();
     uint16_t peer = free_port();
     while (peer == client_) peer = free_port();

@@ -27,8 +27,8 @@ TEST(Base64, KnownVectors) {  // RFC 4648, section 10
 }
 
 TEST(Base64, RefusesWhatIsNotBase64) {
-  for (const char* bad : {"Zg=", "Zg", "Z===", "Zg==Zg==", "Zm9*", "Zm=v", "====", "Zm9v\n", "Zh==", "Zm9=",
-                          "Zm4vYmZ9Eve="})
+  for (const char* bad : {"Zg=", "Zg", "Z===", "Zg==Zg==", "Zm9*", "Zm=v", "====", "Zm9v\n",
+                          "Zh==", "Zm9=", "Zm4vYmZ9Eve="})
     EXPECT_FALSE(base64_decode(bad).has_value()) << bad;
 }
 
@@ -70,6 +70,58 @@ TEST(EtcdPrefix, RangeEndIsTheNextKeyAfterEveryKeyWithThePrefix) {
   EXPECT_EQ(etcd::prefix_end("a\xff"), "b");
   EXPECT_EQ(etcd::prefix_end("\xff\xff"), std::string(1, '\0'));
   EXPECT_EQ(etcd::prefix_end(""), std::string(1, '\0'));
+}
+
+TEST(EtcdAnswers, ReadWhatEtcdWrites) {
+  auto r = etcd::parse_range_answer(
+      R"({"header":{"revision":"7"},"kvs":[{"key":"L2E=","value":"MQ==","mod_revision":"5",)"
+      R"("lease":"9"}],"count":"1"})");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->revision, 7);
+  ASSERT_EQ(r->kvs.size(), 1u);
+  EXPECT_EQ(r->kvs[0].key, "/a");
+  EXPECT_EQ(r->kvs[0].value, "1");
+  EXPECT_EQ(r->kvs[0].mod_revision, 5);
+  EXPECT_EQ(r->kvs[0].lease, 9);
+  auto ka = etcd::parse_keepalive_answer(R"({"result":{"ID":"42","TTL":"10"}})", 42);
+  ASSERT_TRUE(ka) << ka.error().to_string();
+  EXPECT_EQ(*ka, 10);
+  EXPECT_TRUE(
+      etcd::lease_expired(etcd::parse_keepalive_answer(R"({"result":{"ID":"42"}})", 42).error()));
+}
+
+TEST(EtcdAnswers, RefuseOrIgnoreWhatIsNotEtcds) {
+  // Integers past int64 read as 0, not wrapped; entries without a key are left out.
+  auto r = etcd::parse_range_answer(
+      R"({"header":{"revision":18446744073709551615},"kvs":[{},{"value":"MQ=="},{"key":"%%"},)"
+      R"({"key":"L2E=","mod_revision":9223372036854775808}]})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->revision, 0);
+  ASSERT_EQ(r->kvs.size(), 1u);
+  EXPECT_EQ(r->kvs[0].mod_revision, 0);
+  // etcd's error form is an error even in a 200 answer; a lease-not-found one says so.
+  EXPECT_FALSE(etcd::parse_range_answer(R"({"error":"etcdserver: no leader","code":14})"));
+  EXPECT_TRUE(etcd::lease_expired(
+      etcd::parse_keepalive_answer(R"({"error":"etcdserver: requested lease not found"})", 1)
+          .error()));
+  // A keepalive answer for another lease, or none, renews nothing.
+  auto other = etcd::parse_keepalive_answer(R"({"result":{"ID":"999","TTL":"10"}})", 1);
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error().message.find("999"), std::string::npos);
+  EXPECT_FALSE(etcd::parse_keepalive_answer("{}", 1));
+  EXPECT_FALSE(etcd::parse_keepalive_answer(R"({"result":[]})", 1));
+  // A grant without a usable TTL is no lease.
+  EXPECT_FALSE(etcd::parse_grant_answer(R"({"ID":"5","TTL":"0"})"));
+  EXPECT_FALSE(etcd::parse_grant_answer(R"({"ID":"5","TTL":"-3"})"));
+  EXPECT_TRUE(etcd::parse_grant_answer(R"({"ID":"5","TTL":"3"})"));
+}
+
+TEST(EtcdAnswers, DeeplyNestedErrorsDoNotCrash) {
+  std::string deep = R"({"error":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_FALSE(etcd::parse_keepalive_answer(deep, 1));
+  EXPECT_FALSE(etcd::parse_range_answer(deep));
+  EXPECT_FALSE(etcd::parse_txn_answer(deep));
+  EXPECT_FALSE(etcd::parse_grant_answer(deep));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "server/sinks/remote_write.h"
+#include "tests/loopback_port.h"
 
 namespace statherd::server::testing {
 
@@ -67,9 +68,12 @@ inline RwSeries decode_series(std::string_view bytes) {
       RwSample smp;
       while (sub.more()) {
         const uint64_t k = sub.varint();
-        if (k == ((1 << 3) | 1)) smp.value = sub.fixed64();
-        else if (k == ((2 << 3) | 0)) smp.timestamp_ms = static_cast<int64_t>(sub.varint());
-        else ADD_FAILURE() << "unexpected sample field key " << k;
+        if (k == ((1 << 3) | 1))
+          smp.value = sub.fixed64();
+        else if (k == ((2 << 3) | 0))
+          smp.timestamp_ms = static_cast<int64_t>(sub.varint());
+        else
+          ADD_FAILURE() << "unexpected sample field key " << k;
       }
       s.samples.push_back(smp);
     }
@@ -117,7 +121,7 @@ class ScriptedReceiver {
     if (thread_.joinable()) thread_.join();
   }
   uint16_t port() const { return port_; }
-  std::vector<std::string> requests;  // head + "\n\n" + body; read after join()
+  std::vector<std::string> requests;      // head + "\n\n" + body; read after join()
   std::promise<void> first_request_read;  // set once the first request is read
   std::promise<void> answer_first;        // the first answer waits for this
 
@@ -145,9 +149,9 @@ class ScriptedReceiver {
       }
       const size_t i = requests.size() - 1;
       const std::string body = i < bodies_.size() ? bodies_[i] : "no";
-      const std::string answer = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " +
-                                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-                                 body;
+      const std::string answer = "HTTP/1.1 " + std::to_string(status) +
+                                 " X\r\nContent-Length: " + std::to_string(body.size()) +
+                                 "\r\nConnection: close\r\n\r\n" + body;
       (void)!::write(c, answer.data(), answer.size());
       ::close(c);
     }
@@ -174,15 +178,7 @@ inline RemoteWriteSinkOptions fast_options(uint16_t port) {
 
 // A loopback port that refuses connections: bound, never listened on, closed.
 inline uint16_t refusing_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  return test::unused_loopback_port();
 }
 
 // The series of one recorded request (head + "\n\n" + snappy body).

@@ -12,6 +12,7 @@ using json = nlohmann::json;
 
 namespace {
 
+const char* const kLeaseGone = "etcd: the lease has expired or was revoked";
 constexpr size_t kMaxAnswer = 4u << 20;  // a shard map of 1,024 members is ~20 KB
 
 // etcd writes 64-bit integers as JSON strings, and leaves out fields holding their default.
@@ -69,6 +70,36 @@ std::string string_field(const json& j, const char* name) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// The message of the gateway's error form ({"error": "...", "message": "...", "code": N}; the
+// error an object in some versions), or "" when `j` has none. Never dumps what it was sent.
+std::string gateway_error(const json& j) {
+  auto err = j.find("error");
+  if (err == j.end()) return {};
+  std::string msg = err->is_string() ? err->get<std::string>() : std::string();
+  if (err->is_object()) msg = string_field(*err, "message");
+  return msg.empty() ? std::string("(no message)") : msg.substr(0, 200);
+}
+
+// The body's JSON object for `path`; an error for anything else and for the error form (even
+// in a 200 answer), kLeaseGone when that says the lease is gone.
+Result<json> parse_object(std::string_view body, std::string_view path) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object())
+    return make_error("etcd's answer to " + std::string(path) +
+                      " is not a JSON object: " + std::string(body.substr(0, 200)));
+  if (std::string msg = gateway_error(j); !msg.empty()) {
+    if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
+    return make_error("etcd refused " + std::string(path) + ": " + msg);
+  }
+  return j;
+}
+
+// The request for every key starting with `prefix` ("": every key, etcd's key "\0").
+json prefix_range(std::string_view prefix) {
+  return {{"key", base64_encode(prefix.empty() ? std::string_view("\0", 1) : prefix)},
+          {"range_end", base64_encode(prefix_end(prefix))}};
+}
+
 TxnResult txn_result(const json& j) {
   TxnResult r;
   auto ok = j.find("succeeded");
@@ -83,8 +114,6 @@ TxnResult txn_result(const json& j) {
     }
   return r;
 }
-
-const char* kLeaseGone = "etcd: the lease has expired or was revoked";
 
 }  // namespace
 
@@ -184,7 +213,7 @@ Result<std::string> Client::call(std::string_view path, const std::string& body,
     current_ = i;
     if (r.status != 200) {
       auto j = json::parse(r.body, nullptr, false);
-      std::string msg = j.is_object() ? string_field(j, "error") : std::string();
+      std::string msg = j.is_object() ? gateway_error(j) : std::string();
       if (msg.empty()) msg = r.body.substr(0, 200);
       if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
       return make_error("etcd at " + at + " answered " + std::to_string(r.status) + " to " +
@@ -195,26 +224,6 @@ Result<std::string> Client::call(std::string_view path, const std::string& body,
   return make_error("etcd unreachable: " + (failures.empty() ? "the deadline passed" : failures),
                     "check the etcd endpoints (etcd.endpoints) and that etcd runs");
 }
-
-namespace {
-
-Result<json> parse_object(std::string_view body, std::string_view path) {
-  json j = json::parse(body, nullptr, false);
-  if (!j.is_object())
-    return make_error("etcd's answer to " + std::string(path) +
-                      " is not a JSON object: " + std::string(body.substr(0, 200)));
-  auto err = j.find("error");  // the gateway's error form, even in a 200 answer
-  if (err != j.end()) {
-    std::string msg = err->is_string() ? err->get<std::string>() : std::string();
-    if (err->is_object()) msg = string_field(*err, "message");
-    if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
-    return make_error("etcd refused " + std::string(path) + ": " +
-                      (msg.empty() ? std::string("(no message)") : msg.substr(0, 200)));
-  }
-  return j;
-}
-
-}  // namespace
 
 Result<RangeResult> parse_range_answer(std::string_view body) {
   auto j = parse_object(body, "/v3/kv/range");
@@ -262,9 +271,7 @@ Result<RangeResult> Client::get(std::string_view key) {
 }
 
 Result<RangeResult> Client::get_prefix(std::string_view prefix) {
-  json req = {{"key", base64_encode(prefix.empty() ? std::string_view("\0", 1) : prefix)},
-              {"range_end", base64_encode(prefix_end(prefix))}};
-  auto body = call("/v3/kv/range", req.dump());
+  auto body = call("/v3/kv/range", prefix_range(prefix).dump());
   if (!body) return body.error();
   return parse_range_answer(*body);
 }
@@ -308,23 +315,20 @@ Result<TxnResult> Client::delete_if_value(std::string_view key, std::string_view
   return parse_txn_answer(*body);
 }
 
-Result<int64_t> Client::del(std::string_view key) {
-  json req = {{"key", base64_encode(key)}};
-  auto body = call("/v3/kv/deleterange", req.dump());
+Result<int64_t> Client::delete_range(const std::string& request) {
+  auto body = call("/v3/kv/deleterange", request);
   if (!body) return body.error();
   auto j = parse_object(*body, "/v3/kv/deleterange");
   if (!j) return j.error();
   return int_field(*j, "deleted");
 }
 
+Result<int64_t> Client::del(std::string_view key) {
+  return delete_range(json{{"key", base64_encode(key)}}.dump());
+}
+
 Result<int64_t> Client::del_prefix(std::string_view prefix) {
-  json req = {{"key", base64_encode(prefix.empty() ? std::string_view("\0", 1) : prefix)},
-              {"range_end", base64_encode(prefix_end(prefix))}};
-  auto body = call("/v3/kv/deleterange", req.dump());
-  if (!body) return body.error();
-  auto j = parse_object(*body, "/v3/kv/deleterange");
-  if (!j) return j.error();
-  return int_field(*j, "deleted");
+  return delete_range(prefix_range(prefix).dump());
 }
 
 Result<Lease> Client::grant(int64_t ttl_s) {

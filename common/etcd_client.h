@@ -90,6 +90,8 @@ class Client {
   // idempotent: may go on to the next endpoint after a request that was sent but not answered
   // (a read, a put of the same value, a keepalive, a revoke), or answered 5xx.
   Result<std::string> call(std::string_view path, const std::string& body, bool idempotent = true);
+  // A /v3/kv/deleterange of this JSON request: how many keys went.
+  Result<int64_t> delete_range(const std::string& request);
 
   std::vector<Endpoint> endpoints_;
   std::chrono::milliseconds deadline_;

@@ -72,9 +72,13 @@ TEST(ClusterMembership, RegistersAgainWhenItsLeaseIsLost) {
   const int64_t first = m.state().lease;
   ASSERT_TRUE(c.revoke(first));  // as if it had expired (etcd unreachable longer than the TTL)
   EXPECT_TRUE(c.get("/statherd/test/members/s2")->kvs.empty());
-  ASSERT_TRUE(eventually([&] { return c.get("/statherd/test/members/s2")->kvs.size() == 1; }));
+  // The key is written before the membership's state says so: wait for both.
+  ASSERT_TRUE(eventually([&] {
+    auto r = c.get("/statherd/test/members/s2");
+    return r && r->kvs.size() == 1 && m.state().registrations == 2;
+  })) << m.state().registrations;
   const auto s = m.state();
-  EXPECT_EQ(s.registrations, 2u);
+  EXPECT_TRUE(s.registered);
   EXPECT_NE(s.lease, first);
   EXPECT_EQ(c.get("/statherd/test/members/s2")->kvs.at(0).lease, s.lease);
 }
@@ -92,9 +96,9 @@ TEST(ClusterMembership, StartsWithEtcdDownAndRegistersWhenItComesUp) {
   etcd::Client c({{"127.0.0.1", port}}, 5s);
   ASSERT_TRUE(eventually([&] {
     auto r = c.get("/statherd/test/members/s3");
-    return r && r->kvs.size() == 1;
+    return r && r->kvs.size() == 1 && m.state().registered;
   }));
-  EXPECT_TRUE(m.state().registered);
+  EXPECT_EQ(m.state().registrations, 1u);
   EXPECT_GE(m.state().failures, 1u);
   m.stop();
   EXPECT_TRUE(c.get("/statherd/test/members/s3")->kvs.empty());

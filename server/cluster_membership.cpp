@@ -14,10 +14,17 @@ ClusterMembership::~ClusterMembership() {
 Status ClusterMembership::register_now(etcd::Client& client) {
   auto lease = client.grant(options_.lease_ttl.count());
   if (!lease) return lease.error();
-  auto put = client.put(key(), options_.value, lease->id);
-  if (!put) {
+  // Create if absent: a second server given the same id (or this one restarted while its
+  // previous run's key still lives, up to one TTL) must not take over the first one's key.
+  auto put = client.put_if(key(), options_.value, 0, lease->id);
+  if (!put || !put->succeeded) {
     (void)client.revoke(lease->id);  // best effort: it expires anyway
-    return put.error();
+    if (!put) return put.error();
+    const int64_t holder = put->current.empty() ? 0 : put->current[0].lease;
+    return make_error("the id " + options_.id + " is held by another member (" + key() +
+                          ", lease " + std::to_string(holder) + ")",
+                      "another server with this etcd.id, or this server's previous run until "
+                      "its lease expires (at most etcd.lease_ttl); give each server its own id");
   }
   std::lock_guard lock(mu_);
   state_.registered = true;
@@ -98,7 +105,9 @@ void ClusterMembership::stop() {
   }
   if (lease != 0) {
     etcd::Client client(options_.endpoints, options_.call_deadline);
-    if (Status s = client.revoke(lease); !s)
+    if (Status s = client.revoke(lease); s)
+      log::info("cluster: left (" + key() + " removed)");
+    else
       log::warn("cluster: could not revoke the lease of " + key() + " (" + s.error().message +
                 "); it goes when the lease expires");
   }

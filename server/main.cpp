@@ -8,12 +8,14 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "common/yaml_util.h"
 #include "server/api_routes.h"
+#include "server/cluster_membership.h"
 #include "server/daemon.h"
 #include "server/engine.h"
 #include "server/heap_tuning.h"
@@ -50,6 +52,43 @@ int64_t wall_clock_ms() {
 int fail(const Error& error, int code = 2) {
   log::error(error.to_string());
   return code;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
+// With an etcd section: this server's key under the cluster's prefix, holding what the other
+// members and the agents need (docs/CLUSTER.md). etcd unreachable is reported and retried in
+// the background, never fatal: the server serves its agents meanwhile.
+std::unique_ptr<ClusterMembership> join_cluster(const ServerConfig& config,
+                                                const std::string& listen_host, uint16_t port) {
+  if (!config.etcd.enabled) return nullptr;
+  MembershipOptions o;
+  o.endpoints = config.etcd.endpoints;
+  o.prefix = config.etcd.prefix();
+  o.id = config.etcd.id;
+  o.lease_ttl = config.etcd.lease_ttl;
+  const std::string advertise = config.etcd.advertise.empty()
+                                    ? cluster::default_advertise(listen_host, port, host_name())
+                                    : config.etcd.advertise;
+  o.value = nlohmann::json{{"id", config.etcd.id},
+                           {"ingest", advertise},
+                           {"started_ms", wall_clock_ms()},
+                           {"interval_ms", config.interval.count()},
+                           {"version", "0.1.0"}}
+                .dump();
+  auto membership = std::make_unique<ClusterMembership>(std::move(o));
+  if (Status s = membership->start(); !s)
+    log::warn("cluster: could not register as " + membership->key() + ": " +
+              s.error().to_string() + "\n(retrying every " +
+              std::to_string(config.etcd.lease_ttl.count() * 1000 / 3) + " ms; serving meanwhile)");
+  else
+    log::info("cluster: member " + config.etcd.id + " of " + config.etcd.prefix() +
+              ", advertising " + advertise);
+  return membership;
 }
 
 int serve(const ServerConfig& config, const std::string& token,
@@ -110,10 +149,15 @@ int serve(const ServerConfig& config, const std::string& token,
             (config.graphite_address.empty() ? "" : ", graphite " + config.graphite_address) +
             (config.remote_write_url.empty() ? "" : ", remote_write " + config.remote_write_url));
   log::info(heap_tuning_summary());
+  std::unique_ptr<ClusterMembership> membership = join_cluster(config, http.host, server.port());
   DaemonOptions daemon_options;
   daemon_options.reload = [&] { runtime.reload(); };
   Daemon daemon(daemon_options, pipeline, server, reads);
   daemon.run();   // returns after SIGTERM/SIGINT drained the pipeline to every sink
+  if (membership) {
+    StopProgress::process().step("leaving the cluster (revoking this server's etcd lease)");
+    membership->stop();
+  }
   StopProgress::process().step("the sinks delivering what they hold (each up to its stop_timeout)");
   sinks.stop();   // a second SIGTERM/SIGINT meanwhile exits at once (see server/daemon.h)
   StopProgress::process().end();

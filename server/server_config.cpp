@@ -203,9 +203,10 @@ Status apply_yaml(YamlReader& r, ServerConfig& c, bool check_token = false) {
     read_memory(r, root, c);
     read_graphite(r, root, c);
     read_remote_write(r, root, c);
+    cluster::read_etcd_section(r, root, c.etcd, /*server=*/true);
     r.check_keys(root, {"listen", "token_file", "interval", "state_dir", "late_window",
                         "snapshot_every", "idle_timeout", "levels", "threads", "limits", "reads",
-                        "memory", "graphite", "remote_write"});
+                        "memory", "graphite", "remote_write", "etcd"});
   }
   if (r.errors().empty()) return Ok{};
   return cli::config_file_error(r.errors(), "config/server.yaml");
@@ -383,6 +384,14 @@ Result<ServerCommand> parse_server_command_line(const std::vector<std::string>& 
   if (cmd.help || cmd.version) return cmd;
   if (!cmd.config.state_dir_set)
     cmd.config.state_dir = default_state_dir("statherd", process_env(), ::geteuid());
+  if (cmd.config.etcd.enabled && cmd.config.etcd.id.empty()) {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) == 0) cmd.config.etcd.id = name;
+    if (!cluster::valid_name(cmd.config.etcd.id))
+      return make_error("etcd.id: the host name \"" + cmd.config.etcd.id +
+                            "\" is not a valid member id",
+                        "set etcd.id: 1 to 64 of A-Z a-z 0-9 _ . -, unique in the cluster");
+  }
   if (Status s = validate_server_config(cmd.config); !s) return s.error();
   if (token_flag) {  // as statherd-agent: a bad --token-file is named as the flag
     if (auto token = read_token_file(cmd.config.token_file); !token)

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/etcd_config.h"
 #include "common/result.h"
 #include "common/token_file.h"
 #include "server/engine.h"
@@ -49,6 +50,10 @@ struct ServerConfig {
   std::chrono::milliseconds remote_write_timeout{10'000};
   bool graphite_tags = false;                    // graphite.tags [--graphite-tags]
   GraphiteRules graphite_rules;                  // graphite.rules (compiled at load)
+  // etcd.* (docs/CLUSTER.md): absent, one server as before. parse_server_command_line fills
+  // etcd.id with the host name when not given; the advertise URL is settled once the server
+  // listens (its port may be 0 in tests).
+  cluster::EtcdSettings etcd;
 };
 
 // What the command line asks for besides configuration.

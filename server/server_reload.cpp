@@ -17,6 +17,13 @@ std::string levels_text(const ServerConfig& c) {
          ",host=" + (c.level_host ? "true" : "false") + ",app=" + (c.level_app ? "true" : "false");
 }
 
+std::string etcd_text(const ServerConfig& c) {
+  if (!c.etcd.enabled) return "(none)";
+  return "endpoints=" + c.etcd.endpoints_text + ",cluster=" + c.etcd.cluster + ",id=" +
+         c.etcd.id + ",advertise=" + (c.etcd.advertise.empty() ? "(default)" : c.etcd.advertise) +
+         ",lease_ttl=" + std::to_string(c.etcd.lease_ttl.count()) + "s";
+}
+
 }  // namespace
 
 std::vector<std::string> restart_only_changes(const ServerConfig& a, const ServerConfig& b,
@@ -40,6 +47,7 @@ std::vector<std::string> restart_only_changes(const ServerConfig& a, const Serve
   differs(out, "memory.retention", a.memory_retention, b.memory_retention);
   differs(out, "memory.max_paths", std::to_string(a.memory_max_paths),
           std::to_string(b.memory_max_paths));
+  differs(out, "etcd", etcd_text(a), etcd_text(b));
   // The memory store (/render) names paths with the prefix and tags it started with; the
   // Graphite sink takes the new ones at once.
   const std::string& kept = store ? store->prefix : a.graphite_prefix;

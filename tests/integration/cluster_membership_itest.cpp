@@ -83,6 +83,37 @@ TEST(ClusterMembership, RegistersAgainWhenItsLeaseIsLost) {
   EXPECT_EQ(c.get("/statherd/test/members/s2")->kvs.at(0).lease, s.lease);
 }
 
+TEST(ClusterMembership, ASecondServerWithTheSameIdWaitsForTheFirstToGo) {
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", etcd.port()}}, 5s);
+  ClusterMembership first(options_for(etcd.port(), "dup"));
+  ASSERT_TRUE(first.start());
+  auto second_options = options_for(etcd.port(), "dup");
+  second_options.value = R"({"ingest":"http://127.0.0.1:9999"})";
+  ClusterMembership second(second_options);
+  Status s = second.start();
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("held by another member"), std::string::npos)
+      << s.error().message;
+  // The first keeps its key through the second's retries.
+  std::this_thread::sleep_for(1500ms);
+  auto got = c.get("/statherd/test/members/dup");
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->kvs.size(), 1u);
+  EXPECT_EQ(got->kvs[0].value, R"({"ingest":"http://127.0.0.1:8470"})");
+  EXPECT_EQ(got->kvs[0].lease, first.state().lease);
+  EXPECT_FALSE(second.state().registered);
+  EXPECT_GE(second.state().failures, 1u);
+  first.stop();  // the key goes; the second registers at its next retry
+  ASSERT_TRUE(eventually([&] {
+    auto r = c.get("/statherd/test/members/dup");
+    return r && r->kvs.size() == 1 && r->kvs[0].value == second_options.value &&
+           second.state().registered;
+  }));
+  EXPECT_EQ(c.get("/statherd/test/members/dup")->kvs.at(0).lease, second.state().lease);
+}
+
 TEST(ClusterMembership, StartsWithEtcdDownAndRegistersWhenItComesUp) {
   const uint16_t port = free_port();
   ClusterMembership m(options_for(port, "s3"));

@@ -1,0 +1,150 @@
+"""statherd-server with an `etcd:` section against a real etcd (issue #13, docs/CLUSTER.md):
+it registers as /statherd/<cluster>/members/<id> under a lease, with the URL it serves at;
+SIGTERM removes the key at once, SIGKILL leaves it until the lease expires; a second server
+given the same id waits until the first one's key goes and never overwrites it; a server whose
+etcd is down at start serves anyway and registers when etcd comes up; a bad section is refused
+with its file:line. Nothing of the cluster beyond membership is wired yet."""
+
+import json
+import os
+import subprocess
+import time
+import unittest
+
+import harness
+from etcd_fixture import Etcd
+
+PREFIX = "/statherd/itest/"
+
+
+class MemberServer(harness.StatherdServer):
+    """statherd-server in a workdir of its own, with an etcd section in its YAML file."""
+
+    def __init__(self, parent, name, etcd_url, member_id, lease_ttl="3s"):
+        workdir = os.path.join(parent, name)
+        os.makedirs(workdir, exist_ok=True)
+        token = harness.write_token_file(workdir)
+        super().__init__(workdir, token, graphite="-", interval="1s")
+        self.config_path = os.path.join(workdir, "server.yaml")
+        with open(self.config_path, "w") as f:
+            f.write(f"etcd:\n  endpoints: [{etcd_url}]\n  cluster: itest\n"
+                    f"  id: {member_id}\n  lease_ttl: {lease_ttl}\n")
+
+    def argv(self):
+        return super().argv() + ["--config", self.config_path]
+
+    def log(self):
+        return self.process.read_stderr()
+
+
+class ClusterMembershipTest(unittest.TestCase):
+    def setUp(self):
+        import tempfile
+        self._tmp = tempfile.TemporaryDirectory(prefix="statherd-membership-")
+        self.addCleanup(self._tmp.cleanup)
+        self.tmp = self._tmp.name
+        self.processes = []
+        self.addCleanup(self._stop_all)
+
+    def _stop_all(self):
+        for p in reversed(self.processes):
+            p.stop()
+        if harness.test_has_failed(self):
+            for p in self.processes:
+                if getattr(p, "process", None) is not None:
+                    print(p.process.log_tail())
+
+    def started(self, thing):
+        self.processes.append(thing)
+        return thing.start()
+
+    def member(self, etcd, member_id):
+        got = etcd.get(PREFIX + "members/" + member_id)
+        if got is None:
+            return None
+        value, lease = got
+        return json.loads(value), lease
+
+    def test_registers_while_running_and_leaves_at_sigterm(self):
+        etcd = self.started(Etcd(self.tmp))
+        server = self.started(MemberServer(self.tmp, "s1", etcd.url, "s1"))
+        info, lease = harness.wait_for(lambda: self.member(etcd, "s1"), 15,
+                                       what="members/s1 in etcd")
+        self.assertEqual(info["id"], "s1")
+        self.assertEqual(info["ingest"], server.url)  # the default advertise: its listen address
+        self.assertEqual(info["interval_ms"], 1000)
+        self.assertGreater(lease, 0)
+        self.assertGreater(etcd.lease_ttl(lease), 0)
+        # Renewed: still there after twice its 3 s TTL, under the same lease.
+        deadline = time.monotonic() + 6.5
+        while time.monotonic() < deadline:
+            self.assertEqual(self.member(etcd, "s1")[1], lease)
+            time.sleep(0.25)
+        self.assertIn("cluster: member s1 of /statherd/itest/", server.log())
+        self.assertEqual(server.stop(), 0)
+        self.assertIsNone(self.member(etcd, "s1"))  # at once: the lease was revoked at stop
+        self.assertLessEqual(etcd.lease_ttl(lease), 0)
+        self.assertIn("cluster: left (/statherd/itest/members/s1 removed)", server.log())
+
+    def test_sigkill_leaves_the_key_until_its_lease_expires(self):
+        etcd = self.started(Etcd(self.tmp))
+        server = self.started(MemberServer(self.tmp, "s1", etcd.url, "s1"))
+        _, lease = harness.wait_for(lambda: self.member(etcd, "s1"), 15, what="members/s1")
+        server.kill()
+        self.assertIsNotNone(self.member(etcd, "s1"))  # nobody revoked it
+        harness.wait_for(lambda: self.member(etcd, "s1") is None, 3 + 10,
+                         what="members/s1 to go with its lease")
+        self.assertLessEqual(etcd.lease_ttl(lease), 0)
+
+    def test_a_second_server_with_the_same_id_waits_for_the_first(self):
+        etcd = self.started(Etcd(self.tmp))
+        first = self.started(MemberServer(self.tmp, "first", etcd.url, "same"))
+        harness.wait_for(lambda: self.member(etcd, "same"), 15, what="members/same")
+        second = self.started(MemberServer(self.tmp, "second", etcd.url, "same"))
+        harness.wait_for(lambda: "held by another member" in second.log(), 15,
+                         what="the second server to report the id in use")
+        # It serves meanwhile, and the key stays the first one's through its retries.
+        self.assertTrue(second.healthy())
+        for _ in range(8):
+            self.assertEqual(self.member(etcd, "same")[0]["ingest"], first.url)
+            time.sleep(0.25)
+        self.assertEqual(first.stop(), 0)
+        info, _ = harness.wait_for(lambda: self.member(etcd, "same"), 15,
+                                   what="the second server to take the id")
+        self.assertEqual(info["ingest"], second.url)
+        harness.wait_for(lambda: "etcd answers again" in second.log(), 5,
+                         what="the second server to log that it registered")
+
+    def test_etcd_down_at_start_then_up(self):
+        etcd = Etcd(self.tmp)  # its port chosen, not started
+        server = self.started(MemberServer(self.tmp, "s1", etcd.url, "s1"))
+        self.assertTrue(server.healthy())
+        self.assertIn("cluster: could not register as /statherd/itest/members/s1", server.log())
+        self.assertIn("etcd unreachable", server.log())
+        self.started(etcd)
+        info, _ = harness.wait_for(lambda: self.member(etcd, "s1"), 15, what="members/s1")
+        self.assertEqual(info["ingest"], server.url)
+        # etcd restarted (same data dir): the server keeps running and stays registered.
+        etcd.stop()
+        self.assertTrue(server.healthy())
+        etcd.start()
+        harness.wait_for(lambda: self.member(etcd, "s1"), 15, what="members/s1 after a restart")
+        self.assertTrue(server.healthy())
+
+    def test_a_bad_section_is_refused_with_its_line(self):
+        path = os.path.join(self.tmp, "bad.yaml")
+        with open(path, "w") as f:
+            f.write("interval: 10s\netcd:\n  endpoints: [https://127.0.0.1:2379]\n"
+                    "  lease_ttl: 1s\n")
+        token = harness.write_token_file(self.tmp)
+        run = subprocess.run([harness.binary("statherd-server"), "--config", path,
+                              "--token-file", token, "--state-dir", "", "--check-config"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 2, run.stderr)
+        self.assertIn(f"{path}:3:14: etcd.endpoints: etcd endpoint \"https://127.0.0.1:2379\": "
+                      "https is not supported", run.stderr)
+        self.assertIn(f"{path}:4:14: etcd.lease_ttl: out of range", run.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

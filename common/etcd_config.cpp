@@ -103,7 +103,21 @@ void read_etcd_section(YamlReader& r, const YAML::Node& root, EtcdSettings& out,
       else
         out.lease_ttl = std::chrono::duration_cast<std::chrono::seconds>(ttl);
     }
-    keys.insert({"id", "advertise", "lease_ttl"});
+    int64_t count = out.shards;
+    if (r.get_int(n, "shards", count, 1, 65536, "etcd")) out.shards = static_cast<uint32_t>(count);
+    count = out.replicas;
+    if (r.get_int(n, "replicas", count, 1, 16, "etcd")) out.replicas = static_cast<uint32_t>(count);
+    std::chrono::milliseconds dead = out.dead_after;
+    if (r.get_duration(n, "dead_after", dead, "etcd")) {
+      if (dead < out.lease_ttl || dead > std::chrono::hours(24))
+        r.error_at(n["dead_after"], "etcd.dead_after",
+                   "out of range: under lease_ttl (" + std::to_string(out.lease_ttl.count()) +
+                       "s) or over a day",
+                   "from lease_ttl to 1d (default 60s)");
+      else
+        out.dead_after = dead;
+    }
+    keys.insert({"id", "advertise", "lease_ttl", "shards", "replicas", "dead_after"});
   }
   r.check_keys(n, keys, "etcd");
 }

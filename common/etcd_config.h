@@ -24,6 +24,10 @@ struct EtcdSettings {
   std::string advertise;  // advertise: the URL agents and servers reach this one at;
                           // default http://<listen> (the host name for a wildcard address)
   std::chrono::seconds lease_ttl{10};  // lease_ttl: how long a dead server's key outlives it
+  uint32_t shards = 64;   // shards: the first map's (fixed for the cluster's life)
+  uint32_t replicas = 2;  // replicas: likewise
+  // dead_after: a server absent this long leaves the next map (its shards move)
+  std::chrono::milliseconds dead_after{60'000};
 
   std::string prefix() const { return "/statherd/" + cluster + "/"; }
 };
@@ -33,7 +37,7 @@ struct EtcdSettings {
 bool valid_name(std::string_view name);
 
 // Reads `etcd:` from `root` into `out` (out.enabled when present). `server`: also id,
-// advertise and lease_ttl. Errors at their file:line:col.
+// advertise, lease_ttl, shards, replicas and dead_after. Errors at their file:line:col.
 void read_etcd_section(YamlReader& r, const YAML::Node& root, EtcdSettings& out, bool server);
 
 // http://HOST:PORT with HOST a name, an IPv4 address or a bracketed IPv6 one; the error says

@@ -32,7 +32,7 @@ struct Route {
   bool form_post = false;  // also POST with a form body (Grafana's Graphite data source)
 };
 
-constexpr std::array<Route, 21> kRoutes{{
+constexpr std::array<Route, 22> kRoutes{{
     {"/api/v1/ingest", "POST", true},
     {"/render", "GET", false, true},
     {"/metrics/find", "GET", false, true},
@@ -49,6 +49,7 @@ constexpr std::array<Route, 21> kRoutes{{
     {"/tags/delSeries", "POST", false},
     {"/events/get_data", "GET", false, true},
     {"/api/v1/sources", "GET", false},
+    {"/api/v1/cluster", "GET", false},
     {"/healthz", "GET", false},
     {"/readyz", "GET", false},
     {"/metrics", "GET", false},
@@ -147,7 +148,8 @@ ApiRoutes::ApiRoutes(const IngestToken& token, Engine& engine, MemoryStore& stor
                      std::function<int64_t()> now_ms, ApiRoutesOptions options)
     : token_(token), engine_(engine), store_(store), now_ms_(std::move(now_ms)),
       prometheus_scrape_(std::move(options.prometheus_scrape)),
-      readiness_(std::move(options.readiness)), read_limits_(options.reads) {}
+      readiness_(std::move(options.readiness)), cluster_(std::move(options.cluster)),
+      read_limits_(options.reads) {}
 
 PrepareScrape scrape_from_text(std::function<std::string()> scrape_text) {
   return [scrape_text = std::move(scrape_text)] {
@@ -219,6 +221,12 @@ ApiResponse ApiRoutes::handle(const ApiRequest& request) {
   if (path == "/api/v1/sources") return json_ok(engine_.sources_json(now_ms_()));
   if (path == "/metrics") return prometheus_metrics();
   if (path == "/readyz") return readyz();
+  if (path == "/api/v1/cluster") {
+    if (!cluster_)
+      return json_error(404, "this server is not in a cluster (no etcd section)",
+                        "docs/CLUSTER.md; the etcd section of config/server.yaml");
+    return json_ok(cluster_());
+  }
   if (path == "/") {
     return web_index(query, engine_.sources_json(now_ms_()), engine_, store_, now_ms_());
   }

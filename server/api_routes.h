@@ -63,6 +63,9 @@ struct ApiRoutesOptions {
   // GET /metrics answers with the text of prometheus_scrape()() (Prometheus text exposition
   // 0.0.4): the first step on the io thread, the second on the read thread. Unset: 404.
   PrepareScrape prometheus_scrape;
+  // GET /api/v1/cluster: the cluster as this server sees it (server/cluster_coordinator.h).
+  // Unset: 404 (no etcd section).
+  std::function<nlohmann::json()> cluster;
 };
 
 class ApiRoutes {
@@ -125,6 +128,7 @@ class ApiRoutes {
   std::function<int64_t()> now_ms_;
   const PrepareScrape prometheus_scrape_;
   const std::function<nlohmann::json()> readiness_;
+  const std::function<nlohmann::json()> cluster_;
   const ReadLimits read_limits_;
 };
 

@@ -69,12 +69,21 @@ void ClusterMembership::run() {
           std::lock_guard relock(mu_);
           state_.registered = false;
         }
+        if (options_.on_lost) options_.on_lost();
         done = register_now(client);
       } else if (!ttl) {
         done = ttl.error();
       }
     } else {
       done = register_now(client);
+    }
+    if (done && options_.after_renewal) {
+      int64_t current = 0;
+      {
+        std::lock_guard relock(mu_);
+        if (state_.registered) current = state_.lease;
+      }
+      if (current != 0) options_.after_renewal(client, current);
     }
     lock.lock();
     if (!done) {
@@ -103,6 +112,7 @@ void ClusterMembership::stop() {
     if (state_.registered) lease = state_.lease;
     state_.registered = false;
   }
+  if (options_.on_lost) options_.on_lost();
   if (lease != 0) {
     etcd::Client client(options_.endpoints, options_.call_deadline);
     if (Status s = client.revoke(lease); s)

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +29,13 @@ struct MembershipOptions {
   std::string value;                          // what the key holds (JSON: the ingest URL, ...)
   std::chrono::seconds lease_ttl{10};
   std::chrono::milliseconds call_deadline{2000};
+  // Called on the membership thread after each renewal that kept the key (every third of the
+  // TTL), with the thread's client and the lease: the coordinator's round
+  // (server/cluster_coordinator.h). Empty: membership only.
+  std::function<void(etcd::Client&, int64_t lease)> after_renewal;
+  // Called on the thread that found this server's key gone: its lease expired (before it is
+  // granted again) or stop() revoked it. What hung on the lease (the coordinator key) is gone.
+  std::function<void()> on_lost;
 };
 
 struct MembershipState {

@@ -15,6 +15,7 @@
 #include "common/thread_name.h"
 #include "common/yaml_util.h"
 #include "server/api_routes.h"
+#include "server/cluster_coordinator.h"
 #include "server/cluster_membership.h"
 #include "server/daemon.h"
 #include "server/engine.h"
@@ -63,10 +64,29 @@ std::string host_name() {
 // With an etcd section: this server's key under the cluster's prefix, holding what the other
 // members and the agents need (docs/CLUSTER.md). etcd unreachable is reported and retried in
 // the background, never fatal: the server serves its agents meanwhile.
+std::unique_ptr<ClusterCoordinator> make_coordinator(const ServerConfig& config) {
+  if (!config.etcd.enabled) return nullptr;
+  CoordinatorSettings c;
+  c.shards = config.etcd.shards;
+  c.replicas = config.etcd.replicas;
+  c.interval = config.interval;
+  c.dead_after = config.etcd.dead_after;
+  c.lead = std::max<std::chrono::milliseconds>(config.etcd.lease_ttl, 2 * config.interval);
+  c.round_budget = std::chrono::duration_cast<std::chrono::milliseconds>(config.etcd.lease_ttl) / 3;
+  return std::make_unique<ClusterCoordinator>(c, config.etcd.prefix(), config.etcd.id);
+}
+
 std::unique_ptr<ClusterMembership> join_cluster(const ServerConfig& config,
-                                                const std::string& listen_host, uint16_t port) {
+                                                const std::string& listen_host, uint16_t port,
+                                                ClusterCoordinator* coordinator) {
   if (!config.etcd.enabled) return nullptr;
   MembershipOptions o;
+  if (coordinator) {
+    o.after_renewal = [coordinator](etcd::Client& client, int64_t lease) {
+      coordinator->tick(client, lease, wall_clock_ms());
+    };
+    o.on_lost = [coordinator] { coordinator->lost(); };
+  }
   o.endpoints = config.etcd.endpoints;
   o.prefix = config.etcd.prefix();
   o.id = config.etcd.id;
@@ -126,6 +146,11 @@ int serve(const ServerConfig& config, const std::string& token,
   routes_options.reads = config.reads;
   routes_options.readiness = [&] { return runtime.readiness(); };
   routes_options.prometheus_scrape = [&] { return runtime.prepare_scrape(); };
+  // With an etcd section: the cluster's maps, written by whichever server coordinates, and
+  // GET /api/v1/cluster. The coordinator runs on the membership's thread (join_cluster below).
+  std::unique_ptr<ClusterCoordinator> coordinator = make_coordinator(config);
+  if (coordinator)
+    routes_options.cluster = [c = coordinator.get()] { return c->view_json(wall_clock_ms()); };
   ApiRoutes routes(ingest_token, engine, store, wall_clock_ms, std::move(routes_options));
 
   boost::asio::thread_pool reads(1);
@@ -149,7 +174,8 @@ int serve(const ServerConfig& config, const std::string& token,
             (config.graphite_address.empty() ? "" : ", graphite " + config.graphite_address) +
             (config.remote_write_url.empty() ? "" : ", remote_write " + config.remote_write_url));
   log::info(heap_tuning_summary());
-  std::unique_ptr<ClusterMembership> membership = join_cluster(config, http.host, server.port());
+  std::unique_ptr<ClusterMembership> membership =
+      join_cluster(config, http.host, server.port(), coordinator.get());
   DaemonOptions daemon_options;
   daemon_options.reload = [&] { runtime.reload(); };
   Daemon daemon(daemon_options, pipeline, server, reads);

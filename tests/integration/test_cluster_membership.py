@@ -2,8 +2,10 @@
 it registers as /statherd/<cluster>/members/<id> under a lease, with the URL it serves at;
 SIGTERM removes the key at once, SIGKILL leaves it until the lease expires; a second server
 given the same id waits until the first one's key goes and never overwrites it; a server whose
-etcd is down at start serves anyway and registers when etcd comes up; a bad section is refused
-with its file:line. Nothing of the cluster beyond membership is wired yet."""
+etcd is down at start serves anyway and registers when etcd comes up; two servers read the same
+shard maps, written by the one holding the coordinator key, and a server dead for dead_after
+leaves the next map (GET /api/v1/cluster); a bad section is refused with its file:line.
+Routing by the maps is not wired yet."""
 
 import json
 import os
@@ -20,7 +22,7 @@ PREFIX = "/statherd/itest/"
 class MemberServer(harness.StatherdServer):
     """statherd-server in a workdir of its own, with an etcd section in its YAML file."""
 
-    def __init__(self, parent, name, etcd_url, member_id, lease_ttl="3s"):
+    def __init__(self, parent, name, etcd_url, member_id, lease_ttl="3s", more=""):
         workdir = os.path.join(parent, name)
         os.makedirs(workdir, exist_ok=True)
         token = harness.write_token_file(workdir)
@@ -28,13 +30,29 @@ class MemberServer(harness.StatherdServer):
         self.config_path = os.path.join(workdir, "server.yaml")
         with open(self.config_path, "w") as f:
             f.write(f"etcd:\n  endpoints: [{etcd_url}]\n  cluster: itest\n"
-                    f"  id: {member_id}\n  lease_ttl: {lease_ttl}\n")
+                    f"  id: {member_id}\n  lease_ttl: {lease_ttl}\n{more}")
 
     def argv(self):
         return super().argv() + ["--config", self.config_path]
 
     def log(self):
         return self.process.read_stderr()
+
+
+def settled_one(server, members):
+    view = server.get_json("/api/v1/cluster")
+    return view["maps"] and view["maps"][-1]["members"] == members and view
+
+
+def server_without_etcd_answers_404(parent):
+    workdir = os.path.join(parent, "single")
+    os.makedirs(workdir, exist_ok=True)
+    server = harness.StatherdServer(workdir, harness.write_token_file(workdir)).start()
+    try:
+        status, body = harness.http_request(server.url + "/api/v1/cluster")
+        return status == 404 and b"not in a cluster" in body
+    finally:
+        server.stop()
 
 
 class ClusterMembershipTest(unittest.TestCase):
@@ -130,6 +148,50 @@ class ClusterMembershipTest(unittest.TestCase):
         etcd.start()
         harness.wait_for(lambda: self.member(etcd, "s1"), 15, what="members/s1 after a restart")
         self.assertTrue(server.healthy())
+
+    def test_two_servers_share_one_map_and_a_dead_one_leaves_it(self):
+        etcd = self.started(Etcd(self.tmp))
+        more = "  dead_after: 4s\n  shards: 32\n"
+        s1 = self.started(MemberServer(self.tmp, "s1", etcd.url, "s1", "2s", more))
+        s2 = self.started(MemberServer(self.tmp, "s2", etcd.url, "s2", "2s", more))
+
+        def views():
+            return [s.get_json("/api/v1/cluster") for s in (s1, s2)]
+
+        def settled(members):
+            vs = views()
+            return all(v["maps"] and v["maps"][-1]["members"] == members for v in vs) and vs
+
+        v1, v2 = harness.wait_for(lambda: settled(["s1", "s2"]), 30, what="a map of s1 and s2")
+        self.assertEqual(v1["maps"], v2["maps"])  # both read the same maps
+        self.assertEqual(v1["coordinator"], v2["coordinator"])
+        self.assertIn(v1["coordinator"], ("s1", "s2"))
+        self.assertEqual([v1["coordinating"], v2["coordinating"]].count(True), 1)
+        self.assertEqual(set(v1["members"]), {"s1", "s2"})
+        self.assertEqual(v1["members"]["s2"]["ingest"], s2.url)
+        latest = v1["maps"][-1]
+        self.assertEqual((latest["shards"], latest["replicas"]), (32, 2))
+        self.assertEqual(latest["from_ms"] % 1000, 0)
+        coordinator_log = (s1 if v1["coordinating"] else s2).log()
+        self.assertIn(f"cluster: wrote map {latest['epoch']} (members s1,s2, 32 shards, "
+                      "2 replicas)", coordinator_log)
+        # Once in force, two servers and two replicas: each holds every shard, and leads half.
+        v1, v2 = harness.wait_for(
+            lambda: all(v["in_force"] == latest["epoch"] for v in views()) and views(), 30,
+            what="the map to come in force")
+        self.assertEqual(v1["shards_held"], list(range(32)))
+        self.assertEqual(v2["shards_held"], list(range(32)))
+        self.assertEqual(v1["first_replica_of"] + v2["first_replica_of"], 32)
+        self.assertGreater(min(v1["first_replica_of"], v2["first_replica_of"]), 0)
+
+        # s2 dies: its key goes with its lease (2 s), and 4 s later a map without it.
+        killed_at = time.monotonic()
+        s2.kill()
+        v1 = harness.wait_for(lambda: settled_one(s1, ["s1"]), 30, what="a map without s2")
+        self.assertGreaterEqual(time.monotonic() - killed_at, 4)
+        self.assertTrue(v1["coordinating"])
+        self.assertEqual(set(v1["members"]), {"s1"})
+        self.assertTrue(server_without_etcd_answers_404(self.tmp))
 
     def test_a_bad_section_is_refused_with_its_line(self):
         path = os.path.join(self.tmp, "bad.yaml")

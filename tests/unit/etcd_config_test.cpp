@@ -64,6 +64,38 @@ TEST(EtcdConfig, TheDocumentedSectionParses) {
   EXPECT_EQ(c.etcd.id, "server-1");
   EXPECT_EQ(c.etcd.advertise, "http://10.0.0.5:8470");
   EXPECT_EQ(c.etcd.lease_ttl, 10s);
+  EXPECT_EQ(c.etcd.shards, 64u);
+  EXPECT_EQ(c.etcd.replicas, 2u);
+  EXPECT_EQ(c.etcd.dead_after, 60s);
+  // The documented values are the defaults.
+  const cluster::EtcdSettings defaults;
+  EXPECT_EQ(c.etcd.cluster, defaults.cluster);
+  EXPECT_EQ(c.etcd.lease_ttl, defaults.lease_ttl);
+  EXPECT_EQ(c.etcd.shards, defaults.shards);
+  EXPECT_EQ(c.etcd.replicas, defaults.replicas);
+  EXPECT_EQ(c.etcd.dead_after, defaults.dead_after);
+}
+
+TEST(EtcdConfig, ShardsReplicasAndDeadAfter) {
+  ServerConfig c;
+  ASSERT_TRUE(load("etcd:\n  endpoints: [http://127.0.0.1:2379]\n  shards: 4096\n"
+                   "  replicas: 3\n  dead_after: 5m\n  lease_ttl: 20s\n", c));
+  EXPECT_EQ(c.etcd.shards, 4096u);
+  EXPECT_EQ(c.etcd.replicas, 3u);
+  EXPECT_EQ(c.etcd.dead_after, 5min);
+  const std::string ok = "etcd:\n  endpoints: [http://127.0.0.1:2379]\n";
+  EXPECT_NE(error_of(ok + "  shards: 0\n").find("s.yaml:3:11: etcd.shards: 0 is out of range"),
+            std::string::npos) << error_of(ok + "  shards: 0\n");
+  EXPECT_NE(error_of(ok + "  shards: 65537\n").find("etcd.shards"), std::string::npos);
+  EXPECT_NE(error_of(ok + "  replicas: 0\n").find("etcd.replicas"), std::string::npos);
+  EXPECT_NE(error_of(ok + "  replicas: 17\n").find("etcd.replicas"), std::string::npos);
+  EXPECT_NE(error_of(ok + "  replicas: two\n").find("etcd.replicas: expected an integer"),
+            std::string::npos);
+  // dead_after under the lease would drop a live server between two renewals.
+  EXPECT_NE(error_of(ok + "  lease_ttl: 30s\n  dead_after: 20s\n")
+                .find("s.yaml:4:15: etcd.dead_after: out of range"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok + "  dead_after: 2d\n").find("etcd.dead_after"), std::string::npos);
 }
 
 TEST(EtcdConfig, EndpointsAsAListOrACommaString) {

@@ -1,0 +1,259 @@
+#include "server/cluster_coordinator.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "common/etcd_config.h"
+#include "common/log.h"
+#include "common/time_floor.h"
+
+namespace statherd::server {
+
+namespace {
+
+constexpr size_t kEpochDigits = 20;
+
+std::string epoch_key(const std::string& prefix, uint64_t epoch) {
+  char digits[32];
+  std::snprintf(digits, sizeof digits, "%020llu", static_cast<unsigned long long>(epoch));
+  return prefix + "maps/" + digits;
+}
+
+// The epoch a maps/ key names (20 digits), or 0 when it is not one.
+uint64_t epoch_of_key(std::string_view suffix) {
+  if (suffix.size() != kEpochDigits) return 0;
+  uint64_t e = 0;
+  for (char c : suffix) {
+    if (c < '0' || c > '9') return 0;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (e > (UINT64_MAX - digit) / 10) return 0;
+    e = e * 10 + digit;
+  }
+  return e;
+}
+
+std::string joined(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const auto& id : ids) out += (out.empty() ? "" : ",") + id;
+  return out;
+}
+
+const cluster::ShardMap* latest_of(const std::vector<cluster::ShardMap>& maps) {
+  const cluster::ShardMap* latest = nullptr;
+  for (const auto& m : maps)
+    if (!latest || m.epoch > latest->epoch) latest = &m;
+  return latest;
+}
+
+}  // namespace
+
+int64_t MapPlanner::next_from_ms(int64_t now_ms, int64_t latest_from_ms) const {
+  const int64_t step = std::max<int64_t>(settings_.interval.count(), 1);
+  const int64_t lead = std::max<int64_t>(settings_.lead.count(), 2 * step);
+  int64_t earliest = std::max(now_ms + lead, latest_from_ms + step);
+  int64_t from = floor_to(earliest, step);
+  if (from < earliest) from += step;
+  return from;
+}
+
+std::optional<cluster::ShardMap> MapPlanner::plan(const std::vector<cluster::ShardMap>& maps,
+                                                  const std::set<std::string>& registered,
+                                                  int64_t now_ms, uint64_t highest_epoch_seen) {
+  const cluster::ShardMap* latest = latest_of(maps);
+  // Absences of the latest map's members: since when each has been missing from members/.
+  std::set<std::string> in_map;
+  if (latest) in_map.insert(latest->members.begin(), latest->members.end());
+  for (auto it = absent_since_.begin(); it != absent_since_.end();) {
+    if (registered.count(it->first) || !in_map.count(it->first)) it = absent_since_.erase(it);
+    else ++it;
+  }
+  for (const auto& m : in_map)
+    if (!registered.count(m)) absent_since_.emplace(m, now_ms);
+
+  std::set<std::string> next(registered.begin(), registered.end());
+  for (const auto& m : in_map) {
+    auto absent = absent_since_.find(m);
+    if (absent == absent_since_.end() || now_ms - absent->second < settings_.dead_after.count())
+      next.insert(m);  // registered, or not gone for long enough: keeps its shards
+  }
+  if (next.empty()) return std::nullopt;  // nobody to give the shards to: keep the last map
+  if (latest && next == in_map) return std::nullopt;
+
+  const uint64_t epoch = std::max(latest ? latest->epoch : 0, highest_epoch_seen) + 1;
+  const uint32_t shards = latest ? latest->shards : settings_.shards;
+  const uint32_t replicas = latest ? latest->replicas : settings_.replicas;
+  auto map = cluster::make_map(epoch, next_from_ms(now_ms, latest ? latest->from_ms : INT64_MIN / 2),
+                               shards, replicas, {next.begin(), next.end()});
+  if (!map) {
+    log::warn("cluster: cannot make map " + std::to_string(epoch) + ": " + map.error().message);
+    return std::nullopt;
+  }
+  return std::move(*map);
+}
+
+ClusterCoordinator::ClusterCoordinator(CoordinatorSettings settings, std::string prefix,
+                                       std::string id)
+    : prefix_(std::move(prefix)), id_(std::move(id)), planner_(settings), settings_(settings) {}
+
+void ClusterCoordinator::tick(etcd::Client& client, int64_t lease, int64_t now_ms) {
+  Status s = round(client, lease, now_ms);
+  std::lock_guard lock(mu_);
+  if (!s) {
+    if (last_error_.empty()) log::warn("cluster: " + s.error().to_string() + " (retrying)");
+    last_error_ = s.error().message;
+  } else {
+    last_error_.clear();
+  }
+}
+
+Status ClusterCoordinator::round(etcd::Client& client, int64_t lease, int64_t now_ms) {
+  const auto started = std::chrono::steady_clock::now();
+  auto over_budget = [&] {
+    return std::chrono::steady_clock::now() - started > settings_.round_budget;
+  };
+  const Error slow = make_error("etcd is slow: the coordinator's round was cut short, so "
+                                "that the membership lease is renewed in time");
+  auto members = client.get_prefix(prefix_ + "members/");
+  if (!members) return members.error();
+  if (over_budget()) return slow;
+  auto stored = client.get_prefix(prefix_ + "maps/");
+  if (!stored) return stored.error();
+  if (over_budget()) return slow;
+
+  std::map<std::string, nlohmann::json> member_values;
+  std::set<std::string> registered;
+  const std::string members_dir = prefix_ + "members/", maps_dir = prefix_ + "maps/";
+  for (const auto& kv : members->kvs) {
+    if (kv.key.rfind(members_dir, 0) != 0) continue;
+    const std::string id = kv.key.substr(members_dir.size());
+    if (!cluster::valid_name(id)) continue;  // no server writes such a key
+    nlohmann::json value = nlohmann::json::parse(kv.value, nullptr, false);
+    if (value.is_discarded()) value = kv.value;
+    member_values[id] = std::move(value);
+    registered.insert(id);
+  }
+  std::vector<cluster::ShardMap> maps;
+  uint64_t highest = 0;
+  std::vector<std::string> newly_bad;
+  for (const auto& kv : stored->kvs) {
+    if (kv.key.rfind(maps_dir, 0) != 0) continue;
+    const uint64_t epoch = epoch_of_key(std::string_view(kv.key).substr(maps_dir.size()));
+    highest = std::max(highest, epoch);
+    auto map = cluster::map_from_json(kv.value, "etcd key " + kv.key);
+    std::string problem;
+    if (epoch == 0) problem = "etcd key " + kv.key + ": not maps/<20-digit epoch>";
+    else if (!map) problem = map.error().message;
+    else if (map->epoch != epoch) problem = "etcd key " + kv.key + ": holds epoch " +
+                                            std::to_string(map->epoch);
+    if (problem.empty()) {
+      maps.push_back(std::move(*map));
+    } else {
+      std::lock_guard lock(mu_);
+      if (bad_keys_.insert(kv.key).second)
+        log::warn("cluster: ignoring " + problem + " (never overwritten; the next map takes the "
+                  "epoch after it)");
+    }
+  }
+  std::sort(maps.begin(), maps.end(),
+            [](const cluster::ShardMap& a, const cluster::ShardMap& b) { return a.epoch < b.epoch; });
+
+  // The coordinator key, under this server's membership lease: it goes when this server does.
+  auto holder = client.get(prefix_ + "coordinator");
+  if (!holder) return holder.error();
+  if (over_budget()) return slow;
+  std::string coordinator;
+  bool mine = false;
+  if (holder->kvs.empty()) {
+    if (over_budget()) return slow;
+    auto took = client.put_if(prefix_ + "coordinator", id_, 0, lease);
+    if (!took) return took.error();
+    mine = took->succeeded;
+    coordinator = took->succeeded ? id_ : (took->current.empty() ? "" : took->current[0].value);
+  } else {
+    coordinator = holder->kvs[0].value;
+    mine = coordinator == id_ && holder->kvs[0].lease == lease;
+  }
+  bool was;
+  {
+    std::lock_guard lock(mu_);
+    was = coordinating_;
+    members_ = std::move(member_values);
+    maps_ = maps;
+    coordinator_ = coordinator;
+    coordinating_ = mine;
+    last_round_ms_ = now_ms;
+  }
+  if (mine != was)
+    log::info(mine ? "cluster: this server coordinates (writes the shard maps)"
+                   : "cluster: " + (coordinator.empty() ? std::string("nobody") : coordinator) +
+                         " coordinates now");
+
+  auto next = planner_.plan(maps, registered, now_ms, highest);  // absences tracked by all
+  if (!mine || !next) return Ok{};
+  if (over_budget()) return slow;
+  auto wrote = client.put_if(epoch_key(prefix_, next->epoch), cluster::to_json(*next), 0);
+  if (!wrote) return wrote.error();
+  if (!wrote->succeeded) return Ok{};  // another coordinator wrote it: read at the next round
+  log::info("cluster: wrote map " + std::to_string(next->epoch) + " (members " +
+            joined(next->members) + ", " + std::to_string(next->shards) + " shards, " +
+            std::to_string(next->replicas) + " replicas), in force from interval " +
+            std::to_string(next->from_ms) + " ms");
+  std::lock_guard lock(mu_);
+  maps_.push_back(std::move(*next));
+  return Ok{};
+}
+
+void ClusterCoordinator::lost() {
+  std::lock_guard lock(mu_);
+  if (coordinating_) log::info("cluster: this server no longer coordinates (its lease is gone)");
+  coordinating_ = false;
+}
+
+std::vector<cluster::ShardMap> ClusterCoordinator::maps() const {
+  std::lock_guard lock(mu_);
+  return maps_;
+}
+
+bool ClusterCoordinator::coordinating() const {
+  std::lock_guard lock(mu_);
+  return coordinating_;
+}
+
+nlohmann::json ClusterCoordinator::view_json(int64_t now_ms) const {
+  std::lock_guard lock(mu_);
+  nlohmann::json out;
+  out["id"] = id_;
+  out["prefix"] = prefix_;
+  out["coordinator"] = coordinator_.empty() ? nlohmann::json() : nlohmann::json(coordinator_);
+  out["coordinating"] = coordinating_;
+  out["members"] = nlohmann::json::object();
+  for (const auto& [id, value] : members_) out["members"][id] = value;
+  out["maps"] = nlohmann::json::array();
+  for (const auto& m : maps_)
+    out["maps"].push_back({{"epoch", m.epoch},
+                           {"from_ms", m.from_ms},
+                           {"shards", m.shards},
+                           {"replicas", m.replicas},
+                           {"members", m.members}});
+  const int64_t step = std::max<int64_t>(settings_.interval.count(), 1);
+  const cluster::ShardMap* now = cluster::map_at(maps_, floor_to(now_ms, step));
+  out["in_force"] = now ? nlohmann::json(now->epoch) : nlohmann::json();
+  nlohmann::json held = nlohmann::json::array();
+  uint32_t first = 0;
+  if (now) {
+    for (uint32_t shard = 0; shard < now->shards; ++shard) {
+      if (!now->owns(id_, shard)) continue;
+      held.push_back(shard);
+      if (!now->owners[shard].empty() && now->members[now->owners[shard][0]] == id_) ++first;
+    }
+  }
+  out["shards_held"] = std::move(held);
+  out["first_replica_of"] = first;
+  // How old this view is: etcd read this long ago (null: never), every third of lease_ttl
+  // while etcd answers.
+  out["read_ms_ago"] = last_round_ms_ ? nlohmann::json(now_ms - last_round_ms_) : nlohmann::json();
+  out["error"] = last_error_.empty() ? nlohmann::json() : nlohmann::json(last_error_);
+  return out;
+}
+
+}  // namespace statherd::server

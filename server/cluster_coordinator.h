@@ -1,0 +1,98 @@
+// The cluster's coordinator (issue #13, docs/CLUSTER.md): one server at a time, the holder of
+// `<prefix>coordinator` under its membership lease, writes the shard maps `<prefix>maps/<epoch>`
+// when the membership changes. Every server runs a ClusterCoordinator on its membership
+// thread (ClusterMembership's after_renewal): each tick reads the members and the maps (the
+// view GET /api/v1/cluster shows), takes the coordinator key if nobody holds it, and, holding
+// it, writes the next map when MapPlanner says so. A map is written create-if-absent, so two
+// servers that both believe they coordinate (a lease expiring meanwhile) cannot both write one
+// epoch; maps are never changed once written.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/etcd_client.h"
+#include "common/shard_map.h"
+
+namespace statherd::server {
+
+struct CoordinatorSettings {
+  uint32_t shards = 64;    // etcd.shards: the first map's; later maps keep the cluster's
+  uint32_t replicas = 2;   // etcd.replicas: likewise
+  std::chrono::milliseconds interval{10'000};  // the rollup interval: maps start on its boundaries
+  // A map member absent from members/ this long is left out of the next map; within it, a
+  // restarted server keeps its shards (its replica serves meanwhile).
+  std::chrono::milliseconds dead_after{60'000};
+  // A new map applies from the first interval boundary at least this far ahead (and at least
+  // two intervals), so every server and agent has read it before it applies.
+  std::chrono::milliseconds lead{10'000};
+  // A round stops before its next etcd call once it has taken this long, so the membership
+  // thread's next renewal is not delayed past the lease (a third of etcd.lease_ttl).
+  std::chrono::milliseconds round_budget{3'000};
+};
+
+// What map comes next, from the maps written so far and who is registered now. Pure but for
+// the absences it remembers between calls (since when each map member has been missing).
+class MapPlanner {
+ public:
+  explicit MapPlanner(CoordinatorSettings settings) : settings_(settings) {}
+
+  // `maps`: every valid map in etcd (any order); `registered`: the ids under members/ now.
+  // The next map (epoch = the highest written + 1), or nothing when the members are the same.
+  std::optional<cluster::ShardMap> plan(const std::vector<cluster::ShardMap>& maps,
+                                        const std::set<std::string>& registered, int64_t now_ms,
+                                        uint64_t highest_epoch_seen = 0);
+  // The first interval boundary a map written at now_ms after `latest_from_ms` may apply from.
+  int64_t next_from_ms(int64_t now_ms, int64_t latest_from_ms) const;
+
+  const std::map<std::string, int64_t>& absent_since() const { return absent_since_; }
+
+ private:
+  CoordinatorSettings settings_;
+  std::map<std::string, int64_t> absent_since_;
+};
+
+class ClusterCoordinator {
+ public:
+  ClusterCoordinator(CoordinatorSettings settings, std::string prefix, std::string id);
+
+  // One round (on the membership thread, while registered under `lease`): read, take the
+  // coordinator key if free, write the next map if coordinating. Errors are logged (once until
+  // the next success) and the round ends; the next one tries again.
+  void tick(etcd::Client& client, int64_t lease, int64_t now_ms);
+
+  // This server's key is gone (ClusterMembership's on_lost): so is its coordinator key.
+  void lost();
+
+  // GET /api/v1/cluster: this server, the members, the coordinator, the maps (epoch, from_ms,
+  // members), the map in force now and the shards this server holds in it.
+  nlohmann::json view_json(int64_t now_ms) const;
+  // The maps read last (tests).
+  std::vector<cluster::ShardMap> maps() const;
+  bool coordinating() const;
+
+ private:
+  Status round(etcd::Client& client, int64_t lease, int64_t now_ms);
+
+  const std::string prefix_, id_;
+  MapPlanner planner_;  // the membership thread's only
+  CoordinatorSettings settings_;
+  mutable std::mutex mu_;  // guards the view below
+  std::map<std::string, nlohmann::json> members_;
+  std::vector<cluster::ShardMap> maps_;
+  std::string coordinator_;
+  bool coordinating_ = false;
+  std::string last_error_;
+  int64_t last_round_ms_ = 0;  // when a round last read etcd (0: never)
+  std::set<std::string> bad_keys_;  // logged once each
+};
+
+}  // namespace statherd::server

@@ -93,10 +93,14 @@ std::optional<cluster::ShardMap> MapPlanner::plan(const std::vector<cluster::Sha
 
 ClusterCoordinator::ClusterCoordinator(CoordinatorSettings settings, std::string prefix,
                                        std::string id)
-    : prefix_(std::move(prefix)), id_(std::move(id)), planner_(settings), settings_(settings) {}
+    : prefix_(std::move(prefix)), id_(std::move(id)), planner_(settings), settings_(settings),
+      leadership_(LeadershipSettings{settings.lease_ttl, settings.interval,
+                                     settings.keep_superseded},
+                  prefix_, id_) {}
 
-void ClusterCoordinator::tick(etcd::Client& client, int64_t lease, int64_t now_ms) {
-  Status s = round(client, lease, now_ms);
+void ClusterCoordinator::tick(etcd::Client& client, int64_t lease, int64_t now_ms,
+                              std::chrono::steady_clock::time_point renewed_at) {
+  Status s = round(client, lease, now_ms, renewed_at);
   std::lock_guard lock(mu_);
   if (!s) {
     if (last_error_.empty()) log::warn("cluster: " + s.error().to_string() + " (retrying)");
@@ -106,7 +110,8 @@ void ClusterCoordinator::tick(etcd::Client& client, int64_t lease, int64_t now_m
   }
 }
 
-Status ClusterCoordinator::round(etcd::Client& client, int64_t lease, int64_t now_ms) {
+Status ClusterCoordinator::round(etcd::Client& client, int64_t lease, int64_t now_ms,
+                                 std::chrono::steady_clock::time_point renewed_at) {
   const auto started = std::chrono::steady_clock::now();
   auto over_budget = [&] {
     return std::chrono::steady_clock::now() - started > settings_.round_budget;
@@ -189,21 +194,30 @@ Status ClusterCoordinator::round(etcd::Client& client, int64_t lease, int64_t no
                          " coordinates now");
 
   auto next = planner_.plan(maps, registered, now_ms, highest);  // absences tracked by all
-  if (!mine || !next) return Ok{};
+  if (mine && next) {
+    if (over_budget()) return slow;
+    if (Status s = write_map(client, *next); !s) return s;
+  }
   if (over_budget()) return slow;
-  auto wrote = client.put_if(epoch_key(prefix_, next->epoch), cluster::to_json(*next), 0);
+  return leadership_.tick(client, this->maps(), registered, lease, renewed_at, now_ms,
+                          std::chrono::steady_clock::now(), started + settings_.round_budget);
+}
+
+Status ClusterCoordinator::write_map(etcd::Client& client, cluster::ShardMap next) {
+  auto wrote = client.put_if(epoch_key(prefix_, next.epoch), cluster::to_json(next), 0);
   if (!wrote) return wrote.error();
   if (!wrote->succeeded) return Ok{};  // another coordinator wrote it: read at the next round
-  log::info("cluster: wrote map " + std::to_string(next->epoch) + " (members " +
-            joined(next->members) + ", " + std::to_string(next->shards) + " shards, " +
-            std::to_string(next->replicas) + " replicas), in force from interval " +
-            std::to_string(next->from_ms) + " ms");
+  log::info("cluster: wrote map " + std::to_string(next.epoch) + " (members " +
+            joined(next.members) + ", " + std::to_string(next.shards) + " shards, " +
+            std::to_string(next.replicas) + " replicas), in force from interval " +
+            std::to_string(next.from_ms) + " ms");
   std::lock_guard lock(mu_);
-  maps_.push_back(std::move(*next));
+  maps_.push_back(std::move(next));
   return Ok{};
 }
 
 void ClusterCoordinator::lost() {
+  leadership_.lost();
   std::lock_guard lock(mu_);
   if (coordinating_) log::info("cluster: this server no longer coordinates (its lease is gone)");
   coordinating_ = false;
@@ -249,6 +263,17 @@ nlohmann::json ClusterCoordinator::view_json(int64_t now_ms) const {
   }
   out["shards_held"] = std::move(held);
   out["first_replica_of"] = first;
+  // The shards this server leads (holds the leader key of), by epoch, and of the map in
+  // force, those it may emit now (fenced: server/shard_leadership.h).
+  nlohmann::json leads = nlohmann::json::object();
+  for (const auto& [epoch, shards] : leadership_.led()) leads[std::to_string(epoch)] = shards;
+  out["leads"] = std::move(leads);
+  uint32_t may_emit = 0;
+  const auto steady_now = std::chrono::steady_clock::now();
+  if (now)
+    for (uint32_t shard = 0; shard < now->shards; ++shard)
+      if (leadership_.may_emit(now->epoch, shard, steady_now)) ++may_emit;
+  out["may_emit"] = may_emit;
   // How old this view is: etcd read this long ago (null: never), every third of lease_ttl
   // while etcd answers.
   out["read_ms_ago"] = last_round_ms_ ? nlohmann::json(now_ms - last_round_ms_) : nlohmann::json();

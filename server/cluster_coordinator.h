@@ -21,6 +21,7 @@
 
 #include "common/etcd_client.h"
 #include "common/shard_map.h"
+#include "server/shard_leadership.h"
 
 namespace statherd::server {
 
@@ -37,6 +38,8 @@ struct CoordinatorSettings {
   // A round stops before its next etcd call once it has taken this long, so the membership
   // thread's next renewal is not delayed past the lease (a third of etcd.lease_ttl).
   std::chrono::milliseconds round_budget{3'000};
+  std::chrono::milliseconds lease_ttl{10'000};        // for the leaders' fencing
+  std::chrono::milliseconds keep_superseded{600'000};  // the late window
 };
 
 // What map comes next, from the maps written so far and who is registered now. Pure but for
@@ -67,7 +70,10 @@ class ClusterCoordinator {
   // One round (on the membership thread, while registered under `lease`): read, take the
   // coordinator key if free, write the next map if coordinating. Errors are logged (once until
   // the next success) and the round ends; the next one tries again.
-  void tick(etcd::Client& client, int64_t lease, int64_t now_ms);
+  // Then the shards' leader keys (server/shard_leadership.h); `renewed_at`: when the lease
+  // was last renewed.
+  void tick(etcd::Client& client, int64_t lease, int64_t now_ms,
+            std::chrono::steady_clock::time_point renewed_at = std::chrono::steady_clock::now());
 
   // This server's key is gone (ClusterMembership's on_lost): so is its coordinator key.
   void lost();
@@ -78,13 +84,17 @@ class ClusterCoordinator {
   // The maps read last (tests).
   std::vector<cluster::ShardMap> maps() const;
   bool coordinating() const;
+  const ShardLeadership& leadership() const { return leadership_; }
 
  private:
-  Status round(etcd::Client& client, int64_t lease, int64_t now_ms);
+  Status round(etcd::Client& client, int64_t lease, int64_t now_ms,
+               std::chrono::steady_clock::time_point renewed_at);
+  Status write_map(etcd::Client& client, cluster::ShardMap next);
 
   const std::string prefix_, id_;
   MapPlanner planner_;  // the membership thread's only
   CoordinatorSettings settings_;
+  ShardLeadership leadership_;
   mutable std::mutex mu_;  // guards the view below
   std::map<std::string, nlohmann::json> members_;
   std::vector<cluster::ShardMap> maps_;

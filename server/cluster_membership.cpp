@@ -12,6 +12,7 @@ ClusterMembership::~ClusterMembership() {
 }
 
 Status ClusterMembership::register_now(etcd::Client& client) {
+  const auto sent = std::chrono::steady_clock::now();
   auto lease = client.grant(options_.lease_ttl.count());
   if (!lease) return lease.error();
   // Create if absent: a second server given the same id (or this one restarted while its
@@ -29,6 +30,7 @@ Status ClusterMembership::register_now(etcd::Client& client) {
   std::lock_guard lock(mu_);
   state_.registered = true;
   state_.lease = lease->id;
+  state_.renewed_at = sent;
   ++state_.registrations;
   return Ok{};
 }
@@ -62,7 +64,12 @@ void ClusterMembership::run() {
     lock.unlock();
     Status done = Ok{};
     if (registered) {
+      const auto sent = std::chrono::steady_clock::now();
       auto ttl = client.keep_alive(lease);
+      if (ttl) {
+        std::lock_guard relock(mu_);
+        if (state_.lease == lease) state_.renewed_at = sent;
+      }
       if (!ttl && etcd::lease_expired(ttl.error())) {
         log::warn("cluster: the lease of " + key() + " expired; registering again");
         {
@@ -79,11 +86,13 @@ void ClusterMembership::run() {
     }
     if (done && options_.after_renewal) {
       int64_t current = 0;
+      std::chrono::steady_clock::time_point renewed_at;
       {
         std::lock_guard relock(mu_);
         if (state_.registered) current = state_.lease;
+        renewed_at = state_.renewed_at;
       }
-      if (current != 0) options_.after_renewal(client, current);
+      if (current != 0) options_.after_renewal(client, current, renewed_at);
     }
     lock.lock();
     if (!done) {

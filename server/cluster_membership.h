@@ -32,7 +32,10 @@ struct MembershipOptions {
   // Called on the membership thread after each renewal that kept the key (every third of the
   // TTL), with the thread's client and the lease: the coordinator's round
   // (server/cluster_coordinator.h). Empty: membership only.
-  std::function<void(etcd::Client&, int64_t lease)> after_renewal;
+  // `renewed_at`: when the renewal that kept the lease was sent (the lease runs at least
+  // lease_ttl from then), for fencing (server/shard_leadership.h).
+  std::function<void(etcd::Client&, int64_t lease, std::chrono::steady_clock::time_point renewed_at)>
+      after_renewal;
   // Called on the thread that found this server's key gone: its lease expired (before it is
   // granted again) or stop() revoked it. What hung on the lease (the coordinator key) is gone.
   std::function<void()> on_lost;
@@ -43,6 +46,7 @@ struct MembershipState {
   int64_t lease = 0;
   uint64_t registrations = 0;  // times the key was written (1 + re-registrations)
   uint64_t failures = 0;       // etcd calls that failed
+  std::chrono::steady_clock::time_point renewed_at{};  // when the last good renewal was sent
   std::string last_error;
 };
 

@@ -73,6 +73,8 @@ std::unique_ptr<ClusterCoordinator> make_coordinator(const ServerConfig& config)
   c.dead_after = config.etcd.dead_after;
   c.lead = std::max<std::chrono::milliseconds>(config.etcd.lease_ttl, 2 * config.interval);
   c.round_budget = std::chrono::duration_cast<std::chrono::milliseconds>(config.etcd.lease_ttl) / 3;
+  c.lease_ttl = config.etcd.lease_ttl;
+  c.keep_superseded = config.late_window;
   return std::make_unique<ClusterCoordinator>(c, config.etcd.prefix(), config.etcd.id);
 }
 
@@ -82,8 +84,9 @@ std::unique_ptr<ClusterMembership> join_cluster(const ServerConfig& config,
   if (!config.etcd.enabled) return nullptr;
   MembershipOptions o;
   if (coordinator) {
-    o.after_renewal = [coordinator](etcd::Client& client, int64_t lease) {
-      coordinator->tick(client, lease, wall_clock_ms());
+    o.after_renewal = [coordinator](etcd::Client& client, int64_t lease,
+                                    std::chrono::steady_clock::time_point renewed_at) {
+      coordinator->tick(client, lease, wall_clock_ms(), renewed_at);
     };
     o.on_lost = [coordinator] { coordinator->lost(); };
   }

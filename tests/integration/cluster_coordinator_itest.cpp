@@ -13,6 +13,7 @@
 #include "common/shard_map.h"
 #include "server/cluster_coordinator.h"
 #include "server/cluster_membership.h"
+#include "server/shard_leadership.h"
 #include "tests/integration/etcd_process.h"
 
 namespace statherd::server {
@@ -44,14 +45,17 @@ struct Node {
   std::unique_ptr<ClusterCoordinator> coordinator;
   std::unique_ptr<ClusterMembership> membership;
 
-  Node(uint16_t port, std::string node_id) : id(std::move(node_id)) {
+  Node(uint16_t port, std::string node_id, std::chrono::milliseconds dead_after = 3s)
+      : id(std::move(node_id)) {
     CoordinatorSettings s;
     s.shards = 8;
     s.replicas = 2;
     s.interval = 1s;
-    s.dead_after = 3s;
+    s.dead_after = dead_after;
     s.lead = 2s;
     s.round_budget = 600ms;
+    s.lease_ttl = 2s;
+    s.keep_superseded = 60s;
     coordinator = std::make_unique<ClusterCoordinator>(s, kPrefix, id);
     MembershipOptions o;
     o.endpoints = {{"127.0.0.1", port}};
@@ -59,8 +63,9 @@ struct Node {
     o.id = id;
     o.value = R"({"ingest":"http://127.0.0.1:1"})";
     o.lease_ttl = 2s;
-    o.after_renewal = [c = coordinator.get()](etcd::Client& client, int64_t lease) {
-      c->tick(client, lease, now_ms());
+    o.after_renewal = [c = coordinator.get()](etcd::Client& client, int64_t lease,
+                                              std::chrono::steady_clock::time_point renewed_at) {
+      c->tick(client, lease, now_ms(), renewed_at);
     };
     o.on_lost = [c = coordinator.get()] { c->lost(); };
     membership = std::make_unique<ClusterMembership>(std::move(o));
@@ -163,6 +168,108 @@ TEST(ClusterCoordinator, AServerBackWithinDeadAfterKeepsTheMap) {
   std::this_thread::sleep_for(4s);  // past dead_after from when it went
   EXPECT_EQ(stored_maps(c).size(), maps_before);
   EXPECT_EQ(latest_members(c), (Ids{"a", "b"}));
+}
+
+// The map in force now, as `node` read it (nullptr before one is).
+const cluster::ShardMap* in_force(const std::vector<cluster::ShardMap>& maps) {
+  return cluster::map_at(maps, now_ms() / 1000 * 1000);
+}
+
+TEST(ShardLeadership, EachShardHasOneLeaderThePreferredReplicaAndASurvivorTakesOver) {
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", etcd.port()}}, 5s);
+  Node a(etcd.port(), "a", 60s), b(etcd.port(), "b", 60s);
+  ASSERT_TRUE(a.membership->start());
+  ASSERT_TRUE(b.membership->start());
+  using Ids = std::vector<std::string>;
+  uint64_t epoch = 0;
+  ASSERT_TRUE(eventually([&] {
+    auto maps = a.coordinator->maps();
+    const auto* m = in_force(maps);
+    if (!m || m->members != Ids{"a", "b"}) return false;
+    epoch = m->epoch;
+    auto la = a.coordinator->leadership().led(), lb = b.coordinator->leadership().led();
+    return la[epoch].size() + lb[epoch].size() == 8;
+  }));
+  const auto maps = a.coordinator->maps();
+  const cluster::ShardMap* map = nullptr;
+  for (const auto& m : maps)
+    if (m.epoch == epoch) map = &m;
+  ASSERT_NE(map, nullptr);
+  auto la = a.coordinator->leadership().led()[epoch];
+  auto lb = b.coordinator->leadership().led()[epoch];
+  // Disjoint, every shard led, each by its first replica, and the key in etcd says so.
+  for (uint32_t shard = 0; shard < 8; ++shard) {
+    const std::string first = map->members[map->owners[shard][0]];
+    const bool by_a = std::count(la.begin(), la.end(), shard) == 1;
+    const bool by_b = std::count(lb.begin(), lb.end(), shard) == 1;
+    EXPECT_NE(by_a, by_b) << shard;
+    EXPECT_EQ(by_a ? "a" : "b", first) << shard;
+    auto key = c.get(ShardLeadership::key(kPrefix, epoch, shard));
+    ASSERT_TRUE(key);
+    ASSERT_EQ(key->kvs.size(), 1u);
+    EXPECT_EQ(key->kvs[0].value, first);
+  }
+  // Taken before the epoch began: emitting at once is safe.
+  EXPECT_TRUE(eventually([&] {
+    for (uint32_t shard : la)
+      if (!a.coordinator->leadership().may_emit(epoch, shard, std::chrono::steady_clock::now()))
+        return false;
+    return !la.empty();
+  }, 5s));
+
+  // b stops (its lease revoked, its keys gone): a takes b's shards at once (b is unregistered),
+  // but emits them only a whole TTL (2 s) later: a stalled b could have emitted until then.
+  b.membership->stop();
+  const auto stopped = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] { return a.coordinator->leadership().led()[epoch].size() == 8; }));
+  const auto took = std::chrono::steady_clock::now();
+  if (!lb.empty() && took - stopped < 1500ms) {
+    EXPECT_FALSE(a.coordinator->leadership().may_emit(epoch, lb[0], took));
+  }
+  EXPECT_TRUE(eventually([&] {
+    return a.coordinator->leadership().may_emit(epoch, lb.empty() ? 0 : lb[0],
+                                                std::chrono::steady_clock::now());
+  }, 6s));
+  EXPECT_GE(std::chrono::steady_clock::now() - stopped, 2s);
+  EXPECT_TRUE(b.coordinator->leadership().led().empty());  // b knows it leads nothing
+}
+
+TEST(ShardLeadership, NoEmitWithoutAFreshRenewalAndKeysOfOldEpochsGo) {
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", etcd.port()}}, 5s);
+  auto lease = c.grant(30);
+  ASSERT_TRUE(lease);
+  const int64_t t0 = now_ms() / 1000 * 1000;
+  auto m1 = cluster::make_map(1, t0 - 100'000, 4, 1, {"a"});
+  auto m2 = cluster::make_map(2, t0 - 50'000, 4, 1, {"a"});
+  ASSERT_TRUE(m1 && m2);
+  LeadershipSettings settings{2s, 1s, 30s};
+  ShardLeadership l(settings, kPrefix, "a");
+  using Clock = std::chrono::steady_clock;
+  const auto now = Clock::now();
+  // Only map 1, in force since 100 s: a takes all 4 shards, after the epoch began.
+  ASSERT_TRUE(l.tick(c, {*m1}, {"a"}, lease->id, now, t0, now, now + 5s));
+  ASSERT_EQ(l.led()[1].size(), 4u);
+  EXPECT_FALSE(l.may_emit(1, 0, now));              // taken just now, after the start
+  // A TTL after taking it, with a renewal under half a TTL old: yes; older: no.
+  ASSERT_TRUE(l.tick(c, {*m1}, {"a"}, lease->id, now + 1900ms, t0, now, now + 5s));
+  EXPECT_TRUE(l.may_emit(1, 0, now + 2s));
+  EXPECT_FALSE(l.may_emit(1, 0, now + 2900ms));  // the renewal is 1 s (half the TTL) old
+  // Map 2 in force for 50 s (> keep_superseded 30 s): map 1's keys are deleted, map 2's taken.
+  ASSERT_TRUE(l.tick(c, {*m1, *m2}, {"a"}, lease->id, now, t0, now, now + 5s));
+  EXPECT_EQ(l.led().count(1), 0u);
+  EXPECT_EQ(l.led()[2].size(), 4u);
+  EXPECT_TRUE(c.get_prefix(kPrefix + "leaders/00000000000000000001/")->kvs.empty());
+  EXPECT_EQ(c.get_prefix(kPrefix + "leaders/00000000000000000002/")->kvs.size(), 4u);
+  // Another holder of a key (a lease lost meanwhile): this server stops counting it as its own.
+  ASSERT_TRUE(c.del(ShardLeadership::key(kPrefix, 2, 3)));
+  ASSERT_TRUE(c.put(ShardLeadership::key(kPrefix, 2, 3), "x"));
+  ASSERT_TRUE(l.tick(c, {*m1, *m2}, {"a"}, lease->id, now, t0, now, now + 5s));
+  EXPECT_EQ(l.led()[2].size(), 3u);
+  EXPECT_FALSE(l.may_emit(2, 3, now + 10s));
 }
 
 }  // namespace

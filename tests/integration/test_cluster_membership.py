@@ -183,6 +183,18 @@ class ClusterMembershipTest(unittest.TestCase):
         self.assertEqual(v2["shards_held"], list(range(32)))
         self.assertEqual(v1["first_replica_of"] + v2["first_replica_of"], 32)
         self.assertGreater(min(v1["first_replica_of"], v2["first_replica_of"]), 0)
+        # One leader per shard, the first replica (both up), each free to emit its shards.
+        epoch = str(latest["epoch"])
+
+        def leaders():
+            vs = views()
+            led = [set(v["leads"].get(epoch, [])) for v in vs]
+            return (len(led[0]) + len(led[1]) == 32 and sum(v["may_emit"] for v in vs) == 32
+                    and (vs, led))
+        (v1, v2), (led1, led2) = harness.wait_for(leaders, 30, what="a leader for every shard")
+        self.assertFalse(led1 & led2)
+        self.assertEqual(len(led1), v1["first_replica_of"])
+        self.assertEqual(len(led2), v2["first_replica_of"])
 
         # s2 dies: its key goes with its lease (2 s), and 4 s later a map without it.
         killed_at = time.monotonic()
@@ -191,6 +203,8 @@ class ClusterMembershipTest(unittest.TestCase):
         self.assertGreaterEqual(time.monotonic() - killed_at, 4)
         self.assertTrue(v1["coordinating"])
         self.assertEqual(set(v1["members"]), {"s1"})
+        # s1 took over s2's shards of the old epoch too (after its TTL), and leads the new one.
+        self.assertEqual(set(v1["leads"][epoch]), set(range(32)))
         self.assertTrue(server_without_etcd_answers_404(self.tmp))
 
     def test_a_bad_section_is_refused_with_its_line(self):

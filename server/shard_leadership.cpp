@@ -1,0 +1,146 @@
+#include "server/shard_leadership.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "common/log.h"
+#include "common/time_floor.h"
+
+namespace statherd::server {
+
+ShardLeadership::ShardLeadership(LeadershipSettings settings, std::string prefix, std::string id)
+    : settings_(settings), prefix_(std::move(prefix)), id_(std::move(id)) {}
+
+std::string ShardLeadership::key(const std::string& prefix, uint64_t epoch, uint32_t shard) {
+  char tail[48];
+  std::snprintf(tail, sizeof tail, "%020llu/%05u", static_cast<unsigned long long>(epoch), shard);
+  return prefix + "leaders/" + tail;
+}
+
+Status ShardLeadership::tick(etcd::Client& client, const std::vector<cluster::ShardMap>& maps,
+                             const std::set<std::string>& registered, int64_t lease,
+                             Clock::time_point renewed_at, int64_t now_ms, Clock::time_point now,
+                             Clock::time_point give_up_at) {
+  {
+    std::lock_guard lock(mu_);
+    renewed_at_ = renewed_at;
+  }
+  const int64_t step = std::max<int64_t>(settings_.interval.count(), 1);
+  const cluster::ShardMap* in_force = cluster::map_at(maps, floor_to(now_ms, step));
+  // Epochs to lead: the one in force and every later one (written ahead of their start).
+  std::vector<const cluster::ShardMap*> current;
+  for (const auto& m : maps)
+    if (!in_force || m.epoch >= in_force->epoch) current.push_back(&m);
+
+  // Superseded epochs: keys kept for the late window after the next map came in force, then
+  // deleted (only if still this server's).
+  std::vector<Slot> release;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [slot, held] : held_) {
+      if (in_force && slot.first >= in_force->epoch) continue;
+      const cluster::ShardMap* successor = nullptr;
+      for (const auto& m : maps)
+        if (m.epoch > slot.first && (!successor || m.from_ms < successor->from_ms)) successor = &m;
+      if (successor && now_ms - successor->from_ms > settings_.keep_superseded.count())
+        release.push_back(slot);
+    }
+  }
+  for (const Slot& slot : release) {
+    auto gone = client.delete_if_value(key(prefix_, slot.first, slot.second), id_);
+    if (!gone) return gone.error();
+    std::lock_guard lock(mu_);
+    held_.erase(slot);
+  }
+
+  for (const cluster::ShardMap* map : current) {
+    if (Status s = take_free(client, *map, registered, lease, now_ms, now, give_up_at); !s) return s;
+  }
+  return Ok{};
+}
+
+Status ShardLeadership::take_free(etcd::Client& client, const cluster::ShardMap& map,
+                                  const std::set<std::string>& registered, int64_t lease,
+                                  int64_t now_ms, Clock::time_point now,
+                                  Clock::time_point give_up_at) {
+  auto me = std::find(map.members.begin(), map.members.end(), id_);
+  if (me == map.members.end()) return Ok{};
+  const uint32_t my_index = static_cast<uint32_t>(me - map.members.begin());
+  char epoch_dir[40];
+  std::snprintf(epoch_dir, sizeof epoch_dir, "leaders/%020llu/",
+                static_cast<unsigned long long>(map.epoch));
+  auto holders = client.get_prefix(prefix_ + epoch_dir);
+  if (!holders) return holders.error();
+  std::map<uint32_t, const etcd::KeyValue*> by_shard;
+  const std::string dir = prefix_ + epoch_dir;
+  for (const auto& kv : holders->kvs) {
+    if (kv.key.size() != dir.size() + 5 || kv.key.rfind(dir, 0) != 0) continue;
+    uint32_t shard = 0;
+    bool digits = true;
+    for (size_t i = dir.size(); i < kv.key.size(); ++i) {
+      if (kv.key[i] < '0' || kv.key[i] > '9') digits = false;
+      else shard = shard * 10 + static_cast<uint32_t>(kv.key[i] - '0');
+    }
+    if (digits && shard < map.shards) by_shard[shard] = &kv;
+  }
+  const auto third = settings_.lease_ttl / 3;
+  for (uint32_t shard = 0; shard < map.shards; ++shard) {
+    const auto& owners = map.owners[shard];
+    auto pos = std::find(owners.begin(), owners.end(), my_index);
+    if (pos == owners.end()) continue;
+    const Slot slot{map.epoch, shard};
+    auto holder = by_shard.find(shard);
+    if (holder != by_shard.end()) {
+      free_since_.erase(slot);
+      const bool mine = holder->second->value == id_ && holder->second->lease == lease;
+      std::lock_guard lock(mu_);
+      if (!mine && held_.erase(slot))
+        log::warn("cluster: lost the lead of shard " + std::to_string(shard) + " of map " +
+                  std::to_string(map.epoch) + " to " + holder->second->value);
+      continue;
+    }
+    {
+      std::lock_guard lock(mu_);
+      held_.erase(slot);  // the key is gone (a lease expired meanwhile): not ours any more
+    }
+    const auto free_at = free_since_.emplace(slot, now).first->second;
+    const size_t rank = static_cast<size_t>(pos - owners.begin());
+    bool turn = rank == 0 || now - free_at >= third * static_cast<int64_t>(rank);
+    if (!turn) {
+      turn = true;  // every replica before this one is down: no need to wait for them
+      for (size_t i = 0; i < rank; ++i)
+        if (registered.count(map.members[owners[i]])) turn = false;
+    }
+    if (!turn) continue;
+    if (Clock::now() > give_up_at) return Ok{};  // the rest next round
+    auto took = client.put_if(key(prefix_, map.epoch, shard), id_, 0, lease);
+    if (!took) return took.error();
+    if (!took->succeeded) continue;  // another replica was quicker: read next round
+    free_since_.erase(slot);
+    std::lock_guard lock(mu_);
+    held_[slot] = Held{now, now_ms < map.from_ms};
+  }
+  return Ok{};
+}
+
+bool ShardLeadership::may_emit(uint64_t epoch, uint32_t shard, Clock::time_point now) const {
+  std::lock_guard lock(mu_);
+  auto it = held_.find({epoch, shard});
+  if (it == held_.end()) return false;
+  if (now - renewed_at_ >= settings_.lease_ttl / 2) return false;
+  return it->second.before_start || now - it->second.taken_at >= settings_.lease_ttl;
+}
+
+std::map<uint64_t, std::vector<uint32_t>> ShardLeadership::led() const {
+  std::lock_guard lock(mu_);
+  std::map<uint64_t, std::vector<uint32_t>> out;
+  for (const auto& [slot, held] : held_) out[slot.first].push_back(slot.second);
+  return out;
+}
+
+void ShardLeadership::lost() {
+  std::lock_guard lock(mu_);
+  held_.clear();
+}
+
+}  // namespace statherd::server

@@ -70,6 +70,24 @@ std::string string_field(const json& j, const char* name) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// At most 200 bytes of what etcd (or whatever answers on its port) sent, for a message: bytes
+// outside printable ASCII as \xNN, so an answer cannot forge log lines or break a terminal.
+std::string shown(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char ch : text.substr(0, 200)) {
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+      out += static_cast<char>(ch);
+    } else {
+      out += "\\x";
+      out += kHex[ch >> 4];
+      out += kHex[ch & 15];
+    }
+  }
+  if (text.size() > 200) out += "...";
+  return out;
+}
+
 // The message of the gateway's error form ({"error": "...", "message": "...", "code": N}; the
 // error an object in some versions), or "" when `j` has none. Never dumps what it was sent.
 std::string gateway_error(const json& j) {
@@ -77,7 +95,7 @@ std::string gateway_error(const json& j) {
   if (err == j.end()) return {};
   std::string msg = err->is_string() ? err->get<std::string>() : std::string();
   if (err->is_object()) msg = string_field(*err, "message");
-  return msg.empty() ? std::string("(no message)") : msg.substr(0, 200);
+  return msg.empty() ? std::string("(no message)") : shown(msg);
 }
 
 // The body's JSON object for `path`; an error for anything else and for the error form (even
@@ -86,7 +104,7 @@ Result<json> parse_object(std::string_view body, std::string_view path) {
   json j = json::parse(body, nullptr, false);
   if (!j.is_object())
     return make_error("etcd's answer to " + std::string(path) +
-                      " is not a JSON object: " + std::string(body.substr(0, 200)));
+                      " is not a JSON object: " + shown(body));
   if (std::string msg = gateway_error(j); !msg.empty()) {
     if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
     return make_error("etcd refused " + std::string(path) + ": " + msg);
@@ -184,6 +202,12 @@ Result<std::string> Client::call(std::string_view path, const std::string& body,
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         until - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
+    // Each endpoint but the last gets its share of the deadline, so one that hangs (a member
+    // cut off from the majority holds requests) leaves time for the others.
+    const bool last = tried + 1 == endpoints_.size();
+    const auto share = std::max<std::chrono::milliseconds>(
+        deadline_ / static_cast<int64_t>(endpoints_.size()), std::chrono::milliseconds(100));
+    const auto budget = last ? left : std::min(left, share);
     const size_t i = (current_ + tried) % endpoints_.size();
     HttpRequest req;
     req.target.host = endpoints_[i].host;
@@ -193,7 +217,7 @@ Result<std::string> Client::call(std::string_view path, const std::string& body,
     req.body = body;
     req.headers.emplace_back("Content-Type", "application/json");
     req.max_response_body = kMaxAnswer;
-    HttpExchangeResult r = http_exchange(std::move(req), left);
+    HttpExchangeResult r = http_exchange(std::move(req), budget);
     const std::string at = endpoints_[i].host + ":" + std::to_string(endpoints_[i].port);
     if (!r.ok()) {
       // Not sent (resolve, connect): try the next endpoint. Sent but not answered: a write may
@@ -201,9 +225,11 @@ Result<std::string> Client::call(std::string_view path, const std::string& body,
       const bool sent = r.step != HttpStep::Resolve && r.step != HttpStep::Connect &&
                         r.failure != HttpFailure::Refused;
       failures += (failures.empty() ? "" : "; ") + at + ": " + r.error;
-      if (sent && !idempotent)
+      if (sent && !idempotent) {
+        current_ = i + 1;  // the next call starts at another endpoint
         return make_error("etcd at " + at + " did not answer " + std::string(path) +
                           " in time; whether it was applied is not known (" + r.error + ")");
+      }
       continue;
     }
     if (r.status >= 500 && idempotent) {  // e.g. 503 "no leader": another member may serve
@@ -214,7 +240,7 @@ Result<std::string> Client::call(std::string_view path, const std::string& body,
     if (r.status != 200) {
       auto j = json::parse(r.body, nullptr, false);
       std::string msg = j.is_object() ? gateway_error(j) : std::string();
-      if (msg.empty()) msg = r.body.substr(0, 200);
+      if (msg.empty()) msg = shown(r.body);
       if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
       return make_error("etcd at " + at + " answered " + std::to_string(r.status) + " to " +
                         std::string(path) + ": " + msg);
@@ -242,7 +268,7 @@ Result<Lease> parse_grant_answer(std::string_view body) {
   if (!j) return j.error();
   Lease l{int_field(*j, "ID"), int_field(*j, "TTL")};
   if (l.id == 0 || l.ttl_s <= 0)
-    return make_error("etcd granted no lease: " + std::string(body.substr(0, 200)));
+    return make_error("etcd granted no lease: " + shown(body));
   return l;
 }
 
@@ -252,8 +278,7 @@ Result<int64_t> parse_keepalive_answer(std::string_view body, int64_t lease) {
   // A stream in gRPC; through the gateway, one request in the body gets one "result".
   auto result = j->find("result");
   if (result == j->end() || !result->is_object())
-    return make_error("etcd's answer to /v3/lease/keepalive has no result: " +
-                      std::string(body.substr(0, 200)));
+    return make_error("etcd's answer to /v3/lease/keepalive has no result: " + shown(body));
   const int64_t id = int_field(*result, "ID");
   if (id != lease)
     return make_error("etcd's answer to /v3/lease/keepalive is for lease " + std::to_string(id) +

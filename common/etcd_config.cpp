@@ -58,8 +58,47 @@ bool valid_name(std::string_view name) {
   return true;
 }
 
+std::string shown_name(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char ch : text.substr(0, 200)) {
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+      out += static_cast<char>(ch);
+    } else {
+      out += "\\x";
+      out += kHex[ch >> 4];
+      out += kHex[ch & 15];
+    }
+  }
+  if (text.size() > 200) out += "...";
+  return out;
+}
+
+bool valid_host(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  if (host.find(':') != std::string_view::npos) {  // an IPv6 literal (brackets stripped)
+    for (char c : host)
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+            c == ':' || c == '.'))
+        return false;
+    return true;
+  }
+  size_t label = 0;
+  for (char c : host) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    if (!ok || ++label > 63) return false;
+  }
+  return label > 0 || host.size() > 1;  // "name." (fully qualified) is fine, "." is not
+}
+
 Status check_advertise_url(const std::string& url) {
-  const std::string what = "advertise URL \"" + url + "\"";
+  const std::string what = "advertise URL \"" + shown_name(url) + "\"";
   const std::string hint = "http://HOST:PORT that agents and the other servers can reach";
   if (url.rfind("http://", 0) != 0) return make_error(what + ": expected http://HOST:PORT", hint);
   std::string_view rest(url);
@@ -71,6 +110,9 @@ Status check_advertise_url(const std::string& url) {
   if (!hp) return make_error(what + ": " + hp.error().message, hint);
   if (hp->host == "0.0.0.0" || hp->host == "::")
     return make_error(what + ": a wildcard address is not one others can reach", hint);
+  if (!valid_host(hp->host))
+    return make_error(what + ": the host is not a host name or an IP address",
+                      "letters, digits, '-', '.' (or an IP address); " + hint);
   return Ok{};
 }
 

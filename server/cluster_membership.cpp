@@ -45,32 +45,64 @@ Status ClusterMembership::start() {
     ++state_.failures;
     state_.last_error = first.error().message;
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this, failed = !first.ok()] { run(failed, false); });
   return first;
 }
 
-void ClusterMembership::run() {
+void ClusterMembership::start_in_background() {
+  thread_ = std::thread([this] { run(false, true); });
+}
+
+Status ClusterMembership::check_key(etcd::Client& client, int64_t lease) {
+  auto got = client.get(key());
+  if (!got) return got.error();
+  if (!got->kvs.empty() && got->kvs[0].lease == lease) return Ok{};
+  if (got->kvs.empty()) {  // deleted by hand (or a restored etcd backup): written again
+    auto put = client.put_if(key(), options_.value, 0, lease);
+    if (!put) return put.error();
+    if (put->succeeded) {
+      log::warn("cluster: " + key() + " had been deleted while its lease lived; written again");
+      return Ok{};
+    }
+  }
+  // Another server holds this id now: this one steps back and waits until that key goes.
+  (void)client.revoke(lease);
+  {
+    std::lock_guard lock(mu_);
+    state_.registered = false;
+  }
+  if (options_.on_lost) options_.on_lost();
+  return make_error("the id " + options_.id + " is held by another member (" + key() + ")",
+                    "another server with this etcd.id; give each server its own id");
+}
+
+void ClusterMembership::run(bool failed_at_start, bool attempt_at_once) {
   name_this_thread("cluster");
   etcd::Client client(options_.endpoints, options_.call_deadline);
   // Renew three times per TTL: two renewals may fail (a slow etcd) before the lease expires.
   const auto period = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 3;
-  bool outage = false;
+  bool outage = failed_at_start;  // its warning was the caller's to give
+  bool first = attempt_at_once;
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    wake_.wait_for(lock, period, [this] { return stopping_; });
+    if (!first) wake_.wait_for(lock, period, [this] { return stopping_; });
+    first = false;
     if (stopping_) break;
     const bool registered = state_.registered;
     const int64_t lease = state_.lease;
     lock.unlock();
     Status done = Ok{};
+    bool registered_now = false;
     if (registered) {
       const auto sent = std::chrono::steady_clock::now();
       auto ttl = client.keep_alive(lease);
       if (ttl) {
-        std::lock_guard relock(mu_);
-        if (state_.lease == lease) state_.renewed_at = sent;
-      }
-      if (!ttl && etcd::lease_expired(ttl.error())) {
+        {
+          std::lock_guard relock(mu_);
+          if (state_.lease == lease) state_.renewed_at = sent;
+        }
+        done = check_key(client, lease);
+      } else if (etcd::lease_expired(ttl.error())) {
         log::warn("cluster: the lease of " + key() + " expired; registering again");
         {
           std::lock_guard relock(mu_);
@@ -78,12 +110,15 @@ void ClusterMembership::run() {
         }
         if (options_.on_lost) options_.on_lost();
         done = register_now(client);
-      } else if (!ttl) {
+        registered_now = done.ok();
+      } else {
         done = ttl.error();
       }
     } else {
       done = register_now(client);
+      registered_now = done.ok();
     }
+    if (registered_now) log::info("cluster: registered as " + key() + " at " + client.where());
     if (done && options_.after_renewal) {
       int64_t current = 0;
       std::chrono::steady_clock::time_point renewed_at;
@@ -98,11 +133,15 @@ void ClusterMembership::run() {
     if (!done) {
       ++state_.failures;
       state_.last_error = done.error().message;
-      if (!outage) log::warn("cluster: " + done.error().to_string() + " (retrying)");
+      if (!outage)
+        log::warn("cluster: " + done.error().to_string() + "\n(retrying every " +
+                  std::to_string(period.count()) + " ms; this server serves its agents meanwhile)");
       outage = true;
-    } else if (outage) {
+    } else {
+      if (outage && !registered_now)
+        log::info("cluster: etcd answers again; " + key() + " is registered");
       outage = false;
-      log::info("cluster: etcd answers again; " + key() + " is registered");
+      state_.last_error.clear();
     }
   }
 }

@@ -61,6 +61,9 @@ class ClusterMembership {
   // renewing thread, which retries what failed. The error is the first attempt's: the thread
   // runs anyway.
   Status start();
+  // The same, but the first attempt is made on the membership thread too, so the caller never
+  // waits for etcd (the daemon: it serves and handles signals meanwhile). Logs its outcome.
+  void start_in_background();
   // Revokes the lease (the key goes now) and joins the thread. Idempotent.
   void stop();
 
@@ -69,7 +72,10 @@ class ClusterMembership {
 
  private:
   Status register_now(etcd::Client& client);
-  void run();
+  // After a renewal: the key is still there under `lease` (written again if it was deleted
+  // while the lease lived; this server steps back if another now holds its id).
+  Status check_key(etcd::Client& client, int64_t lease);
+  void run(bool failed_at_start, bool attempt_at_once);
 
   MembershipOptions options_;
   mutable std::mutex mu_;

@@ -55,12 +55,6 @@ int fail(const Error& error, int code = 2) {
   return code;
 }
 
-std::string host_name() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
-  return name;
-}
-
 // With an etcd section: this server's key under the cluster's prefix, holding what the other
 // members and the agents need (docs/CLUSTER.md). etcd unreachable is reported and retried in
 // the background, never fatal: the server serves its agents meanwhile.
@@ -79,7 +73,6 @@ std::unique_ptr<ClusterCoordinator> make_coordinator(const ServerConfig& config)
 }
 
 std::unique_ptr<ClusterMembership> join_cluster(const ServerConfig& config,
-                                                const std::string& listen_host, uint16_t port,
                                                 ClusterCoordinator* coordinator) {
   if (!config.etcd.enabled) return nullptr;
   MembershipOptions o;
@@ -94,24 +87,27 @@ std::unique_ptr<ClusterMembership> join_cluster(const ServerConfig& config,
   o.prefix = config.etcd.prefix();
   o.id = config.etcd.id;
   o.lease_ttl = config.etcd.lease_ttl;
-  const std::string advertise = config.etcd.advertise.empty()
-                                    ? cluster::default_advertise(listen_host, port, host_name())
-                                    : config.etcd.advertise;
+  // parse_server_command_line filled and checked the id and the advertise URL.
   o.value = nlohmann::json{{"id", config.etcd.id},
-                           {"ingest", advertise},
+                           {"ingest", config.etcd.advertise},
                            {"started_ms", wall_clock_ms()},
                            {"interval_ms", config.interval.count()},
                            {"version", "0.1.0"}}
-                .dump();
-  auto membership = std::make_unique<ClusterMembership>(std::move(o));
-  if (Status s = membership->start(); !s)
-    log::warn("cluster: could not register as " + membership->key() + ": " +
-              s.error().to_string() + "\n(retrying every " +
-              std::to_string(config.etcd.lease_ttl.count() * 1000 / 3) + " ms; serving meanwhile)");
-  else
-    log::info("cluster: member " + config.etcd.id + " of " + config.etcd.prefix() +
-              ", advertising " + advertise);
-  return membership;
+                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  o.call_deadline = std::min<std::chrono::milliseconds>(
+      std::chrono::milliseconds(2000),
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.etcd.lease_ttl) / 3);
+  return std::make_unique<ClusterMembership>(std::move(o));
+}
+
+// Once the server listens: the first registration and every renewal on the membership's own
+// thread, which logs the outcome; the daemon goes on (serving, handling signals) meanwhile.
+void start_membership(const ServerConfig& config, ClusterMembership* membership) {
+  if (!membership) return;
+  log::info("cluster: joining " + config.etcd.prefix() + " as " + config.etcd.id +
+            ", advertising " + config.etcd.advertise + " (etcd " + config.etcd.endpoints_text +
+            ")");
+  membership->start_in_background();
 }
 
 int serve(const ServerConfig& config, const std::string& token,
@@ -152,8 +148,20 @@ int serve(const ServerConfig& config, const std::string& token,
   // With an etcd section: the cluster's maps, written by whichever server coordinates, and
   // GET /api/v1/cluster. The coordinator runs on the membership's thread (join_cluster below).
   std::unique_ptr<ClusterCoordinator> coordinator = make_coordinator(config);
+  std::unique_ptr<ClusterMembership> membership = join_cluster(config, coordinator.get());
   if (coordinator)
-    routes_options.cluster = [c = coordinator.get()] { return c->view_json(wall_clock_ms()); };
+    routes_options.cluster = [c = coordinator.get(), m = membership.get()] {
+      nlohmann::json view = c->view_json(wall_clock_ms());
+      const MembershipState state = m->state();
+      view["membership"] = {{"registered", state.registered},
+                            {"lease", state.lease},
+                            {"registrations", state.registrations},
+                            {"failures", state.failures},
+                            {"last_error", state.last_error.empty()
+                                               ? nlohmann::json()
+                                               : nlohmann::json(state.last_error)}};
+      return view;
+    };
   ApiRoutes routes(ingest_token, engine, store, wall_clock_ms, std::move(routes_options));
 
   boost::asio::thread_pool reads(1);
@@ -177,8 +185,7 @@ int serve(const ServerConfig& config, const std::string& token,
             (config.graphite_address.empty() ? "" : ", graphite " + config.graphite_address) +
             (config.remote_write_url.empty() ? "" : ", remote_write " + config.remote_write_url));
   log::info(heap_tuning_summary());
-  std::unique_ptr<ClusterMembership> membership =
-      join_cluster(config, http.host, server.port(), coordinator.get());
+  start_membership(config, membership.get());
   DaemonOptions daemon_options;
   daemon_options.reload = [&] { runtime.reload(); };
   Daemon daemon(daemon_options, pipeline, server, reads);

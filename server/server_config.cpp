@@ -384,13 +384,26 @@ Result<ServerCommand> parse_server_command_line(const std::vector<std::string>& 
   if (cmd.help || cmd.version) return cmd;
   if (!cmd.config.state_dir_set)
     cmd.config.state_dir = default_state_dir("statherd", process_env(), ::geteuid());
-  if (cmd.config.etcd.enabled && cmd.config.etcd.id.empty()) {
+  if (cmd.config.etcd.enabled) {
     char name[256] = {};
-    if (::gethostname(name, sizeof name - 1) == 0) cmd.config.etcd.id = name;
-    if (!cluster::valid_name(cmd.config.etcd.id))
-      return make_error("etcd.id: the host name \"" + cmd.config.etcd.id +
-                            "\" is not a valid member id",
-                        "set etcd.id: 1 to 64 of A-Z a-z 0-9 _ . -, unique in the cluster");
+    if (::gethostname(name, sizeof name - 1) != 0) name[0] = '\0';
+    cluster::EtcdSettings& e = cmd.config.etcd;
+    if (e.id.empty()) {
+      e.id = name;
+      if (!cluster::valid_name(e.id))
+        return make_error("etcd.id: the host name \"" + cluster::shown_name(e.id) +
+                              "\" is not a valid member id",
+                          "set etcd.id: 1 to 64 of A-Z a-z 0-9 _ . -, unique in the cluster");
+    }
+    if (e.advertise.empty()) {
+      auto listen = parse_host_port(cmd.config.listen);  // checked by validate_server_config
+      e.advertise = cluster::default_advertise(listen->host, listen->port, name);
+      if (Status s = cluster::check_advertise_url(e.advertise); !s)
+        return make_error("etcd.advertise: the default from listen and the host name is not "
+                          "usable: " + s.error().message,
+                          "set etcd.advertise to the http://HOST:PORT agents and the other "
+                          "servers reach this one at");
+    }
   }
   if (Status s = validate_server_config(cmd.config); !s) return s.error();
   if (token_flag) {  // as statherd-agent: a bad --token-file is named as the flag

@@ -1,7 +1,11 @@
 // A server's cluster membership (server/cluster_membership.h) against a real etcd: the key
 // under a lease while running, gone at stop, written again when the lease is lost, and a
 // start with etcd down that registers once etcd comes up.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <functional>
@@ -112,6 +116,54 @@ TEST(ClusterMembership, ASecondServerWithTheSameIdWaitsForTheFirstToGo) {
            second.state().registered;
   }));
   EXPECT_EQ(c.get("/statherd/test/members/dup")->kvs.at(0).lease, second.state().lease);
+}
+
+TEST(ClusterMembership, ABackgroundStartNeverWaitsForEtcd) {
+  // An endpoint that takes the connection and never answers: start_in_background() returns
+  // at once all the same (the daemon serves and handles signals meanwhile).
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  ClusterMembership m(options_for(ntohs(a.sin_port), "bg"));
+  const auto t0 = std::chrono::steady_clock::now();
+  m.start_in_background();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  EXPECT_TRUE(eventually([&] { return m.state().failures >= 1; }));
+  EXPECT_FALSE(m.state().registered);
+  m.stop();
+  ::close(fd);
+
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", etcd.port()}}, 5s);
+  ClusterMembership live(options_for(etcd.port(), "bg"));
+  live.start_in_background();
+  ASSERT_TRUE(eventually([&] {
+    auto r = c.get("/statherd/test/members/bg");
+    return r && r->kvs.size() == 1 && live.state().registered;
+  }));
+}
+
+TEST(ClusterMembership, AKeyDeletedWhileItsLeaseLivesIsWrittenAgain) {
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", etcd.port()}}, 5s);
+  ClusterMembership m(options_for(etcd.port(), "gone"));
+  ASSERT_TRUE(m.start());
+  const int64_t lease = m.state().lease;
+  ASSERT_TRUE(c.del("/statherd/test/members/gone"));
+  ASSERT_TRUE(eventually([&] {
+    auto r = c.get("/statherd/test/members/gone");
+    return r && r->kvs.size() == 1;
+  }, 5s));
+  EXPECT_EQ(c.get("/statherd/test/members/gone")->kvs.at(0).lease, lease);  // the same lease
+  EXPECT_TRUE(m.state().registered);
+  EXPECT_EQ(m.state().registrations, 1u);
 }
 
 TEST(ClusterMembership, StartsWithEtcdDownAndRegistersWhenItComesUp) {

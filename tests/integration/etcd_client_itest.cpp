@@ -1,7 +1,11 @@
 // statherd's etcd client (common/etcd_client.h) against a real etcd (Debian's etcd-server,
 // tests/integration/etcd_process.h: free loopback ports, a temp data dir, stopped by its pid).
 // Label integration: `make test` runs it; scripts/install-deps.sh installs etcd-server.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -152,6 +156,53 @@ TEST_F(EtcdClientTest, UnreachableEndpointsAreSkippedAndNamed) {
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().message.find("etcd unreachable"), std::string::npos) << e.error().message;
   EXPECT_NE(e.error().message.find(std::to_string(dead)), std::string::npos);
+}
+
+// A TCP port that takes connections (the kernel's backlog) and never answers: an etcd member
+// cut off from its majority holds requests like this.
+class HangingPort {
+ public:
+  HangingPort() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_, 64) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    port_ = ntohs(a.sin_port);
+  }
+  ~HangingPort() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+TEST_F(EtcdClientTest, AHangingFirstEndpointLeavesTimeForTheNext) {
+  HangingPort hang;
+  ASSERT_NE(hang.port(), 0);
+  etcd::Client c({{"127.0.0.1", hang.port()}, {"127.0.0.1", etcd_->port()}}, 2s);
+  // A read: the hanging one gets half the deadline, the live one answers in the rest.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = c.get("/t5/x");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1900ms);
+  // A lease grant sent to the hanging one: its outcome is unknown, so it is not retried
+  // elsewhere, but the next call starts at the other endpoint instead of hanging again.
+  etcd::Client w({{"127.0.0.1", hang.port()}, {"127.0.0.1", etcd_->port()}}, 2s);
+  auto unknown = w.grant(10);
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("whether it was applied is not known"),
+            std::string::npos)
+      << unknown.error().message;
+  auto lease = w.grant(10);
+  ASSERT_TRUE(lease) << lease.error().to_string();
+  EXPECT_TRUE(w.revoke(lease->id));
 }
 
 }  // namespace

@@ -98,7 +98,9 @@ class ClusterMembershipTest(unittest.TestCase):
         while time.monotonic() < deadline:
             self.assertEqual(self.member(etcd, "s1")[1], lease)
             time.sleep(0.25)
-        self.assertIn("cluster: member s1 of /statherd/itest/", server.log())
+        self.assertIn(f"cluster: joining /statherd/itest/ as s1, advertising {server.url} (etcd "
+                      f"{etcd.url})", server.log())
+        self.assertIn("cluster: registered as /statherd/itest/members/s1", server.log())
         self.assertEqual(server.stop(), 0)
         self.assertIsNone(self.member(etcd, "s1"))  # at once: the lease was revoked at stop
         self.assertLessEqual(etcd.lease_ttl(lease), 0)
@@ -130,15 +132,17 @@ class ClusterMembershipTest(unittest.TestCase):
         info, _ = harness.wait_for(lambda: self.member(etcd, "same"), 15,
                                    what="the second server to take the id")
         self.assertEqual(info["ingest"], second.url)
-        harness.wait_for(lambda: "etcd answers again" in second.log(), 5,
-                         what="the second server to log that it registered")
+        harness.wait_for(lambda: "cluster: registered as /statherd/itest/members/same"
+                         in second.log(), 5, what="the second server to log that it registered")
 
     def test_etcd_down_at_start_then_up(self):
         etcd = Etcd(self.tmp)  # its port chosen, not started
         server = self.started(MemberServer(self.tmp, "s1", etcd.url, "s1"))
         self.assertTrue(server.healthy())
-        self.assertIn("cluster: could not register as /statherd/itest/members/s1", server.log())
-        self.assertIn("etcd unreachable", server.log())
+        harness.wait_for(lambda: "etcd unreachable" in server.log(), 10,
+                         what="the server to report etcd unreachable")
+        self.assertIn("(retrying every 1000 ms; this server serves its agents meanwhile)",
+                      server.log())
         self.started(etcd)
         info, _ = harness.wait_for(lambda: self.member(etcd, "s1"), 15, what="members/s1")
         self.assertEqual(info["ingest"], server.url)
@@ -146,8 +150,16 @@ class ClusterMembershipTest(unittest.TestCase):
         etcd.stop()
         self.assertTrue(server.healthy())
         etcd.start()
-        harness.wait_for(lambda: self.member(etcd, "s1"), 15, what="members/s1 after a restart")
+        _, lease = harness.wait_for(lambda: self.member(etcd, "s1"), 15,
+                                    what="members/s1 after a restart")
         self.assertTrue(server.healthy())
+        # etcd restored the lease with a fresh TTL: the key outlives two more TTLs (3 s) only if
+        # the server goes on renewing it.
+        deadline = time.monotonic() + 7
+        while time.monotonic() < deadline:
+            self.assertIsNotNone(self.member(etcd, "s1"), server.log())
+            time.sleep(0.25)
+        self.assertGreater(etcd.lease_ttl(self.member(etcd, "s1")[1]), 0)
 
     def test_two_servers_share_one_map_and_a_dead_one_leaves_it(self):
         etcd = self.started(Etcd(self.tmp))
@@ -167,6 +179,8 @@ class ClusterMembershipTest(unittest.TestCase):
         self.assertEqual(v1["coordinator"], v2["coordinator"])
         self.assertIn(v1["coordinator"], ("s1", "s2"))
         self.assertEqual([v1["coordinating"], v2["coordinating"]].count(True), 1)
+        self.assertTrue(v1["membership"]["registered"] and v2["membership"]["registered"])
+        self.assertEqual(v1["membership"]["registrations"], 1)
         self.assertEqual(set(v1["members"]), {"s1", "s2"})
         self.assertEqual(v1["members"]["s2"]["ingest"], s2.url)
         latest = v1["maps"][-1]

@@ -147,6 +147,11 @@ TEST(EtcdConfig, EachBadKeyIsReportedAtItsPosition) {
             std::string::npos);
   EXPECT_NE(error_of(ok + "  advertise: http://10.0.0.5:8470/ingest\n").find("address only"),
             std::string::npos);
+  EXPECT_NE(error_of(ok + "  advertise: \"http://h\\xffx:80\"\n").find("not a host name"),
+            std::string::npos)
+      << error_of(ok + "  advertise: \"http://h\\xffx:80\"\n");
+  EXPECT_NE(error_of(ok + "  advertise: 'http://a\"b:80'\n").find("not a host name"),
+            std::string::npos);
   EXPECT_NE(error_of(ok + "  prefix: /x/\n").find("s.yaml:3:3: etcd.prefix"), std::string::npos)
       << error_of(ok + "  prefix: /x/\n");
   EXPECT_NE(error_of("etcd: [a]\n").find("expected a mapping"), std::string::npos);
@@ -177,6 +182,7 @@ TEST(EtcdConfig, TheIdDefaultsToTheHostName) {
   char name[256] = {};
   ASSERT_EQ(::gethostname(name, sizeof name - 1), 0);
   EXPECT_EQ(cmd->config.etcd.id, name);
+  EXPECT_EQ(cmd->config.etcd.advertise, "http://127.0.0.1:8470");  // from listen
   std::ofstream(dir + "/s.yaml") << "token_file: " << dir << "/token\nstate_dir: \"\"\n"
                                  << "etcd:\n  endpoints: [http://127.0.0.1:2379]\n  id: s7\n";
   cmd = server::parse_server_command_line({"--config", dir + "/s.yaml"});
@@ -195,6 +201,24 @@ TEST(EtcdConfig, DefaultAdvertiseFollowsListen) {
   EXPECT_EQ(default_advertise("::1", 9000, "h1"), "http://[::1]:9000");
   EXPECT_TRUE(cluster::check_advertise_url(default_advertise("::1", 9000, "h1")));
   EXPECT_TRUE(cluster::check_advertise_url("http://h1:8470"));
+}
+
+TEST(EtcdConfig, HostsAreNamesOrAddresses) {
+  EXPECT_TRUE(cluster::valid_host("server-1.example.net"));
+  EXPECT_TRUE(cluster::valid_host("10.0.0.5"));
+  EXPECT_TRUE(cluster::valid_host("::1"));
+  EXPECT_TRUE(cluster::valid_host("fe80::1"));
+  EXPECT_TRUE(cluster::valid_host("host."));
+  EXPECT_FALSE(cluster::valid_host(""));
+  EXPECT_FALSE(cluster::valid_host("."));
+  EXPECT_FALSE(cluster::valid_host("a..b"));
+  EXPECT_FALSE(cluster::valid_host("a b"));
+  EXPECT_FALSE(cluster::valid_host("a\"b"));
+  EXPECT_FALSE(cluster::valid_host("h\xffx"));
+  EXPECT_FALSE(cluster::valid_host("::g"));
+  EXPECT_FALSE(cluster::valid_host(std::string(64, 'a')));
+  EXPECT_EQ(cluster::shown_name("a\xff\n\\b"), "a\\xff\\x0a\\x5cb");
+  EXPECT_FALSE(cluster::check_advertise_url(cluster::default_advertise("0.0.0.0", 1, "x y")));
 }
 
 TEST(EtcdConfig, NamesAreOneKeySegment) {

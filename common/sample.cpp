@@ -28,6 +28,7 @@ bool Sample::operator==(const Sample& o) const {
       text != o.text)
     return false;
   if (!(value == o.value || (value != value && o.value != o.value))) return false;
+  if (previous != o.previous) return false;
   if (!dist || !o.dist) return !dist && !o.dist;
   return *dist == *o.dist;
 }

@@ -68,6 +68,13 @@ struct Sample {
   double value = 0;          // Counter (cumulative) and Gauge
   std::string text;          // Text
   std::shared_ptr<const Distribution> dist;  // Distribution
+  // Counter only: the cumulative value the agent read for this series the scrape before, when
+  // it knows it (wire kind 5, docs/FORMAT.md); kNoPrevious otherwise. The server then counts
+  // value - previous (a reset when value < previous: value) whatever state it holds itself, so
+  // a series moved between servers neither loses nor doubles an increment (docs/CLUSTER.md).
+  static constexpr double kNoPrevious = -1.0;
+  double previous = kNoPrevious;
+  bool has_previous() const { return previous >= 0; }
 
   bool operator==(const Sample& o) const;
 };

@@ -8,7 +8,8 @@
 //     bit 1: start_time_ms is the file's birth time)
 //     varint n_samples, then per sample:
 //       str name | varint n_tags, n x (str key, str value) | u8 kind | zz timestamp_ms
-//       counter/gauge: f64 value        text: str text
+//       counter/gauge (kinds 1, 2): f64 value        text (4): str text
+//       counter with previous (kind 5): f64 value, f64 previous (finite, >= 0)
 //       distribution: u8 form (bit 7: sum unknown, Buckets/Summary only; sum written 0), then
 //         sketch:  f64 alpha, f64 zero, f64 count, f64 sum, f64 min, f64 max,
 //                  store positive, store negative   (store = zz offset, varint n, n x f64)
@@ -35,6 +36,9 @@ constexpr size_t kMinSourceBytes = 7;
 constexpr size_t kMinSampleBytes = 6;
 // Bit 7 of a distribution's form byte: its sum is not known (Distribution::sum_unknown).
 constexpr uint8_t kSumUnknownBit = 0x80;
+// Sample kind 5: a counter with the cumulative value the agent read the scrape before
+// (Sample::previous). Decoders before it refuse it as an unknown kind.
+constexpr uint8_t kCounterWithPrevious = 5;
 
 class Writer {
  public:
@@ -120,10 +124,14 @@ void write_sample(Writer& w, const Sample& s) {
     w.str(k);
     w.str(v);
   }
-  w.u8(static_cast<uint8_t>(s.kind));
+  const bool with_previous = s.kind == Kind::Counter && s.has_previous();
+  w.u8(with_previous ? kCounterWithPrevious : static_cast<uint8_t>(s.kind));
   w.zz(s.timestamp_ms);
   switch (s.kind) {
     case Kind::Counter:
+      w.f64(s.value);
+      if (with_previous) w.f64(s.previous);
+      break;
     case Kind::Gauge: w.f64(s.value); break;
     case Kind::Text: w.str(s.text); break;
     case Kind::Distribution:
@@ -317,6 +325,7 @@ void read_sample(Reader& r, Sample& s) {
   uint8_t kind = r.u8();
   s.timestamp_ms = r.zz();
   if (r.failed()) return;
+  s.previous = Sample::kNoPrevious;
   switch (kind) {
     case static_cast<uint8_t>(Kind::Counter):
     case static_cast<uint8_t>(Kind::Gauge):
@@ -324,6 +333,15 @@ void read_sample(Reader& r, Sample& s) {
       s.value = r.f64();
       if (!r.failed() && !std::isfinite(s.value))
         r.fail("sample '" + s.name + "': non-finite value (NaN or Inf)");
+      break;
+    case kCounterWithPrevious:
+      s.kind = Kind::Counter;
+      s.value = r.f64();
+      s.previous = r.f64();
+      if (!r.failed() && !std::isfinite(s.value))
+        r.fail("sample '" + s.name + "': non-finite value (NaN or Inf)");
+      else if (!r.failed() && !(std::isfinite(s.previous) && s.previous >= 0))
+        r.fail("sample '" + s.name + "': previous value not a finite number >= 0");
       break;
     case static_cast<uint8_t>(Kind::Text):
       s.kind = Kind::Text;

@@ -298,7 +298,13 @@ void Engine::Impl::apply_sample(uint32_t src, size_t pos, bool count_new, const 
   switch (s.kind) {
     case Kind::Counter: {
       double delta;
-      if (!slot.has_last) delta = count_new ? s.value : 0;
+      // The agent's previous value wins over this server's state (docs/CLUSTER.md, "Counters
+      // across a move"): whoever holds the series counts the same increment.
+      if (s.has_previous()) {
+        if (s.value < s.previous) { delta = s.value; ++st.resets; }
+        else delta = s.value - s.previous;
+      }
+      else if (!slot.has_last) delta = count_new ? s.value : 0;
       else if (!std::isfinite(slot.last_cumulative)) delta = 0;  // NaN from an old snapshot
       else if (s.value < slot.last_cumulative) { delta = s.value; ++st.resets; }
       else delta = s.value - slot.last_cumulative;

@@ -70,24 +70,6 @@ std::string string_field(const json& j, const char* name) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// At most 200 bytes of what etcd (or whatever answers on its port) sent, for a message: bytes
-// outside printable ASCII as \xNN, so an answer cannot forge log lines or break a terminal.
-std::string shown(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char ch : text.substr(0, 200)) {
-    if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
-      out += static_cast<char>(ch);
-    } else {
-      out += "\\x";
-      out += kHex[ch >> 4];
-      out += kHex[ch & 15];
-    }
-  }
-  if (text.size() > 200) out += "...";
-  return out;
-}
-
 // The message of the gateway's error form ({"error": "...", "message": "...", "code": N}; the
 // error an object in some versions), or "" when `j` has none. Never dumps what it was sent.
 std::string gateway_error(const json& j) {
@@ -95,7 +77,7 @@ std::string gateway_error(const json& j) {
   if (err == j.end()) return {};
   std::string msg = err->is_string() ? err->get<std::string>() : std::string();
   if (err->is_object()) msg = string_field(*err, "message");
-  return msg.empty() ? std::string("(no message)") : shown(msg);
+  return msg.empty() ? std::string("(no message)") : printable(msg);
 }
 
 // The body's JSON object for `path`; an error for anything else and for the error form (even
@@ -104,7 +86,7 @@ Result<json> parse_object(std::string_view body, std::string_view path) {
   json j = json::parse(body, nullptr, false);
   if (!j.is_object())
     return make_error("etcd's answer to " + std::string(path) +
-                      " is not a JSON object: " + shown(body));
+                      " is not a JSON object: " + printable(body));
   if (std::string msg = gateway_error(j); !msg.empty()) {
     if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
     return make_error("etcd refused " + std::string(path) + ": " + msg);
@@ -180,6 +162,22 @@ std::string prefix_end(std::string_view prefix) {
   return std::string(1, '\0');  // every key (etcd's "\0" range end)
 }
 
+std::string printable(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char ch : text.substr(0, 200)) {
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+      out += static_cast<char>(ch);
+    } else {
+      out += "\\x";
+      out += kHex[ch >> 4];
+      out += kHex[ch & 15];
+    }
+  }
+  if (text.size() > 200) out += "...";
+  return out;
+}
+
 bool lease_expired(const Error& e) {
   return e.message == kLeaseGone;
 }
@@ -240,7 +238,7 @@ Result<std::string> Client::call(std::string_view path, const std::string& body,
     if (r.status != 200) {
       auto j = json::parse(r.body, nullptr, false);
       std::string msg = j.is_object() ? gateway_error(j) : std::string();
-      if (msg.empty()) msg = shown(r.body);
+      if (msg.empty()) msg = printable(r.body);
       if (msg.find("lease not found") != std::string::npos) return make_error(kLeaseGone);
       return make_error("etcd at " + at + " answered " + std::to_string(r.status) + " to " +
                         std::string(path) + ": " + msg);
@@ -268,7 +266,7 @@ Result<Lease> parse_grant_answer(std::string_view body) {
   if (!j) return j.error();
   Lease l{int_field(*j, "ID"), int_field(*j, "TTL")};
   if (l.id == 0 || l.ttl_s <= 0)
-    return make_error("etcd granted no lease: " + shown(body));
+    return make_error("etcd granted no lease: " + printable(body));
   return l;
 }
 
@@ -278,7 +276,7 @@ Result<int64_t> parse_keepalive_answer(std::string_view body, int64_t lease) {
   // A stream in gRPC; through the gateway, one request in the body gets one "result".
   auto result = j->find("result");
   if (result == j->end() || !result->is_object())
-    return make_error("etcd's answer to /v3/lease/keepalive has no result: " + shown(body));
+    return make_error("etcd's answer to /v3/lease/keepalive has no result: " + printable(body));
   const int64_t id = int_field(*result, "ID");
   if (id != lease)
     return make_error("etcd's answer to /v3/lease/keepalive is for lease " + std::to_string(id) +

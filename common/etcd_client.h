@@ -98,6 +98,11 @@ class Client {
   size_t current_ = 0;
 };
 
+// At most 200 bytes of `text` for a message or a log line: bytes outside printable ASCII (and
+// the backslash) as \xNN, so what etcd (or whatever answers on its port) sends cannot forge
+// log lines or break a terminal.
+std::string printable(std::string_view text);
+
 // Whether an error from keep_alive() says the lease is gone (expired or revoked).
 bool lease_expired(const Error& e);
 

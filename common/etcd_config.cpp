@@ -58,22 +58,6 @@ bool valid_name(std::string_view name) {
   return true;
 }
 
-std::string shown_name(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char ch : text.substr(0, 200)) {
-    if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
-      out += static_cast<char>(ch);
-    } else {
-      out += "\\x";
-      out += kHex[ch >> 4];
-      out += kHex[ch & 15];
-    }
-  }
-  if (text.size() > 200) out += "...";
-  return out;
-}
-
 bool valid_host(std::string_view host) {
   if (host.empty() || host.size() > 253) return false;
   if (host.find(':') != std::string_view::npos) {  // an IPv6 literal (brackets stripped)
@@ -98,7 +82,7 @@ bool valid_host(std::string_view host) {
 }
 
 Status check_advertise_url(const std::string& url) {
-  const std::string what = "advertise URL \"" + shown_name(url) + "\"";
+  const std::string what = "advertise URL \"" + etcd::printable(url) + "\"";
   const std::string hint = "http://HOST:PORT that agents and the other servers can reach";
   if (url.rfind("http://", 0) != 0) return make_error(what + ": expected http://HOST:PORT", hint);
   std::string_view rest(url);

@@ -40,9 +40,6 @@ bool valid_name(std::string_view name);
 // advertise, lease_ttl, shards, replicas and dead_after. Errors at their file:line:col.
 void read_etcd_section(YamlReader& r, const YAML::Node& root, EtcdSettings& out, bool server);
 
-// `text` for a message: bytes outside printable ASCII as \xNN, at most 200 bytes shown.
-std::string shown_name(std::string_view text);
-
 // A host name (labels of letters, digits, '-', '_'), an IPv4 address or an IPv6 literal.
 bool valid_host(std::string_view host);
 

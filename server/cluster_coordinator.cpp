@@ -133,7 +133,7 @@ Status ClusterCoordinator::round(etcd::Client& client, int64_t lease, int64_t no
     const std::string id = kv.key.substr(members_dir.size());
     if (!cluster::valid_name(id)) continue;  // no server writes such a key
     nlohmann::json value = nlohmann::json::parse(kv.value, nullptr, false);
-    if (value.is_discarded()) value = cluster::shown_name(kv.value);  // shown, never dumped raw
+    if (value.is_discarded()) value = etcd::printable(kv.value);  // shown, never dumped raw
     member_values[id] = std::move(value);
     registered.insert(id);
   }

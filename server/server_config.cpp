@@ -391,7 +391,7 @@ Result<ServerCommand> parse_server_command_line(const std::vector<std::string>& 
     if (e.id.empty()) {
       e.id = name;
       if (!cluster::valid_name(e.id))
-        return make_error("etcd.id: the host name \"" + cluster::shown_name(e.id) +
+        return make_error("etcd.id: the host name \"" + etcd::printable(e.id) +
                               "\" is not a valid member id",
                           "set etcd.id: 1 to 64 of A-Z a-z 0-9 _ . -, unique in the cluster");
     }

@@ -20,16 +20,9 @@ namespace statherd::server {
 namespace {
 
 using itest::EtcdProcess;
+using itest::eventually;
 using namespace std::chrono_literals;
 
-bool eventually(const std::function<bool()>& what, std::chrono::milliseconds limit = 20s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (what()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return what();
-}
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -20,18 +20,10 @@ namespace statherd::server {
 namespace {
 
 using itest::EtcdProcess;
+using itest::eventually;
 using itest::free_port;
 using namespace std::chrono_literals;
 
-// Polls `what` every 50 ms for up to `limit`.
-bool eventually(const std::function<bool()>& what, std::chrono::milliseconds limit = 15s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (what()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return what();
-}
 
 MembershipOptions options_for(uint16_t port, const std::string& id) {
   MembershipOptions o;

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,16 @@
 namespace statherd::itest {
 
 using namespace std::chrono_literals;
+
+// Polls `what` every 50 ms for up to `limit`; its last answer.
+inline bool eventually(const std::function<bool()>& what, std::chrono::milliseconds limit = 20s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (what()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return what();
+}
 
 inline uint16_t free_port() {
   return test::unused_loopback_port();

@@ -217,7 +217,7 @@ TEST(EtcdConfig, HostsAreNamesOrAddresses) {
   EXPECT_FALSE(cluster::valid_host("h\xffx"));
   EXPECT_FALSE(cluster::valid_host("::g"));
   EXPECT_FALSE(cluster::valid_host(std::string(64, 'a')));
-  EXPECT_EQ(cluster::shown_name("a\xff\n\\b"), "a\\xff\\x0a\\x5cb");
+  EXPECT_EQ(etcd::printable("a\xff\n\\b"), "a\\xff\\x0a\\x5cb");
   EXPECT_FALSE(cluster::check_advertise_url(cluster::default_advertise("0.0.0.0", 1, "x y")));
 }
 

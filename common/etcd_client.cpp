@@ -205,7 +205,10 @@ Result<std::string> Client::call(std::string_view path, const std::string& body,
     const bool last = tried + 1 == endpoints_.size();
     const auto share = std::max<std::chrono::milliseconds>(
         deadline_ / static_cast<int64_t>(endpoints_.size()), std::chrono::milliseconds(100));
-    const auto budget = last ? left : std::min(left, share);
+    // A write gets all that is left: sent and not answered, it is not retried elsewhere anyway
+    // (the next call starts at the next endpoint), and a healthy etcd's slow fsync must not
+    // fail it at a fraction of the deadline.
+    const auto budget = last || !idempotent ? left : std::min(left, share);
     const size_t i = (current_ + tried) % endpoints_.size();
     HttpRequest req;
     req.target.host = endpoints_[i].host;

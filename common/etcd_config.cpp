@@ -130,7 +130,8 @@ void read_etcd_section(YamlReader& r, const YAML::Node& root, EtcdSettings& out,
         out.lease_ttl = std::chrono::duration_cast<std::chrono::seconds>(ttl);
     }
     int64_t count = out.shards;
-    if (r.get_int(n, "shards", count, 1, 65536, "etcd")) out.shards = static_cast<uint32_t>(count);
+    // At most 4096: a round reads an epoch's leader keys in one answer (~190 bytes a key).
+    if (r.get_int(n, "shards", count, 1, 4096, "etcd")) out.shards = static_cast<uint32_t>(count);
     count = out.replicas;
     if (r.get_int(n, "replicas", count, 1, 16, "etcd")) out.replicas = static_cast<uint32_t>(count);
     std::chrono::milliseconds dead = out.dead_after;

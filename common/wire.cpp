@@ -124,7 +124,8 @@ void write_sample(Writer& w, const Sample& s) {
     w.str(k);
     w.str(v);
   }
-  const bool with_previous = s.kind == Kind::Counter && s.has_previous();
+  const bool with_previous = s.kind == Kind::Counter && s.has_previous() &&
+                             std::isfinite(s.previous);  // what the decoder takes
   w.u8(with_previous ? kCounterWithPrevious : static_cast<uint8_t>(s.kind));
   w.zz(s.timestamp_ms);
   switch (s.kind) {

@@ -5,6 +5,7 @@
 
 #include "common/etcd_config.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "common/time_floor.h"
 
 namespace statherd::server {
@@ -12,6 +13,7 @@ namespace statherd::server {
 namespace {
 
 constexpr size_t kEpochDigits = 20;
+constexpr uint64_t kMaxEpoch = 1'000'000'000'000ull;
 
 std::string epoch_key(const std::string& prefix, uint64_t epoch) {
   char digits[32];
@@ -19,15 +21,16 @@ std::string epoch_key(const std::string& prefix, uint64_t epoch) {
   return prefix + "maps/" + digits;
 }
 
-// The epoch a maps/ key names (20 digits), or 0 when it is not one.
+// The epoch a maps/ key names (20 digits), or 0 when it is not one. Epochs above
+// kMaxEpoch are not ones a coordinator writes (one a second would take 30,000 years): such a
+// key is junk, and counting it would bring the next epoch near the wrap.
 uint64_t epoch_of_key(std::string_view suffix) {
   if (suffix.size() != kEpochDigits) return 0;
   uint64_t e = 0;
   for (char c : suffix) {
     if (c < '0' || c > '9') return 0;
-    const uint64_t digit = static_cast<uint64_t>(c - '0');
-    if (e > (UINT64_MAX - digit) / 10) return 0;
-    e = e * 10 + digit;
+    e = e * 10 + static_cast<uint64_t>(c - '0');
+    if (e > kMaxEpoch) return 0;
   }
   return e;
 }
@@ -116,8 +119,8 @@ Status ClusterCoordinator::round(etcd::Client& client, int64_t lease, int64_t no
   auto over_budget = [&] {
     return std::chrono::steady_clock::now() - started > settings_.round_budget;
   };
-  const Error slow = make_error("etcd is slow: the coordinator's round was cut short, so "
-                                "that the membership lease is renewed in time");
+  const Error slow = make_error("etcd is slow: the coordinator's round was cut short after "
+                                "a whole lease_ttl (the rest at the next round)");
   auto members = client.get_prefix(prefix_ + "members/");
   if (!members) return members.error();
   if (over_budget()) return slow;
@@ -206,7 +209,11 @@ Status ClusterCoordinator::round(etcd::Client& client, int64_t lease, int64_t no
 Status ClusterCoordinator::write_map(etcd::Client& client, cluster::ShardMap next) {
   auto wrote = client.put_if(epoch_key(prefix_, next.epoch), cluster::to_json(next), 0);
   if (!wrote) return wrote.error();
-  if (!wrote->succeeded) return Ok{};  // another coordinator wrote it: read at the next round
+  if (!wrote->succeeded) {  // another coordinator wrote it (or a key by hand): read next round
+    log::info("cluster: map " + std::to_string(next.epoch) + " exists already; reading it at "
+              "the next round");
+    return Ok{};
+  }
   log::info("cluster: wrote map " + std::to_string(next.epoch) + " (members " +
             joined(next.members) + ", " + std::to_string(next.shards) + " shards, " +
             std::to_string(next.replicas) + " replicas), in force from interval " +
@@ -279,6 +286,43 @@ nlohmann::json ClusterCoordinator::view_json(int64_t now_ms) const {
   out["read_ms_ago"] = last_round_ms_ ? nlohmann::json(now_ms - last_round_ms_) : nlohmann::json();
   out["error"] = last_error_.empty() ? nlohmann::json() : nlohmann::json(last_error_);
   return out;
+}
+
+CoordinatorThread::CoordinatorThread(ClusterCoordinator& coordinator,
+                                     const ClusterMembership& membership,
+                                     std::vector<etcd::Endpoint> endpoints,
+                                     std::chrono::milliseconds call_deadline,
+                                     std::chrono::milliseconds period,
+                                     std::function<int64_t()> now_ms)
+    : coordinator_(coordinator), membership_(membership),
+      client_(std::move(endpoints), call_deadline), period_(period), now_ms_(std::move(now_ms)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+CoordinatorThread::~CoordinatorThread() {
+  stop();
+}
+
+void CoordinatorThread::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void CoordinatorThread::run() {
+  name_this_thread("cluster-maps");
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    wake_.wait_for(lock, period_, [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    const MembershipState state = membership_.state();
+    if (state.registered) coordinator_.tick(client_, state.lease, now_ms_(), state.renewed_at);
+    lock.lock();
+  }
 }
 
 }  // namespace statherd::server

@@ -1,7 +1,7 @@
 // The cluster's coordinator (issue #13, docs/CLUSTER.md): one server at a time, the holder of
 // `<prefix>coordinator` under its membership lease, writes the shard maps `<prefix>maps/<epoch>`
-// when the membership changes. Every server runs a ClusterCoordinator on its membership
-// thread (ClusterMembership's after_renewal): each tick reads the members and the maps (the
+// when the membership changes. Every server runs a ClusterCoordinator on a thread of its
+// own (CoordinatorThread, every third of the lease TTL): each tick reads the members and the maps (the
 // view GET /api/v1/cluster shows), takes the coordinator key if nobody holds it, and, holding
 // it, writes the next map when MapPlanner says so. A map is written create-if-absent, so two
 // servers that both believe they coordinate (a lease expiring meanwhile) cannot both write one
@@ -9,18 +9,21 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "common/etcd_client.h"
 #include "common/shard_map.h"
+#include "server/cluster_membership.h"
 #include "server/shard_leadership.h"
 
 namespace statherd::server {
@@ -35,8 +38,8 @@ struct CoordinatorSettings {
   // A new map applies from the first interval boundary at least this far ahead (and at least
   // two intervals), so every server and agent has read it before it applies.
   std::chrono::milliseconds lead{10'000};
-  // A round stops before its next etcd call once it has taken this long, so the membership
-  // thread's next renewal is not delayed past the lease (a third of etcd.lease_ttl).
+  // A round stops before its next etcd call once it has taken this long (statherd-server:
+  // etcd.lease_ttl), the rest at the next round, so the view never lags far behind.
   std::chrono::milliseconds round_budget{3'000};
   std::chrono::milliseconds lease_ttl{10'000};        // for the leaders' fencing
   std::chrono::milliseconds keep_superseded{600'000};  // the late window
@@ -67,7 +70,7 @@ class ClusterCoordinator {
  public:
   ClusterCoordinator(CoordinatorSettings settings, std::string prefix, std::string id);
 
-  // One round (on the membership thread, while registered under `lease`): read, take the
+  // One round (on the CoordinatorThread, while registered under `lease`): read, take the
   // coordinator key if free, write the next map if coordinating. Errors are logged (once until
   // the next success) and the round ends; the next one tries again.
   // Then the shards' leader keys (server/shard_leadership.h); `renewed_at`: when the lease
@@ -103,6 +106,32 @@ class ClusterCoordinator {
   std::string last_error_;
   int64_t last_round_ms_ = 0;  // when a round last read etcd (0: never)
   std::set<std::string> bad_keys_;  // logged once each
+};
+
+// Runs a coordinator's rounds on a thread of its own, one every `period` while `membership`
+// is registered (with its lease and last renewal), so a slow etcd lengthens the rounds, never
+// the gap between two renewals of the membership lease. stop() before the membership stops.
+class CoordinatorThread {
+ public:
+  CoordinatorThread(ClusterCoordinator& coordinator, const ClusterMembership& membership,
+                    std::vector<etcd::Endpoint> endpoints, std::chrono::milliseconds call_deadline,
+                    std::chrono::milliseconds period, std::function<int64_t()> now_ms);
+  ~CoordinatorThread();
+  CoordinatorThread(const CoordinatorThread&) = delete;
+  CoordinatorThread& operator=(const CoordinatorThread&) = delete;
+  void stop();
+
+ private:
+  void run();
+  ClusterCoordinator& coordinator_;
+  const ClusterMembership& membership_;
+  etcd::Client client_;
+  const std::chrono::milliseconds period_;
+  const std::function<int64_t()> now_ms_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 }  // namespace statherd::server

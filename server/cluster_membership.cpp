@@ -82,12 +82,14 @@ void ClusterMembership::run(bool failed_at_start, bool attempt_at_once) {
   // Renew three times per TTL: two renewals may fail (a slow etcd) before the lease expires.
   const auto period = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 3;
   bool outage = failed_at_start;  // its warning was the caller's to give
-  bool first = attempt_at_once;
+  // Renewals are scheduled from when the previous one was sent, not from when the round after
+  // it ended: a slow etcd lengthens the round, never the gap between two renewals beyond it.
+  auto next = std::chrono::steady_clock::now() + (attempt_at_once ? period * 0 : period);
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    if (!first) wake_.wait_for(lock, period, [this] { return stopping_; });
-    first = false;
+    wake_.wait_until(lock, next, [this] { return stopping_; });
     if (stopping_) break;
+    next = std::chrono::steady_clock::now() + period;
     const bool registered = state_.registered;
     const int64_t lease = state_.lease;
     lock.unlock();
@@ -119,16 +121,6 @@ void ClusterMembership::run(bool failed_at_start, bool attempt_at_once) {
       registered_now = done.ok();
     }
     if (registered_now) log::info("cluster: registered as " + key() + " at " + client.where());
-    if (done && options_.after_renewal) {
-      int64_t current = 0;
-      std::chrono::steady_clock::time_point renewed_at;
-      {
-        std::lock_guard relock(mu_);
-        if (state_.registered) current = state_.lease;
-        renewed_at = state_.renewed_at;
-      }
-      if (current != 0) options_.after_renewal(client, current, renewed_at);
-    }
     lock.lock();
     if (!done) {
       ++state_.failures;

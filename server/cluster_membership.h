@@ -29,13 +29,6 @@ struct MembershipOptions {
   std::string value;                          // what the key holds (JSON: the ingest URL, ...)
   std::chrono::seconds lease_ttl{10};
   std::chrono::milliseconds call_deadline{2000};
-  // Called on the membership thread after each renewal that kept the key (every third of the
-  // TTL), with the thread's client and the lease: the coordinator's round
-  // (server/cluster_coordinator.h). Empty: membership only.
-  // `renewed_at`: when the renewal that kept the lease was sent (the lease runs at least
-  // lease_ttl from then), for fencing (server/shard_leadership.h).
-  std::function<void(etcd::Client&, int64_t lease, std::chrono::steady_clock::time_point renewed_at)>
-      after_renewal;
   // Called on the thread that found this server's key gone: its lease expired (before it is
   // granted again) or stop() revoked it. What hung on the lease (the coordinator key) is gone.
   std::function<void()> on_lost;
@@ -46,7 +39,9 @@ struct MembershipState {
   int64_t lease = 0;
   uint64_t registrations = 0;  // times the key was written (1 + re-registrations)
   uint64_t failures = 0;       // etcd calls that failed
-  std::chrono::steady_clock::time_point renewed_at{};  // when the last good renewal was sent
+  // When the last good renewal was sent (the lease runs at least lease_ttl from then), for
+  // fencing (server/shard_leadership.h).
+  std::chrono::steady_clock::time_point renewed_at{};
   std::string last_error;
 };
 

@@ -66,7 +66,9 @@ std::unique_ptr<ClusterCoordinator> make_coordinator(const ServerConfig& config)
   c.interval = config.interval;
   c.dead_after = config.etcd.dead_after;
   c.lead = std::max<std::chrono::milliseconds>(config.etcd.lease_ttl, 2 * config.interval);
-  c.round_budget = std::chrono::duration_cast<std::chrono::milliseconds>(config.etcd.lease_ttl) / 3;
+  // The rounds run on their own thread (CoordinatorThread), apart from the renewals: a round
+  // on a slow etcd only has to end in time to keep the view fresh.
+  c.round_budget = std::chrono::duration_cast<std::chrono::milliseconds>(config.etcd.lease_ttl);
   c.lease_ttl = config.etcd.lease_ttl;
   c.keep_superseded = config.late_window;
   return std::make_unique<ClusterCoordinator>(c, config.etcd.prefix(), config.etcd.id);
@@ -76,13 +78,7 @@ std::unique_ptr<ClusterMembership> join_cluster(const ServerConfig& config,
                                                 ClusterCoordinator* coordinator) {
   if (!config.etcd.enabled) return nullptr;
   MembershipOptions o;
-  if (coordinator) {
-    o.after_renewal = [coordinator](etcd::Client& client, int64_t lease,
-                                    std::chrono::steady_clock::time_point renewed_at) {
-      coordinator->tick(client, lease, wall_clock_ms(), renewed_at);
-    };
-    o.on_lost = [coordinator] { coordinator->lost(); };
-  }
+  if (coordinator) o.on_lost = [coordinator] { coordinator->lost(); };
   o.endpoints = config.etcd.endpoints;
   o.prefix = config.etcd.prefix();
   o.id = config.etcd.id;
@@ -102,12 +98,20 @@ std::unique_ptr<ClusterMembership> join_cluster(const ServerConfig& config,
 
 // Once the server listens: the first registration and every renewal on the membership's own
 // thread, which logs the outcome; the daemon goes on (serving, handling signals) meanwhile.
-void start_membership(const ServerConfig& config, ClusterMembership* membership) {
-  if (!membership) return;
+std::unique_ptr<CoordinatorThread> start_membership(const ServerConfig& config,
+                                                    ClusterMembership* membership,
+                                                    ClusterCoordinator* coordinator) {
+  if (!membership) return nullptr;
   log::info("cluster: joining " + config.etcd.prefix() + " as " + config.etcd.id +
             ", advertising " + config.etcd.advertise + " (etcd " + config.etcd.endpoints_text +
             ")");
   membership->start_in_background();
+  const auto third =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.etcd.lease_ttl) / 3;
+  return std::make_unique<CoordinatorThread>(*coordinator, *membership, config.etcd.endpoints,
+                                             std::min<std::chrono::milliseconds>(
+                                                 std::chrono::milliseconds(2000), third),
+                                             third, wall_clock_ms);
 }
 
 int serve(const ServerConfig& config, const std::string& token,
@@ -185,13 +189,15 @@ int serve(const ServerConfig& config, const std::string& token,
             (config.graphite_address.empty() ? "" : ", graphite " + config.graphite_address) +
             (config.remote_write_url.empty() ? "" : ", remote_write " + config.remote_write_url));
   log::info(heap_tuning_summary());
-  start_membership(config, membership.get());
+  std::unique_ptr<CoordinatorThread> rounds =
+      start_membership(config, membership.get(), coordinator.get());
   DaemonOptions daemon_options;
   daemon_options.reload = [&] { runtime.reload(); };
   Daemon daemon(daemon_options, pipeline, server, reads);
   daemon.run();   // returns after SIGTERM/SIGINT drained the pipeline to every sink
   if (membership) {
     StopProgress::process().step("leaving the cluster (revoking this server's etcd lease)");
+    rounds->stop();  // no round after the lease is gone
     membership->stop();
   }
   StopProgress::process().step("the sinks delivering what they hold (each up to its stop_timeout)");

@@ -47,6 +47,7 @@ Status ShardLeadership::tick(etcd::Client& client, const std::vector<cluster::Sh
     }
   }
   for (const Slot& slot : release) {
+    if (Clock::now() > give_up_at) return Ok{};  // the rest next round
     auto gone = client.delete_if_value(key(prefix_, slot.first, slot.second), id_);
     if (!gone) return gone.error();
     std::lock_guard lock(mu_);
@@ -54,6 +55,7 @@ Status ShardLeadership::tick(etcd::Client& client, const std::vector<cluster::Sh
   }
 
   for (const cluster::ShardMap* map : current) {
+    if (Clock::now() > give_up_at) return Ok{};
     if (Status s = take_free(client, *map, registered, lease, now_ms, now, give_up_at); !s) return s;
   }
   return Ok{};
@@ -96,7 +98,10 @@ Status ShardLeadership::take_free(etcd::Client& client, const cluster::ShardMap&
       std::lock_guard lock(mu_);
       if (!mine && held_.erase(slot))
         log::warn("cluster: lost the lead of shard " + std::to_string(shard) + " of map " +
-                  std::to_string(map.epoch) + " to " + holder->second->value);
+                  std::to_string(map.epoch) + " to " + etcd::printable(holder->second->value));
+      // Ours but not known as ours: a take whose answer was lost (its outcome unknown). Held
+      // from now, waiting a TTL like any key taken late.
+      if (mine) held_.emplace(slot, Held{now, false});
       continue;
     }
     {
@@ -105,7 +110,11 @@ Status ShardLeadership::take_free(etcd::Client& client, const cluster::ShardMap&
     }
     const auto free_at = free_since_.emplace(slot, now).first->second;
     const size_t rank = static_cast<size_t>(pos - owners.begin());
-    bool turn = rank == 0 || now - free_at >= third * static_cast<int64_t>(rank);
+    // Before the epoch starts nobody needs to hurry: only the first replica takes its keys
+    // (the others when it is down), so a replica that read the map first does not take the
+    // preferred one's shards.
+    const bool pending = now_ms < map.from_ms;
+    bool turn = rank == 0 || (!pending && now - free_at >= third * static_cast<int64_t>(rank));
     if (!turn) {
       turn = true;  // every replica before this one is down: no need to wait for them
       for (size_t i = 0; i < rank; ++i)

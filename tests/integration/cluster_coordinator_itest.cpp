@@ -56,13 +56,18 @@ struct Node {
     o.id = id;
     o.value = R"({"ingest":"http://127.0.0.1:1"})";
     o.lease_ttl = 2s;
-    o.after_renewal = [c = coordinator.get()](etcd::Client& client, int64_t lease,
-                                              std::chrono::steady_clock::time_point renewed_at) {
-      c->tick(client, lease, now_ms(), renewed_at);
-    };
     o.on_lost = [c = coordinator.get()] { c->lost(); };
     membership = std::make_unique<ClusterMembership>(std::move(o));
+    rounds = std::make_unique<CoordinatorThread>(*coordinator, *membership,
+                                                 std::vector<etcd::Endpoint>{{"127.0.0.1", port}},
+                                                 600ms, 600ms, now_ms);
   }
+  ~Node() { stop(); }
+  void stop() {  // as statherd-server stops: no round after the lease is revoked
+    rounds->stop();
+    membership->stop();
+  }
+  std::unique_ptr<CoordinatorThread> rounds;
 };
 
 // Every valid map in etcd, by epoch.
@@ -102,6 +107,8 @@ TEST(ClusterCoordinator, MapsFollowTheMembersAndAnotherServerTakesOver) {
 
   // A junk map key (by hand, or a newer statherd's) is skipped, never overwritten.
   ASSERT_TRUE(c.put(kPrefix + "maps/00000000000000000040", "not a map"));
+  // An epoch near the wrap is junk too: the next one is not 0 (which nobody would read).
+  ASSERT_TRUE(c.put(kPrefix + "maps/18446744073709551615", "junk"));
   Node n3(etcd.port(), "c");
   ASSERT_TRUE(n3.membership->start());
   ASSERT_TRUE(eventually([&] { return latest_members(c) == Ids{"a", "b", "c"}; }));
@@ -131,7 +138,7 @@ TEST(ClusterCoordinator, MapsFollowTheMembersAndAnotherServerTakesOver) {
   Node& leaving = first == "a" ? a : b;
   const std::string staying = first == "a" ? "b" : "a";
   const auto stopped_at = std::chrono::steady_clock::now();
-  leaving.membership->stop();
+  leaving.stop();
   ASSERT_TRUE(eventually([&] {
     const std::string now = coordinator_of(c);
     return !now.empty() && now != first;
@@ -214,7 +221,7 @@ TEST(ShardLeadership, EachShardHasOneLeaderThePreferredReplicaAndASurvivorTakesO
 
   // b stops (its lease revoked, its keys gone): a takes b's shards at once (b is unregistered),
   // but emits them only a whole TTL (2 s) later: a stalled b could have emitted until then.
-  b.membership->stop();
+  b.stop();
   const auto stopped = std::chrono::steady_clock::now();
   ASSERT_TRUE(eventually([&] { return a.coordinator->leadership().led()[epoch].size() == 8; }));
   const auto took = std::chrono::steady_clock::now();
@@ -257,6 +264,18 @@ TEST(ShardLeadership, NoEmitWithoutAFreshRenewalAndKeysOfOldEpochsGo) {
   EXPECT_EQ(l.led()[2].size(), 4u);
   EXPECT_TRUE(c.get_prefix(kPrefix + "leaders/00000000000000000001/")->kvs.empty());
   EXPECT_EQ(c.get_prefix(kPrefix + "leaders/00000000000000000002/")->kvs.size(), 4u);
+  // A key of this server's (its lease) that it does not know it holds (a take whose answer
+  // was lost): adopted, and like any key taken late, emitted only a TTL later.
+  ASSERT_TRUE(c.del(ShardLeadership::key(kPrefix, 2, 1)));
+  {
+    ShardLeadership fresh(settings, kPrefix, "a");
+    ASSERT_TRUE(c.put(ShardLeadership::key(kPrefix, 2, 1), "a", lease->id));
+    ASSERT_TRUE(fresh.tick(c, {*m1, *m2}, {"a"}, lease->id, now, t0, now, now + 5s));
+    EXPECT_EQ(fresh.led()[2].size(), 4u);
+    EXPECT_FALSE(fresh.may_emit(2, 1, now));
+    ASSERT_TRUE(fresh.tick(c, {*m1, *m2}, {"a"}, lease->id, now + 2s, t0, now, now + 5s));
+    EXPECT_TRUE(fresh.may_emit(2, 1, now + 2s));
+  }
   // Another holder of a key (a lease lost meanwhile): this server stops counting it as its own.
   ASSERT_TRUE(c.del(ShardLeadership::key(kPrefix, 2, 3)));
   ASSERT_TRUE(c.put(ShardLeadership::key(kPrefix, 2, 3), "x"));

@@ -11,6 +11,8 @@ passed since the first request it answered):
                                  (the server's decoder refuses it: a genuine server verdict)
 
 `answered` counts the faults served per status, `forwarded` the requests passed through.
+`delay` (seconds, default 0) holds every request that long before it is handled: a slow
+upstream.
 """
 
 import http.client
@@ -28,6 +30,7 @@ class FaultProxy:
         self.answered = {}
         self.forwarded = 0
         self.corrupted = 0
+        self.delay = 0.0
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -96,6 +99,8 @@ class FaultProxy:
     def _handle(self, handler):
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
+        if self.delay:
+            time.sleep(self.delay)
         fault = self._next_fault()
         if fault is not None and fault[0] == "status":
             self._count(fault[1])

@@ -15,6 +15,7 @@ import unittest
 
 import harness
 from etcd_fixture import Etcd
+from fault_proxy import FaultProxy
 
 PREFIX = "/statherd/itest/"
 
@@ -220,6 +221,25 @@ class ClusterMembershipTest(unittest.TestCase):
         # s1 took over s2's shards of the old epoch too (after its TTL), and leads the new one.
         self.assertEqual(set(v1["leads"][epoch]), set(range(32)))
         self.assertTrue(server_without_etcd_answers_404(self.tmp))
+
+    def test_a_slow_etcd_never_costs_the_lease(self):
+        # Every etcd call 0.4 s slow (under the 1 s deadline of a 3 s lease): the coordinator's
+        # round must not push the next renewal past the lease (it did: a registration every
+        # ~4 s, no map ever written).
+        etcd = self.started(Etcd(self.tmp))
+        proxy = FaultProxy(etcd.port).start()
+        self.addCleanup(proxy.stop)
+        proxy.delay = 0.4
+        server = self.started(MemberServer(self.tmp, "s1", proxy.url, "s1", "3s"))
+        view = harness.wait_for(lambda: (v := server.get_json("/api/v1/cluster"))["maps"] and v,
+                                30, what="a map written through the slow etcd")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            view = server.get_json("/api/v1/cluster")
+            self.assertEqual(view["membership"]["registrations"], 1, server.log())
+            time.sleep(0.5)
+        self.assertNotIn("expired; registering again", server.log())
+        self.assertTrue(view["coordinating"])
 
     def test_a_bad_section_is_refused_with_its_line(self):
         path = os.path.join(self.tmp, "bad.yaml")

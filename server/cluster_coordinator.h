@@ -88,6 +88,9 @@ class ClusterCoordinator {
   std::vector<cluster::ShardMap> maps() const;
   bool coordinating() const;
   const ShardLeadership& leadership() const { return leadership_; }
+  // ClusterMembership's on_renewed: the leaders' fencing counts from the latest renewal, not
+  // from the last round's view of it (up to a round period older).
+  void renewed(std::chrono::steady_clock::time_point sent) { leadership_.renewed(sent); }
 
  private:
   Status round(etcd::Client& client, int64_t lease, int64_t now_ms,

@@ -27,11 +27,14 @@ Status ClusterMembership::register_now(etcd::Client& client) {
                       "another server with this etcd.id, or this server's previous run until "
                       "its lease expires (at most etcd.lease_ttl); give each server its own id");
   }
-  std::lock_guard lock(mu_);
-  state_.registered = true;
-  state_.lease = lease->id;
-  state_.renewed_at = sent;
-  ++state_.registrations;
+  {
+    std::lock_guard lock(mu_);
+    state_.registered = true;
+    state_.lease = lease->id;
+    state_.renewed_at = sent;
+    ++state_.registrations;
+  }
+  if (options_.on_renewed) options_.on_renewed(sent);
   return Ok{};
 }
 
@@ -103,6 +106,7 @@ void ClusterMembership::run(bool failed_at_start, bool attempt_at_once) {
           std::lock_guard relock(mu_);
           if (state_.lease == lease) state_.renewed_at = sent;
         }
+        if (options_.on_renewed) options_.on_renewed(sent);
         done = check_key(client, lease);
       } else if (etcd::lease_expired(ttl.error())) {
         log::warn("cluster: the lease of " + key() + " expired; registering again");

@@ -29,6 +29,9 @@ struct MembershipOptions {
   std::string value;                          // what the key holds (JSON: the ingest URL, ...)
   std::chrono::seconds lease_ttl{10};
   std::chrono::milliseconds call_deadline{2000};
+  // Called on the membership thread after each good renewal (or registration), with when it
+  // was sent: the leaders' fencing reads it (server/shard_leadership.h).
+  std::function<void(std::chrono::steady_clock::time_point sent)> on_renewed;
   // Called on the thread that found this server's key gone: its lease expired (before it is
   // granted again) or stop() revoked it. What hung on the lease (the coordinator key) is gone.
   std::function<void()> on_lost;

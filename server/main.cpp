@@ -78,7 +78,12 @@ std::unique_ptr<ClusterMembership> join_cluster(const ServerConfig& config,
                                                 ClusterCoordinator* coordinator) {
   if (!config.etcd.enabled) return nullptr;
   MembershipOptions o;
-  if (coordinator) o.on_lost = [coordinator] { coordinator->lost(); };
+  if (coordinator) {
+    o.on_lost = [coordinator] { coordinator->lost(); };
+    o.on_renewed = [coordinator](std::chrono::steady_clock::time_point sent) {
+      coordinator->renewed(sent);
+    };
+  }
   o.endpoints = config.etcd.endpoints;
   o.prefix = config.etcd.prefix();
   o.id = config.etcd.id;

@@ -21,10 +21,7 @@ Status ShardLeadership::tick(etcd::Client& client, const std::vector<cluster::Sh
                              const std::set<std::string>& registered, int64_t lease,
                              Clock::time_point renewed_at, int64_t now_ms, Clock::time_point now,
                              Clock::time_point give_up_at) {
-  {
-    std::lock_guard lock(mu_);
-    renewed_at_ = renewed_at;
-  }
+  renewed(renewed_at);
   const int64_t step = std::max<int64_t>(settings_.interval.count(), 1);
   const cluster::ShardMap* in_force = cluster::map_at(maps, floor_to(now_ms, step));
   // Epochs to lead: the one in force and every later one (written ahead of their start).
@@ -145,6 +142,11 @@ std::map<uint64_t, std::vector<uint32_t>> ShardLeadership::led() const {
   std::map<uint64_t, std::vector<uint32_t>> out;
   for (const auto& [slot, held] : held_) out[slot.first].push_back(slot.second);
   return out;
+}
+
+void ShardLeadership::renewed(Clock::time_point sent) {
+  std::lock_guard lock(mu_);
+  renewed_at_ = std::max(renewed_at_, sent);
 }
 
 void ShardLeadership::lost() {

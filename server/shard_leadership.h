@@ -52,6 +52,8 @@ class ShardLeadership {
   bool may_emit(uint64_t epoch, uint32_t shard, Clock::time_point now) const;
   // The shards this server leads, by epoch.
   std::map<uint64_t, std::vector<uint32_t>> led() const;
+  // The membership lease was renewed (sent at `sent`): fencing counts from the latest.
+  void renewed(Clock::time_point sent);
   // The membership lease is gone: every key with it.
   void lost();
 

@@ -57,6 +57,9 @@ struct Node {
     o.value = R"({"ingest":"http://127.0.0.1:1"})";
     o.lease_ttl = 2s;
     o.on_lost = [c = coordinator.get()] { c->lost(); };
+    o.on_renewed = [c = coordinator.get()](std::chrono::steady_clock::time_point sent) {
+      c->renewed(sent);
+    };
     membership = std::make_unique<ClusterMembership>(std::move(o));
     rounds = std::make_unique<CoordinatorThread>(*coordinator, *membership,
                                                  std::vector<etcd::Endpoint>{{"127.0.0.1", port}},
@@ -258,6 +261,13 @@ TEST(ShardLeadership, NoEmitWithoutAFreshRenewalAndKeysOfOldEpochsGo) {
   ASSERT_TRUE(l.tick(c, {*m1}, {"a"}, lease->id, now + 1900ms, t0, now, now + 5s));
   EXPECT_TRUE(l.may_emit(1, 0, now + 2s));
   EXPECT_FALSE(l.may_emit(1, 0, now + 2900ms));  // the renewal is 1 s (half the TTL) old
+  // A renewal between rounds counts at once (the membership's on_renewed), not at the next
+  // round: rounds and renewals each come every third of the TTL, so a round's view of the
+  // last renewal can be two thirds of a TTL old while the lease is fine.
+  l.renewed(now + 2800ms);
+  EXPECT_TRUE(l.may_emit(1, 0, now + 2900ms));
+  l.renewed(now);  // an older one changes nothing
+  EXPECT_TRUE(l.may_emit(1, 0, now + 2900ms));
   // Map 2 in force for 50 s (> keep_superseded 30 s): map 1's keys are deleted, map 2's taken.
   ASSERT_TRUE(l.tick(c, {*m1, *m2}, {"a"}, lease->id, now, t0, now, now + 5s));
   EXPECT_EQ(l.led().count(1), 0u);

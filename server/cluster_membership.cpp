@@ -87,7 +87,8 @@ void ClusterMembership::run(bool failed_at_start, bool attempt_at_once) {
   bool outage = failed_at_start;  // its warning was the caller's to give
   // Renewals are scheduled from when the previous one was sent, not from when the round after
   // it ended: a slow etcd lengthens the round, never the gap between two renewals beyond it.
-  auto next = std::chrono::steady_clock::now() + (attempt_at_once ? period * 0 : period);
+  auto next = std::chrono::steady_clock::now();
+  if (!attempt_at_once) next += period;
   std::unique_lock lock(mu_);
   while (!stopping_) {
     wake_.wait_until(lock, next, [this] { return stopping_; });

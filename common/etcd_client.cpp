@@ -1,5 +1,6 @@
 #include "common/etcd_client.h"
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -326,6 +327,22 @@ Result<TxnResult> Client::put_if(std::string_view key, std::string_view value,
   auto body = call("/v3/kv/txn", req.dump(), false);
   if (!body) return body.error();
   return parse_txn_answer(*body);
+}
+
+Status Client::put_all(const std::vector<std::pair<std::string, std::string>>& kvs) {
+  constexpr size_t kPerTxn = 100;
+  for (size_t first = 0; first < kvs.size(); first += kPerTxn) {
+    json ops = json::array();
+    for (size_t i = first; i < std::min(kvs.size(), first + kPerTxn); ++i)
+      ops.push_back({{"request_put",
+                      {{"key", base64_encode(kvs[i].first)}, {"value", base64_encode(kvs[i].second)}}}});
+    json req = {{"compare", json::array()}, {"success", std::move(ops)}};
+    auto body = call("/v3/kv/txn", req.dump(), true);  // the same values again: harmless
+    if (!body) return body.error();
+    auto answer = parse_txn_answer(*body);
+    if (!answer) return answer.error();
+  }
+  return Ok{};
 }
 
 Result<TxnResult> Client::delete_if_value(std::string_view key, std::string_view value) {

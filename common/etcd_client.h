@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -70,6 +71,9 @@ class Client {
   // Puts only if the key's mod_revision is `expected` (0: only if the key does not exist).
   Result<TxnResult> put_if(std::string_view key, std::string_view value,
                            int64_t expected_mod_revision, int64_t lease = 0);
+  // Puts every pair (no lease), in transactions of at most 100 puts (etcd's --max-txn-ops is
+  // 128 by default): each transaction whole or not at all.
+  Status put_all(const std::vector<std::pair<std::string, std::string>>& kvs);
   // Deletes only if the key holds `value` (a leader giving up what it holds, not another's).
   // get_prefix("") and del_prefix("") cover every key.
   Result<TxnResult> delete_if_value(std::string_view key, std::string_view value);

@@ -1,6 +1,7 @@
 #include "server/cluster_coordinator.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 #include "common/etcd_config.h"
@@ -202,8 +203,114 @@ Status ClusterCoordinator::round(etcd::Client& client, int64_t lease, int64_t no
     if (Status s = write_map(client, *next); !s) return s;
   }
   if (over_budget()) return slow;
-  return leadership_.tick(client, this->maps(), registered, lease, renewed_at, now_ms,
-                          std::chrono::steady_clock::now(), started + settings_.round_budget);
+  if (Status s = leadership_.tick(client, this->maps(), registered, lease, renewed_at, now_ms,
+                                  std::chrono::steady_clock::now(),
+                                  started + settings_.round_budget);
+      !s)
+    return s;
+  if (over_budget()) return slow;
+  return sync_emitted(client, now_ms);
+}
+
+std::string ClusterCoordinator::emitted_key(const std::string& prefix, uint64_t epoch,
+                                            uint32_t shard) {
+  char tail[48];
+  std::snprintf(tail, sizeof tail, "%020llu/%05u", static_cast<unsigned long long>(epoch), shard);
+  return prefix + "emitted/" + tail;
+}
+
+Status ClusterCoordinator::sync_emitted(etcd::Client& client, int64_t now_ms) {
+  const std::string dir = prefix_ + "emitted/";
+  auto got = client.get_prefix(dir);
+  if (!got) return got.error();
+  std::map<Slot, int64_t> markers;
+  for (const auto& kv : got->kvs) {
+    // <20-digit epoch>/<5-digit shard>; anything else is not statherd's, and ignored
+    const std::string_view rest = std::string_view(kv.key).substr(std::min(kv.key.size(), dir.size()));
+    if (kv.key.rfind(dir, 0) != 0 || rest.size() != kEpochDigits + 6 || rest[kEpochDigits] != '/')
+      continue;
+    const uint64_t epoch = epoch_of_key(rest.substr(0, kEpochDigits));
+    uint32_t shard = 0;
+    int64_t ms = 0;
+    auto [p1, e1] = std::from_chars(rest.data() + kEpochDigits + 1, rest.data() + rest.size(), shard);
+    auto [p2, e2] = std::from_chars(kv.value.data(), kv.value.data() + kv.value.size(), ms);
+    if (epoch == 0 || e1 != std::errc() || p1 != rest.data() + rest.size() || e2 != std::errc() ||
+        p2 != kv.value.data() + kv.value.size())
+      continue;
+    markers[{epoch, shard}] = ms;
+  }
+  std::vector<std::pair<std::string, std::string>> writes;
+  std::set<uint64_t> stale_epochs;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [slot, ms] : progress_) {
+      auto it = markers.find(slot);
+      if (it != markers.end() && it->second >= ms) continue;
+      writes.emplace_back(emitted_key(prefix_, slot.first, slot.second), std::to_string(ms));
+      markers[slot] = ms;
+    }
+    // Epochs superseded for longer than the late window: nothing of theirs is emitted again.
+    for (const auto& [slot, ms] : markers) {
+      const cluster::ShardMap* successor = nullptr;
+      for (const auto& m : maps_)
+        if (m.epoch > slot.first && (!successor || m.from_ms < successor->from_ms)) successor = &m;
+      if (successor && now_ms - successor->from_ms > settings_.keep_superseded.count())
+        stale_epochs.insert(slot.first);
+    }
+    std::erase_if(progress_, [&](const auto& e) { return stale_epochs.count(e.first.first) > 0; });
+    markers_ = markers;
+  }
+  if (Status s = client.put_all(writes); !s) return s;
+  if (!coordinating()) return Ok{};
+  for (uint64_t epoch : stale_epochs) {
+    char digits[32];
+    std::snprintf(digits, sizeof digits, "%020llu/", static_cast<unsigned long long>(epoch));
+    auto gone = client.del_prefix(dir + digits);
+    if (!gone) return gone.error();
+  }
+  return Ok{};
+}
+
+std::optional<EmitView> ClusterCoordinator::view_at(int64_t interval_start_ms) const {
+  std::lock_guard lock(mu_);
+  if (maps_.empty()) return std::nullopt;
+  const cluster::ShardMap* map = cluster::map_at(maps_, interval_start_ms);
+  if (!map) {  // before the first map: its leaders emit what came before it
+    map = &maps_.front();
+    for (const auto& m : maps_)
+      if (m.epoch < map->epoch) map = &m;
+  }
+  EmitView v;
+  v.epoch = map->epoch;
+  v.shards = map->shards;
+  v.role.assign(map->shards, ShardRole::None);
+  v.emitted_ms.assign(map->shards, kNeverEmitted);
+  const auto me = std::find(map->members.begin(), map->members.end(), id_);
+  const auto now = std::chrono::steady_clock::now();
+  if (me != map->members.end()) {
+    const auto index = static_cast<uint32_t>(me - map->members.begin());
+    for (uint32_t shard = 0; shard < map->shards && shard < map->owners.size(); ++shard) {
+      const auto& owners = map->owners[shard];
+      if (std::find(owners.begin(), owners.end(), index) == owners.end()) continue;
+      v.role[shard] = leadership_.may_emit(map->epoch, shard, now) ? ShardRole::Emit
+                                                                   : ShardRole::Replica;
+    }
+  }
+  for (const auto* marks : {&markers_, &progress_})
+    for (auto it = marks->lower_bound({map->epoch, 0});
+         it != marks->end() && it->first.first == map->epoch; ++it)
+      if (it->first.second < map->shards)
+        v.emitted_ms[it->first.second] = std::max(v.emitted_ms[it->first.second], it->second);
+  return v;
+}
+
+void ClusterCoordinator::emitted(uint64_t epoch, const std::vector<uint32_t>& shards,
+                                 int64_t interval_start_ms) {
+  std::lock_guard lock(mu_);
+  for (uint32_t shard : shards) {
+    int64_t& ms = progress_.try_emplace({epoch, shard}, kNeverEmitted).first->second;
+    ms = std::max(ms, interval_start_ms);
+  }
 }
 
 Status ClusterCoordinator::write_map(etcd::Client& client, cluster::ShardMap next) {

@@ -24,6 +24,7 @@
 #include "common/etcd_client.h"
 #include "common/shard_map.h"
 #include "server/cluster_membership.h"
+#include "server/shard_gate.h"
 #include "server/shard_leadership.h"
 
 namespace statherd::server {
@@ -66,7 +67,7 @@ class MapPlanner {
   std::map<std::string, int64_t> absent_since_;
 };
 
-class ClusterCoordinator {
+class ClusterCoordinator : public EmitViews {
  public:
   ClusterCoordinator(CoordinatorSettings settings, std::string prefix, std::string id);
 
@@ -92,10 +93,23 @@ class ClusterCoordinator {
   // from the last round's view of it (up to a round period older).
   void renewed(std::chrono::steady_clock::time_point sent) { leadership_.renewed(sent); }
 
+  // EmitViews (server/shard_gate.h), for the sinks on the pipeline thread: the map in force for
+  // an interval (before the first map's from_ms: the first map), each shard's role for this
+  // server, and what its leader has emitted (etcd's `emitted/<epoch>/<shard>`, read each round,
+  // or this server's own progress, written to etcd at the next round).
+  std::optional<EmitView> view_at(int64_t interval_start_ms) const override;
+  void emitted(uint64_t epoch, const std::vector<uint32_t>& shards,
+               int64_t interval_start_ms) override;
+  // "<prefix>emitted/<20-digit epoch>/<5-digit shard>"
+  static std::string emitted_key(const std::string& prefix, uint64_t epoch, uint32_t shard);
+
  private:
   Status round(etcd::Client& client, int64_t lease, int64_t now_ms,
                std::chrono::steady_clock::time_point renewed_at);
   Status write_map(etcd::Client& client, cluster::ShardMap next);
+  // Reads every emitted/ key, writes this server's progress where it is ahead, and (the
+  // coordinator) deletes those of epochs superseded for longer than the late window.
+  Status sync_emitted(etcd::Client& client, int64_t now_ms);
 
   const std::string prefix_, id_;
   MapPlanner planner_;  // the membership thread's only
@@ -109,6 +123,9 @@ class ClusterCoordinator {
   std::string last_error_;
   int64_t last_round_ms_ = 0;  // when a round last read etcd (0: never)
   std::set<std::string> bad_keys_;  // logged once each
+  using Slot = std::pair<uint64_t, uint32_t>;  // epoch, shard
+  std::map<Slot, int64_t> markers_;   // emitted/ as etcd had it at the last round
+  std::map<Slot, int64_t> progress_;  // what this server's sinks were handed
 };
 
 // Runs a coordinator's rounds on a thread of its own, one every `period` while `membership`

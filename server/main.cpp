@@ -74,6 +74,22 @@ std::unique_ptr<ClusterCoordinator> make_coordinator(const ServerConfig& config)
   return std::make_unique<ClusterCoordinator>(c, config.etcd.prefix(), config.etcd.id);
 }
 
+// How many intervals a replica holds for a shard it does not lead (server/shard_gate.h): long
+// enough for a takeover (the lease expiring, the next replica's turn, its one-TTL fence, the
+// rounds between), with room to spare.
+size_t held_intervals(const ServerConfig& config) {
+  const int64_t step = std::max<int64_t>(config.interval.count(), 1);
+  const int64_t ttl =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.etcd.lease_ttl).count();
+  return static_cast<size_t>((4 * ttl + step - 1) / step + 4);
+}
+
+nlohmann::json gate_json(const ShardGateStats& s) {
+  return {{"held_intervals", s.held_intervals},     {"held_records", s.held_records},
+          {"caught_up_records", s.caught_up_records}, {"left_to_leader", s.left_to_leader},
+          {"dropped_records", s.dropped_records},   {"not_owned_records", s.not_owned_records}};
+}
+
 std::unique_ptr<ClusterMembership> join_cluster(const ServerConfig& config,
                                                 ClusterCoordinator* coordinator) {
   if (!config.etcd.enabled) return nullptr;
@@ -158,10 +174,18 @@ int serve(const ServerConfig& config, const std::string& token,
   // GET /api/v1/cluster. The coordinator runs on the membership's thread (join_cluster below).
   std::unique_ptr<ClusterCoordinator> coordinator = make_coordinator(config);
   std::unique_ptr<ClusterMembership> membership = join_cluster(config, coordinator.get());
+  // In a cluster, Graphite and remote_write get only the shards this server leads (and the
+  // held intervals of those it gains the lead of): server/shard_gate.h.
+  std::unique_ptr<ShardGate> gate;
+  if (coordinator) {
+    gate = std::make_unique<ShardGate>(*coordinator, held_intervals(config));
+    sinks.set_gate(gate.get());
+  }
   if (coordinator)
-    routes_options.cluster = [c = coordinator.get(), m = membership.get()] {
+    routes_options.cluster = [c = coordinator.get(), m = membership.get(), g = gate.get()] {
       nlohmann::json view = c->view_json(wall_clock_ms());
       const MembershipState state = m->state();
+      view["emit"] = gate_json(g->stats());
       view["membership"] = {{"registered", state.registered},
                             {"lease", state.lease},
                             {"registrations", state.registrations},

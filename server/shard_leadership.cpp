@@ -24,10 +24,22 @@ Status ShardLeadership::tick(etcd::Client& client, const std::vector<cluster::Sh
   renewed(renewed_at);
   const int64_t step = std::max<int64_t>(settings_.interval.count(), 1);
   const cluster::ShardMap* in_force = cluster::map_at(maps, floor_to(now_ms, step));
-  // Epochs to lead: the one in force and every later one (written ahead of their start).
+  // Epochs to lead: the one in force, every later one (written ahead of their start), and
+  // those superseded within the late window (their late samples are re-emitted by a leader:
+  // when one dies, another replica takes its keys, as in the epoch in force).
+  auto successor_of = [&](const cluster::ShardMap& map) {
+    const cluster::ShardMap* next = nullptr;
+    for (const auto& m : maps)
+      if (m.epoch > map.epoch && (!next || m.from_ms < next->from_ms)) next = &m;
+    return next;
+  };
   std::vector<const cluster::ShardMap*> current;
-  for (const auto& m : maps)
-    if (!in_force || m.epoch >= in_force->epoch) current.push_back(&m);
+  for (const auto& m : maps) {
+    const cluster::ShardMap* next = successor_of(m);
+    if (!in_force || m.epoch >= in_force->epoch ||
+        (next && now_ms - next->from_ms <= settings_.keep_superseded.count()))
+      current.push_back(&m);
+  }
 
   // Superseded epochs: keys kept for the late window after the next map came in force, then
   // deleted (only if still this server's).

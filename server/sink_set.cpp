@@ -136,10 +136,17 @@ std::vector<std::string> SinkSet::apply(const ServerConfig& config) {
 // never overlap an emit.
 void SinkSet::emit(const IntervalOutput& out) {
   auto others = [&] {
+    if (gate_) {  // always passed, sinks or none: it keeps the record of what was emitted
+      for (const IntervalOutput& led : gate_->pass(out)) {
+        if (graphite_) graphite_->emit(led);
+        if (remote_write_) remote_write_->emit(led);
+      }
+      return;
+    }
     if (graphite_) graphite_->emit(out);
     if (remote_write_) remote_write_->emit(out);
   };
-  if (beside_ && (graphite_ || remote_write_)) {
+  if (beside_ && (graphite_ || remote_write_ || gate_)) {
     beside_->run(2, [&](size_t i) {
       if (i == 0) prometheus_.emit(out);
       else others();

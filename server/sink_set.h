@@ -22,6 +22,7 @@
 
 #include "server/fork_join_pool.h"
 #include "server/server_config.h"
+#include "server/shard_gate.h"
 #include "server/sinks/graphite.h"
 #include "server/sinks/prometheus.h"
 #include "server/sinks/remote_write.h"
@@ -42,6 +43,11 @@ class SinkSet : public Sink {
   // per change ("graphite: address 127.0.0.1:2003 -> 127.0.0.1:2103"); empty: nothing changed.
   std::vector<std::string> apply(const ServerConfig& config);
 
+  // In a cluster (an etcd section): Graphite and remote_write get what `gate` passes (the
+  // shards this server leads, and held intervals it gained the lead of); GET /metrics and the
+  // history still get every interval whole. Set before the first emit(); outlives this set's use.
+  void set_gate(ShardGate* gate) { gate_ = gate; }
+
   std::string name() const override { return "sinks"; }
   void emit(const IntervalOutput& out) override;
   // Stops every sink (each flushes within its stop_timeout) and waits for retired ones.
@@ -61,6 +67,7 @@ class SinkSet : public Sink {
   std::unique_ptr<ForkJoinPool> beside_;  // emit(): Prometheus beside the others; null: in turn
   std::unique_ptr<GraphiteSink> graphite_;
   std::unique_ptr<RemoteWriteSink> remote_write_;
+  ShardGate* gate_ = nullptr;
   struct Retiring {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;

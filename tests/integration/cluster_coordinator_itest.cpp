@@ -294,5 +294,72 @@ TEST(ShardLeadership, NoEmitWithoutAFreshRenewalAndKeysOfOldEpochsGo) {
   EXPECT_FALSE(l.may_emit(2, 3, now + 10s));
 }
 
+// A superseded epoch within the late window still has leaders (its late samples are re-emitted
+// by one): taken like the epoch in force's, and by the surviving replica when its leader is gone.
+TEST(ShardLeadership, ASupersededEpochWithinTheLateWindowKeepsALeader) {
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", etcd.port()}}, 5s);
+  auto lease_a = c.grant(30), lease_b = c.grant(30);
+  ASSERT_TRUE(lease_a && lease_b);
+  const int64_t t0 = now_ms() / 1000 * 1000;
+  auto m1 = cluster::make_map(1, t0 - 100'000, 4, 2, {"a", "b"});
+  auto m2 = cluster::make_map(2, t0 - 10'000, 4, 2, {"a", "b"});  // superseded m1 10 s ago
+  ASSERT_TRUE(m1 && m2);
+  LeadershipSettings settings{2s, 1s, 30s};
+  ShardLeadership la(settings, kPrefix, "a"), lb(settings, kPrefix, "b");
+  const auto now = std::chrono::steady_clock::now();
+  ASSERT_TRUE(la.tick(c, {*m1, *m2}, {"a", "b"}, lease_a->id, now, t0, now, now + 5s));
+  size_t firsts_of_a = 0;
+  for (uint32_t shard = 0; shard < 4; ++shard)
+    if (m1->members[m1->owners[shard][0]] == "a") ++firsts_of_a;
+  EXPECT_EQ(la.led()[1].size(), firsts_of_a);  // epoch 1 too, not only the one in force
+  // a is gone (unregistered, its keys deleted): b takes every key of both epochs at once.
+  ASSERT_TRUE(c.revoke(lease_a->id));
+  ASSERT_TRUE(lb.tick(c, {*m1, *m2}, {"b"}, lease_b->id, now, t0, now, now + 5s));
+  EXPECT_EQ(lb.led()[1].size(), 4u);
+  EXPECT_EQ(lb.led()[2].size(), 4u);
+}
+
+// What a leader's sinks were handed reaches etcd (`emitted/<epoch>/<shard>`) at its next round,
+// and the other replica's view: it drops what it held of those intervals.
+TEST(ClusterCoordinator, EmittedMarkersReachTheOtherReplica) {
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", etcd.port()}}, 5s);
+  Node a(etcd.port(), "a", 60s), b(etcd.port(), "b", 60s);
+  ASSERT_TRUE(a.membership->start());
+  ASSERT_TRUE(b.membership->start());
+  uint64_t epoch = 0;
+  int64_t start = 0;
+  uint32_t shard = 0;
+  // A shard a may emit (and b only holds), in an interval of the map in force.
+  ASSERT_TRUE(eventually([&] {
+    const int64_t t = now_ms() / 1000 * 1000;
+    auto va = a.coordinator->view_at(t), vb = b.coordinator->view_at(t);
+    if (!va || !vb || va->epoch != vb->epoch) return false;
+    for (uint32_t s = 0; s < va->shards; ++s)
+      if (va->role[s] == ShardRole::Emit && vb->role[s] == ShardRole::Replica) {
+        epoch = va->epoch, start = t, shard = s;
+        return true;
+      }
+    return false;
+  }, 20s));
+  EXPECT_EQ(b.coordinator->view_at(start)->emitted_ms[shard], kNeverEmitted);
+  a.coordinator->emitted(epoch, {shard}, start);
+  EXPECT_EQ(a.coordinator->view_at(start)->emitted_ms[shard], start);  // its own, at once
+  ASSERT_TRUE(eventually([&] { return b.coordinator->view_at(start)->emitted_ms[shard] == start; }));
+  auto key = c.get(ClusterCoordinator::emitted_key(kPrefix, epoch, shard));
+  ASSERT_TRUE(key);
+  ASSERT_EQ(key->kvs.size(), 1u);
+  EXPECT_EQ(key->kvs[0].value, std::to_string(start));
+  // An older interval noted later never moves it back.
+  a.coordinator->emitted(epoch, {shard}, start - 5000);
+  a.coordinator->emitted(epoch, {shard}, start + 1000);
+  ASSERT_TRUE(eventually([&] {
+    return b.coordinator->view_at(start)->emitted_ms[shard] == start + 1000;
+  }));
+}
+
 }  // namespace
 }  // namespace statherd::server

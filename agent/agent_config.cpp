@@ -148,7 +148,7 @@ void read_agent_yaml(YamlReader& r, AgentConfig& c) {
   if (!root || !root.IsMap()) return;
   std::set<std::string> keys{"server",    "token_file",      "interval",     "host",
                              "agent_id",  "spool_dir",       "spool_max_bytes",
-                             "ship_timeout", "max_file_bytes", "max_batch_bytes"};
+                             "ship_timeout", "max_file_bytes", "max_batch_bytes", "etcd"};
   for (const SourceKind* kind : source_kinds()) keys.insert(kind->yaml_key);
   r.check_keys(root, keys);
   r.get_string(root, "server", c.server);
@@ -167,6 +167,8 @@ void read_agent_yaml(YamlReader& r, AgentConfig& c) {
     if (auto url = parse_server_url(c.server); !url)
       r.error_at(server, "server", url.error().message, "http://host:port[/path]");
   }
+  // A cluster (docs/CLUSTER.md "Agents"): endpoints and cluster, as the servers' section.
+  cluster::read_etcd_section(r, root, c.etcd, /*server=*/false);
   for (const SourceKind* kind : source_kinds())  // each kind reads its own section
     if (YAML::Node section = r.get_map(root, kind->yaml_key); section && section.IsMap())
       kind->read_yaml(r, section, c);

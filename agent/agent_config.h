@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/sources/stat_file.h"
+#include "common/etcd_config.h"
 #include "common/state_dirs.h"
 #include "common/token_file.h"
 #include "common/yaml_util.h"
@@ -51,6 +52,9 @@ struct AgentConfig {
   // server's default max_body_bytes is 64 MiB; a body far over the server's limit never gets
   // the server's 413 back). 64 KiB .. 1 GiB.
   uint64_t max_batch_bytes = uint64_t{16} << 20;
+  // etcd: (endpoints, cluster): the agent routes each sample to the servers owning its shard
+  // in the cluster's maps, one spool per server (agent/cluster_delivery.h); `server` unused.
+  cluster::EtcdSettings etcd;
 };
 
 // What the command line asked for, before merging with the YAML file.

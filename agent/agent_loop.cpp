@@ -194,6 +194,12 @@ bool AgentLoop::spool_held(HeldBatch& held) {
 // SpoolDelivery::drain, plus the replay count: delivery removes batches oldest first, so the
 // batches gone after a drain are a prefix of those pending before it.
 bool AgentLoop::drain(SteadyClock::time_point deadline, bool ignore_backoff) {
+  const bool own = drain_own(deadline, ignore_backoff);
+  const bool others = !options_.also_drain || options_.also_drain(deadline, ignore_backoff);
+  return own && others;
+}
+
+bool AgentLoop::drain_own(SteadyClock::time_point deadline, bool ignore_backoff) {
   if (spool_.count() == 0) return ship_held(deadline, ignore_backoff);
   const std::vector<uint64_t> before = spool_.pending();
   const DeliveryStats was = delivery_.stats();

@@ -72,6 +72,9 @@ struct AgentLoopOptions {
   std::function<ReloadOutcome(AgentLoop&)> reload{};
   // Called after each tick and each reload (the daemon writes its status file here).
   std::function<void(const AgentLoop&)> after_tick{};
+  // In a cluster: ships the servers' own spools after the agent's (agent/cluster_delivery.h);
+  // true when they are empty.
+  std::function<bool(SteadyClock::time_point deadline, bool ignore_backoff)> also_drain{};
 };
 
 class AgentLoop {
@@ -119,6 +122,7 @@ class AgentLoop {
   bool spool_held(HeldBatch& held);
   bool ship_held(SteadyClock::time_point deadline, bool ignore_backoff);
   bool drain(SteadyClock::time_point deadline, bool ignore_backoff = false);
+  bool drain_own(SteadyClock::time_point deadline, bool ignore_backoff);
   bool wait_for_tick(StopSignal& stop, SteadyClock::time_point tick_at);
   void log_scrape_errors(const std::vector<SourceError>& errors);
   SourceSamples self_metrics(int64_t now_ms) const;

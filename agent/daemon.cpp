@@ -12,6 +12,7 @@
 #include "agent/delivery.h"
 #include "agent/reload.h"
 #include "agent/source_set.h"
+#include "agent/cluster_delivery.h"
 #include "agent/spool.h"
 #include "agent/status_file.h"
 #include "common/log.h"
@@ -145,9 +146,28 @@ int run_daemon(const CommandLine& cli, AgentConfig config) {
               " unsent batches; replaying them in order");
   SourceSet sources(config, sp.last_scrape_ms());
   ReloadableSender sender({*url, *token, config.agent_id, config.ship_timeout}, wall_ms);
-  SpoolDelivery delivery(sp, sender,
-                         Backoff(std::chrono::seconds(1), std::chrono::seconds(30),
-                                 static_cast<uint64_t>(started_ms) ^ ::getpid()));
+  const uint64_t seed = static_cast<uint64_t>(started_ms) ^ ::getpid();
+  // In a cluster, the agent's spool is "delivered" into one spool per server (routed by the
+  // shard maps read from etcd), each shipped on its own: agent/cluster_delivery.h.
+  std::unique_ptr<MapWatcher> watcher;
+  std::unique_ptr<ClusterDelivery> cluster;
+  if (config.etcd.enabled) {
+    watcher = std::make_unique<MapWatcher>(config.etcd.endpoints, config.etcd.prefix(),
+                                           std::chrono::seconds(2));
+    cluster = std::make_unique<ClusterDelivery>(
+        ClusterDeliveryOptions{sp.dir(), config.spool_max_bytes, *token, config.agent_id,
+                               config.ship_timeout, static_cast<size_t>(config.max_batch_bytes),
+                               seed},
+        [w = watcher.get()] { return w->view(); });
+    if (Status s = cluster->open(); !s) {
+      log::error(s.error().to_string());
+      return 1;
+    }
+  }
+  BatchSender& first_hop = cluster ? static_cast<BatchSender&>(*cluster) : sender;
+  SpoolDelivery delivery(sp, first_hop,
+                         cluster ? Backoff(std::chrono::milliseconds(500), std::chrono::seconds(2), seed)
+                                 : Backoff(std::chrono::seconds(1), std::chrono::seconds(30), seed));
   delivery.set_max_send_bytes(static_cast<size_t>(config.max_batch_bytes));
   StatusWriter status{cli, config, sp, delivery, sender, started_ms};
   AgentLoopOptions opts{config.agent_id, config.host, config.interval,
@@ -156,15 +176,23 @@ int run_daemon(const CommandLine& cli, AgentConfig config) {
     return reload_agent({cli, config, sources, sender, loop}, sp.last_scrape_ms());
   };
   opts.after_tick = [&](const AgentLoop& loop) { status.write(loop, "running"); };
+  if (cluster)
+    opts.also_drain = [c = cluster.get()](SteadyClock::time_point deadline, bool ignore_backoff) {
+      return c->drain(deadline, ignore_backoff);
+    };
   AgentLoop loop(std::move(opts), sources.sources(), sp, delivery, wall_ms);
   // Reachable for the whole process life: the signal thread outlives this function.
   static StopSignal* const stop = new StopSignal;
   start_signal_thread(*stop);
   status.write(loop, "running");
-  log::info("agent " + config.agent_id + " shipping to " + config.server + " every " +
-            std::to_string(config.interval.count()) + " ms; spool " + sp.dir());
+  log::info("agent " + config.agent_id + " shipping to " +
+            (cluster ? "the servers of the shard maps in etcd " + config.etcd.endpoints_text +
+                           " (cluster " + config.etcd.cluster + ")"
+                     : config.server) +
+            " every " + std::to_string(config.interval.count()) + " ms; spool " + sp.dir());
   loop.run(*stop);
   sender.set_timeout(std::min(config.ship_timeout, std::chrono::milliseconds(2'000)));
+  if (cluster) cluster->set_timeout(std::min(config.ship_timeout, std::chrono::milliseconds(2'000)));
   loop.flush_on_shutdown();
   status.write(loop, "stopped");
   log::info("stopped");  // the last line, as the server's

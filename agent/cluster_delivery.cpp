@@ -84,10 +84,26 @@ std::optional<ClusterView> MapWatcher::view() const {
   return view_;
 }
 
+std::optional<ClusterView> MapWatcher::view_after(int64_t ms, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  auto fresh = [&] { return view_ && view_->read_ms >= ms; };
+  if (!fresh()) {
+    nudged_ = true;
+    wake_.notify_all();
+    read_done_.wait_for(lock, timeout, [&] { return fresh() || stopping_; });
+  }
+  if (!fresh()) return std::nullopt;
+  return view_;
+}
+
 void MapWatcher::read_now() {
+  const int64_t started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
   auto maps = client_.get_prefix(prefix_ + "maps/");
   auto members = maps ? client_.get_prefix(prefix_ + "members/") : Result<etcd::RangeResult>(maps.error());
   std::lock_guard lock(mu_);
+  read_done_.notify_all();  // on return (the lock is released after this)
   if (!maps || !members) {
     const std::string error = (!maps ? maps.error() : members.error()).to_string();
     if (last_error_.empty())
@@ -100,6 +116,7 @@ void MapWatcher::read_now() {
   last_error_.clear();
   std::vector<std::string> problems;
   ClusterView next = parse_cluster_view(prefix_, *maps, *members, problems);
+  next.read_ms = started_ms;
   for (const auto& p : problems)
     if (reported_.insert(p).second) log::warn("cluster: ignoring " + p);
   const bool first = !view_ || view_->maps.empty();
@@ -118,7 +135,8 @@ void MapWatcher::run() {
     lock.unlock();
     read_now();
     lock.lock();
-    wake_.wait_for(lock, period_, [this] { return stopping_; });
+    wake_.wait_for(lock, period_, [this] { return stopping_ || nudged_; });
+    nudged_ = false;
   }
 }
 
@@ -130,7 +148,7 @@ struct ClusterDelivery::Destination {
 };
 
 ClusterDelivery::ClusterDelivery(ClusterDeliveryOptions options,
-                                 std::function<std::optional<ClusterView>()> view)
+                                 std::function<std::optional<ClusterView>(int64_t ms)> view)
     : options_(std::move(options)), view_(std::move(view)) {}
 
 ClusterDelivery::~ClusterDelivery() = default;
@@ -194,14 +212,25 @@ void ClusterDelivery::refresh_urls(const ClusterView& view) {
 }
 
 ShipResult ClusterDelivery::send(uint64_t seq, std::string_view encoded_batch) {
-  const std::optional<ClusterView> view = view_();
+  std::optional<ClusterView> view = view_(0);
   if (!view || view->maps.empty())
-    return {ShipOutcome::RetryLater, 0, "no shard map read from etcd yet"};
+    return {ShipOutcome::RetryLater, 0, "no shard map read from etcd yet (is etcd reachable?)"};
   if (seq != pending_seq_ || pending_.empty()) {
     auto batch = decode_batch(encoded_batch);
     if (!batch) {
       return {ShipOutcome::Malformed, 400,
               "the spooled batch does not decode: " + batch.error().message};
+    }
+    // Maps read after the newest sample: every map that can apply to it is among them.
+    int64_t newest = 0;
+    for (const SourceSamples& s : batch->sources)
+      for (const Sample& sample : s.samples) newest = std::max(newest, sample.timestamp_ms);
+    if (view->read_ms < newest) {
+      view = view_(newest);
+      if (!view || view->maps.empty())
+        return {ShipOutcome::RetryLater, 0,
+                "no read of the shard maps from etcd since the batch was scraped (is etcd "
+                "reachable?)"};
     }
     router_.set_maps(view->maps);
     memory_.apply(*batch);
@@ -224,7 +253,7 @@ ShipResult ClusterDelivery::send(uint64_t seq, std::string_view encoded_batch) {
 }
 
 bool ClusterDelivery::drain(SteadyClock::time_point deadline, bool ignore_backoff) {
-  if (auto view = view_()) refresh_urls(*view);
+  if (auto view = view_(0)) refresh_urls(*view);
   bool empty = true;
   for (auto& [id, dest] : destinations_) {
     if (dest->delivery && dest->spool->count() > 0) dest->delivery->drain(deadline, ignore_backoff);

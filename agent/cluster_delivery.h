@@ -33,6 +33,8 @@ namespace statherd::agent {
 struct ClusterView {
   std::vector<cluster::ShardMap> maps;
   std::map<std::string, std::string> ingest;  // member id -> URL (members seen so far)
+  // Wall clock (ms) just before the read began: every map written before then is in `maps`.
+  int64_t read_ms = 0;
 };
 
 // Parses etcd's `maps/` and `members/` answers under `prefix` (keys it cannot read are skipped
@@ -54,6 +56,9 @@ class MapWatcher {
   std::optional<ClusterView> view() const;
   // Reads once now (tests; the thread does this every period).
   void read_now();
+  // A view read at or after wall clock `ms`: the last one if it is, else one read now (the
+  // thread is asked to read at once), waiting up to `timeout`; nullopt if none came.
+  std::optional<ClusterView> view_after(int64_t ms, std::chrono::milliseconds timeout);
   void stop();
 
  private:
@@ -63,7 +68,9 @@ class MapWatcher {
   const std::chrono::milliseconds period_;
   mutable std::mutex mu_;
   std::condition_variable wake_;
+  std::condition_variable read_done_;
   bool stopping_ = false;
+  bool nudged_ = false;
   std::optional<ClusterView> view_;
   std::string last_error_;
   std::set<std::string> reported_;
@@ -89,14 +96,18 @@ struct DestinationStatus {
 class ClusterDelivery : public BatchSender {
  public:
   // `view` gives the maps and URLs (a MapWatcher's view(), or a test's).
+  // `view(ms)`: the maps and URLs read at or after wall clock ms (MapWatcher::view_after; 0:
+  // any), nullopt when there is none.
   ClusterDelivery(ClusterDeliveryOptions options,
-                  std::function<std::optional<ClusterView>()> view);
+                  std::function<std::optional<ClusterView>(int64_t ms)> view);
   ~ClusterDelivery() override;
 
   // Opens the servers' spools left by a previous run (replayed once their URL is known).
   Status open();
   // Routes one batch of the agent's spool into the servers' spools: Acked once each part is
-  // stored, RetryLater when no map is known yet or a store failed.
+  // stored, RetryLater when no map is known yet, when the maps were last read before the
+  // batch's newest sample (a map written meanwhile could apply to it: every map is written at
+  // least a lease_ttl and two intervals before it applies), or when a store failed.
   ShipResult send(uint64_t seq, std::string_view encoded_batch) override;
   // Ships every server's spool (each oldest first, with its own backoff) until `deadline`.
   // True when they are all empty.
@@ -111,7 +122,7 @@ class ClusterDelivery : public BatchSender {
   void refresh_urls(const ClusterView& view);
 
   ClusterDeliveryOptions options_;
-  std::function<std::optional<ClusterView>()> view_;
+  std::function<std::optional<ClusterView>(int64_t ms)> view_;
   ShardRouter router_;
   CounterMemory memory_;
   // The parts of the last batch routed, kept until every part is stored: a retry of that

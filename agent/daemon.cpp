@@ -158,7 +158,9 @@ int run_daemon(const CommandLine& cli, AgentConfig config) {
         ClusterDeliveryOptions{sp.dir(), config.spool_max_bytes, *token, config.agent_id,
                                config.ship_timeout, static_cast<size_t>(config.max_batch_bytes),
                                seed},
-        [w = watcher.get()] { return w->view(); });
+        [w = watcher.get()](int64_t ms) {
+          return ms == 0 ? w->view() : w->view_after(ms, std::chrono::seconds(2));
+        });
     if (Status s = cluster->open(); !s) {
       log::error(s.error().to_string());
       return 1;

@@ -13,7 +13,6 @@ interval missing and none counted twice.
 
 import os
 import socketserver
-import tempfile
 import threading
 import time
 import unittest

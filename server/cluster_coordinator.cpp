@@ -271,7 +271,8 @@ Status ClusterCoordinator::sync_emitted(etcd::Client& client, int64_t now_ms) {
   return Ok{};
 }
 
-std::optional<EmitView> ClusterCoordinator::view_at(int64_t interval_start_ms) const {
+std::optional<EmitView> ClusterCoordinator::view_at(int64_t interval_start_ms,
+                                                    std::chrono::steady_clock::time_point now) const {
   std::lock_guard lock(mu_);
   if (maps_.empty()) return std::nullopt;
   const cluster::ShardMap* map = cluster::map_at(maps_, interval_start_ms);
@@ -286,7 +287,6 @@ std::optional<EmitView> ClusterCoordinator::view_at(int64_t interval_start_ms) c
   v.role.assign(map->shards, ShardRole::None);
   v.emitted_ms.assign(map->shards, kNeverEmitted);
   const auto me = std::find(map->members.begin(), map->members.end(), id_);
-  const auto now = std::chrono::steady_clock::now();
   if (me != map->members.end()) {
     const auto index = static_cast<uint32_t>(me - map->members.begin());
     for (uint32_t shard = 0; shard < map->shards && shard < map->owners.size(); ++shard) {

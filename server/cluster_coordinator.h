@@ -97,7 +97,11 @@ class ClusterCoordinator : public EmitViews {
   // an interval (before the first map's from_ms: the first map), each shard's role for this
   // server, and what its leader has emitted (etcd's `emitted/<epoch>/<shard>`, read each round,
   // or this server's own progress, written to etcd at the next round).
-  std::optional<EmitView> view_at(int64_t interval_start_ms) const override;
+  std::optional<EmitView> view_at(int64_t interval_start_ms,
+                                  std::chrono::steady_clock::time_point now) const override;
+  std::optional<EmitView> view_at(int64_t interval_start_ms) const {
+    return view_at(interval_start_ms, std::chrono::steady_clock::now());
+  }
   void emitted(uint64_t epoch, const std::vector<uint32_t>& shards,
                int64_t interval_start_ms) override;
   // "<prefix>emitted/<20-digit epoch>/<5-digit shard>"

@@ -50,8 +50,15 @@ bool own_self_metric(const SeriesKey& key) {
   return key.app == "self" && key.metric.rfind("server.", 0) == 0;
 }
 
-ShardGate::ShardGate(EmitViews& views, size_t max_held_intervals)
-    : views_(views), max_held_(std::max<size_t>(max_held_intervals, 1)) {}
+ShardGate::ShardGate(EmitViews& views, size_t max_held_intervals, WallClockMs wall_ms)
+    : views_(views), max_held_(std::max<size_t>(max_held_intervals, 1)), wall_ms_(std::move(wall_ms)) {
+  if (!wall_ms_)
+    wall_ms_ = [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+}
 
 ShardGateStats ShardGate::stats() const {
   std::lock_guard lock(stats_mu_);
@@ -60,18 +67,25 @@ ShardGateStats ShardGate::stats() const {
 
 std::vector<IntervalOutput> ShardGate::pass(const IntervalOutput& out) {
   std::lock_guard lock(stats_mu_);  // the only writer; a reader waits for one pass at most
+  const auto now = std::chrono::steady_clock::now();  // one reading for the whole pass
   std::vector<IntervalOutput> to_sinks;
-  catch_up(to_sinks);
+  std::set<uint32_t> blocked;  // shards with records still held: newer ones wait behind them
+  catch_up(to_sinks, now, blocked);
 
   const int64_t start_ms = out.start_s * 1000;
-  const std::optional<EmitView> view = views_.view_at(start_ms);
-  IntervalOutput now = empty_like(out);
+  const int64_t step_ms = std::max<int64_t>(out.interval_s, 1) * 1000;
+  // The drain's last interval, not over yet: partial here, emitted whole by a replica.
+  const bool unfinished = start_ms + step_ms > wall_ms_();
+  if (!out.reemit) newest_start_ms_ = std::max(newest_start_ms_, start_ms);
+  const std::optional<EmitView> view = views_.view_at(start_ms, now);
+  IntervalOutput now_out = empty_like(out);
   Held held;
   held.out = empty_like(out);
+  held.done_at_ms = out.reemit ? newest_start_ms_ + step_ms : start_ms;
   std::vector<uint32_t> emitted_shards;
   for (const RollupRecord& r : out.records) {
     if (own_self_metric(*r.key)) {
-      copy_record(now, out, r);
+      copy_record(now_out, out, r);
       continue;
     }
     const uint64_t hash = cluster::series_hash(r.key->app, r.key->metric, r.key->tags);
@@ -80,10 +94,11 @@ std::vector<IntervalOutput> ShardGate::pass(const IntervalOutput& out) {
     if (view && view->shards > 0) {
       shard = cluster::shard_of(hash, view->shards);
       role = view->role[shard];
+      if (role == ShardRole::Emit && (unfinished || blocked.count(shard))) role = ShardRole::Replica;
     }
     switch (role) {
       case ShardRole::Emit:
-        copy_record(now, out, r);
+        copy_record(now_out, out, r);
         emitted_shards.push_back(shard);
         break;
       case ShardRole::Replica:
@@ -95,9 +110,9 @@ std::vector<IntervalOutput> ShardGate::pass(const IntervalOutput& out) {
         break;
     }
   }
-  if (!now.records.empty()) {
-    keep_keys_of(now, out);
-    to_sinks.push_back(std::move(now));
+  if (!now_out.records.empty()) {
+    keep_keys_of(now_out, out);
+    to_sinks.push_back(std::move(now_out));
   }
   if (view && !emitted_shards.empty())
     views_.emitted(view->epoch, sorted_unique(std::move(emitted_shards)), start_ms);
@@ -107,17 +122,19 @@ std::vector<IntervalOutput> ShardGate::pass(const IntervalOutput& out) {
     held.gone.assign(held.left, false);
     hold(std::move(held));
   }
+  count_held();
   return to_sinks;
 }
 
-// The held intervals, oldest first: records this server may emit now go to the sinks, those
-// its leader has recorded go, the rest stay.
-void ShardGate::catch_up(std::vector<IntervalOutput>& to_sinks) {
+// The held intervals, oldest first: records this server may emit now go to the sinks (unless
+// an older record of their shard stays held), those its leader has recorded go, the rest stay.
+void ShardGate::catch_up(std::vector<IntervalOutput>& to_sinks,
+                         std::chrono::steady_clock::time_point now, std::set<uint32_t>& blocked) {
   for (Held& h : held_) {
     const int64_t start_ms = h.out.start_s * 1000;
-    const std::optional<EmitView> view = views_.view_at(start_ms);
+    const std::optional<EmitView> view = views_.view_at(start_ms, now);
     if (!view || view->shards == 0) continue;
-    IntervalOutput now = empty_like(h.out);
+    IntervalOutput now_out = empty_like(h.out);
     std::vector<uint32_t> emitted_shards;
     for (size_t i = 0; i < h.hash.size(); ++i) {
       if (h.gone[i]) continue;
@@ -125,44 +142,59 @@ void ShardGate::catch_up(std::vector<IntervalOutput>& to_sinks) {
       const RollupRecord& r = h.out.records[i];
       if (view->role[shard] == ShardRole::None) {
         ++stats_.not_owned_records;
-      } else if (view->emitted_ms[shard] != kNeverEmitted && view->emitted_ms[shard] >= start_ms) {
+      } else if (view->emitted_ms[shard] != kNeverEmitted &&
+                 view->emitted_ms[shard] >= h.done_at_ms) {
         ++stats_.left_to_leader;
-      } else if (view->role[shard] == ShardRole::Emit) {
-        copy_record(now, h.out, r);
+      } else if (view->role[shard] == ShardRole::Emit && !blocked.count(shard)) {
+        copy_record(now_out, h.out, r);
         emitted_shards.push_back(shard);
         ++stats_.caught_up_records;
       } else {
-        continue;  // still held
+        blocked.insert(shard);  // still held: its shard's newer records wait behind it
+        continue;
       }
       h.gone[i] = true;
       --h.left;
     }
-    if (!now.records.empty()) {
-      now.pin = h.out.pin;
-      to_sinks.push_back(std::move(now));
+    if (!now_out.records.empty()) {
+      now_out.pin = h.out.pin;
+      to_sinks.push_back(std::move(now_out));
       views_.emitted(view->epoch, sorted_unique(std::move(emitted_shards)), start_ms);
     }
   }
   std::erase_if(held_, [](const Held& h) { return h.left == 0; });
-  stats_.held_intervals = held_.size();
-  stats_.held_records = 0;
-  for (const Held& h : held_) stats_.held_records += h.left;
 }
 
+// Bounded by distinct interval starts (a re-emission shares its interval's), oldest dropped.
 void ShardGate::hold(Held held) {
   held_.push_back(std::move(held));
-  while (held_.size() > max_held_) {
-    const Held& oldest = held_.front();
-    stats_.dropped_records += oldest.left;
-    log::warn("cluster: " + std::to_string(oldest.left) + " records of interval " +
-              std::to_string(oldest.out.start_s) + " were held for longer than " +
-              std::to_string(max_held_) + " intervals without this server or their leader "
-              "emitting them: dropped (Graphite and remote_write will not get them from here)");
-    held_.pop_front();
+  for (;;) {
+    std::set<int64_t> starts;
+    for (const Held& h : held_) starts.insert(h.out.start_s);
+    if (starts.size() <= max_held_) break;
+    const int64_t oldest = *starts.begin();
+    uint64_t records = 0;
+    std::erase_if(held_, [&](const Held& h) {
+      if (h.out.start_s != oldest) return false;
+      records += h.left;
+      return true;
+    });
+    stats_.dropped_records += records;
+    log::warn("cluster: " + std::to_string(records) + " records of interval " +
+              std::to_string(oldest) + " were held for longer than " + std::to_string(max_held_) +
+              " intervals without this server or their leader emitting them: dropped (Graphite "
+              "and remote_write will not get them from here)");
   }
-  stats_.held_intervals = held_.size();
+}
+
+void ShardGate::count_held() {
+  std::set<int64_t> starts;
   stats_.held_records = 0;
-  for (const Held& h : held_) stats_.held_records += h.left;
+  for (const Held& h : held_) {
+    starts.insert(h.out.start_s);
+    stats_.held_records += h.left;
+  }
+  stats_.held_intervals = starts.size();
 }
 
 }  // namespace statherd::server

@@ -15,11 +15,14 @@
 // /render).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "server/rollup_record.h"
@@ -47,8 +50,11 @@ struct EmitView {
 class EmitViews {
  public:
   virtual ~EmitViews() = default;
-  // The view for the interval starting at `interval_start_ms`; nullopt: no map yet.
-  virtual std::optional<EmitView> view_at(int64_t interval_start_ms) const = 0;
+  // The view for the interval starting at `interval_start_ms` at steady time `now` (one pass
+  // of the gate asks with one `now`, so the fencing does not change in the middle of a pass);
+  // nullopt: no map yet.
+  virtual std::optional<EmitView> view_at(int64_t interval_start_ms,
+                                          std::chrono::steady_clock::time_point now) const = 0;
   // These shards of `epoch` were handed to the sinks up to the interval starting at
   // `interval_start_ms` (recorded in etcd by the next round).
   virtual void emitted(uint64_t epoch, const std::vector<uint32_t>& shards,
@@ -66,9 +72,21 @@ struct ShardGateStats {
 // Whether a record is this server's own self-metrics (always emitted).
 bool own_self_metric(const SeriesKey& key);
 
+// The rules of pass(), each for a defect a review found:
+//   - one steady-clock reading per pass: the fencing cannot change between the held intervals
+//     and the current one;
+//   - a shard with records still held is "blocked": its newer records are held behind them
+//     (whatever their map), so each series reaches the sinks in time order (remote_write
+//     refuses a sample older than one it has);
+//   - an interval that has not ended yet (the drain's last, partial one) is never emitted in a
+//     cluster: a replica emits it whole;
+//   - a held re-emission (late data) goes only once its leader has recorded an interval rolled
+//     up after it, not merely one that starts later;
+//   - the bound counts distinct interval starts, so re-emissions cannot push out intervals.
 class ShardGate {
  public:
-  ShardGate(EmitViews& views, size_t max_held_intervals);
+  using WallClockMs = std::function<int64_t()>;
+  ShardGate(EmitViews& views, size_t max_held_intervals, WallClockMs wall_ms = {});
 
   // What the Graphite and remote_write sinks get for `out`, in order: the held intervals this
   // server may emit now (oldest first), then `out`'s records it may emit (none: no output).
@@ -83,12 +101,20 @@ class ShardGate {
     std::vector<uint64_t> hash;     // [record]: the series hash (the shard: hash % shards)
     std::vector<bool> gone;         // [record]: emitted or dropped since
     size_t left = 0;
+    // Dropped once the shard's leader recorded an interval starting at or after this: the
+    // interval's own start, or, for a re-emission, the interval after the newest one rolled
+    // up when it was made.
+    int64_t done_at_ms = 0;
   };
-  void catch_up(std::vector<IntervalOutput>& to_sinks);
+  void catch_up(std::vector<IntervalOutput>& to_sinks, std::chrono::steady_clock::time_point now,
+                std::set<uint32_t>& blocked);
   void hold(Held held);
+  void count_held();
 
   EmitViews& views_;
   const size_t max_held_;
+  WallClockMs wall_ms_;
+  int64_t newest_start_ms_ = 0;  // the newest interval (not a re-emission) passed so far
   std::deque<Held> held_;
   mutable std::mutex stats_mu_;  // stats_ is written on the pipeline thread, read on others
   ShardGateStats stats_;

@@ -22,6 +22,10 @@ Status ShardLeadership::tick(etcd::Client& client, const std::vector<cluster::Sh
                              Clock::time_point renewed_at, int64_t now_ms, Clock::time_point now,
                              Clock::time_point give_up_at) {
   renewed(renewed_at);
+  if (lease != lease_) {  // a new registration (a start, or the lease lost and taken again)
+    lease_ = lease;
+    lease_since_ms_ = now_ms;
+  }
   const int64_t step = std::max<int64_t>(settings_.interval.count(), 1);
   const cluster::ShardMap* in_force = cluster::map_at(maps, floor_to(now_ms, step));
   // Epochs to lead: the one in force, every later one (written ahead of their start), and
@@ -123,11 +127,18 @@ Status ShardLeadership::take_free(etcd::Client& client, const cluster::ShardMap&
     // (the others when it is down), so a replica that read the map first does not take the
     // preferred one's shards.
     const bool pending = now_ms < map.from_ms;
-    bool turn = rank == 0 || (!pending && now - free_at >= third * static_cast<int64_t>(rank));
+    // Registered after the epoch began (a restart): what its agents sent meanwhile is still
+    // replaying from their spools, so it takes a key last, after every other replica had its
+    // turn, or when no other replica is registered; never ahead of one that stayed.
+    const bool late_comer = !pending && lease_since_ms_ > map.from_ms;
+    const size_t wait_rank = late_comer ? owners.size() + 1 : rank;
+    bool turn = (rank == 0 && !late_comer) ||
+                (!pending && now - free_at >= third * static_cast<int64_t>(wait_rank));
     if (!turn) {
       turn = true;  // every replica before this one is down: no need to wait for them
-      for (size_t i = 0; i < rank; ++i)
-        if (registered.count(map.members[owners[i]])) turn = false;
+      for (size_t i = 0; i < owners.size(); ++i)
+        if ((i < rank || (late_comer && i != rank)) && registered.count(map.members[owners[i]]))
+          turn = false;
     }
     if (!turn) continue;
     if (Clock::now() > give_up_at) return Ok{};  // the rest next round

@@ -4,7 +4,9 @@
 // coordinator's read) a server takes, create if absent, the free keys of the shards it holds in
 // the map in force and in every later one: the shard's first replica at once, the k-th once the
 // key has been free for k thirds of the lease TTL or every replica before it is unregistered,
-// so the preferred replica leads when it is up, and a live leader is never displaced.
+// so the preferred replica leads when it is up, and a live leader is never displaced. A server
+// registered after an epoch began (restarted: its agents' spools are still replaying) takes
+// that epoch's keys last, after every other replica, or when none other is registered.
 //
 // Fencing: a server may emit a shard's interval only while it holds the key and its lease was
 // renewed less than half a TTL ago (a stalled or cut-off leader stops by itself before its
@@ -77,6 +79,8 @@ class ShardLeadership {
   mutable std::mutex mu_;                         // guards what may_emit and led read
   std::map<Slot, Held> held_;
   Clock::time_point renewed_at_{};
+  int64_t lease_ = 0;           // the round thread's only: the lease of the last tick
+  int64_t lease_since_ms_ = 0;  // when this server first ticked with it
 };
 
 }  // namespace statherd::server

@@ -309,6 +309,8 @@ TEST(ShardLeadership, ASupersededEpochWithinTheLateWindowKeepsALeader) {
   LeadershipSettings settings{2s, 1s, 30s};
   ShardLeadership la(settings, kPrefix, "a"), lb(settings, kPrefix, "b");
   const auto now = std::chrono::steady_clock::now();
+  // a registered before either epoch began (its first round then).
+  ASSERT_TRUE(la.tick(c, {}, {"a", "b"}, lease_a->id, now, t0 - 200'000, now, now + 5s));
   ASSERT_TRUE(la.tick(c, {*m1, *m2}, {"a", "b"}, lease_a->id, now, t0, now, now + 5s));
   size_t firsts_of_a = 0;
   for (uint32_t shard = 0; shard < 4; ++shard)
@@ -359,6 +361,46 @@ TEST(ClusterCoordinator, EmittedMarkersReachTheOtherReplica) {
   ASSERT_TRUE(eventually([&] {
     return b.coordinator->view_at(start)->emitted_ms[shard] == start + 1000;
   }));
+}
+
+// A server registered after the epoch began (restarted; its agents' spools still replaying)
+// takes its shards last: the replica that stayed leads them, even where the newcomer is the
+// first replica (a review found the restarted one retaking them and emitting partial sums).
+TEST(ShardLeadership, AServerBackAfterTheEpochBeganDoesNotTakeAheadOfOneThatStayed) {
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.ready()) << etcd.log();
+  etcd::Client c({{"127.0.0.1", etcd.port()}}, 5s);
+  auto lease_a = c.grant(30), lease_b = c.grant(30);
+  ASSERT_TRUE(lease_a && lease_b);
+  const int64_t t0 = now_ms() / 1000 * 1000;
+  auto m = cluster::make_map(1, t0 - 100'000, 4, 2, {"a", "b"});
+  ASSERT_TRUE(m);
+  LeadershipSettings settings{2s, 1s, 30s};
+  ShardLeadership la(settings, kPrefix, "a"), lb(settings, kPrefix, "b");
+  const auto now = std::chrono::steady_clock::now();
+  // b has been registered since before the epoch (its first round then, the map pending).
+  ASSERT_TRUE(lb.tick(c, {*m}, {"a", "b"}, lease_b->id, now, t0 - 200'000, now, now + 5s));
+  std::vector<uint32_t> a_first;
+  for (uint32_t shard = 0; shard < 4; ++shard)
+    if (m->members[m->owners[shard][0]] == "a") a_first.push_back(shard);
+  ASSERT_FALSE(a_first.empty());
+  // a is back (a new lease, after the epoch began); every key is free; both registered.
+  ASSERT_TRUE(la.tick(c, {*m}, {"a", "b"}, lease_a->id, now, t0, now, now + 5s));
+  ASSERT_TRUE(lb.tick(c, {*m}, {"a", "b"}, lease_b->id, now, t0, now, now + 5s));
+  for (uint32_t shard : a_first) {
+    const auto led = la.led()[1];
+    EXPECT_EQ(std::count(led.begin(), led.end(), shard), 0) << shard;
+  }
+  // A third of the TTL later b, the second replica, takes a's shards; a still waits.
+  const auto later = now + 700ms;
+  ASSERT_TRUE(la.tick(c, {*m}, {"a", "b"}, lease_a->id, later, t0 + 700, later, later + 5s));
+  ASSERT_TRUE(lb.tick(c, {*m}, {"a", "b"}, lease_b->id, later, t0 + 700, later, later + 5s));
+  EXPECT_EQ(lb.led()[1].size(), 4u);
+  EXPECT_TRUE(la.led()[1].empty());
+  // With b gone, a takes them at once.
+  ASSERT_TRUE(c.revoke(lease_b->id));
+  ASSERT_TRUE(la.tick(c, {*m}, {"a"}, lease_a->id, later, t0 + 800, later, later + 5s));
+  EXPECT_EQ(la.led()[1].size(), 4u);
 }
 
 }  // namespace

@@ -146,6 +146,20 @@ class ClusterAgentsTest(pipeline.PipelineTestCase):
         for m in expected:
             stamps = sorted(ts for (p, ts) in merged if p == m)
             self.assertEqual(stamps, list(range(stamps[0], stamps[-1] + 1)), m)
+        # Every interval as a replica that never stopped rolled it up (its history): no partial
+        # sum from the restarted server, whose agents' batches were still replaying.
+        compared = 0
+        for path in expected:
+            if ".hosts." in path:
+                continue
+            holder = next(srv for n, srv in servers.items()
+                          if n != "s2" and srv.find(path.rsplit(".", 1)[0] + ".*"))
+            history = {ts: v for v, ts in holder.render(path)[0]["datapoints"] if v is not None}
+            for (p, ts), value in merged.items():
+                if p == path and ts in history:
+                    self.assertEqual(value, history[ts], f"{path} at {ts}")
+                    compared += 1
+        self.assertGreater(compared, 6 * 10)
         # Each series is on its shard's two replicas only (the agents split every batch).
         for app in ("alpha", "beta"):
             for c in range(3):

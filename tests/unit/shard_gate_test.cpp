@@ -4,7 +4,9 @@
 // leadership moves.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "common/shard_map.h"
@@ -26,7 +28,7 @@ class FakeViews : public EmitViews {
   uint64_t epoch = 7;
   std::vector<std::pair<uint32_t, int64_t>> noted;  // emitted(): shard, interval start
 
-  std::optional<EmitView> view_at(int64_t) const override {
+  std::optional<EmitView> view_at(int64_t, std::chrono::steady_clock::time_point) const override {
     if (no_map) return std::nullopt;
     EmitView v;
     v.epoch = epoch;
@@ -215,6 +217,127 @@ TEST(ShardGate, HeldRecordsKeepTheirKeysAliveAfterTheIntervalIsGone) {
   auto outs = gate.pass(interval(2, {}));
   ASSERT_EQ(outs.size(), 1u);
   EXPECT_EQ(outs[0].records.at(0).key->metric, "short-lived");
+}
+
+// Views whose role changes with the number of view_at calls or the interval (the fencing ending
+// between two calls, a new map led without a fence), from a review of the gate.
+struct ScriptedViews : EmitViews {
+  mutable int calls = 0;
+  int emit_after_calls = 1 << 30;
+  int64_t marker_ms = kNeverEmitted;
+  std::function<ShardRole(int64_t start_ms)> by_start;
+  std::optional<EmitView> view_at(int64_t start_ms, std::chrono::steady_clock::time_point) const override {
+    EmitView v;
+    v.epoch = 1;
+    v.shards = kShards;
+    ShardRole r = calls++ >= emit_after_calls ? ShardRole::Emit : ShardRole::Replica;
+    if (by_start) r = by_start(start_ms);
+    v.role.assign(kShards, r);
+    v.emitted_ms.assign(kShards, marker_ms);
+    return v;
+  }
+  void emitted(uint64_t, const std::vector<uint32_t>&, int64_t) override {}
+};
+
+IntervalOutput late(int n, const std::vector<std::string>& metrics) {
+  IntervalOutput out = interval(n, metrics);
+  out.reemit = true;
+  for (auto& st : out.stats) st.value += 0.5;  // the late samples' share
+  return out;
+}
+
+std::vector<int64_t> starts_of(const std::vector<IntervalOutput>& outs) {
+  std::vector<int64_t> v;
+  for (const auto& o : outs)
+    for (size_t i = 0; i < o.records.size(); ++i) v.push_back(o.start_s);
+  return v;
+}
+
+TEST(ShardGate, ASeriesReachesTheSinksInTimeOrderWhenTheLeadComesMidPass) {
+  ScriptedViews views;
+  ShardGate gate(views, 100);
+  std::vector<int64_t> sent;
+  for (int n = 1; n <= 3; ++n) EXPECT_TRUE(gate.pass(interval(n, {"m"})).empty());
+  // The next pass sees the held intervals as not emitted yet, the current one as emitted (the
+  // fence ended in between): the current one waits behind them.
+  views.emit_after_calls = views.calls + 3;
+  for (int n = 4; n <= 5; ++n) {
+    auto s = starts_of(gate.pass(interval(n, {"m"})));
+    sent.insert(sent.end(), s.begin(), s.end());
+  }
+  EXPECT_EQ(sent, (std::vector<int64_t>{kT0 + 10, kT0 + 20, kT0 + 30, kT0 + 40, kT0 + 50}));
+}
+
+TEST(ShardGate, ANewMapLedAtOnceWaitsForTheHeldEndOfThePreviousOne) {
+  // Map 2 from interval 5, led without a fence (taken before it began); map 1's shard taken
+  // from a dead leader, fenced until pass 7.
+  ScriptedViews views;
+  int pass_no = 0;
+  views.by_start = [&](int64_t ms) {
+    if (ms >= (kT0 + 50) * 1000) return ShardRole::Emit;
+    return pass_no >= 7 ? ShardRole::Emit : ShardRole::Replica;
+  };
+  ShardGate gate(views, 100);
+  std::vector<int64_t> sent;
+  for (pass_no = 1; pass_no <= 8; ++pass_no) {
+    auto s = starts_of(gate.pass(interval(pass_no, {"m"})));
+    sent.insert(sent.end(), s.begin(), s.end());
+  }
+  std::vector<int64_t> want;
+  for (int n = 1; n <= 8; ++n) want.push_back(kT0 + n * 10);
+  EXPECT_EQ(sent, want);
+}
+
+TEST(ShardGate, AHeldReemissionGoesOnlyOnceItsLeaderRecordedALaterRollup) {
+  ScriptedViews views;
+  ShardGate gate(views, 100);
+  // The leader recorded interval 6, then died; late data for interval 2 arrives after the
+  // rollup of interval 7: the leader never sent that correction.
+  views.marker_ms = (kT0 + 60) * 1000;
+  EXPECT_TRUE(gate.pass(interval(7, {"m"})).empty());
+  EXPECT_TRUE(gate.pass(late(2, {"m"})).empty());
+  views.emit_after_calls = 0;  // this replica leads now
+  auto outs = gate.pass(interval(8, {"m"}));
+  EXPECT_EQ(seen(outs), (decltype(seen(outs)){{kT0 + 70, "m", 70},
+                                              {kT0 + 20, "m", 20.5},
+                                              {kT0 + 80, "m", 80}}));
+  // Had the leader recorded interval 8 (rolled up after the correction), it would have gone.
+  ScriptedViews led;
+  ShardGate other(led, 100);
+  led.marker_ms = (kT0 + 60) * 1000;
+  EXPECT_TRUE(other.pass(interval(7, {"m"})).empty());
+  EXPECT_TRUE(other.pass(late(2, {"m"})).empty());
+  led.marker_ms = (kT0 + 80) * 1000;
+  EXPECT_TRUE(other.pass(interval(8, {"m"})).empty());
+  EXPECT_EQ(other.stats().left_to_leader, 2u);  // 7 and the correction (8, just held, next pass)
+}
+
+TEST(ShardGate, ReemissionsDoNotPushIntervalsOutOfTheBound) {
+  ScriptedViews views;
+  ShardGate gate(views, 8);
+  for (int n = 10; n < 15; ++n) {  // a takeover of 5 intervals, 2 corrections per rollup
+    gate.pass(late(n - 3, {"late"}));
+    gate.pass(late(n - 2, {"late"}));
+    gate.pass(interval(n, {"m", "late"}));
+  }
+  EXPECT_EQ(gate.stats().dropped_records, 0u);
+  views.emit_after_calls = 0;
+  std::set<int64_t> regular;
+  for (const auto& o : gate.pass(interval(15, {"m", "late"})))
+    for (const auto& r : o.records)
+      if (r.key->metric == "m") regular.insert(o.start_s);
+  for (int n = 10; n <= 15; ++n) EXPECT_TRUE(regular.count(kT0 + n * 10)) << n;
+}
+
+TEST(ShardGate, AnIntervalNotOverYetIsNeverEmitted) {
+  // The drain hands the sinks the interval being filled: partial on this server.
+  FakeViews views;
+  int64_t wall_ms = (kT0 + 15) * 1000;  // interval 1 (kT0+10 .. kT0+20) not over
+  ShardGate gate(views, 8, [&] { return wall_ms; });
+  EXPECT_TRUE(gate.pass(interval(1, {"m"})).empty());
+  EXPECT_EQ(gate.stats().held_records, 1u);
+  wall_ms = (kT0 + 20) * 1000;
+  EXPECT_EQ(starts_of(gate.pass(interval(2, {}))), (std::vector<int64_t>{kT0 + 10}));
 }
 
 }  // namespace

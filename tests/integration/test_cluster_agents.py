@@ -13,6 +13,7 @@ different values.
 
 import os
 
+import carbon_fixture
 import harness
 import mmstats_v1
 import pipeline
@@ -24,7 +25,7 @@ HOSTS = ("h1", "h2")
 
 
 class ClusterServer(harness.StatherdServer):
-    def __init__(self, parent, name, token_file, etcd_url, graphite, port=None):
+    def __init__(self, parent, name, token_file, etcd_url, graphite, port=None, dead_after="60s"):
         workdir = os.path.join(parent, name)
         os.makedirs(workdir, exist_ok=True)
         super().__init__(workdir, token_file, graphite=graphite, interval="1s", port=port)
@@ -33,7 +34,8 @@ class ClusterServer(harness.StatherdServer):
         self.config_path = os.path.join(workdir, "server.yaml")
         with open(self.config_path, "w") as f:
             f.write(f"etcd:\n  endpoints: [{etcd_url}]\n  cluster: agents\n  id: {name}\n"
-                    f"  lease_ttl: 2s\n  shards: {SHARDS}\n  replicas: 2\n")
+                    f"  lease_ttl: 2s\n  shards: {SHARDS}\n  replicas: 2\n"
+                    f"  dead_after: {dead_after}\n")
 
     def argv(self):
         return super().argv() + ["--config", self.config_path]
@@ -175,6 +177,142 @@ class ClusterAgentsTest(pipeline.PipelineTestCase):
         harness.wait_for(lambda: max(ts for (_, ts) in emitted()) >= last + 3, 30,
                          what="three more intervals")
         self.assertEqual(sums(), expected)
+
+class ClusterChangesTest(pipeline.PipelineTestCase):
+    """The issue's test: etcd + 3 servers (R = 2) + 2 agents + Python writers + one
+    carbon-cache. SIGKILL one server for 20 s and restart it; add a 4th server mid-run; remove
+    one. At the end Carbon's app-level totals equal the increments written exactly, and no
+    interval of an app-level path was written with a partial sum (every value any server sent
+    for an interval is the same)."""
+
+    def started(self, thing):
+        self.managed.append(thing)
+        return thing.start()
+
+    def in_force_members(self, server):
+        view = server.get_json("/api/v1/cluster")
+        if view["in_force"] is None:
+            return None
+        return next(m["members"] for m in view["maps"] if m["epoch"] == view["in_force"])
+
+    def test_kill_add_remove_loses_and_doubles_nothing(self):
+        self.token_file = harness.write_token_file(self.workdir)
+        carbon = self.started(carbon_fixture.CarbonCache(self.workdir))
+        self.carbon = carbon
+        etcd = self.started(Etcd(self.workdir))
+        receivers, servers = {}, {}
+
+        def start_server(name, port=None):
+            receivers.setdefault(name, LineReceiver(relay=carbon.address))
+            servers[name] = self.started(ClusterServer(
+                self.workdir, name, self.token_file, etcd.url, receivers[name].address,
+                port=port, dead_after="30s"))
+            return servers[name]
+
+        for name in ("s1", "s2", "s3"):
+            start_server(name)
+        self.addCleanup(lambda: [r.close() for r in receivers.values()])
+
+        def members_in_force(want):
+            live = [s for n, s in servers.items() if s.process.running()]
+            return all(self.in_force_members(s) == want for s in live)
+        harness.wait_for(lambda: members_in_force(["s1", "s2", "s3"]), 60, interval=0.2,
+                         what="a map of s1, s2, s3 in force")
+
+        stats_dirs = {}
+        for host in HOSTS:
+            stats_dirs[host] = os.path.join(self.workdir, f"stats-{host}")
+            os.makedirs(stats_dirs[host])
+            pid = os.getpid()
+            mmstats_v1.write_file(os.path.join(stats_dirs[host], f"sentinel-{pid}-{pid}.mmstats"),
+                                  [("up", "Q", 1, True)])
+            self.started(ClusterAgent(self.workdir, host, self.token_file, stats_dirs[host],
+                                      etcd.url))
+        for host in HOSTS:
+            harness.wait_for(lambda: any(s.find(f"statherd.sentinel.hosts.{host}.*")
+                                         for s in servers.values()), 60, interval=0.2,
+                             what=f"agent {host}'s first batch on a server")
+        writers = []
+        for host in HOSTS:
+            for i, app in enumerate(("alpha", "beta")):
+                w = pipeline.Writer(self.workdir, stats_dirs[host], app, f"{host}-{i}",
+                                    counters=3, rate=60, duration=85)
+                self.managed.append(w)
+                writers.append((host, w))
+        for _, w in writers:
+            w.wait_ready()
+        self.stats_dir = stats_dirs["h1"]
+        h1_writers = [w for h, w in writers if h == "h1"]
+        per_second = 2 * 6 * 60  # h1's two writers: 1+2+3 per round, 60 rounds a second
+        self.wait_progress(h1_writers, 3 * per_second)
+
+        # 1. SIGKILL s2 for 20 s (measured in the writers' work), then the same s2 again.
+        killed = servers["s2"]
+        killed.kill()
+        self.wait_progress(h1_writers, 20 * per_second, timeout=120)
+        start_server("s2", port=killed.port)
+
+        # 2. A 4th server: the next map holds it (shards move to it at an interval boundary).
+        start_server("s4")
+        harness.wait_for(lambda: members_in_force(["s1", "s2", "s3", "s4"]), 60, interval=0.2,
+                         what="a map of s1..s4 in force")
+        self.wait_progress(h1_writers, 3 * per_second)
+
+        # 3. Remove s3: stopped, it leaves the next map after dead_after (30 s).
+        self.assertEqual(servers["s3"].stop(), 0)
+        harness.wait_for(lambda: members_in_force(["s1", "s2", "s4"]), 90, interval=0.5,
+                         what="a map without s3 in force")
+
+        for _, w in writers:
+            w.wait_done(120)
+        expected = {}
+        for host, w in writers:
+            for name, total in w.totals().items():
+                for path in (f"statherd.{w.app}.{name}.count",
+                             f"statherd.{w.app}.hosts.{host}.{name}.count"):
+                    expected[path] = expected.get(path, 0) + total
+
+        def received():
+            """{(path, ts): [every value any server sent]} of the writers' count paths."""
+            out = {}
+            for r in receivers.values():
+                for key, values in r.all_values("statherd.").items():
+                    if key[0] in expected:
+                        out.setdefault(key, []).extend(values)
+            return out
+
+        def sums():
+            got = received()
+            return {m: sum(v[-1] for (p, _), v in got.items() if p == m) for m in expected}
+
+        try:
+            harness.wait_for(lambda: sums() == expected, 120, interval=0.5,
+                             what="the writers' totals in what the servers sent")
+        except harness.WaitTimeout:
+            self.fail(f"sent sums {sums()} != writers' totals {expected}")
+        got = received()
+        partial = {k: v for k, v in got.items() if len(set(v)) > 1}
+        self.assertEqual(partial, {}, "intervals sent with different values")
+        for m in expected:
+            stamps = sorted(ts for (p, ts) in got if p == m)
+            self.assertEqual(stamps, list(range(stamps[0], stamps[-1] + 1)), m)
+        # Carbon holds exactly the writers' totals (and keeps them: nothing arrives later).
+        for path, total in expected.items():
+            self.wait_carbon_sum(path, total, timeout=60)
+        self.wait_more_intervals_any(receivers)
+        for path, total in expected.items():
+            self.assertEqual(carbon.sum(path), total, path)
+        # The shards moved: s4 led some, and the series kept their totals through the moves.
+        self.assertTrue(any(p.startswith(("statherd.alpha.", "statherd.beta."))
+                            for (p, _) in receivers["s4"].all_values("statherd.")),
+                        "s4 never sent a writer series")
+
+    def wait_more_intervals_any(self, receivers, intervals=3):
+        def newest():
+            return max((ts for r in receivers.values()
+                        for (_, ts) in r.last_values("statherd.sentinel.")), default=0)
+        last = newest()
+        harness.wait_for(lambda: newest() >= last + intervals, 60, what="more intervals")
 
 
 if __name__ == "__main__":

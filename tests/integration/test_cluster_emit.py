@@ -12,6 +12,7 @@ interval missing and none counted twice.
 """
 
 import os
+import socket
 import socketserver
 import threading
 import time
@@ -28,20 +29,31 @@ SHARDS = 8
 
 
 class LineReceiver:
-    """A Carbon plaintext listener that keeps every line: [(path, value, ts)]."""
+    """A Carbon plaintext listener that keeps every line: [(path, value, ts)], and passes each
+    on to `relay` ("host:port" of a real carbon-cache) when given."""
 
-    def __init__(self):
+    def __init__(self, relay=None):
         self.lines = []
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
-                for raw in self.rfile:
-                    parts = raw.decode(errors="replace").split()
-                    if len(parts) == 3:
-                        with receiver.lock:
-                            receiver.lines.append((parts[0], float(parts[1]), int(parts[2])))
+                out = None
+                if relay:
+                    host, port = relay.rsplit(":", 1)
+                    out = socket.create_connection((host, int(port)), timeout=10)
+                try:
+                    for raw in self.rfile:
+                        parts = raw.decode(errors="replace").split()
+                        if len(parts) == 3:
+                            with receiver.lock:
+                                receiver.lines.append((parts[0], float(parts[1]), int(parts[2])))
+                        if out is not None:
+                            out.sendall(raw)
+                finally:
+                    if out is not None:
+                        out.close()
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -51,6 +63,15 @@ class LineReceiver:
     @property
     def address(self):
         return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def all_values(self, prefix):
+        """{(path, ts): [every value received, in order]} of the paths starting with prefix."""
+        out = {}
+        with self.lock:
+            for p, v, ts in self.lines:
+                if p.startswith(prefix):
+                    out.setdefault((p, ts), []).append(v)
+        return out
 
     def last_values(self, prefix):
         """{(path, ts): the last value received} of the paths starting with prefix."""

@@ -205,7 +205,9 @@ void ClusterDelivery::refresh_urls(const ClusterView& view) {
         HttpSenderOptions{*url, options_.token, options_.agent_id, options_.ship_timeout});
     dest->delivery = std::make_unique<SpoolDelivery>(
         *dest->spool, *dest->sender,
-        Backoff(std::chrono::seconds(1), std::chrono::seconds(30),
+        // At most 10 s between tries: a server back from a restart gets its batches soon
+        // (it leads nothing until then: server/shard_leadership.h, settle).
+        Backoff(std::chrono::seconds(1), std::chrono::seconds(10),
                 options_.seed ^ std::hash<std::string>{}(id)));
     dest->delivery->set_max_send_bytes(options_.max_send_bytes);
   }

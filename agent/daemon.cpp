@@ -72,6 +72,7 @@ struct StatusWriter {
   const SpoolDelivery& delivery;
   const ReloadableSender& sender;
   int64_t started_ms;
+  const ClusterDelivery* cluster = nullptr;  // in a cluster: the servers' spools
   bool failed_before = false;
 
   AgentStatus collect(const AgentLoop& loop, const char* state) const {
@@ -82,7 +83,9 @@ struct StatusWriter {
     s.config_file = cli.config_file;
     s.host = running.host;
     s.agent_id = running.agent_id;
-    s.server = running.server;
+    s.server = running.etcd.enabled ? "etcd " + running.etcd.endpoints_text + " (cluster " +
+                                          running.etcd.cluster + ")"
+                                    : running.server;
     s.interval_ms = loop.interval().count();
     s.last_tick_ms = loop.last_tick_ms();
     s.written_ms = wall_ms();
@@ -112,6 +115,9 @@ struct StatusWriter {
       s.reload_last_message = loop.last_reload().message;
       s.reload_last_ms = loop.last_reload_ms();
     }
+    if (cluster)
+      for (const DestinationStatus& d : cluster->status())
+        s.servers.push_back({d.id, d.url, d.batches, d.bytes, d.dropped, d.acked, d.failed_attempts});
     return s;
   }
 
@@ -171,7 +177,7 @@ int run_daemon(const CommandLine& cli, AgentConfig config) {
                          cluster ? Backoff(std::chrono::milliseconds(500), std::chrono::seconds(2), seed)
                                  : Backoff(std::chrono::seconds(1), std::chrono::seconds(30), seed));
   delivery.set_max_send_bytes(static_cast<size_t>(config.max_batch_bytes));
-  StatusWriter status{cli, config, sp, delivery, sender, started_ms};
+  StatusWriter status{cli, config, sp, delivery, sender, started_ms, cluster.get()};
   AgentLoopOptions opts{config.agent_id, config.host, config.interval,
                         std::chrono::milliseconds(2'000), started_ms};
   opts.reload = [&](AgentLoop& loop) {

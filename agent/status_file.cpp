@@ -80,6 +80,15 @@ std::string status_to_json(const AgentStatus& s) {
               {"last_result", s.reload_last_result},
               {"last_message", s.reload_last_message},
               {"last_ms", s.reload_last_ms}}}};
+  j["servers"] = json::array();
+  for (const auto& v : s.servers)
+    j["servers"].push_back({{"id", v.id},
+                            {"url", v.url},
+                            {"batches", v.batches},
+                            {"bytes", v.bytes},
+                            {"dropped_batches", v.dropped_batches},
+                            {"acked_batches", v.acked_batches},
+                            {"failed_attempts", v.failed_attempts}});
   // Invalid UTF-8 (a file name, an error text) becomes U+FFFD instead of throwing.
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -124,6 +133,18 @@ Result<AgentStatus> status_from_json(const std::string& text) {
     get(ship, "replayed_batches", s.replayed_batches);
     get(ship, "split_batches", s.split_batches);
     get(ship, "unauthorized", s.unauthorized);
+    for (const auto& v : j.value("servers", json::array())) {
+      if (!v.is_object()) continue;
+      ServerSpoolStatus x;
+      get(v, "id", x.id);
+      get(v, "url", x.url);
+      get(v, "batches", x.batches);
+      get(v, "bytes", x.bytes);
+      get(v, "dropped_batches", x.dropped_batches);
+      get(v, "acked_batches", x.acked_batches);
+      get(v, "failed_attempts", x.failed_attempts);
+      s.servers.push_back(std::move(x));
+    }
     const json reloads = j.value("reloads", json::object());
     get(reloads, "ok", s.reloads_ok);
     get(reloads, "failed", s.reloads_failed);
@@ -223,6 +244,12 @@ std::string format_status(const AgentStatus& s, int64_t now_ms, bool alive,
     << " replayed, " << s.split_batches << " split after 413\n  reloads: " << s.reloads_ok
     << " ok, " << s.reloads_failed << " failed; last " << s.reload_last_result
     << (s.reload_last_message.empty() ? "" : ": " + s.reload_last_message) << "\n";
+  if (!s.servers.empty()) o << "  servers (a spool each):\n";
+  for (const auto& v : s.servers)
+    o << "    " << v.id << " at " << (v.url.empty() ? "(no URL read yet)" : v.url) << ": "
+      << v.batches << " batches, " << v.bytes << " bytes waiting, " << v.dropped_batches
+      << " dropped; " << v.acked_batches << " acked, " << v.failed_attempts
+      << " failed attempts\n";
   return o.str();
 }
 

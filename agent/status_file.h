@@ -10,7 +10,9 @@
 //     (batches/bytes: in the folder now; quarantined_total/dropped_batches: by this process),
 //   ship: {last_result, last_detail, last_ms, acked_batches, failed_attempts, replayed_batches,
 //          split_batches, unauthorized},
-//   reloads: {ok, failed, last_result, last_message, last_ms}
+//   reloads: {ok, failed, last_result, last_message, last_ms},
+//   servers: [{id, url, batches, bytes, dropped_batches, acked_batches, failed_attempts}]
+//     (in a cluster: each server's own spool, agent/cluster_delivery.h; [] otherwise)
 #pragma once
 
 #include <cstdint>
@@ -27,6 +29,11 @@ struct SourceStatus {
   std::string kind, describe;
   uint64_t read = 0, errors = 0;  // files/endpoints read, errors, in the last tick
   std::string first_error;        // "" when none
+};
+
+struct ServerSpoolStatus {
+  std::string id, url;  // url "" while no member key was read for it
+  uint64_t batches = 0, bytes = 0, dropped_batches = 0, acked_batches = 0, failed_attempts = 0;
 };
 
 struct AgentStatus {
@@ -52,6 +59,7 @@ struct AgentStatus {
   std::string reload_last_result = "none";  // none | ok | failed
   std::string reload_last_message;
   int64_t reload_last_ms = 0;
+  std::vector<ServerSpoolStatus> servers;
 };
 
 std::string status_to_json(const AgentStatus& s);

@@ -203,6 +203,14 @@ Status ClusterCoordinator::round(etcd::Client& client, int64_t lease, int64_t no
     if (Status s = write_map(client, *next); !s) return s;
   }
   if (over_budget()) return slow;
+  std::map<std::string, int64_t> member_started;  // for the leaders' order (catching up)
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, value] : members_)
+      if (value.is_object() && value.contains("started_ms") && value["started_ms"].is_number_integer())
+        member_started[id] = value["started_ms"].get<int64_t>();
+  }
+  leadership_.set_started(std::move(member_started));
   if (Status s = leadership_.tick(client, this->maps(), registered, lease, renewed_at, now_ms,
                                   std::chrono::steady_clock::now(),
                                   started + settings_.round_budget);

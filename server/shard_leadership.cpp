@@ -22,10 +22,6 @@ Status ShardLeadership::tick(etcd::Client& client, const std::vector<cluster::Sh
                              Clock::time_point renewed_at, int64_t now_ms, Clock::time_point now,
                              Clock::time_point give_up_at) {
   renewed(renewed_at);
-  if (lease != lease_) {  // a new registration (a start, or the lease lost and taken again)
-    lease_ = lease;
-    lease_since_ms_ = now_ms;
-  }
   const int64_t step = std::max<int64_t>(settings_.interval.count(), 1);
   const cluster::ShardMap* in_force = cluster::map_at(maps, floor_to(now_ms, step));
   // Epochs to lead: the one in force, every later one (written ahead of their start), and
@@ -69,12 +65,13 @@ Status ShardLeadership::tick(etcd::Client& client, const std::vector<cluster::Sh
 
   for (const cluster::ShardMap* map : current) {
     if (Clock::now() > give_up_at) return Ok{};
-    if (Status s = take_free(client, *map, registered, lease, now_ms, now, give_up_at); !s) return s;
+    if (Status s = take_free(client, *map, maps, registered, lease, now_ms, now, give_up_at); !s) return s;
   }
   return Ok{};
 }
 
 Status ShardLeadership::take_free(etcd::Client& client, const cluster::ShardMap& map,
+                                  const std::vector<cluster::ShardMap>& maps,
                                   const std::set<std::string>& registered, int64_t lease,
                                   int64_t now_ms, Clock::time_point now,
                                   Clock::time_point give_up_at) {
@@ -99,10 +96,15 @@ Status ShardLeadership::take_free(etcd::Client& client, const cluster::ShardMap&
     if (digits && shard < map.shards) by_shard[shard] = &kv;
   }
   const auto third = settings_.lease_ttl / 3;
+  std::vector<uint32_t> order;  // a shard's replicas, those catching up after the others
   for (uint32_t shard = 0; shard < map.shards; ++shard) {
     const auto& owners = map.owners[shard];
-    auto pos = std::find(owners.begin(), owners.end(), my_index);
-    if (pos == owners.end()) continue;
+    if (std::find(owners.begin(), owners.end(), my_index) == owners.end()) continue;
+    order.assign(owners.begin(), owners.end());
+    std::stable_partition(order.begin(), order.end(), [&](uint32_t i) {
+      return !catching_up(map.members[i], map, maps);
+    });
+    auto pos = std::find(order.begin(), order.end(), my_index);
     const Slot slot{map.epoch, shard};
     auto holder = by_shard.find(shard);
     if (holder != by_shard.end()) {
@@ -122,23 +124,16 @@ Status ShardLeadership::take_free(etcd::Client& client, const cluster::ShardMap&
       held_.erase(slot);  // the key is gone (a lease expired meanwhile): not ours any more
     }
     const auto free_at = free_since_.emplace(slot, now).first->second;
-    const size_t rank = static_cast<size_t>(pos - owners.begin());
+    const size_t rank = static_cast<size_t>(pos - order.begin());
     // Before the epoch starts nobody needs to hurry: only the first replica takes its keys
     // (the others when it is down), so a replica that read the map first does not take the
     // preferred one's shards.
     const bool pending = now_ms < map.from_ms;
-    // Registered after the epoch began (a restart): what its agents sent meanwhile is still
-    // replaying from their spools, so it takes a key last, after every other replica had its
-    // turn, or when no other replica is registered; never ahead of one that stayed.
-    const bool late_comer = !pending && lease_since_ms_ > map.from_ms;
-    const size_t wait_rank = late_comer ? owners.size() + 1 : rank;
-    bool turn = (rank == 0 && !late_comer) ||
-                (!pending && now - free_at >= third * static_cast<int64_t>(wait_rank));
+    bool turn = rank == 0 || (!pending && now - free_at >= third * static_cast<int64_t>(rank));
     if (!turn) {
       turn = true;  // every replica before this one is down: no need to wait for them
-      for (size_t i = 0; i < owners.size(); ++i)
-        if ((i < rank || (late_comer && i != rank)) && registered.count(map.members[owners[i]]))
-          turn = false;
+      for (size_t i = 0; i < rank; ++i)
+        if (registered.count(map.members[order[i]])) turn = false;
     }
     if (!turn) continue;
     if (Clock::now() > give_up_at) return Ok{};  // the rest next round
@@ -150,6 +145,22 @@ Status ShardLeadership::take_free(etcd::Client& client, const cluster::ShardMap&
     held_[slot] = Held{now, now_ms < map.from_ms};
   }
   return Ok{};
+}
+
+void ShardLeadership::set_started(std::map<std::string, int64_t> started_ms) {
+  started_ms_ = std::move(started_ms);
+}
+
+// Back from a restart shortly before (or after) the epoch began, having been a member of a map
+// in force before it started: its agents kept batches for it in their spools, still replaying.
+bool ShardLeadership::catching_up(const std::string& member, const cluster::ShardMap& map,
+                                  const std::vector<cluster::ShardMap>& maps) const {
+  auto it = started_ms_.find(member);
+  if (it == started_ms_.end() || it->second <= map.from_ms - settings_.settle.count()) return false;
+  for (const auto& m : maps)
+    if (m.from_ms < it->second && std::find(m.members.begin(), m.members.end(), member) != m.members.end())
+      return true;
+  return false;
 }
 
 bool ShardLeadership::may_emit(uint64_t epoch, uint32_t shard, Clock::time_point now) const {

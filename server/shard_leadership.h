@@ -4,9 +4,9 @@
 // coordinator's read) a server takes, create if absent, the free keys of the shards it holds in
 // the map in force and in every later one: the shard's first replica at once, the k-th once the
 // key has been free for k thirds of the lease TTL or every replica before it is unregistered,
-// so the preferred replica leads when it is up, and a live leader is never displaced. A server
-// registered after an epoch began (restarted: its agents' spools are still replaying) takes
-// that epoch's keys last, after every other replica, or when none other is registered.
+// so the preferred replica leads when it is up, and a live leader is never displaced. A member
+// back from a restart shortly before an epoch began, or after (its agents' spools for it are
+// still replaying: it would emit partial sums), comes after the other replicas in that order.
 //
 // Fencing: a server may emit a shard's interval only while it holds the key and its lease was
 // renewed less than half a TTL ago (a stalled or cut-off leader stops by itself before its
@@ -35,6 +35,11 @@ struct LeadershipSettings {
   std::chrono::milliseconds lease_ttl{10'000};
   std::chrono::milliseconds interval{10'000};
   std::chrono::milliseconds keep_superseded{600'000};
+  // A member started less than this before an epoch began, having been in a map in force
+  // before its start (a restart: its agents' spools for it are still replaying), takes that
+  // epoch's keys after the other replicas: long enough for an agent's backoff (10 s at most
+  // towards a cluster member) and its replay.
+  std::chrono::milliseconds settle{60'000};
 };
 
 class ShardLeadership {
@@ -56,6 +61,9 @@ class ShardLeadership {
   std::map<uint64_t, std::vector<uint32_t>> led() const;
   // The membership lease was renewed (sent at `sent`): fencing counts from the latest.
   void renewed(Clock::time_point sent);
+  // Each registered member's start (its members/ key's started_ms), before each tick: a
+  // member catching up (see catching_up) takes keys after the others.
+  void set_started(std::map<std::string, int64_t> started_ms);
   // The membership lease is gone: every key with it.
   void lost();
 
@@ -69,7 +77,10 @@ class ShardLeadership {
   };
   using Slot = std::pair<uint64_t, uint32_t>;  // epoch, shard
 
+  bool catching_up(const std::string& member, const cluster::ShardMap& map,
+                   const std::vector<cluster::ShardMap>& maps) const;
   Status take_free(etcd::Client& client, const cluster::ShardMap& map,
+                   const std::vector<cluster::ShardMap>& maps,
                    const std::set<std::string>& registered, int64_t lease, int64_t now_ms,
                    Clock::time_point now, Clock::time_point give_up_at);
 
@@ -79,8 +90,7 @@ class ShardLeadership {
   mutable std::mutex mu_;                         // guards what may_emit and led read
   std::map<Slot, Held> held_;
   Clock::time_point renewed_at_{};
-  int64_t lease_ = 0;           // the round thread's only: the lease of the last tick
-  int64_t lease_since_ms_ = 0;  // when this server first ticked with it
+  std::map<std::string, int64_t> started_ms_;  // the round thread's only
 };
 
 }  // namespace statherd::server

@@ -10,7 +10,8 @@
 // carried. The machine has two cores: the servers (and the bench's senders, which do the
 // agents' split) share them, so the per-server figures are the ones to compare.
 // Usage: cluster_fleet_bench SERVER_BINARY [hosts procs series interval_s intervals]
-//   default: 100 x 20 x 100 @10s, 6 intervals (200k process series), against 1, 2, 3 servers.
+//   default: 100 x 20 x 100 @10s, 6 intervals (200k process series), against one server
+//   without etcd (the reference, side by side), then 1, 2 and 3 servers in a cluster.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -66,7 +67,9 @@ double arrived_count(const bench::ServerDaemon& server) {
   return sum;
 }
 
+// n servers in a cluster; n = 0: the reference, one server without an etcd section.
 void run(const std::string& binary, const Fleet& f, int n) {
+  const bool single = n == 0;
   itest::EtcdProcess etcd;
   if (!etcd.ready()) {
     std::fprintf(stderr, "etcd did not start (Debian etcd-server): %s\n", etcd.log().c_str());
@@ -77,19 +80,19 @@ void run(const std::string& binary, const Fleet& f, int n) {
   const std::filesystem::path dir = tmpl;
   std::vector<std::unique_ptr<bench::ServerDaemon>> servers;
   std::map<std::string, size_t> index;  // server id -> servers[]
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < std::max(n, 1); ++i) {
     const std::string id = "s" + std::to_string(i + 1);
     const auto config = dir / (id + ".yaml");
     std::ofstream(config) << "etcd:\n  endpoints: [http://127.0.0.1:" << etcd.port()
                           << "]\n  cluster: bench\n  id: " << id << "\n  lease_ttl: 3s\n";
-    servers.push_back(std::make_unique<bench::ServerDaemon>(
-        binary, std::vector<std::string>{"--interval", std::to_string(f.interval_s) + "s",
-                                         "--config", config.string()}));
+    std::vector<std::string> args = {"--interval", std::to_string(f.interval_s) + "s"};
+    if (!single) args.insert(args.end(), {"--config", config.string()});
+    servers.push_back(std::make_unique<bench::ServerDaemon>(binary, args));
     index[id] = static_cast<size_t>(i);
   }
-  // The map of all n in force, every shard led.
-  cluster::ShardMap map;
-  for (int tries = 0;; ++tries) {
+  // The map of all n in force, every shard led (the reference: one map of its one server).
+  cluster::ShardMap map = *cluster::make_map(1, 0, 64, 1, {"s1"});
+  for (int tries = 0; !single; ++tries) {
     if (tries > 600) std::fprintf(stderr, "no map of %d servers in force\n", n), std::exit(1);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     uint32_t may_emit = 0;
@@ -178,9 +181,10 @@ void run(const std::string& binary, const Fleet& f, int n) {
   uint64_t total = 0;
   for (const auto& s : servers) arrived = std::max(arrived, arrived_count(*s));
   for (uint64_t r : received) total += r;
-  std::printf("| %d | %4d x %3d x %3d @%2ds x %d | %9.0f / %-9.0f | %9llu | %8.0f /s | "
+  std::printf("| %s | %4d x %3d x %3d @%2ds x %d | %9.0f / %-9.0f | %9llu | %8.0f /s | "
               "%6.1f / %6.1f / %7.1f ms | %d |\n",
-              n, f.hosts, f.procs, f.series, f.interval_s, f.intervals, arrived, expected,
+              single ? "1, no etcd" : std::to_string(n).c_str(), f.hosts, f.procs, f.series,
+              f.interval_s, f.intervals, arrived, expected,
               static_cast<unsigned long long>(total), static_cast<double>(total) / run_s,
               quantile(latencies, 0.5), quantile(latencies, 0.99),
               latencies.empty() ? 0 : *std::max_element(latencies.begin(), latencies.end()),
@@ -215,6 +219,6 @@ int main(int argc, char** argv) {
   }
   std::printf("| servers | fleet | app counter arrived / expected | samples acked (replicas "
               "counted) | throughput | ack p50 / p99 / max | failed |\n");
-  for (int n = 1; n <= 3; ++n) run(argv[1], f, n);
+  for (int n = 0; n <= 3; ++n) run(argv[1], f, n);
   return 0;
 }

@@ -21,6 +21,9 @@ echo
 echo "== bench/fleet: a paced fleet against the daemon (issue #10's table) =="
 "$build/bench/fleet_bench" "$build/statherd-server"
 echo
+echo "== bench/cluster_fleet: the fleet against 1, 2 and 3 servers in one etcd cluster (issue #13) =="
+"$build/bench/cluster_fleet_bench" "$build/statherd-server"
+echo
 echo "== what first touching memory costs on this machine (the fleet's first minute pays it) =="
 "$build/bench/first_touch_bench" 256 5
 echo

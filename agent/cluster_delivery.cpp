@@ -142,6 +142,7 @@ void MapWatcher::run() {
 
 struct ClusterDelivery::Destination {
   std::string id, url;
+  std::string bad_url;  // the last URL advertised that does not parse (logged once)
   std::unique_ptr<Spool> spool;
   std::unique_ptr<HttpBatchSender> sender;    // null while its URL is unknown
   std::unique_ptr<SpoolDelivery> delivery;
@@ -182,6 +183,7 @@ Result<ClusterDelivery::Destination*> ClusterDelivery::destination(const std::st
   auto dest = std::make_unique<Destination>();
   dest->id = id;
   dest->spool = std::move(*spool);
+  if (options_.stride_from) dest->spool->use_stride_from(options_.stride_from);
   Destination* out = dest.get();
   destinations_[id] = std::move(dest);
   return out;
@@ -190,11 +192,12 @@ Result<ClusterDelivery::Destination*> ClusterDelivery::destination(const std::st
 void ClusterDelivery::refresh_urls(const ClusterView& view) {
   for (auto& [id, dest] : destinations_) {
     auto it = view.ingest.find(id);
-    if (it == view.ingest.end() || it->second == dest->url) continue;
+    if (it == view.ingest.end() || it->second == dest->url || it->second == dest->bad_url) continue;
     auto url = parse_server_url(it->second);
-    if (!url) {
+    if (!url) {  // said once per URL
       log::warn("cluster: server " + id + " advertises " + etcd::printable(it->second) + ": " +
                 url.error().message + "; its batches wait in its spool");
+      dest->bad_url = it->second;
       continue;
     }
     if (!dest->url.empty())
@@ -205,18 +208,25 @@ void ClusterDelivery::refresh_urls(const ClusterView& view) {
         HttpSenderOptions{*url, options_.token, options_.agent_id, options_.ship_timeout});
     dest->delivery = std::make_unique<SpoolDelivery>(
         *dest->spool, *dest->sender,
-        // At most 10 s between tries: a server back from a restart gets its batches soon
-        // (it leads nothing until then: server/shard_leadership.h, settle).
-        Backoff(std::chrono::seconds(1), std::chrono::seconds(10),
+        // At most 2 s between tries (a refused connect is cheap): a server back from a
+        // restart has its batches replayed before it may emit anything (registering waits
+        // for its old key to expire, then a lease_ttl of fencing), even as the only replica
+        // left of a shard (server/shard_leadership.h, settle).
+        Backoff(std::chrono::milliseconds(500), std::chrono::seconds(2),
                 options_.seed ^ std::hash<std::string>{}(id)));
     dest->delivery->set_max_send_bytes(options_.max_send_bytes);
+    dest->delivery->set_unreachable_hint("is server " + id + " running and reachable at " +
+                                         dest->url + " (the ingest URL of its members/ key in "
+                                         "etcd)? Its batches wait in its spool meanwhile");
   }
 }
 
 ShipResult ClusterDelivery::send(uint64_t seq, std::string_view encoded_batch) {
   std::optional<ClusterView> view = view_(0);
   if (!view || view->maps.empty())
-    return {ShipOutcome::RetryLater, 0, "no shard map read from etcd yet (is etcd reachable?)"};
+    return {ShipOutcome::RetryLater, 0,
+            "no shard map read yet from " + options_.etcd_where +
+                " (is etcd reachable, and is etcd.cluster the servers' one?)"};
   if (seq != pending_seq_ || pending_.empty()) {
     auto batch = decode_batch(encoded_batch);
     if (!batch) {

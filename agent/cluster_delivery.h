@@ -85,6 +85,8 @@ struct ClusterDeliveryOptions {
   std::chrono::milliseconds ship_timeout{5'000};
   size_t max_send_bytes = SIZE_MAX;
   uint64_t seed = 0;  // backoff jitter
+  uint64_t stride_from = 0;  // the agent's spool's (Spool::stride_from): the windows of its seqs
+  std::string etcd_where;    // for messages: "etcd http://... under /statherd/<cluster>/"
 };
 
 struct DestinationStatus {

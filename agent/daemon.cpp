@@ -163,7 +163,9 @@ int run_daemon(const CommandLine& cli, AgentConfig config) {
     cluster = std::make_unique<ClusterDelivery>(
         ClusterDeliveryOptions{sp.dir(), config.spool_max_bytes, *token, config.agent_id,
                                config.ship_timeout, static_cast<size_t>(config.max_batch_bytes),
-                               seed},
+                               seed, sp.stride_from(),
+                               "etcd " + config.etcd.endpoints_text + " under " +
+                                   config.etcd.prefix()},
         [w = watcher.get()](int64_t ms) {
           return ms == 0 ? w->view() : w->view_after(ms, std::chrono::seconds(2));
         });
@@ -177,6 +179,10 @@ int run_daemon(const CommandLine& cli, AgentConfig config) {
                          cluster ? Backoff(std::chrono::milliseconds(500), std::chrono::seconds(2), seed)
                                  : Backoff(std::chrono::seconds(1), std::chrono::seconds(30), seed));
   delivery.set_max_send_bytes(static_cast<size_t>(config.max_batch_bytes));
+  if (cluster)
+    delivery.set_unreachable_hint("the agent routes by the shard maps in etcd (etcd.endpoints " +
+                                  config.etcd.endpoints_text + "): is etcd reachable, and has a "
+                                  "server written a map (curl SERVER/api/v1/cluster)?");
   StatusWriter status{cli, config, sp, delivery, sender, started_ms, cluster.get()};
   AgentLoopOptions opts{config.agent_id, config.host, config.interval,
                         std::chrono::milliseconds(2'000), started_ms};

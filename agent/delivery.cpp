@@ -43,7 +43,9 @@ void SpoolDelivery::on_failure(uint64_t seq, const ShipResult& r) {
     next_attempt_ = now + delay;
     log::warn(what + "retry in " + std::to_string(delay.count()) + " ms\nhint: " +
               (r.http_status == 0
-                   ? "is statherd-server running and reachable at the --server URL?"
+                   ? (unreachable_hint_.empty()
+                          ? std::string("is statherd-server running and reachable at the --server URL?")
+                          : unreachable_hint_)
                    : "check that --server points at statherd-server (not at a proxy or another "
                      "service that answers for it) and the server's log"));
     return;

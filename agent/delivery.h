@@ -68,6 +68,9 @@ class SpoolDelivery {
   // from its Content-Length and closes while the agent is still writing (a broken pipe).
   void set_max_send_bytes(size_t bytes) { max_send_bytes_ = bytes; }
 
+  // The hint logged when no answer came (default: about --server).
+  void set_unreachable_hint(std::string hint) { unreachable_hint_ = std::move(hint); }
+
   // Called with the seq of each batch acknowledged whole (all its parts).
   void set_on_acked(std::function<void(uint64_t)> on_acked) { on_acked_ = std::move(on_acked); }
 
@@ -90,6 +93,7 @@ class SpoolDelivery {
   Backoff backoff_;
   Clock clock_;
   size_t max_send_bytes_ = SIZE_MAX;
+  std::string unreachable_hint_;
   SteadyClock::time_point next_attempt_{};
   SteadyClock::time_point last_unauthorized_log_{};
   uint64_t unauthorized_unlogged_ = 0;

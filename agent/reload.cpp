@@ -83,6 +83,16 @@ std::vector<std::string> keep_restart_only_settings(const AgentConfig& running, 
                   kept);
   keep_if_changed("agent_id", running.agent_id, next.agent_id, running.agent_id, next.agent_id,
                   kept);
+  // The etcd section: the maps' watcher and the servers' spools are made at start.
+  auto etcd_text = [](const cluster::EtcdSettings& e) {
+    return e.enabled ? "{endpoints " + e.endpoints_text + ", cluster " + e.cluster + "}"
+                     : std::string("(none)");
+  };
+  const std::string running_etcd = etcd_text(running.etcd), next_etcd = etcd_text(next.etcd);
+  if (running_etcd != next_etcd) {
+    kept.push_back("etcd changed to " + next_etcd + ": needs a restart, keeping " + running_etcd);
+    next.etcd = running.etcd;
+  }
   return kept;
 }
 

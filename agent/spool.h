@@ -69,6 +69,10 @@ class Spool {
   const SpoolQuarantine& quarantine() const { return quarantine_; }
 
   uint64_t next_seq() const { return next_seq_; }
+  uint64_t stride_from() const { return stride_from_; }
+  // A server's spool in a cluster (agent/cluster_delivery.h) holds the agent's own seqs, never
+  // handing out one: those from `seq` on are windows of kSeqStride, as in the agent's spool.
+  void use_stride_from(uint64_t seq) { stride_from_ = seq; }
   int64_t last_scrape_ms() const { return last_scrape_ms_; }  // 0: never
   uint64_t bytes() const { return bytes_; }
   size_t count() const { return batches_.size(); }

@@ -1,5 +1,8 @@
 #include "common/shard_map.h"
 
+#include "common/etcd_client.h"
+#include "common/etcd_config.h"
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -87,6 +90,12 @@ Result<ShardMap> make_map(uint64_t epoch, int64_t from_ms, uint32_t shards, uint
     return make_error("shard map: " + std::to_string(members.size()) + " members",
                       "a cluster has at most " + std::to_string(kMaxMembers) + " servers");
   if (members.front().empty()) return make_error("shard map: a member with an empty id");
+  // Every id is a server's (cluster::valid_name): one junk id in a hand-written map would
+  // otherwise be a destination no agent can spool for, and be carried into the next maps.
+  for (const auto& id : members)
+    if (!valid_name(id))
+      return make_error("shard map: member id '" + etcd::printable(id) +
+                        "' is not 1 to 64 of A-Z a-z 0-9 _ . -");
   ShardMap m;
   m.epoch = epoch;
   m.from_ms = from_ms;

@@ -42,7 +42,8 @@ struct ShardMap {
 };
 
 // The map of these members (any order; duplicates dropped). Errors: no member, more than
-// 1024, an empty id, shards outside 1..65536, replicas 0.
+// 1024, an id that is not a valid_name (common/etcd_config.h), shards outside 1..65536,
+// replicas 0.
 Result<ShardMap> make_map(uint64_t epoch, int64_t from_ms, uint32_t shards, uint32_t replicas,
                           std::vector<std::string> members);
 

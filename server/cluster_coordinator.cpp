@@ -221,42 +221,49 @@ Status ClusterCoordinator::round(etcd::Client& client, int64_t lease, int64_t no
 }
 
 std::string ClusterCoordinator::emitted_key(const std::string& prefix, uint64_t epoch,
-                                            uint32_t shard) {
+                                            uint32_t shard, const std::string& writer) {
   char tail[48];
-  std::snprintf(tail, sizeof tail, "%020llu/%05u", static_cast<unsigned long long>(epoch), shard);
-  return prefix + "emitted/" + tail;
+  std::snprintf(tail, sizeof tail, "%020llu/%05u/", static_cast<unsigned long long>(epoch), shard);
+  return prefix + "emitted/" + tail + writer;
 }
 
 Status ClusterCoordinator::sync_emitted(etcd::Client& client, int64_t now_ms) {
   const std::string dir = prefix_ + "emitted/";
   auto got = client.get_prefix(dir);
   if (!got) return got.error();
-  std::map<Slot, int64_t> markers;
+  // <20-digit epoch>/<5-digit shard>/<writer id>: each leader writes its own key, so a mark
+  // never moves back and a server can tell its own marks from the others'. Anything else is
+  // not statherd's, and ignored.
+  std::map<Slot, int64_t> markers, own;  // the others' highest mark; this server's
   for (const auto& kv : got->kvs) {
-    // <20-digit epoch>/<5-digit shard>; anything else is not statherd's, and ignored
     const std::string_view rest = std::string_view(kv.key).substr(std::min(kv.key.size(), dir.size()));
-    if (kv.key.rfind(dir, 0) != 0 || rest.size() != kEpochDigits + 6 || rest[kEpochDigits] != '/')
+    if (kv.key.rfind(dir, 0) != 0 || rest.size() < kEpochDigits + 8 || rest[kEpochDigits] != '/' ||
+        rest[kEpochDigits + 6] != '/')
       continue;
     const uint64_t epoch = epoch_of_key(rest.substr(0, kEpochDigits));
+    const std::string_view shard_digits = rest.substr(kEpochDigits + 1, 5);
+    const std::string_view writer = rest.substr(kEpochDigits + 7);
     uint32_t shard = 0;
     int64_t ms = 0;
-    auto [p1, e1] = std::from_chars(rest.data() + kEpochDigits + 1, rest.data() + rest.size(), shard);
+    auto [p1, e1] = std::from_chars(shard_digits.data(), shard_digits.data() + 5, shard);
     auto [p2, e2] = std::from_chars(kv.value.data(), kv.value.data() + kv.value.size(), ms);
-    if (epoch == 0 || e1 != std::errc() || p1 != rest.data() + rest.size() || e2 != std::errc() ||
-        p2 != kv.value.data() + kv.value.size())
+    if (epoch == 0 || e1 != std::errc() || p1 != shard_digits.data() + 5 || e2 != std::errc() ||
+        p2 != kv.value.data() + kv.value.size() || !cluster::valid_name(writer))
       continue;
-    markers[{epoch, shard}] = ms;
+    auto& to = writer == id_ ? own : markers;
+    auto [it, added] = to.try_emplace({epoch, shard}, ms);
+    if (!added) it->second = std::max(it->second, ms);
   }
   std::vector<std::pair<std::string, std::string>> writes;
   std::set<uint64_t> stale_epochs;
   {
     std::lock_guard lock(mu_);
     for (const auto& [slot, ms] : progress_) {
-      auto it = markers.find(slot);
-      if (it != markers.end() && it->second >= ms) continue;
-      writes.emplace_back(emitted_key(prefix_, slot.first, slot.second), std::to_string(ms));
-      markers[slot] = ms;
+      auto it = own.find(slot);
+      if (it != own.end() && it->second >= ms) continue;
+      writes.emplace_back(emitted_key(prefix_, slot.first, slot.second, id_), std::to_string(ms));
     }
+    for (const auto& [slot, ms] : own) markers.try_emplace(slot, kNeverEmitted);  // epochs seen
     // Epochs superseded for longer than the late window: nothing of theirs is emitted again.
     for (const auto& [slot, ms] : markers) {
       const cluster::ShardMap* successor = nullptr;
@@ -266,6 +273,7 @@ Status ClusterCoordinator::sync_emitted(etcd::Client& client, int64_t now_ms) {
         stale_epochs.insert(slot.first);
     }
     std::erase_if(progress_, [&](const auto& e) { return stale_epochs.count(e.first.first) > 0; });
+    std::erase_if(markers, [](const auto& e) { return e.second == kNeverEmitted; });
     markers_ = markers;
   }
   if (Status s = client.put_all(writes); !s) return s;
@@ -304,11 +312,12 @@ std::optional<EmitView> ClusterCoordinator::view_at(int64_t interval_start_ms,
                                                                    : ShardRole::Replica;
     }
   }
-  for (const auto* marks : {&markers_, &progress_})
-    for (auto it = marks->lower_bound({map->epoch, 0});
-         it != marks->end() && it->first.first == map->epoch; ++it)
-      if (it->first.second < map->shards)
-        v.emitted_ms[it->first.second] = std::max(v.emitted_ms[it->first.second], it->second);
+  // The other servers' marks only: what this server emitted itself it never held, and a
+  // re-emission it held (fenced meanwhile) must still go when it may emit again.
+  for (auto it = markers_.lower_bound({map->epoch, 0});
+       it != markers_.end() && it->first.first == map->epoch; ++it)
+    if (it->first.second < map->shards)
+      v.emitted_ms[it->first.second] = std::max(v.emitted_ms[it->first.second], it->second);
   return v;
 }
 

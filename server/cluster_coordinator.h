@@ -95,8 +95,9 @@ class ClusterCoordinator : public EmitViews {
 
   // EmitViews (server/shard_gate.h), for the sinks on the pipeline thread: the map in force for
   // an interval (before the first map's from_ms: the first map), each shard's role for this
-  // server, and what its leader has emitted (etcd's `emitted/<epoch>/<shard>`, read each round,
-  // or this server's own progress, written to etcd at the next round).
+  // server, and what the other servers that led it emitted (etcd's
+  // `emitted/<epoch>/<shard>/<id>`, read each round). This server's own progress (emitted())
+  // is written to its own key at the next round.
   std::optional<EmitView> view_at(int64_t interval_start_ms,
                                   std::chrono::steady_clock::time_point now) const override;
   std::optional<EmitView> view_at(int64_t interval_start_ms) const {
@@ -104,8 +105,9 @@ class ClusterCoordinator : public EmitViews {
   }
   void emitted(uint64_t epoch, const std::vector<uint32_t>& shards,
                int64_t interval_start_ms) override;
-  // "<prefix>emitted/<20-digit epoch>/<5-digit shard>"
-  static std::string emitted_key(const std::string& prefix, uint64_t epoch, uint32_t shard);
+  // "<prefix>emitted/<20-digit epoch>/<5-digit shard>/<writer id>"
+  static std::string emitted_key(const std::string& prefix, uint64_t epoch, uint32_t shard,
+                                 const std::string& writer);
 
  private:
   Status round(etcd::Client& client, int64_t lease, int64_t now_ms,
@@ -128,7 +130,7 @@ class ClusterCoordinator : public EmitViews {
   int64_t last_round_ms_ = 0;  // when a round last read etcd (0: never)
   std::set<std::string> bad_keys_;  // logged once each
   using Slot = std::pair<uint64_t, uint32_t>;  // epoch, shard
-  std::map<Slot, int64_t> markers_;   // emitted/ as etcd had it at the last round
+  std::map<Slot, int64_t> markers_;   // the other servers' emitted/ marks at the last round
   std::map<Slot, int64_t> progress_;  // what this server's sinks were handed
 };
 

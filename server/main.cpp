@@ -187,7 +187,7 @@ int serve(const ServerConfig& config, const std::string& token,
       const MembershipState state = m->state();
       view["emit"] = gate_json(g->stats());
       view["membership"] = {{"registered", state.registered},
-                            {"lease", state.lease},
+                            {"lease", std::to_string(state.lease)},  // > 2^53
                             {"registrations", state.registrations},
                             {"failures", state.failures},
                             {"last_error", state.last_error.empty()

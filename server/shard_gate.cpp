@@ -180,10 +180,23 @@ void ShardGate::hold(Held held) {
       return true;
     });
     stats_.dropped_records += records;
+    const auto now = std::chrono::steady_clock::now();
+    if (last_drop_log_ != std::chrono::steady_clock::time_point{} &&
+        now - last_drop_log_ < std::chrono::minutes(1)) {
+      unlogged_drops_ += records;
+      continue;
+    }
     log::warn("cluster: " + std::to_string(records) + " records of interval " +
-              std::to_string(oldest) + " were held for longer than " + std::to_string(max_held_) +
-              " intervals without this server or their leader emitting them: dropped (Graphite "
-              "and remote_write will not get them from here)");
+              std::to_string(oldest) + " (unix s) were held for longer than " +
+              std::to_string(max_held_) + " intervals without this server or their leader "
+              "emitting them: dropped from here (after a restart: old intervals replayed from "
+              "the WAL, which their leaders emitted)" +
+              (unlogged_drops_ ? "; " + std::to_string(unlogged_drops_) +
+                                     " more records dropped since the last message"
+                               : std::string()) +
+              " (at most one message a minute; emit.dropped_records in /api/v1/cluster)");
+    last_drop_log_ = now;
+    unlogged_drops_ = 0;
   }
 }
 

@@ -115,6 +115,9 @@ class ShardGate {
   const size_t max_held_;
   WallClockMs wall_ms_;
   int64_t newest_start_ms_ = 0;  // the newest interval (not a re-emission) passed so far
+  // Drops are logged at most once a minute (a restart replays many old intervals at once).
+  std::chrono::steady_clock::time_point last_drop_log_{};
+  uint64_t unlogged_drops_ = 0;
   std::deque<Held> held_;
   mutable std::mutex stats_mu_;  // stats_ is written on the pipeline thread, read on others
   ShardGateStats stats_;

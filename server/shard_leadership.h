@@ -37,7 +37,7 @@ struct LeadershipSettings {
   std::chrono::milliseconds keep_superseded{600'000};
   // A member started less than this before an epoch began, having been in a map in force
   // before its start (a restart: its agents' spools for it are still replaying), takes that
-  // epoch's keys after the other replicas: long enough for an agent's backoff (10 s at most
+  // epoch's keys after the other replicas: long enough for an agent's backoff (2 s at most
   // towards a cluster member) and its replay.
   std::chrono::milliseconds settle{60'000};
 };

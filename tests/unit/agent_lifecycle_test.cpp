@@ -205,12 +205,14 @@ TEST_F(AgentReloadTest, ReloadAppliesSourcesAndIntervalKeepsRestartOnlyKeysAndFa
   const Source* v2 = sources.sources()[1].get();
 
   write_config("agent_id: two\ninterval: 2s\nship_timeout: 3s\nmmstats:\n  globs: [" + dir_ +
-               "/a/*.mmstats, " + dir_ + "/b/*.mmstats]\n");
+               "/a/*.mmstats, " + dir_ + "/b/*.mmstats]\netcd:\n  endpoints: http://127.0.0.1:2379\n");
   ReloadOutcome ok = reload_agent({*cli, running, sources, sender, loop}, 5'000);
   EXPECT_TRUE(ok.ok) << ok.message;
   EXPECT_NE(ok.message.find("mmstats_v1 rebuilt"), std::string::npos) << ok.message;
   EXPECT_NE(ok.message.find("need a restart"), std::string::npos) << ok.message;
   EXPECT_EQ(running.agent_id, "one");  // kept: the spool's seqs belong to it
+  EXPECT_FALSE(running.etcd.enabled);  // kept: the maps' watcher and the servers' spools
+  EXPECT_NE(ok.message.find("2 setting(s) need a restart"), std::string::npos) << ok.message;
   EXPECT_EQ(running.mmstats_globs.size(), 2u);
   EXPECT_EQ(loop.interval(), 2s);
   EXPECT_EQ(sender.options().timeout, 3s);

@@ -340,5 +340,34 @@ TEST(ShardGate, AnIntervalNotOverYetIsNeverEmitted) {
   EXPECT_EQ(starts_of(gate.pass(interval(2, {}))), (std::vector<int64_t>{kT0 + 10}));
 }
 
+TEST(ShardGate, ALeaderFencedForAWhileSendsItsHeldIntervalsAndTheirCorrections) {
+  // etcd out of reach for a while: the leader may not emit (fenced); interval 3 was rolled up
+  // empty (its batches waited at the agent), then corrected by late data. Once it may emit
+  // again, both go, in the order they were made, before interval 5.
+  ScriptedViews views;
+  int pass_no = 0;
+  views.by_start = [&](int64_t) { return pass_no >= 3 && pass_no < 6 ? ShardRole::Replica : ShardRole::Emit; };
+  ShardGate gate(views, 100);
+  std::vector<std::pair<int64_t, double>> sent;
+  auto send = [&](const IntervalOutput& o) {
+    for (const auto& out : gate.pass(o))
+      for (const auto& r : out.records) sent.emplace_back(out.start_s, out.stats_of(r)[0].value);
+  };
+  for (pass_no = 1; pass_no <= 2; ++pass_no) send(interval(pass_no, {"m"}));
+  pass_no = 3;
+  IntervalOutput empty3 = interval(3, {"m"});
+  empty3.stats[0].value = 0;
+  send(empty3);
+  pass_no = 4;
+  send(interval(4, {"m"}));
+  pass_no = 5;
+  send(late(3, {"m"}));  // 30.5: the late batches of interval 3
+  pass_no = 6;
+  send(interval(5, {"m"}));
+  EXPECT_EQ(sent, (std::vector<std::pair<int64_t, double>>{{kT0 + 10, 10}, {kT0 + 20, 20},
+                                                            {kT0 + 30, 0}, {kT0 + 40, 40},
+                                                            {kT0 + 30, 30.5}, {kT0 + 50, 50}}));
+}
+
 }  // namespace
 }  // namespace statherd::server

@@ -170,6 +170,9 @@ TEST(ShardMapJson, RefusesWhatIsNotAMapWithAClearMessage) {
        "empty id"},
       {R"({"epoch":1,"from_ms":0,"shards":64,"replicas":2,"hash":"fnv1a64-mix/1","members":[1]})",
        "not a string"},
+      // A junk id (a hand-written key) would be a destination no agent can spool for.
+      {R"({"epoch":1,"from_ms":0,"shards":64,"replicas":2,"hash":"fnv1a64-mix/1","members":["s1","bad name"]})",
+       "member id 'bad name' is not"},
   };
   for (const auto& c : cases) {
     auto r = map_from_json(c.text, "etcd key /statherd/x/maps/1");

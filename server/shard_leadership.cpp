@@ -129,7 +129,13 @@ Status ShardLeadership::take_free(etcd::Client& client, const cluster::ShardMap&
     // (the others when it is down), so a replica that read the map first does not take the
     // preferred one's shards.
     const bool pending = now_ms < map.from_ms;
-    bool turn = rank == 0 || (!pending && now - free_at >= third * static_cast<int64_t>(rank));
+    // A member catching up behind a replica that is not waits two TTLs more than its rank
+    // (a new member's first rounds can be slow: a CI run saw a restarted replica take a new
+    // map's key a third of a TTL after the epoch began, and send a partial first interval).
+    const bool behind_ready = rank > 0 && catching_up(id_, map, maps);
+    const auto wait = third * static_cast<int64_t>(rank) +
+                      (behind_ready ? 2 * settings_.lease_ttl : std::chrono::milliseconds(0));
+    bool turn = rank == 0 || (!pending && now - free_at >= wait);
     if (!turn) {
       turn = true;  // every replica before this one is down: no need to wait for them
       for (size_t i = 0; i < rank; ++i)

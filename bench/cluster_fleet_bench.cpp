@@ -31,6 +31,7 @@
 #include "agent/shipper.h"
 #include "bench/bench_batches.h"
 #include "bench/bench_daemon.h"
+#include "bench/fleet_readback.h"
 #include "common/wire.h"
 #include "tests/integration/etcd_process.h"
 
@@ -49,23 +50,8 @@ struct PerServer {
   long rss_kb = 0;
 };
 
-double quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
-}
-
-double arrived_count(const bench::ServerDaemon& server) {
-  auto r = server.get("/render?target=statherd.app0.service.component.metric_0.count"
-                      "&from=-1h&format=json");
-  if (r.status != 200) return -1;
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
-  double sum = 0;
-  if (j.is_array() && !j.empty())
-    for (const auto& p : j[0]["datapoints"])
-      if (p[0].is_number()) sum += p[0].get<double>();
-  return sum;
-}
+using bench::arrived_count;
+using bench::quantile;
 
 // n servers in a cluster; n = 0: the reference, one server without an etcd section.
 void run(const std::string& binary, const Fleet& f, int n) {

@@ -18,7 +18,7 @@ import harness
 import mmstats_v1
 import pipeline
 from etcd_fixture import Etcd
-from test_cluster_emit import LineReceiver
+from test_cluster_emit import LineReceiver, assert_no_gap, merged_emitted, sums_of
 
 SHARDS = 8
 HOSTS = ("h1", "h2")
@@ -52,6 +52,46 @@ class ClusterAgent(harness.StatherdAgent):
                          extra_args=["--config", self.config_path, "--agent-id", host])
 
 
+def start_hosts(test, servers, etcd, rate, duration):
+    """Two hosts, each a stats dir with a sentinel file, an agent routing by the maps, and two
+    writers (apps alpha and beta) started once the agent's first batch reached a server (so
+    every increment counts). Returns [(host, writer)]; test.stats_dir is h1's."""
+    stats_dirs = {}
+    for host in HOSTS:
+        stats_dirs[host] = os.path.join(test.workdir, f"stats-{host}")
+        os.makedirs(stats_dirs[host])
+        pid = os.getpid()
+        mmstats_v1.write_file(os.path.join(stats_dirs[host], f"sentinel-{pid}-{pid}.mmstats"),
+                              [("up", "Q", 1, True)])
+        test.started(ClusterAgent(test.workdir, host, test.token_file, stats_dirs[host], etcd.url))
+    for host in HOSTS:
+        harness.wait_for(lambda: any(s.find(f"statherd.sentinel.hosts.{host}.*")
+                                     for s in servers.values()), 60, interval=0.2,
+                         what=f"agent {host}'s first batch on a server")
+    writers = []
+    for host in HOSTS:
+        for i, app in enumerate(("alpha", "beta")):
+            w = pipeline.Writer(test.workdir, stats_dirs[host], app, f"{host}-{i}", counters=3,
+                                rate=rate, duration=duration)
+            test.managed.append(w)
+            writers.append((host, w))
+    for _, w in writers:
+        w.wait_ready()
+    test.stats_dir = stats_dirs["h1"]
+    return writers
+
+
+def expected_counts(writers):
+    """{path: total}: the app- and host-level count paths of every writer's counters."""
+    expected = {}
+    for host, w in writers:
+        for name, total in w.totals().items():
+            for path in (f"statherd.{w.app}.{name}.count",
+                         f"statherd.{w.app}.hosts.{host}.{name}.count"):
+                expected[path] = expected.get(path, 0) + total
+    return expected
+
+
 class ClusterAgentsTest(pipeline.PipelineTestCase):
     def started(self, thing):
         self.managed.append(thing)
@@ -76,32 +116,7 @@ class ClusterAgentsTest(pipeline.PipelineTestCase):
         harness.wait_for(settled, 60, interval=0.2,
                          what="a map of the three servers in force, every shard led")
 
-        stats_dirs, agents = {}, {}
-        for host in HOSTS:
-            stats_dirs[host] = os.path.join(self.workdir, f"stats-{host}")
-            os.makedirs(stats_dirs[host])
-            pid = os.getpid()
-            mmstats_v1.write_file(os.path.join(stats_dirs[host], f"sentinel-{pid}-{pid}.mmstats"),
-                                  [("up", "Q", 1, True)])
-            agents[host] = self.started(ClusterAgent(self.workdir, host, self.token_file,
-                                                     stats_dirs[host], etcd.url))
-
-        def sentinel_seen(host):
-            return any(s.find(f"statherd.sentinel.hosts.{host}.*") for s in servers.values())
-        for host in HOSTS:
-            harness.wait_for(lambda: sentinel_seen(host), 60, interval=0.2,
-                             what=f"agent {host}'s first batch on a server")
-
-        writers = []
-        for host in HOSTS:
-            for i, app in enumerate(("alpha", "beta")):
-                w = pipeline.Writer(self.workdir, stats_dirs[host], app, f"{host}-{i}",
-                                    counters=3, rate=120, duration=22)
-                self.managed.append(w)
-                writers.append((host, w))
-        for _, w in writers:
-            w.wait_ready()
-        self.stats_dir = stats_dirs["h1"]
+        writers = start_hosts(self, servers, etcd, rate=120, duration=22)
         self.wait_progress([w for h, w in writers if h == "h1"], 1500)
 
         # SIGKILL s2 for a while; the agents keep its batches; then the same s2 again.
@@ -125,27 +140,13 @@ class ClusterAgentsTest(pipeline.PipelineTestCase):
 
         for _, w in writers:
             w.wait_done(90)
-        expected = {}
-        for host, w in writers:
-            for name, total in w.totals().items():
-                for path in (f"statherd.{w.app}.{name}.count",
-                             f"statherd.{w.app}.hosts.{host}.{name}.count"):
-                    expected[path] = expected.get(path, 0) + total
+        expected = expected_counts(writers)
 
         def emitted():
-            merged = {}
-            for name, r in receivers.items():
-                for key, value in r.last_values("statherd.").items():
-                    if key[0].startswith("statherd.self."):
-                        continue
-                    if key in merged and merged[key] != value:
-                        self.fail(f"{key} emitted as {merged[key]} and {value}")
-                    merged[key] = value
-            return merged
+            return merged_emitted(self, receivers)
 
         def sums():
-            merged = emitted()
-            return {m: sum(v for (p, _), v in merged.items() if p == m) for m in expected}
+            return sums_of(emitted(), expected)
 
         try:
             harness.wait_for(lambda: sums() == expected, 120, interval=0.5,
@@ -153,9 +154,7 @@ class ClusterAgentsTest(pipeline.PipelineTestCase):
         except harness.WaitTimeout:
             self.fail(f"emitted sums {sums()} != writers' totals {expected}")
         merged = emitted()
-        for m in expected:
-            stamps = sorted(ts for (p, ts) in merged if p == m)
-            self.assertEqual(stamps, list(range(stamps[0], stamps[-1] + 1)), m)
+        assert_no_gap(self, merged, expected)
         # Every interval as a replica that never stopped rolled it up (its history): no partial
         # sum from the restarted server, whose agents' batches were still replaying.
         compared = 0
@@ -227,29 +226,7 @@ class ClusterChangesTest(pipeline.PipelineTestCase):
         harness.wait_for(lambda: members_in_force(["s1", "s2", "s3"]), 60, interval=0.2,
                          what="a map of s1, s2, s3 in force")
 
-        stats_dirs = {}
-        for host in HOSTS:
-            stats_dirs[host] = os.path.join(self.workdir, f"stats-{host}")
-            os.makedirs(stats_dirs[host])
-            pid = os.getpid()
-            mmstats_v1.write_file(os.path.join(stats_dirs[host], f"sentinel-{pid}-{pid}.mmstats"),
-                                  [("up", "Q", 1, True)])
-            self.started(ClusterAgent(self.workdir, host, self.token_file, stats_dirs[host],
-                                      etcd.url))
-        for host in HOSTS:
-            harness.wait_for(lambda: any(s.find(f"statherd.sentinel.hosts.{host}.*")
-                                         for s in servers.values()), 60, interval=0.2,
-                             what=f"agent {host}'s first batch on a server")
-        writers = []
-        for host in HOSTS:
-            for i, app in enumerate(("alpha", "beta")):
-                w = pipeline.Writer(self.workdir, stats_dirs[host], app, f"{host}-{i}",
-                                    counters=3, rate=60, duration=85)
-                self.managed.append(w)
-                writers.append((host, w))
-        for _, w in writers:
-            w.wait_ready()
-        self.stats_dir = stats_dirs["h1"]
+        writers = start_hosts(self, servers, etcd, rate=60, duration=85)
         h1_writers = [w for h, w in writers if h == "h1"]
         per_second = 2 * 6 * 60  # h1's two writers: 1+2+3 per round, 60 rounds a second
         self.wait_progress(h1_writers, 3 * per_second)
@@ -273,12 +250,7 @@ class ClusterChangesTest(pipeline.PipelineTestCase):
 
         for _, w in writers:
             w.wait_done(120)
-        expected = {}
-        for host, w in writers:
-            for name, total in w.totals().items():
-                for path in (f"statherd.{w.app}.{name}.count",
-                             f"statherd.{w.app}.hosts.{host}.{name}.count"):
-                    expected[path] = expected.get(path, 0) + total
+        expected = expected_counts(writers)
 
         def received():
             """{(path, ts): [every value any server sent]} of the writers' count paths."""

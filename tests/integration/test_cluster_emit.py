@@ -130,6 +130,32 @@ class TeeProxy:
         self.server.server_close()
 
 
+def merged_emitted(testcase, receivers):
+    """{(path, ts): value} over every receiver, the servers' own self-metrics left out; fails
+    the test where two servers sent one interval with different values."""
+    merged = {}
+    for r in receivers.values():
+        for key, value in r.last_values("statherd.").items():
+            if key[0].startswith("statherd.self."):
+                continue
+            if key in merged and merged[key] != value:
+                testcase.fail(f"{key} emitted as {merged[key]} and {value}")
+            merged[key] = value
+    return merged
+
+
+def sums_of(merged, expected):
+    """{path: the sum over its intervals} of each path of expected."""
+    return {m: sum(v for (p, _), v in merged.items() if p == m) for m in expected}
+
+
+def assert_no_gap(testcase, merged, expected):
+    """One point per interval from the first to the last of each path."""
+    for m in expected:
+        stamps = sorted(ts for (p, ts) in merged if p == m)
+        testcase.assertEqual(stamps, list(range(stamps[0], stamps[-1] + 1)), m)
+
+
 class ClusterServer(harness.StatherdServer):
     def __init__(self, parent, name, token_file, etcd_url, graphite):
         workdir = os.path.join(parent, name)
@@ -202,20 +228,10 @@ class ClusterEmitTest(pipeline.PipelineTestCase):
             expected.update(pipeline.count_sums(writers, app))
 
         def emitted():
-            """{(path, ts): value} over both receivers; equal values where both sent one."""
-            merged = {}
-            for name, r in receivers.items():
-                for key, value in r.last_values("statherd.").items():
-                    if key[0].startswith("statherd.self."):
-                        continue
-                    if key in merged and merged[key] != value:
-                        self.fail(f"{key} emitted as {merged[key]} and {value}")
-                    merged[key] = value
-            return merged
+            return merged_emitted(self, receivers)
 
         def sums():
-            merged = emitted()
-            return {m: sum(v for (p, _), v in merged.items() if p == m) for m in expected}
+            return sums_of(emitted(), expected)
 
         try:
             harness.wait_for(lambda: sums() == expected, 90, interval=0.5,
@@ -223,11 +239,8 @@ class ClusterEmitTest(pipeline.PipelineTestCase):
         except harness.WaitTimeout:
             self.fail(f"emitted sums {sums()} != writers' totals {expected}\n"
                       f"survivor's view: {self.cluster(servers[survivor])}")
-        # No gap: one point per interval from the first to the last of each series.
         merged = emitted()
-        for m in expected:
-            stamps = sorted(ts for (p, ts) in merged if p == m)
-            self.assertEqual(stamps, list(range(stamps[0], stamps[-1] + 1)), m)
+        assert_no_gap(self, merged, expected)
         # One emitter per interval: both servers sent a writer's interval only around the
         # takeover (the victim's last intervals, emitted before it recorded them).
         both = {key for key in receivers["s1"].last_values("statherd.")
